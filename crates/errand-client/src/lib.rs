@@ -1,0 +1,1 @@
+//! errand-client (being written).

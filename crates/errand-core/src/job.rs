@@ -1,0 +1,403 @@
+//! The job model: what a caller submits ([`EnqueueRequest`]), what a store
+//! inserts after defaults are applied ([`NewJob`]), and what it returns
+//! ([`Job`]). Validation of submitted fields lives here so the HTTP API, the
+//! CLI and the library refuse the same things with the same words.
+
+use crate::JobState;
+use crate::duration::serde_human;
+use crate::policy::KindPolicy;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::time::Duration;
+
+/// A job's id: increasing in enqueue order.
+pub type JobId = i64;
+
+/// The most attempts a job may be given.
+pub const MAX_ATTEMPTS_LIMIT: u32 = 1000;
+/// Longest kind, queue or unique key.
+pub const MAX_NAME_LEN: usize = 255;
+/// Most tags on one job.
+pub const MAX_TAGS: usize = 32;
+
+/// A field the caller got wrong, named so an API error can point at it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    /// Path of the offending field, e.g. `jobs[3].priority`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ValidationError {
+    /// An error about `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ValidationError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The same error, with its field placed under `prefix` (e.g. `jobs[2]`).
+    pub fn within(self, prefix: &str) -> Self {
+        ValidationError {
+            field: format!("{prefix}.{}", self.field),
+            message: self.message,
+        }
+    }
+}
+
+/// The error of one attempt, kept on the job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptError {
+    /// The attempt that failed (1-based).
+    pub attempt: u32,
+    /// When it was recorded.
+    pub at: Timestamp,
+    /// What the executor said.
+    pub error: String,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Its id.
+    pub id: JobId,
+    /// The name of the work; configuration maps it to an executor.
+    pub kind: String,
+    /// The lane it runs in.
+    pub queue: String,
+    /// Arguments for the executor.
+    pub payload: Value,
+    /// Lower runs first.
+    pub priority: i16,
+    /// Where it is in its life.
+    pub state: JobState,
+    /// Attempts started so far; the current one is its fencing token.
+    pub attempt: u32,
+    /// Attempts it may use.
+    pub max_attempts: u32,
+    /// Earliest time it may run.
+    pub run_at: Timestamp,
+    /// When it was enqueued.
+    pub created_at: Timestamp,
+    /// When its latest attempt started.
+    pub started_at: Option<Timestamp>,
+    /// When it reached a terminal state.
+    pub finished_at: Option<Timestamp>,
+    /// Per-attempt time limit, overriding the kind's.
+    #[serde(
+        with = "serde_human::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+    /// Deduplication key among this kind's live jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
+    /// Free-form labels.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// What the executor returned on success.
+    #[serde(default)]
+    pub result: Option<Value>,
+    /// Every failed attempt's error, oldest first.
+    #[serde(default)]
+    pub errors: Vec<AttemptError>,
+    /// While running: when the worker's lease ends unless renewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_expires_at: Option<Timestamp>,
+    /// While running: the worker that holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+}
+
+impl Job {
+    /// The lease a worker holds while this attempt runs.
+    pub fn lease(&self) -> Lease {
+        Lease {
+            id: self.id,
+            attempt: self.attempt,
+        }
+    }
+}
+
+/// The pair that fences a running attempt: only the holder of the current
+/// attempt may change the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Lease {
+    /// The job.
+    pub id: JobId,
+    /// The attempt the worker runs.
+    pub attempt: u32,
+}
+
+/// A job ready to insert: every default applied, every field checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    /// The name of the work.
+    pub kind: String,
+    /// The lane it runs in.
+    pub queue: String,
+    /// Arguments for the executor.
+    pub payload: Value,
+    /// Lower runs first.
+    pub priority: i16,
+    /// Earliest time it may run; `None` means now.
+    pub run_at: Option<Timestamp>,
+    /// Attempts it may use.
+    pub max_attempts: u32,
+    /// Per-attempt time limit.
+    pub timeout: Option<Duration>,
+    /// Deduplication key among this kind's live jobs.
+    pub unique_key: Option<String>,
+    /// Free-form labels.
+    pub tags: Vec<String>,
+}
+
+impl NewJob {
+    /// A job of `kind` with `payload` and the built-in defaults.
+    pub fn new(kind: impl Into<String>, payload: Value) -> Self {
+        EnqueueRequest {
+            kind: kind.into(),
+            payload,
+            ..Default::default()
+        }
+        .resolve(&KindPolicy::default())
+        .expect("defaults are valid")
+    }
+}
+
+/// The outcome of inserting one job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Enqueued {
+    /// The job inserted, or the live job with the same unique key.
+    #[serde(flatten)]
+    pub job: Job,
+    /// True when nothing was inserted because of the unique key.
+    pub duplicate: bool,
+}
+
+/// A job as a caller submits it over the API, the CLI or the client; every
+/// field but `kind` is optional and filled from the kind's configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnqueueRequest {
+    /// The name of the work.
+    pub kind: String,
+    /// Arguments for the executor (JSON `null` when absent).
+    #[serde(default)]
+    pub payload: Value,
+    /// Lane; default from the kind, else `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Lower runs first; default from the kind, else 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i16>,
+    /// Absolute start time (RFC 3339). Exclusive with `delay`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<Timestamp>,
+    /// Start after this long ("30s", or seconds). Exclusive with `run_at`.
+    #[serde(
+        with = "serde_human::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delay: Option<Duration>,
+    /// Attempts it may use; default from the kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Per-attempt time limit; default from the kind.
+    #[serde(
+        with = "serde_human::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+    /// Deduplication key among this kind's live jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
+    /// Free-form labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+impl EnqueueRequest {
+    /// Applies the kind's defaults and checks every field.
+    pub fn resolve(self, policy: &KindPolicy) -> Result<NewJob, ValidationError> {
+        check_name("kind", &self.kind)?;
+        let queue = self.queue.unwrap_or_else(|| policy.queue.clone());
+        check_name("queue", &queue)?;
+        let run_at = match (self.run_at, self.delay) {
+            (Some(_), Some(_)) => {
+                return Err(ValidationError::new(
+                    "delay",
+                    "give either run_at or delay, not both",
+                ));
+            }
+            (Some(at), None) => Some(at),
+            (None, Some(d)) => Some(
+                Timestamp::now()
+                    .checked_add(
+                        jiff::SignedDuration::try_from(d)
+                            .map_err(|_| ValidationError::new("delay", "too large"))?,
+                    )
+                    .map_err(|_| ValidationError::new("delay", "too large"))?,
+            ),
+            (None, None) => None,
+        };
+        let max_attempts = self.max_attempts.unwrap_or(policy.max_attempts);
+        if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
+            return Err(ValidationError::new(
+                "max_attempts",
+                format!("must be between 1 and {MAX_ATTEMPTS_LIMIT}"),
+            ));
+        }
+        let timeout = self.timeout.or(policy.timeout);
+        if timeout.is_some_and(|t| t.is_zero()) {
+            return Err(ValidationError::new("timeout", "must be greater than zero"));
+        }
+        if let Some(key) = &self.unique_key {
+            if key.is_empty() || key.len() > MAX_NAME_LEN {
+                return Err(ValidationError::new(
+                    "unique_key",
+                    format!("must be 1 to {MAX_NAME_LEN} bytes"),
+                ));
+            }
+        }
+        if self.tags.len() > MAX_TAGS {
+            return Err(ValidationError::new(
+                "tags",
+                format!("at most {MAX_TAGS} tags"),
+            ));
+        }
+        if let Some(i) = self.tags.iter().position(|t| t.is_empty() || t.len() > 64) {
+            return Err(ValidationError::new(
+                format!("tags[{i}]"),
+                "must be 1 to 64 bytes",
+            ));
+        }
+        Ok(NewJob {
+            kind: self.kind,
+            queue,
+            payload: self.payload,
+            priority: self.priority.unwrap_or(policy.priority),
+            run_at,
+            max_attempts,
+            timeout,
+            unique_key: self.unique_key,
+            tags: self.tags,
+        })
+    }
+}
+
+/// Kinds and queues are names: letters, digits and `_ - . :`, 1 to 255 bytes.
+pub fn check_name(field: &str, name: &str) -> Result<(), ValidationError> {
+    if name.is_empty() {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {MAX_NAME_LEN} bytes"),
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
+    {
+        return Err(ValidationError::new(
+            field,
+            format!("invalid character {c:?}; use letters, digits and _ - . :"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn req(v: Value) -> EnqueueRequest {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn defaults_come_from_the_kind() {
+        let policy = KindPolicy {
+            queue: "mail".into(),
+            priority: 3,
+            max_attempts: 7,
+            timeout: Some(Duration::from_secs(9)),
+            ..Default::default()
+        };
+        let job = req(json!({"kind": "send_email", "payload": {"to": "a@b"}}))
+            .resolve(&policy)
+            .unwrap();
+        assert_eq!(
+            (job.queue.as_str(), job.priority, job.max_attempts),
+            ("mail", 3, 7)
+        );
+        assert_eq!(job.timeout, Some(Duration::from_secs(9)));
+        let job = req(
+            json!({"kind": "k", "queue": "q", "priority": -1, "max_attempts": 2, "timeout": "1s"}),
+        )
+        .resolve(&policy)
+        .unwrap();
+        assert_eq!(
+            (job.queue.as_str(), job.priority, job.max_attempts),
+            ("q", -1, 2)
+        );
+        assert_eq!(job.timeout, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn delay_sets_run_at_in_the_future() {
+        let before = Timestamp::now();
+        let job = req(json!({"kind": "k", "delay": "1h"}))
+            .resolve(&KindPolicy::default())
+            .unwrap();
+        let at = job.run_at.unwrap();
+        assert!(at >= before + jiff::SignedDuration::from_secs(3600));
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let p = KindPolicy::default();
+        let field = |v: Value| req(v).resolve(&p).unwrap_err().field;
+        assert_eq!(field(json!({"kind": ""})), "kind");
+        assert_eq!(field(json!({"kind": "a b"})), "kind");
+        assert_eq!(field(json!({"kind": "k", "queue": "x/y"})), "queue");
+        assert_eq!(
+            field(json!({"kind": "k", "max_attempts": 0})),
+            "max_attempts"
+        );
+        assert_eq!(field(json!({"kind": "k", "timeout": 0})), "timeout");
+        assert_eq!(
+            field(json!({"kind": "k", "delay": "1s", "run_at": "2030-01-01T00:00:00Z"})),
+            "delay"
+        );
+        assert_eq!(field(json!({"kind": "k", "unique_key": ""})), "unique_key");
+        assert_eq!(field(json!({"kind": "k", "tags": ["ok", ""]})), "tags[1]");
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_do_not_parse() {
+        assert!(serde_json::from_value::<EnqueueRequest>(json!({"kind": "k", "prio": 1})).is_err());
+        assert!(
+            serde_json::from_value::<EnqueueRequest>(json!({"kind": "k", "priority": "high"}))
+                .is_err()
+        );
+        assert!(
+            serde_json::from_value::<EnqueueRequest>(json!({"kind": "k", "delay": "soon"}))
+                .is_err()
+        );
+        assert!(
+            serde_json::from_value::<EnqueueRequest>(json!({"kind": "k", "run_at": "yesterday"}))
+                .is_err()
+        );
+    }
+}

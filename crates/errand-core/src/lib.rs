@@ -1,0 +1,22 @@
+//! errand-core: the domain rules of errand, shared by every store engine,
+//! executor and interface.
+//!
+//! It owns the job model ([`job`]), the state machine ([`state`]), what an
+//! attempt's outcome does to a job ([`outcome`]), retry backoff ([`backoff`]),
+//! duration parsing ([`duration`]) and the [`store::Store`] contract that each
+//! database engine implements. Nothing here does I/O.
+
+pub mod backoff;
+pub mod duration;
+pub mod job;
+pub mod outcome;
+pub mod policy;
+pub mod state;
+pub mod store;
+
+pub use backoff::Backoff;
+pub use job::{AttemptError, EnqueueRequest, Enqueued, Job, JobId, Lease, NewJob, ValidationError};
+pub use outcome::{Outcome, Transition};
+pub use policy::{KindPolicy, Retention};
+pub use state::JobState;
+pub use store::{Store, StoreError, StoreEvent};

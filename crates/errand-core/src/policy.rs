@@ -1,0 +1,65 @@
+//! Per-kind policy (defaults for new jobs and retry behaviour) and the
+//! retention of terminal jobs. Configuration fills these; rules read them.
+
+use crate::Backoff;
+use crate::duration::serde_human;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The queue jobs go to when nothing else says.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// How jobs of one kind are enqueued and retried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KindPolicy {
+    /// Queue for new jobs.
+    pub queue: String,
+    /// Priority for new jobs (lower runs first).
+    pub priority: i16,
+    /// Attempts a new job may use.
+    pub max_attempts: u32,
+    /// Time limit of one attempt.
+    #[serde(with = "serde_human::option")]
+    pub timeout: Option<Duration>,
+    /// Delay between attempts.
+    pub backoff: Backoff,
+}
+
+impl Default for KindPolicy {
+    fn default() -> Self {
+        KindPolicy {
+            queue: DEFAULT_QUEUE.to_string(),
+            priority: 0,
+            max_attempts: 25,
+            timeout: None,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// How long terminal jobs are kept before pruning.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// Completed jobs.
+    #[serde(with = "serde_human")]
+    pub completed: Duration,
+    /// Failed jobs.
+    #[serde(with = "serde_human")]
+    pub failed: Duration,
+    /// Cancelled jobs.
+    #[serde(with = "serde_human")]
+    pub cancelled: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        const DAY: u64 = 24 * 3600;
+        Retention {
+            completed: Duration::from_secs(7 * DAY),
+            failed: Duration::from_secs(30 * DAY),
+            cancelled: Duration::from_secs(30 * DAY),
+        }
+    }
+}

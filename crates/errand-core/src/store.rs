@@ -1,0 +1,170 @@
+//! The `Store` contract: everything errand asks of a database. Each engine
+//! (SQLite now, PostgreSQL next) implements it, and one conformance suite
+//! runs against all of them. Engines apply [`crate::outcome::resolve`]; they
+//! never decide a job's next state themselves.
+
+use crate::job::{Enqueued, Job, JobId, Lease, NewJob};
+use crate::{Backoff, JobState, Outcome, Retention};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// What can go wrong talking to a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No job has this id.
+    #[error("job {0} not found")]
+    NotFound(JobId),
+    /// The job is in a state that does not allow the action.
+    #[error("job {id} is {state}; cannot {action} it")]
+    Conflict {
+        /// The job.
+        id: JobId,
+        /// Its current state.
+        state: JobState,
+        /// What was asked.
+        action: &'static str,
+    },
+    /// Another process holds the database exclusively.
+    #[error("{0}")]
+    Locked(String),
+    /// The database cannot be reached or refused the operation; retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data that errand cannot read, or an engine bug.
+    #[error("store error: {0}")]
+    Internal(String),
+}
+
+/// A request for a worker to take up to `limit` jobs from a queue.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    /// The queue to take from.
+    pub queue: String,
+    /// Kinds the worker can run; empty means any.
+    pub kinds: Vec<String>,
+    /// Most jobs to take.
+    pub limit: u32,
+    /// Who takes them (shown on the job).
+    pub worker: String,
+    /// How long the lease lasts without a heartbeat.
+    pub lease: Duration,
+}
+
+/// The end of one attempt, reported by the worker that holds its lease.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    /// The attempt that ended.
+    pub lease: Lease,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The kind's backoff, for a retry.
+    pub backoff: Backoff,
+}
+
+/// Filters for listing jobs, newest first.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ListFilter {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs of this kind.
+    pub kind: Option<String>,
+    /// Only jobs in this queue.
+    pub queue: Option<String>,
+    /// Only jobs with an id below this (the cursor of the previous page).
+    pub before: Option<JobId>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// Job counts by state, overall and per queue and kind.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// All jobs.
+    pub total: BTreeMap<JobState, u64>,
+    /// Per queue.
+    pub queues: BTreeMap<String, BTreeMap<JobState, u64>>,
+    /// Per kind.
+    pub kinds: BTreeMap<String, BTreeMap<JobState, u64>>,
+}
+
+impl Stats {
+    /// Adds `n` jobs of `queue`/`kind` in `state`.
+    pub fn add(&mut self, queue: &str, kind: &str, state: JobState, n: u64) {
+        *self.total.entry(state).or_default() += n;
+        *self
+            .queues
+            .entry(queue.to_string())
+            .or_default()
+            .entry(state)
+            .or_default() += n;
+        *self
+            .kinds
+            .entry(kind.to_string())
+            .or_default()
+            .entry(state)
+            .or_default() += n;
+    }
+}
+
+/// Something that happened in the store, for waiters in this process.
+#[derive(Debug, Clone)]
+pub enum StoreEvent {
+    /// Jobs became available in these queues.
+    Enqueued(Arc<[String]>),
+    /// These jobs reached a terminal state.
+    Finished(Arc<[JobId]>),
+}
+
+/// A durable home for jobs. Every method is one atomic change: it is done
+/// and committed when it returns `Ok`, or it changed nothing.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts all jobs or none; a job whose `unique_key` matches a live job
+    /// of the same kind returns that job with `duplicate: true` instead.
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError>;
+
+    /// One job by id.
+    async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError>;
+
+    /// Jobs matching a filter, newest first.
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, StoreError>;
+
+    /// Takes up to `limit` due jobs of a queue, ordered by priority, then
+    /// `run_at`, then id; each becomes `running` with its attempt raised by
+    /// one and a lease of `lease`.
+    async fn claim(&self, req: &ClaimRequest) -> Result<Vec<Job>, StoreError>;
+
+    /// Extends the leases still held; returns the ones that are no longer
+    /// held (rescued, cancelled or finished elsewhere).
+    async fn heartbeat(&self, leases: &[Lease], lease: Duration) -> Result<Vec<Lease>, StoreError>;
+
+    /// Ends attempts. Each is applied only if its lease is still current
+    /// (fencing); the answer says, in order, which were applied.
+    async fn finish(&self, finishes: Vec<Finish>) -> Result<Vec<bool>, StoreError>;
+
+    /// Cancels a job that has not ended.
+    async fn cancel(&self, id: JobId) -> Result<Job, StoreError>;
+
+    /// Makes a failed or cancelled job available again.
+    async fn retry(&self, id: JobId) -> Result<Job, StoreError>;
+
+    /// Counts by state.
+    async fn stats(&self) -> Result<Stats, StoreError>;
+
+    /// Puts running jobs whose lease has expired back to run (the attempt
+    /// counts); returns their ids.
+    async fn rescue_expired(&self) -> Result<Vec<JobId>, StoreError>;
+
+    /// Marks scheduled and retryable jobs whose time has come as available.
+    async fn promote_due(&self) -> Result<u64, StoreError>;
+
+    /// Deletes terminal jobs older than the retention; returns how many.
+    async fn prune(&self, retention: &Retention) -> Result<u64, StoreError>;
+
+    /// A stream of what happens in this store, for local waiters.
+    fn subscribe(&self) -> broadcast::Receiver<StoreEvent>;
+}

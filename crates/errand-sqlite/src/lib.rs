@@ -1,0 +1,1 @@
+//! errand-sqlite (being written).
