@@ -30,9 +30,14 @@ pub fn parse(input: &str) -> Result<Duration, BadDuration> {
         }
         return Ok(Duration::from_secs_f64(secs));
     }
-    let signed: jiff::SignedDuration = trimmed
+    // A Span (not a SignedDuration) so that retention can say "7d"; a day
+    // is taken as 24 hours, which is what an operator means here.
+    let span: jiff::Span = trimmed
         .parse()
         .map_err(|e: jiff::Error| bad(e.to_string()))?;
+    let signed = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|e| bad(e.to_string()))?;
     Duration::try_from(signed).map_err(|_| bad("must not be negative".into()))
 }
 
@@ -104,6 +109,8 @@ mod tests {
         assert_eq!(parse("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse("PT2M").unwrap(), Duration::from_secs(120));
         assert_eq!(parse("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse("7d").unwrap(), Duration::from_secs(7 * 86400));
+        assert_eq!(parse("1w").unwrap(), Duration::from_secs(7 * 86400));
     }
 
     #[test]
