@@ -6,6 +6,7 @@
 //! duration parsing ([`duration`]) and the [`store::Store`] contract that each
 //! database engine implements. Nothing here does I/O.
 
+pub mod api;
 pub mod backoff;
 pub mod duration;
 pub mod job;

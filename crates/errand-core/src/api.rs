@@ -1,0 +1,116 @@
+//! Wire types of the HTTP API that the server and the client share: error
+//! bodies (RFC 9457 problem details) and the envelopes around jobs.
+
+use crate::job::{EnqueueRequest, Enqueued, Job, JobId};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// An error answer (`application/problem+json`, RFC 9457).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    /// A URI naming the kind of problem; `about:blank` means the status says it all.
+    #[serde(rename = "type", default = "about_blank")]
+    pub type_uri: String,
+    /// The HTTP status phrase, e.g. "Unprocessable Entity".
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong, for a human; starts with the field when one is at fault.
+    pub detail: String,
+    /// The request field at fault, e.g. `jobs[3].kind` or the query parameter `limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// For an unknown kind: the kinds the server is configured with, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known_kinds: Vec<String>,
+}
+
+fn about_blank() -> String {
+    "about:blank".to_string()
+}
+
+impl Problem {
+    /// A problem of `status` (with its phrase as `title`), not tied to a field.
+    pub fn new(status: u16, title: impl Into<String>, detail: impl Into<String>) -> Self {
+        Problem {
+            type_uri: about_blank(),
+            title: title.into(),
+            status,
+            detail: detail.into(),
+            field: None,
+            known_kinds: Vec::new(),
+        }
+    }
+
+    /// The same problem, naming the field at fault.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.title, self.detail)
+    }
+}
+
+/// Body of `POST /v1/jobs/batch`: jobs enqueued all or none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// The jobs, in order.
+    pub jobs: Vec<EnqueueRequest>,
+}
+
+/// Answer to a batch: one entry per submitted job, in input order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    /// What became of each job.
+    pub jobs: Vec<Enqueued>,
+}
+
+/// One page of `GET /v1/jobs`, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobPage {
+    /// The jobs on this page.
+    pub jobs: Vec<Job>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<JobId>,
+}
+
+/// Answer of `GET /healthz` when the server and its store are up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `ok` (a failing check answers a problem instead).
+    pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn problem_round_trips_with_rfc_names() {
+        let p = Problem::new(422, "Unprocessable Entity", "kind: unknown kind").with_field("kind");
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["type"], "about:blank");
+        assert_eq!(v["field"], "kind");
+        assert!(v.get("known_kinds").is_none());
+        assert_eq!(serde_json::from_value::<Problem>(v).unwrap(), p);
+        assert_eq!(
+            p.to_string(),
+            "422 Unprocessable Entity: kind: unknown kind"
+        );
+    }
+
+    #[test]
+    fn problem_without_type_reads_as_about_blank() {
+        let p: Problem =
+            serde_json::from_value(json!({"title": "Not Found", "status": 404, "detail": "x"}))
+                .unwrap();
+        assert_eq!(p.type_uri, "about:blank");
+    }
+}
