@@ -1,0 +1,321 @@
+//! `errand bench`: runs a server and a worker in this process on a temporary
+//! SQLite database with the shipped (durable) settings, and measures HTTP
+//! enqueue, batch enqueue, end-to-end throughput, pickup latency and memory.
+//! Each scenario runs `--runs` times and the median is reported.
+
+use crate::cli::BenchArgs;
+use anyhow::{Context, Result, bail};
+use errand_core::{EnqueueRequest, KindPolicy, NewJob, Store};
+use errand_sqlite::{SqliteOptions, SqliteStore};
+use errand_worker::{HandlerResult, JobContext, Worker, WorkerConfig};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The figures `errand bench --json` prints.
+#[derive(Debug, Serialize)]
+struct Report {
+    enqueue_jobs_per_s: f64,
+    enqueue_sequential_jobs_per_s: f64,
+    enqueue_batch_jobs_per_s: f64,
+    e2e_jobs_per_s: f64,
+    pickup_p50_ms: f64,
+    pickup_p99_ms: f64,
+    idle_rss_mb: f64,
+    peak_rss_mb: f64,
+    runs: usize,
+}
+
+/// A server and store on a temporary database, torn down on drop.
+struct Bench {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    base: String,
+    http: reqwest::Client,
+    stop: CancellationToken,
+}
+
+const KINDS: [&str; 3] = ["bench_enqueue", "noop", "pickup"];
+
+impl Bench {
+    async fn start() -> Result<Bench> {
+        let dir = tempfile::tempdir()?;
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(dir.path().join("bench.db"), SqliteOptions::default()).await?);
+        let kinds = KINDS
+            .iter()
+            .map(|k| (k.to_string(), KindPolicy { queue: k.to_string(), ..KindPolicy::default() }))
+            .collect();
+        let config = errand_server::ServerConfig { kinds, ..Default::default() };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let stop = CancellationToken::new();
+        tokio::spawn(errand_server::serve(
+            listener,
+            errand_server::router(store.clone(), config),
+            stop.clone().cancelled_owned(),
+        ));
+        let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+        Ok(Bench { _dir: dir, store, base, http, stop })
+    }
+
+    /// POSTs one job and returns its id once acknowledged.
+    async fn post_one(&self, kind: &str, payload: serde_json::Value) -> Result<i64> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/jobs", self.base))
+            .json(&EnqueueRequest { kind: kind.into(), payload, ..Default::default() })
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("enqueue answered {}", resp.status());
+        }
+        let body: serde_json::Value = resp.json().await?;
+        body["id"].as_i64().context("enqueue answer has no id")
+    }
+
+    /// `total` single-job POSTs from `connections` concurrent clients.
+    async fn enqueue_single(self: &Arc<Self>, total: usize, connections: usize) -> Result<f64> {
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..connections {
+            let (bench, next) = (self.clone(), next.clone());
+            tasks.push(tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < total {
+                    bench.post_one("bench_enqueue", serde_json::json!({"n": 1})).await?;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        Ok(total as f64 / started.elapsed().as_secs_f64())
+    }
+
+    /// `total` jobs POSTed in batches of 1,000, four requests in flight.
+    async fn enqueue_batches(self: &Arc<Self>, total: usize) -> Result<f64> {
+        let batches = total.div_ceil(1000);
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let (bench, next) = (self.clone(), next.clone());
+            tasks.push(tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < batches {
+                    let jobs: Vec<_> = (0..1000)
+                        .map(|i| EnqueueRequest { kind: "bench_enqueue".into(), payload: serde_json::json!({"n": i}), ..Default::default() })
+                        .collect();
+                    let resp = bench
+                        .http
+                        .post(format!("{}/v1/jobs/batch", bench.base))
+                        .json(&serde_json::json!({ "jobs": jobs }))
+                        .send()
+                        .await?;
+                    if !resp.status().is_success() {
+                        bail!("batch enqueue answered {}", resp.status());
+                    }
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        Ok((batches * 1000) as f64 / started.elapsed().as_secs_f64())
+    }
+
+    /// Enqueues `total` no-op jobs, then runs them at concurrency 64 and
+    /// times first claim to last completion.
+    async fn end_to_end(&self, total: usize) -> Result<f64> {
+        for chunk in (0..total).collect::<Vec<_>>().chunks(5000) {
+            let jobs = chunk
+                .iter()
+                .map(|i| NewJob { queue: "noop".into(), ..NewJob::new("noop", serde_json::json!({ "n": i })) })
+                .collect();
+            self.store.enqueue(jobs).await?;
+        }
+        let first = Arc::new(Mutex::new(None::<Instant>));
+        let mut worker = self.worker(BTreeMap::from([("noop".to_string(), 64)]));
+        let first_seen = first.clone();
+        worker.handler("noop", KindPolicy::default(), move |_: serde_json::Value, _: JobContext| {
+            let first_seen = first_seen.clone();
+            async move {
+                first_seen.lock().expect("bench lock").get_or_insert_with(Instant::now);
+                HandlerResult::Ok(None)
+            }
+        });
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(worker.run(stop.clone()));
+        let finished = self.wait_completed("noop", total as u64).await?;
+        stop.cancel();
+        running.await??;
+        let start = first.lock().expect("bench lock").context("no job ran")?;
+        Ok(total as f64 / finished.duration_since(start).as_secs_f64())
+    }
+
+    /// Polls the store until `kind` has `n` completed jobs; returns when.
+    async fn wait_completed(&self, kind: &str, n: u64) -> Result<Instant> {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let stats = self.store.stats().await?;
+            let done = stats
+                .kinds
+                .get(kind)
+                .and_then(|s| s.get(&errand_core::JobState::Completed))
+                .copied()
+                .unwrap_or(0);
+            if done >= n {
+                return Ok(Instant::now());
+            }
+            if Instant::now() > deadline {
+                bail!("only {done} of {n} {kind} jobs completed in time");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// An idle worker; `count` jobs enqueued over HTTP 5 ms apart; the time
+    /// from each acknowledgement to its handler's start, in ms, sorted.
+    async fn pickup(&self, count: usize) -> Result<Vec<f64>> {
+        let started: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; count]));
+        let mut worker = self.worker(BTreeMap::from([("pickup".to_string(), 4)]));
+        let seen = started.clone();
+        worker.handler("pickup", KindPolicy::default(), move |n: usize, _: JobContext| {
+            let seen = seen.clone();
+            async move {
+                if let Some(slot) = seen.lock().expect("bench lock").get_mut(n) {
+                    *slot = Some(Instant::now());
+                }
+                HandlerResult::Ok(None)
+            }
+        });
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(worker.run(stop.clone()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut acked = Vec::with_capacity(count);
+        for n in 0..count {
+            self.post_one("pickup", serde_json::json!(n)).await?;
+            acked.push(Instant::now());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.wait_completed("pickup", count as u64).await?;
+        stop.cancel();
+        running.await??;
+        let started = started.lock().expect("bench lock");
+        let mut ms: Vec<f64> = acked
+            .iter()
+            .zip(started.iter())
+            .map(|(ack, start)| {
+                // A handler may start before the client has read the
+                // acknowledgement: that is a latency of zero, not less.
+                start.map_or(f64::NAN, |s| s.saturating_duration_since(*ack).as_secs_f64() * 1000.0)
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        Ok(ms)
+    }
+
+    fn worker(&self, queues: BTreeMap<String, usize>) -> Worker {
+        Worker::new(self.store.clone(), WorkerConfig { queues, ..WorkerConfig::default() })
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// The value below which `q` of the sorted samples fall.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// The middle value (mean of the two middle ones for an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Resident memory of this process now and at its peak, in MB.
+fn rss_mb() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// `errand bench`
+pub async fn run(args: BenchArgs) -> Result<ExitCode> {
+    let runs = args.runs.max(1);
+    let bench = Arc::new(Bench::start().await?);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let idle_rss = rss_mb().0;
+    let mut single = Vec::new();
+    let mut sequential = Vec::new();
+    let mut batch = Vec::new();
+    let mut e2e = Vec::new();
+    let mut p50 = Vec::new();
+    let mut p99 = Vec::new();
+    for run in 1..=runs {
+        eprintln!("run {run}/{runs}…");
+        sequential.push(bench.enqueue_single(args.enqueue_jobs / 10, 1).await?);
+        single.push(bench.enqueue_single(args.enqueue_jobs, 32).await?);
+        batch.push(bench.enqueue_batches(args.enqueue_jobs * 5).await?);
+        e2e.push(bench.end_to_end(args.jobs).await?);
+        let lat = bench.pickup(args.pickup_jobs).await?;
+        p50.push(percentile(&lat, 0.50));
+        p99.push(percentile(&lat, 0.99));
+    }
+    let (_, peak_rss) = rss_mb();
+    let report = Report {
+        enqueue_jobs_per_s: median(&single),
+        enqueue_sequential_jobs_per_s: median(&sequential),
+        enqueue_batch_jobs_per_s: median(&batch),
+        e2e_jobs_per_s: median(&e2e),
+        pickup_p50_ms: median(&p50),
+        pickup_p99_ms: median(&p99),
+        idle_rss_mb: idle_rss,
+        peak_rss_mb: peak_rss,
+        runs,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let base = report.enqueue_sequential_jobs_per_s;
+    let rate = |name: String, v: f64| vec![name, format!("{v:.0} jobs/s"), format!("{:.1}×", v / base)];
+    let plain = |name: &str, v: f64, unit: &str| vec![name.to_string(), format!("{v:.2} {unit}"), String::new()];
+    let rows = vec![
+        rate("HTTP enqueue, 1 connection (baseline)".into(), base),
+        rate("HTTP enqueue, 32 connections".into(), report.enqueue_jobs_per_s),
+        rate("HTTP enqueue, batches of 1,000".into(), report.enqueue_batch_jobs_per_s),
+        rate(format!("end to end, {} no-op jobs, concurrency 64", args.jobs), report.e2e_jobs_per_s),
+        plain("pickup latency p50", report.pickup_p50_ms, "ms"),
+        plain("pickup latency p99", report.pickup_p99_ms, "ms"),
+        plain("RSS, idle server", report.idle_rss_mb, "MB"),
+        plain("RSS, peak", report.peak_rss_mb, "MB"),
+    ];
+    println!("errand bench: medians of {runs} run(s), SQLite synchronous=FULL, {}", jiff::Timestamp::now());
+    print!("{}", crate::output::table(&["SCENARIO", "MEDIAN", "VS BASELINE"], &rows));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,180 @@
+//! Command-line arguments. Flags override environment variables, which
+//! override the configuration file, which overrides the defaults.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// errand: a durable background-job server and worker runtime.
+#[derive(Debug, Parser)]
+#[command(name = "errand", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text", env = "ERRAND_LOG_FORMAT", global = true)]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info` or `errand=debug`.
+    #[arg(long, default_value = "info", env = "ERRAND_LOG", global = true)]
+    pub log_level: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// For people.
+    Text,
+    /// One JSON object a line, for log collectors.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (HTTP API and an in-process worker).
+    Serve(NodeArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(NodeArgs),
+    /// Enqueue a job.
+    Enqueue(EnqueueArgs),
+    /// List, show, cancel or retry jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Job counts by queue, kind and state.
+    Stats(ClientArgs),
+    /// Measure throughput and latency on a temporary database.
+    Bench(BenchArgs),
+}
+
+/// Where a node finds its settings.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Configuration file (TOML). Without one, defaults apply.
+    #[arg(long, short, env = "ERRAND_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7070].
+    #[arg(long, env = "ERRAND_LISTEN")]
+    pub listen: Option<String>,
+    /// Database URL [default: sqlite://errand.db].
+    #[arg(long, env = "ERRAND_DATABASE")]
+    pub database: Option<String>,
+}
+
+/// How a client command reaches the server.
+#[derive(Debug, Args, Clone)]
+pub struct ClientArgs {
+    /// The errand server.
+    #[arg(long, env = "ERRAND_SERVER", default_value = "http://127.0.0.1:7070")]
+    pub server: String,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `errand enqueue`
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// The kind of job.
+    pub kind: String,
+    /// Payload: JSON text, @FILE, or - for standard input [default: null].
+    pub payload: Option<String>,
+    /// Queue (default: the kind's).
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Priority, lower first (default: the kind's).
+    #[arg(long, allow_negative_numbers = true)]
+    pub priority: Option<i16>,
+    /// Run after this long, e.g. 30s or 2h.
+    #[arg(long, conflicts_with = "at")]
+    pub delay: Option<String>,
+    /// Run at this time (RFC 3339, e.g. 2030-01-01T09:00:00Z).
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Deduplicate against live jobs of the kind with this key.
+    #[arg(long)]
+    pub unique_key: Option<String>,
+    /// Attempts the job may use.
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// Time limit of one attempt, e.g. 5m.
+    #[arg(long)]
+    pub job_timeout: Option<String>,
+    /// Tags (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Wait for the job to end and print its result.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits.
+    #[arg(long, default_value = "60s", requires = "wait")]
+    pub timeout: String,
+    /// Server and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `errand jobs …`
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List jobs, newest first.
+    List(ListArgs),
+    /// Show one job with its errors and result.
+    Show(IdArgs),
+    /// Cancel a job that has not ended.
+    Cancel(IdArgs),
+    /// Run a failed or cancelled job again.
+    Retry(IdArgs),
+}
+
+/// `errand jobs list`
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this state.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only this kind.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only this queue.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Page size.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Continue after this cursor (printed at the end of a full page).
+    #[arg(long)]
+    pub cursor: Option<i64>,
+    /// Server and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// A command about one job.
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The job id.
+    pub id: i64,
+    /// Server and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `errand bench`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Jobs in the end-to-end run.
+    #[arg(long, default_value_t = 100_000)]
+    pub jobs: usize,
+    /// Jobs in each enqueue measurement.
+    #[arg(long, default_value_t = 30_000)]
+    pub enqueue_jobs: usize,
+    /// Jobs in the pickup-latency run.
+    #[arg(long, default_value_t = 500)]
+    pub pickup_jobs: usize,
+    /// Repetitions of each scenario; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,148 @@
+//! Client commands (`enqueue`, `jobs`, `stats`): talk to a running server
+//! over HTTP and print what it says.
+
+use crate::cli::{ClientArgs, EnqueueArgs, JobsCommand, ListArgs};
+use crate::output;
+use anyhow::{Context, Result, anyhow, bail};
+use errand_client::Client;
+use errand_core::store::ListFilter;
+use errand_core::{EnqueueRequest, JobState};
+use serde::Serialize;
+use std::io::Read;
+use std::process::ExitCode;
+
+fn connect(args: &ClientArgs) -> Result<Client> {
+    Ok(Client::new(&args.server)?)
+}
+
+/// Prints `value` as JSON or with `human`.
+fn print<T: Serialize>(args: &ClientArgs, value: &T, human: impl FnOnce(&T) -> String) -> Result<()> {
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", human(value));
+    }
+    Ok(())
+}
+
+/// Reads the payload argument: JSON text, `@file`, or `-` for stdin.
+fn read_payload(arg: Option<&str>) -> Result<serde_json::Value> {
+    let text = match arg {
+        None => return Ok(serde_json::Value::Null),
+        Some("-") => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).context("cannot read the payload from stdin")?;
+            s
+        }
+        Some(arg) => match arg.strip_prefix('@') {
+            Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read payload file {path}"))?,
+            None => arg.to_string(),
+        },
+    };
+    serde_json::from_str(&text).map_err(|e| anyhow!("payload is not valid JSON: {e}"))
+}
+
+/// `errand enqueue`
+pub async fn enqueue(args: EnqueueArgs) -> Result<ExitCode> {
+    let delay = args
+        .delay
+        .as_deref()
+        .map(errand_core::duration::parse)
+        .transpose()
+        .context("--delay")?;
+    let run_at = args
+        .at
+        .as_deref()
+        .map(|t| t.parse::<jiff::Timestamp>().map_err(|e| anyhow!("--at {t:?}: not an RFC 3339 time ({e})")))
+        .transpose()?;
+    let timeout = args
+        .job_timeout
+        .as_deref()
+        .map(errand_core::duration::parse)
+        .transpose()
+        .context("--job-timeout")?;
+    let wait_for = errand_core::duration::parse(&args.timeout).context("--timeout")?;
+    let request = EnqueueRequest {
+        kind: args.kind,
+        payload: read_payload(args.payload.as_deref())?,
+        queue: args.queue,
+        priority: args.priority,
+        run_at,
+        delay,
+        max_attempts: args.max_attempts,
+        timeout,
+        unique_key: args.unique_key,
+        tags: args.tags,
+    };
+    let client = connect(&args.client)?;
+    let enqueued = client.enqueue(request).await?;
+    if !args.wait {
+        print(&args.client, &enqueued, |e| {
+            let dup = if e.duplicate { " (duplicate of a live job with this unique key)" } else { "" };
+            format!("enqueued job {} ({}) in queue {}: {}{dup}\n", e.job.id, e.job.kind, e.job.queue, e.job.state)
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let job = client.wait(enqueued.job.id, wait_for).await?;
+    print(&args.client, &job, output::job_details)?;
+    match job.state {
+        JobState::Completed => Ok(ExitCode::SUCCESS),
+        state if state.is_terminal() => {
+            let why = job.errors.last().map(|e| e.error.as_str()).unwrap_or("no error recorded");
+            bail!("job {} {state}: {}", job.id, why.trim_end())
+        }
+        state => bail!("job {} still {state} after waiting {}", job.id, args.timeout),
+    }
+}
+
+/// `errand jobs …`
+pub async fn jobs(cmd: JobsCommand) -> Result<ExitCode> {
+    let (args, action) = match cmd {
+        JobsCommand::List(args) => {
+            list(args).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        JobsCommand::Show(args) => (args, "show"),
+        JobsCommand::Cancel(args) => (args, "cancel"),
+        JobsCommand::Retry(args) => (args, "retry"),
+    };
+    let client = connect(&args.client)?;
+    let job = match action {
+        "cancel" => client.cancel(args.id).await?,
+        "retry" => client.retry(args.id).await?,
+        _ => client.get(args.id).await?,
+    };
+    print(&args.client, &job, output::job_details)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(args: ListArgs) -> Result<()> {
+    let state = args
+        .state
+        .as_deref()
+        .map(str::parse::<JobState>)
+        .transpose()
+        .map_err(|e| anyhow!("--state: {e}"))?;
+    let filter = ListFilter {
+        state,
+        kind: args.kind,
+        queue: args.queue,
+        before: args.cursor,
+        limit: args.limit,
+    };
+    let page = connect(&args.client)?.list(&filter).await?;
+    print(&args.client, &page, |p| {
+        let mut out = output::jobs_table(&p.jobs);
+        if let Some(cursor) = p.next_cursor {
+            out.push_str(&format!("more: --cursor {cursor}\n"));
+        }
+        out
+    })
+}
+
+/// `errand stats`
+pub async fn stats(args: ClientArgs) -> Result<ExitCode> {
+    let stats = connect(&args)?.stats().await?;
+    print(&args, &stats, output::stats_table)?;
+    Ok(ExitCode::SUCCESS)
+}

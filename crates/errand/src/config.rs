@@ -1,0 +1,423 @@
+//! The configuration file (TOML) and how it combines with flags and
+//! environment variables. Every setting has a default, so `errand serve`
+//! runs with no file at all; a bad file stops start-up with a message that
+//! names the kind and the key.
+
+use anyhow::{Context, Result, anyhow, bail};
+use errand_core::duration::serde_human;
+use errand_core::policy::DEFAULT_QUEUE;
+use errand_core::{Backoff, KindPolicy, Retention};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where jobs live: `sqlite://PATH`.
+    pub database: String,
+    /// Address of the HTTP API.
+    pub listen: String,
+    /// HTTP API settings.
+    pub server: ServerSection,
+    /// In-process worker settings.
+    pub worker: WorkerSection,
+    /// SQLite engine settings.
+    pub sqlite: SqliteSection,
+    /// How long terminal jobs are kept.
+    pub retention: Retention,
+    /// Queues and their concurrency.
+    pub queues: BTreeMap<String, QueueSection>,
+    /// Kinds of work and how each runs.
+    pub kinds: BTreeMap<String, KindSection>,
+    /// Directory relative paths resolve against (the config file's).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// The database came from a flag or the environment, so a relative
+    /// path means relative to the working directory, not the file.
+    #[serde(skip)]
+    pub database_from_cli: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database: "sqlite://errand.db".into(),
+            listen: "127.0.0.1:7070".into(),
+            server: ServerSection::default(),
+            worker: WorkerSection::default(),
+            sqlite: SqliteSection::default(),
+            retention: Retention::default(),
+            queues: BTreeMap::new(),
+            kinds: BTreeMap::new(),
+            base_dir: PathBuf::from("."),
+            database_from_cli: false,
+        }
+    }
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// Largest request body, e.g. "1MiB".
+    pub body_limit: ByteSize,
+    /// Longest `?wait=` a request may hold.
+    #[serde(with = "serde_human")]
+    pub max_wait: Duration,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        let defaults = errand_server::ServerConfig::default();
+        ServerSection {
+            body_limit: ByteSize(defaults.body_limit as u64),
+            max_wait: defaults.max_wait,
+        }
+    }
+}
+
+/// `[worker]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSection {
+    /// Run jobs in the `serve` process.
+    pub enabled: bool,
+    /// Name shown on running jobs.
+    pub name: Option<String>,
+    /// How long a claim lasts without a heartbeat.
+    #[serde(with = "serde_human")]
+    pub lease: Duration,
+    /// How often running jobs' leases are renewed.
+    #[serde(with = "serde_human")]
+    pub heartbeat: Duration,
+    /// Safety-net poll when idle.
+    #[serde(with = "serde_human")]
+    pub poll_interval: Duration,
+    /// How long running jobs may take to finish on SIGTERM.
+    #[serde(with = "serde_human")]
+    pub shutdown_timeout: Duration,
+    /// How often expired leases are rescued and due jobs promoted.
+    #[serde(with = "serde_human")]
+    pub maintenance_interval: Duration,
+}
+
+impl Default for WorkerSection {
+    fn default() -> Self {
+        let w = errand_worker::WorkerConfig::default();
+        let m = errand_worker::MaintenanceConfig::default();
+        WorkerSection {
+            enabled: true,
+            name: None,
+            lease: w.lease,
+            heartbeat: w.heartbeat,
+            poll_interval: w.poll_interval,
+            shutdown_timeout: w.shutdown_timeout,
+            maintenance_interval: m.interval,
+        }
+    }
+}
+
+/// `[sqlite]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SqliteSection {
+    /// `full` (default: an acknowledged job survives power loss), `normal` or `off`.
+    pub synchronous: SyncMode,
+}
+
+/// SQLite's `synchronous` setting as written in the file.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// fsync at every commit.
+    #[default]
+    Full,
+    /// fsync at checkpoints only.
+    Normal,
+    /// never fsync.
+    Off,
+}
+
+/// `[queues.NAME]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueSection {
+    /// Jobs of this queue run at once on this node.
+    pub concurrency: usize,
+}
+
+/// Concurrency of a queue nobody configured.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+impl Default for QueueSection {
+    fn default() -> Self {
+        QueueSection {
+            concurrency: DEFAULT_CONCURRENCY,
+        }
+    }
+}
+
+/// `[kinds.NAME]`: how one kind of work is enqueued, run and retried.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindSection {
+    /// Program and arguments run per job (never through a shell).
+    pub command: Option<Vec<String>>,
+    /// Working directory of the command (relative to the config file).
+    pub cwd: Option<PathBuf>,
+    /// Extra environment for the command.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Queue for new jobs.
+    pub queue: Option<String>,
+    /// Priority for new jobs (lower first).
+    pub priority: Option<i16>,
+    /// Attempts a job may use.
+    pub max_attempts: Option<u32>,
+    /// Time limit of one attempt.
+    #[serde(default, with = "serde_human::option")]
+    pub timeout: Option<Duration>,
+    /// Delay between attempts.
+    pub backoff: Option<Backoff>,
+}
+
+impl KindSection {
+    /// The enqueue and retry policy this section describes.
+    pub fn policy(&self) -> KindPolicy {
+        let d = KindPolicy::default();
+        KindPolicy {
+            queue: self.queue.clone().unwrap_or(d.queue),
+            priority: self.priority.unwrap_or(d.priority),
+            max_attempts: self.max_attempts.unwrap_or(d.max_attempts),
+            timeout: self.timeout.or(d.timeout),
+            backoff: self.backoff.unwrap_or(d.backoff),
+        }
+    }
+}
+
+/// A size in bytes, written as `1048576`, `"512KiB"`, `"1MiB"` or `"1MB"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("invalid size {s:?} (examples: 65536, \"512KiB\", \"1MiB\")"))?;
+        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1_000,
+            "kib" => 1 << 10,
+            "m" | "mb" => 1_000_000,
+            "mib" => 1 << 20,
+            "g" | "gb" => 1_000_000_000,
+            "gib" => 1 << 30,
+            other => return Err(format!("invalid size {s:?}: unknown unit {other:?}")),
+        };
+        n.checked_mul(mult)
+            .map(ByteSize)
+            .ok_or_else(|| format!("invalid size {s:?}: too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bytes(n) => Ok(ByteSize(n)),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`, or the defaults when there is none.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let mut config: Config = toml::from_str(&text)
+            .map_err(|e| anyhow!("config file {}: {}", path.display(), e.to_string().trim_end()))?;
+        config.base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        config.validate().with_context(|| format!("config file {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Checks what TOML types alone cannot.
+    pub fn validate(&self) -> Result<()> {
+        for (name, kind) in &self.kinds {
+            errand_core::job::check_name("kind", name).map_err(|e| anyhow!("[kinds.{name}]: {}", e.message))?;
+            match &kind.command {
+                None => bail!("[kinds.{name}]: missing key `command` (the program to run, e.g. command = [\"php\", \"bin/console\", \"app:job\"])"),
+                Some(argv) if argv.is_empty() || argv[0].is_empty() => {
+                    bail!("[kinds.{name}]: `command` must name a program")
+                }
+                Some(_) => {}
+            }
+            let policy = kind.policy();
+            errand_core::job::check_name("queue", &policy.queue).map_err(|e| anyhow!("[kinds.{name}] queue: {}", e.message))?;
+            if !(1..=errand_core::job::MAX_ATTEMPTS_LIMIT).contains(&policy.max_attempts) {
+                bail!("[kinds.{name}] max_attempts: must be between 1 and {}", errand_core::job::MAX_ATTEMPTS_LIMIT);
+            }
+            if policy.timeout.is_some_and(|t| t.is_zero()) {
+                bail!("[kinds.{name}] timeout: must be greater than zero");
+            }
+        }
+        for (name, q) in &self.queues {
+            errand_core::job::check_name("queue", name).map_err(|e| anyhow!("[queues.{name}]: {}", e.message))?;
+            if q.concurrency == 0 {
+                bail!("[queues.{name}] concurrency: must be at least 1");
+            }
+        }
+        if self.worker.lease <= self.worker.heartbeat {
+            bail!("[worker] lease ({}) must be longer than heartbeat ({})",
+                errand_core::duration::format(self.worker.lease),
+                errand_core::duration::format(self.worker.heartbeat));
+        }
+        Ok(())
+    }
+
+    /// The SQLite file named by `database`, relative paths resolved against
+    /// the config file's directory.
+    pub fn sqlite_path(&self) -> Result<PathBuf> {
+        let path = self
+            .database
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database.strip_prefix("sqlite:"))
+            .ok_or_else(|| {
+                anyhow!(
+                    "database {:?}: unsupported URL; use sqlite://PATH (e.g. sqlite://errand.db)",
+                    self.database
+                )
+            })?;
+        if path.is_empty() {
+            bail!("database {:?}: missing file path", self.database);
+        }
+        let path = Path::new(path);
+        Ok(if path.is_absolute() || self.database_from_cli {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        })
+    }
+
+    /// Each kind's policy, for the API's defaults and its list of known kinds.
+    pub fn policies(&self) -> BTreeMap<String, KindPolicy> {
+        self.kinds.iter().map(|(n, k)| (n.clone(), k.policy())).collect()
+    }
+
+    /// Queue concurrency for this node: the configured queues plus every
+    /// queue a kind sends jobs to, so no configured kind is left unserved.
+    pub fn queue_concurrency(&self) -> BTreeMap<String, usize> {
+        let mut queues: BTreeMap<String, usize> =
+            self.queues.iter().map(|(n, q)| (n.clone(), q.concurrency)).collect();
+        for kind in self.kinds.values() {
+            let queue = kind.queue.clone().unwrap_or_else(|| DEFAULT_QUEUE.to_string());
+            queues.entry(queue).or_insert(DEFAULT_CONCURRENCY);
+        }
+        queues.entry(DEFAULT_QUEUE.to_string()).or_insert(DEFAULT_CONCURRENCY);
+        queues
+    }
+
+    /// Working directory for a kind's command (the config file's directory
+    /// unless `cwd` says otherwise).
+    pub fn command_cwd(&self, kind: &KindSection) -> PathBuf {
+        match &kind.cwd {
+            Some(cwd) if cwd.is_absolute() => cwd.clone(),
+            Some(cwd) => self.base_dir.join(cwd),
+            None => self.base_dir.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("errand.toml");
+        std::fs::write(&path, text)?;
+        Config::load(Some(&path))
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.listen, "127.0.0.1:7070");
+        assert!(c.sqlite_path().unwrap().ends_with("errand.db"));
+        assert_eq!(c.queue_concurrency().get("default"), Some(&DEFAULT_CONCURRENCY));
+    }
+
+    #[test]
+    fn kinds_and_queues_are_read() {
+        let c = parse(
+            r#"
+            [queues.media]
+            concurrency = 3
+            [kinds.resize]
+            command = ["php", "bin/console", "app:resize"]
+            queue = "media"
+            max_attempts = 5
+            timeout = "2m"
+            backoff = { base = "2s", max = "1m" }
+            [kinds.mail]
+            command = ["true"]
+            queue = "mail"
+            "#,
+        )
+        .unwrap();
+        let p = &c.policies()["resize"];
+        assert_eq!((p.queue.as_str(), p.max_attempts), ("media", 5));
+        assert_eq!(p.timeout, Some(Duration::from_secs(120)));
+        assert_eq!(p.backoff.base, Duration::from_secs(2));
+        let q = c.queue_concurrency();
+        assert_eq!((q["media"], q["mail"], q["default"]), (3, DEFAULT_CONCURRENCY, DEFAULT_CONCURRENCY));
+    }
+
+    #[test]
+    fn bad_files_name_the_kind_and_key() {
+        let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
+        assert!(err("[kinds.resize]\nqueue = \"x\"").contains("[kinds.resize]: missing key `command`"));
+        let e = err("[kinds.resize]\ncommand = [\"x\"]\ntimout = \"1s\"");
+        assert!(e.contains("timout") && e.contains("resize"), "{e}");
+        let e = err("[kinds.resize]\ncommand = [\"x\"]\ntimeout = \"soon\"");
+        assert!(e.contains("invalid duration") && e.contains("resize"), "{e}");
+        assert!(err("[queues.q]\nconcurrency = 0").contains("[queues.q] concurrency"));
+        assert!(err("[server]\nbody_limit = \"12 parsecs\"").contains("invalid size"));
+    }
+
+    #[test]
+    fn database_url_must_be_sqlite() {
+        let c = Config { database: "mysql://x".into(), ..Config::default() };
+        assert!(c.sqlite_path().unwrap_err().to_string().contains("sqlite://PATH"));
+        let c = Config { database: "sqlite:///tmp/x.db".into(), ..Config::default() };
+        assert_eq!(c.sqlite_path().unwrap(), PathBuf::from("/tmp/x.db"));
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!("1MiB".parse::<ByteSize>().unwrap(), ByteSize(1 << 20));
+        assert_eq!("512 KiB".parse::<ByteSize>().unwrap(), ByteSize(512 << 10));
+        assert_eq!("100".parse::<ByteSize>().unwrap(), ByteSize(100));
+        assert!("MiB".parse::<ByteSize>().is_err());
+    }
+}

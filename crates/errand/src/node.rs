@@ -1,0 +1,139 @@
+//! `errand serve` and `errand migrate`: open the store, then run the HTTP
+//! API, the in-process worker and maintenance until SIGTERM or SIGINT.
+
+use crate::cli::NodeArgs;
+use crate::config::{Config, SyncMode};
+use anyhow::{Context, Result};
+use errand_core::Store;
+use errand_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+use errand_worker::{CommandExecutor, CommandSpec, MaintenanceConfig, Worker, WorkerConfig};
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Loads the configuration a node runs with: file, then environment and flags.
+pub fn load_config(args: &NodeArgs) -> Result<Config> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(listen) = &args.listen {
+        config.listen = listen.clone();
+    }
+    if let Some(database) = &args.database {
+        config.database = database.clone();
+        config.database_from_cli = true;
+    }
+    Ok(config)
+}
+
+/// Opens the SQLite store named by the configuration.
+pub async fn open_store(config: &Config) -> Result<SqliteStore> {
+    let path = config.sqlite_path()?;
+    let synchronous = match config.sqlite.synchronous {
+        SyncMode::Full => Synchronous::Full,
+        SyncMode::Normal => Synchronous::Normal,
+        SyncMode::Off => Synchronous::Off,
+    };
+    let opts = SqliteOptions {
+        synchronous,
+        ..SqliteOptions::default()
+    };
+    SqliteStore::open(&path, opts)
+        .await
+        .with_context(|| format!("cannot open database {}", path.display()))
+}
+
+/// `errand migrate`
+pub async fn migrate(args: NodeArgs) -> Result<ExitCode> {
+    let config = load_config(&args)?;
+    let store = open_store(&config).await?;
+    let version = store.schema_version().await?;
+    println!("database {} is at schema version {version}", config.sqlite_path()?.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `errand serve`
+pub async fn serve(args: NodeArgs) -> Result<ExitCode> {
+    let config = load_config(&args)?;
+    let store: Arc<dyn Store> = Arc::new(open_store(&config).await?);
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    info!(
+        database = %config.sqlite_path()?.display(),
+        kinds = ?config.kinds.keys().collect::<Vec<_>>(),
+        "errand listening on http://{addr}"
+    );
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+
+    let server_config = errand_server::ServerConfig {
+        kinds: config.policies(),
+        body_limit: config.server.body_limit.0 as usize,
+        max_wait: config.server.max_wait,
+    };
+    let router = errand_server::router(store.clone(), server_config);
+    let http = tokio::spawn(errand_server::serve(listener, router, shutdown.clone().cancelled_owned()));
+    let maintenance = tokio::spawn(errand_worker::run_maintenance(
+        store.clone(),
+        MaintenanceConfig {
+            interval: config.worker.maintenance_interval,
+            retention: config.retention,
+            ..MaintenanceConfig::default()
+        },
+        shutdown.clone(),
+    ));
+    if config.worker.enabled {
+        build_worker(&config, store.clone()).run(shutdown.clone()).await?;
+    } else {
+        shutdown.cancelled().await;
+    }
+    http.await?.context("HTTP server failed")?;
+    maintenance.await?;
+    info!("errand stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The in-process worker: one command executor per configured kind.
+fn build_worker(config: &Config, store: Arc<dyn Store>) -> Worker {
+    let defaults = WorkerConfig::default();
+    let mut worker = Worker::new(
+        store,
+        WorkerConfig {
+            name: config.worker.name.clone().unwrap_or(defaults.name),
+            queues: config.queue_concurrency(),
+            lease: config.worker.lease,
+            heartbeat: config.worker.heartbeat,
+            poll_interval: config.worker.poll_interval,
+            shutdown_timeout: config.worker.shutdown_timeout,
+        },
+    );
+    for (name, kind) in &config.kinds {
+        let spec = CommandSpec {
+            argv: kind.command.clone().unwrap_or_default(),
+            cwd: Some(config.command_cwd(kind)),
+            env: kind.env.clone(),
+        };
+        worker.register(name, kind.policy(), Arc::new(CommandExecutor::new(spec)));
+    }
+    worker
+}
+
+/// Cancels `shutdown` on the first SIGTERM or SIGINT.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(t), Ok(i)) => (t, i),
+        _ => {
+            warn!("cannot install signal handlers; stop errand with SIGKILL");
+            return;
+        }
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    info!("{name} received: no new jobs start; running jobs may finish");
+    shutdown.cancel();
+}

@@ -1,0 +1,127 @@
+//! How client commands print: aligned tables and key/value blocks for
+//! people, JSON for scripts.
+
+use errand_core::Job;
+use errand_core::store::Stats;
+use std::fmt::Write;
+
+/// Columns padded to their widest cell.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (cell, w) in cells.zip(&widths) {
+            let _ = write!(text, "{cell:<w$}  ");
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut headers.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+/// One line per job.
+pub fn jobs_table(jobs: &[Job]) -> String {
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|j| {
+            vec![
+                j.id.to_string(),
+                j.kind.clone(),
+                j.queue.clone(),
+                j.state.to_string(),
+                format!("{}/{}", j.attempt, j.max_attempts),
+                j.run_at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+                j.errors.last().map(|e| one_line(&e.error, 60)).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(&["ID", "KIND", "QUEUE", "STATE", "ATTEMPT", "RUN AT (UTC)", "LAST ERROR"], &rows)
+}
+
+/// Every field of one job, then its errors and result.
+pub fn job_details(job: &Job) -> String {
+    let mut out = String::new();
+    let opt = |t: Option<jiff::Timestamp>| t.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
+    let _ = writeln!(out, "id:           {}", job.id);
+    let _ = writeln!(out, "kind:         {}", job.kind);
+    let _ = writeln!(out, "queue:        {}", job.queue);
+    let _ = writeln!(out, "state:        {}", job.state);
+    let _ = writeln!(out, "attempt:      {}/{}", job.attempt, job.max_attempts);
+    let _ = writeln!(out, "priority:     {}", job.priority);
+    let _ = writeln!(out, "run at:       {}", job.run_at);
+    let _ = writeln!(out, "created at:   {}", job.created_at);
+    let _ = writeln!(out, "started at:   {}", opt(job.started_at));
+    let _ = writeln!(out, "finished at:  {}", opt(job.finished_at));
+    if let Some(key) = &job.unique_key {
+        let _ = writeln!(out, "unique key:   {key}");
+    }
+    if !job.tags.is_empty() {
+        let _ = writeln!(out, "tags:         {}", job.tags.join(", "));
+    }
+    let _ = writeln!(out, "payload:      {}", job.payload);
+    if let Some(result) = &job.result {
+        let _ = writeln!(out, "result:       {result}");
+    }
+    for e in &job.errors {
+        let _ = writeln!(out, "error (attempt {}, {}): {}", e.attempt, e.at, e.error.trim_end());
+    }
+    out
+}
+
+/// Counts per queue and per kind, one column per state.
+pub fn stats_table(stats: &Stats) -> String {
+    let states = errand_core::JobState::ALL;
+    let mut headers = vec!["QUEUE/KIND"];
+    headers.extend(states.iter().map(|s| s.as_str()));
+    let mut rows = Vec::new();
+    let mut section = |label: &str, groups: &std::collections::BTreeMap<String, std::collections::BTreeMap<errand_core::JobState, u64>>| {
+        for (name, counts) in groups {
+            let mut row = vec![format!("{label} {name}")];
+            row.extend(states.iter().map(|s| counts.get(s).copied().unwrap_or(0).to_string()));
+            rows.push(row);
+        }
+    };
+    section("queue", &stats.queues);
+    section("kind", &stats.kinds);
+    let mut total = vec!["total".to_string()];
+    total.extend(states.iter().map(|s| stats.total.get(s).copied().unwrap_or(0).to_string()));
+    rows.push(total);
+    table(&headers, &rows)
+}
+
+/// The first line of `text`, cut to `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    let first = text.lines().next().unwrap_or("");
+    if first.chars().count() > max {
+        format!("{}…", first.chars().take(max).collect::<String>())
+    } else {
+        first.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns() {
+        let t = table(&["A", "LONG"], &[vec!["xyz".into(), "1".into()]]);
+        assert_eq!(t, "A    LONG\nxyz  1\n");
+    }
+
+    #[test]
+    fn one_line_cuts() {
+        assert_eq!(one_line("abc\ndef", 10), "abc");
+        assert_eq!(one_line("abcdef", 3), "abc…");
+    }
+}
