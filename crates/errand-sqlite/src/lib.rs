@@ -1,1 +1,248 @@
-//! errand-sqlite (being written).
+//! errand's embedded SQLite store engine.
+//!
+//! One file in WAL mode, locked for exclusive use by one errand process.
+//! Writes go through a single writer thread that commits everything queued
+//! at the time in one transaction (group commit), so an acknowledged write
+//! is durable without one fsync per job; reads use their own read-only
+//! connections.
+
+mod lock;
+mod migrate;
+mod ops;
+mod read;
+mod rows;
+mod writer;
+
+use crate::lock::DbLock;
+use crate::read::{BUSY_TIMEOUT, Readers};
+use crate::rows::db_error;
+use crate::writer::Writer;
+use async_trait::async_trait;
+use errand_core::store::{ClaimRequest, Finish, ListFilter, Stats};
+use errand_core::{Enqueued, Job, JobId, Lease, NewJob, Retention, Store, StoreError, StoreEvent};
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// How many events a slow subscriber may fall behind before it lags.
+const EVENT_CAPACITY: usize = 1024;
+
+/// How hard SQLite works to make each commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// fsync on every commit: an acknowledged write survives power loss.
+    #[default]
+    Full,
+    /// fsync at checkpoints only: survives a crash of errand, not of the machine.
+    Normal,
+    /// No fsync: for tests and benchmarks.
+    Off,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Off => "OFF",
+        }
+    }
+
+    fn from_level(level: i64) -> Option<Synchronous> {
+        match level {
+            0 => Some(Synchronous::Off),
+            1 => Some(Synchronous::Normal),
+            2 => Some(Synchronous::Full),
+            _ => None,
+        }
+    }
+}
+
+/// How to open a SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Durability of each commit.
+    pub synchronous: Synchronous,
+    /// Most read-only connections open at once.
+    pub readers: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous: Synchronous::Full,
+            readers: 4,
+        }
+    }
+}
+
+/// A job store in one SQLite file; cheap to clone, all clones share it.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    // Field order is drop order: the writer finishes its queue before the
+    // lock is released.
+    writer: Writer,
+    readers: Readers,
+    events: broadcast::Sender<StoreEvent>,
+    _lock: DbLock,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file, takes the exclusive lock, applies pending migrations.
+    pub async fn open(
+        path: impl AsRef<Path>,
+        opts: SqliteOptions,
+    ) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let lock = DbLock::acquire(&path)?;
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let writer_path = path.clone();
+        let writer = Writer::start(
+            move || open_writer(&writer_path, opts.synchronous),
+            events.clone(),
+        )
+        .await?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                writer,
+                readers: Readers::new(path, opts.readers),
+                events,
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// Applied schema version (for `errand migrate` to print).
+    pub async fn schema_version(&self) -> Result<u32, StoreError> {
+        self.inner.readers.read(migrate::applied_version).await
+    }
+
+    /// The `synchronous` setting the writer connection runs with.
+    pub async fn synchronous(&self) -> Result<Synchronous, StoreError> {
+        let level: i64 = self
+            .inner
+            .writer
+            .submit(|conn, _| {
+                conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
+                    .map_err(db_error)
+            })
+            .await?;
+        Synchronous::from_level(level)
+            .ok_or_else(|| StoreError::Internal(format!("unknown synchronous level {level}")))
+    }
+}
+
+/// The write connection: WAL, the chosen durability, migrated.
+fn open_writer(path: &PathBuf, synchronous: Synchronous) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path).map_err(|e| {
+        StoreError::Unavailable(format!("cannot open database {}: {e}", path.display()))
+    })?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db_error)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(db_error)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(format!(
+            "database {} cannot use WAL mode (got {mode})",
+            path.display()
+        )));
+    }
+    conn.execute_batch(&format!("PRAGMA synchronous = {}", synchronous.pragma()))
+        .map_err(db_error)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    migrate::migrate(&mut conn)?;
+    Ok(conn)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {
+        self.inner
+            .writer
+            .submit(move |conn, events| ops::enqueue(conn, events, jobs))
+            .await
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        self.inner
+            .readers
+            .read(move |conn| read::get(conn, id))
+            .await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, StoreError> {
+        let filter = filter.clone();
+        self.inner
+            .readers
+            .read(move |conn| read::list(conn, &filter))
+            .await
+    }
+
+    async fn claim(&self, req: &ClaimRequest) -> Result<Vec<Job>, StoreError> {
+        let req = req.clone();
+        self.inner
+            .writer
+            .submit(move |conn, _| ops::claim(conn, &req))
+            .await
+    }
+
+    async fn heartbeat(&self, leases: &[Lease], lease: Duration) -> Result<Vec<Lease>, StoreError> {
+        let leases = leases.to_vec();
+        self.inner
+            .writer
+            .submit(move |conn, _| ops::heartbeat(conn, &leases, lease))
+            .await
+    }
+
+    async fn finish(&self, finishes: Vec<Finish>) -> Result<Vec<bool>, StoreError> {
+        self.inner
+            .writer
+            .submit(move |conn, events| ops::finish(conn, events, finishes))
+            .await
+    }
+
+    async fn cancel(&self, id: JobId) -> Result<Job, StoreError> {
+        self.inner
+            .writer
+            .submit(move |conn, events| ops::cancel(conn, events, id))
+            .await
+    }
+
+    async fn retry(&self, id: JobId) -> Result<Job, StoreError> {
+        self.inner
+            .writer
+            .submit(move |conn, events| ops::retry(conn, events, id))
+            .await
+    }
+
+    async fn stats(&self) -> Result<Stats, StoreError> {
+        self.inner.readers.read(read::stats).await
+    }
+
+    async fn rescue_expired(&self) -> Result<Vec<JobId>, StoreError> {
+        self.inner.writer.submit(ops::rescue_expired).await
+    }
+
+    async fn promote_due(&self) -> Result<u64, StoreError> {
+        self.inner.writer.submit(ops::promote_due).await
+    }
+
+    async fn prune(&self, retention: &Retention) -> Result<u64, StoreError> {
+        let retention = *retention;
+        self.inner
+            .writer
+            .submit(move |conn, _| ops::prune(conn, &retention))
+            .await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
+        self.inner.events.subscribe()
+    }
+}

@@ -1,0 +1,54 @@
+//! Versioned schema migrations, embedded in the binary and applied in
+//! order, each in its own transaction, recorded in `schema_migrations`.
+
+use crate::rows::{db_error, micros, now};
+use errand_core::StoreError;
+use rusqlite::{Connection, TransactionBehavior};
+
+/// Every migration, by version; append, never edit.
+const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../migrations/0001_jobs.sql"))];
+
+/// The newest schema this build knows.
+pub(crate) const LATEST: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// The highest applied version (0 for a new database).
+pub(crate) fn applied_version(conn: &Connection) -> Result<u32, StoreError> {
+    conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(db_error)
+}
+
+/// Applies every migration newer than the database's version.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             applied_at INTEGER NOT NULL
+         )",
+    )
+    .map_err(db_error)?;
+    let current = applied_version(conn)?;
+    if current > LATEST {
+        return Err(StoreError::Internal(format!(
+            "database schema version {current} is newer than this errand ({LATEST}); upgrade errand"
+        )));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_error)?;
+        tx.execute_batch(sql)
+            .map_err(|e| StoreError::Internal(format!("migration {version} failed: {e}")))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            (version, micros(now())),
+        )
+        .map_err(db_error)?;
+        tx.commit().map_err(db_error)?;
+        tracing::info!(version, "applied schema migration");
+    }
+    Ok(())
+}

@@ -1,0 +1,381 @@
+//! The write operations of the store, run by the writer thread inside a
+//! group-commit transaction. State changes come from
+//! [`errand_core::outcome::resolve`]; this module only applies them.
+
+use crate::rows::{
+    JOB_COLUMNS, after, collect_jobs, db_error, duration_micros, job_from_row, micros, now,
+    parse_state, to_json,
+};
+use crate::writer::Events;
+use errand_core::outcome::resolve;
+use errand_core::store::{ClaimRequest, Finish};
+use errand_core::{
+    Backoff, Enqueued, Job, JobId, JobState, Lease, NewJob, Outcome, Retention, StoreError,
+    Transition,
+};
+use jiff::Timestamp;
+use rusqlite::{Connection, ErrorCode, OptionalExtension};
+use std::time::Duration;
+
+/// Inserts `jobs`; a live job with the same kind and unique key is
+/// returned instead of inserting (this includes earlier entries of `jobs`).
+pub(crate) fn enqueue(
+    conn: &Connection,
+    events: &mut Events,
+    jobs: Vec<NewJob>,
+) -> Result<Vec<Enqueued>, StoreError> {
+    let now = now();
+    let mut insert = conn
+        .prepare_cached(&format!(
+            "INSERT INTO jobs (kind, queue, payload, priority, state, max_attempts, run_at, \
+             created_at, timeout_us, unique_key, tags) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}"
+        ))
+        .map_err(db_error)?;
+    let mut live = conn
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE kind = ?1 AND unique_key = ?2 \
+             AND state NOT IN ('completed', 'failed', 'cancelled')"
+        ))
+        .map_err(db_error)?;
+    let mut answers = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let run_at = job.run_at.map_or(now, |t| t.max(now));
+        let state = if run_at > now {
+            JobState::Scheduled
+        } else {
+            JobState::Available
+        };
+        let mut rows = insert
+            .query((
+                &job.kind,
+                &job.queue,
+                to_json(&job.payload),
+                job.priority,
+                state.as_str(),
+                job.max_attempts,
+                micros(run_at),
+                micros(now),
+                job.timeout.map(duration_micros),
+                &job.unique_key,
+                to_json(&job.tags),
+            ))
+            .map_err(db_error)?;
+        if let Some(row) = rows.next().map_err(db_error)? {
+            let inserted = job_from_row(row)?;
+            if state == JobState::Available {
+                events.enqueued.insert(inserted.queue.clone());
+            }
+            answers.push(Enqueued {
+                job: inserted,
+                duplicate: false,
+            });
+            continue;
+        }
+        drop(rows);
+        let existing = collect_jobs(live.query((&job.kind, &job.unique_key)).map_err(db_error)?)?
+            .pop()
+            .ok_or_else(|| {
+                StoreError::Internal(format!(
+                    "insert of a {} job was refused but no live duplicate exists",
+                    job.kind
+                ))
+            })?;
+        answers.push(Enqueued {
+            job: existing,
+            duplicate: true,
+        });
+    }
+    Ok(answers)
+}
+
+/// Takes up to `req.limit` due jobs of a queue in claim order.
+pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> Result<Vec<Job>, StoreError> {
+    let now = now();
+    let kinds = (!req.kinds.is_empty()).then(|| to_json(&req.kinds));
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "UPDATE jobs SET state = 'running', attempt = attempt + 1, started_at = ?1, \
+                 lease_expires_at = ?2, worker = ?3 \
+             WHERE id IN ( \
+                 SELECT id FROM jobs \
+                 WHERE state IN ('scheduled', 'available', 'retryable') \
+                   AND queue = ?4 AND run_at <= ?1 \
+                   AND (?5 IS NULL OR kind IN (SELECT value FROM json_each(?5))) \
+                 ORDER BY priority, run_at, id LIMIT ?6) \
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .map_err(db_error)?;
+    let mut jobs = collect_jobs(
+        stmt.query((
+            micros(now),
+            micros(after(now, req.lease)),
+            &req.worker,
+            &req.queue,
+            kinds,
+            req.limit,
+        ))
+        .map_err(db_error)?,
+    )?;
+    // RETURNING does not promise any order.
+    jobs.sort_by_key(|j| (j.priority, j.run_at, j.id));
+    Ok(jobs)
+}
+
+/// Extends the leases still held; returns the others.
+pub(crate) fn heartbeat(
+    conn: &Connection,
+    leases: &[Lease],
+    lease: Duration,
+) -> Result<Vec<Lease>, StoreError> {
+    let expires = micros(after(now(), lease));
+    let mut stmt = conn
+        .prepare_cached(
+            "UPDATE jobs SET lease_expires_at = ?1 \
+             WHERE id = ?2 AND attempt = ?3 AND state = 'running'",
+        )
+        .map_err(db_error)?;
+    let mut lost = Vec::new();
+    for l in leases {
+        if stmt.execute((expires, l.id, l.attempt)).map_err(db_error)? == 0 {
+            lost.push(*l);
+        }
+    }
+    Ok(lost)
+}
+
+/// A running attempt, as the fencing check sees it.
+struct Running {
+    lease: Lease,
+    max_attempts: u32,
+    queue: String,
+}
+
+/// Ends attempts whose lease is still current; answers which were applied.
+pub(crate) fn finish(
+    conn: &Connection,
+    events: &mut Events,
+    finishes: Vec<Finish>,
+) -> Result<Vec<bool>, StoreError> {
+    let now = now();
+    let mut current = conn
+        .prepare_cached(
+            "SELECT max_attempts, queue FROM jobs \
+             WHERE id = ?1 AND attempt = ?2 AND state = 'running'",
+        )
+        .map_err(db_error)?;
+    let mut applied = Vec::with_capacity(finishes.len());
+    for f in finishes {
+        let held = current
+            .query_row((f.lease.id, f.lease.attempt), |r| {
+                Ok(Running {
+                    lease: f.lease,
+                    max_attempts: r.get(0)?,
+                    queue: r.get(1)?,
+                })
+            })
+            .optional()
+            .map_err(db_error)?;
+        match held {
+            Some(job) => {
+                end_attempt(conn, events, &job, f.outcome, &f.backoff, now)?;
+                applied.push(true);
+            }
+            None => applied.push(false),
+        }
+    }
+    Ok(applied)
+}
+
+/// Puts running jobs whose lease has expired back to run, counting the attempt.
+pub(crate) fn rescue_expired(
+    conn: &Connection,
+    events: &mut Events,
+) -> Result<Vec<JobId>, StoreError> {
+    let now = now();
+    let expired = {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, attempt, max_attempts, queue FROM jobs \
+                 WHERE state = 'running' AND lease_expires_at < ?1",
+            )
+            .map_err(db_error)?;
+        stmt.query_map([micros(now)], |r| {
+            Ok(Running {
+                lease: Lease {
+                    id: r.get(0)?,
+                    attempt: r.get(1)?,
+                },
+                max_attempts: r.get(2)?,
+                queue: r.get(3)?,
+            })
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(db_error)?
+    };
+    for job in &expired {
+        end_attempt(
+            conn,
+            events,
+            job,
+            Outcome::LeaseExpired,
+            &Backoff::default(),
+            now,
+        )?;
+    }
+    Ok(expired.into_iter().map(|j| j.lease.id).collect())
+}
+
+/// Applies the transition `resolve` picks for a running attempt; the WHERE
+/// clause fences it to that attempt.
+fn end_attempt(
+    conn: &Connection,
+    events: &mut Events,
+    job: &Running,
+    outcome: Outcome,
+    backoff: &Backoff,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let t: Transition = resolve(job.lease.attempt, job.max_attempts, outcome, backoff, now);
+    let mut stmt = conn
+        .prepare_cached(
+            "UPDATE jobs SET state = ?3, run_at = COALESCE(?4, run_at), result = ?5, \
+                 errors = CASE WHEN ?6 IS NULL THEN errors ELSE json_insert(errors, '$[#]', \
+                     json_object('attempt', attempt, 'at', ?7, 'error', ?6)) END, \
+                 max_attempts = max_attempts + ?8, finished_at = ?9, \
+                 lease_expires_at = NULL, worker = NULL \
+             WHERE id = ?1 AND attempt = ?2 AND state = 'running'",
+        )
+        .map_err(db_error)?;
+    // `resolve` never answers `running`, so the lease always ends here.
+    let changed = stmt
+        .execute((
+            job.lease.id,
+            job.lease.attempt,
+            t.state.as_str(),
+            t.run_at.map(micros),
+            t.result.as_ref().map(to_json),
+            &t.error,
+            now.to_string(),
+            u32::from(t.refund_attempt),
+            t.is_terminal().then(|| micros(now)),
+        ))
+        .map_err(db_error)?;
+    if changed == 1 {
+        if t.is_terminal() {
+            events.finished.push(job.lease.id);
+        } else if t.state == JobState::Available {
+            events.enqueued.insert(job.queue.clone());
+        }
+    }
+    Ok(())
+}
+
+/// The state of a job, or NotFound.
+fn state_of(conn: &Connection, id: JobId) -> Result<JobState, StoreError> {
+    let state: String = conn
+        .prepare_cached("SELECT state FROM jobs WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+        .map_err(db_error)?
+        .ok_or(StoreError::NotFound(id))?;
+    parse_state(&state)
+}
+
+/// Runs `sql` (which must RETURN the job's columns) on job `id` when
+/// `allowed` accepts its state, else answers Conflict.
+fn change_one(
+    conn: &Connection,
+    id: JobId,
+    action: &'static str,
+    allowed: fn(JobState) -> bool,
+    sql: &str,
+) -> Result<Job, StoreError> {
+    let state = state_of(conn, id)?;
+    let conflict = || StoreError::Conflict { id, state, action };
+    if !allowed(state) {
+        return Err(conflict());
+    }
+    let mut stmt = conn.prepare_cached(sql).map_err(db_error)?;
+    let mut rows = stmt.query((id, micros(now()))).map_err(db_error)?;
+    match rows.next() {
+        Ok(Some(row)) => job_from_row(row),
+        Ok(None) => Err(conflict()),
+        // A retry that would give the kind a second live job with the same
+        // unique key: the other job must end first.
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => Err(conflict()),
+        Err(e) => Err(db_error(e)),
+    }
+}
+
+/// Cancels a job that has not ended.
+pub(crate) fn cancel(conn: &Connection, events: &mut Events, id: JobId) -> Result<Job, StoreError> {
+    let job = change_one(
+        conn,
+        id,
+        "cancel",
+        JobState::can_cancel,
+        &format!(
+            "UPDATE jobs SET state = 'cancelled', finished_at = ?2, lease_expires_at = NULL, \
+                 worker = NULL \
+             WHERE id = ?1 RETURNING {JOB_COLUMNS}"
+        ),
+    )?;
+    events.finished.push(job.id);
+    Ok(job)
+}
+
+/// Makes a failed or cancelled job available now, with at least one attempt left.
+pub(crate) fn retry(conn: &Connection, events: &mut Events, id: JobId) -> Result<Job, StoreError> {
+    let job = change_one(
+        conn,
+        id,
+        "retry",
+        JobState::can_retry,
+        &format!(
+            "UPDATE jobs SET state = 'available', run_at = ?2, finished_at = NULL, \
+                 max_attempts = MAX(max_attempts, attempt + 1), lease_expires_at = NULL, \
+                 worker = NULL \
+             WHERE id = ?1 RETURNING {JOB_COLUMNS}"
+        ),
+    )?;
+    events.enqueued.insert(job.queue.clone());
+    Ok(job)
+}
+
+/// Marks scheduled and retryable jobs that are due as available.
+pub(crate) fn promote_due(conn: &Connection, events: &mut Events) -> Result<u64, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "UPDATE jobs SET state = 'available' \
+             WHERE state IN ('scheduled', 'retryable') AND run_at <= ?1 RETURNING queue",
+        )
+        .map_err(db_error)?;
+    let queues = stmt
+        .query_map([micros(now())], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(db_error)?;
+    let promoted = queues.len() as u64;
+    events.enqueued.extend(queues);
+    Ok(promoted)
+}
+
+/// Deletes terminal jobs that finished longer ago than their state's retention.
+pub(crate) fn prune(conn: &Connection, retention: &Retention) -> Result<u64, StoreError> {
+    let now = now();
+    let mut stmt = conn
+        .prepare_cached(
+            "DELETE FROM jobs WHERE state = ?1 AND finished_at IS NOT NULL AND finished_at < ?2",
+        )
+        .map_err(db_error)?;
+    let mut deleted = 0;
+    for (state, keep) in [
+        (JobState::Completed, retention.completed),
+        (JobState::Failed, retention.failed),
+        (JobState::Cancelled, retention.cancelled),
+    ] {
+        let cutoff = micros(now).saturating_sub(duration_micros(keep));
+        deleted += stmt.execute((state.as_str(), cutoff)).map_err(db_error)? as u64;
+    }
+    Ok(deleted)
+}

@@ -1,0 +1,122 @@
+//! Conversions between SQLite rows and errand's types: the job column list,
+//! time as unix microseconds, JSON columns, and error mapping.
+
+use errand_core::{Job, JobState, StoreError};
+use jiff::Timestamp;
+use rusqlite::{ErrorCode, Row};
+use std::time::Duration;
+
+/// Every column of a job, in the order [`job_from_row`] reads them.
+pub(crate) const JOB_COLUMNS: &str = "id, kind, queue, payload, priority, state, attempt, \
+     max_attempts, run_at, created_at, started_at, finished_at, timeout_us, unique_key, tags, \
+     result, errors, lease_expires_at, worker";
+
+/// A timestamp as stored.
+pub(crate) fn micros(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+/// Now, at the precision the database keeps, so what is written reads back equal.
+pub(crate) fn now() -> Timestamp {
+    from_micros(micros(Timestamp::now())).expect("now is in range")
+}
+
+fn from_micros(us: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_microsecond(us).map_err(|e| StoreError::Internal(format!("bad time {us}: {e}")))
+}
+
+/// `t + d`, saturating at the end of time.
+pub(crate) fn after(t: Timestamp, d: Duration) -> Timestamp {
+    let d = jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX);
+    t.saturating_add(d).unwrap_or(Timestamp::MAX)
+}
+
+/// A duration as stored (microseconds, saturating).
+pub(crate) fn duration_micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// A value as JSON text.
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).expect("JSON values always serialize")
+}
+
+fn json_column<T: serde::de::DeserializeOwned>(row: &Row, i: usize) -> Result<T, StoreError> {
+    let text: String = row.get(i).map_err(db_error)?;
+    serde_json::from_str(&text)
+        .map_err(|e| StoreError::Internal(format!("column {i} holds bad JSON: {e}")))
+}
+
+fn time_column(row: &Row, i: usize) -> Result<Option<Timestamp>, StoreError> {
+    row.get::<_, Option<i64>>(i)
+        .map_err(db_error)?
+        .map(from_micros)
+        .transpose()
+}
+
+/// A job from a row selected with [`JOB_COLUMNS`].
+pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
+    let get_err = |e| db_error(e);
+    let state: String = row.get(5).map_err(get_err)?;
+    let required =
+        |i| time_column(row, i)?.ok_or_else(|| StoreError::Internal(format!("column {i} is NULL")));
+    Ok(Job {
+        id: row.get(0).map_err(get_err)?,
+        kind: row.get(1).map_err(get_err)?,
+        queue: row.get(2).map_err(get_err)?,
+        payload: json_column(row, 3)?,
+        priority: row.get(4).map_err(get_err)?,
+        state: parse_state(&state)?,
+        attempt: row.get(6).map_err(get_err)?,
+        max_attempts: row.get(7).map_err(get_err)?,
+        run_at: required(8)?,
+        created_at: required(9)?,
+        started_at: time_column(row, 10)?,
+        finished_at: time_column(row, 11)?,
+        timeout: row
+            .get::<_, Option<i64>>(12)
+            .map_err(get_err)?
+            .map(|us| Duration::from_micros(us.max(0) as u64)),
+        unique_key: row.get(13).map_err(get_err)?,
+        tags: json_column(row, 14)?,
+        result: match row.get::<_, Option<String>>(15).map_err(get_err)? {
+            Some(_) => Some(json_column(row, 15)?),
+            None => None,
+        },
+        errors: json_column(row, 16)?,
+        lease_expires_at: time_column(row, 17)?,
+        worker: row.get(18).map_err(get_err)?,
+    })
+}
+
+/// A state as stored.
+pub(crate) fn parse_state(state: &str) -> Result<JobState, StoreError> {
+    state
+        .parse()
+        .map_err(|_| StoreError::Internal(format!("unknown job state {state:?}")))
+}
+
+/// Every row of a statement's answer as jobs.
+pub(crate) fn collect_jobs(mut rows: rusqlite::Rows<'_>) -> Result<Vec<Job>, StoreError> {
+    let mut jobs = Vec::new();
+    while let Some(row) = rows.next().map_err(db_error)? {
+        jobs.push(job_from_row(row)?);
+    }
+    Ok(jobs)
+}
+
+/// Busy, I/O and full-disk errors are worth retrying later; anything else
+/// is a bug or corrupt data.
+pub(crate) fn db_error(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DiskFull
+            | ErrorCode::CannotOpen
+            | ErrorCode::ReadOnly,
+        ) => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Internal(e.to_string()),
+    }
+}

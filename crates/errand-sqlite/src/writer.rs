@@ -1,0 +1,212 @@
+//! The one writer: a dedicated thread owns the only write connection and
+//! commits every operation queued at the time in one transaction (group
+//! commit), each inside its own savepoint so a failing operation rolls back
+//! alone. Callers are answered, and events sent, only after the COMMIT.
+
+use crate::rows::db_error;
+use errand_core::{JobId, StoreError, StoreEvent};
+use rusqlite::Connection;
+use std::collections::BTreeSet;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use tokio::sync::{broadcast, oneshot};
+
+/// Most operations committed together.
+const MAX_BATCH: usize = 1024;
+
+/// What an operation did that waiters care about.
+#[derive(Debug, Default)]
+pub(crate) struct Events {
+    /// Queues where jobs became claimable now.
+    pub enqueued: BTreeSet<String>,
+    /// Jobs that reached a terminal state.
+    pub finished: Vec<JobId>,
+}
+
+impl Events {
+    fn absorb(&mut self, other: Events) {
+        self.enqueued.extend(other.enqueued);
+        self.finished.extend(other.finished);
+    }
+
+    fn publish(self, tx: &broadcast::Sender<StoreEvent>) {
+        // Nobody listening is fine.
+        if !self.enqueued.is_empty() {
+            let _ = tx.send(StoreEvent::Enqueued(self.enqueued.into_iter().collect()));
+        }
+        if !self.finished.is_empty() {
+            let _ = tx.send(StoreEvent::Finished(self.finished.into()));
+        }
+    }
+}
+
+/// An operation waiting in the queue, its result type erased.
+trait Pending: Send {
+    /// Runs inside the batch transaction; true when it succeeded.
+    fn run(&mut self, conn: &Connection, events: &mut Events) -> bool;
+    /// Answers the caller once the batch's fate is known.
+    fn answer(self: Box<Self>, commit: &Result<(), String>);
+}
+
+struct Op<T, F> {
+    work: Option<F>,
+    outcome: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Pending for Op<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection, &mut Events) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, conn: &Connection, events: &mut Events) -> bool {
+        let work = self.work.take().expect("an operation runs once");
+        let outcome = work(conn, events);
+        let ok = outcome.is_ok();
+        self.outcome = Some(outcome);
+        ok
+    }
+
+    fn answer(self: Box<Self>, commit: &Result<(), String>) {
+        let outcome = match (self.outcome, commit) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(_)), Err(e)) | (None, Err(e)) => Err(StoreError::Unavailable(e.clone())),
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (None, Ok(())) => Err(StoreError::Internal("operation was not run".into())),
+        };
+        // The caller may have gone away; its work is committed regardless.
+        let _ = self.reply.send(outcome);
+    }
+}
+
+/// The handle callers use to queue work for the writer thread.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    queue: Option<mpsc::Sender<Box<dyn Pending>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts the writer thread on a connection made by `open` (run on that
+    /// thread); returns once `open` has succeeded or failed.
+    pub(crate) async fn start(
+        open: impl FnOnce() -> Result<Connection, StoreError> + Send + 'static,
+        events: broadcast::Sender<StoreEvent>,
+    ) -> Result<Writer, StoreError> {
+        let (queue, incoming) = mpsc::channel::<Box<dyn Pending>>();
+        let (ready_tx, ready) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("errand-sqlite-writer".into())
+            .spawn(move || match open() {
+                Ok(conn) => {
+                    let _ = ready_tx.send(Ok(()));
+                    run(conn, incoming, events);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })
+            .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
+        let started = ready
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Internal("the writer thread died".into())));
+        let writer = Writer {
+            queue: Some(queue),
+            thread: Some(thread),
+        };
+        started.map(|()| writer)
+    }
+
+    /// Runs `work` in the next group commit and returns its result once committed.
+    pub(crate) async fn submit<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Events) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let op = Op {
+            work: Some(work),
+            outcome: None,
+            reply,
+        };
+        let queue = self.queue.as_ref().expect("queue lives until drop");
+        queue
+            .send(Box::new(op))
+            .map_err(|_| StoreError::Unavailable("the writer thread has stopped".into()))?;
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the writer thread has stopped".into(),
+            ))
+        })
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue lets the thread finish what is queued, then exit.
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the SQLite writer thread panicked");
+        }
+    }
+}
+
+fn run(
+    conn: Connection,
+    incoming: mpsc::Receiver<Box<dyn Pending>>,
+    events: broadcast::Sender<StoreEvent>,
+) {
+    let mut batch: Vec<Box<dyn Pending>> = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = incoming.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match incoming.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let mut done = Events::default();
+        let commit = run_batch(&conn, &mut batch, &mut done).map_err(|e| e.to_string());
+        if commit.is_ok() {
+            done.publish(&events);
+        }
+        for op in batch.drain(..) {
+            op.answer(&commit);
+        }
+    }
+}
+
+/// Runs every operation in one transaction; an error here means the whole
+/// transaction was rolled back.
+fn run_batch(
+    conn: &Connection,
+    batch: &mut [Box<dyn Pending>],
+    done: &mut Events,
+) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(db_error)?;
+    let result = batch
+        .iter_mut()
+        .try_for_each(|op| run_one(conn, op.as_mut(), done))
+        .and_then(|()| conn.execute_batch("COMMIT").map_err(db_error));
+    if result.is_err()
+        && !conn.is_autocommit()
+        && let Err(e) = conn.execute_batch("ROLLBACK")
+    {
+        tracing::error!(error = %e, "rollback of a failed batch failed");
+    }
+    result
+}
+
+fn run_one(conn: &Connection, op: &mut dyn Pending, done: &mut Events) -> Result<(), StoreError> {
+    conn.execute_batch("SAVEPOINT op").map_err(db_error)?;
+    let mut events = Events::default();
+    if op.run(conn, &mut events) {
+        done.absorb(events);
+        conn.execute_batch("RELEASE op").map_err(db_error)
+    } else {
+        conn.execute_batch("ROLLBACK TO op; RELEASE op")
+            .map_err(db_error)
+    }
+}
