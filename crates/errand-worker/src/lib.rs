@@ -1,1 +1,34 @@
-//! errand-worker (being written).
+//! errand-worker: the worker runtime that claims jobs from a [`Store`],
+//! runs them through executors (typed Rust handlers or a command per job),
+//! heartbeats their leases, batches their completions and shuts down
+//! gracefully; plus the maintenance loop that rescues and promotes jobs.
+//!
+//! [`Store`]: errand_core::Store
+
+mod command;
+mod completer;
+mod config;
+mod execution;
+mod executor;
+mod fetch;
+mod handler;
+mod heartbeat;
+mod maintenance;
+mod retry_delay;
+mod running;
+mod runtime;
+
+pub use command::{CommandExecutor, CommandSpec};
+pub use config::WorkerConfig;
+pub use executor::Executor;
+pub use handler::{HandlerResult, JobContext, JobError};
+pub use maintenance::{MaintenanceConfig, run_maintenance};
+pub use runtime::Worker;
+
+/// Why a worker could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The configuration or the registrations are unusable; nothing was claimed.
+    #[error("invalid worker configuration: {0}")]
+    Config(String),
+}

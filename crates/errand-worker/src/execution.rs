@@ -1,0 +1,138 @@
+//! One attempt from claim to finish: runs the executor in its own task (so a
+//! panic becomes an outcome), enforces the timeout, and decides what to
+//! report when the attempt was stopped by a lost lease or by shutdown.
+
+use crate::Executor;
+use crate::completer::Completions;
+use crate::running::Running;
+use errand_core::store::Finish;
+use errand_core::{Backoff, Job, KindPolicy, Lease, Outcome};
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long an executor may take to return after being cancelled before its
+/// task is aborted, so one misbehaving handler cannot hang shutdown.
+const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
+/// A registered kind: its policy and executor.
+pub(crate) struct Registration {
+    pub(crate) policy: KindPolicy,
+    pub(crate) executor: Arc<dyn Executor>,
+}
+
+/// What every attempt of this worker shares.
+pub(crate) struct Attempts {
+    pub(crate) running: Arc<Running>,
+    pub(crate) completions: Completions,
+    /// Fires when shutdown's grace period is over: stop and hand back.
+    pub(crate) abort: CancellationToken,
+}
+
+impl Attempts {
+    /// Runs `job` to its end and queues its finish (unless its lease was lost).
+    pub(crate) async fn run(&self, job: Job, reg: Arc<Registration>) {
+        let lease = job.lease();
+        let (id, attempt) = (job.id, job.attempt);
+        let kind = job.kind.clone();
+        let cancel = self.abort.child_token();
+        self.running.insert(lease, cancel.clone());
+        let timeout = job.timeout.or(reg.policy.timeout);
+        let executor = reg.executor.clone();
+        let token = cancel.clone();
+        let task = tokio::spawn(async move { executor.execute(&job, token).await });
+        let outcome = supervise(task, &cancel, timeout).await;
+        if !self.running.remove(&lease) {
+            tracing::info!(
+                job = id,
+                kind,
+                attempt,
+                ?outcome,
+                "outcome dropped: lease lost"
+            );
+            return;
+        }
+        let outcome = match outcome {
+            Outcome::Success(r) => Outcome::Success(r),
+            _ if self.abort.is_cancelled() => Outcome::Handback,
+            other => other,
+        };
+        match &outcome {
+            Outcome::Success(_) | Outcome::Snooze(_) | Outcome::Handback => {
+                tracing::debug!(job = id, kind, attempt, ?outcome, "attempt ended")
+            }
+            _ => tracing::warn!(job = id, kind, attempt, ?outcome, "attempt failed"),
+        }
+        self.finish(lease, outcome, reg.policy.backoff);
+    }
+
+    /// Queues the end of an attempt for the completer.
+    pub(crate) fn finish(&self, lease: Lease, outcome: Outcome, backoff: Backoff) {
+        let finish = Finish {
+            lease,
+            outcome,
+            backoff,
+        };
+        // The completer outlives every job task, so the send cannot fail.
+        let _ = self.completions.send(finish);
+    }
+}
+
+/// Waits for the executor task; on timeout or cancellation (lost lease,
+/// shutdown) cancels it and gives it [`CANCEL_GRACE`] to clean up.
+async fn supervise(
+    mut task: JoinHandle<Outcome>,
+    cancel: &CancellationToken,
+    limit: Option<Duration>,
+) -> Outcome {
+    let expired = async {
+        match limit {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    let timed_out = tokio::select! {
+        joined = &mut task => return outcome_of(joined),
+        _ = expired => true,
+        _ = cancel.cancelled() => false,
+    };
+    cancel.cancel();
+    let outcome = match tokio::time::timeout(CANCEL_GRACE, &mut task).await {
+        Ok(joined) => outcome_of(joined),
+        Err(_) => {
+            task.abort();
+            tracing::warn!(grace = ?CANCEL_GRACE, "executor ignored cancellation; aborted it");
+            Outcome::Retry("did not stop after cancellation".into())
+        }
+    };
+    match limit {
+        Some(limit) if timed_out => Outcome::Retry(format!(
+            "timed out after {}",
+            errand_core::duration::format(limit)
+        )),
+        _ => outcome,
+    }
+}
+
+/// The executor task's outcome, or a retry naming its panic.
+fn outcome_of(joined: Result<Outcome, tokio::task::JoinError>) -> Outcome {
+    match joined {
+        Ok(outcome) => outcome,
+        Err(e) if e.is_panic() => {
+            Outcome::Retry(format!("panicked: {}", panic_message(e.into_panic())))
+        }
+        Err(_) => Outcome::Retry("the attempt was aborted".into()),
+    }
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => payload.downcast_ref::<&str>().map_or_else(
+            || "(non-string panic payload)".to_string(),
+            |s| s.to_string(),
+        ),
+    }
+}

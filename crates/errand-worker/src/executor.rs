@@ -1,0 +1,13 @@
+//! The executor contract: what runs one attempt of a job.
+
+use async_trait::async_trait;
+use errand_core::{Job, Outcome};
+use tokio_util::sync::CancellationToken;
+
+/// Runs attempts of jobs of the kinds it is registered for.
+#[async_trait]
+pub trait Executor: Send + Sync + 'static {
+    /// Runs one attempt. Must return promptly (and clean up, e.g. kill its
+    /// processes) once `cancel` fires.
+    async fn execute(&self, job: &Job, cancel: CancellationToken) -> Outcome;
+}

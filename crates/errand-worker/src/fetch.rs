@@ -1,0 +1,146 @@
+//! One queue's fetch loop: claims as many jobs as there are free slots in
+//! one store call, spawns a task per job, and when the queue is empty sleeps
+//! until an enqueue event for this queue, or the poll interval, wakes it.
+
+use crate::execution::{Attempts, Registration};
+use crate::retry_delay::RetryDelay;
+use errand_core::store::ClaimRequest;
+use errand_core::{Job, Outcome, Store, StoreEvent};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, broadcast};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Everything one queue's loop needs.
+pub(crate) struct QueueLoop {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) queue: String,
+    pub(crate) concurrency: usize,
+    pub(crate) worker: String,
+    pub(crate) lease: Duration,
+    pub(crate) poll_interval: Duration,
+    pub(crate) registrations: Arc<HashMap<String, Arc<Registration>>>,
+    pub(crate) attempts: Arc<Attempts>,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl QueueLoop {
+    /// Claims and spawns until `shutdown` fires.
+    pub(crate) async fn run(self) {
+        let slots = Arc::new(Semaphore::new(self.concurrency));
+        // Subscribed before the first claim: an enqueue that lands between an
+        // empty claim and the wait below is still seen.
+        let mut events = self.store.subscribe();
+        let mut kinds: Vec<String> = self.registrations.keys().cloned().collect();
+        kinds.sort();
+        let mut delay = RetryDelay::new();
+        while !self.shutdown.is_cancelled() {
+            let free = slots.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return,
+                    permit = slots.acquire() => drop(permit),
+                }
+                continue;
+            }
+            let request = ClaimRequest {
+                queue: self.queue.clone(),
+                kinds: kinds.clone(),
+                limit: u32::try_from(free).unwrap_or(u32::MAX),
+                worker: self.worker.clone(),
+                lease: self.lease,
+            };
+            let jobs = match self.store.claim(&request).await {
+                Ok(jobs) => {
+                    delay.reset();
+                    jobs
+                }
+                Err(e) => {
+                    let pause = delay.next();
+                    tracing::warn!(queue = self.queue, error = %e, ?pause, "claim failed; retrying");
+                    self.sleep(pause).await;
+                    continue;
+                }
+            };
+            if self.shutdown.is_cancelled() {
+                self.hand_back(jobs);
+                return;
+            }
+            if jobs.is_empty() {
+                self.wait_for_work(&mut events).await;
+                continue;
+            }
+            for job in jobs {
+                let permit = slots
+                    .clone()
+                    .try_acquire_owned()
+                    .expect("claimed no more jobs than free slots");
+                self.spawn(job, permit);
+            }
+        }
+    }
+
+    fn spawn(&self, job: Job, permit: tokio::sync::OwnedSemaphorePermit) {
+        let Some(reg) = self.registrations.get(&job.kind).cloned() else {
+            // The store returned a kind we did not ask for: give it back untouched.
+            tracing::warn!(
+                job = job.id,
+                kind = job.kind,
+                "claimed a kind with no executor; handing it back"
+            );
+            self.hand_back(vec![job]);
+            return;
+        };
+        let attempts = self.attempts.clone();
+        self.tracker.spawn(async move {
+            attempts.run(job, reg).await;
+            drop(permit);
+        });
+    }
+
+    /// Returns jobs claimed after shutdown began without running them.
+    fn hand_back(&self, jobs: Vec<Job>) {
+        for job in jobs {
+            let backoff = self
+                .registrations
+                .get(&job.kind)
+                .map(|r| r.policy.backoff)
+                .unwrap_or_default();
+            self.attempts
+                .finish(job.lease(), Outcome::Handback, backoff);
+        }
+    }
+
+    /// Waits for an enqueue into this queue, the poll interval, or shutdown.
+    async fn wait_for_work(&self, events: &mut broadcast::Receiver<StoreEvent>) {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => {}
+            _ = tokio::time::sleep(self.poll_interval) => {}
+            _ = enqueued_into(events, &self.queue) => {}
+        }
+    }
+
+    async fn sleep(&self, pause: Duration) {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => {}
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// Resolves when an event says jobs became available in `queue` (or events
+/// were missed, which may have included one).
+async fn enqueued_into(events: &mut broadcast::Receiver<StoreEvent>, queue: &str) {
+    loop {
+        match events.recv().await {
+            Ok(StoreEvent::Enqueued(queues)) if queues.iter().any(|q| q == queue) => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            // No more events: only the poll interval can wake us now.
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
+    }
+}

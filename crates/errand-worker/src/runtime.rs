@@ -1,0 +1,165 @@
+//! The [`Worker`]: registration of kinds, then the run loop that starts one
+//! fetch loop per queue, the heartbeat and the completer, and shuts them down
+//! gracefully.
+
+use crate::execution::{Attempts, Registration};
+use crate::fetch::QueueLoop;
+use crate::handler::{HandlerExecutor, HandlerResult, JobContext};
+use crate::running::Running;
+use crate::{Executor, WorkerConfig, WorkerError, completer, heartbeat};
+use errand_core::job::check_name;
+use errand_core::{KindPolicy, Store};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Claims jobs of the registered kinds from the configured queues and runs them.
+pub struct Worker {
+    store: Arc<dyn Store>,
+    config: WorkerConfig,
+    registrations: HashMap<String, Arc<Registration>>,
+    /// Kinds registered more than once, reported by [`Worker::run`].
+    duplicates: Vec<String>,
+}
+
+impl Worker {
+    /// A worker on `store` with no kinds registered yet.
+    pub fn new(store: Arc<dyn Store>, config: WorkerConfig) -> Worker {
+        Worker {
+            store,
+            config,
+            registrations: HashMap::new(),
+            duplicates: Vec::new(),
+        }
+    }
+
+    /// Runs jobs of `kind` with `executor`; `policy` gives backoff and the default timeout.
+    pub fn register(
+        &mut self,
+        kind: &str,
+        policy: KindPolicy,
+        executor: Arc<dyn Executor>,
+    ) -> &mut Self {
+        let reg = Arc::new(Registration { policy, executor });
+        if self.registrations.insert(kind.to_string(), reg).is_some() {
+            self.duplicates.push(kind.to_string());
+        }
+        self
+    }
+
+    /// A typed in-process handler: the payload is deserialized into P (a
+    /// mismatch is a permanent failure naming the serde error).
+    pub fn handler<P, F, Fut>(&mut self, kind: &str, policy: KindPolicy, f: F) -> &mut Self
+    where
+        P: DeserializeOwned + Send + 'static,
+        F: Fn(P, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.register(kind, policy, Arc::new(HandlerExecutor::new(f)))
+    }
+
+    /// Runs until `shutdown` is cancelled, then shuts down gracefully: stops
+    /// claiming, lets running jobs finish within `shutdown_timeout`, hands
+    /// the rest back, and writes every completion. Returns when every job is
+    /// finished or handed back.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        self.validate()?;
+        let Worker {
+            store,
+            config,
+            registrations,
+            ..
+        } = self;
+        let registrations = Arc::new(registrations);
+        let (completions, completer) = completer::start(store.clone());
+        let running = Arc::new(Running::default());
+        let attempts = Arc::new(Attempts {
+            running: running.clone(),
+            completions,
+            abort: CancellationToken::new(),
+        });
+        let tracker = TaskTracker::new();
+        let stop_heartbeat = CancellationToken::new();
+        let heartbeat = tokio::spawn(heartbeat::run(
+            store.clone(),
+            running,
+            config.heartbeat,
+            config.lease,
+            stop_heartbeat.clone(),
+        ));
+        let loops: Vec<_> = config
+            .queues
+            .iter()
+            .map(|(queue, &concurrency)| {
+                tokio::spawn(
+                    QueueLoop {
+                        store: store.clone(),
+                        queue: queue.clone(),
+                        concurrency,
+                        worker: config.name.clone(),
+                        lease: config.lease,
+                        poll_interval: config.poll_interval,
+                        registrations: registrations.clone(),
+                        attempts: attempts.clone(),
+                        tracker: tracker.clone(),
+                        shutdown: shutdown.clone(),
+                    }
+                    .run(),
+                )
+            })
+            .collect();
+        tracing::info!(worker = config.name, queues = ?config.queues, "worker started");
+
+        shutdown.cancelled().await;
+        for fetch in loops {
+            if let Err(e) = fetch.await {
+                tracing::error!(error = %e, "a fetch loop ended abnormally");
+            }
+        }
+        tracker.close();
+        tracing::info!(
+            running = tracker.len(),
+            grace = ?config.shutdown_timeout,
+            "shutting down: claiming stopped, letting running jobs finish"
+        );
+        if tokio::time::timeout(config.shutdown_timeout, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                running = tracker.len(),
+                "shutdown grace period over; cancelling and handing back the remaining jobs"
+            );
+            attempts.abort.cancel();
+            tracker.wait().await;
+        }
+        stop_heartbeat.cancel();
+        let _ = heartbeat.await;
+        // The last sender goes with `attempts`; the completer then flushes and ends.
+        drop(attempts);
+        let _ = completer.await;
+        tracing::info!(worker = config.name, "worker stopped");
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), WorkerError> {
+        self.config.validate()?;
+        if self.registrations.is_empty() {
+            return Err(WorkerError::Config(
+                "no kinds registered: call register or handler before run".into(),
+            ));
+        }
+        if let Some(kind) = self.duplicates.first() {
+            return Err(WorkerError::Config(format!(
+                "kind {kind:?} is registered more than once"
+            )));
+        }
+        for kind in self.registrations.keys() {
+            check_name("kind", kind).map_err(|e| WorkerError::Config(format!("{e} ({kind:?})")))?;
+        }
+        Ok(())
+    }
+}
