@@ -1,1 +1,179 @@
-//! errand-client (being written).
+//! errand-client: a small async client for errand's HTTP API.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), errand_client::ClientError> {
+//! let client = errand_client::Client::new("http://127.0.0.1:7070")?;
+//! let job = client
+//!     .enqueue(errand_client::job("send_email", serde_json::json!({"to": "a@b"})).queue("mail"))
+//!     .await?;
+//! let done = client.wait(job.job.id, std::time::Duration::from_secs(30)).await?;
+//! println!("{}", done.state);
+//! # Ok(()) }
+//! ```
+
+mod builder;
+mod error;
+
+pub use builder::{JobBuilder, job};
+pub use errand_core::api::{JobPage, Problem};
+pub use error::ClientError;
+
+use errand_core::api::{BatchRequest, BatchResponse, Health};
+use errand_core::store::{ListFilter, Stats};
+use errand_core::{EnqueueRequest, Enqueued, Job, JobId};
+use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
+use std::time::{Duration, Instant};
+
+/// How long to try opening a connection before giving up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A handle on one errand server; cheap to clone (connections are pooled).
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+}
+
+impl Client {
+    /// A client for the server at `base_url`, e.g. `http://127.0.0.1:7070`.
+    pub fn new(base_url: &str) -> Result<Client, ClientError> {
+        let bad = |why: &str| ClientError::BadUrl(format!("{base_url:?}: {why}"));
+        let mut base = Url::parse(base_url).map_err(|e| bad(&e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
+            return Err(bad("expected http://host:port"));
+        }
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(bad("must not have a query or fragment"));
+        }
+        // Paths are joined below the base, so it must end with a slash.
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|e| ClientError::Transport(format!("cannot build HTTP client: {e}")))?;
+        Ok(Client { http, base })
+    }
+
+    /// Enqueues one job; a unique-key duplicate returns the live job with `duplicate: true`.
+    pub async fn enqueue(&self, req: impl Into<EnqueueRequest>) -> Result<Enqueued, ClientError> {
+        let req = req.into();
+        self.call(self.request(Method::POST, "v1/jobs").json(&req))
+            .await
+    }
+
+    /// Enqueues jobs all or none; answers in input order.
+    pub async fn enqueue_many(
+        &self,
+        reqs: Vec<EnqueueRequest>,
+    ) -> Result<Vec<Enqueued>, ClientError> {
+        let body = BatchRequest { jobs: reqs };
+        let answer: BatchResponse = self
+            .call(self.request(Method::POST, "v1/jobs/batch").json(&body))
+            .await?;
+        Ok(answer.jobs)
+    }
+
+    /// One job.
+    pub async fn get(&self, id: JobId) -> Result<Job, ClientError> {
+        self.call(self.request(Method::GET, &format!("v1/jobs/{id}")))
+            .await
+    }
+
+    /// The job once it ends, or as it is after `timeout` (check its state).
+    /// Repeats the server's capped wait until then.
+    pub async fn wait(&self, id: JobId, timeout: Duration) -> Result<Job, ClientError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let mut url = self.url(&format!("v1/jobs/{id}"));
+            url.query_pairs_mut()
+                .append_pair("wait", &format!("{}ms", remaining.as_millis()));
+            let job: Job = self.call(self.http.get(url)).await?;
+            if job.state.is_terminal() || Instant::now() >= deadline {
+                return Ok(job);
+            }
+        }
+    }
+
+    /// One page of jobs, newest first; pass `next_cursor` as `filter.before`
+    /// for the next. A `limit` of 0 means the server's default.
+    pub async fn list(&self, filter: &ListFilter) -> Result<JobPage, ClientError> {
+        let mut url = self.url("v1/jobs");
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(state) = filter.state {
+                query.append_pair("state", state.as_str());
+            }
+            if let Some(kind) = &filter.kind {
+                query.append_pair("kind", kind);
+            }
+            if let Some(queue) = &filter.queue {
+                query.append_pair("queue", queue);
+            }
+            if let Some(before) = filter.before {
+                query.append_pair("cursor", &before.to_string());
+            }
+            if filter.limit > 0 {
+                query.append_pair("limit", &filter.limit.to_string());
+            }
+        }
+        self.call(self.http.get(url)).await
+    }
+
+    /// Cancels a job that has not ended.
+    pub async fn cancel(&self, id: JobId) -> Result<Job, ClientError> {
+        self.call(self.request(Method::POST, &format!("v1/jobs/{id}/cancel")))
+            .await
+    }
+
+    /// Makes a failed or cancelled job available again.
+    pub async fn retry(&self, id: JobId) -> Result<Job, ClientError> {
+        self.call(self.request(Method::POST, &format!("v1/jobs/{id}/retry")))
+            .await
+    }
+
+    /// Job counts by state, queue and kind.
+    pub async fn stats(&self) -> Result<Stats, ClientError> {
+        self.call(self.request(Method::GET, "v1/stats")).await
+    }
+
+    /// Ok when the server and its store answer.
+    pub async fn health(&self) -> Result<(), ClientError> {
+        let _: Health = self.call(self.request(Method::GET, "healthz")).await?;
+        Ok(())
+    }
+
+    fn url(&self, path: &str) -> Url {
+        // Joining a relative path of our own onto a valid base cannot fail.
+        self.base.join(path).unwrap_or_else(|_| self.base.clone())
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path))
+    }
+
+    /// Sends a request and reads a JSON answer, or the problem of an error status.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ClientError::transport(&self.base, &e))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::transport(&self.base, &e))?;
+        if status.is_success() {
+            serde_json::from_slice(&body).map_err(|e| ClientError::Decode(e.to_string()))
+        } else {
+            Err(ClientError::from_answer(status, &body))
+        }
+    }
+}

@@ -1,1 +1,115 @@
-//! errand-server (being written).
+//! errand-server: errand's HTTP/JSON API under `/v1`.
+//!
+//! [`router`] builds the axum routes over any [`Store`]; [`serve`] runs them
+//! on a listener until shutdown. Every error answers
+//! `application/problem+json` ([`errand_core::api::Problem`]) naming the
+//! field at fault, and no rejected request changes the store.
+
+mod body;
+mod jobs;
+mod params;
+mod problem;
+mod status;
+mod wait;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use errand_core::{KindPolicy, Store};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the API accepts.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Configured kinds and their policies; enqueueing any other kind is refused (422).
+    pub kinds: BTreeMap<String, KindPolicy>,
+    /// Largest request body in bytes (413 above it).
+    pub body_limit: usize,
+    /// Longest `?wait=` a request may hold the connection.
+    pub max_wait: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            kinds: BTreeMap::new(),
+            body_limit: 1024 * 1024,
+            max_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What every handler shares.
+pub(crate) struct App {
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+    /// The configured kinds, sorted, for "unknown kind" answers.
+    known_kinds: Vec<String>,
+}
+
+/// The handlers' view of [`App`].
+pub(crate) type Shared = Arc<App>;
+
+/// The API's routes over `store`.
+pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
+    let body_limit = config.body_limit;
+    let app = Arc::new(App {
+        store,
+        known_kinds: config.kinds.keys().cloned().collect(),
+        config,
+    });
+    Router::new()
+        .route("/v1/jobs", post(jobs::enqueue).get(jobs::list))
+        .route("/v1/jobs/batch", post(jobs::enqueue_batch))
+        .route("/v1/jobs/{id}", get(jobs::get))
+        .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/v1/jobs/{id}/retry", post(jobs::retry))
+        .route("/v1/stats", get(status::stats))
+        .route("/healthz", get(status::health))
+        .fallback(status::no_route)
+        .method_not_allowed_fallback(status::wrong_method)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(log_request))
+        .with_state(app)
+}
+
+/// Serves until `shutdown` resolves (graceful: in-flight requests finish).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Answers are small; without TCP_NODELAY they may sit behind Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {err}");
+        }
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Logs each request at debug level; costs nothing more when debug is off.
+async fn log_request(req: Request, next: Next) -> Response {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return next.run(req).await;
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    tracing::debug!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        micros = start.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}

@@ -1,0 +1,128 @@
+//! The `/v1/jobs` handlers: enqueue one or many, get (and wait), list,
+//! cancel and retry.
+
+use crate::body::JsonBody;
+use crate::params::{GetParams, IdParam, ListParams, Params};
+use crate::problem::ApiError;
+use crate::{App, Shared, wait};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use errand_core::api::{BatchRequest, BatchResponse, JobPage};
+use errand_core::{EnqueueRequest, Enqueued, Job, NewJob, ValidationError};
+
+/// Most jobs in one batch.
+pub(crate) const MAX_BATCH: usize = 10_000;
+
+impl App {
+    /// Checks a submitted job against its kind's policy; `index` places
+    /// errors inside a batch (`jobs[3].kind`).
+    fn resolve(&self, req: EnqueueRequest, index: Option<usize>) -> Result<NewJob, ApiError> {
+        let place = |e: ValidationError| match index {
+            Some(i) => e.within(&format!("jobs[{i}]")),
+            None => e,
+        };
+        let Some(policy) = self.config.kinds.get(&req.kind) else {
+            let configured = if self.known_kinds.is_empty() {
+                "no kinds are configured".to_string()
+            } else {
+                format!("configured: {}", self.known_kinds.join(", "))
+            };
+            let e = ValidationError::new(
+                "kind",
+                format!("unknown kind {:?} ({configured})", req.kind),
+            );
+            return Err(ApiError::from(place(e)).with_known_kinds(&self.known_kinds));
+        };
+        req.resolve(policy).map_err(|e| place(e).into())
+    }
+}
+
+/// `POST /v1/jobs`: 201 with the new job, or 200 with the live duplicate.
+pub(crate) async fn enqueue(
+    State(app): State<Shared>,
+    JsonBody(req): JsonBody<EnqueueRequest>,
+) -> Result<(StatusCode, Json<Enqueued>), ApiError> {
+    let job = app.resolve(req, None)?;
+    let enqueued = app.store.enqueue(vec![job]).await?.pop().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the store answered no job for an enqueue",
+        )
+    })?;
+    let status = if enqueued.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(enqueued)))
+}
+
+/// `POST /v1/jobs/batch`: all jobs or none, answered in input order.
+pub(crate) async fn enqueue_batch(
+    State(app): State<Shared>,
+    JsonBody(batch): JsonBody<BatchRequest>,
+) -> Result<(StatusCode, Json<BatchResponse>), ApiError> {
+    if batch.jobs.is_empty() {
+        return Err(ValidationError::new("jobs", "must list at least one job").into());
+    }
+    if batch.jobs.len() > MAX_BATCH {
+        return Err(ValidationError::new(
+            "jobs",
+            format!(
+                "at most {MAX_BATCH} jobs per batch (got {})",
+                batch.jobs.len()
+            ),
+        )
+        .into());
+    }
+    let jobs = batch
+        .jobs
+        .into_iter()
+        .enumerate()
+        .map(|(i, req)| app.resolve(req, Some(i)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let jobs = app.store.enqueue(jobs).await?;
+    Ok((StatusCode::CREATED, Json(BatchResponse { jobs })))
+}
+
+/// `GET /v1/jobs/{id}[?wait=10s]`.
+pub(crate) async fn get(
+    State(app): State<Shared>,
+    IdParam(id): IdParam,
+    Params(params): Params<GetParams>,
+) -> Result<Json<Job>, ApiError> {
+    let job = match params.wait(app.config.max_wait)? {
+        Some(wait) => wait::until_terminal(&*app.store, id, wait).await?,
+        None => wait::fetch(&*app.store, id).await?,
+    };
+    Ok(Json(job))
+}
+
+/// `GET /v1/jobs?state=&kind=&queue=&limit=&cursor=`, newest first.
+pub(crate) async fn list(
+    State(app): State<Shared>,
+    Params(params): Params<ListParams>,
+) -> Result<Json<JobPage>, ApiError> {
+    let filter = params.filter()?;
+    let jobs = app.store.list(&filter).await?;
+    let full = jobs.len() >= filter.limit as usize;
+    let next_cursor = jobs.last().filter(|_| full).map(|job| job.id);
+    Ok(Json(JobPage { jobs, next_cursor }))
+}
+
+/// `POST /v1/jobs/{id}/cancel`.
+pub(crate) async fn cancel(
+    State(app): State<Shared>,
+    IdParam(id): IdParam,
+) -> Result<Json<Job>, ApiError> {
+    Ok(Json(app.store.cancel(id).await?))
+}
+
+/// `POST /v1/jobs/{id}/retry`.
+pub(crate) async fn retry(
+    State(app): State<Shared>,
+    IdParam(id): IdParam,
+) -> Result<Json<Job>, ApiError> {
+    Ok(Json(app.store.retry(id).await?))
+}

@@ -1,0 +1,91 @@
+//! API errors: every failure becomes an `application/problem+json` answer
+//! with the right status and, when one field is at fault, its name.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use errand_core::api::Problem;
+use errand_core::{StoreError, ValidationError};
+use std::fmt::Display;
+
+/// The media type of error bodies (RFC 9457).
+const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error answer. Boxed so handlers' `Result`s stay small on the happy path.
+#[derive(Debug)]
+pub(crate) struct ApiError(Box<Problem>);
+
+impl ApiError {
+    /// An error of `status`, not tied to a field.
+    pub(crate) fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        let title = status.canonical_reason().unwrap_or("Error");
+        ApiError(Box::new(Problem::new(status.as_u16(), title, detail)))
+    }
+
+    /// An error about one field (of the body, the path or the query).
+    pub(crate) fn field(
+        status: StatusCode,
+        field: impl Into<String>,
+        message: impl Display,
+    ) -> Self {
+        let field = field.into();
+        let detail = format!("{field}: {message}");
+        ApiError(Box::new(
+            Problem::new(
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("Error"),
+                detail,
+            )
+            .with_field(field),
+        ))
+    }
+
+    /// A bad query or path parameter.
+    pub(crate) fn param(name: &str, message: impl Display) -> Self {
+        Self::field(StatusCode::BAD_REQUEST, name, message)
+    }
+
+    /// Lists the configured kinds, for an unknown kind.
+    pub(crate) fn with_known_kinds(mut self, kinds: &[String]) -> Self {
+        self.0.known_kinds = kinds.to_vec();
+        self
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, e.field, e.message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let status = match &e {
+            StoreError::NotFound(_) => StatusCode::NOT_FOUND,
+            StoreError::Conflict { .. } => StatusCode::CONFLICT,
+            StoreError::Locked(_) | StoreError::Unavailable(_) => {
+                tracing::warn!("store unavailable: {e}");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            StoreError::Internal(_) => {
+                tracing::error!("{e}");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        // A Problem is strings and numbers: serializing it cannot fail.
+        let body = serde_json::to_vec(&*self.0).unwrap_or_default();
+        (
+            status,
+            [(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON))],
+            body,
+        )
+            .into_response()
+    }
+}

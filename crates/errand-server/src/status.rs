@@ -1,0 +1,41 @@
+//! Service-level answers: stats, the health check, and problems for
+//! routes and methods that do not exist.
+
+use crate::Shared;
+use crate::problem::ApiError;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use errand_core::api::Health;
+use errand_core::store::Stats;
+
+/// `GET /v1/stats`: job counts by state, queue and kind.
+pub(crate) async fn stats(State(app): State<Shared>) -> Result<Json<Stats>, ApiError> {
+    Ok(Json(app.store.stats().await?))
+}
+
+/// `GET /healthz`: 200 when the store answers a cheap read, 503 otherwise.
+pub(crate) async fn health(State(app): State<Shared>) -> Result<Json<Health>, ApiError> {
+    match app.store.get(0).await {
+        Ok(_) => Ok(Json(Health {
+            status: "ok".to_string(),
+        })),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store check failed: {e}"),
+        )),
+    }
+}
+
+/// Any path outside the API.
+pub(crate) async fn no_route(uri: Uri) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no route {}", uri.path()))
+}
+
+/// A known path with a method it does not take.
+pub(crate) async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} does not take {method}", uri.path()),
+    )
+}
