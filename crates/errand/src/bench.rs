@@ -44,13 +44,25 @@ const KINDS: [&str; 3] = ["bench_enqueue", "noop", "pickup"];
 impl Bench {
     async fn start() -> Result<Bench> {
         let dir = tempfile::tempdir()?;
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(dir.path().join("bench.db"), SqliteOptions::default()).await?);
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(dir.path().join("bench.db"), SqliteOptions::default()).await?,
+        );
         let kinds = KINDS
             .iter()
-            .map(|k| (k.to_string(), KindPolicy { queue: k.to_string(), ..KindPolicy::default() }))
+            .map(|k| {
+                (
+                    k.to_string(),
+                    KindPolicy {
+                        queue: k.to_string(),
+                        ..KindPolicy::default()
+                    },
+                )
+            })
             .collect();
-        let config = errand_server::ServerConfig { kinds, ..Default::default() };
+        let config = errand_server::ServerConfig {
+            kinds,
+            ..Default::default()
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let stop = CancellationToken::new();
@@ -59,8 +71,16 @@ impl Bench {
             errand_server::router(store.clone(), config),
             stop.clone().cancelled_owned(),
         ));
-        let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
-        Ok(Bench { _dir: dir, store, base, http, stop })
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()?;
+        Ok(Bench {
+            _dir: dir,
+            store,
+            base,
+            http,
+            stop,
+        })
     }
 
     /// POSTs one job and returns its id once acknowledged.
@@ -68,7 +88,11 @@ impl Bench {
         let resp = self
             .http
             .post(format!("{}/v1/jobs", self.base))
-            .json(&EnqueueRequest { kind: kind.into(), payload, ..Default::default() })
+            .json(&EnqueueRequest {
+                kind: kind.into(),
+                payload,
+                ..Default::default()
+            })
             .send()
             .await?;
         if !resp.status().is_success() {
@@ -87,7 +111,9 @@ impl Bench {
             let (bench, next) = (self.clone(), next.clone());
             tasks.push(tokio::spawn(async move {
                 while next.fetch_add(1, Ordering::Relaxed) < total {
-                    bench.post_one("bench_enqueue", serde_json::json!({"n": 1})).await?;
+                    bench
+                        .post_one("bench_enqueue", serde_json::json!({"n": 1}))
+                        .await?;
                 }
                 anyhow::Ok(())
             }));
@@ -109,7 +135,11 @@ impl Bench {
             tasks.push(tokio::spawn(async move {
                 while next.fetch_add(1, Ordering::Relaxed) < batches {
                     let jobs: Vec<_> = (0..1000)
-                        .map(|i| EnqueueRequest { kind: "bench_enqueue".into(), payload: serde_json::json!({"n": i}), ..Default::default() })
+                        .map(|i| EnqueueRequest {
+                            kind: "bench_enqueue".into(),
+                            payload: serde_json::json!({"n": i}),
+                            ..Default::default()
+                        })
                         .collect();
                     let resp = bench
                         .http
@@ -136,20 +166,30 @@ impl Bench {
         for chunk in (0..total).collect::<Vec<_>>().chunks(5000) {
             let jobs = chunk
                 .iter()
-                .map(|i| NewJob { queue: "noop".into(), ..NewJob::new("noop", serde_json::json!({ "n": i })) })
+                .map(|i| NewJob {
+                    queue: "noop".into(),
+                    ..NewJob::new("noop", serde_json::json!({ "n": i }))
+                })
                 .collect();
             self.store.enqueue(jobs).await?;
         }
         let first = Arc::new(Mutex::new(None::<Instant>));
         let mut worker = self.worker(BTreeMap::from([("noop".to_string(), 64)]));
         let first_seen = first.clone();
-        worker.handler("noop", KindPolicy::default(), move |_: serde_json::Value, _: JobContext| {
-            let first_seen = first_seen.clone();
-            async move {
-                first_seen.lock().expect("bench lock").get_or_insert_with(Instant::now);
-                HandlerResult::Ok(None)
-            }
-        });
+        worker.handler(
+            "noop",
+            KindPolicy::default(),
+            move |_: serde_json::Value, _: JobContext| {
+                let first_seen = first_seen.clone();
+                async move {
+                    first_seen
+                        .lock()
+                        .expect("bench lock")
+                        .get_or_insert_with(Instant::now);
+                    HandlerResult::Ok(None)
+                }
+            },
+        );
         let stop = CancellationToken::new();
         let running = tokio::spawn(worker.run(stop.clone()));
         let finished = self.wait_completed("noop", total as u64).await?;
@@ -186,15 +226,19 @@ impl Bench {
         let started: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; count]));
         let mut worker = self.worker(BTreeMap::from([("pickup".to_string(), 4)]));
         let seen = started.clone();
-        worker.handler("pickup", KindPolicy::default(), move |n: usize, _: JobContext| {
-            let seen = seen.clone();
-            async move {
-                if let Some(slot) = seen.lock().expect("bench lock").get_mut(n) {
-                    *slot = Some(Instant::now());
+        worker.handler(
+            "pickup",
+            KindPolicy::default(),
+            move |n: usize, _: JobContext| {
+                let seen = seen.clone();
+                async move {
+                    if let Some(slot) = seen.lock().expect("bench lock").get_mut(n) {
+                        *slot = Some(Instant::now());
+                    }
+                    HandlerResult::Ok(None)
                 }
-                HandlerResult::Ok(None)
-            }
-        });
+            },
+        );
         let stop = CancellationToken::new();
         let running = tokio::spawn(worker.run(stop.clone()));
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -214,7 +258,9 @@ impl Bench {
             .map(|(ack, start)| {
                 // A handler may start before the client has read the
                 // acknowledgement: that is a latency of zero, not less.
-                start.map_or(f64::NAN, |s| s.saturating_duration_since(*ack).as_secs_f64() * 1000.0)
+                start.map_or(f64::NAN, |s| {
+                    s.saturating_duration_since(*ack).as_secs_f64() * 1000.0
+                })
             })
             .collect();
         ms.sort_by(f64::total_cmp);
@@ -222,7 +268,13 @@ impl Bench {
     }
 
     fn worker(&self, queues: BTreeMap<String, usize>) -> Worker {
-        Worker::new(self.store.clone(), WorkerConfig { queues, ..WorkerConfig::default() })
+        Worker::new(
+            self.store.clone(),
+            WorkerConfig {
+                queues,
+                ..WorkerConfig::default()
+            },
+        )
     }
 }
 
@@ -303,19 +355,37 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let base = report.enqueue_sequential_jobs_per_s;
-    let rate = |name: String, v: f64| vec![name, format!("{v:.0} jobs/s"), format!("{:.1}×", v / base)];
-    let plain = |name: &str, v: f64, unit: &str| vec![name.to_string(), format!("{v:.2} {unit}"), String::new()];
+    let rate =
+        |name: String, v: f64| vec![name, format!("{v:.0} jobs/s"), format!("{:.1}×", v / base)];
+    let plain = |name: &str, v: f64, unit: &str| {
+        vec![name.to_string(), format!("{v:.2} {unit}"), String::new()]
+    };
     let rows = vec![
         rate("HTTP enqueue, 1 connection (baseline)".into(), base),
-        rate("HTTP enqueue, 32 connections".into(), report.enqueue_jobs_per_s),
-        rate("HTTP enqueue, batches of 1,000".into(), report.enqueue_batch_jobs_per_s),
-        rate(format!("end to end, {} no-op jobs, concurrency 64", args.jobs), report.e2e_jobs_per_s),
+        rate(
+            "HTTP enqueue, 32 connections".into(),
+            report.enqueue_jobs_per_s,
+        ),
+        rate(
+            "HTTP enqueue, batches of 1,000".into(),
+            report.enqueue_batch_jobs_per_s,
+        ),
+        rate(
+            format!("end to end, {} no-op jobs, concurrency 64", args.jobs),
+            report.e2e_jobs_per_s,
+        ),
         plain("pickup latency p50", report.pickup_p50_ms, "ms"),
         plain("pickup latency p99", report.pickup_p99_ms, "ms"),
         plain("RSS, idle server", report.idle_rss_mb, "MB"),
         plain("RSS, peak", report.peak_rss_mb, "MB"),
     ];
-    println!("errand bench: medians of {runs} run(s), SQLite synchronous=FULL, {}", jiff::Timestamp::now());
-    print!("{}", crate::output::table(&["SCENARIO", "MEDIAN", "VS BASELINE"], &rows));
+    println!(
+        "errand bench: medians of {runs} run(s), SQLite synchronous=FULL, {}",
+        jiff::Timestamp::now()
+    );
+    print!(
+        "{}",
+        crate::output::table(&["SCENARIO", "MEDIAN", "VS BASELINE"], &rows)
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,13 @@ use std::path::PathBuf;
 #[command(name = "errand", version, about, propagate_version = true)]
 pub struct Cli {
     /// Log format.
-    #[arg(long, value_enum, default_value = "text", env = "ERRAND_LOG_FORMAT", global = true)]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "text",
+        env = "ERRAND_LOG_FORMAT",
+        global = true
+    )]
     pub log_format: LogFormat,
     /// Log filter, e.g. `info` or `errand=debug`.
     #[arg(long, default_value = "info", env = "ERRAND_LOG", global = true)]

@@ -16,7 +16,11 @@ fn connect(args: &ClientArgs) -> Result<Client> {
 }
 
 /// Prints `value` as JSON or with `human`.
-fn print<T: Serialize>(args: &ClientArgs, value: &T, human: impl FnOnce(&T) -> String) -> Result<()> {
+fn print<T: Serialize>(
+    args: &ClientArgs,
+    value: &T,
+    human: impl FnOnce(&T) -> String,
+) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(value)?);
     } else {
@@ -31,11 +35,14 @@ fn read_payload(arg: Option<&str>) -> Result<serde_json::Value> {
         None => return Ok(serde_json::Value::Null),
         Some("-") => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("cannot read the payload from stdin")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("cannot read the payload from stdin")?;
             s
         }
         Some(arg) => match arg.strip_prefix('@') {
-            Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read payload file {path}"))?,
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read payload file {path}"))?,
             None => arg.to_string(),
         },
     };
@@ -53,7 +60,10 @@ pub async fn enqueue(args: EnqueueArgs) -> Result<ExitCode> {
     let run_at = args
         .at
         .as_deref()
-        .map(|t| t.parse::<jiff::Timestamp>().map_err(|e| anyhow!("--at {t:?}: not an RFC 3339 time ({e})")))
+        .map(|t| {
+            t.parse::<jiff::Timestamp>()
+                .map_err(|e| anyhow!("--at {t:?}: not an RFC 3339 time ({e})"))
+        })
         .transpose()?;
     let timeout = args
         .job_timeout
@@ -78,8 +88,15 @@ pub async fn enqueue(args: EnqueueArgs) -> Result<ExitCode> {
     let enqueued = client.enqueue(request).await?;
     if !args.wait {
         print(&args.client, &enqueued, |e| {
-            let dup = if e.duplicate { " (duplicate of a live job with this unique key)" } else { "" };
-            format!("enqueued job {} ({}) in queue {}: {}{dup}\n", e.job.id, e.job.kind, e.job.queue, e.job.state)
+            let dup = if e.duplicate {
+                " (duplicate of a live job with this unique key)"
+            } else {
+                ""
+            };
+            format!(
+                "enqueued job {} ({}) in queue {}: {}{dup}\n",
+                e.job.id, e.job.kind, e.job.queue, e.job.state
+            )
         })?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -88,10 +105,18 @@ pub async fn enqueue(args: EnqueueArgs) -> Result<ExitCode> {
     match job.state {
         JobState::Completed => Ok(ExitCode::SUCCESS),
         state if state.is_terminal() => {
-            let why = job.errors.last().map(|e| e.error.as_str()).unwrap_or("no error recorded");
+            let why = job
+                .errors
+                .last()
+                .map(|e| e.error.as_str())
+                .unwrap_or("no error recorded");
             bail!("job {} {state}: {}", job.id, why.trim_end())
         }
-        state => bail!("job {} still {state} after waiting {}", job.id, args.timeout),
+        state => bail!(
+            "job {} still {state} after waiting {}",
+            job.id,
+            args.timeout
+        ),
     }
 }
 

@@ -250,47 +250,80 @@ impl Config {
         };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let mut config: Config = toml::from_str(&text)
-            .map_err(|e| anyhow!("config file {}: {}", path.display(), e.to_string().trim_end()))?;
+        let mut config =
+            Config::parse(&text).with_context(|| format!("config file {}", path.display()))?;
         config.base_dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        config.validate().with_context(|| format!("config file {}", path.display()))?;
+        config
+            .validate()
+            .with_context(|| format!("config file {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Parses the file's text. Each kind is read on its own so that an
+    /// error names the kind it is about.
+    fn parse(text: &str) -> Result<Config> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
+        let kinds = match table.remove("kinds") {
+            None => toml::Table::new(),
+            Some(toml::Value::Table(kinds)) => kinds,
+            Some(_) => bail!("`kinds` must be a table of [kinds.NAME] sections"),
+        };
+        let mut config: Config = table
+            .try_into()
+            .map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
+        for (name, value) in kinds {
+            let kind = KindSection::deserialize(value)
+                .map_err(|e| anyhow!("[kinds.{name}]: {}", e.to_string().trim_end()))?;
+            config.kinds.insert(name, kind);
+        }
         Ok(config)
     }
 
     /// Checks what TOML types alone cannot.
     pub fn validate(&self) -> Result<()> {
         for (name, kind) in &self.kinds {
-            errand_core::job::check_name("kind", name).map_err(|e| anyhow!("[kinds.{name}]: {}", e.message))?;
+            errand_core::job::check_name("kind", name)
+                .map_err(|e| anyhow!("[kinds.{name}]: {}", e.message))?;
             match &kind.command {
-                None => bail!("[kinds.{name}]: missing key `command` (the program to run, e.g. command = [\"php\", \"bin/console\", \"app:job\"])"),
+                None => bail!(
+                    "[kinds.{name}]: missing key `command` (the program to run, e.g. command = [\"php\", \"bin/console\", \"app:job\"])"
+                ),
                 Some(argv) if argv.is_empty() || argv[0].is_empty() => {
                     bail!("[kinds.{name}]: `command` must name a program")
                 }
                 Some(_) => {}
             }
             let policy = kind.policy();
-            errand_core::job::check_name("queue", &policy.queue).map_err(|e| anyhow!("[kinds.{name}] queue: {}", e.message))?;
+            errand_core::job::check_name("queue", &policy.queue)
+                .map_err(|e| anyhow!("[kinds.{name}] queue: {}", e.message))?;
             if !(1..=errand_core::job::MAX_ATTEMPTS_LIMIT).contains(&policy.max_attempts) {
-                bail!("[kinds.{name}] max_attempts: must be between 1 and {}", errand_core::job::MAX_ATTEMPTS_LIMIT);
+                bail!(
+                    "[kinds.{name}] max_attempts: must be between 1 and {}",
+                    errand_core::job::MAX_ATTEMPTS_LIMIT
+                );
             }
             if policy.timeout.is_some_and(|t| t.is_zero()) {
                 bail!("[kinds.{name}] timeout: must be greater than zero");
             }
         }
         for (name, q) in &self.queues {
-            errand_core::job::check_name("queue", name).map_err(|e| anyhow!("[queues.{name}]: {}", e.message))?;
+            errand_core::job::check_name("queue", name)
+                .map_err(|e| anyhow!("[queues.{name}]: {}", e.message))?;
             if q.concurrency == 0 {
                 bail!("[queues.{name}] concurrency: must be at least 1");
             }
         }
         if self.worker.lease <= self.worker.heartbeat {
-            bail!("[worker] lease ({}) must be longer than heartbeat ({})",
+            bail!(
+                "[worker] lease ({}) must be longer than heartbeat ({})",
                 errand_core::duration::format(self.worker.lease),
-                errand_core::duration::format(self.worker.heartbeat));
+                errand_core::duration::format(self.worker.heartbeat)
+            );
         }
         Ok(())
     }
@@ -321,19 +354,30 @@ impl Config {
 
     /// Each kind's policy, for the API's defaults and its list of known kinds.
     pub fn policies(&self) -> BTreeMap<String, KindPolicy> {
-        self.kinds.iter().map(|(n, k)| (n.clone(), k.policy())).collect()
+        self.kinds
+            .iter()
+            .map(|(n, k)| (n.clone(), k.policy()))
+            .collect()
     }
 
     /// Queue concurrency for this node: the configured queues plus every
     /// queue a kind sends jobs to, so no configured kind is left unserved.
     pub fn queue_concurrency(&self) -> BTreeMap<String, usize> {
-        let mut queues: BTreeMap<String, usize> =
-            self.queues.iter().map(|(n, q)| (n.clone(), q.concurrency)).collect();
+        let mut queues: BTreeMap<String, usize> = self
+            .queues
+            .iter()
+            .map(|(n, q)| (n.clone(), q.concurrency))
+            .collect();
         for kind in self.kinds.values() {
-            let queue = kind.queue.clone().unwrap_or_else(|| DEFAULT_QUEUE.to_string());
+            let queue = kind
+                .queue
+                .clone()
+                .unwrap_or_else(|| DEFAULT_QUEUE.to_string());
             queues.entry(queue).or_insert(DEFAULT_CONCURRENCY);
         }
-        queues.entry(DEFAULT_QUEUE.to_string()).or_insert(DEFAULT_CONCURRENCY);
+        queues
+            .entry(DEFAULT_QUEUE.to_string())
+            .or_insert(DEFAULT_CONCURRENCY);
         queues
     }
 
@@ -364,7 +408,10 @@ mod tests {
         let c = parse("").unwrap();
         assert_eq!(c.listen, "127.0.0.1:7070");
         assert!(c.sqlite_path().unwrap().ends_with("errand.db"));
-        assert_eq!(c.queue_concurrency().get("default"), Some(&DEFAULT_CONCURRENCY));
+        assert_eq!(
+            c.queue_concurrency().get("default"),
+            Some(&DEFAULT_CONCURRENCY)
+        );
     }
 
     #[test]
@@ -390,26 +437,45 @@ mod tests {
         assert_eq!(p.timeout, Some(Duration::from_secs(120)));
         assert_eq!(p.backoff.base, Duration::from_secs(2));
         let q = c.queue_concurrency();
-        assert_eq!((q["media"], q["mail"], q["default"]), (3, DEFAULT_CONCURRENCY, DEFAULT_CONCURRENCY));
+        assert_eq!(
+            (q["media"], q["mail"], q["default"]),
+            (3, DEFAULT_CONCURRENCY, DEFAULT_CONCURRENCY)
+        );
     }
 
     #[test]
     fn bad_files_name_the_kind_and_key() {
         let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
-        assert!(err("[kinds.resize]\nqueue = \"x\"").contains("[kinds.resize]: missing key `command`"));
+        assert!(
+            err("[kinds.resize]\nqueue = \"x\"").contains("[kinds.resize]: missing key `command`")
+        );
         let e = err("[kinds.resize]\ncommand = [\"x\"]\ntimout = \"1s\"");
         assert!(e.contains("timout") && e.contains("resize"), "{e}");
         let e = err("[kinds.resize]\ncommand = [\"x\"]\ntimeout = \"soon\"");
-        assert!(e.contains("invalid duration") && e.contains("resize"), "{e}");
+        assert!(
+            e.contains("invalid duration") && e.contains("resize"),
+            "{e}"
+        );
         assert!(err("[queues.q]\nconcurrency = 0").contains("[queues.q] concurrency"));
         assert!(err("[server]\nbody_limit = \"12 parsecs\"").contains("invalid size"));
     }
 
     #[test]
     fn database_url_must_be_sqlite() {
-        let c = Config { database: "mysql://x".into(), ..Config::default() };
-        assert!(c.sqlite_path().unwrap_err().to_string().contains("sqlite://PATH"));
-        let c = Config { database: "sqlite:///tmp/x.db".into(), ..Config::default() };
+        let c = Config {
+            database: "mysql://x".into(),
+            ..Config::default()
+        };
+        assert!(
+            c.sqlite_path()
+                .unwrap_err()
+                .to_string()
+                .contains("sqlite://PATH")
+        );
+        let c = Config {
+            database: "sqlite:///tmp/x.db".into(),
+            ..Config::default()
+        };
         assert_eq!(c.sqlite_path().unwrap(), PathBuf::from("/tmp/x.db"));
     }
 

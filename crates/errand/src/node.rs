@@ -47,7 +47,10 @@ pub async fn migrate(args: NodeArgs) -> Result<ExitCode> {
     let config = load_config(&args)?;
     let store = open_store(&config).await?;
     let version = store.schema_version().await?;
-    println!("database {} is at schema version {version}", config.sqlite_path()?.display());
+    println!(
+        "database {} is at schema version {version}",
+        config.sqlite_path()?.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -74,7 +77,11 @@ pub async fn serve(args: NodeArgs) -> Result<ExitCode> {
         max_wait: config.server.max_wait,
     };
     let router = errand_server::router(store.clone(), server_config);
-    let http = tokio::spawn(errand_server::serve(listener, router, shutdown.clone().cancelled_owned()));
+    let http = tokio::spawn(errand_server::serve(
+        listener,
+        router,
+        shutdown.clone().cancelled_owned(),
+    ));
     let maintenance = tokio::spawn(errand_worker::run_maintenance(
         store.clone(),
         MaintenanceConfig {
@@ -84,8 +91,11 @@ pub async fn serve(args: NodeArgs) -> Result<ExitCode> {
         },
         shutdown.clone(),
     ));
-    if config.worker.enabled {
-        build_worker(&config, store.clone()).run(shutdown.clone()).await?;
+    // With no kinds configured there is nothing this node could run.
+    if config.worker.enabled && !config.kinds.is_empty() {
+        build_worker(&config, store.clone())
+            .run(shutdown.clone())
+            .await?;
     } else {
         shutdown.cancelled().await;
     }
@@ -123,7 +133,10 @@ fn build_worker(config: &Config, store: Arc<dyn Store>) -> Worker {
 /// Cancels `shutdown` on the first SIGTERM or SIGINT.
 async fn stop_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(t), Ok(i)) => (t, i),
         _ => {
             warn!("cannot install signal handlers; stop errand with SIGKILL");

@@ -41,11 +41,25 @@ pub fn jobs_table(jobs: &[Job]) -> String {
                 j.state.to_string(),
                 format!("{}/{}", j.attempt, j.max_attempts),
                 j.run_at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
-                j.errors.last().map(|e| one_line(&e.error, 60)).unwrap_or_default(),
+                j.errors
+                    .last()
+                    .map(|e| one_line(&e.error, 60))
+                    .unwrap_or_default(),
             ]
         })
         .collect();
-    table(&["ID", "KIND", "QUEUE", "STATE", "ATTEMPT", "RUN AT (UTC)", "LAST ERROR"], &rows)
+    table(
+        &[
+            "ID",
+            "KIND",
+            "QUEUE",
+            "STATE",
+            "ATTEMPT",
+            "RUN AT (UTC)",
+            "LAST ERROR",
+        ],
+        &rows,
+    )
 }
 
 /// Every field of one job, then its errors and result.
@@ -73,7 +87,13 @@ pub fn job_details(job: &Job) -> String {
         let _ = writeln!(out, "result:       {result}");
     }
     for e in &job.errors {
-        let _ = writeln!(out, "error (attempt {}, {}): {}", e.attempt, e.at, e.error.trim_end());
+        let _ = writeln!(
+            out,
+            "error (attempt {}, {}): {}",
+            e.attempt,
+            e.at,
+            e.error.trim_end()
+        );
     }
     out
 }
@@ -84,17 +104,29 @@ pub fn stats_table(stats: &Stats) -> String {
     let mut headers = vec!["QUEUE/KIND"];
     headers.extend(states.iter().map(|s| s.as_str()));
     let mut rows = Vec::new();
-    let mut section = |label: &str, groups: &std::collections::BTreeMap<String, std::collections::BTreeMap<errand_core::JobState, u64>>| {
+    let mut section = |label: &str,
+                       groups: &std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<errand_core::JobState, u64>,
+    >| {
         for (name, counts) in groups {
             let mut row = vec![format!("{label} {name}")];
-            row.extend(states.iter().map(|s| counts.get(s).copied().unwrap_or(0).to_string()));
+            row.extend(
+                states
+                    .iter()
+                    .map(|s| counts.get(s).copied().unwrap_or(0).to_string()),
+            );
             rows.push(row);
         }
     };
     section("queue", &stats.queues);
     section("kind", &stats.kinds);
     let mut total = vec!["total".to_string()];
-    total.extend(states.iter().map(|s| stats.total.get(s).copied().unwrap_or(0).to_string()));
+    total.extend(
+        states
+            .iter()
+            .map(|s| stats.total.get(s).copied().unwrap_or(0).to_string()),
+    );
     rows.push(total);
     table(&headers, &rows)
 }

@@ -1,0 +1,342 @@
+//! The `errand` command line against a real server: start-up with and
+//! without a config, refused configurations, the single-process lock,
+//! migrate, and the client commands with their tables, JSON and errors.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::process::Command;
+use std::time::Duration;
+
+const ECHO: &str = r#"
+[kinds.echo]
+command = ["python3", "-c", "import json,sys; print(json.dumps({'echo': json.load(sys.stdin)}))"]
+[kinds.fail]
+command = ["sh", "-c", "echo 'something broke' >&2; exit 3"]
+max_attempts = 1
+"#;
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn serve_starts_without_a_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::spawn(dir.path(), &["serve", "--listen", "127.0.0.1:0"]).unwrap();
+    assert_eq!(get(&server.url("/healthz")).0, 200);
+    assert!(
+        dir.path().join("errand.db").exists(),
+        "default database errand.db in the working directory"
+    );
+    // No kinds configured: every enqueue is refused, naming the field.
+    let (status, body) = post(&server.url("/v1/jobs"), &json!({"kind": "anything"}));
+    assert_eq!((status, body["field"].as_str()), (422, Some("kind")));
+}
+
+#[test]
+fn database_flag_and_env_override_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("errand.toml"),
+        "database = \"sqlite://from-file.db\"\n",
+    )
+    .unwrap();
+    let s = Server::spawn(
+        dir.path(),
+        &[
+            "serve",
+            "-c",
+            "errand.toml",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            "sqlite://from-flag.db",
+        ],
+    )
+    .unwrap();
+    assert!(dir.path().join("from-flag.db").exists());
+    assert!(!dir.path().join("from-file.db").exists());
+    drop(s);
+}
+
+#[test]
+fn bad_config_stops_serve_naming_kind_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[kinds.resize]\nqueue = \"media\"\n",
+            "[kinds.resize]: missing key `command`",
+        ),
+        (
+            "[kinds.resize]\ncommand = [\"true\"]\ntimeout = \"forever\"\n",
+            "invalid duration",
+        ),
+        (
+            "[kinds.resize]\ncommand = [\"true\"]\nretries = 3\n",
+            "retries",
+        ),
+        (
+            "[queues.media]\nconcurrency = 0\n",
+            "[queues.media] concurrency",
+        ),
+    ];
+    for (text, expected) in cases {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(errand_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{text} was accepted");
+        let err = stderr(&out);
+        assert!(
+            err.contains(expected),
+            "for {text:?} expected {expected:?} in: {err}"
+        );
+        if expected.contains("resize") || text.contains("resize") {
+            assert!(err.contains("resize"), "message must name the kind: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_second_server_on_the_same_database_is_refused() {
+    let first = Server::start(ECHO);
+    let second = Server::spawn(
+        &first.dir,
+        &[
+            "serve",
+            "--config",
+            first.config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let log = second.err().expect("second server must not start");
+    assert!(log.contains("in use by another errand process"), "{log}");
+    // The first one is unaffected.
+    assert_eq!(get(&first.url("/healthz")).0, 200);
+}
+
+#[test]
+fn migrate_creates_the_schema_and_reports_its_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(errand_bin())
+        .current_dir(dir.path())
+        .args(["migrate", "--database", "sqlite://m.db"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("schema version 1"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(dir.path().join("m.db").exists());
+    // Running it again is a no-op that reports the same version.
+    let again = Command::new(errand_bin())
+        .current_dir(dir.path())
+        .args(["migrate", "--database", "sqlite://m.db"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&again), stdout(&out));
+}
+
+#[test]
+fn enqueue_wait_prints_the_result_and_json_mode_is_parseable() {
+    let server = Server::start(ECHO);
+    let out = server.cli(&[
+        "enqueue",
+        "echo",
+        r#"{"word": "héllo"}"#,
+        "--wait",
+        "--timeout",
+        "30s",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("completed"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("héllo"));
+
+    let out = server.cli(&["enqueue", "echo", r#"{"n": 1}"#, "--json", "--wait"]);
+    let job: Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    assert_eq!(job["state"], "completed");
+    assert_eq!(job["result"], json!({"echo": {"n": 1}}));
+
+    // From a file and from stdin.
+    let file = server.dir.join("payload.json");
+    std::fs::write(&file, r#"{"from": "file"}"#).unwrap();
+    let out = server.cli(&["enqueue", "echo", &format!("@{}", file.display()), "--json"]);
+    let enq: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(enq["payload"], json!({"from": "file"}));
+    let mut child = Command::new(errand_bin())
+        .args(["enqueue", "echo", "-", "--json"])
+        .env("ERRAND_SERVER", &server.base)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"from": "stdin"}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let enq: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(enq["payload"], json!({"from": "stdin"}));
+}
+
+#[test]
+fn a_failed_job_makes_enqueue_wait_exit_non_zero_with_its_error() {
+    let server = Server::start(ECHO);
+    let out = server.cli(&["enqueue", "fail", "--wait"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("failed") && err.contains("something broke"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "one-line message: {err}");
+}
+
+#[test]
+fn cli_errors_are_one_line_and_change_nothing() {
+    let server = Server::start(ECHO);
+    let before = stats(&server);
+    let cases: [&[&str]; 6] = [
+        &["enqueue", "echo", "{not json"],
+        &["enqueue", "nope", "{}"],
+        &["enqueue", "echo", "{}", "--delay", "soon"],
+        &["enqueue", "echo", "{}", "--at", "tomorrow"],
+        &["enqueue", "echo", "{}", "--max-attempts", "0"],
+        &["jobs", "show", "999999"],
+    ];
+    for args in cases {
+        let out = server.cli(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = stderr(&out);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+    let unknown = stderr(&server.cli(&["enqueue", "nope", "{}"]));
+    assert!(
+        unknown.contains("echo") && unknown.contains("fail"),
+        "lists the configured kinds: {unknown}"
+    );
+    assert_eq!(stats(&server), before, "nothing changed");
+
+    let out = Command::new(errand_bin())
+        .args(["stats", "--server", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("127.0.0.1:9"), "{}", stderr(&out));
+}
+
+#[test]
+fn jobs_list_show_cancel_retry_and_stats() {
+    let server = Server::start(ECHO);
+    let ids: Vec<i64> = (0..3)
+        .map(|i| {
+            let out = server.cli(&[
+                "enqueue",
+                "echo",
+                &format!("{{\"i\": {i}}}"),
+                "--delay",
+                "1h",
+                "--json",
+            ]);
+            assert!(out.status.success(), "{}", stderr(&out));
+            serde_json::from_slice::<Value>(&out.stdout).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+
+    let table = stdout(&server.cli(&["jobs", "list", "--state", "scheduled"]));
+    assert!(table.starts_with("ID"), "{table}");
+    for id in &ids {
+        assert!(
+            table.lines().any(|l| l.starts_with(&format!("{id} "))),
+            "{table}"
+        );
+    }
+    let page: Value = serde_json::from_slice(
+        &server
+            .cli(&["jobs", "list", "--limit", "2", "--json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 2);
+    assert_eq!(page["jobs"][0]["id"].as_i64(), Some(ids[2]), "newest first");
+    let cursor = page["next_cursor"].as_i64().unwrap().to_string();
+    let rest: Value = serde_json::from_slice(
+        &server
+            .cli(&["jobs", "list", "--cursor", &cursor, "--json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(rest["jobs"][0]["id"].as_i64(), Some(ids[0]));
+
+    let show = stdout(&server.cli(&["jobs", "show", &ids[0].to_string()]));
+    assert!(
+        show.contains("state:") && show.contains("scheduled"),
+        "{show}"
+    );
+
+    let out = server.cli(&["jobs", "cancel", &ids[0].to_string()]);
+    assert!(stdout(&out).contains("cancelled"), "{}", stdout(&out));
+    let again = server.cli(&["jobs", "cancel", &ids[0].to_string()]);
+    assert!(
+        !again.status.success() && stderr(&again).contains("409"),
+        "{}",
+        stderr(&again)
+    );
+
+    let out = server.cli(&["jobs", "retry", &ids[0].to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_state(&server, ids[0], "completed", Duration::from_secs(30));
+
+    let stats_table = stdout(&server.cli(&["stats"]));
+    assert!(stats_table.contains("kind echo"), "{stats_table}");
+    let stats_json: Value =
+        serde_json::from_slice(&server.cli(&["stats", "--json"]).stdout).unwrap();
+    assert_eq!(stats_json["kinds"]["echo"]["scheduled"], 2);
+    assert_eq!(stats_json["kinds"]["echo"]["completed"], 1);
+}
+
+#[test]
+fn help_is_everywhere() {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["enqueue", "--help"],
+        &["jobs", "list", "--help"],
+        &["bench", "--help"],
+    ] {
+        let out = Command::new(errand_bin()).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(stdout(&out).contains("Usage"), "{args:?}");
+    }
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::spawn(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--log-format", "json"],
+    )
+    .unwrap();
+    let log = server.log_text();
+    let first = log.lines().next().unwrap();
+    let parsed: Value = serde_json::from_str(first).unwrap_or_else(|e| panic!("{first}: {e}"));
+    assert!(parsed.get("level").is_some(), "{parsed}");
+}

@@ -1,0 +1,222 @@
+//! Test helpers: start the real `errand` binary on a free port and a temp
+//! database, talk to it over HTTP, run CLI commands, kill it.
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn errand_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_errand")
+}
+
+/// A running `errand serve` with its own directory, config and database.
+pub struct Server {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub base: String,
+    pub child: Child,
+    pub log: Arc<Mutex<Vec<String>>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server with `config` (TOML) in a fresh temporary directory.
+    pub fn start(config: &str) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut s = Server::start_in(&dir, config);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server in `dir`, writing `config` to `dir/errand.toml`.
+    pub fn start_in(dir: &Path, config: &str) -> Server {
+        let path = dir.join("errand.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut s = Server::spawn(
+            dir,
+            &[
+                "serve",
+                "--config",
+                path.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ],
+        )
+        .unwrap_or_else(|log| panic!("errand serve did not start; log:\n{log}"));
+        s.config = path;
+        s
+    }
+
+    /// Runs `errand ARGS` in `dir` and waits for it to announce its address;
+    /// on failure returns what it logged.
+    pub fn spawn(dir: &Path, args: &[&str]) -> Result<Server, String> {
+        let mut child = Command::new(errand_bin())
+            .args(args)
+            .current_dir(dir)
+            .env("ERRAND_LOG", "info")
+            .env_remove("ERRAND_CONFIG")
+            .env_remove("ERRAND_DATABASE")
+            .env_remove("ERRAND_LISTEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start errand");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("listening on http://") {
+                    let url: String = line[at + "listening on ".len()..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '/'))
+                        .collect();
+                    let _ = tx.send(url);
+                }
+                sink.lock().unwrap().push(line);
+            }
+            // stderr closed: the process is gone.
+            drop(tx);
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(base) => Ok(Server {
+                dir: dir.to_path_buf(),
+                config: PathBuf::new(),
+                base,
+                child,
+                log,
+                _tmp: None,
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                let text = log.lock().unwrap().join("\n");
+                Err(text)
+            }
+        }
+    }
+
+    /// Everything the server logged so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends a signal by name (e.g. "TERM") to the server.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the server to exit; returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> i32 {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "errand did not exit within {limit:?}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs an `errand` CLI command against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(errand_bin())
+            .args(args)
+            .env("ERRAND_SERVER", &self.base)
+            .output()
+            .unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking HTTP client for tests.
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// POSTs JSON; returns status and body.
+pub fn post(url: &str, body: &Value) -> (u16, Value) {
+    let resp = http().post(url).json(body).send().unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
+}
+
+/// GETs JSON; returns status and body.
+pub fn get(url: &str) -> (u16, Value) {
+    let resp = http().get(url).send().unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
+}
+
+/// Polls `f` until it returns Some or `limit` passes.
+pub fn eventually<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The job's state, via the API.
+pub fn job(server: &Server, id: i64) -> Value {
+    let (status, body) = get(&server.url(&format!("/v1/jobs/{id}")));
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Waits until job `id` is in `state`.
+pub fn wait_state(server: &Server, id: i64, state: &str, limit: Duration) -> Value {
+    eventually(limit, &format!("job {id} to be {state}"), || {
+        let j = job(server, id);
+        (j["state"] == state).then_some(j)
+    })
+}
+
+/// Stats as JSON.
+pub fn stats(server: &Server) -> Value {
+    get(&server.url("/v1/stats")).1
+}
