@@ -41,7 +41,8 @@ pub(crate) fn enqueue(
         .map_err(db_error)?;
     let mut answers = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let run_at = job.run_at.map_or(now, |t| t.max(now));
+        // A past run_at is kept: it orders the job among other due jobs.
+        let run_at = job.run_at.unwrap_or(now);
         let state = if run_at > now {
             JobState::Scheduled
         } else {

@@ -1,0 +1,353 @@
+//! Checks of the operator's side: cancel, retry, list, stats, pruning,
+//! promotion of due jobs, and the event stream.
+
+use crate::support::{claim, enqueue, eventually, finish, get, job, job_in, plus, running};
+use errand_core::store::{ListFilter, Stats};
+use errand_core::{JobId, JobState, NewJob, Outcome, Retention, Store, StoreError, StoreEvent};
+use jiff::Timestamp;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+fn assert_conflict(
+    result: Result<errand_core::Job, StoreError>,
+    id: JobId,
+    state: JobState,
+    action: &str,
+) {
+    match result {
+        Err(StoreError::Conflict {
+            id: i,
+            state: s,
+            action: a,
+        }) => {
+            assert_eq!((i, s, a), (id, state, action));
+        }
+        other => panic!("expected a {action} conflict for job {id} in {state}, got {other:?}"),
+    }
+}
+
+fn assert_not_found(result: Result<errand_core::Job, StoreError>, id: JobId) {
+    match result {
+        Err(StoreError::NotFound(i)) => assert_eq!(i, id),
+        other => panic!("expected NotFound({id}), got {other:?}"),
+    }
+}
+
+/// Running and available jobs can be cancelled; terminal ones conflict and
+/// stay as they were; unknown ids are NotFound.
+pub async fn cancel_rules(store: Arc<dyn Store>) {
+    let r = running(&*store, job("c")).await;
+    let a = enqueue(&*store, vec![job("c")]).await[0];
+    let cancelled = store.cancel(r.id).await.unwrap();
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    assert!(cancelled.finished_at.is_some());
+    assert!(cancelled.lease_expires_at.is_none() && cancelled.worker.is_none());
+    assert_eq!(get(&*store, r.id).await, cancelled);
+    assert_eq!(store.cancel(a).await.unwrap().state, JobState::Cancelled);
+    assert!(
+        claim(&*store, "default", 10).await.is_empty(),
+        "cancelled jobs are not claimed"
+    );
+
+    assert_conflict(
+        store.cancel(r.id).await,
+        r.id,
+        JobState::Cancelled,
+        "cancel",
+    );
+    assert_eq!(
+        get(&*store, r.id).await,
+        cancelled,
+        "a refused cancel changed nothing"
+    );
+    let done = running(&*store, job("c")).await;
+    assert!(finish(&*store, done.lease(), Outcome::Success(None)).await);
+    assert_conflict(
+        store.cancel(done.id).await,
+        done.id,
+        JobState::Completed,
+        "cancel",
+    );
+    assert_not_found(store.cancel(done.id + 10_000).await, done.id + 10_000);
+}
+
+/// Failed and cancelled jobs can be retried: available now, with an attempt
+/// left; any other state conflicts.
+pub async fn retry_rules(store: Arc<dyn Store>) {
+    let new = NewJob {
+        max_attempts: 1,
+        ..job("r")
+    };
+    let f = running(&*store, new).await;
+    assert!(finish(&*store, f.lease(), Outcome::Retry("nope".into())).await);
+    assert_eq!(get(&*store, f.id).await.state, JobState::Failed);
+    let before = Timestamp::now();
+    let retried = store.retry(f.id).await.unwrap();
+    assert_eq!(retried.state, JobState::Available);
+    assert!(retried.finished_at.is_none());
+    assert_eq!(
+        (retried.attempt, retried.max_attempts),
+        (1, 2),
+        "one more attempt"
+    );
+    assert!(retried.run_at >= before - jiff::SignedDuration::from_secs(1));
+    assert_eq!(retried.errors.len(), 1, "history is kept");
+    let again = claim(&*store, "default", 1).await;
+    assert_eq!((again[0].id, again[0].attempt), (f.id, 2));
+    assert_conflict(store.retry(f.id).await, f.id, JobState::Running, "retry");
+
+    let c = enqueue(&*store, vec![job("r")]).await[0];
+    store.cancel(c).await.unwrap();
+    let back = store.retry(c).await.unwrap();
+    assert_eq!((back.state, back.max_attempts), (JobState::Available, 25));
+    assert_conflict(store.retry(c).await, c, JobState::Available, "retry");
+    assert_eq!(
+        get(&*store, c).await,
+        back,
+        "a refused retry changed nothing"
+    );
+    assert_not_found(store.retry(c + 10_000).await, c + 10_000);
+}
+
+async fn ids(store: &dyn Store, filter: ListFilter) -> Vec<JobId> {
+    store
+        .list(&filter)
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect()
+}
+
+/// Filters by state, kind and queue combine; pages follow the cursor
+/// newest first without gaps or repeats.
+pub async fn list_filters_and_paginates_newest_first(store: Arc<dyn Store>) {
+    let all = enqueue(
+        &*store,
+        vec![
+            job_in("q1", "a"),
+            job_in("q1", "b"),
+            job_in("q2", "a"),
+            job_in("q2", "b"),
+            job_in("q1", "a"),
+        ],
+    )
+    .await;
+    let running = claim(&*store, "q2", 1).await;
+    assert_eq!(running[0].id, all[2]);
+    let page = |limit| ListFilter {
+        limit,
+        ..Default::default()
+    };
+    let newest_first: Vec<JobId> = all.iter().rev().copied().collect();
+    assert_eq!(ids(&*store, page(100)).await, newest_first);
+    let by = |state, kind: Option<&str>, queue: Option<&str>| ListFilter {
+        state,
+        kind: kind.map(Into::into),
+        queue: queue.map(Into::into),
+        ..page(100)
+    };
+    assert_eq!(
+        ids(&*store, by(Some(JobState::Running), None, None)).await,
+        [all[2]]
+    );
+    assert_eq!(
+        ids(&*store, by(None, Some("a"), None)).await,
+        [all[4], all[2], all[0]]
+    );
+    assert_eq!(
+        ids(&*store, by(None, None, Some("q2"))).await,
+        [all[3], all[2]]
+    );
+    assert_eq!(
+        ids(
+            &*store,
+            by(Some(JobState::Available), Some("a"), Some("q1"))
+        )
+        .await,
+        [all[4], all[0]]
+    );
+    assert!(ids(&*store, by(None, Some("zzz"), None)).await.is_empty());
+
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let got = ids(&*store, ListFilter { before, ..page(2) }).await;
+        assert!(got.len() <= 2);
+        let Some(&last) = got.last() else { break };
+        pages.extend(got);
+        before = Some(last);
+    }
+    assert_eq!(pages, newest_first);
+}
+
+/// Counts per state, overall and per queue and kind.
+pub async fn stats_count_by_queue_kind_and_state(store: Arc<dyn Store>) {
+    assert_eq!(
+        store.stats().await.unwrap(),
+        Stats::default(),
+        "a fresh store is empty"
+    );
+    enqueue(
+        &*store,
+        vec![
+            job_in("q1", "a"),
+            job_in("q1", "a"),
+            job_in("q1", "b"),
+            job_in("q2", "a"),
+        ],
+    )
+    .await;
+    let done = claim(&*store, "q1", 1).await.remove(0);
+    assert!(finish(&*store, done.lease(), Outcome::Success(None)).await);
+    claim(&*store, "q1", 1).await;
+    let mut expected = Stats::default();
+    expected.add("q1", "a", JobState::Completed, 1);
+    expected.add("q1", "a", JobState::Running, 1);
+    expected.add("q1", "b", JobState::Available, 1);
+    expected.add("q2", "a", JobState::Available, 1);
+    assert_eq!(store.stats().await.unwrap(), expected);
+}
+
+/// Pruning deletes terminal jobs older than their state's retention and
+/// nothing else.
+pub async fn prune_honours_retention_per_state(store: Arc<dyn Store>) {
+    let completed = running(&*store, job("p")).await;
+    assert!(finish(&*store, completed.lease(), Outcome::Success(None)).await);
+    let failed = running(&*store, job("p")).await;
+    assert!(finish(&*store, failed.lease(), Outcome::Permanent("x".into())).await);
+    let cancelled = enqueue(&*store, vec![job("p")]).await[0];
+    store.cancel(cancelled).await.unwrap();
+    let live = enqueue(&*store, vec![job("p")]).await[0];
+    let later = enqueue(
+        &*store,
+        vec![NewJob {
+            run_at: Some(plus(Timestamp::now(), Duration::from_secs(3600))),
+            ..job("p")
+        }],
+    )
+    .await[0];
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let hour = Duration::from_secs(3600);
+    let keep_all = Retention {
+        completed: hour,
+        failed: hour,
+        cancelled: hour,
+    };
+    assert_eq!(store.prune(&keep_all).await.unwrap(), 0);
+    let only_completed = Retention {
+        completed: Duration::ZERO,
+        ..keep_all
+    };
+    assert_eq!(store.prune(&only_completed).await.unwrap(), 1);
+    assert!(store.get(completed.id).await.unwrap().is_none());
+    assert!(store.get(failed.id).await.unwrap().is_some());
+    let none_kept = Retention {
+        completed: Duration::ZERO,
+        failed: Duration::ZERO,
+        cancelled: Duration::ZERO,
+    };
+    assert_eq!(store.prune(&none_kept).await.unwrap(), 2);
+    for id in [failed.id, cancelled] {
+        assert!(store.get(id).await.unwrap().is_none());
+    }
+    for id in [live, later] {
+        assert!(
+            store.get(id).await.unwrap().is_some(),
+            "live jobs are never pruned"
+        );
+    }
+    let next = enqueue(&*store, vec![job("p")]).await[0];
+    assert!(next > later, "ids are never reused after pruning");
+}
+
+/// Scheduled jobs become available once due; future ones stay scheduled.
+pub async fn promote_due_makes_jobs_available(store: Arc<dyn Store>) {
+    let soon = plus(Timestamp::now(), Duration::from_millis(300));
+    let far = plus(Timestamp::now(), Duration::from_secs(3600));
+    let ids = enqueue(
+        &*store,
+        vec![
+            NewJob {
+                run_at: Some(soon),
+                ..job("s")
+            },
+            NewJob {
+                run_at: Some(far),
+                ..job("s")
+            },
+        ],
+    )
+    .await;
+    let promoted = eventually("the due job to be promoted", || async {
+        let n = store.promote_due().await.unwrap();
+        (n > 0).then_some(n)
+    })
+    .await;
+    assert_eq!(promoted, 1);
+    assert!(Timestamp::now() >= soon);
+    assert_eq!(get(&*store, ids[0]).await.state, JobState::Available);
+    assert_eq!(get(&*store, ids[1]).await.state, JobState::Scheduled);
+    assert_eq!(store.promote_due().await.unwrap(), 0);
+}
+
+/// Waits for an event matching `wanted`, skipping others.
+async fn expect_event(
+    events: &mut broadcast::Receiver<StoreEvent>,
+    what: &str,
+    wanted: impl Fn(&StoreEvent) -> bool,
+) {
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match events.recv().await {
+                Ok(e) if wanted(&e) => return,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => panic!("event stream closed"),
+            }
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "no event: {what}");
+}
+
+/// Enqueued names the queue of due jobs; Finished names jobs that ended,
+/// including by cancel.
+pub async fn events_follow_commits(store: Arc<dyn Store>) {
+    let mut events = store.subscribe();
+    let id = enqueue(&*store, vec![job_in("evq", "e")]).await[0];
+    expect_event(
+        &mut events,
+        "Enqueued(evq)",
+        |e| matches!(e, StoreEvent::Enqueued(q) if q.iter().any(|q| q == "evq")),
+    )
+    .await;
+    assert!(
+        store.get(id).await.unwrap().is_some(),
+        "the event came after the commit"
+    );
+    let j = claim(&*store, "evq", 1).await.remove(0);
+    assert!(finish(&*store, j.lease(), Outcome::Success(None)).await);
+    expect_event(
+        &mut events,
+        "Finished after finish",
+        |e| matches!(e, StoreEvent::Finished(ids) if ids.contains(&id)),
+    )
+    .await;
+    let c = enqueue(&*store, vec![job_in("evq", "e")]).await[0];
+    store.cancel(c).await.unwrap();
+    expect_event(
+        &mut events,
+        "Finished after cancel",
+        |e| matches!(e, StoreEvent::Finished(ids) if ids.contains(&c)),
+    )
+    .await;
+    store.retry(c).await.unwrap();
+    expect_event(
+        &mut events,
+        "Enqueued after retry",
+        |e| matches!(e, StoreEvent::Enqueued(q) if q.iter().any(|q| q == "evq")),
+    )
+    .await;
+}

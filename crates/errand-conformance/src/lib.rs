@@ -1,0 +1,68 @@
+//! The Store contract as executable checks. Every engine runs the same
+//! suite: each check is a `pub async fn` that takes a fresh, empty store and
+//! panics when the engine breaks the contract, and [`store_conformance!`]
+//! turns the whole list into one named test per check.
+
+mod admin;
+mod claim;
+mod enqueue;
+mod lifecycle;
+mod support;
+
+pub use admin::*;
+pub use claim::*;
+pub use enqueue::*;
+pub use lifecycle::*;
+
+/// Generates one `#[tokio::test(flavor = "multi_thread")]` per check.
+///
+/// `$fresh` is an expression (typically an `async` block) that evaluates to a
+/// future of `(Arc<dyn Store>, guard)`: a new, empty store and whatever must
+/// live as long as it (a temporary directory, say). The calling crate needs
+/// `tokio` as a dependency.
+///
+/// ```ignore
+/// errand_conformance::store_conformance!(async {
+///     let dir = tempfile::tempdir().unwrap();
+///     let store = MyStore::open(dir.path()).await.unwrap();
+///     (std::sync::Arc::new(store) as std::sync::Arc<dyn errand_core::Store>, dir)
+/// });
+/// ```
+#[macro_export]
+macro_rules! store_conformance {
+    ($fresh:expr) => {
+        $crate::store_conformance!(@checks $fresh;
+            enqueue_one_and_batch,
+            unique_key_dedupes_live_jobs,
+            claim_order_is_priority_run_at_id,
+            future_jobs_wait_until_due,
+            claim_respects_limit,
+            claim_filters_queue_and_kinds,
+            concurrent_claimers_take_each_job_once,
+            heartbeat_extends_and_reports_lost_leases,
+            finish_is_fenced_by_attempt,
+            rescue_never_overwrites_a_finished_job,
+            retry_backs_off_and_records_the_error,
+            used_up_attempts_fail,
+            permanent_error_fails_at_once,
+            snooze_deadly_and_handback_refund_the_attempt,
+            rescue_expired_counts_the_attempt,
+            cancel_rules,
+            retry_rules,
+            list_filters_and_paginates_newest_first,
+            stats_count_by_queue_kind_and_state,
+            prune_honours_retention_per_state,
+            promote_due_makes_jobs_available,
+            events_follow_commits,
+        );
+    };
+    (@checks $fresh:expr; $($check:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread")]
+            async fn $check() {
+                let (store, _guard) = $fresh.await;
+                $crate::$check(store).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,112 @@
+//! Small helpers the checks share: building jobs and requests, and reading
+//! a job back.
+
+use errand_core::store::{ClaimRequest, Finish};
+use errand_core::{Backoff, Job, JobId, Lease, NewJob, Outcome, Store};
+use jiff::Timestamp;
+use std::time::Duration;
+
+/// A lease long enough never to expire during a check.
+pub(crate) const LONG_LEASE: Duration = Duration::from_secs(3600);
+
+/// A due job of `kind` in the default queue.
+pub(crate) fn job(kind: &str) -> NewJob {
+    NewJob::new(kind, serde_json::json!({"kind": kind}))
+}
+
+/// A job of `kind` in `queue`.
+pub(crate) fn job_in(queue: &str, kind: &str) -> NewJob {
+    NewJob {
+        queue: queue.to_string(),
+        ..job(kind)
+    }
+}
+
+/// A claim of up to `limit` jobs of any kind from `queue`.
+pub(crate) fn claim_req(queue: &str, limit: u32) -> ClaimRequest {
+    ClaimRequest {
+        queue: queue.to_string(),
+        kinds: Vec::new(),
+        limit,
+        worker: "conformance".to_string(),
+        lease: LONG_LEASE,
+    }
+}
+
+/// Enqueues `jobs` and returns their ids, in order.
+pub(crate) async fn enqueue(store: &dyn Store, jobs: Vec<NewJob>) -> Vec<JobId> {
+    store
+        .enqueue(jobs)
+        .await
+        .expect("enqueue")
+        .into_iter()
+        .map(|e| e.job.id)
+        .collect()
+}
+
+/// Claims up to `limit` from `queue`.
+pub(crate) async fn claim(store: &dyn Store, queue: &str, limit: u32) -> Vec<Job> {
+    store.claim(&claim_req(queue, limit)).await.expect("claim")
+}
+
+/// Enqueues one due job of `kind` and claims it.
+pub(crate) async fn running(store: &dyn Store, new: NewJob) -> Job {
+    let queue = new.queue.clone();
+    let id = enqueue(store, vec![new]).await[0];
+    let claimed = claim(store, &queue, 1).await;
+    assert_eq!(claimed.len(), 1, "the job just enqueued is claimable");
+    assert_eq!(claimed[0].id, id);
+    claimed.into_iter().next().unwrap()
+}
+
+/// A backoff with no randomness.
+pub(crate) fn fixed_backoff(delay: Duration) -> Backoff {
+    Backoff {
+        base: delay,
+        max: delay,
+        jitter: 0.0,
+    }
+}
+
+/// Ends one attempt; true when the store applied it.
+pub(crate) async fn finish(store: &dyn Store, lease: Lease, outcome: Outcome) -> bool {
+    let answers = store
+        .finish(vec![Finish {
+            lease,
+            outcome,
+            backoff: fixed_backoff(Duration::ZERO),
+        }])
+        .await
+        .expect("finish");
+    assert_eq!(answers.len(), 1, "one answer per finish");
+    answers[0]
+}
+
+/// The job with `id`, which must exist.
+pub(crate) async fn get(store: &dyn Store, id: JobId) -> Job {
+    store.get(id).await.expect("get").expect("job exists")
+}
+
+/// `t + d`.
+pub(crate) fn plus(t: Timestamp, d: Duration) -> Timestamp {
+    t + jiff::SignedDuration::try_from(d).unwrap()
+}
+
+/// Polls `check` until it returns `Some`, failing after 20 s.
+pub(crate) async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
