@@ -66,6 +66,14 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         data_or_syntax(e.into_inner(), field)
     })?;
     de.end().map_err(|e| data_or_syntax(e, None))?;
+    // serde also reads a struct from an array of its fields in order; the
+    // API only speaks objects.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the body must be a JSON object",
+        ));
+    }
     Ok(value)
 }
 

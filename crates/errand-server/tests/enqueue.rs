@@ -104,9 +104,21 @@ async fn batch_with_one_bad_element_inserts_nothing() {
     let good = json!({"kind": "resize"});
     let cases = [
         (json!({"kind": "nope"}), "jobs[2].kind", 422),
-        (json!({"kind": "resize", "priority": "high"}), "jobs[2].priority", 422),
-        (json!({"kind": "resize", "max_attempts": 0}), "jobs[2].max_attempts", 422),
-        (json!({"kind": "resize", "delay": "soon"}), "jobs[2].delay", 422),
+        (
+            json!({"kind": "resize", "priority": "high"}),
+            "jobs[2].priority",
+            422,
+        ),
+        (
+            json!({"kind": "resize", "max_attempts": 0}),
+            "jobs[2].max_attempts",
+            422,
+        ),
+        (
+            json!({"kind": "resize", "delay": "soon"}),
+            "jobs[2].delay",
+            422,
+        ),
         (json!({"kind": "resize", "bogus": 1}), "jobs[2].bogus", 422),
         (json!({"payload": {}}), "jobs[2].kind", 422),
     ];

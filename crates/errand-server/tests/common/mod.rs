@@ -32,9 +32,7 @@ pub struct Server {
 /// The test configuration: two kinds, `send_email` in queue `mail`.
 pub fn config() -> ServerConfig {
     let mut config = ServerConfig::default();
-    config
-        .kinds
-        .insert("resize".into(), KindPolicy::default());
+    config.kinds.insert("resize".into(), KindPolicy::default());
     config.kinds.insert(
         "send_email".into(),
         KindPolicy {
@@ -143,7 +141,8 @@ impl Server {
 
     /// GETs a path.
     pub async fn get(&self, path: &str) -> Answer {
-        self.send(reqwest::Method::GET, path, None, Vec::new()).await
+        self.send(reqwest::Method::GET, path, None, Vec::new())
+            .await
     }
 
     /// Counts by state, read through the API.
