@@ -43,7 +43,7 @@ impl Attempts {
         let executor = reg.executor.clone();
         let token = cancel.clone();
         let task = tokio::spawn(async move { executor.execute(&job, token).await });
-        let outcome = supervise(task, &cancel, timeout).await;
+        let (outcome, stopped) = supervise(task, &cancel, timeout).await;
         if !self.running.remove(&lease) {
             tracing::info!(
                 job = id,
@@ -54,10 +54,11 @@ impl Attempts {
             );
             return;
         }
-        let outcome = match outcome {
-            Outcome::Success(r) => Outcome::Success(r),
-            _ if self.abort.is_cancelled() => Outcome::Handback,
-            other => other,
+        // Stopped by shutdown: whatever it said on the way out, it did not finish.
+        let outcome = if stopped && self.abort.is_cancelled() {
+            Outcome::Handback
+        } else {
+            outcome
         };
         match &outcome {
             Outcome::Success(_) | Outcome::Snooze(_) | Outcome::Handback => {
@@ -81,12 +82,13 @@ impl Attempts {
 }
 
 /// Waits for the executor task; on timeout or cancellation (lost lease,
-/// shutdown) cancels it and gives it [`CANCEL_GRACE`] to clean up.
+/// shutdown) cancels it and gives it [`CANCEL_GRACE`] to clean up. Also says
+/// whether the attempt was stopped by cancellation rather than ending itself.
 async fn supervise(
     mut task: JoinHandle<Outcome>,
     cancel: &CancellationToken,
     limit: Option<Duration>,
-) -> Outcome {
+) -> (Outcome, bool) {
     let expired = async {
         match limit {
             Some(limit) => tokio::time::sleep(limit).await,
@@ -94,7 +96,7 @@ async fn supervise(
         }
     };
     let timed_out = tokio::select! {
-        joined = &mut task => return outcome_of(joined),
+        joined = &mut task => return (outcome_of(joined), false),
         _ = expired => true,
         _ = cancel.cancelled() => false,
     };
@@ -108,11 +110,14 @@ async fn supervise(
         }
     };
     match limit {
-        Some(limit) if timed_out => Outcome::Retry(format!(
-            "timed out after {}",
-            errand_core::duration::format(limit)
-        )),
-        _ => outcome,
+        Some(limit) if timed_out => (
+            Outcome::Retry(format!(
+                "timed out after {}",
+                errand_core::duration::format(limit)
+            )),
+            false,
+        ),
+        _ => (outcome, true),
     }
 }
 

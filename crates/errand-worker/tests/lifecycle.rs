@@ -1,0 +1,223 @@
+//! The runtime's life cycle on a real SQLite store: lost leases stop their
+//! attempts, graceful shutdown finishes or hands back, enqueue events wake
+//! an idle worker, and maintenance rescues jobs of a dead worker.
+
+mod common;
+
+use common::*;
+use errand_core::store::ClaimRequest;
+use errand_core::{JobState, KindPolicy};
+use errand_worker::{JobContext, MaintenanceConfig, Worker, run_maintenance};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// A handler that runs until cancelled (or `max` passes), noting that it saw the cancellation.
+async fn until_cancelled(
+    ctx: JobContext,
+    max: Duration,
+    saw_cancel: Arc<AtomicBool>,
+) -> errand_worker::HandlerResult {
+    tokio::select! {
+        _ = ctx.cancel.cancelled() => {
+            saw_cancel.store(true, Ordering::SeqCst);
+            Ok(Some(json!("stopped")))
+        }
+        _ = tokio::time::sleep(max) => Ok(Some(json!("ran to the end"))),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lease_cancels_the_attempt_and_the_job_stays_cancelled() {
+    let (store, _dir) = store().await;
+    let saw_cancel = Arc::new(AtomicBool::new(false));
+    let mut worker = Worker::new(store.clone(), config("default", 2));
+    let flag = saw_cancel.clone();
+    worker.handler(
+        "long",
+        KindPolicy::default(),
+        move |_: serde_json::Value, ctx| {
+            until_cancelled(ctx, Duration::from_secs(60), flag.clone())
+        },
+    );
+    let running = Running::start(worker);
+    let id = enqueue(&store, job("long", json!(null))).await;
+    wait_state(&store, id, JobState::Running).await;
+
+    store.cancel(id).await.unwrap();
+    let start = tokio::time::Instant::now();
+    while !saw_cancel.load(Ordering::SeqCst) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the handler was never cancelled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Give the dropped outcome time to (wrongly) reach the store.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    running.stop().await;
+    let job = store.get(id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Cancelled);
+    assert_eq!(job.result, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_short_jobs_and_hands_back_long_ones() {
+    let (store, _dir) = store().await;
+    let started = Arc::new(AtomicU32::new(0));
+    let mut cfg = config("default", 3);
+    cfg.shutdown_timeout = Duration::from_secs(2);
+    let mut worker = Worker::new(store.clone(), cfg);
+    let count = started.clone();
+    worker.handler(
+        "short",
+        KindPolicy::default(),
+        move |_: serde_json::Value, _| {
+            count.fetch_add(1, Ordering::SeqCst);
+            async {
+                tokio::time::sleep(Duration::from_millis(800)).await;
+                Ok(Some(json!("done")))
+            }
+        },
+    );
+    let count = started.clone();
+    worker.handler(
+        "long",
+        KindPolicy::default(),
+        move |_: serde_json::Value, ctx| {
+            count.fetch_add(1, Ordering::SeqCst);
+            until_cancelled(
+                ctx,
+                Duration::from_secs(60),
+                Arc::new(AtomicBool::new(false)),
+            )
+        },
+    );
+    let running = Running::start(worker);
+    let long = enqueue(&store, job("long", json!(null))).await;
+    let short = [
+        enqueue(&store, job("short", json!(1))).await,
+        enqueue(&store, job("short", json!(2))).await,
+    ];
+    for id in [long, short[0], short[1]] {
+        wait_state(&store, id, JobState::Running).await;
+    }
+    // Every slot is busy: these wait, and must not start once shutdown begins.
+    let mut waiting = Vec::new();
+    for i in 0..5 {
+        waiting.push(enqueue(&store, job("short", json!(10 + i))).await);
+    }
+    let began = tokio::time::Instant::now();
+    running.stop().await;
+    assert!(
+        began.elapsed() >= Duration::from_secs(2),
+        "waited for the grace period"
+    );
+
+    for id in short {
+        let j = store.get(id).await.unwrap().unwrap();
+        assert_eq!(
+            (j.state, j.result),
+            (JobState::Completed, Some(json!("done")))
+        );
+    }
+    let j = store.get(long).await.unwrap().unwrap();
+    assert_eq!(j.state, JobState::Available, "handed back");
+    assert_eq!(
+        (j.attempt, j.max_attempts),
+        (1, 26),
+        "the attempt is refunded"
+    );
+    assert!(j.errors.is_empty(), "{:?}", j.errors);
+    for id in waiting {
+        let j = store.get(id).await.unwrap().unwrap();
+        assert_eq!((j.state, j.attempt), (JobState::Available, 0));
+    }
+    assert_eq!(
+        started.load(Ordering::SeqCst),
+        3,
+        "nothing new started after shutdown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_is_woken_by_an_enqueue_not_the_poll() {
+    let (store, _dir) = store().await;
+    let mut cfg = config("default", 4);
+    cfg.poll_interval = Duration::from_secs(30);
+    let mut worker = Worker::new(store.clone(), cfg);
+    worker.handler(
+        "ping",
+        KindPolicy::default(),
+        |_: serde_json::Value, _| async { Ok(Some(json!("pong"))) },
+    );
+    let running = Running::start(worker);
+    // Let the worker find the queue empty and go to sleep.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..3 {
+        let enqueued = tokio::time::Instant::now();
+        let id = enqueue(&store, job("ping", json!(null))).await;
+        let j = wait_state(&store, id, JobState::Completed).await;
+        assert!(
+            enqueued.elapsed() < Duration::from_secs(10),
+            "picked up only after {:?}: the poll, not the event",
+            enqueued.elapsed()
+        );
+        assert_eq!(j.result, Some(json!("pong")));
+    }
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_rescues_a_dead_workers_job() {
+    let (store, _dir) = store().await;
+    let id = enqueue(&store, job("work", json!(null))).await;
+    let claimed = store
+        .claim(&ClaimRequest {
+            queue: "default".into(),
+            kinds: vec!["work".into()],
+            limit: 1,
+            worker: "dead-worker".into(),
+            lease: Duration::from_millis(300),
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+
+    let mut worker = Worker::new(store.clone(), config("default", 2));
+    worker.handler(
+        "work",
+        KindPolicy::default(),
+        |_: serde_json::Value, ctx: JobContext| async move {
+            Ok(Some(json!({"attempt": ctx.attempt, "worker_saw": ctx.id})))
+        },
+    );
+    let running = Running::start(worker);
+    let stop_maintenance = CancellationToken::new();
+    let maintenance = tokio::spawn(run_maintenance(
+        store.clone(),
+        MaintenanceConfig {
+            interval: Duration::from_millis(100),
+            ..MaintenanceConfig::default()
+        },
+        stop_maintenance.clone(),
+    ));
+
+    let j = wait_state(&store, id, JobState::Completed).await;
+    assert_eq!(j.attempt, 2);
+    assert_eq!(j.result, Some(json!({"attempt": 2, "worker_saw": id})));
+    assert!(
+        j.errors[0].error.contains("lease expired"),
+        "{:?}",
+        j.errors
+    );
+
+    stop_maintenance.cancel();
+    tokio::time::timeout(DEADLINE, maintenance)
+        .await
+        .unwrap()
+        .unwrap();
+    running.stop().await;
+}
