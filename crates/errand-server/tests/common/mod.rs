@@ -152,29 +152,7 @@ impl Server {
 
     /// Claims the next job of `queue` and ends its attempt with `outcome`.
     pub async fn run_next(&self, queue: &str, outcome: Outcome) -> Job {
-        let claimed = self
-            .store
-            .claim(&ClaimRequest {
-                queue: queue.into(),
-                kinds: vec![],
-                limit: 1,
-                worker: "test".into(),
-                lease: Duration::from_secs(30),
-            })
-            .await
-            .unwrap();
-        let job = claimed.into_iter().next().expect("a job to claim");
-        let applied = self
-            .store
-            .finish(vec![Finish {
-                lease: job.lease(),
-                outcome,
-                backoff: Backoff::default(),
-            }])
-            .await
-            .unwrap();
-        assert_eq!(applied, [true]);
-        job
+        finish_next(&self.store, queue, outcome).await
     }
 
     /// Stops the server gracefully and waits for it.
@@ -182,4 +160,29 @@ impl Server {
         let _ = self.stop.take().unwrap().send(());
         self.task.take().unwrap().await.unwrap().unwrap();
     }
+}
+
+/// Claims the next job of `queue` from `store` and ends its attempt with `outcome`.
+pub async fn finish_next(store: &SqliteStore, queue: &str, outcome: Outcome) -> Job {
+    let claimed = store
+        .claim(&ClaimRequest {
+            queue: queue.into(),
+            kinds: vec![],
+            limit: 1,
+            worker: "test".into(),
+            lease: Duration::from_secs(30),
+        })
+        .await
+        .unwrap();
+    let job = claimed.into_iter().next().expect("a job to claim");
+    let applied = store
+        .finish(vec![Finish {
+            lease: job.lease(),
+            outcome,
+            backoff: Backoff::default(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(applied, [true]);
+    job
 }
