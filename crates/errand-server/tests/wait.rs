@@ -12,7 +12,13 @@ use std::time::{Duration, Instant};
 #[tokio::test]
 async fn wait_returns_when_the_job_finishes() {
     let server = Server::start().await;
-    let id = server.client.enqueue(job("resize", json!({}))).await.unwrap().job.id;
+    let id = server
+        .client
+        .enqueue(job("resize", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
     let store = server.store.clone();
     let finisher = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -24,8 +30,14 @@ async fn wait_returns_when_the_job_finishes() {
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body["state"], "completed");
     assert_eq!(answer.body["result"], "done");
-    assert!(waited >= Duration::from_millis(250), "answered before the finish: {waited:?}");
-    assert!(waited < Duration::from_secs(40), "did not wake on the finish: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(250),
+        "answered before the finish: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(40),
+        "did not wake on the finish: {waited:?}"
+    );
     finisher.await.unwrap();
     server.stop().await;
 }
@@ -33,18 +45,32 @@ async fn wait_returns_when_the_job_finishes() {
 #[tokio::test]
 async fn client_wait_returns_the_finished_job() {
     let server = Server::start().await;
-    let id = server.client.enqueue(job("resize", json!({}))).await.unwrap().job.id;
+    let id = server
+        .client
+        .enqueue(job("resize", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
     let store = server.store.clone();
     let finisher = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(200)).await;
         common::finish_next(&store, "default", Outcome::Permanent("bad image".into())).await
     });
-    let done = server.client.wait(id, Duration::from_secs(30)).await.unwrap();
+    let done = server
+        .client
+        .wait(id, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(done.state, JobState::Failed);
     assert_eq!(done.errors[0].error, "bad image");
     finisher.await.unwrap();
     // Already terminal: answered at once.
-    let again = server.client.wait(id, Duration::from_secs(30)).await.unwrap();
+    let again = server
+        .client
+        .wait(id, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(again.state, JobState::Failed);
     server.stop().await;
 }
@@ -52,14 +78,24 @@ async fn client_wait_returns_the_finished_job() {
 #[tokio::test]
 async fn wait_ends_with_the_unfinished_job() {
     let server = Server::start().await;
-    let id = server.client.enqueue(job("resize", json!({}))).await.unwrap().job.id;
+    let id = server
+        .client
+        .enqueue(job("resize", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
     let started = Instant::now();
     let answer = server.get(&format!("/v1/jobs/{id}?wait=400ms")).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body["state"], "available");
     assert!(started.elapsed() >= Duration::from_millis(400));
 
-    let job = server.client.wait(id, Duration::from_millis(300)).await.unwrap();
+    let job = server
+        .client
+        .wait(id, Duration::from_millis(300))
+        .await
+        .unwrap();
     assert_eq!(job.state, JobState::Available);
     server.stop().await;
 }
@@ -69,7 +105,13 @@ async fn wait_is_capped_by_max_wait() {
     let mut config = config();
     config.max_wait = Duration::from_millis(300);
     let server = Server::with(config).await;
-    let id = server.client.enqueue(job("resize", json!({}))).await.unwrap().job.id;
+    let id = server
+        .client
+        .enqueue(job("resize", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
     let started = Instant::now();
     let answer = server.get(&format!("/v1/jobs/{id}?wait=1h")).await;
     assert_eq!(answer.status, 200);
@@ -80,7 +122,11 @@ async fn wait_is_capped_by_max_wait() {
 
     // The client keeps waiting past the server's cap until its own timeout.
     let started = Instant::now();
-    let job = server.client.wait(id, Duration::from_millis(900)).await.unwrap();
+    let job = server
+        .client
+        .wait(id, Duration::from_millis(900))
+        .await
+        .unwrap();
     assert_eq!(job.state, JobState::Available);
     assert!(started.elapsed() >= Duration::from_millis(900));
     server.stop().await;
