@@ -169,7 +169,8 @@ async fn bad_configuration_is_refused_and_claims_nothing() {
             .contains("\"add\" is registered more than once")
     );
 
-    let cases: [(&str, fn(&mut errand_worker::WorkerConfig)); 5] = [
+    type Change = fn(&mut errand_worker::WorkerConfig);
+    let cases: [(&str, Change); 5] = [
         ("concurrency must be at least 1", |c| {
             c.queues.insert("default".into(), 0);
         }),

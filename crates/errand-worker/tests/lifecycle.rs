@@ -29,6 +29,19 @@ async fn until_cancelled(
     }
 }
 
+/// Maintenance ticking every 100 ms, stopped by the returned token.
+fn start_maintenance(
+    store: &Arc<dyn errand_core::Store>,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let stop = CancellationToken::new();
+    let config = MaintenanceConfig {
+        interval: Duration::from_millis(100),
+        ..MaintenanceConfig::default()
+    };
+    let handle = tokio::spawn(run_maintenance(store.clone(), config, stop.clone()));
+    (stop, handle)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_lease_cancels_the_attempt_and_the_job_stays_cancelled() {
     let (store, _dir) = store().await;
@@ -195,15 +208,7 @@ async fn maintenance_rescues_a_dead_workers_job() {
         },
     );
     let running = Running::start(worker);
-    let stop_maintenance = CancellationToken::new();
-    let maintenance = tokio::spawn(run_maintenance(
-        store.clone(),
-        MaintenanceConfig {
-            interval: Duration::from_millis(100),
-            ..MaintenanceConfig::default()
-        },
-        stop_maintenance.clone(),
-    ));
+    let (stop_maintenance, maintenance) = start_maintenance(&store);
 
     let j = wait_state(&store, id, JobState::Completed).await;
     assert_eq!(j.attempt, 2);
@@ -219,5 +224,31 @@ async fn maintenance_rescues_a_dead_workers_job() {
         .await
         .unwrap()
         .unwrap();
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_keep_a_job_longer_than_its_lease() {
+    let (store, _dir) = store().await;
+    let mut cfg = config("default", 1);
+    cfg.lease = Duration::from_millis(900);
+    cfg.heartbeat = Duration::from_millis(200);
+    let mut worker = Worker::new(store.clone(), cfg);
+    worker.handler(
+        "slow",
+        KindPolicy::default(),
+        |_: serde_json::Value, ctx: JobContext| async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Ok(Some(json!(ctx.attempt)))
+        },
+    );
+    let running = Running::start(worker);
+    let (stop_maintenance, maintenance) = start_maintenance(&store);
+    let id = enqueue(&store, job("slow", json!(null))).await;
+    let j = wait_state(&store, id, JobState::Completed).await;
+    assert_eq!((j.attempt, j.result), (1, Some(json!(1))), "never rescued");
+    assert!(j.errors.is_empty(), "{:?}", j.errors);
+    stop_maintenance.cancel();
+    maintenance.await.unwrap();
     running.stop().await;
 }
