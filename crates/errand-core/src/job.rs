@@ -259,13 +259,13 @@ impl EnqueueRequest {
         if timeout.is_some_and(|t| t.is_zero()) {
             return Err(ValidationError::new("timeout", "must be greater than zero"));
         }
-        if let Some(key) = &self.unique_key {
-            if key.is_empty() || key.len() > MAX_NAME_LEN {
-                return Err(ValidationError::new(
-                    "unique_key",
-                    format!("must be 1 to {MAX_NAME_LEN} bytes"),
-                ));
-            }
+        if let Some(key) = &self.unique_key
+            && (key.is_empty() || key.len() > MAX_NAME_LEN)
+        {
+            return Err(ValidationError::new(
+                "unique_key",
+                format!("must be 1 to {MAX_NAME_LEN} bytes"),
+            ));
         }
         if self.tags.len() > MAX_TAGS {
             return Err(ValidationError::new(
