@@ -30,7 +30,8 @@ CREATE INDEX jobs_claim ON jobs (queue, priority, run_at, id)
 CREATE UNIQUE INDEX jobs_unique_live ON jobs (kind, unique_key)
     WHERE unique_key IS NOT NULL AND state NOT IN ('completed', 'failed', 'cancelled');
 
--- Lease rescue.
+-- Lease rescue (queries name the partial indexes: without statistics the
+-- planner would prefer jobs_state_id and scan every running job).
 CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE state = 'running';
 
 -- Promotion of scheduled and retryable jobs whose time has come.

@@ -198,7 +198,7 @@ pub(crate) fn rescue_expired(
     let expired = {
         let mut stmt = conn
             .prepare_cached(
-                "SELECT id, attempt, max_attempts, queue FROM jobs \
+                "SELECT id, attempt, max_attempts, queue FROM jobs INDEXED BY jobs_lease \
                  WHERE state = 'running' AND lease_expires_at < ?1",
             )
             .map_err(db_error)?;
@@ -348,7 +348,7 @@ pub(crate) fn retry(conn: &Connection, events: &mut Events, id: JobId) -> Result
 pub(crate) fn promote_due(conn: &Connection, events: &mut Events) -> Result<u64, StoreError> {
     let mut stmt = conn
         .prepare_cached(
-            "UPDATE jobs SET state = 'available' \
+            "UPDATE jobs INDEXED BY jobs_due SET state = 'available' \
              WHERE state IN ('scheduled', 'retryable') AND run_at <= ?1 RETURNING queue",
         )
         .map_err(db_error)?;
