@@ -1,8 +1,8 @@
 //! Checks of the operator's side: cancel, retry, list, stats, pruning,
 //! promotion of due jobs, and the event stream.
 
-use crate::support::{claim, enqueue, eventually, finish, get, job, job_in, plus, running};
-use errand_core::store::{ListFilter, Stats};
+use crate::support::{claim, enqueue, finish, fixed_backoff, get, job, job_in, plus, running};
+use errand_core::store::{Finish, ListFilter, Stats};
 use errand_core::{JobId, JobState, NewJob, Outcome, Retention, Store, StoreError, StoreEvent};
 use jiff::Timestamp;
 use std::sync::Arc;
@@ -263,34 +263,53 @@ pub async fn prune_honours_retention_per_state(store: Arc<dyn Store>) {
     assert!(next > later, "ids are never reused after pruning");
 }
 
-/// Scheduled jobs become available once due; future ones stay scheduled.
+/// Snoozed (scheduled) and retryable jobs become available once due, with
+/// an Enqueued event; jobs not yet due stay scheduled.
 pub async fn promote_due_makes_jobs_available(store: Arc<dyn Store>) {
-    let soon = plus(Timestamp::now(), Duration::from_millis(300));
-    let far = plus(Timestamp::now(), Duration::from_secs(3600));
-    let ids = enqueue(
+    let far = enqueue(
         &*store,
-        vec![
-            NewJob {
-                run_at: Some(soon),
-                ..job("s")
-            },
-            NewJob {
-                run_at: Some(far),
-                ..job("s")
-            },
-        ],
+        vec![NewJob {
+            run_at: Some(plus(Timestamp::now(), Duration::from_secs(3600))),
+            ..job_in("p0", "s")
+        }],
+    )
+    .await[0];
+    let wait = Duration::from_millis(500);
+    let snoozed = running(&*store, job_in("p1", "s")).await;
+    assert!(finish(&*store, snoozed.lease(), Outcome::Snooze(wait)).await);
+    let failed = running(&*store, job_in("p2", "s")).await;
+    let retry = Finish {
+        lease: failed.lease(),
+        outcome: Outcome::Retry("again".into()),
+        backoff: fixed_backoff(wait),
+    };
+    assert_eq!(store.finish(vec![retry]).await.unwrap(), [true]);
+    assert_eq!(get(&*store, snoozed.id).await.state, JobState::Scheduled);
+    assert_eq!(get(&*store, failed.id).await.state, JobState::Retryable);
+
+    let mut events = store.subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut promoted = 0;
+    while promoted < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "due jobs were never promoted"
+        );
+        promoted += store.promote_due().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(promoted, 2);
+    for id in [snoozed.id, failed.id] {
+        assert_eq!(get(&*store, id).await.state, JobState::Available);
+    }
+    assert_eq!(get(&*store, far).await.state, JobState::Scheduled);
+    assert_eq!(store.promote_due().await.unwrap(), 0);
+    expect_event(
+        &mut events,
+        "Enqueued(p1) after promotion",
+        |e| matches!(e, StoreEvent::Enqueued(q) if q.iter().any(|q| q == "p1")),
     )
     .await;
-    let promoted = eventually("the due job to be promoted", || async {
-        let n = store.promote_due().await.unwrap();
-        (n > 0).then_some(n)
-    })
-    .await;
-    assert_eq!(promoted, 1);
-    assert!(Timestamp::now() >= soon);
-    assert_eq!(get(&*store, ids[0]).await.state, JobState::Available);
-    assert_eq!(get(&*store, ids[1]).await.state, JobState::Scheduled);
-    assert_eq!(store.promote_due().await.unwrap(), 0);
 }
 
 /// Waits for an event matching `wanted`, skipping others.

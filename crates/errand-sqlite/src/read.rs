@@ -65,6 +65,8 @@ fn open_reader(path: &PathBuf) -> Result<Connection, StoreError> {
     )
     .map_err(db_error)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db_error)?;
+    // Room for every combination of list filters plus get and stats.
+    conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }
 
