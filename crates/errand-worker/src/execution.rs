@@ -43,7 +43,7 @@ impl Attempts {
         let executor = reg.executor.clone();
         let token = cancel.clone();
         let task = tokio::spawn(async move { executor.execute(&job, token).await });
-        let (outcome, stopped) = supervise(task, &cancel, timeout).await;
+        let outcome = supervise(task, &cancel, timeout).await;
         if !self.running.remove(&lease) {
             tracing::info!(
                 job = id,
@@ -54,8 +54,9 @@ impl Attempts {
             );
             return;
         }
-        // Stopped by shutdown: whatever it said on the way out, it did not finish.
-        let outcome = if stopped && self.abort.is_cancelled() {
+        // Stopped by the end of shutdown's grace period: whatever it said on
+        // the way out (often Ok once cancelled), it did not finish its work.
+        let outcome = if self.abort.is_cancelled() {
             Outcome::Handback
         } else {
             outcome
@@ -82,13 +83,12 @@ impl Attempts {
 }
 
 /// Waits for the executor task; on timeout or cancellation (lost lease,
-/// shutdown) cancels it and gives it [`CANCEL_GRACE`] to clean up. Also says
-/// whether the attempt was stopped by cancellation rather than ending itself.
+/// shutdown) cancels it and gives it [`CANCEL_GRACE`] to clean up.
 async fn supervise(
     mut task: JoinHandle<Outcome>,
     cancel: &CancellationToken,
     limit: Option<Duration>,
-) -> (Outcome, bool) {
+) -> Outcome {
     let expired = async {
         match limit {
             Some(limit) => tokio::time::sleep(limit).await,
@@ -96,7 +96,7 @@ async fn supervise(
         }
     };
     let timed_out = tokio::select! {
-        joined = &mut task => return (outcome_of(joined), false),
+        joined = &mut task => return outcome_of(joined),
         _ = expired => true,
         _ = cancel.cancelled() => false,
     };
@@ -110,14 +110,11 @@ async fn supervise(
         }
     };
     match limit {
-        Some(limit) if timed_out => (
-            Outcome::Retry(format!(
-                "timed out after {}",
-                errand_core::duration::format(limit)
-            )),
-            false,
-        ),
-        _ => (outcome, true),
+        Some(limit) if timed_out => Outcome::Retry(format!(
+            "timed out after {}",
+            errand_core::duration::format(limit)
+        )),
+        _ => outcome,
     }
 }
 

@@ -153,15 +153,25 @@ async fn a_missing_program_is_named() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_argv_fails_the_job_with_a_clear_error() {
+    let job = run_one(CommandSpec::default(), None, json!(null)).await;
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(
+        job.errors[0].error,
+        "command has an empty argv: no program to run"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_kills_the_whole_group_and_reaps_the_child() {
     let dir = tempfile::tempdir().unwrap();
     let script = format!(
         "sleep 1000 & echo $! > {d}/grandchild; echo $$ > {d}/child; sleep 1000",
         d = dir.path().display()
     );
-    let job = run_one(sh(&script), Some(Duration::from_millis(700)), json!(null)).await;
+    let job = run_one(sh(&script), Some(Duration::from_secs(2)), json!(null)).await;
     assert_eq!(job.state, JobState::Retryable);
-    assert_eq!(job.errors[0].error, "timed out after 700ms");
+    assert_eq!(job.errors[0].error, "timed out after 2s");
 
     let grandchild = read_pid(&dir.path().join("grandchild"));
     let child = read_pid(&dir.path().join("child"));
