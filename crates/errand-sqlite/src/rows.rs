@@ -3,6 +3,7 @@
 
 use errand_core::{Job, JobState, StoreError};
 use jiff::Timestamp;
+use rusqlite::types::FromSql;
 use rusqlite::{ErrorCode, Row};
 use std::time::Duration;
 
@@ -41,51 +42,52 @@ pub(crate) fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).expect("JSON values always serialize")
 }
 
-fn json_column<T: serde::de::DeserializeOwned>(row: &Row, i: usize) -> Result<T, StoreError> {
-    let text: String = row.get(i).map_err(db_error)?;
-    serde_json::from_str(&text)
+fn column<T: FromSql>(row: &Row, i: usize) -> Result<T, StoreError> {
+    row.get(i).map_err(db_error)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str, i: usize) -> Result<T, StoreError> {
+    serde_json::from_str(text)
         .map_err(|e| StoreError::Internal(format!("column {i} holds bad JSON: {e}")))
 }
 
+fn json_column<T: serde::de::DeserializeOwned>(row: &Row, i: usize) -> Result<T, StoreError> {
+    parse_json(&column::<String>(row, i)?, i)
+}
+
 fn time_column(row: &Row, i: usize) -> Result<Option<Timestamp>, StoreError> {
-    row.get::<_, Option<i64>>(i)
-        .map_err(db_error)?
-        .map(from_micros)
-        .transpose()
+    column::<Option<i64>>(row, i)?.map(from_micros).transpose()
+}
+
+fn required_time_column(row: &Row, i: usize) -> Result<Timestamp, StoreError> {
+    time_column(row, i)?.ok_or_else(|| StoreError::Internal(format!("column {i} is NULL")))
 }
 
 /// A job from a row selected with [`JOB_COLUMNS`].
 pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
-    let get_err = |e| db_error(e);
-    let state: String = row.get(5).map_err(get_err)?;
-    let required =
-        |i| time_column(row, i)?.ok_or_else(|| StoreError::Internal(format!("column {i} is NULL")));
     Ok(Job {
-        id: row.get(0).map_err(get_err)?,
-        kind: row.get(1).map_err(get_err)?,
-        queue: row.get(2).map_err(get_err)?,
+        id: column(row, 0)?,
+        kind: column(row, 1)?,
+        queue: column(row, 2)?,
         payload: json_column(row, 3)?,
-        priority: row.get(4).map_err(get_err)?,
-        state: parse_state(&state)?,
-        attempt: row.get(6).map_err(get_err)?,
-        max_attempts: row.get(7).map_err(get_err)?,
-        run_at: required(8)?,
-        created_at: required(9)?,
+        priority: column(row, 4)?,
+        state: parse_state(&column::<String>(row, 5)?)?,
+        attempt: column(row, 6)?,
+        max_attempts: column(row, 7)?,
+        run_at: required_time_column(row, 8)?,
+        created_at: required_time_column(row, 9)?,
         started_at: time_column(row, 10)?,
         finished_at: time_column(row, 11)?,
-        timeout: row
-            .get::<_, Option<i64>>(12)
-            .map_err(get_err)?
-            .map(|us| Duration::from_micros(us.max(0) as u64)),
-        unique_key: row.get(13).map_err(get_err)?,
+        timeout: column::<Option<i64>>(row, 12)?
+            .map(|us| Duration::from_micros(u64::try_from(us).unwrap_or(0))),
+        unique_key: column(row, 13)?,
         tags: json_column(row, 14)?,
-        result: match row.get::<_, Option<String>>(15).map_err(get_err)? {
-            Some(_) => Some(json_column(row, 15)?),
-            None => None,
-        },
+        result: column::<Option<String>>(row, 15)?
+            .map(|text| parse_json(&text, 15))
+            .transpose()?,
         errors: json_column(row, 16)?,
         lease_expires_at: time_column(row, 17)?,
-        worker: row.get(18).map_err(get_err)?,
+        worker: column(row, 18)?,
     })
 }
 

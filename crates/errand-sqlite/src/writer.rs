@@ -7,6 +7,7 @@ use crate::rows::db_error;
 use errand_core::{JobId, StoreError, StoreEvent};
 use rusqlite::Connection;
 use std::collections::BTreeSet;
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use tokio::sync::{broadcast, oneshot};
@@ -61,7 +62,10 @@ where
 {
     fn run(&mut self, conn: &Connection, events: &mut Events) -> bool {
         let work = self.work.take().expect("an operation runs once");
-        let outcome = work(conn, events);
+        // A bug in one operation must not take the writer (and every later
+        // write) down with it: it fails alone and its savepoint rolls back.
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| work(conn, events)))
+            .unwrap_or_else(|_| Err(StoreError::Internal("a write operation panicked".into())));
         let ok = outcome.is_ok();
         self.outcome = Some(outcome);
         ok
