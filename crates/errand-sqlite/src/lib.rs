@@ -139,8 +139,27 @@ impl SqliteStore {
     }
 }
 
+/// Turns off SQLite's global allocation statistics, which take a process-wide
+/// mutex on every malloc; this is only possible before SQLite initializes, so
+/// a process that used SQLite earlier keeps them (harmlessly).
+fn disable_memstatus() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int argument; before
+        // initialization no other thread can be inside SQLite, and after it
+        // the call only returns SQLITE_MISUSE.
+        unsafe {
+            rusqlite::ffi::sqlite3_config(
+                rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS,
+                0 as std::ffi::c_int,
+            );
+        }
+    });
+}
+
 /// The write connection: WAL, the chosen durability, migrated.
 fn open_writer(path: &PathBuf, synchronous: Synchronous) -> Result<Connection, StoreError> {
+    disable_memstatus();
     let mut conn = Connection::open(path).map_err(|e| {
         StoreError::Unavailable(format!("cannot open database {}: {e}", path.display()))
     })?;
