@@ -25,21 +25,34 @@ async fn greet(payload: Greet, ctx: JobContext) -> HandlerResult {
     if payload.name.is_empty() {
         return Err(JobError::Permanent("name is empty".into()));
     }
-    Ok(Some(json!({ "greeting": format!("hello, {}", payload.name), "attempt": ctx.attempt })))
+    Ok(Some(
+        json!({ "greeting": format!("hello, {}", payload.name), "attempt": ctx.attempt }),
+    ))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.join("example.db"), SqliteOptions::default()).await?);
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.join("example.db"), SqliteOptions::default()).await?);
     let stop = CancellationToken::new();
 
     // The HTTP API, so other programs (PHP, Python, curl) can enqueue too.
     let kinds = BTreeMap::from([("greet".to_string(), KindPolicy::default())]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let router = errand_server::router(store.clone(), errand_server::ServerConfig { kinds, ..Default::default() });
-    let server = tokio::spawn(errand_server::serve(listener, router, stop.clone().cancelled_owned()));
+    let router = errand_server::router(
+        store.clone(),
+        errand_server::ServerConfig {
+            kinds,
+            ..Default::default()
+        },
+    );
+    let server = tokio::spawn(errand_server::serve(
+        listener,
+        router,
+        stop.clone().cancelled_owned(),
+    ));
 
     // The worker, running typed handlers in this process.
     let mut worker = Worker::new(store.clone(), WorkerConfig::default());
@@ -49,12 +62,24 @@ async fn main() -> anyhow::Result<()> {
     let client = Client::new(&base)?;
     for name in ["Ada", ""] {
         let job = client
-            .enqueue(EnqueueRequest { kind: "greet".into(), payload: json!({ "name": name }), ..Default::default() })
+            .enqueue(EnqueueRequest {
+                kind: "greet".into(),
+                payload: json!({ "name": name }),
+                ..Default::default()
+            })
             .await?;
         let done = client.wait(job.job.id, Duration::from_secs(10)).await?;
         match done.state {
-            JobState::Completed => println!("job {} completed: {}", done.id, done.result.unwrap_or_default()),
-            state => println!("job {} {state}: {}", done.id, done.errors.last().map(|e| e.error.as_str()).unwrap_or("")),
+            JobState::Completed => println!(
+                "job {} completed: {}",
+                done.id,
+                done.result.unwrap_or_default()
+            ),
+            state => println!(
+                "job {} {state}: {}",
+                done.id,
+                done.errors.last().map(|e| e.error.as_str()).unwrap_or("")
+            ),
         }
     }
 
