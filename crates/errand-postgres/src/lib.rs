@@ -1,0 +1,1 @@
+//! errand's PostgreSQL store engine.
