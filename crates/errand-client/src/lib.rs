@@ -18,9 +18,9 @@ pub use builder::{JobBuilder, job};
 pub use errand_core::api::{JobPage, Problem};
 pub use error::ClientError;
 
-use errand_core::api::{BatchRequest, BatchResponse, Health};
+use errand_core::api::{BatchRequest, BatchResponse, Health, NodeList};
 use errand_core::store::{ListFilter, Stats};
-use errand_core::{EnqueueRequest, Enqueued, Job, JobId};
+use errand_core::{EnqueueRequest, Enqueued, Job, JobId, NodeInfo};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use std::time::{Duration, Instant};
@@ -139,6 +139,12 @@ impl Client {
     /// Job counts by state, queue and kind.
     pub async fn stats(&self) -> Result<Stats, ClientError> {
         self.call(self.request(Method::GET, "v1/stats")).await
+    }
+
+    /// The live nodes sharing the server's store.
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ClientError> {
+        let list: NodeList = self.call(self.request(Method::GET, "v1/nodes")).await?;
+        Ok(list.nodes)
     }
 
     /// Ok when the server and its store answer.

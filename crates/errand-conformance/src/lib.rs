@@ -7,12 +7,14 @@ mod admin;
 mod claim;
 mod enqueue;
 mod lifecycle;
+mod nodes;
 mod support;
 
 pub use admin::*;
 pub use claim::*;
 pub use enqueue::*;
 pub use lifecycle::*;
+pub use nodes::*;
 
 /// Generates one `#[tokio::test(flavor = "multi_thread")]` per check.
 ///
@@ -54,6 +56,9 @@ macro_rules! store_conformance {
             prune_honours_retention_per_state,
             promote_due_makes_jobs_available,
             events_follow_commits,
+            nodes_register_refresh_and_expire,
+            leader_lease_has_one_holder,
+            leader_lease_race_has_one_winner,
         );
     };
     (@checks $fresh:expr; $($check:ident,)*) => {

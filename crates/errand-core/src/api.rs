@@ -114,3 +114,10 @@ mod tests {
         assert_eq!(p.type_uri, "about:blank");
     }
 }
+
+/// `GET /v1/nodes`: the live nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeList {
+    /// Nodes that heartbeated within [`crate::store::NODE_ALIVE_WINDOW`], by name.
+    pub nodes: Vec<crate::NodeInfo>,
+}

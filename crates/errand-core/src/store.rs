@@ -110,6 +110,26 @@ impl Stats {
     }
 }
 
+/// A node silent for this long is taken for dead and leaves the registry.
+pub const NODE_ALIVE_WINDOW: Duration = Duration::from_secs(30);
+
+/// One errand process as the node registry knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Unique name (the worker name: `<host>-<pid>` by default).
+    pub name: String,
+    /// When the process started.
+    pub started_at: jiff::Timestamp,
+    /// Its latest heartbeat (set by the store on `register_node`).
+    pub last_seen: jiff::Timestamp,
+    /// Queues it works, with their concurrency.
+    pub queues: BTreeMap<String, usize>,
+    /// Jobs it was running at its latest heartbeat.
+    pub running: u32,
+    /// Where its HTTP API listens, if it serves one.
+    pub http: Option<String>,
+}
+
 /// Something that happened in the store, for waiters in this process.
 #[derive(Debug, Clone)]
 pub enum StoreEvent {
@@ -167,4 +187,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// A stream of what happens in this store, for local waiters.
     fn subscribe(&self) -> broadcast::Receiver<StoreEvent>;
+
+    /// Records a node's heartbeat (insert or update; `last_seen` becomes now).
+    async fn register_node(&self, node: &NodeInfo) -> Result<(), StoreError>;
+
+    /// Removes a node that is shutting down.
+    async fn remove_node(&self, name: &str) -> Result<(), StoreError>;
+
+    /// Nodes seen within `alive_within`, by name; older records are deleted.
+    async fn nodes(&self, alive_within: Duration) -> Result<Vec<NodeInfo>, StoreError>;
+
+    /// Takes or renews the leader lease of `role` for `node` for `ttl`:
+    /// true when `node` holds it now. Only one node holds a role at a
+    /// time; when its holder stops renewing, another takes it after `ttl`.
+    async fn try_lead(&self, role: &str, node: &str, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// Gives up a leader lease at once (on shutdown), if `node` holds it.
+    async fn resign(&self, role: &str, node: &str) -> Result<(), StoreError>;
 }

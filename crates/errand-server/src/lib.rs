@@ -70,6 +70,7 @@ pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/v1/stats", get(status::stats))
+        .route("/v1/nodes", get(status::nodes))
         .route("/healthz", get(status::health))
         .fallback(status::no_route)
         .method_not_allowed_fallback(status::wrong_method)

@@ -6,12 +6,19 @@ use crate::problem::ApiError;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
-use errand_core::api::Health;
+use errand_core::api::{Health, NodeList};
+use errand_core::store::NODE_ALIVE_WINDOW;
 use errand_core::store::Stats;
 
 /// `GET /v1/stats`: job counts by state, queue and kind.
 pub(crate) async fn stats(State(app): State<Shared>) -> Result<Json<Stats>, ApiError> {
     Ok(Json(app.store.stats().await?))
+}
+
+/// `GET /v1/nodes`: the errand processes sharing this store.
+pub(crate) async fn nodes(State(app): State<Shared>) -> Result<Json<NodeList>, ApiError> {
+    let nodes = app.store.nodes(NODE_ALIVE_WINDOW).await?;
+    Ok(Json(NodeList { nodes }))
 }
 
 /// `GET /healthz`: 200 when the store answers a cheap read, 503 otherwise.

@@ -8,6 +8,7 @@
 
 mod lock;
 mod migrate;
+mod nodes;
 mod ops;
 mod read;
 mod rows;
@@ -19,7 +20,9 @@ use crate::rows::db_error;
 use crate::writer::Writer;
 use async_trait::async_trait;
 use errand_core::store::{ClaimRequest, Finish, ListFilter, Stats};
-use errand_core::{Enqueued, Job, JobId, Lease, NewJob, Retention, Store, StoreError, StoreEvent};
+use errand_core::{
+    Enqueued, Job, JobId, Lease, NewJob, NodeInfo, Retention, Store, StoreError, StoreEvent,
+};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -268,5 +271,44 @@ impl Store for SqliteStore {
 
     fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
         self.inner.events.subscribe()
+    }
+
+    async fn register_node(&self, node: &NodeInfo) -> Result<(), StoreError> {
+        let node = node.clone();
+        self.inner
+            .writer
+            .submit(move |conn, _| nodes::register(conn, &node))
+            .await
+    }
+
+    async fn remove_node(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_string();
+        self.inner
+            .writer
+            .submit(move |conn, _| nodes::remove(conn, &name))
+            .await
+    }
+
+    async fn nodes(&self, alive_within: Duration) -> Result<Vec<NodeInfo>, StoreError> {
+        self.inner
+            .writer
+            .submit(move |conn, _| nodes::list(conn, alive_within))
+            .await
+    }
+
+    async fn try_lead(&self, role: &str, node: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let (role, node) = (role.to_string(), node.to_string());
+        self.inner
+            .writer
+            .submit(move |conn, _| nodes::try_lead(conn, &role, &node, ttl))
+            .await
+    }
+
+    async fn resign(&self, role: &str, node: &str) -> Result<(), StoreError> {
+        let (role, node) = (role.to_string(), node.to_string());
+        self.inner
+            .writer
+            .submit(move |conn, _| nodes::resign(conn, &role, &node))
+            .await
     }
 }

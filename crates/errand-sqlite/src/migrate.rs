@@ -6,7 +6,10 @@ use errand_core::StoreError;
 use rusqlite::{Connection, TransactionBehavior};
 
 /// Every migration, by version; append, never edit.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../migrations/0001_jobs.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../migrations/0001_jobs.sql")),
+    (2, include_str!("../migrations/0002_nodes.sql")),
+];
 
 /// The newest schema this build knows.
 pub(crate) const LATEST: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -22,7 +22,7 @@ pub(crate) fn now() -> Timestamp {
     from_micros(micros(Timestamp::now())).expect("now is in range")
 }
 
-fn from_micros(us: i64) -> Result<Timestamp, StoreError> {
+pub(crate) fn from_micros(us: i64) -> Result<Timestamp, StoreError> {
     Timestamp::from_microsecond(us).map_err(|e| StoreError::Internal(format!("bad time {us}: {e}")))
 }
 

@@ -1,6 +1,7 @@
 //! The worker's settings and the checks run before it starts.
 
 use crate::WorkerError;
+use errand_core::NodeInfo;
 use errand_core::job::check_name;
 use errand_core::policy::DEFAULT_QUEUE;
 use std::collections::BTreeMap;
@@ -21,6 +22,8 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
     /// How long running jobs may finish after shutdown before being handed back.
     pub shutdown_timeout: Duration,
+    /// The HTTP address this node serves, shown in the node registry.
+    pub http: Option<String>,
 }
 
 impl Default for WorkerConfig {
@@ -33,6 +36,7 @@ impl Default for WorkerConfig {
             heartbeat: lease / 3,
             poll_interval: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(30),
+            http: None,
         }
     }
 }
@@ -46,6 +50,19 @@ fn default_name() -> String {
 }
 
 impl WorkerConfig {
+    /// This node's entry in the registry (running count filled per heartbeat).
+    pub(crate) fn node_info(&self) -> NodeInfo {
+        let now = jiff::Timestamp::now();
+        NodeInfo {
+            name: self.name.clone(),
+            started_at: now,
+            last_seen: now,
+            queues: self.queues.clone(),
+            running: 0,
+            http: self.http.clone(),
+        }
+    }
+
     /// Refuses settings the runtime cannot honour, naming the setting.
     pub(crate) fn validate(&self) -> Result<(), WorkerError> {
         let bad = |msg: String| Err(WorkerError::Config(msg));

@@ -1,6 +1,10 @@
 //! The maintenance loop: puts jobs whose worker vanished back to run, makes
 //! due scheduled and retryable jobs available, and prunes old terminal jobs.
+//! Every node runs the loop, but only the holder of the `maintenance` leader
+//! lease does the work, so nodes sharing a database do not repeat it; when
+//! the leader dies another node takes over once its lease expires.
 
+use crate::WorkerConfig;
 use errand_core::{Retention, Store};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +20,8 @@ pub struct MaintenanceConfig {
     pub prune_interval: Duration,
     /// How long terminal jobs are kept.
     pub retention: Retention,
+    /// This node's name, for the leader lease.
+    pub node: String,
 }
 
 impl Default for MaintenanceConfig {
@@ -24,6 +30,7 @@ impl Default for MaintenanceConfig {
             interval: Duration::from_secs(1),
             prune_interval: Duration::from_secs(60),
             retention: Retention::default(),
+            node: WorkerConfig::default().name,
         }
     }
 }
@@ -37,18 +44,51 @@ pub async fn run_maintenance(
 ) {
     let mut ticks = every(config.interval);
     let mut prunes = every(config.prune_interval);
+    // Long enough to ride out a slow tick or two, short enough that a dead
+    // leader's duties move to another node within seconds.
+    let ttl = (config.interval * 5).max(Duration::from_secs(5));
+    let mut leading = false;
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticks.tick() => rescue_and_promote(store.as_ref()).await,
-            _ = prunes.tick() => match store.prune(&config.retention).await {
+        let prune_due = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticks.tick() => false,
+            _ = prunes.tick() => true,
+        };
+        let now_leading = match store.try_lead(ROLE, &config.node, ttl).await {
+            Ok(lead) => lead,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach the store for the maintenance lease");
+                false
+            }
+        };
+        if now_leading != leading {
+            tracing::info!(
+                node = config.node,
+                leading = now_leading,
+                "maintenance leadership changed"
+            );
+            leading = now_leading;
+        }
+        if !leading {
+            continue;
+        }
+        if prune_due {
+            match store.prune(&config.retention).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(pruned = n, "pruned terminal jobs past retention"),
                 Err(e) => tracing::warn!(error = %e, "pruning failed"),
-            },
+            }
+        } else {
+            rescue_and_promote(store.as_ref()).await;
         }
     }
+    if leading && let Err(e) = store.resign(ROLE, &config.node).await {
+        tracing::warn!(error = %e, "could not resign the maintenance lease; it expires by itself");
+    }
 }
+
+/// The leader-lease role maintenance runs under.
+const ROLE: &str = "maintenance";
 
 fn every(period: Duration) -> tokio::time::Interval {
     // A zero period would spin; a millisecond is the finest useful grain.

@@ -86,8 +86,11 @@ impl Worker {
         let heartbeat = tokio::spawn(heartbeat::run(
             store.clone(),
             running,
-            config.heartbeat,
-            config.lease,
+            heartbeat::Beat {
+                node: config.node_info(),
+                every: config.heartbeat,
+                lease: config.lease,
+            },
             stop_heartbeat.clone(),
         ));
         let loops: Vec<_> = config

@@ -39,6 +39,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the server (HTTP API and an in-process worker).
     Serve(NodeArgs),
+    /// Run a worker-only node (no HTTP listener) on a shared database.
+    Work(WorkArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate(NodeArgs),
     /// Enqueue a job.
@@ -48,6 +50,8 @@ pub enum Command {
     Jobs(JobsCommand),
     /// Job counts by queue, kind and state.
     Stats(ClientArgs),
+    /// The live nodes sharing the server's database.
+    Nodes(ClientArgs),
     /// Measure throughput and latency on a temporary database.
     Bench(BenchArgs),
 }
@@ -64,6 +68,20 @@ pub struct NodeArgs {
     /// Database URL [default: sqlite://errand.db].
     #[arg(long, env = "ERRAND_DATABASE")]
     pub database: Option<String>,
+}
+
+/// `errand work`
+#[derive(Debug, Args)]
+pub struct WorkArgs {
+    /// Where the node finds its settings.
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Only these queues (comma-separated) [default: every configured queue].
+    #[arg(long, value_delimiter = ',')]
+    pub queues: Option<Vec<String>>,
+    /// Jobs of each queue running at once on this node (overrides the config).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
 }
 
 /// How a client command reaches the server.

@@ -171,3 +171,10 @@ pub async fn stats(args: ClientArgs) -> Result<ExitCode> {
     print(&args, &stats, output::stats_table)?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// `errand nodes`
+pub async fn nodes(args: ClientArgs) -> Result<ExitCode> {
+    let nodes = connect(&args)?.nodes().await?;
+    print(&args, &nodes, |n| output::nodes_table(n))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -39,6 +39,9 @@ pub struct Config {
     /// path means relative to the working directory, not the file.
     #[serde(skip)]
     pub database_from_cli: bool,
+    /// `errand work --queues` chose the queues: serve only those.
+    #[serde(skip)]
+    pub only_listed_queues: bool,
 }
 
 impl Default for Config {
@@ -54,6 +57,7 @@ impl Default for Config {
             kinds: BTreeMap::new(),
             base_dir: PathBuf::from("."),
             database_from_cli: false,
+            only_listed_queues: false,
         }
     }
 }
@@ -375,10 +379,58 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_QUEUE.to_string());
             queues.entry(queue).or_insert(DEFAULT_CONCURRENCY);
         }
+        if self.only_listed_queues {
+            queues.retain(|q, _| self.queues.contains_key(q));
+        } else {
+            queues
+                .entry(DEFAULT_QUEUE.to_string())
+                .or_insert(DEFAULT_CONCURRENCY);
+        }
         queues
-            .entry(DEFAULT_QUEUE.to_string())
-            .or_insert(DEFAULT_CONCURRENCY);
-        queues
+    }
+
+    /// Limits this node to `queues` (each must be served by some kind or
+    /// configured), optionally overriding their concurrency.
+    pub fn restrict_queues(&mut self, queues: &[String], concurrency: Option<usize>) -> Result<()> {
+        let known = self.queue_concurrency();
+        let mut chosen = BTreeMap::new();
+        for q in queues {
+            let Some(&c) = known.get(q) else {
+                bail!(
+                    "--queues: unknown queue {q:?}; configured queues: {}",
+                    known.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            };
+            if concurrency == Some(0) {
+                bail!("--concurrency: must be at least 1");
+            }
+            chosen.insert(
+                q.clone(),
+                QueueSection {
+                    concurrency: concurrency.unwrap_or(c),
+                },
+            );
+        }
+        self.kinds
+            .retain(|_, k| chosen.contains_key(k.queue.as_deref().unwrap_or(DEFAULT_QUEUE)));
+        self.queues = chosen;
+        self.only_listed_queues = true;
+        Ok(())
+    }
+
+    /// The database for logs, without any password
+    /// (`postgres://user:secret@host/db` shows as `postgres://user@host/db`).
+    pub fn database_label(&self) -> String {
+        let Some((scheme, rest)) = self.database.split_once("://") else {
+            return self.database.clone();
+        };
+        match rest.split_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split(':').next().unwrap_or("");
+                format!("{scheme}://{user}@{host}")
+            }
+            None => self.database.clone(),
+        }
     }
 
     /// Working directory for a kind's command (the config file's directory
@@ -477,6 +529,39 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(c.sqlite_path().unwrap(), PathBuf::from("/tmp/x.db"));
+    }
+
+    #[test]
+    fn database_label_hides_the_password() {
+        let c = Config {
+            database: "postgres://errand:s3cret@db:5432/jobs".into(),
+            ..Config::default()
+        };
+        assert_eq!(c.database_label(), "postgres://errand@db:5432/jobs");
+        let c = Config {
+            database: "sqlite://errand.db".into(),
+            ..Config::default()
+        };
+        assert_eq!(c.database_label(), "sqlite://errand.db");
+    }
+
+    #[test]
+    fn work_can_be_limited_to_some_queues() {
+        let mut c = parse(
+            "[kinds.a]\ncommand=[\"x\"]\nqueue=\"qa\"\n[kinds.b]\ncommand=[\"x\"]\nqueue=\"qb\"\n",
+        )
+        .unwrap();
+        c.restrict_queues(&["qb".to_string()], Some(3)).unwrap();
+        assert_eq!(
+            c.queue_concurrency(),
+            BTreeMap::from([("qb".to_string(), 3)])
+        );
+        assert_eq!(c.kinds.keys().collect::<Vec<_>>(), ["b"]);
+        let err = c
+            .restrict_queues(&["nope".to_string()], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown queue"), "{err}");
     }
 
     #[test]

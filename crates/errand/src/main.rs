@@ -30,10 +30,12 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => node::serve(args).await,
+            Command::Work(args) => node::work(args).await,
             Command::Migrate(args) => node::migrate(args).await,
             Command::Enqueue(args) => client_cmd::enqueue(args).await,
             Command::Jobs(cmd) => client_cmd::jobs(cmd).await,
             Command::Stats(args) => client_cmd::stats(args).await,
+            Command::Nodes(args) => client_cmd::nodes(args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

@@ -1,7 +1,7 @@
 //! `errand serve` and `errand migrate`: open the store, then run the HTTP
 //! API, the in-process worker and maintenance until SIGTERM or SIGINT.
 
-use crate::cli::NodeArgs;
+use crate::cli::{NodeArgs, WorkArgs};
 use crate::config::{Config, SyncMode};
 use anyhow::{Context, Result};
 use errand_core::Store;
@@ -54,71 +54,111 @@ pub async fn migrate(args: NodeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `errand serve`
+/// `errand serve`: the HTTP API, maintenance and (with kinds configured)
+/// an in-process worker.
 pub async fn serve(args: NodeArgs) -> Result<ExitCode> {
-    let config = load_config(&args)?;
-    let store: Arc<dyn Store> = Arc::new(open_store(&config).await?);
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr()?;
-    info!(
-        database = %config.sqlite_path()?.display(),
-        kinds = ?config.kinds.keys().collect::<Vec<_>>(),
-        "errand listening on http://{addr}"
-    );
+    run_node(load_config(&args)?, true).await
+}
 
+/// `errand work`: a worker-only node (no HTTP listener).
+pub async fn work(args: WorkArgs) -> Result<ExitCode> {
+    let mut config = load_config(&args.node)?;
+    if let Some(queues) = &args.queues {
+        config.restrict_queues(queues, args.concurrency)?;
+    } else if let Some(n) = args.concurrency {
+        config.restrict_queues(
+            &config.queue_concurrency().into_keys().collect::<Vec<_>>(),
+            Some(n),
+        )?;
+    }
+    if config.kinds.is_empty() {
+        anyhow::bail!(
+            "errand work needs kinds to run: configure [kinds.NAME] sections (see --config)"
+        );
+    }
+    run_node(config, false).await
+}
+
+async fn run_node(config: Config, http: bool) -> Result<ExitCode> {
+    let store: Arc<dyn Store> = Arc::new(open_store(&config).await?);
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
 
-    let server_config = errand_server::ServerConfig {
-        kinds: config.policies(),
-        body_limit: config.server.body_limit.0 as usize,
-        max_wait: config.server.max_wait,
+    let mut address = None;
+    let server = if http {
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        address = Some(addr.to_string());
+        info!(
+            database = %config.database_label(),
+            kinds = ?config.kinds.keys().collect::<Vec<_>>(),
+            "errand listening on http://{addr}"
+        );
+        let server_config = errand_server::ServerConfig {
+            kinds: config.policies(),
+            body_limit: config.server.body_limit.0 as usize,
+            max_wait: config.server.max_wait,
+        };
+        let router = errand_server::router(store.clone(), server_config);
+        Some(tokio::spawn(errand_server::serve(
+            listener,
+            router,
+            shutdown.clone().cancelled_owned(),
+        )))
+    } else {
+        info!(
+            database = %config.database_label(),
+            queues = ?config.queue_concurrency(),
+            "errand worker node started"
+        );
+        None
     };
-    let router = errand_server::router(store.clone(), server_config);
-    let http = tokio::spawn(errand_server::serve(
-        listener,
-        router,
-        shutdown.clone().cancelled_owned(),
-    ));
+    let worker_config = worker_config(&config, address);
     let maintenance = tokio::spawn(errand_worker::run_maintenance(
         store.clone(),
         MaintenanceConfig {
             interval: config.worker.maintenance_interval,
             retention: config.retention,
+            node: worker_config.name.clone(),
             ..MaintenanceConfig::default()
         },
         shutdown.clone(),
     ));
     // With no kinds configured there is nothing this node could run.
     if config.worker.enabled && !config.kinds.is_empty() {
-        build_worker(&config, store.clone())
+        build_worker(&config, worker_config, store.clone())
             .run(shutdown.clone())
             .await?;
     } else {
         shutdown.cancelled().await;
     }
-    http.await?.context("HTTP server failed")?;
+    if let Some(server) = server {
+        server.await?.context("HTTP server failed")?;
+    }
     maintenance.await?;
     info!("errand stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-/// The in-process worker: one command executor per configured kind.
-fn build_worker(config: &Config, store: Arc<dyn Store>) -> Worker {
+/// The worker settings of this node.
+fn worker_config(config: &Config, http: Option<String>) -> WorkerConfig {
     let defaults = WorkerConfig::default();
-    let mut worker = Worker::new(
-        store,
-        WorkerConfig {
-            name: config.worker.name.clone().unwrap_or(defaults.name),
-            queues: config.queue_concurrency(),
-            lease: config.worker.lease,
-            heartbeat: config.worker.heartbeat,
-            poll_interval: config.worker.poll_interval,
-            shutdown_timeout: config.worker.shutdown_timeout,
-        },
-    );
+    WorkerConfig {
+        name: config.worker.name.clone().unwrap_or(defaults.name),
+        queues: config.queue_concurrency(),
+        lease: config.worker.lease,
+        heartbeat: config.worker.heartbeat,
+        poll_interval: config.worker.poll_interval,
+        shutdown_timeout: config.worker.shutdown_timeout,
+        http,
+    }
+}
+
+/// The in-process worker: one command executor per configured kind.
+fn build_worker(config: &Config, worker_config: WorkerConfig, store: Arc<dyn Store>) -> Worker {
+    let mut worker = Worker::new(store, worker_config);
     for (name, kind) in &config.kinds {
         let spec = CommandSpec {
             argv: kind.command.clone().unwrap_or_default(),

@@ -131,6 +131,35 @@ pub fn stats_table(stats: &Stats) -> String {
     table(&headers, &rows)
 }
 
+/// One line per live node.
+pub fn nodes_table(nodes: &[errand_core::NodeInfo]) -> String {
+    let rows: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| {
+            let queues: Vec<String> = n.queues.iter().map(|(q, c)| format!("{q}={c}")).collect();
+            vec![
+                n.name.clone(),
+                n.http.clone().unwrap_or_else(|| "-".into()),
+                queues.join(","),
+                n.running.to_string(),
+                n.last_seen.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+                n.started_at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NODE",
+            "HTTP",
+            "QUEUES",
+            "RUNNING",
+            "LAST SEEN (UTC)",
+            "STARTED (UTC)",
+        ],
+        &rows,
+    )
+}
+
 /// The first line of `text`, cut to `max` characters.
 fn one_line(text: &str, max: usize) -> String {
     let first = text.lines().next().unwrap_or("");

@@ -135,7 +135,7 @@ fn migrate_creates_the_schema_and_reports_its_version() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("schema version 1"),
+        stdout(&out).contains("schema version 2"),
         "{}",
         stdout(&out)
     );
@@ -339,4 +339,39 @@ fn json_logs_are_one_object_per_line() {
     let first = log.lines().next().unwrap();
     let parsed: Value = serde_json::from_str(first).unwrap_or_else(|e| panic!("{first}: {e}"));
     assert!(parsed.get("level").is_some(), "{parsed}");
+}
+
+#[test]
+fn nodes_lists_the_serving_node_and_work_shares_no_sqlite_file() {
+    let server = Server::start(ECHO);
+    let nodes: Value = eventually(Duration::from_secs(20), "the node to register", || {
+        let out = server.cli(&["nodes", "--json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        (v.as_array()?.len() == 1).then_some(v)
+    });
+    let node = &nodes[0];
+    assert_eq!(
+        node["http"].as_str(),
+        server.base.strip_prefix("http://"),
+        "{node}"
+    );
+    assert_eq!(node["queues"]["default"], 16);
+    let table = stdout(&server.cli(&["nodes"]));
+    assert!(
+        table.starts_with("NODE") && table.contains(node["name"].as_str().unwrap()),
+        "{table}"
+    );
+
+    // A worker-only node cannot share the SQLite file of a running server.
+    let out = Command::new(errand_bin())
+        .args(["work", "--config"])
+        .arg(&server.config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("in use by another errand process"),
+        "{}",
+        stderr(&out)
+    );
 }

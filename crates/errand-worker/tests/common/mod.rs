@@ -33,6 +33,7 @@ pub fn config(queue: &str, concurrency: usize) -> WorkerConfig {
         heartbeat: Duration::from_millis(500),
         poll_interval: Duration::from_millis(100),
         shutdown_timeout: Duration::from_secs(10),
+        http: None,
     }
 }
 

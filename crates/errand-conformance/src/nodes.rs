@@ -1,0 +1,94 @@
+//! Checks for the node registry and leader leases.
+
+use errand_core::{NodeInfo, Store};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn node(name: &str, running: u32) -> NodeInfo {
+    NodeInfo {
+        name: name.to_string(),
+        started_at: jiff::Timestamp::now(),
+        last_seen: jiff::Timestamp::UNIX_EPOCH,
+        queues: BTreeMap::from([("default".to_string(), 16)]),
+        running,
+        http: Some("127.0.0.1:7070".to_string()),
+    }
+}
+
+/// Heartbeats upsert a node; silent nodes drop out; removal is immediate.
+pub async fn nodes_register_refresh_and_expire(store: Arc<dyn Store>) {
+    store.register_node(&node("a", 1)).await.unwrap();
+    store.register_node(&node("b", 0)).await.unwrap();
+    store.register_node(&node("a", 7)).await.unwrap();
+    let nodes = store.nodes(Duration::from_secs(60)).await.unwrap();
+    let names: Vec<_> = nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(nodes[0].running, 7, "the latest heartbeat wins");
+    assert_eq!(nodes[0].queues["default"], 16);
+    assert!(
+        nodes[0].last_seen > jiff::Timestamp::UNIX_EPOCH,
+        "last_seen is set by the store"
+    );
+
+    store.remove_node("b").await.unwrap();
+    assert_eq!(store.nodes(Duration::from_secs(60)).await.unwrap().len(), 1);
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    store.register_node(&node("c", 0)).await.unwrap();
+    let alive = store.nodes(Duration::from_millis(200)).await.unwrap();
+    let names: Vec<_> = alive.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["c"], "a node silent past the window is gone");
+}
+
+/// One holder per role; renewal by the holder; takeover after expiry or resignation.
+pub async fn leader_lease_has_one_holder(store: Arc<dyn Store>) {
+    let ttl = Duration::from_millis(400);
+    assert!(store.try_lead("maintenance", "a", ttl).await.unwrap());
+    assert!(!store.try_lead("maintenance", "b", ttl).await.unwrap());
+    assert!(
+        store.try_lead("maintenance", "a", ttl).await.unwrap(),
+        "the holder renews"
+    );
+    assert!(
+        store.try_lead("other-role", "b", ttl).await.unwrap(),
+        "roles are independent"
+    );
+
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        store.try_lead("maintenance", "b", ttl).await.unwrap(),
+        "taken over after expiry"
+    );
+    assert!(!store.try_lead("maintenance", "a", ttl).await.unwrap());
+
+    store.resign("maintenance", "a").await.unwrap();
+    assert!(
+        !store.try_lead("maintenance", "a", ttl).await.unwrap(),
+        "resigning a role one does not hold changes nothing"
+    );
+    store.resign("maintenance", "b").await.unwrap();
+    assert!(
+        store.try_lead("maintenance", "a", ttl).await.unwrap(),
+        "free at once after resignation"
+    );
+}
+
+/// Many nodes racing for a role: exactly one wins each round.
+pub async fn leader_lease_race_has_one_winner(store: Arc<dyn Store>) {
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .try_lead("race", &format!("n{i}"), Duration::from_secs(30))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+}

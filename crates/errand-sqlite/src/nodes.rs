@@ -1,0 +1,105 @@
+//! The node registry and leader leases: which errand processes are alive,
+//! and which one runs a cluster-wide duty such as maintenance.
+
+use crate::rows::{after, db_error, from_micros, micros, now, to_json};
+use errand_core::{NodeInfo, StoreError};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::time::Duration;
+
+/// Inserts or refreshes a node; `last_seen` becomes now.
+pub(crate) fn register(conn: &Connection, node: &NodeInfo) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO nodes (name, started_at, last_seen, queues, running, http)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen,
+             queues = excluded.queues, running = excluded.running, http = excluded.http",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            node.name,
+            micros(node.started_at),
+            micros(now()),
+            to_json(&node.queues),
+            node.running,
+            node.http
+        ])
+    })
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Deletes a node's record.
+pub(crate) fn remove(conn: &Connection, name: &str) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM nodes WHERE name = ?1", [name])
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Deletes nodes silent for longer than `alive_within` and lists the rest.
+pub(crate) fn list(conn: &Connection, alive_within: Duration) -> Result<Vec<NodeInfo>, StoreError> {
+    let cutoff = micros(now()) - crate::rows::duration_micros(alive_within);
+    conn.execute("DELETE FROM nodes WHERE last_seen < ?1", [cutoff])
+        .map_err(db_error)?;
+    let mut st = conn
+        .prepare_cached(
+            "SELECT name, started_at, last_seen, queues, running, http FROM nodes ORDER BY name",
+        )
+        .map_err(db_error)?;
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, u32>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })
+        .map_err(db_error)?;
+    rows.map(|row| {
+        let (name, started, seen, queues, running, http) = row.map_err(db_error)?;
+        Ok(NodeInfo {
+            name,
+            started_at: from_micros(started)?,
+            last_seen: from_micros(seen)?,
+            queues: serde_json::from_str(&queues)
+                .map_err(|e| StoreError::Internal(format!("node queues: {e}")))?,
+            running,
+            http,
+        })
+    })
+    .collect()
+}
+
+/// Takes the role if it is free, expired or already `node`'s; renews it.
+pub(crate) fn try_lead(
+    conn: &Connection,
+    role: &str,
+    node: &str,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    let now = now();
+    let holder: Option<String> = conn
+        .query_row(
+            "INSERT INTO leaders (role, node, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (role) DO UPDATE SET node = excluded.node, expires_at = excluded.expires_at
+                 WHERE leaders.node = excluded.node OR leaders.expires_at < ?4
+             RETURNING node",
+            params![role, node, micros(after(now, ttl)), micros(now)],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db_error)?;
+    Ok(holder.as_deref() == Some(node))
+}
+
+/// Releases the role if `node` holds it.
+pub(crate) fn resign(conn: &Connection, role: &str, node: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM leaders WHERE role = ?1 AND node = ?2",
+        [role, node],
+    )
+    .map_err(db_error)?;
+    Ok(())
+}
