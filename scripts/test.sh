@@ -1,13 +1,28 @@
 #!/usr/bin/env bash
-# Runs every errand test on a fresh machine: installs what the tests need
-# (nothing beyond the Rust toolchain and python3 yet), then the whole suite.
-# Slow soak tests are #[ignore]d; run them with: cargo test --release -- --ignored
+# Runs every errand test on a fresh machine: installs what the tests need,
+# then the whole suite. Tests that need PostgreSQL start a throwaway cluster
+# themselves from Debian's postgresql package (installed here when missing).
+# Slow soak tests are #[ignore]d; run them with:
+#   cargo test --workspace --release -- --ignored
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need() { command -v "$1" >/dev/null 2>&1; }
+have() { command -v "$1" >/dev/null 2>&1; }
 for tool in cargo python3 sh; do
-  need "$tool" || { echo "scripts/test.sh: $tool is required" >&2; exit 1; }
+  have "$tool" || { echo "scripts/test.sh: $tool is required" >&2; exit 1; }
 done
+
+have_postgres() { have initdb || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
+if ! have_postgres; then
+  if [ "$(id -u)" = 0 ] && have apt-get; then
+    echo "scripts/test.sh: installing PostgreSQL (Debian's postgresql package)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    # The package starts a system cluster we do not use: tests run their own.
+    have service && service postgresql stop >/dev/null 2>&1 || true
+  else
+    echo "scripts/test.sh: PostgreSQL not found; install Debian's postgresql package (sudo apt-get install postgresql) or the PostgreSQL tests will skip" >&2
+  fi
+fi
 
 cargo test --workspace --release
