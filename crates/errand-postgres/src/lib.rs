@@ -1,1 +1,234 @@
-//! errand's PostgreSQL store engine.
+//! errand's PostgreSQL store engine: many errand nodes share one database.
+//!
+//! Claims take rows with `FOR UPDATE SKIP LOCKED` in batches; completions
+//! are written many per statement; idle workers on every node are woken by
+//! LISTEN/NOTIFY (see [`events`]). Connections come from a bounded pool and
+//! are verified before use; a lost or refused connection surfaces as
+//! `StoreError::Unavailable`, which callers retry with backoff, never as a
+//! failed job.
+
+mod events;
+mod migrate;
+mod nodes;
+mod ops;
+mod read;
+mod rows;
+
+use crate::events::{Changes, Events};
+use crate::rows::{db_error, pool_error};
+use async_trait::async_trait;
+use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use errand_core::store::{ClaimRequest, Finish, ListFilter, Stats};
+use errand_core::{
+    Enqueued, Job, JobId, Lease, NewJob, NodeInfo, Retention, Store, StoreError, StoreEvent,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// How many events a slow subscriber may fall behind before it lags.
+const EVENT_CAPACITY: usize = 1024;
+
+/// How to connect to PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// Most pooled connections open at once (the LISTEN connection is one more).
+    pub pool_size: usize,
+    /// Longest wait to open a connection.
+    pub connect_timeout: Duration,
+    /// Longest wait for a free pooled connection before `Unavailable`.
+    pub pool_timeout: Duration,
+    /// The `application_name` of every connection, to find them in `pg_stat_activity`.
+    pub application_name: String,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            pool_size: 10,
+            connect_timeout: Duration::from_secs(5),
+            pool_timeout: Duration::from_secs(30),
+            application_name: "errand".to_string(),
+        }
+    }
+}
+
+/// A job store in a PostgreSQL database; cheap to clone, all clones share
+/// one pool and one listener.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: Pool,
+    events: Events,
+    tasks: Vec<tokio::task::AbortHandle>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Connects, applies pending migrations, and starts the event listener.
+    pub async fn connect(url: &str, opts: PostgresOptions) -> Result<PostgresStore, StoreError> {
+        let mut config = parse_url(url)?;
+        config
+            .application_name(&opts.application_name)
+            .connect_timeout(opts.connect_timeout);
+        migrate::migrate(&mut connect_one(&config).await?).await?;
+        let manager = Manager::from_config(
+            config.clone(),
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                // A connection the server closed while idle is noticed here,
+                // not by the caller's first statement.
+                recycling_method: RecyclingMethod::Verified,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(opts.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(opts.pool_timeout))
+            .create_timeout(Some(opts.connect_timeout))
+            .recycle_timeout(Some(opts.connect_timeout))
+            .build()
+            .map_err(|e| StoreError::Internal(format!("cannot build the connection pool: {e}")))?;
+        let (events, tasks) = events::start(pool.clone(), config, EVENT_CAPACITY);
+        Ok(PostgresStore {
+            inner: Arc::new(Inner {
+                pool,
+                events,
+                tasks,
+            }),
+        })
+    }
+
+    /// Applies pending migrations (for `errand migrate`); answers the
+    /// schema version the database has now. Safe to run from many nodes at once.
+    pub async fn migrate(url: &str) -> Result<u32, StoreError> {
+        let config = parse_url(url)?;
+        migrate::migrate(&mut connect_one(&config).await?).await
+    }
+
+    /// Applied schema version.
+    pub async fn schema_version(&self) -> Result<u32, StoreError> {
+        migrate::applied_version(&**self.client().await?).await
+    }
+
+    async fn client(&self) -> Result<Client, StoreError> {
+        self.inner.pool.get().await.map_err(pool_error)
+    }
+
+    /// Answers `value`, after telling waiters what changed.
+    fn publish<T>(&self, (value, changes): (T, Changes)) -> T {
+        self.inner.events.publish(changes);
+        value
+    }
+}
+
+fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    url.parse()
+        .map_err(|e| StoreError::Internal(format!("invalid PostgreSQL URL: {e}")))
+}
+
+/// One connection outside the pool, driven by its own task until dropped.
+async fn connect_one(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, StoreError> {
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(db_error)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "migration connection ended");
+        }
+    });
+    Ok(client)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {
+        let answer = ops::enqueue(&mut self.client().await?, jobs).await?;
+        Ok(self.publish(answer))
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        read::get(&self.client().await?, id).await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, StoreError> {
+        read::list(&self.client().await?, filter).await
+    }
+
+    async fn claim(&self, req: &ClaimRequest) -> Result<Vec<Job>, StoreError> {
+        ops::claim(&self.client().await?, req).await
+    }
+
+    async fn heartbeat(&self, leases: &[Lease], lease: Duration) -> Result<Vec<Lease>, StoreError> {
+        ops::heartbeat(&self.client().await?, leases, lease).await
+    }
+
+    async fn finish(&self, finishes: Vec<Finish>) -> Result<Vec<bool>, StoreError> {
+        let answer = ops::finish(&mut self.client().await?, finishes).await?;
+        Ok(self.publish(answer))
+    }
+
+    async fn cancel(&self, id: JobId) -> Result<Job, StoreError> {
+        let answer = ops::cancel(&mut self.client().await?, id).await?;
+        Ok(self.publish(answer))
+    }
+
+    async fn retry(&self, id: JobId) -> Result<Job, StoreError> {
+        let answer = ops::retry(&mut self.client().await?, id).await?;
+        Ok(self.publish(answer))
+    }
+
+    async fn stats(&self) -> Result<Stats, StoreError> {
+        read::stats(&self.client().await?).await
+    }
+
+    async fn rescue_expired(&self) -> Result<Vec<JobId>, StoreError> {
+        let answer = ops::rescue_expired(&mut self.client().await?).await?;
+        Ok(self.publish(answer))
+    }
+
+    async fn promote_due(&self) -> Result<u64, StoreError> {
+        let answer = ops::promote_due(&self.client().await?).await?;
+        Ok(self.publish(answer))
+    }
+
+    async fn prune(&self, retention: &Retention) -> Result<u64, StoreError> {
+        ops::prune(&self.client().await?, retention).await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
+        self.inner.events.subscribe()
+    }
+
+    async fn register_node(&self, node: &NodeInfo) -> Result<(), StoreError> {
+        nodes::register(&self.client().await?, node).await
+    }
+
+    async fn remove_node(&self, name: &str) -> Result<(), StoreError> {
+        nodes::remove(&self.client().await?, name).await
+    }
+
+    async fn nodes(&self, alive_within: Duration) -> Result<Vec<NodeInfo>, StoreError> {
+        nodes::list(&self.client().await?, alive_within).await
+    }
+
+    async fn try_lead(&self, role: &str, node: &str, ttl: Duration) -> Result<bool, StoreError> {
+        nodes::try_lead(&self.client().await?, role, node, ttl).await
+    }
+
+    async fn resign(&self, role: &str, node: &str) -> Result<(), StoreError> {
+        nodes::resign(&self.client().await?, role, node).await
+    }
+}

@@ -1,0 +1,78 @@
+//! Versioned schema migrations, embedded in the binary. All pending ones
+//! are applied in one transaction that first takes a transaction-scoped
+//! advisory lock, so nodes migrating at once queue up: one applies, the
+//! others then find nothing left to do.
+
+use crate::rows::db_error;
+use errand_core::StoreError;
+use tokio_postgres::{Client, GenericClient};
+
+/// Every migration, by version; append, never edit.
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../migrations/0001_jobs.sql")),
+    (2, include_str!("../migrations/0002_nodes.sql")),
+];
+
+/// The newest schema this build knows.
+pub(crate) const LATEST: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// Arbitrary key of the advisory lock that serialises migrations ("errand" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6572_7261_6e64;
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+     version    integer     PRIMARY KEY,
+     applied_at timestamptz NOT NULL DEFAULT now()
+ )";
+
+/// The highest applied version (0 for a new database).
+pub(crate) async fn applied_version(client: &impl GenericClient) -> Result<u32, StoreError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .await
+        .map_err(db_error)?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    let version: i32 = client
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])
+        .await
+        .map_err(db_error)?
+        .get(0);
+    Ok(version as u32)
+}
+
+/// Applies every migration newer than the database's version; answers the
+/// version the database has afterwards.
+pub(crate) async fn migrate(client: &mut Client) -> Result<u32, StoreError> {
+    let tx = client.transaction().await.map_err(db_error)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(db_error)?;
+    tx.batch_execute(CREATE_TABLE).await.map_err(db_error)?;
+    let current = applied_version(&tx).await?;
+    if current > LATEST {
+        return Err(StoreError::Internal(format!(
+            "database schema version {current} is newer than this errand ({LATEST}); upgrade errand"
+        )));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.batch_execute(sql)
+            .await
+            .map_err(|e| match db_error(e) {
+                StoreError::Internal(e) => {
+                    StoreError::Internal(format!("migration {version} failed: {e}"))
+                }
+                unavailable => unavailable,
+            })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES ($1)",
+            &[&(*version as i32)],
+        )
+        .await
+        .map_err(db_error)?;
+        tracing::info!(version, "applied schema migration");
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(current.max(LATEST))
+}

@@ -1,0 +1,117 @@
+//! The node registry and leader leases: which errand processes are alive,
+//! and which one runs a cluster-wide duty such as maintenance. Leader
+//! leases are timed by the database's clock, so nodes whose clocks
+//! disagree still agree on who leads.
+
+use crate::rows::{db_error, duration_micros, int, now, sql_time, time_column, uint};
+use deadpool_postgres::Client;
+use errand_core::{NodeInfo, StoreError};
+use std::time::Duration;
+
+/// Inserts or refreshes a node; `last_seen` becomes now.
+pub(crate) async fn register(client: &Client, node: &NodeInfo) -> Result<(), StoreError> {
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO nodes (name, started_at, last_seen, queues, running, http) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen, \
+                 queues = excluded.queues, running = excluded.running, http = excluded.http",
+        )
+        .await
+        .map_err(db_error)?;
+    let queues = serde_json::to_value(&node.queues).expect("queue maps serialize");
+    client
+        .execute(
+            &stmt,
+            &[
+                &node.name,
+                &sql_time(node.started_at),
+                &sql_time(now()),
+                &queues,
+                &int(node.running),
+                &node.http,
+            ],
+        )
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Deletes a node's record.
+pub(crate) async fn remove(client: &Client, name: &str) -> Result<(), StoreError> {
+    client
+        .execute("DELETE FROM nodes WHERE name = $1", &[&name])
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Deletes nodes silent for longer than `alive_within` and lists the rest.
+pub(crate) async fn list(
+    client: &Client,
+    alive_within: Duration,
+) -> Result<Vec<NodeInfo>, StoreError> {
+    let cutoff = now().as_microsecond() - duration_micros(alive_within);
+    let cutoff = jiff::Timestamp::from_microsecond(cutoff).unwrap_or(jiff::Timestamp::MIN);
+    client
+        .execute("DELETE FROM nodes WHERE last_seen < $1", &[&sql_time(cutoff)])
+        .await
+        .map_err(db_error)?;
+    let rows = client
+        .query(
+            "SELECT name, started_at, last_seen, queues, running, http FROM nodes ORDER BY name",
+            &[],
+        )
+        .await
+        .map_err(db_error)?;
+    rows.iter()
+        .map(|r| {
+            Ok(NodeInfo {
+                name: r.get(0),
+                started_at: time_column(r, 1)?,
+                last_seen: time_column(r, 2)?,
+                queues: serde_json::from_value(r.get(3))
+                    .map_err(|e| StoreError::Internal(format!("node queues: {e}")))?,
+                running: uint(r.get(4), "running")?,
+                http: r.get(5),
+            })
+        })
+        .collect()
+}
+
+/// Takes the role if it is free, expired or already `node`'s; renews it.
+pub(crate) async fn try_lead(
+    client: &Client,
+    role: &str,
+    node: &str,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO leaders (role, node, expires_at) \
+             VALUES ($1, $2, statement_timestamp() + $3::bigint * interval '1 microsecond') \
+             ON CONFLICT (role) DO UPDATE SET node = excluded.node, \
+                 expires_at = excluded.expires_at \
+                 WHERE leaders.node = excluded.node OR leaders.expires_at < statement_timestamp() \
+             RETURNING node",
+        )
+        .await
+        .map_err(db_error)?;
+    let holder = client
+        .query_opt(&stmt, &[&role, &node, &duration_micros(ttl)])
+        .await
+        .map_err(db_error)?;
+    Ok(holder.is_some_and(|r| r.get::<_, &str>(0) == node))
+}
+
+/// Releases the role if `node` holds it.
+pub(crate) async fn resign(client: &Client, role: &str, node: &str) -> Result<(), StoreError> {
+    client
+        .execute(
+            "DELETE FROM leaders WHERE role = $1 AND node = $2",
+            &[&role, &node],
+        )
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! Reads: one job, filtered lists, and counts by state.
+
+use crate::rows::{JOB_COLUMNS, db_error, job_from_row, jobs_from_rows, parse_state};
+use deadpool_postgres::Client;
+use errand_core::store::{ListFilter, Stats};
+use errand_core::{Job, JobId, StoreError};
+use tokio_postgres::types::ToSql;
+
+/// One job by id.
+pub(crate) async fn get(client: &Client, id: JobId) -> Result<Option<Job>, StoreError> {
+    let stmt = client
+        .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
+        .await
+        .map_err(db_error)?;
+    client
+        .query_opt(&stmt, &[&id])
+        .await
+        .map_err(db_error)?
+        .as_ref()
+        .map(job_from_row)
+        .transpose()
+}
+
+/// Jobs matching `filter`, newest first. Only the filters given appear in
+/// the SQL, so each combination gets a plan that uses its index.
+pub(crate) async fn list(client: &Client, filter: &ListFilter) -> Result<Vec<Job>, StoreError> {
+    let state = filter.state.map(|s| s.as_str());
+    let limit = i64::from(filter.limit);
+    let mut conditions = Vec::new();
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    let mut push = |condition: &str, value| {
+        params.push(value);
+        conditions.push(format!("{condition} ${}", params.len()));
+    };
+    if let Some(state) = &state {
+        push("state =", state as &(dyn ToSql + Sync));
+    }
+    if let Some(kind) = &filter.kind {
+        push("kind =", kind);
+    }
+    if let Some(queue) = &filter.queue {
+        push("queue =", queue);
+    }
+    if let Some(before) = &filter.before {
+        push("id <", before);
+    }
+    let wher = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    params.push(&limit);
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM jobs {wher} ORDER BY id DESC LIMIT ${}",
+        params.len()
+    );
+    let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
+    let rows = client.query(&stmt, &params).await.map_err(db_error)?;
+    jobs_from_rows(&rows)
+}
+
+/// Job counts by queue, kind and state.
+pub(crate) async fn stats(client: &Client) -> Result<Stats, StoreError> {
+    let stmt = client
+        .prepare_cached("SELECT queue, kind, state, COUNT(*) FROM jobs GROUP BY queue, kind, state")
+        .await
+        .map_err(db_error)?;
+    let mut stats = Stats::default();
+    for row in client.query(&stmt, &[]).await.map_err(db_error)? {
+        let n: i64 = row.get(3);
+        stats.add(row.get(0), row.get(1), parse_state(row.get(2))?, n as u64);
+    }
+    Ok(stats)
+}

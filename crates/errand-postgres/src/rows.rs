@@ -1,0 +1,163 @@
+//! Conversions between PostgreSQL rows and errand's types: the job column
+//! list, timestamps, and the mapping of database errors to `StoreError`.
+
+use deadpool_postgres::PoolError;
+use errand_core::{Job, JobState, StoreError};
+use jiff::Timestamp;
+use std::time::{Duration, SystemTime};
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+
+/// Every column of a job, in the order [`job_from_row`] reads them.
+pub(crate) const JOB_COLUMNS: &str = "id, kind, queue, payload, priority, state, attempt, \
+     max_attempts, run_at, created_at, started_at, finished_at, timeout_us, unique_key, tags, \
+     result, errors, lease_expires_at, worker";
+
+/// Terminal states, as an SQL list.
+pub(crate) const TERMINAL: &str = "('completed', 'failed', 'cancelled')";
+
+/// Now, at the microsecond precision PostgreSQL keeps, so what is written
+/// reads back equal.
+pub(crate) fn now() -> Timestamp {
+    Timestamp::from_microsecond(Timestamp::now().as_microsecond()).expect("now is in range")
+}
+
+/// A timestamp as a `timestamptz` parameter.
+pub(crate) fn sql_time(t: Timestamp) -> SystemTime {
+    SystemTime::from(t)
+}
+
+/// `t + d`, saturating at the end of time.
+pub(crate) fn after(t: Timestamp, d: Duration) -> Timestamp {
+    let d = jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX);
+    t.saturating_add(d).unwrap_or(Timestamp::MAX)
+}
+
+/// A duration as stored (microseconds, saturating).
+pub(crate) fn duration_micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// A count or attempt number as an `integer` parameter.
+pub(crate) fn int(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// An `integer` column read back as an attempt or count.
+pub(crate) fn uint(n: i32, what: &str) -> Result<u32, StoreError> {
+    u32::try_from(n).map_err(|_| StoreError::Internal(format!("negative {what}: {n}")))
+}
+
+fn time(t: SystemTime) -> Result<Timestamp, StoreError> {
+    Timestamp::try_from(t).map_err(|e| StoreError::Internal(format!("bad time: {e}")))
+}
+
+/// A `timestamptz` column read back.
+pub(crate) fn time_column(row: &Row, i: usize) -> Result<Timestamp, StoreError> {
+    time(row.try_get(i).map_err(db_error)?)
+}
+
+fn optional_time(row: &Row, i: usize) -> Result<Option<Timestamp>, StoreError> {
+    row.try_get::<_, Option<SystemTime>>(i)
+        .map_err(db_error)?
+        .map(time)
+        .transpose()
+}
+
+fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    i: usize,
+) -> Result<T, StoreError> {
+    row.try_get(i).map_err(db_error)
+}
+
+/// A job from a row selected with [`JOB_COLUMNS`].
+pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
+    let errors: serde_json::Value = column(row, 16)?;
+    Ok(Job {
+        id: column(row, 0)?,
+        kind: column(row, 1)?,
+        queue: column(row, 2)?,
+        payload: column(row, 3)?,
+        priority: column(row, 4)?,
+        state: parse_state(column(row, 5)?)?,
+        attempt: uint(column(row, 6)?, "attempt")?,
+        max_attempts: uint(column(row, 7)?, "max_attempts")?,
+        run_at: time_column(row, 8)?,
+        created_at: time_column(row, 9)?,
+        started_at: optional_time(row, 10)?,
+        finished_at: optional_time(row, 11)?,
+        timeout: column::<Option<i64>>(row, 12)?
+            .map(|us| Duration::from_micros(u64::try_from(us).unwrap_or(0))),
+        unique_key: column(row, 13)?,
+        tags: column(row, 14)?,
+        result: column(row, 15)?,
+        errors: serde_json::from_value(errors)
+            .map_err(|e| StoreError::Internal(format!("job errors hold bad JSON: {e}")))?,
+        lease_expires_at: optional_time(row, 17)?,
+        worker: column(row, 18)?,
+    })
+}
+
+/// Every row as a job.
+pub(crate) fn jobs_from_rows(rows: &[Row]) -> Result<Vec<Job>, StoreError> {
+    rows.iter().map(job_from_row).collect()
+}
+
+/// A state as stored.
+pub(crate) fn parse_state(state: &str) -> Result<JobState, StoreError> {
+    state
+        .parse()
+        .map_err(|_| StoreError::Internal(format!("unknown job state {state:?}")))
+}
+
+/// Lost connections, a server shutting down or refusing connections, and
+/// transaction conflicts are worth retrying later (`Unavailable`); anything
+/// else is a bug or bad data (`Internal`).
+pub(crate) fn db_error(e: tokio_postgres::Error) -> StoreError {
+    let transient = match e.code() {
+        Some(code) => is_transient(code),
+        // No SQLSTATE: the connection itself failed, unless the client
+        // could not convert a value (a bug).
+        None => {
+            let message = e.to_string();
+            ![
+                "error serializing",
+                "error deserializing",
+                "invalid column",
+                "expected ",
+                "query returned",
+            ]
+            .iter()
+            .any(|p| message.starts_with(p))
+        }
+    };
+    let message = match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => match std::error::Error::source(&e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    };
+    if transient {
+        StoreError::Unavailable(message)
+    } else {
+        StoreError::Internal(message)
+    }
+}
+
+fn is_transient(code: &SqlState) -> bool {
+    let class = &code.code()[..2];
+    // 08: connection exception; 57: operator intervention (shutdown, crash
+    // recovery, "cannot connect now"); 53: insufficient resources (too many
+    // connections, disk full); 40: serialization failure and deadlock.
+    matches!(class, "08" | "57" | "53" | "40") || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+}
+
+/// A pool that cannot hand out a connection in time is unavailable.
+pub(crate) fn pool_error(e: PoolError) -> StoreError {
+    match e {
+        PoolError::Backend(e) => db_error(e),
+        other => StoreError::Unavailable(format!("connection pool: {other}")),
+    }
+}
