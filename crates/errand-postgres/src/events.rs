@@ -158,7 +158,11 @@ async fn notify(pool: &Pool, payloads: &[String]) -> Result<(), errand_core::Sto
 /// other nodes' NOTIFYs into local events. After a reconnection it
 /// announces every queue with claimable jobs, since NOTIFYs sent while the
 /// connection was down are lost.
-async fn listen_loop(config: tokio_postgres::Config, local: broadcast::Sender<StoreEvent>, origin: u64) {
+async fn listen_loop(
+    config: tokio_postgres::Config,
+    local: broadcast::Sender<StoreEvent>,
+    origin: u64,
+) {
     let mut backoff = Duration::from_millis(100);
     let mut reconnecting = false;
     loop {
@@ -253,7 +257,10 @@ mod tests {
         let payloads = changes.payloads(7);
         assert_eq!(payloads.len(), 3);
         assert!(payloads.iter().all(|p| p.len() < 8000));
-        assert!(parse(&payloads[0], 7).is_none(), "our own NOTIFY is ignored");
+        assert!(
+            parse(&payloads[0], 7).is_none(),
+            "our own NOTIFY is ignored"
+        );
         let mut back = Changes::default();
         for p in &payloads {
             back.absorb(parse(p, 8).expect("another node's payload parses"));

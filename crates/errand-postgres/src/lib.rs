@@ -139,7 +139,9 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
 }
 
 /// One connection outside the pool, driven by its own task until dropped.
-async fn connect_one(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, StoreError> {
+async fn connect_one(
+    config: &tokio_postgres::Config,
+) -> Result<tokio_postgres::Client, StoreError> {
     let (client, connection) = config
         .connect(tokio_postgres::NoTls)
         .await

@@ -35,7 +35,10 @@ pub(crate) async fn applied_version(client: &impl GenericClient) -> Result<u32, 
         return Ok(0);
     }
     let version: i32 = client
-        .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )
         .await
         .map_err(db_error)?
         .get(0);
@@ -57,14 +60,12 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<u32, StoreError> {
         )));
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        tx.batch_execute(sql)
-            .await
-            .map_err(|e| match db_error(e) {
-                StoreError::Internal(e) => {
-                    StoreError::Internal(format!("migration {version} failed: {e}"))
-                }
-                unavailable => unavailable,
-            })?;
+        tx.batch_execute(sql).await.map_err(|e| match db_error(e) {
+            StoreError::Internal(e) => {
+                StoreError::Internal(format!("migration {version} failed: {e}"))
+            }
+            unavailable => unavailable,
+        })?;
         tx.execute(
             "INSERT INTO schema_migrations (version) VALUES ($1)",
             &[&(*version as i32)],

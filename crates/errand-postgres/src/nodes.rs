@@ -54,7 +54,10 @@ pub(crate) async fn list(
     let cutoff = now().as_microsecond() - duration_micros(alive_within);
     let cutoff = jiff::Timestamp::from_microsecond(cutoff).unwrap_or(jiff::Timestamp::MIN);
     client
-        .execute("DELETE FROM nodes WHERE last_seen < $1", &[&sql_time(cutoff)])
+        .execute(
+            "DELETE FROM nodes WHERE last_seen < $1",
+            &[&sql_time(cutoff)],
+        )
         .await
         .map_err(db_error)?;
     let rows = client

@@ -4,8 +4,8 @@
 
 use crate::events::Changes;
 use crate::rows::{
-    JOB_COLUMNS, TERMINAL, after, db_error, duration_micros, int, job_from_row,
-    jobs_from_rows, now, parse_state, sql_time, uint,
+    JOB_COLUMNS, TERMINAL, after, db_error, duration_micros, int, job_from_row, jobs_from_rows,
+    now, parse_state, sql_time, uint,
 };
 use deadpool_postgres::{Client, GenericClient, Transaction};
 use errand_core::outcome::resolve;
@@ -63,7 +63,10 @@ pub(crate) async fn enqueue(
     let priorities: Vec<i16> = jobs.iter().map(|j| j.priority).collect();
     let max_attempts: Vec<i32> = jobs.iter().map(|j| int(j.max_attempts)).collect();
     let run_at_sql: Vec<SystemTime> = run_at.iter().copied().map(sql_time).collect();
-    let timeouts: Vec<Option<i64>> = jobs.iter().map(|j| j.timeout.map(duration_micros)).collect();
+    let timeouts: Vec<Option<i64>> = jobs
+        .iter()
+        .map(|j| j.timeout.map(duration_micros))
+        .collect();
     let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.unique_key.as_deref()).collect();
     let tags: Vec<Value> = jobs.iter().map(|j| Value::from(j.tags.clone())).collect();
     let stmt = tx
@@ -165,7 +168,12 @@ async fn live_duplicates(
     let rows = tx.query(&stmt, &[&kinds, &keys]).await.map_err(db_error)?;
     Ok(jobs_from_rows(&rows)?
         .into_iter()
-        .map(|j| ((j.kind.clone(), j.unique_key.clone().unwrap_or_default()), j))
+        .map(|j| {
+            (
+                (j.kind.clone(), j.unique_key.clone().unwrap_or_default()),
+                j,
+            )
+        })
         .collect())
 }
 

@@ -120,7 +120,10 @@ impl TestPg {
             }
             last = Some(out);
         }
-        panic!("pg_ctl start failed: {}", self.describe(&last.expect("tried")));
+        panic!(
+            "pg_ctl start failed: {}",
+            self.describe(&last.expect("tried"))
+        );
     }
 
     /// The URL of this cluster's own database, `postgres://…`.
@@ -162,10 +165,7 @@ impl TestPg {
     }
 
     fn url_of(&self, database: &str) -> String {
-        format!(
-            "postgres://{SUPERUSER}@127.0.0.1:{}/{database}",
-            self.port
-        )
+        format!("postgres://{SUPERUSER}@127.0.0.1:{}/{database}", self.port)
     }
 
     fn create_database_named(&self, name: &str) -> String {
