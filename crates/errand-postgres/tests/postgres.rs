@@ -1,0 +1,399 @@
+//! PostgreSQL-specific behaviour against real throwaway clusters:
+//! concurrent migrations, the pool bound, wake-ups across nodes, and
+//! surviving server restarts and killed connections.
+
+use errand_core::store::{ClaimRequest, Finish};
+use errand_core::{Backoff, JobId, NewJob, Outcome, Store, StoreError, StoreEvent};
+use errand_postgres::{PostgresOptions, PostgresStore};
+use errand_testpg::TestPg;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+/// Generous: the box is small and shared.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A fresh database on the shared cluster, or `None` when PostgreSQL is absent.
+fn fresh() -> Option<String> {
+    Some(TestPg::shared()?.fresh_database())
+}
+
+fn opts(application_name: &str, pool_size: usize) -> PostgresOptions {
+    PostgresOptions {
+        pool_size,
+        application_name: application_name.to_string(),
+        ..PostgresOptions::default()
+    }
+}
+
+/// A plain connection for looking at the server from outside the store.
+async fn admin(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("admin connection");
+    tokio::spawn(conn);
+    client
+}
+
+/// Connections the server has open for `application_name`.
+async fn connections(admin: &tokio_postgres::Client, application_name: &str) -> i64 {
+    admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+            &[&application_name],
+        )
+        .await
+        .expect("count connections")
+        .get(0)
+}
+
+fn claim_req(queue: &str, limit: u32) -> ClaimRequest {
+    ClaimRequest {
+        queue: queue.to_string(),
+        kinds: Vec::new(),
+        limit,
+        worker: "test".to_string(),
+        lease: Duration::from_secs(3600),
+    }
+}
+
+fn success(job: &errand_core::Job) -> Finish {
+    Finish {
+        lease: job.lease(),
+        outcome: Outcome::Success(None),
+        backoff: Backoff::default(),
+    }
+}
+
+/// Waits for an event that `wanted` accepts.
+async fn expect_event(
+    events: &mut broadcast::Receiver<StoreEvent>,
+    what: &str,
+    wanted: impl Fn(&StoreEvent) -> bool,
+) {
+    let found = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match events.recv().await {
+                Ok(e) if wanted(&e) => return,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => panic!("events closed"),
+            }
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "timed out waiting for {what}");
+}
+
+fn enqueued_into(queue: &'static str) -> impl Fn(&StoreEvent) -> bool {
+    move |e| matches!(e, StoreEvent::Enqueued(q) if q.iter().any(|q| q == queue))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_migrations_apply_once() {
+    let Some(url) = fresh() else { return };
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { PostgresStore::migrate(&url).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().expect("migrate"), 2);
+    }
+    let applied: i64 = admin(&url)
+        .await
+        .query_one("SELECT count(*) FROM schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(applied, 2, "each migration is recorded once");
+    let store = PostgresStore::connect(&url, PostgresOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 2);
+    assert_eq!(PostgresStore::migrate(&url).await.unwrap(), 2, "idempotent");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_urls_are_refused_clearly() {
+    let err = PostgresStore::connect("mysql://nope", PostgresOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Internal(m) if m.contains("invalid PostgreSQL URL")),
+        "{err}"
+    );
+    let Some(pg) = TestPg::shared() else { return };
+    // Nothing listens on port 1: a connection failure, which is retryable.
+    let url = pg.url().replace(&format!(":{}/", pg.port()), ":1/");
+    let err = PostgresStore::migrate(&url).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_stay_within_the_pool_bound() {
+    let Some(url) = fresh() else { return };
+    let pool_size = 4;
+    let store = PostgresStore::connect(&url, opts("errand-bound", pool_size))
+        .await
+        .unwrap();
+    let admin = admin(&url).await;
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut most = 0;
+            while !done.load(Ordering::Relaxed) {
+                most = most.max(connections(&admin, "errand-bound").await);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            most
+        })
+    };
+    let finished = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = store.clone();
+            let finished = finished.clone();
+            tokio::spawn(async move {
+                for _ in 0..5 {
+                    store
+                        .enqueue(vec![NewJob::new("k", serde_json::json!({"i": i}))])
+                        .await
+                        .unwrap();
+                    let jobs = store.claim(&claim_req("default", 2)).await.unwrap();
+                    let applied = store
+                        .finish(jobs.iter().map(success).collect())
+                        .await
+                        .unwrap();
+                    finished.fetch_add(applied.len(), Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    let most = watcher.await.unwrap();
+    assert!(
+        most >= 2,
+        "the watcher saw the store's connections ({most})"
+    );
+    assert!(
+        most <= pool_size as i64 + 1,
+        "{most} connections for a pool of {pool_size} plus one listener"
+    );
+    assert!(finished.load(Ordering::Relaxed) > 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_enqueue_on_one_node_wakes_another() {
+    let Some(url) = fresh() else { return };
+    let a = PostgresStore::connect(&url, PostgresOptions::default())
+        .await
+        .unwrap();
+    let b = PostgresStore::connect(&url, PostgresOptions::default())
+        .await
+        .unwrap();
+    let mut on_b = b.subscribe();
+    // The listener may still be starting: keep enqueueing until B hears.
+    let enqueuer = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            loop {
+                a.enqueue(vec![NewJob {
+                    queue: "wake".into(),
+                    ..NewJob::new("k", serde_json::Value::Null)
+                }])
+                .await
+                .unwrap();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    expect_event(&mut on_b, "Enqueued(wake) on B", enqueued_into("wake")).await;
+    enqueuer.abort();
+    let job = a.claim(&claim_req("wake", 1)).await.unwrap().remove(0);
+    assert_eq!(a.finish(vec![success(&job)]).await.unwrap(), [true]);
+    expect_event(
+        &mut on_b,
+        "Finished on B",
+        |e| matches!(e, StoreEvent::Finished(ids) if ids.contains(&job.id)),
+    )
+    .await;
+}
+
+/// What a stream of enqueue, claim and finish calls saw.
+#[derive(Default)]
+struct Traffic {
+    acknowledged: Vec<JobId>,
+    unavailable: usize,
+    other_errors: Vec<String>,
+    last_success: Option<Instant>,
+}
+
+/// Enqueues, claims and finishes on `store` until `stop` is set.
+fn run_traffic(store: PostgresStore, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Traffic> {
+    tokio::spawn(async move {
+        let mut t = Traffic::default();
+        while !stop.load(Ordering::Relaxed) {
+            let result = async {
+                let ids = store
+                    .enqueue(vec![NewJob::new("k", serde_json::Value::Null)])
+                    .await?;
+                t.acknowledged.push(ids[0].job.id);
+                let jobs = store.claim(&claim_req("default", 4)).await?;
+                store.finish(jobs.iter().map(success).collect()).await?;
+                Ok::<_, StoreError>(())
+            }
+            .await;
+            match result {
+                Ok(()) => t.last_success = Some(Instant::now()),
+                Err(StoreError::Unavailable(_)) => {
+                    t.unavailable += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => t.other_errors.push(e.to_string()),
+            }
+        }
+        t
+    })
+}
+
+/// Runs traffic through `disrupt` and checks the store rode it out: only
+/// `Unavailable` errors, success again soon after, every acknowledged job kept.
+async fn survives(store: &PostgresStore, disrupt: impl AsyncFnOnce()) -> Traffic {
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = run_traffic(store.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    disrupt().await;
+    let back = Instant::now();
+    // Keep the traffic going until it has succeeded after the disruption.
+    let deadline = back + PATIENCE;
+    let probe = store.clone();
+    loop {
+        if probe.stats().await.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the store never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let t = traffic.await.unwrap();
+    assert!(
+        t.other_errors.is_empty(),
+        "only Unavailable: {:?}",
+        t.other_errors
+    );
+    assert!(
+        t.last_success.is_some_and(|at| at > back),
+        "calls succeed again after the disruption"
+    );
+    for id in &t.acknowledged {
+        assert!(
+            store.get(*id).await.unwrap().is_some(),
+            "acknowledged job {id} was lost"
+        );
+    }
+    t
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_restart_is_survived() {
+    let Some(pg) = TestPg::start() else { return };
+    let pg = Arc::new(pg);
+    let url = pg.url();
+    let a = PostgresStore::connect(&url, opts("errand-a", 4))
+        .await
+        .unwrap();
+    let b = PostgresStore::connect(&url, opts("errand-b", 4))
+        .await
+        .unwrap();
+    survives(&a, async || {
+        let pg = pg.clone();
+        tokio::task::spawn_blocking(move || pg.restart())
+            .await
+            .unwrap();
+    })
+    .await;
+
+    // While the server is down every call answers Unavailable, not Internal.
+    let down = pg.clone();
+    let traffic = survives(&a, async || {
+        tokio::task::spawn_blocking(move || down.stop())
+            .await
+            .unwrap();
+        let err = a
+            .enqueue(vec![NewJob::new("k", serde_json::Value::Null)])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let up = pg.clone();
+        tokio::task::spawn_blocking(move || up.resume())
+            .await
+            .unwrap();
+    })
+    .await;
+    assert!(traffic.unavailable > 0, "the outage was seen");
+
+    // B's listener reconnected: an enqueue on A still reaches it.
+    assert_listener_hears(&a, &b, "after-restart").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_connections_are_survived() {
+    let Some(url) = fresh() else { return };
+    let a = PostgresStore::connect(&url, opts("errand-kill-a", 4))
+        .await
+        .unwrap();
+    let b = PostgresStore::connect(&url, opts("errand-kill-b", 4))
+        .await
+        .unwrap();
+    let admin = admin(&url).await;
+    let mut killed = 0;
+    survives(&a, async || {
+        for _ in 0..3 {
+            killed += admin
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE application_name IN ('errand-kill-a', 'errand-kill-b')",
+                    &[],
+                )
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(
+        killed >= 3,
+        "pool and listener connections were killed ({killed})"
+    );
+    assert_listener_hears(&a, &b, "after-kill").await;
+    assert_listener_hears(&b, &a, "after-kill").await;
+}
+
+/// Enqueues into `queue` on `from` until `to` hears of it.
+async fn assert_listener_hears(from: &PostgresStore, to: &PostgresStore, queue: &'static str) {
+    let mut events = to.subscribe();
+    let enqueuer = {
+        let from = from.clone();
+        tokio::spawn(async move {
+            loop {
+                let job = NewJob {
+                    queue: queue.into(),
+                    ..NewJob::new("k", serde_json::Value::Null)
+                };
+                // The listener may be mid-reconnect; failures are retried.
+                let _ = from.enqueue(vec![job]).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    expect_event(&mut events, queue, enqueued_into(queue)).await;
+    enqueuer.abort();
+}
