@@ -3,8 +3,8 @@
 //! [`errand_core::outcome::resolve`]; this module only applies them.
 
 use crate::rows::{
-    JOB_COLUMNS, after, collect_jobs, db_error, duration_micros, job_from_row, micros, now,
-    parse_state, to_json,
+    JOB_COLUMNS, after, collect_jobs, db_error, duration_micros, from_micros, job_from_row, micros,
+    now, parse_state, timeout_from_micros, to_json,
 };
 use crate::writer::Events;
 use errand_core::outcome::resolve;
@@ -25,13 +25,18 @@ pub(crate) fn enqueue(
     jobs: Vec<NewJob>,
 ) -> Result<Vec<Enqueued>, StoreError> {
     let now = now();
+    // OR IGNORE rather than ON CONFLICT DO NOTHING: the only constraint an
+    // insert can break is the live unique key (every NOT NULL column is
+    // bound from a non-optional value), and a statement that cannot abort
+    // needs no statement journal, which otherwise copies every page each
+    // row touches. The inserted job is built from what was bound, so
+    // nothing is read back.
     let mut insert = conn
-        .prepare_cached(&format!(
-            "INSERT INTO jobs (kind, queue, payload, priority, state, max_attempts, run_at, \
-             created_at, timeout_us, unique_key, tags) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
-             ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}"
-        ))
+        .prepare_cached(
+            "INSERT OR IGNORE INTO jobs (kind, queue, payload, priority, state, max_attempts, \
+             run_at, created_at, timeout_us, unique_key, tags) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
         .map_err(db_error)?;
     let mut live = conn
         .prepare_cached(&format!(
@@ -42,14 +47,15 @@ pub(crate) fn enqueue(
     let mut answers = Vec::with_capacity(jobs.len());
     for job in jobs {
         // A past run_at is kept: it orders the job among other due jobs.
-        let run_at = job.run_at.unwrap_or(now);
+        let run_at = stored(job.run_at.unwrap_or(now))?;
         let state = if run_at > now {
             JobState::Scheduled
         } else {
             JobState::Available
         };
-        let mut rows = insert
-            .query((
+        let timeout_us = job.timeout.map(duration_micros);
+        let inserted = insert
+            .execute((
                 &job.kind,
                 &job.queue,
                 to_json(&job.payload),
@@ -58,23 +64,28 @@ pub(crate) fn enqueue(
                 job.max_attempts,
                 micros(run_at),
                 micros(now),
-                job.timeout.map(duration_micros),
+                timeout_us,
                 &job.unique_key,
                 to_json(&job.tags),
             ))
             .map_err(db_error)?;
-        if let Some(row) = rows.next().map_err(db_error)? {
-            let inserted = job_from_row(row)?;
+        if inserted == 1 {
             if state == JobState::Available {
-                events.enqueued.insert(inserted.queue.clone());
+                events.enqueued.insert(job.queue.clone());
             }
             answers.push(Enqueued {
-                job: inserted,
+                job: inserted_job(
+                    conn.last_insert_rowid(),
+                    job,
+                    state,
+                    run_at,
+                    now,
+                    timeout_us,
+                ),
                 duplicate: false,
             });
             continue;
         }
-        drop(rows);
         let existing = collect_jobs(live.query((&job.kind, &job.unique_key)).map_err(db_error)?)?
             .pop()
             .ok_or_else(|| {
@@ -89,6 +100,43 @@ pub(crate) fn enqueue(
         });
     }
     Ok(answers)
+}
+
+/// `t` at the precision the database keeps.
+fn stored(t: Timestamp) -> Result<Timestamp, StoreError> {
+    from_micros(micros(t))
+}
+
+/// The job row just inserted from `job`, as a read would return it.
+fn inserted_job(
+    id: JobId,
+    job: NewJob,
+    state: JobState,
+    run_at: Timestamp,
+    now: Timestamp,
+    timeout_us: Option<i64>,
+) -> Job {
+    Job {
+        id,
+        kind: job.kind,
+        queue: job.queue,
+        payload: job.payload,
+        priority: job.priority,
+        state,
+        attempt: 0,
+        max_attempts: job.max_attempts,
+        run_at,
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+        timeout: timeout_us.map(timeout_from_micros),
+        unique_key: job.unique_key,
+        tags: job.tags,
+        result: None,
+        errors: Vec::new(),
+        lease_expires_at: None,
+        worker: None,
+    }
 }
 
 /// Takes up to `req.limit` due jobs of a queue in claim order.
@@ -146,13 +194,6 @@ pub(crate) fn heartbeat(
     Ok(lost)
 }
 
-/// A running attempt, as the fencing check sees it.
-struct Running {
-    lease: Lease,
-    max_attempts: u32,
-    queue: String,
-}
-
 /// Ends attempts whose lease is still current; answers which were applied.
 pub(crate) fn finish(
     conn: &Connection,
@@ -160,33 +201,50 @@ pub(crate) fn finish(
     finishes: Vec<Finish>,
 ) -> Result<Vec<bool>, StoreError> {
     let now = now();
-    let mut current = conn
-        .prepare_cached(
-            "SELECT max_attempts, queue FROM jobs \
-             WHERE id = ?1 AND attempt = ?2 AND state = 'running'",
-        )
-        .map_err(db_error)?;
     let mut applied = Vec::with_capacity(finishes.len());
     for f in finishes {
-        let held = current
-            .query_row((f.lease.id, f.lease.attempt), |r| {
-                Ok(Running {
-                    lease: f.lease,
-                    max_attempts: r.get(0)?,
-                    queue: r.get(1)?,
-                })
-            })
-            .optional()
-            .map_err(db_error)?;
-        match held {
-            Some(job) => {
-                end_attempt(conn, events, &job, f.outcome, &f.backoff, now)?;
-                applied.push(true);
+        let max_attempts = if uses_attempts_left(&f.outcome) {
+            match max_attempts_of(conn, f.lease)? {
+                Some(max) => max,
+                None => {
+                    applied.push(false);
+                    continue;
+                }
             }
-            None => applied.push(false),
-        }
+        } else {
+            // Not consulted by `resolve` for this outcome, so the row is
+            // not read: the fenced UPDATE alone decides.
+            u32::MAX
+        };
+        applied.push(end_attempt(
+            conn,
+            events,
+            f.lease,
+            max_attempts,
+            f.outcome,
+            &f.backoff,
+            now,
+        )?);
     }
     Ok(applied)
+}
+
+/// Whether `resolve` needs the job's `max_attempts` to place this outcome
+/// (whether the attempts are used up).
+fn uses_attempts_left(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Retry(_) | Outcome::LeaseExpired)
+}
+
+/// `max_attempts` of a job whose attempt `lease` is still running.
+fn max_attempts_of(conn: &Connection, lease: Lease) -> Result<Option<u32>, StoreError> {
+    conn.prepare_cached(
+        "SELECT max_attempts FROM jobs WHERE id = ?1 AND attempt = ?2 AND state = 'running'",
+    )
+    .and_then(|mut s| {
+        s.query_row((lease.id, lease.attempt), |r| r.get(0))
+            .optional()
+    })
+    .map_err(db_error)
 }
 
 /// Puts running jobs whose lease has expired back to run, counting the attempt.
@@ -198,47 +256,48 @@ pub(crate) fn rescue_expired(
     let expired = {
         let mut stmt = conn
             .prepare_cached(
-                "SELECT id, attempt, max_attempts, queue FROM jobs INDEXED BY jobs_lease \
+                "SELECT id, attempt, max_attempts FROM jobs INDEXED BY jobs_lease \
                  WHERE state = 'running' AND lease_expires_at < ?1",
             )
             .map_err(db_error)?;
         stmt.query_map([micros(now)], |r| {
-            Ok(Running {
-                lease: Lease {
+            Ok((
+                Lease {
                     id: r.get(0)?,
                     attempt: r.get(1)?,
                 },
-                max_attempts: r.get(2)?,
-                queue: r.get(3)?,
-            })
+                r.get::<_, u32>(2)?,
+            ))
         })
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(db_error)?
     };
-    for job in &expired {
+    for &(lease, max_attempts) in &expired {
         end_attempt(
             conn,
             events,
-            job,
+            lease,
+            max_attempts,
             Outcome::LeaseExpired,
             &Backoff::default(),
             now,
         )?;
     }
-    Ok(expired.into_iter().map(|j| j.lease.id).collect())
+    Ok(expired.into_iter().map(|(lease, _)| lease.id).collect())
 }
 
 /// Applies the transition `resolve` picks for a running attempt; the WHERE
-/// clause fences it to that attempt.
+/// clause fences it to that attempt. True when the attempt was current.
 fn end_attempt(
     conn: &Connection,
     events: &mut Events,
-    job: &Running,
+    lease: Lease,
+    max_attempts: u32,
     outcome: Outcome,
     backoff: &Backoff,
     now: Timestamp,
-) -> Result<(), StoreError> {
-    let t: Transition = resolve(job.lease.attempt, job.max_attempts, outcome, backoff, now);
+) -> Result<bool, StoreError> {
+    let t: Transition = resolve(lease.attempt, max_attempts, outcome, backoff, now);
     let mut stmt = conn
         .prepare_cached(
             "UPDATE jobs SET state = ?3, run_at = COALESCE(?4, run_at), result = ?5, \
@@ -246,31 +305,36 @@ fn end_attempt(
                      json_object('attempt', attempt, 'at', ?7, 'error', ?6)) END, \
                  max_attempts = max_attempts + ?8, finished_at = ?9, \
                  lease_expires_at = NULL, worker = NULL \
-             WHERE id = ?1 AND attempt = ?2 AND state = 'running'",
+             WHERE id = ?1 AND attempt = ?2 AND state = 'running' RETURNING queue",
         )
         .map_err(db_error)?;
     // `resolve` never answers `running`, so the lease always ends here.
-    let changed = stmt
-        .execute((
-            job.lease.id,
-            job.lease.attempt,
-            t.state.as_str(),
-            t.run_at.map(micros),
-            t.result.as_ref().map(to_json),
-            &t.error,
-            now.to_string(),
-            u32::from(t.refund_attempt),
-            t.is_terminal().then(|| micros(now)),
-        ))
+    let queue: Option<String> = stmt
+        .query_row(
+            (
+                lease.id,
+                lease.attempt,
+                t.state.as_str(),
+                t.run_at.map(micros),
+                t.result.as_ref().map(to_json),
+                &t.error,
+                t.error.as_ref().map(|_| now.to_string()),
+                u32::from(t.refund_attempt),
+                t.is_terminal().then(|| micros(now)),
+            ),
+            |r| r.get(0),
+        )
+        .optional()
         .map_err(db_error)?;
-    if changed == 1 {
-        if t.is_terminal() {
-            events.finished.push(job.lease.id);
-        } else if t.state == JobState::Available {
-            events.enqueued.insert(job.queue.clone());
-        }
+    let Some(queue) = queue else {
+        return Ok(false);
+    };
+    if t.is_terminal() {
+        events.finished.push(lease.id);
+    } else if t.state == JobState::Available {
+        events.enqueued.insert(queue);
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The state of a job, or NotFound.

@@ -37,6 +37,11 @@ pub(crate) fn duration_micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
+/// A stored timeout (microseconds) as a duration.
+pub(crate) fn timeout_from_micros(us: i64) -> Duration {
+    Duration::from_micros(u64::try_from(us).unwrap_or(0))
+}
+
 /// A value as JSON text.
 pub(crate) fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).expect("JSON values always serialize")
@@ -78,8 +83,7 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
         created_at: required_time_column(row, 9)?,
         started_at: time_column(row, 10)?,
         finished_at: time_column(row, 11)?,
-        timeout: column::<Option<i64>>(row, 12)?
-            .map(|us| Duration::from_micros(u64::try_from(us).unwrap_or(0))),
+        timeout: column::<Option<i64>>(row, 12)?.map(timeout_from_micros),
         unique_key: column(row, 13)?,
         tags: json_column(row, 14)?,
         result: column::<Option<String>>(row, 15)?
