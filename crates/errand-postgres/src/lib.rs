@@ -40,6 +40,10 @@ pub struct PostgresOptions {
     pub pool_timeout: Duration,
     /// The `application_name` of every connection, to find them in `pg_stat_activity`.
     pub application_name: String,
+    /// Run a test query on a pooled connection before each use (one more
+    /// round trip). Without it only a closed socket is noticed, and a
+    /// connection that died silently fails its next call with `Unavailable`.
+    pub verify_connections: bool,
 }
 
 impl Default for PostgresOptions {
@@ -49,6 +53,7 @@ impl Default for PostgresOptions {
             connect_timeout: Duration::from_secs(5),
             pool_timeout: Duration::from_secs(30),
             application_name: "errand".to_string(),
+            verify_connections: true,
         }
     }
 }
@@ -87,9 +92,11 @@ impl PostgresStore {
             config.clone(),
             tokio_postgres::NoTls,
             ManagerConfig {
-                // A connection the server closed while idle is noticed here,
-                // not by the caller's first statement.
-                recycling_method: RecyclingMethod::Verified,
+                recycling_method: if opts.verify_connections {
+                    RecyclingMethod::Verified
+                } else {
+                    RecyclingMethod::Fast
+                },
             },
         );
         let pool = Pool::builder(manager)

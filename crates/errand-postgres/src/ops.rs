@@ -516,6 +516,9 @@ pub(crate) async fn promote_due(client: &Client) -> Result<(u64, Changes), Store
     Ok((rows.len() as u64, changes))
 }
 
+/// Most jobs one pruning statement deletes.
+const PRUNE_BATCH: i64 = 5000;
+
 /// Deletes terminal jobs that finished longer ago than their state's retention.
 pub(crate) async fn prune(client: &Client, retention: &Retention) -> Result<u64, StoreError> {
     let now = now();
@@ -527,17 +530,29 @@ pub(crate) async fn prune(client: &Client, retention: &Retention) -> Result<u64,
     .into_iter()
     .map(|(state, keep)| (state.as_str(), sql_time(before(now, keep))))
     .unzip();
+    // Small batches keep each transaction short, so vacuum is never held
+    // back for long and row locks are released quickly.
     let stmt = client
         .prepare_cached(
-            "DELETE FROM jobs j USING unnest($1::text[], $2::timestamptz[]) AS u(state, cutoff) \
-             WHERE j.state = u.state AND j.finished_at < u.cutoff",
+            "DELETE FROM jobs WHERE id IN ( \
+                 SELECT j.id FROM jobs j \
+                 JOIN unnest($1::text[], $2::timestamptz[]) AS u(state, cutoff) \
+                     ON j.state = u.state AND j.finished_at < u.cutoff \
+                 LIMIT $3)",
         )
         .await
         .map_err(db_error)?;
-    client
-        .execute(&stmt, &[&states, &cutoffs])
-        .await
-        .map_err(db_error)
+    let mut deleted = 0;
+    loop {
+        let n = client
+            .execute(&stmt, &[&states, &cutoffs, &PRUNE_BATCH])
+            .await
+            .map_err(db_error)?;
+        deleted += n;
+        if n < PRUNE_BATCH as u64 {
+            return Ok(deleted);
+        }
+    }
 }
 
 /// `t - d`, saturating at the start of time.

@@ -347,9 +347,17 @@ async fn a_server_restart_is_survived() {
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_connections_are_survived() {
     let Some(url) = fresh() else { return };
-    let a = PostgresStore::connect(&url, opts("errand-kill-a", 4))
-        .await
-        .unwrap();
+    // Without the test query: a killed connection is noticed by its closed
+    // socket alone.
+    let a = PostgresStore::connect(
+        &url,
+        PostgresOptions {
+            verify_connections: false,
+            ..opts("errand-kill-a", 4)
+        },
+    )
+    .await
+    .unwrap();
     let b = PostgresStore::connect(&url, opts("errand-kill-b", 4))
         .await
         .unwrap();
@@ -396,4 +404,39 @@ async fn assert_listener_hears(from: &PostgresStore, to: &PostgresStore, queue: 
     };
     expect_event(&mut events, queue, enqueued_into(queue)).await;
     enqueuer.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_deletes_in_batches_and_keeps_the_rest() {
+    let Some(url) = fresh() else { return };
+    let store = PostgresStore::connect(&url, PostgresOptions::default())
+        .await
+        .unwrap();
+    let live = store
+        .enqueue(vec![NewJob::new("k", serde_json::Value::Null)])
+        .await
+        .unwrap()[0]
+        .job
+        .id;
+    // More old terminal jobs than one pruning batch, and some recent ones.
+    admin(&url)
+        .await
+        .batch_execute(
+            "INSERT INTO jobs (kind, queue, payload, priority, state, max_attempts, run_at, \
+                 created_at, finished_at) \
+             SELECT 'k', 'default', 'null', 0, 'completed', 1, now(), now(), \
+                 now() - CASE WHEN i <= 12000 THEN interval '2 days' ELSE interval '1 minute' END \
+             FROM generate_series(1, 12010) AS i",
+        )
+        .await
+        .unwrap();
+    let retention = errand_core::Retention {
+        completed: Duration::from_secs(86_400),
+        ..errand_core::Retention::default()
+    };
+    assert_eq!(store.prune(&retention).await.unwrap(), 12_000);
+    assert_eq!(store.prune(&retention).await.unwrap(), 0);
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.total[&errand_core::JobState::Completed], 10);
+    assert!(store.get(live).await.unwrap().is_some());
 }
