@@ -164,7 +164,7 @@ async fn connect_one(
 #[async_trait]
 impl Store for PostgresStore {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {
-        let answer = ops::enqueue(&mut self.client().await?, jobs).await?;
+        let answer = ops::enqueue(&self.client().await?, jobs).await?;
         Ok(self.publish(answer))
     }
 
@@ -185,7 +185,7 @@ impl Store for PostgresStore {
     }
 
     async fn finish(&self, finishes: Vec<Finish>) -> Result<Vec<bool>, StoreError> {
-        let answer = ops::finish(&mut self.client().await?, finishes).await?;
+        let answer = ops::finish(&self.client().await?, finishes).await?;
         Ok(self.publish(answer))
     }
 
@@ -204,7 +204,7 @@ impl Store for PostgresStore {
     }
 
     async fn rescue_expired(&self) -> Result<Vec<JobId>, StoreError> {
-        let answer = ops::rescue_expired(&mut self.client().await?).await?;
+        let answer = ops::rescue_expired(&self.client().await?).await?;
         Ok(self.publish(answer))
     }
 

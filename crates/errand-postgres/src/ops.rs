@@ -7,7 +7,7 @@ use crate::rows::{
     JOB_COLUMNS, TERMINAL, after, db_error, duration_micros, int, job_from_row, jobs_from_rows,
     now, parse_state, sql_time, uint,
 };
-use deadpool_postgres::{Client, GenericClient, Transaction};
+use deadpool_postgres::{Client, GenericClient};
 use errand_core::outcome::resolve;
 use errand_core::store::{ClaimRequest, Finish};
 use errand_core::{
@@ -20,10 +20,11 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 use tokio_postgres::error::SqlState;
 
-/// Inserts `jobs` in one statement; a live job with the same kind and
-/// unique key (including an earlier entry of `jobs`) is answered instead.
+/// Inserts `jobs` in one statement (so all or none); a live job with the
+/// same kind and unique key (including an earlier entry of `jobs`) is
+/// answered instead. Two round trips: draw ids, insert.
 pub(crate) async fn enqueue(
-    client: &mut Client,
+    client: &Client,
     jobs: Vec<NewJob>,
 ) -> Result<(Vec<Enqueued>, Changes), StoreError> {
     let mut changes = Changes::default();
@@ -31,14 +32,16 @@ pub(crate) async fn enqueue(
         return Ok((Vec::new(), changes));
     }
     let now = now();
-    let tx = client.transaction().await.map_err(db_error)?;
     // Ids are drawn first so each answer can be matched to its input.
-    let mut ids: Vec<i64> = tx
-        .query(
+    let draw = client
+        .prepare_cached(
             "SELECT nextval(pg_get_serial_sequence('jobs', 'id')) \
              FROM generate_series(1, $1::int)",
-            &[&(jobs.len() as i32)],
         )
+        .await
+        .map_err(db_error)?;
+    let mut ids: Vec<i64> = client
+        .query(&draw, &[&(jobs.len() as i32)])
         .await
         .map_err(db_error)?
         .iter()
@@ -69,7 +72,7 @@ pub(crate) async fn enqueue(
         .collect();
     let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.unique_key.as_deref()).collect();
     let tags: Vec<Value> = jobs.iter().map(|j| Value::from(j.tags.clone())).collect();
-    let stmt = tx
+    let stmt = client
         .prepare_cached(&format!(
             "INSERT INTO jobs (id, kind, queue, payload, priority, state, max_attempts, run_at, \
                  created_at, timeout_us, unique_key, tags) \
@@ -88,7 +91,7 @@ pub(crate) async fn enqueue(
         ))
         .await
         .map_err(db_error)?;
-    let rows = tx
+    let rows = client
         .query(
             &stmt,
             &[
@@ -112,8 +115,7 @@ pub(crate) async fn enqueue(
         .into_iter()
         .map(|j| (j.id, j))
         .collect();
-    let duplicates = live_duplicates(&tx, &jobs, &ids, &inserted).await?;
-    tx.commit().await.map_err(db_error)?;
+    let duplicates = duplicates(client, &jobs, &ids, &inserted).await?;
     let mut answers = Vec::with_capacity(jobs.len());
     for (job, id) in jobs.iter().zip(&ids) {
         if let Some(new) = inserted.remove(id) {
@@ -141,23 +143,25 @@ pub(crate) async fn enqueue(
     Ok((answers, changes))
 }
 
-/// The live jobs, by kind and unique key, that refused some of `jobs`.
-async fn live_duplicates(
-    tx: &Transaction<'_>,
+/// The jobs, by kind and unique key, that refused some of `jobs`: the live
+/// ones, or (when one ended since it refused the insert) the newest.
+async fn duplicates(
+    client: &Client,
     jobs: &[NewJob],
     ids: &[i64],
     inserted: &HashMap<JobId, Job>,
 ) -> Result<HashMap<(String, String), Job>, StoreError> {
-    let (kinds, keys): (Vec<&str>, Vec<&str>) = jobs
+    let refused: Vec<(&str, &str)> = jobs
         .iter()
         .zip(ids)
         .filter(|(_, id)| !inserted.contains_key(id))
         .filter_map(|(j, _)| Some((j.kind.as_str(), j.unique_key.as_deref()?)))
-        .unzip();
-    if kinds.is_empty() {
+        .collect();
+    if refused.is_empty() {
         return Ok(HashMap::new());
     }
-    let stmt = tx
+    let (kinds, keys): (Vec<&str>, Vec<&str>) = refused.iter().copied().unzip();
+    let live = client
         .prepare_cached(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs \
              WHERE (kind, unique_key) IN (SELECT * FROM unnest($1::text[], $2::text[])) \
@@ -165,16 +169,38 @@ async fn live_duplicates(
         ))
         .await
         .map_err(db_error)?;
-    let rows = tx.query(&stmt, &[&kinds, &keys]).await.map_err(db_error)?;
-    Ok(jobs_from_rows(&rows)?
-        .into_iter()
-        .map(|j| {
-            (
-                (j.kind.clone(), j.unique_key.clone().unwrap_or_default()),
-                j,
-            )
-        })
-        .collect())
+    let rows = client
+        .query(&live, &[&kinds, &keys])
+        .await
+        .map_err(db_error)?;
+    let by_key = |j: Job| {
+        (
+            (j.kind.clone(), j.unique_key.clone().unwrap_or_default()),
+            j,
+        )
+    };
+    let mut found: HashMap<_, _> = jobs_from_rows(&rows)?.into_iter().map(by_key).collect();
+    for (kind, key) in refused {
+        if found.contains_key(&(kind.to_string(), key.to_string())) {
+            continue;
+        }
+        let newest = client
+            .prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE kind = $1 AND unique_key = $2 \
+                 ORDER BY id DESC LIMIT 1"
+            ))
+            .await
+            .map_err(db_error)?;
+        if let Some(row) = client
+            .query_opt(&newest, &[&kind, &key])
+            .await
+            .map_err(db_error)?
+        {
+            let (k, job) = by_key(job_from_row(&row)?);
+            found.insert(k, job);
+        }
+    }
+    Ok(found)
 }
 
 /// Takes up to `req.limit` due jobs of a queue in claim order; rows another
@@ -251,41 +277,50 @@ fn lease_arrays(leases: &[Lease]) -> (Vec<i64>, Vec<i32>) {
     leases.iter().map(|l| (l.id, int(l.attempt))).unzip()
 }
 
-/// A running attempt, as the fencing check sees it.
+/// A running attempt, as the fencing check sees it. While an attempt runs
+/// nothing but its own end changes `max_attempts`, so a value read without
+/// a lock is still current when the fenced UPDATE applies.
 struct Running {
     lease: Lease,
     max_attempts: u32,
 }
 
-/// Ends attempts whose lease is still current, all in one transaction:
-/// lock the rows, resolve each in Rust, write them back in one statement.
+fn running_from_row(row: &tokio_postgres::Row) -> Result<Running, StoreError> {
+    Ok(Running {
+        lease: Lease {
+            id: row.get(0),
+            attempt: uint(row.get(1), "attempt")?,
+        },
+        max_attempts: uint(row.get(2), "max_attempts")?,
+    })
+}
+
+/// Ends attempts whose lease is still current in two statements: read the
+/// running attempts, resolve each in Rust, write them all back fenced by
+/// attempt and state.
 pub(crate) async fn finish(
-    client: &mut Client,
+    client: &Client,
     finishes: Vec<Finish>,
 ) -> Result<(Vec<bool>, Changes), StoreError> {
     if finishes.is_empty() {
         return Ok((Vec::new(), Changes::default()));
     }
     let now = now();
-    let tx = client.transaction().await.map_err(db_error)?;
     let ids: Vec<i64> = finishes.iter().map(|f| f.lease.id).collect();
-    let stmt = tx
+    let stmt = client
         .prepare_cached(
             "SELECT id, attempt, max_attempts FROM jobs \
-             WHERE id = ANY($1::bigint[]) AND state = 'running' ORDER BY id FOR UPDATE",
+             WHERE id = ANY($1::bigint[]) AND state = 'running'",
         )
         .await
         .map_err(db_error)?;
     let mut running: HashMap<Lease, u32> = HashMap::new();
-    for row in tx.query(&stmt, &[&ids]).await.map_err(db_error)? {
-        let lease = Lease {
-            id: row.get(0),
-            attempt: uint(row.get(1), "attempt")?,
-        };
-        running.insert(lease, uint(row.get(2), "max_attempts")?);
+    for row in client.query(&stmt, &[&ids]).await.map_err(db_error)? {
+        let job = running_from_row(&row)?;
+        running.insert(job.lease, job.max_attempts);
     }
     let mut planned = Vec::new();
-    for f in finishes.iter() {
+    for f in &finishes {
         // Removing the entry makes a second finish of the same lease lose.
         if let Some(max_attempts) = running.remove(&f.lease) {
             let job = Running {
@@ -295,8 +330,7 @@ pub(crate) async fn finish(
             planned.push((job, f.outcome.clone(), f.backoff));
         }
     }
-    let (applied, changes) = end_attempts(&tx, planned, now).await?;
-    tx.commit().await.map_err(db_error)?;
+    let (applied, changes) = end_attempts(client, planned, now, None).await?;
     let answers = finishes
         .iter()
         .map(|f| applied.contains(&f.lease))
@@ -305,45 +339,44 @@ pub(crate) async fn finish(
 }
 
 /// Puts running jobs whose lease has expired back to run, counting the
-/// attempt; jobs being finished right now are skipped.
-pub(crate) async fn rescue_expired(
-    client: &mut Client,
-) -> Result<(Vec<JobId>, Changes), StoreError> {
+/// attempt. A heartbeat or finish that lands between the read and the
+/// write wins: the write is fenced on the lease still being expired.
+pub(crate) async fn rescue_expired(client: &Client) -> Result<(Vec<JobId>, Changes), StoreError> {
     let now = now();
-    let tx = client.transaction().await.map_err(db_error)?;
-    let stmt = tx
+    let stmt = client
         .prepare_cached(
             "SELECT id, attempt, max_attempts FROM jobs \
-             WHERE state = 'running' AND lease_expires_at < $1 \
-             ORDER BY id FOR UPDATE SKIP LOCKED",
+             WHERE state = 'running' AND lease_expires_at < $1",
         )
         .await
         .map_err(db_error)?;
     let mut planned = Vec::new();
-    for row in tx.query(&stmt, &[&sql_time(now)]).await.map_err(db_error)? {
-        let job = Running {
-            lease: Lease {
-                id: row.get(0),
-                attempt: uint(row.get(1), "attempt")?,
-            },
-            max_attempts: uint(row.get(2), "max_attempts")?,
-        };
-        planned.push((job, Outcome::LeaseExpired, Backoff::default()));
+    for row in client
+        .query(&stmt, &[&sql_time(now)])
+        .await
+        .map_err(db_error)?
+    {
+        planned.push((
+            running_from_row(&row)?,
+            Outcome::LeaseExpired,
+            Backoff::default(),
+        ));
     }
-    let (applied, changes) = end_attempts(&tx, planned, now).await?;
-    tx.commit().await.map_err(db_error)?;
+    let (applied, changes) = end_attempts(client, planned, now, Some(now)).await?;
     let mut ids: Vec<JobId> = applied.into_iter().map(|l| l.id).collect();
     ids.sort_unstable();
     Ok((ids, changes))
 }
 
 /// Applies what `resolve` picks for each running attempt in one UPDATE;
-/// the WHERE clause fences each row to its attempt. Answers the leases
-/// that were ended and what waiters should hear.
+/// the WHERE clause fences each row to its attempt (and, for a rescue, to
+/// a lease that is still expired). Answers the leases that were ended and
+/// what waiters should hear.
 async fn end_attempts(
-    tx: &Transaction<'_>,
+    client: &Client,
     planned: Vec<(Running, Outcome, Backoff)>,
     now: Timestamp,
+    expired_before: Option<Timestamp>,
 ) -> Result<(HashSet<Lease>, Changes), StoreError> {
     let mut changes = Changes::default();
     if planned.is_empty() {
@@ -352,6 +385,7 @@ async fn end_attempts(
     let n = planned.len();
     let mut ids = Vec::with_capacity(n);
     let mut attempts = Vec::with_capacity(n);
+    let mut max_attempts = Vec::with_capacity(n);
     let mut states = Vec::with_capacity(n);
     let mut run_at: Vec<Option<SystemTime>> = Vec::with_capacity(n);
     let mut results: Vec<Option<Value>> = Vec::with_capacity(n);
@@ -362,6 +396,7 @@ async fn end_attempts(
         let t: Transition = resolve(job.lease.attempt, job.max_attempts, outcome, &backoff, now);
         ids.push(job.lease.id);
         attempts.push(int(job.lease.attempt));
+        max_attempts.push(int(job.max_attempts));
         states.push(t.state.as_str());
         run_at.push(t.run_at.map(sql_time));
         finished_at.push(t.is_terminal().then(|| sql_time(now)));
@@ -370,7 +405,7 @@ async fn end_attempts(
         errors.push(t.error);
     }
     // `resolve` never answers `running`, so the lease always ends here.
-    let stmt = tx
+    let stmt = client
         .prepare_cached(
             "UPDATE jobs j SET state = u.state, run_at = COALESCE(u.run_at, j.run_at), \
                  result = u.result, \
@@ -380,14 +415,17 @@ async fn end_attempts(
                  max_attempts = j.max_attempts + u.refund, finished_at = u.finished_at, \
                  lease_expires_at = NULL, worker = NULL \
              FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::jsonb[], \
-                 $6::text[], $7::int[], $8::timestamptz[]) \
-                 AS u(id, attempt, state, run_at, result, error, refund, finished_at) \
+                 $6::text[], $7::int[], $8::timestamptz[], $10::int[]) \
+                 AS u(id, attempt, state, run_at, result, error, refund, finished_at, \
+                      max_attempts) \
              WHERE j.id = u.id AND j.attempt = u.attempt AND j.state = 'running' \
+               AND j.max_attempts = u.max_attempts \
+               AND ($11::timestamptz IS NULL OR j.lease_expires_at < $11) \
              RETURNING j.id, u.attempt, j.state, j.queue",
         )
         .await
         .map_err(db_error)?;
-    let rows = tx
+    let rows = client
         .query(
             &stmt,
             &[
@@ -400,6 +438,8 @@ async fn end_attempts(
                 &refunds,
                 &finished_at,
                 &now.to_string(),
+                &max_attempts,
+                &expired_before.map(sql_time),
             ],
         )
         .await
@@ -431,8 +471,12 @@ async fn change_one(
     sql: &str,
 ) -> Result<Job, StoreError> {
     let tx = client.transaction().await.map_err(db_error)?;
+    let lock = tx
+        .prepare_cached("SELECT state FROM jobs WHERE id = $1 FOR UPDATE")
+        .await
+        .map_err(db_error)?;
     let row = tx
-        .query_opt("SELECT state FROM jobs WHERE id = $1 FOR UPDATE", &[&id])
+        .query_opt(&lock, &[&id])
         .await
         .map_err(db_error)?
         .ok_or(StoreError::NotFound(id))?;
