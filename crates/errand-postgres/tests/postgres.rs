@@ -440,3 +440,70 @@ async fn prune_deletes_in_batches_and_keeps_the_rest() {
     assert_eq!(stats.total[&errand_core::JobState::Completed], 10);
     assert!(store.get(live).await.unwrap().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_share_work_without_overlap() {
+    let Some(url) = fresh() else { return };
+    let nodes = [
+        PostgresStore::connect(&url, PostgresOptions::default())
+            .await
+            .unwrap(),
+        PostgresStore::connect(&url, PostgresOptions::default())
+            .await
+            .unwrap(),
+    ];
+    // The same unique key from both nodes at once: one job, one winner.
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let node = nodes[i % 2].clone();
+            tokio::spawn(async move {
+                let job = NewJob {
+                    unique_key: Some("once".into()),
+                    ..NewJob::new("u", serde_json::Value::Null)
+                };
+                node.enqueue(vec![job]).await.unwrap().remove(0)
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for r in racers {
+        answers.push(r.await.unwrap());
+    }
+    assert_eq!(answers.iter().filter(|a| !a.duplicate).count(), 1);
+    assert!(answers.iter().all(|a| a.job.id == answers[0].job.id));
+
+    let total = 2000;
+    for chunk in 0..(total / 500) {
+        let jobs = (0..500)
+            .map(|i| NewJob::new("w", serde_json::json!({"n": chunk * 500 + i})))
+            .collect();
+        nodes[chunk % 2].enqueue(jobs).await.unwrap();
+    }
+    let workers: Vec<_> = (0..8)
+        .map(|i| {
+            let node = nodes[i % 2].clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let jobs = node.claim(&claim_req("default", 16)).await.unwrap();
+                    if jobs.is_empty() {
+                        return mine;
+                    }
+                    let applied = node
+                        .finish(jobs.iter().map(success).collect())
+                        .await
+                        .unwrap();
+                    assert!(applied.iter().all(|a| *a), "every held lease finishes");
+                    mine.extend(jobs.into_iter().filter(|j| j.kind == "w").map(|j| j.id));
+                }
+            })
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for w in workers {
+        for id in w.await.unwrap() {
+            assert!(seen.insert(id), "job {id} was claimed twice");
+        }
+    }
+    assert_eq!(seen.len(), total);
+}

@@ -110,7 +110,7 @@ impl TestPg {
             self.port = free_port();
             self.opts = format!(
                 "-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
-                 -c max_connections=200 -c fsync=on",
+                 -c max_connections=500 -c fsync=on",
                 self.port,
                 self.dir.path().display()
             );
