@@ -3,7 +3,7 @@
 //! leases are timed by the database's clock, so nodes whose clocks
 //! disagree still agree on who leads.
 
-use crate::rows::{db_error, duration_micros, int, now, sql_time, time_column, uint};
+use crate::rows::{before, db_error, duration_micros, int, now, sql_time, time_column, uint};
 use deadpool_postgres::Client;
 use errand_core::{NodeInfo, StoreError};
 use std::time::Duration;
@@ -51,8 +51,7 @@ pub(crate) async fn list(
     client: &Client,
     alive_within: Duration,
 ) -> Result<Vec<NodeInfo>, StoreError> {
-    let cutoff = now().as_microsecond() - duration_micros(alive_within);
-    let cutoff = jiff::Timestamp::from_microsecond(cutoff).unwrap_or(jiff::Timestamp::MIN);
+    let cutoff = before(now(), alive_within);
     client
         .execute(
             "DELETE FROM nodes WHERE last_seen < $1",

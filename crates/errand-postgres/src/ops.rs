@@ -1,11 +1,12 @@
-//! The write operations, each one transaction (or one statement). State
-//! changes come from [`errand_core::outcome::resolve`]; this module only
-//! applies them, many rows per statement.
+//! The write operations, each atomic: one statement, or (cancel and retry)
+//! one transaction. State changes come from
+//! [`errand_core::outcome::resolve`]; this module only applies them, many
+//! rows per statement.
 
 use crate::events::Changes;
 use crate::rows::{
-    JOB_COLUMNS, TERMINAL, after, db_error, duration_micros, int, job_from_row, jobs_from_rows,
-    now, parse_state, sql_time, uint,
+    JOB_COLUMNS, TERMINAL, after, before, db_error, duration_micros, int, job_from_row,
+    jobs_from_rows, now, parse_state, sql_time, uint,
 };
 use deadpool_postgres::{Client, GenericClient};
 use errand_core::outcome::resolve;
@@ -597,10 +598,4 @@ pub(crate) async fn prune(client: &Client, retention: &Retention) -> Result<u64,
             return Ok(deleted);
         }
     }
-}
-
-/// `t - d`, saturating at the start of time.
-fn before(t: Timestamp, d: Duration) -> Timestamp {
-    let d = jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX);
-    t.saturating_sub(d).unwrap_or(Timestamp::MIN)
 }

@@ -33,6 +33,12 @@ pub(crate) fn after(t: Timestamp, d: Duration) -> Timestamp {
     t.saturating_add(d).unwrap_or(Timestamp::MAX)
 }
 
+/// `t - d`, saturating at the start of time.
+pub(crate) fn before(t: Timestamp, d: Duration) -> Timestamp {
+    let d = jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX);
+    t.saturating_sub(d).unwrap_or(Timestamp::MIN)
+}
+
 /// A duration as stored (microseconds, saturating).
 pub(crate) fn duration_micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
