@@ -29,6 +29,9 @@ const NOTIFY_INTERVAL: Duration = Duration::from_millis(3);
 /// Most job ids in one NOTIFY payload (PostgreSQL caps payloads at 8000 bytes).
 const IDS_PER_NOTIFY: usize = 400;
 
+/// How often the idle listener checks that its connection still works.
+const PING_INTERVAL: Duration = Duration::from_secs(15);
+
 /// Longest wait between two attempts to reconnect the listener.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -184,8 +187,11 @@ async fn listen_once(
     local: &broadcast::Sender<StoreEvent>,
     origin: u64,
     reconnecting: bool,
-) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+) -> Result<(), String> {
+    let (client, mut connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| db_error(e).to_string())?;
     let (tx, mut messages) = mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -220,11 +226,27 @@ async fn listen_once(
     };
     if let Err(e) = setup.await {
         driver.abort();
-        return Err(e);
+        return Err(db_error(e).to_string());
     }
-    while let Some(payload) = messages.recv().await {
-        if let Some(changes) = parse(&payload, origin) {
-            changes.send_local(local);
+    // A connection that died without a word (no FIN) is found by pinging.
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    loop {
+        tokio::select! {
+            payload = messages.recv() => match payload {
+                Some(payload) => {
+                    if let Some(changes) = parse(&payload, origin) {
+                        changes.send_local(local);
+                    }
+                }
+                None => break,
+            },
+            _ = ping.tick() => {
+                let answer = tokio::time::timeout(PING_INTERVAL, client.simple_query("")).await;
+                if !matches!(answer, Ok(Ok(_))) {
+                    driver.abort();
+                    return Err("the listener connection stopped answering".to_string());
+                }
+            }
         }
     }
     drop(client);
