@@ -1,11 +1,13 @@
-//! `errand bench`: runs a server and a worker in this process on a temporary
-//! SQLite database with the shipped (durable) settings, and measures HTTP
+//! `errand bench`: runs a server and workers in this process on a temporary
+//! SQLite database (or, with `--database postgres://…`, on an empty
+//! PostgreSQL database) with the shipped durable settings, and measures HTTP
 //! enqueue, batch enqueue, end-to-end throughput, pickup latency and memory.
 //! Each scenario runs `--runs` times and the median is reported.
 
 use crate::cli::BenchArgs;
 use anyhow::{Context, Result, bail};
 use errand_core::{EnqueueRequest, KindPolicy, NewJob, Store};
+use errand_postgres::{PostgresOptions, PostgresStore};
 use errand_sqlite::{SqliteOptions, SqliteStore};
 use errand_worker::{HandlerResult, JobContext, Worker, WorkerConfig};
 use serde::Serialize;
@@ -25,14 +27,21 @@ struct Report {
     e2e_jobs_per_s: f64,
     pickup_p50_ms: f64,
     pickup_p99_ms: f64,
+    /// End to end with two worker nodes, each with its own connections
+    /// (PostgreSQL only: an SQLite file has one node).
+    e2e_two_nodes_jobs_per_s: Option<f64>,
     idle_rss_mb: f64,
     peak_rss_mb: f64,
     runs: usize,
+    database: &'static str,
 }
 
-/// A server and store on a temporary database, torn down on drop.
+/// A server and store on a benchmark database, torn down on drop.
 struct Bench {
-    _dir: tempfile::TempDir,
+    /// The temporary SQLite directory, when there is one.
+    _dir: Option<tempfile::TempDir>,
+    /// Where `store` lives, to open more nodes on the same database.
+    postgres: Option<String>,
     store: Arc<dyn Store>,
     base: String,
     http: reqwest::Client,
@@ -42,11 +51,28 @@ struct Bench {
 const KINDS: [&str; 3] = ["bench_enqueue", "noop", "pickup"];
 
 impl Bench {
-    async fn start() -> Result<Bench> {
-        let dir = tempfile::tempdir()?;
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(dir.path().join("bench.db"), SqliteOptions::default()).await?,
-        );
+    async fn start(database: Option<&str>) -> Result<Bench> {
+        let (dir, postgres, store): (_, _, Arc<dyn Store>) = match database {
+            None => {
+                let dir = tempfile::tempdir()?;
+                let store =
+                    SqliteStore::open(dir.path().join("bench.db"), SqliteOptions::default())
+                        .await?;
+                (Some(dir), None, Arc::new(store))
+            }
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                let store = PostgresStore::connect(url, PostgresOptions::default()).await?;
+                if store.stats().await?.total.values().sum::<u64>() > 0 {
+                    bail!(
+                        "--database must be an empty database: the benchmark counts every job in it"
+                    );
+                }
+                (None, Some(url.to_string()), Arc::new(store))
+            }
+            Some(other) => bail!(
+                "--database {other:?}: give a postgres:// URL (SQLite benchmarks use a temporary file)"
+            ),
+        };
         let kinds = KINDS
             .iter()
             .map(|k| {
@@ -76,6 +102,7 @@ impl Bench {
             .build()?;
         Ok(Bench {
             _dir: dir,
+            postgres,
             store,
             base,
             http,
@@ -160,9 +187,10 @@ impl Bench {
         Ok((batches * 1000) as f64 / started.elapsed().as_secs_f64())
     }
 
-    /// Enqueues `total` no-op jobs, then runs them at concurrency 64 and
-    /// times first claim to last completion.
-    async fn end_to_end(&self, total: usize) -> Result<f64> {
+    /// Enqueues `total` no-op jobs, then runs them on `nodes` worker nodes
+    /// at concurrency 64 each, and times first start to last completion.
+    async fn end_to_end(&self, total: usize, nodes: usize) -> Result<f64> {
+        let before = self.completed("noop").await?;
         for chunk in (0..total).collect::<Vec<_>>().chunks(5000) {
             let jobs = chunk
                 .iter()
@@ -175,48 +203,70 @@ impl Bench {
         }
         let first = Arc::new(Mutex::new(None::<Instant>));
         let ran = Arc::new(AtomicUsize::new(0));
-        let mut worker = self.worker(BTreeMap::from([("noop".to_string(), 64)]));
-        let (first_seen, counter) = (first.clone(), ran.clone());
-        worker.handler(
-            "noop",
-            KindPolicy::default(),
-            move |_: serde_json::Value, _: JobContext| {
-                let first_seen = first_seen.clone();
-                counter.fetch_add(1, Ordering::Relaxed);
-                async move {
+        let stop = CancellationToken::new();
+        let mut running = Vec::new();
+        for node in 0..nodes {
+            // Every node but the first gets its own store: its own pool and listener.
+            let store = match (node, &self.postgres) {
+                (0, _) | (_, None) => self.store.clone(),
+                (_, Some(url)) => {
+                    Arc::new(PostgresStore::connect(url, PostgresOptions::default()).await?)
+                        as Arc<dyn Store>
+                }
+            };
+            let mut worker = Worker::new(
+                store,
+                WorkerConfig {
+                    name: format!("bench-node-{node}"),
+                    queues: BTreeMap::from([("noop".to_string(), 64)]),
+                    ..WorkerConfig::default()
+                },
+            );
+            let (first_seen, counter) = (first.clone(), ran.clone());
+            worker.handler(
+                "noop",
+                KindPolicy::default(),
+                move |_: serde_json::Value, _: JobContext| {
+                    counter.fetch_add(1, Ordering::Relaxed);
                     first_seen
                         .lock()
                         .expect("bench lock")
                         .get_or_insert_with(Instant::now);
-                    HandlerResult::Ok(None)
-                }
-            },
-        );
-        let stop = CancellationToken::new();
-        let running = tokio::spawn(worker.run(stop.clone()));
-        // Watch a counter while jobs run: a stats query is a table scan and
+                    std::future::ready(HandlerResult::Ok(None))
+                },
+            );
+            running.push(tokio::spawn(worker.run(stop.clone())));
+        }
+        // Watch a counter while jobs run: a stats query scans the table and
         // would compete with the work being measured.
         while ran.load(Ordering::Relaxed) < total {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let finished = self.wait_completed("noop", total as u64).await?;
+        let finished = self.wait_completed("noop", before + total as u64).await?;
         stop.cancel();
-        running.await??;
+        for r in running {
+            r.await??;
+        }
         let start = first.lock().expect("bench lock").context("no job ran")?;
         Ok(total as f64 / finished.duration_since(start).as_secs_f64())
+    }
+
+    /// Completed jobs of `kind` so far.
+    async fn completed(&self, kind: &str) -> Result<u64> {
+        let stats = self.store.stats().await?;
+        Ok(stats
+            .kinds
+            .get(kind)
+            .and_then(|s| s.get(&errand_core::JobState::Completed))
+            .copied()
+            .unwrap_or(0))
     }
 
     /// Polls the store until `kind` has `n` completed jobs; returns when.
     async fn wait_completed(&self, kind: &str, n: u64) -> Result<Instant> {
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
-            let stats = self.store.stats().await?;
-            let done = stats
-                .kinds
-                .get(kind)
-                .and_then(|s| s.get(&errand_core::JobState::Completed))
-                .copied()
-                .unwrap_or(0);
+            let done = self.completed(kind).await?;
             if done >= n {
                 return Ok(Instant::now());
             }
@@ -230,6 +280,7 @@ impl Bench {
     /// An idle worker; `count` jobs enqueued over HTTP 5 ms apart; the time
     /// from each acknowledgement to its handler's start, in ms, sorted.
     async fn pickup(&self, count: usize) -> Result<Vec<f64>> {
+        let before = self.completed("pickup").await?;
         let started: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; count]));
         let mut worker = self.worker(BTreeMap::from([("pickup".to_string(), 4)]));
         let seen = started.clone();
@@ -255,7 +306,7 @@ impl Bench {
             acked.push(Instant::now());
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        self.wait_completed("pickup", count as u64).await?;
+        self.wait_completed("pickup", before + count as u64).await?;
         stop.cancel();
         running.await??;
         let started = started.lock().expect("bench lock");
@@ -326,13 +377,19 @@ fn rss_mb() -> (f64, f64) {
 /// `errand bench`
 pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     let runs = args.runs.max(1);
-    let bench = Arc::new(Bench::start().await?);
+    let bench = Arc::new(Bench::start(args.database.as_deref()).await?);
+    let database = if bench.postgres.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite synchronous=FULL"
+    };
     tokio::time::sleep(Duration::from_millis(100)).await;
     let idle_rss = rss_mb().0;
     let mut single = Vec::new();
     let mut sequential = Vec::new();
     let mut batch = Vec::new();
     let mut e2e = Vec::new();
+    let mut e2e_two = Vec::new();
     let mut p50 = Vec::new();
     let mut p99 = Vec::new();
     for run in 1..=runs {
@@ -340,7 +397,10 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         sequential.push(bench.enqueue_single(args.enqueue_jobs / 10, 1).await?);
         single.push(bench.enqueue_single(args.enqueue_jobs, 32).await?);
         batch.push(bench.enqueue_batches(args.enqueue_jobs * 5).await?);
-        e2e.push(bench.end_to_end(args.jobs).await?);
+        e2e.push(bench.end_to_end(args.jobs, 1).await?);
+        if bench.postgres.is_some() {
+            e2e_two.push(bench.end_to_end(args.jobs, 2).await?);
+        }
         let lat = bench.pickup(args.pickup_jobs).await?;
         p50.push(percentile(&lat, 0.50));
         p99.push(percentile(&lat, 0.99));
@@ -351,11 +411,17 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         enqueue_sequential_jobs_per_s: median(&sequential),
         enqueue_batch_jobs_per_s: median(&batch),
         e2e_jobs_per_s: median(&e2e),
+        e2e_two_nodes_jobs_per_s: (!e2e_two.is_empty()).then(|| median(&e2e_two)),
         pickup_p50_ms: median(&p50),
         pickup_p99_ms: median(&p99),
         idle_rss_mb: idle_rss,
         peak_rss_mb: peak_rss,
         runs,
+        database: if bench.postgres.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        },
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -367,7 +433,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     let plain = |name: &str, v: f64, unit: &str| {
         vec![name.to_string(), format!("{v:.2} {unit}"), String::new()]
     };
-    let rows = vec![
+    let mut rows = vec![
         rate("HTTP enqueue, 1 connection (baseline)".into(), base),
         rate(
             "HTTP enqueue, 32 connections".into(),
@@ -381,13 +447,21 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
             format!("end to end, {} no-op jobs, concurrency 64", args.jobs),
             report.e2e_jobs_per_s,
         ),
+    ];
+    if let Some(two) = report.e2e_two_nodes_jobs_per_s {
+        rows.push(rate(
+            format!("end to end, {} no-op jobs, 2 worker nodes × 64", args.jobs),
+            two,
+        ));
+    }
+    rows.extend([
         plain("pickup latency p50", report.pickup_p50_ms, "ms"),
         plain("pickup latency p99", report.pickup_p99_ms, "ms"),
         plain("RSS, idle server", report.idle_rss_mb, "MB"),
         plain("RSS, peak", report.peak_rss_mb, "MB"),
-    ];
+    ]);
     println!(
-        "errand bench: medians of {runs} run(s), SQLite synchronous=FULL, {}",
+        "errand bench: medians of {runs} run(s), {database}, {}",
         jiff::Timestamp::now()
     );
     print!(

@@ -186,6 +186,9 @@ pub struct IdArgs {
 /// `errand bench`
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// An empty PostgreSQL database to measure instead of a temporary SQLite file.
+    #[arg(long)]
+    pub database: Option<String>,
     /// Jobs in the end-to-end run.
     #[arg(long, default_value_t = 100_000)]
     pub jobs: usize,

@@ -26,6 +26,8 @@ pub struct Config {
     pub worker: WorkerSection,
     /// SQLite engine settings.
     pub sqlite: SqliteSection,
+    /// PostgreSQL engine settings.
+    pub postgres: PostgresSection,
     /// How long terminal jobs are kept.
     pub retention: Retention,
     /// Queues and their concurrency.
@@ -52,6 +54,7 @@ impl Default for Config {
             server: ServerSection::default(),
             worker: WorkerSection::default(),
             sqlite: SqliteSection::default(),
+            postgres: PostgresSection::default(),
             retention: Retention::default(),
             queues: BTreeMap::new(),
             kinds: BTreeMap::new(),
@@ -130,6 +133,39 @@ impl Default for WorkerSection {
 pub struct SqliteSection {
     /// `full` (default: an acknowledged job survives power loss), `normal` or `off`.
     pub synchronous: SyncMode,
+}
+
+/// `[postgres]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresSection {
+    /// Connections this node keeps at most (plus one for LISTEN).
+    pub pool_size: usize,
+    /// How long to wait for a new connection.
+    #[serde(with = "serde_human")]
+    pub connect_timeout: Duration,
+    /// Test each pooled connection before use (one extra round trip).
+    pub verify_connections: bool,
+}
+
+impl Default for PostgresSection {
+    fn default() -> Self {
+        let d = errand_postgres::PostgresOptions::default();
+        PostgresSection {
+            pool_size: d.pool_size,
+            connect_timeout: d.connect_timeout,
+            verify_connections: d.verify_connections,
+        }
+    }
+}
+
+/// Which engine a `database` URL names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Database {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
 }
 
 /// SQLite's `synchronous` setting as written in the file.
@@ -332,28 +368,32 @@ impl Config {
         Ok(())
     }
 
-    /// The SQLite file named by `database`, relative paths resolved against
-    /// the config file's directory.
-    pub fn sqlite_path(&self) -> Result<PathBuf> {
-        let path = self
-            .database
+    /// The engine and location named by `database`; relative SQLite paths
+    /// resolve against the config file's directory.
+    pub fn database(&self) -> Result<Database> {
+        let url = self.database.as_str();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Database::Postgres(url.to_string()));
+        }
+        let path = url
             .strip_prefix("sqlite://")
-            .or_else(|| self.database.strip_prefix("sqlite:"))
+            .or_else(|| url.strip_prefix("sqlite:"))
             .ok_or_else(|| {
                 anyhow!(
-                    "database {:?}: unsupported URL; use sqlite://PATH (e.g. sqlite://errand.db)",
-                    self.database
+                    "database {url:?}: unsupported URL; use sqlite://PATH (e.g. sqlite://errand.db) or postgres://USER:PASSWORD@HOST:PORT/DB"
                 )
             })?;
         if path.is_empty() {
-            bail!("database {:?}: missing file path", self.database);
+            bail!("database {url:?}: missing file path");
         }
         let path = Path::new(path);
-        Ok(if path.is_absolute() || self.database_from_cli {
-            path.to_path_buf()
-        } else {
-            self.base_dir.join(path)
-        })
+        Ok(Database::Sqlite(
+            if path.is_absolute() || self.database_from_cli {
+                path.to_path_buf()
+            } else {
+                self.base_dir.join(path)
+            },
+        ))
     }
 
     /// Each kind's policy, for the API's defaults and its list of known kinds.
@@ -459,7 +499,7 @@ mod tests {
     fn empty_file_gives_defaults() {
         let c = parse("").unwrap();
         assert_eq!(c.listen, "127.0.0.1:7070");
-        assert!(c.sqlite_path().unwrap().ends_with("errand.db"));
+        assert!(matches!(c.database().unwrap(), Database::Sqlite(p) if p.ends_with("errand.db")));
         assert_eq!(
             c.queue_concurrency().get("default"),
             Some(&DEFAULT_CONCURRENCY)
@@ -513,22 +553,28 @@ mod tests {
     }
 
     #[test]
-    fn database_url_must_be_sqlite() {
-        let c = Config {
-            database: "mysql://x".into(),
-            ..Config::default()
+    fn database_url_names_the_engine() {
+        let with = |url: &str| {
+            Config {
+                database: url.into(),
+                ..Config::default()
+            }
+            .database()
         };
         assert!(
-            c.sqlite_path()
+            with("mysql://x")
                 .unwrap_err()
                 .to_string()
                 .contains("sqlite://PATH")
         );
-        let c = Config {
-            database: "sqlite:///tmp/x.db".into(),
-            ..Config::default()
-        };
-        assert_eq!(c.sqlite_path().unwrap(), PathBuf::from("/tmp/x.db"));
+        assert_eq!(
+            with("sqlite:///tmp/x.db").unwrap(),
+            Database::Sqlite(PathBuf::from("/tmp/x.db"))
+        );
+        assert_eq!(
+            with("postgres://u:p@h/db").unwrap(),
+            Database::Postgres("postgres://u:p@h/db".into())
+        );
     }
 
     #[test]

@@ -2,13 +2,15 @@
 //! API, the in-process worker and maintenance until SIGTERM or SIGINT.
 
 use crate::cli::{NodeArgs, WorkArgs};
-use crate::config::{Config, SyncMode};
+use crate::config::{Config, Database, SyncMode};
 use anyhow::{Context, Result};
-use errand_core::Store;
+use errand_core::{Store, StoreError};
+use errand_postgres::{PostgresOptions, PostgresStore};
 use errand_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use errand_worker::{CommandExecutor, CommandSpec, MaintenanceConfig, Worker, WorkerConfig};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -25,9 +27,26 @@ pub fn load_config(args: &NodeArgs) -> Result<Config> {
     Ok(config)
 }
 
-/// Opens the SQLite store named by the configuration.
-pub async fn open_store(config: &Config) -> Result<SqliteStore> {
-    let path = config.sqlite_path()?;
+/// Opens the store the configuration names. A PostgreSQL server that is
+/// not reachable yet (starting, restarting) is waited for with backoff.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
+    match config.database()? {
+        Database::Sqlite(path) => Ok(Arc::new(open_sqlite(config, &path).await?)),
+        Database::Postgres(url) => {
+            let opts = PostgresOptions {
+                pool_size: config.postgres.pool_size,
+                connect_timeout: config.postgres.connect_timeout,
+                verify_connections: config.postgres.verify_connections,
+                ..PostgresOptions::default()
+            };
+            let store = with_backoff(config, || PostgresStore::connect(&url, opts.clone())).await?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Opens an SQLite file with the configured durability.
+async fn open_sqlite(config: &Config, path: &std::path::Path) -> Result<SqliteStore> {
     let synchronous = match config.sqlite.synchronous {
         SyncMode::Full => Synchronous::Full,
         SyncMode::Normal => Synchronous::Normal,
@@ -37,19 +56,49 @@ pub async fn open_store(config: &Config) -> Result<SqliteStore> {
         synchronous,
         ..SqliteOptions::default()
     };
-    SqliteStore::open(&path, opts)
+    SqliteStore::open(path, opts)
         .await
         .with_context(|| format!("cannot open database {}", path.display()))
 }
 
+/// Retries `connect` while the database is unavailable, for up to a minute.
+async fn with_backoff<T, F, Fut>(config: &Config, connect: F) -> Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let deadline = tokio::time::Instant::now() + STARTUP_PATIENCE;
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match connect().await {
+            Ok(v) => return Ok(v),
+            Err(StoreError::Unavailable(why)) if tokio::time::Instant::now() < deadline => {
+                warn!(database = %config.database_label(), error = %why, "database unavailable; retrying in {pause:?}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot open database {}", config.database_label()));
+            }
+        }
+    }
+}
+
+/// How long start-up waits for an unreachable database before giving up.
+const STARTUP_PATIENCE: Duration = Duration::from_secs(60);
+
 /// `errand migrate`
 pub async fn migrate(args: NodeArgs) -> Result<ExitCode> {
     let config = load_config(&args)?;
-    let store = open_store(&config).await?;
-    let version = store.schema_version().await?;
+    let version = match config.database()? {
+        // The SQLite store migrates when it opens.
+        Database::Sqlite(path) => open_sqlite(&config, &path).await?.schema_version().await?,
+        Database::Postgres(url) => with_backoff(&config, || PostgresStore::migrate(&url)).await?,
+    };
     println!(
         "database {} is at schema version {version}",
-        config.sqlite_path()?.display()
+        config.database_label()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -80,7 +129,7 @@ pub async fn work(args: WorkArgs) -> Result<ExitCode> {
 }
 
 async fn run_node(config: Config, http: bool) -> Result<ExitCode> {
-    let store: Arc<dyn Store> = Arc::new(open_store(&config).await?);
+    let store = open_store(&config).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
 
