@@ -10,10 +10,15 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod pg;
+
 /// The binary under test.
 pub fn errand_bin() -> &'static str {
     env!("CARGO_BIN_EXE_errand")
 }
+
+/// What `errand work` logs once it runs.
+const WORKER_NODE_STARTED: &str = "errand worker node started";
 
 /// A running `errand serve` with its own directory, config and database.
 pub struct Server {
@@ -54,8 +59,9 @@ impl Server {
         s
     }
 
-    /// Runs `errand ARGS` in `dir` and waits for it to announce its address;
-    /// on failure returns what it logged.
+    /// Runs `errand ARGS` in `dir` and waits for it to announce its address
+    /// (`serve`) or its start (`work`, whose `base` stays empty); on failure
+    /// returns what it logged.
     pub fn spawn(dir: &Path, args: &[&str]) -> Result<Server, String> {
         let mut child = Command::new(errand_bin())
             .args(args)
@@ -81,6 +87,9 @@ impl Server {
                         .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '/'))
                         .collect();
                     let _ = tx.send(url);
+                } else if line.contains(WORKER_NODE_STARTED) {
+                    // A worker-only node has no address.
+                    let _ = tx.send(String::new());
                 }
                 sink.lock().unwrap().push(line);
             }
@@ -219,4 +228,43 @@ pub fn wait_state(server: &Server, id: i64, state: &str, limit: Duration) -> Val
 /// Stats as JSON.
 pub fn stats(server: &Server) -> Value {
     get(&server.url("/v1/stats")).1
+}
+
+/// Enqueues `n` jobs of `kind` in batches of 1,000 (payload `{"n": i}`);
+/// answers their ids.
+pub fn enqueue_batches(server: &Server, kind: &str, n: usize) -> Vec<i64> {
+    let mut ids = Vec::with_capacity(n);
+    for start in (0..n).step_by(1000) {
+        let jobs: Vec<Value> = (start..n.min(start + 1000))
+            .map(|i| serde_json::json!({"kind": kind, "payload": {"n": i}}))
+            .collect();
+        let (status, body) = post(
+            &server.url("/v1/jobs/batch"),
+            &serde_json::json!({ "jobs": jobs }),
+        );
+        assert_eq!(status, 201, "{body}");
+        ids.extend(
+            body["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["id"].as_i64().unwrap()),
+        );
+    }
+    ids
+}
+
+/// How many jobs of `kind` are in `state`, per the server's stats (0 while
+/// the server cannot answer).
+pub fn kind_count(server: &Server, kind: &str, state: &str) -> u64 {
+    stats(server)["kinds"][kind][state].as_u64().unwrap_or(0)
+}
+
+/// Waits until `n` jobs of `kind` have completed; fails at once if any failed.
+pub fn wait_completed(server: &Server, kind: &str, n: u64, limit: Duration) {
+    eventually(limit, &format!("{n} completed {kind} jobs"), || {
+        let failed = kind_count(server, kind, "failed");
+        assert_eq!(failed, 0, "{failed} {kind} jobs failed");
+        (kind_count(server, kind, "completed") >= n).then_some(())
+    });
 }
