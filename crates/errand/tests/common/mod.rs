@@ -233,9 +233,14 @@ pub fn stats(server: &Server) -> Value {
 /// Enqueues `n` jobs of `kind` in batches of 1,000 (payload `{"n": i}`);
 /// answers their ids.
 pub fn enqueue_batches(server: &Server, kind: &str, n: usize) -> Vec<i64> {
+    enqueue_batches_of(server, kind, n, 1000)
+}
+
+/// Enqueues `n` jobs of `kind` in batches of `size`; answers their ids.
+pub fn enqueue_batches_of(server: &Server, kind: &str, n: usize, size: usize) -> Vec<i64> {
     let mut ids = Vec::with_capacity(n);
-    for start in (0..n).step_by(1000) {
-        let jobs: Vec<Value> = (start..n.min(start + 1000))
+    for start in (0..n).step_by(size) {
+        let jobs: Vec<Value> = (start..n.min(start + size))
             .map(|i| serde_json::json!({"kind": kind, "payload": {"n": i}}))
             .collect();
         let (status, body) = post(
