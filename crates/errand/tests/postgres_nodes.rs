@@ -43,7 +43,9 @@ fn ran(log: &Path) -> Vec<(i64, String)> {
 
 #[test]
 fn three_nodes_run_thirty_thousand_jobs_exactly_once() {
-    let Some((_pg, url)) = pg::fresh() else { return };
+    let Some((_pg, url)) = pg::fresh() else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("ran.log");
     let script = r#"echo \"$ERRAND_JOB_ID $NODE\""#;
@@ -74,7 +76,11 @@ fn three_nodes_run_thirty_thousand_jobs_exactly_once() {
         *by_node.entry(node.clone()).or_default() += 1;
     }
     let unique: BTreeSet<i64> = ran.iter().map(|(id, _)| *id).collect();
-    assert_eq!(ran.len(), 30_000, "some job ran twice; by node: {by_node:?}");
+    assert_eq!(
+        ran.len(),
+        30_000,
+        "some job ran twice; by node: {by_node:?}"
+    );
     assert_eq!(unique, ids);
     assert_eq!(
         by_node.len(),
@@ -86,7 +92,9 @@ fn three_nodes_run_thirty_thousand_jobs_exactly_once() {
 
 #[test]
 fn kill9_of_the_maintenance_leader_moves_maintenance_and_its_jobs_to_the_others() {
-    let Some((_pg, url)) = pg::fresh() else { return };
+    let Some((_pg, url)) = pg::fresh() else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("ran.log");
     // Short leases so the test is quick; each job takes a moment so that
@@ -98,9 +106,11 @@ fn kill9_of_the_maintenance_leader_moves_maintenance_and_its_jobs_to_the_others(
 
     // The first node up takes the maintenance lease.
     let mut victim = pg::work(tmp.path(), &url, "a", &config("a"));
-    eventually(Duration::from_secs(30), "node a to lead maintenance", || {
-        (leader() == "a").then_some(())
-    });
+    eventually(
+        Duration::from_secs(30),
+        "node a to lead maintenance",
+        || (leader() == "a").then_some(()),
+    );
     let server = pg::serve(tmp.path(), &url, "s", &config("s"));
     let _b = pg::work(tmp.path(), &url, "b", &config("b"));
 
@@ -114,10 +124,14 @@ fn kill9_of_the_maintenance_leader_moves_maintenance_and_its_jobs_to_the_others(
     let held = pg::numbers(&url, held_by_a);
     assert!(!held.is_empty());
 
-    let new_leader = eventually(Duration::from_secs(30), "another maintenance leader", || {
-        let l = leader();
-        (l != "a").then_some(l)
-    });
+    let new_leader = eventually(
+        Duration::from_secs(30),
+        "another maintenance leader",
+        || {
+            let l = leader();
+            (l != "a").then_some(l)
+        },
+    );
     assert!(["s", "b"].contains(&new_leader.as_str()), "{new_leader}");
     wait_completed(&server, "count", ids.len() as u64, Duration::from_secs(90));
 

@@ -15,7 +15,9 @@ command = ["cat"]
 
 #[test]
 fn serve_on_postgres_runs_jobs_and_answers_waiting_callers() {
-    let Some((_pg, url)) = pg::fresh() else { return };
+    let Some((_pg, url)) = pg::fresh() else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let server = pg::serve(tmp.path(), &url, "errand", CONFIG);
 
@@ -31,7 +33,11 @@ fn serve_on_postgres_runs_jobs_and_answers_waiting_callers() {
     assert_eq!(done["attempt"], 1);
 
     let out = server.cli(&["enqueue", "echo", r#"{"n": 1}"#, "--json", "--wait"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let waited: Value = serde_json::from_slice(&out.stdout).expect("JSON output");
     assert_eq!(waited["state"], "completed", "{waited}");
     assert_eq!(waited["result"], json!({"n": 1}));
@@ -66,7 +72,9 @@ fn migrate(url: &str) -> Command {
 
 #[test]
 fn migrate_from_three_processes_at_once_applies_each_version_once() {
-    let Some((_pg, url)) = pg::fresh() else { return };
+    let Some((_pg, url)) = pg::fresh() else {
+        return;
+    };
     let racing: Vec<_> = (0..3)
         .map(|_| {
             migrate(&url)
@@ -81,7 +89,11 @@ fn migrate_from_three_processes_at_once_applies_each_version_once() {
         .map(|child| child.wait_with_output().unwrap())
         .collect();
     for out in &outputs {
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let said = String::from_utf8_lossy(&outputs[0].stdout).into_owned();
     let version: i64 = said

@@ -26,7 +26,18 @@ pub fn own() -> Option<(TestPg, String)> {
 /// Runs `query` with psql; answers its output (unaligned, no headers) or why it failed.
 pub fn try_sql(url: &str, query: &str) -> Result<String, String> {
     let out = Command::new(psql())
-        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", query])
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            query,
+        ])
         // Give up fast while the server is down instead of hanging.
         .env("PGCONNECT_TIMEOUT", "5")
         .output()
@@ -72,7 +83,14 @@ pub fn unclean_jobs(url: &str) -> Vec<String> {
 
 /// `errand serve` on `url` with `config` written to `dir/NAME.toml`.
 pub fn serve(dir: &Path, url: &str, name: &str, config: &str) -> Server {
-    node(dir, url, name, config, "serve", &["--listen", "127.0.0.1:0"])
+    node(
+        dir,
+        url,
+        name,
+        config,
+        "serve",
+        &["--listen", "127.0.0.1:0"],
+    )
 }
 
 /// `errand work` on `url` with `config` written to `dir/NAME.toml`.
