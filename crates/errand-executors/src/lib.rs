@@ -3,6 +3,8 @@
 //! TOML through a `Deserialize` config struct and a validating constructor.
 
 mod config_error;
+pub mod email;
 pub mod pool;
+pub mod webhook;
 
 pub use config_error::ExecutorConfigError;

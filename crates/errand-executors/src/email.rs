@@ -1,0 +1,1 @@
+//! The SMTP email executor (in progress).
