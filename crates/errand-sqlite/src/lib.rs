@@ -24,6 +24,7 @@ use errand_core::{
     Enqueued, Job, JobId, Lease, NewJob, NodeInfo, Retention, Store, StoreError, StoreEvent,
 };
 use rusqlite::Connection;
+use rusqlite::config::DbConfig;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -183,6 +184,11 @@ fn open_writer(path: &PathBuf, synchronous: Synchronous) -> Result<Connection, S
         synchronous.pragma()
     ))
     .map_err(db_error)?;
+    // Plans fixed at prepare time: otherwise a new value bound to the claim's
+    // LIMIT (or any parameter the planner looked at) re-prepares the
+    // statement on its next step, which cost more than running it.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(db_error)?;
     conn.set_prepared_statement_cache_capacity(64);
     migrate::migrate(&mut conn)?;
     Ok(conn)

@@ -305,36 +305,41 @@ fn end_attempt(
                      json_object('attempt', attempt, 'at', ?7, 'error', ?6)) END, \
                  max_attempts = max_attempts + ?8, finished_at = ?9, \
                  lease_expires_at = NULL, worker = NULL \
-             WHERE id = ?1 AND attempt = ?2 AND state = 'running' RETURNING queue",
+             WHERE id = ?1 AND attempt = ?2 AND state = 'running'",
         )
         .map_err(db_error)?;
     // `resolve` never answers `running`, so the lease always ends here.
-    let queue: Option<String> = stmt
-        .query_row(
-            (
-                lease.id,
-                lease.attempt,
-                t.state.as_str(),
-                t.run_at.map(micros),
-                t.result.as_ref().map(to_json),
-                &t.error,
-                t.error.as_ref().map(|_| now.to_string()),
-                u32::from(t.refund_attempt),
-                t.is_terminal().then(|| micros(now)),
-            ),
-            |r| r.get(0),
-        )
-        .optional()
+    let changed = stmt
+        .execute((
+            lease.id,
+            lease.attempt,
+            t.state.as_str(),
+            t.run_at.map(micros),
+            t.result.as_ref().map(to_json),
+            &t.error,
+            t.error.as_ref().map(|_| now.to_string()),
+            u32::from(t.refund_attempt),
+            t.is_terminal().then(|| micros(now)),
+        ))
         .map_err(db_error)?;
-    let Some(queue) = queue else {
+    if changed == 0 {
         return Ok(false);
-    };
+    }
     if t.is_terminal() {
         events.finished.push(lease.id);
     } else if t.state == JobState::Available {
-        events.enqueued.insert(queue);
+        // Read only here: most attempts end terminal, and RETURNING would
+        // buffer every row for the queue name nobody needs.
+        events.enqueued.insert(queue_of(conn, lease.id)?);
     }
     Ok(true)
+}
+
+/// The queue of job `id`.
+fn queue_of(conn: &Connection, id: JobId) -> Result<String, StoreError> {
+    conn.prepare_cached("SELECT queue FROM jobs WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| r.get(0)))
+        .map_err(db_error)
 }
 
 /// The state of a job, or NotFound.

@@ -189,14 +189,14 @@ fn run_batch(
     batch: &mut [Box<dyn Pending>],
     done: &mut Events,
 ) -> Result<(), StoreError> {
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(db_error)?;
+    exec(conn, "BEGIN IMMEDIATE")?;
     let result = batch
         .iter_mut()
         .try_for_each(|op| run_one(conn, op.as_mut(), done))
-        .and_then(|()| conn.execute_batch("COMMIT").map_err(db_error));
+        .and_then(|()| exec(conn, "COMMIT"));
     if result.is_err()
         && !conn.is_autocommit()
-        && let Err(e) = conn.execute_batch("ROLLBACK")
+        && let Err(e) = exec(conn, "ROLLBACK")
     {
         tracing::error!(error = %e, "rollback of a failed batch failed");
     }
@@ -204,13 +204,21 @@ fn run_batch(
 }
 
 fn run_one(conn: &Connection, op: &mut dyn Pending, done: &mut Events) -> Result<(), StoreError> {
-    conn.execute_batch("SAVEPOINT op").map_err(db_error)?;
+    exec(conn, "SAVEPOINT op")?;
     let mut events = Events::default();
     if op.run(conn, &mut events) {
         done.absorb(events);
-        conn.execute_batch("RELEASE op").map_err(db_error)
     } else {
-        conn.execute_batch("ROLLBACK TO op; RELEASE op")
-            .map_err(db_error)
+        exec(conn, "ROLLBACK TO op")?;
     }
+    exec(conn, "RELEASE op")
+}
+
+/// Runs one transaction-control statement, prepared once: these run a few
+/// times per commit, and parsing them each time showed in profiles.
+fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute([]))
+        .map(drop)
+        .map_err(db_error)
 }
