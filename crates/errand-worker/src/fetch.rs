@@ -1,17 +1,27 @@
 //! One queue's fetch loop: claims as many jobs as there are free slots in
-//! one store call, spawns a task per job, and when the queue is empty sleeps
+//! one store call (a second claim may be in flight for slots freed
+//! meanwhile), spawns a task per job, and when the queue is empty sleeps
 //! until an enqueue event for this queue, or the poll interval, wakes it.
 
 use crate::execution::{Attempts, Registration};
 use crate::retry_delay::RetryDelay;
 use errand_core::store::ClaimRequest;
-use errand_core::{Job, Outcome, Store, StoreEvent};
+use errand_core::{Job, Outcome, Store, StoreError, StoreEvent};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Semaphore, broadcast};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// Claims a queue may have waiting on the store at once: a second claim for
+/// the slots freed while the first is being committed keeps the writer busy
+/// and lets claims share commits with completions.
+const CLAIMS_IN_FLIGHT: usize = 2;
+
+/// What a claim task answers: the jobs, and the slots reserved for them.
+type Claimed = (Result<Vec<Job>, StoreError>, OwnedSemaphorePermit);
 
 /// Everything one queue's loop needs.
 pub(crate) struct QueueLoop {
@@ -28,7 +38,8 @@ pub(crate) struct QueueLoop {
 }
 
 impl QueueLoop {
-    /// Claims and spawns until `shutdown` fires.
+    /// Claims and spawns until `shutdown` fires, then hands back whatever
+    /// the claims still in flight bring.
     pub(crate) async fn run(self) {
         let slots = Arc::new(Semaphore::new(self.concurrency));
         // Subscribed before the first claim: an enqueue that lands between an
@@ -37,53 +48,79 @@ impl QueueLoop {
         let mut kinds: Vec<String> = self.registrations.keys().cloned().collect();
         kinds.sort();
         let mut delay = RetryDelay::new();
-        while !self.shutdown.is_cancelled() {
-            let free = slots.available_permits();
-            if free == 0 {
-                tokio::select! {
-                    _ = self.shutdown.cancelled() => return,
-                    permit = slots.acquire() => drop(permit),
-                }
-                continue;
-            }
-            let request = ClaimRequest {
-                queue: self.queue.clone(),
-                kinds: kinds.clone(),
-                limit: u32::try_from(free).unwrap_or(u32::MAX),
-                worker: self.worker.clone(),
-                lease: self.lease,
-            };
-            let jobs = match self.store.claim(&request).await {
-                Ok(jobs) => {
-                    delay.reset();
-                    jobs
-                }
-                Err(e) => {
-                    let pause = delay.next();
-                    tracing::warn!(queue = self.queue, error = %e, ?pause, "claim failed; retrying");
-                    self.sleep(pause).await;
-                    continue;
-                }
-            };
-            if self.shutdown.is_cancelled() {
-                self.hand_back(jobs);
+        let mut claims: JoinSet<Claimed> = JoinSet::new();
+        // Set by an empty claim: no new claim until an event or the poll
+        // interval says there may be work.
+        let mut idle = false;
+        loop {
+            let stopping = self.shutdown.is_cancelled();
+            if stopping && claims.is_empty() {
                 return;
             }
-            if jobs.is_empty() {
+            if idle && claims.is_empty() {
                 self.wait_for_work(&mut events).await;
+                idle = false;
                 continue;
             }
-            for job in jobs {
-                let permit = slots
-                    .clone()
-                    .try_acquire_owned()
-                    .expect("claimed no more jobs than free slots");
-                self.spawn(job, permit);
+            let may_claim = !stopping && !idle && claims.len() < CLAIMS_IN_FLIGHT;
+            tokio::select! {
+                Some(claimed) = claims.join_next() => {
+                    let Ok((result, permits)) = claimed else {
+                        tracing::error!(queue = self.queue, "a claim task failed");
+                        continue;
+                    };
+                    match result {
+                        Ok(jobs) => {
+                            delay.reset();
+                            idle = jobs.is_empty();
+                            self.start(jobs, permits);
+                        }
+                        Err(e) => {
+                            drop(permits);
+                            let pause = delay.next();
+                            tracing::warn!(queue = self.queue, error = %e, ?pause, "claim failed; retrying");
+                            self.sleep(pause).await;
+                        }
+                    }
+                }
+                permit = slots.clone().acquire_owned(), if may_claim => {
+                    let mut permits = permit.expect("the slot semaphore is never closed");
+                    // Every slot free now goes into this one claim.
+                    let more = slots.available_permits();
+                    if let Ok(extra) = slots.clone().try_acquire_many_owned(more as u32) {
+                        permits.merge(extra);
+                    }
+                    let request = ClaimRequest {
+                        queue: self.queue.clone(),
+                        kinds: kinds.clone(),
+                        limit: u32::try_from(permits.num_permits()).unwrap_or(u32::MAX),
+                        worker: self.worker.clone(),
+                        lease: self.lease,
+                    };
+                    let store = self.store.clone();
+                    claims.spawn(async move { (store.claim(&request).await, permits) });
+                }
+                _ = self.shutdown.cancelled(), if !stopping => {}
             }
         }
     }
 
-    fn spawn(&self, job: Job, permit: tokio::sync::OwnedSemaphorePermit) {
+    /// Runs claimed jobs, one slot each, or hands them back once shutdown
+    /// has begun; slots left over are freed.
+    fn start(&self, jobs: Vec<Job>, mut permits: OwnedSemaphorePermit) {
+        if self.shutdown.is_cancelled() {
+            self.hand_back(jobs);
+            return;
+        }
+        for job in jobs {
+            let permit = permits
+                .split(1)
+                .expect("claimed no more jobs than slots reserved");
+            self.spawn(job, permit);
+        }
+    }
+
+    fn spawn(&self, job: Job, permit: OwnedSemaphorePermit) {
         let Some(reg) = self.registrations.get(&job.kind).cloned() else {
             // The store returned a kind we did not ask for: give it back untouched.
             tracing::warn!(
