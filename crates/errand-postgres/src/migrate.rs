@@ -11,6 +11,7 @@ use tokio_postgres::{Client, GenericClient};
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_jobs.sql")),
     (2, include_str!("../migrations/0002_nodes.sql")),
+    (3, include_str!("../migrations/0003_claim_function.sql")),
 ];
 
 /// The newest schema this build knows.

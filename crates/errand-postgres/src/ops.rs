@@ -208,18 +208,10 @@ async fn duplicates(
 /// claimer holds are skipped, not waited for.
 pub(crate) async fn claim(client: &Client, req: &ClaimRequest) -> Result<Vec<Job>, StoreError> {
     let now = now();
+    // errand_claim (migration 0003) pins the ordered scan of the claim index.
     let stmt = client
         .prepare_cached(&format!(
-            "UPDATE jobs SET state = 'running', attempt = attempt + 1, started_at = $1, \
-                 lease_expires_at = $2, worker = $3 \
-             WHERE id IN ( \
-                 SELECT id FROM jobs \
-                 WHERE state IN ('scheduled', 'available', 'retryable') \
-                   AND queue = $4 AND run_at <= $1 \
-                   AND (cardinality($5::text[]) = 0 OR kind = ANY($5::text[])) \
-                 ORDER BY priority, run_at, id LIMIT $6 \
-                 FOR UPDATE SKIP LOCKED) \
-             RETURNING {JOB_COLUMNS}"
+            "SELECT {JOB_COLUMNS} FROM errand_claim($1, $2, $3, $4, $5::text[], $6)"
         ))
         .await
         .map_err(db_error)?;
@@ -283,7 +275,13 @@ fn lease_arrays(leases: &[Lease]) -> (Vec<i64>, Vec<i32>) {
 /// a lock is still current when the fenced UPDATE applies.
 struct Running {
     lease: Lease,
-    max_attempts: u32,
+    /// Read only for the outcomes that depend on the attempts left.
+    max_attempts: Option<u32>,
+}
+
+/// Whether `resolve` needs the attempts left to decide this outcome.
+fn needs_budget(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Retry(_) | Outcome::LeaseExpired)
 }
 
 fn running_from_row(row: &tokio_postgres::Row) -> Result<Running, StoreError> {
@@ -292,13 +290,15 @@ fn running_from_row(row: &tokio_postgres::Row) -> Result<Running, StoreError> {
             id: row.get(0),
             attempt: uint(row.get(1), "attempt")?,
         },
-        max_attempts: uint(row.get(2), "max_attempts")?,
+        max_attempts: Some(uint(row.get(2), "max_attempts")?),
     })
 }
 
-/// Ends attempts whose lease is still current in two statements: read the
-/// running attempts, resolve each in Rust, write them all back fenced by
-/// attempt and state.
+/// Ends attempts whose lease is still current. Successes, snoozes and
+/// handbacks do not depend on the attempts left, so a batch of them is one
+/// fenced UPDATE; retries first read their jobs' `max_attempts` (one more
+/// statement), then everything is resolved in Rust and written back fenced
+/// by attempt and state.
 pub(crate) async fn finish(
     client: &Client,
     finishes: Vec<Finish>,
@@ -307,23 +307,24 @@ pub(crate) async fn finish(
         return Ok((Vec::new(), Changes::default()));
     }
     let now = now();
-    let ids: Vec<i64> = finishes.iter().map(|f| f.lease.id).collect();
-    let stmt = client
-        .prepare_cached(
-            "SELECT id, attempt, max_attempts FROM jobs \
-             WHERE id = ANY($1::bigint[]) AND state = 'running'",
-        )
-        .await
-        .map_err(db_error)?;
-    let mut running: HashMap<Lease, u32> = HashMap::new();
-    for row in client.query(&stmt, &[&ids]).await.map_err(db_error)? {
-        let job = running_from_row(&row)?;
-        running.insert(job.lease, job.max_attempts);
-    }
-    let mut planned = Vec::new();
+    let budgets = attempt_budgets(client, &finishes).await?;
+    let mut seen = HashSet::with_capacity(finishes.len());
+    let mut first = Vec::with_capacity(finishes.len());
+    let mut planned = Vec::with_capacity(finishes.len());
     for f in &finishes {
-        // Removing the entry makes a second finish of the same lease lose.
-        if let Some(max_attempts) = running.remove(&f.lease) {
+        // A second finish of the same lease in one batch loses.
+        let is_first = seen.insert(f.lease);
+        first.push(is_first);
+        let max_attempts = if needs_budget(&f.outcome) {
+            match budgets.get(&f.lease) {
+                Some(max) => Some(*max),
+                // Not running under this lease any more: nothing to write.
+                None => continue,
+            }
+        } else {
+            None
+        };
+        if is_first {
             let job = Running {
                 lease: f.lease,
                 max_attempts,
@@ -334,9 +335,39 @@ pub(crate) async fn finish(
     let (applied, changes) = end_attempts(client, planned, now, None).await?;
     let answers = finishes
         .iter()
-        .map(|f| applied.contains(&f.lease))
+        .zip(first)
+        .map(|(f, first)| first && applied.contains(&f.lease))
         .collect();
     Ok((answers, changes))
+}
+
+/// The `max_attempts` of the running jobs whose outcome depends on it, by
+/// lease; no statement at all when none does.
+async fn attempt_budgets(
+    client: &Client,
+    finishes: &[Finish],
+) -> Result<HashMap<Lease, u32>, StoreError> {
+    let ids: Vec<i64> = finishes
+        .iter()
+        .filter(|f| needs_budget(&f.outcome))
+        .map(|f| f.lease.id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let stmt = client
+        .prepare_cached(
+            "SELECT id, attempt, max_attempts FROM jobs \
+             WHERE id = ANY($1::bigint[]) AND state = 'running'",
+        )
+        .await
+        .map_err(db_error)?;
+    let mut budgets = HashMap::with_capacity(ids.len());
+    for row in client.query(&stmt, &[&ids]).await.map_err(db_error)? {
+        let job = running_from_row(&row)?;
+        budgets.insert(job.lease, job.max_attempts.unwrap_or_default());
+    }
+    Ok(budgets)
 }
 
 /// Puts running jobs whose lease has expired back to run, counting the
@@ -394,10 +425,12 @@ async fn end_attempts(
     let mut refunds = Vec::with_capacity(n);
     let mut finished_at: Vec<Option<SystemTime>> = Vec::with_capacity(n);
     for (job, outcome, backoff) in planned {
-        let t: Transition = resolve(job.lease.attempt, job.max_attempts, outcome, &backoff, now);
+        // Without a budget the outcome does not depend on it (see needs_budget).
+        let budget = job.max_attempts.unwrap_or(u32::MAX);
+        let t: Transition = resolve(job.lease.attempt, budget, outcome, &backoff, now);
         ids.push(job.lease.id);
         attempts.push(int(job.lease.attempt));
-        max_attempts.push(int(job.max_attempts));
+        max_attempts.push(job.max_attempts.map(int));
         states.push(t.state.as_str());
         run_at.push(t.run_at.map(sql_time));
         finished_at.push(t.is_terminal().then(|| sql_time(now)));
@@ -420,7 +453,7 @@ async fn end_attempts(
                  AS u(id, attempt, state, run_at, result, error, refund, finished_at, \
                       max_attempts) \
              WHERE j.id = u.id AND j.attempt = u.attempt AND j.state = 'running' \
-               AND j.max_attempts = u.max_attempts \
+               AND (u.max_attempts IS NULL OR j.max_attempts = u.max_attempts) \
                AND ($11::timestamptz IS NULL OR j.lease_expires_at < $11) \
              RETURNING j.id, u.attempt, j.state, j.queue",
         )
