@@ -10,4 +10,8 @@ pub trait Executor: Send + Sync + 'static {
     /// Runs one attempt. Must return promptly (and clean up, e.g. kill its
     /// processes) once `cancel` fires.
     async fn execute(&self, job: &Job, cancel: CancellationToken) -> Outcome;
+
+    /// Releases what the executor holds (e.g. stops its long-lived
+    /// processes); called once, after the worker's last attempt ended.
+    async fn shutdown(&self) {}
 }

@@ -1,0 +1,96 @@
+//! The pool executor: long-lived worker processes (for code whose start-up
+//! is expensive) that errand starts, feeds one job at a time over a line
+//! protocol (docs/pool-protocol.md), supervises and recycles.
+
+mod config;
+mod process;
+mod protocol;
+mod rss;
+mod size;
+mod supervisor;
+
+pub use config::PoolConfig;
+pub use size::ByteSize;
+
+use crate::ExecutorConfigError;
+use async_trait::async_trait;
+use errand_core::{Job, Outcome};
+use errand_worker::Executor;
+use process::{Fault, WorkerProcess};
+use std::sync::Arc;
+use supervisor::Supervisor;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+/// Runs jobs on a supervised pool of long-lived processes.
+pub struct PoolExecutor {
+    supervisor: Arc<Supervisor>,
+    /// Stops the pool's background work when the executor is dropped
+    /// without [`Executor::shutdown`]; the processes are then killed.
+    _stop_on_drop: DropGuard,
+}
+
+impl PoolExecutor {
+    /// Validates `config` and starts its processes in the background; `name`
+    /// (the kind) labels the processes' logs. Must be called within a Tokio runtime.
+    pub fn new(name: &str, config: PoolConfig) -> Result<PoolExecutor, ExecutorConfigError> {
+        config.validate()?;
+        let supervisor = Supervisor::start(name, config);
+        let guard = supervisor.shutdown_token().clone().drop_guard();
+        Ok(PoolExecutor {
+            supervisor,
+            _stop_on_drop: guard,
+        })
+    }
+
+    /// Decides what happens to a process that answered a job.
+    fn after_answer(&self, mut process: WorkerProcess, outcome: &Outcome) {
+        process.jobs += 1;
+        if let Outcome::Deadly(error) = outcome {
+            return self
+                .supervisor
+                .replace(process, Fault(format!("reported deadly: {error}")));
+        }
+        let config = self.supervisor.config();
+        if config.max_jobs > 0 && process.jobs >= config.max_jobs {
+            let why = format!("ran max_jobs = {}", config.max_jobs);
+            return self.supervisor.retire(process, &why);
+        }
+        if let Some(limit) = config.max_rss
+            && let Some(rss) = process.rss()
+            && rss > limit.0
+        {
+            let why = format!("resident memory {rss} bytes is above max_rss = {limit}");
+            return self.supervisor.retire(process, &why);
+        }
+        self.supervisor.checkin(process);
+    }
+}
+
+#[async_trait]
+impl Executor for PoolExecutor {
+    async fn execute(&self, job: &Job, cancel: CancellationToken) -> Outcome {
+        let Some(mut process) = self.supervisor.checkout(&cancel).await else {
+            return Outcome::Retry("cancelled while waiting for an idle pool process".into());
+        };
+        let pid = process.pid();
+        let answer = tokio::select! {
+            answer = process.run(job) => answer,
+            _ = cancel.cancelled() => Err(Fault("did not answer before the job was cancelled".into())),
+        };
+        match answer {
+            Ok(outcome) => {
+                self.after_answer(process, &outcome);
+                outcome
+            }
+            Err(fault) => {
+                let error = format!("worker process {pid} {}", fault.0);
+                self.supervisor.replace(process, fault);
+                Outcome::Retry(error)
+            }
+        }
+    }
+
+    async fn shutdown(&self) {
+        self.supervisor.stop().await;
+    }
+}

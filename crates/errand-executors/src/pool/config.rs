@@ -1,0 +1,162 @@
+//! `[kinds.<kind>] pool = { … }`: what a pool runs and the limits it
+//! recycles its processes at.
+
+use super::size::ByteSize;
+use crate::ExecutorConfigError;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Most processes one pool may run: a guard against a typo, not a tuning knob.
+const MAX_PROCESSES: usize = 1024;
+
+/// Configuration of a [`PoolExecutor`](super::PoolExecutor).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Program and arguments of a worker process; run directly, never through a shell.
+    pub command: Vec<String>,
+    /// Working directory of the processes; errand's when absent.
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// Extra environment variables (errand's environment is inherited).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// How many processes run at once.
+    #[serde(default = "default_processes")]
+    pub processes: usize,
+    /// Jobs a process runs before it is replaced; 0 = never.
+    #[serde(default = "default_max_jobs")]
+    pub max_jobs: u64,
+    /// Resident memory (the process and its children) above which a process
+    /// is replaced after its current job.
+    #[serde(default)]
+    pub max_rss: Option<ByteSize>,
+}
+
+fn default_processes() -> usize {
+    4
+}
+
+fn default_max_jobs() -> u64 {
+    1000
+}
+
+impl PoolConfig {
+    /// A pool running `command` with every other setting at its default.
+    pub fn new(command: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        PoolConfig {
+            command: command.into_iter().map(Into::into).collect(),
+            cwd: None,
+            env: BTreeMap::new(),
+            processes: default_processes(),
+            max_jobs: default_max_jobs(),
+            max_rss: None,
+        }
+    }
+
+    /// Checks what serde cannot; the error names the key (`pool.<key>`).
+    pub fn validate(&self) -> Result<(), ExecutorConfigError> {
+        let bad = |key: &str, message: String| {
+            Err(ExecutorConfigError::new(format!("pool.{key}"), message))
+        };
+        match self.command.first() {
+            None => return bad("command", "must name a program to run".into()),
+            Some(program) if program.trim().is_empty() => {
+                return bad("command", "the program (first element) is empty".into());
+            }
+            Some(_) => {}
+        }
+        if !(1..=MAX_PROCESSES).contains(&self.processes) {
+            return bad(
+                "processes",
+                format!(
+                    "must be between 1 and {MAX_PROCESSES}, got {}",
+                    self.processes
+                ),
+            );
+        }
+        if self.max_rss == Some(ByteSize(0)) {
+            return bad("max_rss", "must be more than 0 bytes".into());
+        }
+        if let Some(cwd) = &self.cwd
+            && !cwd.is_dir()
+        {
+            return bad("cwd", format!("{} is not a directory", cwd.display()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml_text: &str) -> Result<PoolConfig, String> {
+        toml::from_str(toml_text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_and_sizes() {
+        let config = parse(
+            r#"command = ["php", "worker.php"]
+max_rss = "256MiB""#,
+        )
+        .unwrap();
+        assert_eq!(config.processes, 4);
+        assert_eq!(config.max_jobs, 1000);
+        assert_eq!(config.max_rss, Some(ByteSize(256 << 20)));
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            (PoolConfig::new(Vec::<String>::new()), "pool.command"),
+            (PoolConfig::new([""]), "pool.command"),
+            (
+                PoolConfig {
+                    processes: 0,
+                    ..PoolConfig::new(["php"])
+                },
+                "pool.processes",
+            ),
+            (
+                PoolConfig {
+                    max_rss: Some(ByteSize(0)),
+                    ..PoolConfig::new(["php"])
+                },
+                "pool.max_rss",
+            ),
+            (
+                PoolConfig {
+                    cwd: Some("/no/such/dir".into()),
+                    ..PoolConfig::new(["php"])
+                },
+                "pool.cwd",
+            ),
+        ];
+        for (config, key) in cases {
+            assert_eq!(config.validate().unwrap_err().key, key, "{config:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_sizes_are_refused() {
+        let err = parse(
+            r#"command = ["php"]
+procesess = 3"#,
+        )
+        .unwrap_err();
+        assert!(err.contains("procesess"), "{err}");
+        let err = parse(
+            r#"command = ["php"]
+max_rss = "lots""#,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("max_rss") && err.contains("invalid size"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,234 @@
+//! One long-lived worker process: started in its own process group, greeted
+//! with the handshake, handed jobs one at a time, and stopped (gracefully or
+//! not) with its whole group, always reaped.
+
+use super::PoolConfig;
+use super::protocol::{self, Line, MAX_LINE, Reply};
+use errand_core::{Job, Outcome};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How long a process may take to print its handshake (framework bootstrap included).
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a process may take to exit once its stdin is closed.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long errand waits for a process that closed its stdout to exit.
+const EXIT_WAIT: Duration = Duration::from_secs(2);
+/// Longest stderr line logged whole.
+const MAX_STDERR_LINE: usize = 16 << 10;
+
+/// A running worker process that has sent its handshake.
+pub(super) struct WorkerProcess {
+    child: Child,
+    pid: u32,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    line: Vec<u8>,
+    started: Instant,
+    /// Jobs answered so far.
+    pub(super) jobs: u64,
+    /// Which of the pool's places it fills, and that place's restart history.
+    pub(super) slot: super::supervisor::Slot,
+}
+
+/// Why a process could not finish a job: it must be replaced.
+pub(super) struct Fault(pub(super) String);
+
+impl WorkerProcess {
+    /// Starts a process for `slot` and waits for its handshake.
+    pub(super) async fn start(
+        pool: &Arc<str>,
+        config: &PoolConfig,
+        slot: super::supervisor::Slot,
+        stop: &CancellationToken,
+    ) -> Result<WorkerProcess, String> {
+        let program = &config.command[0];
+        let mut command = Command::new(program);
+        command
+            .args(&config.command[1..])
+            .envs(&config.env)
+            .env("ERRAND_POOL", &**pool)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own group, so that stopping it reaches everything it started.
+            .process_group(0);
+        if let Some(cwd) = &config.cwd {
+            command.current_dir(cwd);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {program:?}: {e}"))?;
+        let Some(pid) = child.id() else {
+            let status = child.wait().await;
+            return Err(format!("{program:?} exited at once ({status:?})"));
+        };
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(log_stderr(pool.clone(), pid, stderr));
+        }
+        let mut process = WorkerProcess {
+            stdin: child.stdin.take(),
+            stdout: BufReader::new(child.stdout.take().expect("stdout is piped")),
+            child,
+            pid,
+            line: Vec::new(),
+            started: Instant::now(),
+            jobs: 0,
+            slot,
+        };
+        let handshake = tokio::select! {
+            done = tokio::time::timeout(START_TIMEOUT, process.handshake()) => done.unwrap_or_else(|_| {
+                Err(Fault(format!("sent no handshake within {START_TIMEOUT:?}")))
+            }),
+            _ = stop.cancelled() => Err(Fault("was stopped before its handshake".into())),
+        };
+        match handshake {
+            Ok(()) => Ok(process),
+            Err(fault) => Err(format!(
+                "{program:?} (pid {pid}) {}",
+                process.kill(fault).await
+            )),
+        }
+    }
+
+    async fn handshake(&mut self) -> Result<(), Fault> {
+        self.read_line().await?;
+        protocol::parse_ready(&self.line).map_err(Fault)
+    }
+
+    /// Its process id.
+    pub(super) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// How long it has been running.
+    pub(super) fn age(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Hands `job` over and reads until its answer, logging progress reports.
+    pub(super) async fn run(&mut self, job: &Job) -> Result<Outcome, Fault> {
+        let line = protocol::job_line(job);
+        let stdin = self
+            .stdin
+            .as_mut()
+            .expect("stdin is open until the process is stopped");
+        if let Err(e) = async {
+            stdin.write_all(&line).await?;
+            stdin.flush().await
+        }
+        .await
+        {
+            return Err(Fault(format!("could not be sent the job: {e}")));
+        }
+        loop {
+            self.read_line().await?;
+            match protocol::parse_reply(&self.line, job.id).map_err(Fault)? {
+                Reply::Outcome(outcome) => return Ok(outcome),
+                Reply::Progress(progress) => {
+                    tracing::debug!(job = job.id, pid = self.pid, %progress, "pool job progress")
+                }
+            }
+        }
+    }
+
+    async fn read_line(&mut self) -> Result<(), Fault> {
+        match protocol::read_line(&mut self.stdout, &mut self.line, MAX_LINE).await {
+            Ok(Line::Complete) => Ok(()),
+            Ok(Line::TooLong) => Err(Fault(format!("wrote a line longer than {MAX_LINE} bytes"))),
+            Ok(Line::Eof) => {
+                // It closed stdout: it is exiting (or has); say how.
+                let exit = match tokio::time::timeout(EXIT_WAIT, self.child.wait()).await {
+                    Ok(Ok(status)) => describe(status),
+                    Ok(Err(e)) => format!("status unknown: {e}"),
+                    Err(_) => "closed its stdout".into(),
+                };
+                Err(Fault(format!("exited ({exit})")))
+            }
+            Err(e) => Err(Fault(format!("could not be read from: {e}"))),
+        }
+    }
+
+    /// Resident memory of the process and its descendants, when /proc tells.
+    pub(super) fn rss(&self) -> Option<u64> {
+        super::rss::tree_rss(self.pid)
+    }
+
+    /// Stops it at once: kills its group and reaps it. Returns `fault`'s text.
+    pub(super) async fn kill(mut self, fault: Fault) -> String {
+        self.signal_group(Signal::SIGKILL);
+        let _ = self.child.wait().await;
+        fault.0
+    }
+
+    /// Stops it gracefully: closes its stdin (its cue to exit), waits a
+    /// little, then kills whatever is left of its group; always reaps.
+    pub(super) async fn stop(mut self) {
+        drop(self.stdin.take());
+        let exited = tokio::time::timeout(STOP_GRACE, self.child.wait()).await;
+        // Also after a clean exit: its own children may still be around.
+        self.signal_group(Signal::SIGKILL);
+        if exited.is_err() {
+            let _ = self.child.wait().await;
+        }
+    }
+
+    fn signal_group(&self, signal: Signal) {
+        let pgid = Pid::from_raw(i32::try_from(self.pid).expect("pids fit in i32"));
+        // ESRCH: the group is already empty.
+        let _ = killpg(pgid, signal);
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        // Dropped without being stopped (the pool itself was dropped): nothing
+        // may outlive it. Tokio reaps the killed child in the background.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.signal_group(Signal::SIGKILL);
+        }
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => match Signal::try_from(signal) {
+            Ok(name) => format!("killed by {name}"),
+            Err(_) => format!("killed by signal {signal}"),
+        },
+        (None, None) => status.to_string(),
+    }
+}
+
+/// Logs a process's stderr line by line until it closes.
+async fn log_stderr(pool: Arc<str>, pid: u32, stderr: tokio::process::ChildStderr) {
+    let mut reader = BufReader::new(stderr);
+    let mut line = Vec::new();
+    loop {
+        match protocol::read_line(&mut reader, &mut line, MAX_STDERR_LINE).await {
+            Ok(Line::Eof) | Err(_) if line.is_empty() => return,
+            Ok(ended) => {
+                let text = String::from_utf8_lossy(&line);
+                let truncated = if ended == Line::TooLong {
+                    " [truncated]"
+                } else {
+                    ""
+                };
+                tracing::info!(pool = %pool, pid, "{text}{truncated}");
+                if ended == Line::Eof {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Keeping a pool at strength: idle processes wait in a channel; a process
+//! that crashed, hung or reported its infrastructure down is replaced after
+//! an exponential (capped) backoff that resets once processes stay healthy;
+//! a process that reached its job or memory limit is retired gracefully and
+//! replaced at once. Every stop and start is a tracked task so shutdown can
+//! wait for all of them.
+
+use super::PoolConfig;
+use super::process::{Fault, WorkerProcess};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// First restart delay after a process failed.
+const RESTART_BASE: Duration = Duration::from_millis(200);
+/// Longest restart delay.
+const RESTART_MAX: Duration = Duration::from_secs(30);
+/// A process that ran this long before failing is not part of a crash
+/// loop: its place starts the backoff over.
+const HEALTHY: Duration = Duration::from_secs(60);
+
+/// One of the pool's places and how often its processes failed in a row.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Slot {
+    index: usize,
+    failures: u32,
+}
+
+impl Slot {
+    /// Delay before the next start after a failure, counting that failure.
+    fn after_failure(&mut self, age: Duration) -> Duration {
+        if age >= HEALTHY {
+            self.failures = 0;
+        }
+        let delay = RESTART_BASE.saturating_mul(1 << self.failures.min(16));
+        self.failures += 1;
+        delay.min(RESTART_MAX)
+    }
+}
+
+/// What the executor and its background tasks share.
+pub(super) struct Supervisor {
+    pool: Arc<str>,
+    config: PoolConfig,
+    idle_tx: mpsc::UnboundedSender<WorkerProcess>,
+    idle_rx: Mutex<mpsc::UnboundedReceiver<WorkerProcess>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Supervisor {
+    /// A supervisor for `config`, starting its processes in the background.
+    pub(super) fn start(pool: &str, config: PoolConfig) -> Arc<Supervisor> {
+        let (idle_tx, idle_rx) = mpsc::unbounded_channel();
+        let supervisor = Arc::new(Supervisor {
+            pool: pool.into(),
+            config,
+            idle_tx,
+            idle_rx: Mutex::new(idle_rx),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        for index in 0..supervisor.config.processes {
+            supervisor.spawn_process(Slot { index, failures: 0 }, Duration::ZERO);
+        }
+        supervisor
+    }
+
+    /// The token that stops the pool.
+    pub(super) fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// The pool's configuration.
+    pub(super) fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// Waits for an idle process; `None` once `cancel` fires or the pool stops.
+    pub(super) async fn checkout(&self, cancel: &CancellationToken) -> Option<WorkerProcess> {
+        let wait = async { self.idle_rx.lock().await.recv().await };
+        tokio::select! {
+            process = wait => process,
+            _ = cancel.cancelled() => None,
+            _ = self.shutdown.cancelled() => None,
+        }
+    }
+
+    /// Makes a process that answered its job available again.
+    pub(super) fn checkin(self: &Arc<Self>, process: WorkerProcess) {
+        if self.shutdown.is_cancelled() {
+            self.tasks.spawn(process.stop());
+        } else if let Err(returned) = self.idle_tx.send(process) {
+            // The receiver lives as long as the supervisor, so this cannot happen;
+            // stop the process rather than leak it all the same.
+            self.tasks.spawn(returned.0.stop());
+        }
+    }
+
+    /// Replaces a process that reached its job or memory limit.
+    pub(super) fn retire(self: &Arc<Self>, process: WorkerProcess, why: &str) {
+        tracing::info!(pool = %self.pool, pid = process.pid(), jobs = process.jobs, "recycling pool process: {why}");
+        let slot = process.slot;
+        self.tasks.spawn(process.stop());
+        self.spawn_process(slot, Duration::ZERO);
+    }
+
+    /// Kills a process that failed and starts another after backoff.
+    pub(super) fn replace(self: &Arc<Self>, mut process: WorkerProcess, fault: Fault) {
+        let delay = process.slot.after_failure(process.age());
+        tracing::warn!(pool = %self.pool, pid = process.pid(), ?delay, "pool process {}; restarting it", fault.0);
+        let slot = process.slot;
+        self.tasks.spawn(async move {
+            process.kill(fault).await;
+        });
+        self.spawn_process(slot, delay);
+    }
+
+    /// Starts a process for `slot` after `delay`, retrying with backoff
+    /// until it starts or the pool stops.
+    fn spawn_process(self: &Arc<Self>, mut slot: Slot, mut delay: Duration) {
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = this.shutdown.cancelled() => return,
+                }
+                match WorkerProcess::start(&this.pool, &this.config, slot, &this.shutdown).await {
+                    Ok(process) => return this.checkin(process),
+                    Err(_) if this.shutdown.is_cancelled() => return,
+                    Err(e) => {
+                        delay = slot.after_failure(Duration::ZERO);
+                        tracing::error!(pool = %this.pool, slot = slot.index, ?delay, "pool process failed to start: {e}");
+                    }
+                }
+            }
+        });
+    }
+
+    /// Stops every process gracefully and waits until all are reaped.
+    pub(super) async fn stop(&self) {
+        self.shutdown.cancel();
+        {
+            let mut idle = self.idle_rx.lock().await;
+            while let Ok(process) = idle.try_recv() {
+                self.tasks.spawn(process.stop());
+            }
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_backoff_grows_caps_and_resets_after_a_healthy_run() {
+        let mut slot = Slot {
+            index: 0,
+            failures: 0,
+        };
+        let quick = Duration::from_secs(1);
+        let delays: Vec<_> = (0..12).map(|_| slot.after_failure(quick)).collect();
+        assert_eq!(delays[0], RESTART_BASE);
+        assert_eq!(delays[1], RESTART_BASE * 2);
+        assert_eq!(delays[2], RESTART_BASE * 4);
+        assert_eq!(delays[11], RESTART_MAX);
+        assert_eq!(slot.after_failure(HEALTHY), RESTART_BASE);
+    }
+}
