@@ -97,9 +97,8 @@ fn kill9_of_the_maintenance_leader_moves_maintenance_and_its_jobs_to_the_others(
     };
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("ran.log");
-    // Short leases (yet room for a stall on a loaded box) so the test is
-    // quick; each job takes a moment so that
-    // the killed node is holding some.
+    // Short leases (with room for a stall on a loaded box) keep the test
+    // quick; each job takes a moment so the killed node is holding some.
     let worker = "lease = \"5s\"\nheartbeat = \"1s\"";
     let script = r#"echo \"$ERRAND_JOB_ID $ERRAND_ATTEMPT $NODE\"; sleep 0.3"#;
     let config = |name| node_config(name, worker, 8, &log, script);
