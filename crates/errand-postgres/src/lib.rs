@@ -3,7 +3,7 @@
 //! Claims take rows with `FOR UPDATE SKIP LOCKED` in batches; completions
 //! are written many per statement; idle workers on every node are woken by
 //! LISTEN/NOTIFY (see [`events`]). Connections come from a bounded pool and
-//! are verified before use; a lost or refused connection surfaces as
+//! are checked before use; a lost or refused connection surfaces as
 //! `StoreError::Unavailable`, which callers retry with backoff, never as a
 //! failed job.
 
@@ -41,8 +41,9 @@ pub struct PostgresOptions {
     /// The `application_name` of every connection, to find them in `pg_stat_activity`.
     pub application_name: String,
     /// Run a test query on a pooled connection before each use (one more
-    /// round trip). Without it only a closed socket is noticed, and a
-    /// connection that died silently fails its next call with `Unavailable`.
+    /// round trip on every store call). Off by default: a closed socket is
+    /// noticed without it, and a connection that died silently fails its
+    /// next call with `Unavailable`, which every caller retries.
     pub verify_connections: bool,
 }
 
@@ -53,7 +54,7 @@ impl Default for PostgresOptions {
             connect_timeout: Duration::from_secs(5),
             pool_timeout: Duration::from_secs(30),
             application_name: "errand".to_string(),
-            verify_connections: true,
+            verify_connections: false,
         }
     }
 }

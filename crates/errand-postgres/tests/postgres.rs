@@ -358,9 +358,16 @@ async fn killed_connections_are_survived() {
     )
     .await
     .unwrap();
-    let b = PostgresStore::connect(&url, opts("errand-kill-b", 4))
-        .await
-        .unwrap();
+    // With it, the other node tests each connection before use.
+    let b = PostgresStore::connect(
+        &url,
+        PostgresOptions {
+            verify_connections: true,
+            ..opts("errand-kill-b", 4)
+        },
+    )
+    .await
+    .unwrap();
     let admin = admin(&url).await;
     let mut killed = 0;
     survives(&a, async || {
