@@ -4,7 +4,8 @@
 // Reads one job per line on stdin and answers on stdout. The payload's "op"
 // picks what to do, so tests can drive every path of the protocol:
 // echo, sleep, fail, permanent, snooze, deadly, crash, grow, progress,
-// garbage, spawn, crash_first. Anything else is echoed.
+// garbage, spawn. With "once": true the op applies to the first attempt
+// only (later attempts echo), so tests can watch a job recover.
 
 $hoard = []; // memory kept by "grow", to push the process over max_rss
 
@@ -21,6 +22,9 @@ function run(array $job): ?array
     global $hoard;
     $p = is_array($job['payload']) ? $job['payload'] : [];
     $op = $p['op'] ?? 'echo';
+    if (($p['once'] ?? false) && $job['attempt'] > 1) {
+        $op = 'echo';
+    }
     $id = $job['id'];
     $done = ['type' => 'result', 'id' => $id, 'result' => ['pid' => getmypid(), 'data' => $p['data'] ?? null]];
     switch (true) {
@@ -35,7 +39,7 @@ function run(array $job): ?array
             return ['type' => 'snooze', 'id' => $id, 'seconds' => $p['seconds'] ?? 60];
         case $op === 'deadly':
             return ['type' => 'deadly', 'id' => $id, 'error' => $p['message'] ?? 'database unreachable'];
-        case $op === 'crash' || ($op === 'crash_first' && $job['attempt'] === 1):
+        case $op === 'crash':
             fwrite(STDERR, "crashing on purpose\n");
             exit((int) ($p['code'] ?? 3));
         case $op === 'grow':

@@ -4,7 +4,8 @@
 Reads one job per line on stdin and answers on stdout. The payload's "op"
 picks what to do, so tests can drive every path of the protocol:
 echo, sleep, fail, permanent, snooze, deadly, crash, grow, progress,
-garbage, spawn, crash_first. Anything else is echoed.
+garbage, spawn. With "once": true the op applies to the first attempt
+only (later attempts echo), so tests can watch a job recover.
 """
 
 import json
@@ -26,6 +27,8 @@ def run(job):
     """Returns the answer to one job (or None once it answered itself)."""
     p = job["payload"] if isinstance(job["payload"], dict) else {}
     op, jid = p.get("op", "echo"), job["id"]
+    if p.get("once") and job["attempt"] > 1:
+        op = "echo"
     done = {"type": "result", "id": jid, "result": {"pid": os.getpid(), "data": p.get("data")}}
     if op == "sleep":
         time.sleep(float(p.get("seconds", 1)))
@@ -37,7 +40,7 @@ def run(job):
         return {"type": "snooze", "id": jid, "seconds": p.get("seconds", 60)}
     elif op == "deadly":
         return {"type": "deadly", "id": jid, "error": p.get("message", "database unreachable")}
-    elif op == "crash" or (op == "crash_first" and job["attempt"] == 1):
+    elif op == "crash":
         sys.stderr.write("crashing on purpose\n")
         os._exit(int(p.get("code", 3)))
     elif op == "grow":

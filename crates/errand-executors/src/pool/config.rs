@@ -65,6 +65,9 @@ impl PoolConfig {
             Some(program) if program.trim().is_empty() => {
                 return bad("command", "the program (first element) is empty".into());
             }
+            Some(program) if !self.program_exists(program) => {
+                return bad("command", format!("program {program:?} not found"));
+            }
             Some(_) => {}
         }
         if !(1..=MAX_PROCESSES).contains(&self.processes) {
@@ -86,6 +89,17 @@ impl PoolConfig {
         }
         Ok(())
     }
+
+    /// Whether `program` can be started: a path (relative to `cwd`) that
+    /// exists, or a name found on PATH.
+    fn program_exists(&self, program: &str) -> bool {
+        if program.contains('/') {
+            let base = self.cwd.clone().unwrap_or_default();
+            return base.join(program).is_file();
+        }
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+    }
 }
 
 #[cfg(test)]
@@ -99,7 +113,7 @@ mod tests {
     #[test]
     fn defaults_and_sizes() {
         let config = parse(
-            r#"command = ["php", "worker.php"]
+            r#"command = ["sh", "worker.sh"]
 max_rss = "256MiB""#,
         )
         .unwrap();
@@ -114,24 +128,26 @@ max_rss = "256MiB""#,
         let cases = [
             (PoolConfig::new(Vec::<String>::new()), "pool.command"),
             (PoolConfig::new([""]), "pool.command"),
+            (PoolConfig::new(["no-such-program-errand"]), "pool.command"),
+            (PoolConfig::new(["./no/such/worker"]), "pool.command"),
             (
                 PoolConfig {
                     processes: 0,
-                    ..PoolConfig::new(["php"])
+                    ..PoolConfig::new(["sh"])
                 },
                 "pool.processes",
             ),
             (
                 PoolConfig {
                     max_rss: Some(ByteSize(0)),
-                    ..PoolConfig::new(["php"])
+                    ..PoolConfig::new(["sh"])
                 },
                 "pool.max_rss",
             ),
             (
                 PoolConfig {
                     cwd: Some("/no/such/dir".into()),
-                    ..PoolConfig::new(["php"])
+                    ..PoolConfig::new(["sh"])
                 },
                 "pool.cwd",
             ),
@@ -144,13 +160,13 @@ max_rss = "256MiB""#,
     #[test]
     fn unknown_keys_and_bad_sizes_are_refused() {
         let err = parse(
-            r#"command = ["php"]
+            r#"command = ["sh"]
 procesess = 3"#,
         )
         .unwrap_err();
         assert!(err.contains("procesess"), "{err}");
         let err = parse(
-            r#"command = ["php"]
+            r#"command = ["sh"]
 max_rss = "lots""#,
         )
         .unwrap_err();

@@ -1,0 +1,159 @@
+//! Helpers for the pool executor's tests: the reference workers of
+//! examples/pool, pools labelled by a tag so each test finds its own
+//! processes in /proc, and a worker running a pool against a real store.
+#![allow(dead_code)] // each test file uses its own subset
+
+use crate::common::{DEADLINE, Running, store};
+use errand_core::{Backoff, KindPolicy, Store};
+use errand_executors::pool::{PoolConfig, PoolExecutor};
+use errand_worker::Executor;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// A reference worker.
+#[derive(Debug, Clone, Copy)]
+pub enum Lang {
+    Php,
+    Python,
+}
+
+/// The command running a reference worker; `tag` is an extra argument the
+/// worker ignores, so a test can find its processes by their command line.
+pub fn worker_command(lang: Lang, tag: &str) -> Vec<String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/pool");
+    let (program, script) = match lang {
+        Lang::Php => ("php", dir.join("worker.php")),
+        Lang::Python => ("python3", dir.join("worker.py")),
+    };
+    vec![program.into(), script.display().to_string(), tag.into()]
+}
+
+/// A unique tag for one test's processes.
+pub fn tag(test: &str, lang: Lang) -> String {
+    format!("errand-pool-test-{test}-{lang:?}-{}", std::process::id())
+}
+
+/// Retries quickly, so a job that recovers on its second attempt does so at once.
+pub fn quick_retry_policy(timeout: Option<Duration>) -> KindPolicy {
+    KindPolicy {
+        timeout,
+        backoff: Backoff {
+            base: Duration::from_millis(10),
+            max: Duration::from_millis(10),
+            jitter: 0.0,
+        },
+        ..KindPolicy::default()
+    }
+}
+
+/// A process seen in /proc.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proc {
+    pub pid: u32,
+    pub ppid: u32,
+    /// The state letter of /proc/<pid>/stat (`Z` for a zombie).
+    pub state: char,
+}
+
+/// `pid`'s entry in /proc, if it still exists.
+pub fn proc_of(pid: u32) -> Option<Proc> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: fields follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some(Proc { pid, ppid, state })
+}
+
+/// Every process whose command line mentions `tag`.
+pub fn processes_with(tag: &str) -> Vec<Proc> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains(tag))
+        })
+        .filter_map(proc_of)
+        .collect()
+}
+
+/// Live (not zombie) processes mentioning `tag`.
+pub fn live_with(tag: &str) -> Vec<u32> {
+    processes_with(tag)
+        .into_iter()
+        .filter(|p| p.state != 'Z')
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// Polls `condition` until it holds, failing after [`DEADLINE`] with `what`.
+pub async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let start = tokio::time::Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < DEADLINE, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A worker running one pool of reference workers against a real store.
+pub struct PoolRun {
+    pub store: Arc<dyn Store>,
+    pub pool: Arc<PoolExecutor>,
+    pub tag: String,
+    running: Running,
+    _dir: TempDir,
+}
+
+/// The kind every pool test runs.
+pub const KIND: &str = "pooled";
+
+impl PoolRun {
+    /// Starts a pool of `lang` workers (adjusted by `tweak`) and a worker
+    /// running [`KIND`] through it.
+    pub async fn start(
+        lang: Lang,
+        test: &str,
+        policy: KindPolicy,
+        tweak: impl FnOnce(&mut PoolConfig),
+    ) -> PoolRun {
+        let tag = tag(test, lang);
+        let mut config = PoolConfig::new(worker_command(lang, &tag));
+        tweak(&mut config);
+        let processes = config.processes;
+        let pool = Arc::new(PoolExecutor::new(KIND, config).unwrap());
+        eventually("every process started", || {
+            live_with(&tag).len() == processes
+        })
+        .await;
+        let (store, dir) = store().await;
+        let running = Running::start(&store, KIND, policy, pool.clone(), 4);
+        PoolRun {
+            store,
+            pool,
+            tag,
+            running,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the worker and the pool, and checks that no process of the
+    /// pool is left, not even a zombie.
+    pub async fn stop(self) {
+        self.running.stop().await;
+        tokio::time::timeout(DEADLINE, self.pool.shutdown())
+            .await
+            .expect("the pool stops in time");
+        assert_eq!(
+            processes_with(&self.tag),
+            vec![],
+            "processes left after shutdown"
+        );
+    }
+}
