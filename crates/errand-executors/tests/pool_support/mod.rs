@@ -157,3 +157,63 @@ impl PoolRun {
         );
     }
 }
+
+/// A job to hand an executor directly, without a store.
+pub fn bare_job(id: i64, payload: serde_json::Value) -> errand_core::Job {
+    let now = jiff::Timestamp::now();
+    serde_json::from_value(serde_json::json!({
+        "id": id, "kind": KIND, "queue": "default", "payload": payload, "priority": 0,
+        "state": "running", "attempt": 1, "max_attempts": 3, "run_at": now, "created_at": now,
+    }))
+    .expect("a valid job")
+}
+
+/// Runs job ids `range` through `executor` from `concurrency` tasks at once;
+/// calls `seen` with each outcome, and panics on any that is not a success.
+pub async fn drive(
+    executor: Arc<dyn Executor>,
+    range: std::ops::Range<i64>,
+    concurrency: usize,
+    seen: Arc<dyn Fn(&errand_core::Outcome) + Send + Sync>,
+) {
+    let next = Arc::new(std::sync::atomic::AtomicI64::new(range.start));
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (executor, next, seen) = (executor.clone(), next.clone(), seen.clone());
+            tokio::spawn(async move {
+                loop {
+                    let id = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if id >= range.end {
+                        return;
+                    }
+                    let job = bare_job(id, serde_json::json!({"op": "echo"}));
+                    let outcome = executor
+                        .execute(&job, tokio_util::sync::CancellationToken::new())
+                        .await;
+                    assert!(
+                        matches!(outcome, errand_core::Outcome::Success(_)),
+                        "job {id}: {outcome:?}"
+                    );
+                    seen(&outcome);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+/// Child processes of this test process.
+pub fn own_children() -> Vec<Proc> {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(proc_of)
+        .filter(|p| p.ppid == me)
+        .collect()
+}
