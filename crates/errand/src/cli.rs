@@ -204,4 +204,8 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// PostgreSQL only: also measure claims with 10,000 and 1,000,000
+    /// terminal jobs in the table and with a long transaction open (slow).
+    #[arg(long)]
+    pub history: bool,
 }
