@@ -41,6 +41,19 @@ fn footprint() -> Footprint {
     }
 }
 
+/// The footprint once recycling in flight has finished: only the pool's 4
+/// current processes are left (none retiring, none a zombie).
+async fn settled_footprint() -> Footprint {
+    eventually("only the 4 current processes remain", || {
+        let children = own_children();
+        children.len() == 4 && children.iter().all(|c| c.state != 'Z')
+    })
+    .await;
+    // Their stderr readers end just after they exit.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    footprint()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "soak: minutes long; see the file header"]
 async fn soak_pool_recycling_leaks_nothing() {
@@ -65,9 +78,9 @@ async fn soak_pool_recycling_leaks_nothing() {
     };
     let started = Instant::now();
     drive(pool.clone(), 0..10_000, 4, record.clone()).await;
-    let warm = footprint();
+    let warm = settled_footprint().await;
     drive(pool.clone(), 10_000..jobs, 4, record).await;
-    let end = footprint();
+    let end = settled_footprint().await;
     println!(
         "{jobs} jobs in {:?}; at 10,000: {warm:?}; at the end: {end:?}",
         started.elapsed()
@@ -88,11 +101,6 @@ async fn soak_pool_recycling_leaks_nothing() {
         "recycled every 100 jobs: {} pids",
         pids.len()
     );
-    eventually("only the 4 current processes remain", || {
-        let children = own_children();
-        children.len() == 4 && children.iter().all(|c| c.state != 'Z')
-    })
-    .await;
     let live: BTreeSet<u32> = own_children().iter().map(|c| c.pid).collect();
     let survivors: Vec<_> = pids
         .iter()
