@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub struct EmailExecutor {
     from: lettre::message::Mailbox,
     builder: lettre::transport::smtp::AsyncSmtpTransportBuilder,
+    timeout: std::time::Duration,
     /// Built on first use: lettre's pool starts a Tokio task, and the
     /// executor may be constructed before the runtime runs.
     transport: OnceLock<AsyncSmtpTransport<Tokio1Executor>>,
@@ -35,6 +36,7 @@ impl EmailExecutor {
         Ok(EmailExecutor {
             from,
             builder,
+            timeout: config.timeout,
             transport: OnceLock::new(),
         })
     }
@@ -45,9 +47,12 @@ impl EmailExecutor {
             Err(e) => return Outcome::Permanent(format!("invalid email payload: {e}")),
         };
         let transport = self.transport.get_or_init(|| self.builder.clone().build());
-        match transport.send(message).await {
-            Ok(response) => outcome::delivered(&message_id, &response),
-            Err(e) => outcome::failed(&e),
+        // lettre bounds only the TCP connect; a server that stops talking
+        // mid-conversation is bounded here.
+        match tokio::time::timeout(self.timeout, transport.send(message)).await {
+            Ok(Ok(response)) => outcome::delivered(&message_id, &response),
+            Ok(Err(e)) => outcome::failed(&e),
+            Err(_) => outcome::timed_out(self.timeout),
         }
     }
 }

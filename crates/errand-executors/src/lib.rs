@@ -4,6 +4,7 @@
 
 mod config_error;
 pub mod email;
+mod error_chain;
 pub mod pool;
 pub mod webhook;
 

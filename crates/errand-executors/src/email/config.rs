@@ -29,7 +29,8 @@ pub struct SmtpConfig {
     /// when absent.
     #[serde(default)]
     pub tls: Option<SmtpTls>,
-    /// Limit for connecting and for each SMTP command.
+    /// Limit for one delivery: connecting, the SMTP conversation and the
+    /// message.
     #[serde(with = "serde_human", default = "default_timeout")]
     pub timeout: Duration,
 }

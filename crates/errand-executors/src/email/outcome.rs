@@ -34,7 +34,7 @@ pub(super) fn delivered(message_id: &str, response: &Response) -> Outcome {
 
 /// A message that was not sent.
 pub(super) fn failed(e: &Error) -> Outcome {
-    let message = describe(e);
+    let message = crate::error_chain::describe("SMTP", e);
     if e.is_transient() {
         Outcome::Retry(message)
     } else if let Some(code) = e.status().filter(|_| e.is_permanent()) {
@@ -54,18 +54,10 @@ pub(super) fn failed(e: &Error) -> Outcome {
     }
 }
 
-/// The error with its causes ("Connection refused" is a few levels down).
-fn describe(e: &Error) -> String {
-    let mut message = format!("SMTP: {e}");
-    let mut source = std::error::Error::source(e);
-    // lettre's Display already includes the first cause.
-    if let Some(first) = source {
-        source = first.source();
-    }
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
+/// A delivery that did not finish in time: the server is not answering.
+pub(super) fn timed_out(limit: std::time::Duration) -> Outcome {
+    Outcome::Deadly(format!(
+        "SMTP: the server did not complete the delivery within {}",
+        errand_core::duration::format(limit)
+    ))
 }

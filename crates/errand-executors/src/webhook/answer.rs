@@ -43,20 +43,12 @@ pub(super) fn failed_request(e: &reqwest::Error, timeout: Duration) -> Outcome {
             duration::format(timeout)
         ));
     }
-    let mut message = if e.is_connect() {
-        "cannot connect to the webhook".to_string()
+    let context = if e.is_connect() {
+        "cannot connect to the webhook"
     } else {
-        "webhook request failed".to_string()
+        "webhook request failed"
     };
-    // reqwest's own message is generic; the cause ("Connection refused")
-    // is further down the chain.
-    let mut source: Option<&dyn std::error::Error> = Some(e);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    Outcome::Retry(message)
+    Outcome::Retry(crate::error_chain::describe(context, e))
 }
 
 /// A body read up to a cap, and whether more was discarded.
