@@ -131,10 +131,12 @@ impl WebhookExecutor {
     pub fn new(config: WebhookConfig) -> Result<WebhookExecutor, ExecutorConfigError> {
         let (url, mut headers) = config.parts()?;
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(
-            USER_AGENT,
-            HeaderValue::from_static(concat!("errand/", env!("CARGO_PKG_VERSION"))),
-        );
+        headers
+            .entry(USER_AGENT)
+            .or_insert(HeaderValue::from_static(concat!(
+                "errand/",
+                env!("CARGO_PKG_VERSION")
+            )));
         install_ring_provider();
         let client = reqwest::Client::builder()
             .default_headers(headers)

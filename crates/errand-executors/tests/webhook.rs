@@ -270,14 +270,14 @@ async fn retry_after_snoozes_without_using_an_attempt() {
         assert_eq!(job.state, JobState::Scheduled, "{job:?}");
         assert_eq!(job.max_attempts, 26, "the attempt is refunded: {job:?}");
     }
-    // Generous bounds: the store and the clock may be a few seconds apart
-    // in effect on a loaded machine.
+    // Generous lower bounds: on a loaded machine seconds may pass between
+    // the snooze and this check.
     let due: Vec<i64> = jobs.iter().map(due_in).collect();
-    assert!((110..=121).contains(&due[0]), "{due:?}");
-    assert!((290..=301).contains(&due[1]), "{due:?}");
-    assert!((20..=31).contains(&due[2]), "{due:?}");
+    assert!((105..=121).contains(&due[0]), "{due:?}");
+    assert!((285..=301).contains(&due[1]), "{due:?}");
+    assert!((15..=31).contains(&due[2]), "{due:?}");
     assert!(
-        (3590..=3601).contains(&due[3]),
+        (3585..=3601).contains(&due[3]),
         "capped at an hour: {due:?}"
     );
 }
