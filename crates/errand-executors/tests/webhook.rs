@@ -1,7 +1,8 @@
 //! The webhook executor against a real axum receiver on 127.0.0.1: the
 //! signature verifies, every status class maps to its outcome, Retry-After
 //! becomes a snooze, timeouts and refused connections are retried, and
-//! sequential jobs reuse pooled connections.
+//! sequential jobs reuse pooled connections, and a failed TLS handshake
+//! (rustls) is retried.
 
 mod common;
 
@@ -373,4 +374,21 @@ async fn cancellation_drops_the_request_at_once() {
         .await
         .expect("execute returns once cancelled");
     assert_eq!(outcome, Outcome::Retry("cancelled".into()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_handshake_failure_is_retried() {
+    // https:// to a plain-HTTP receiver: rustls starts a handshake and fails.
+    let receiver = Receiver::start().await;
+    let url = receiver.url.replace("http://", "https://");
+    let executor = WebhookExecutor::new(WebhookConfig::new(url, SECRET)).unwrap();
+    let (store, _dir) = store().await;
+    let id = enqueue(&store, "notify", json!({})).await;
+    let job = store.get(id).await.unwrap().unwrap();
+    let outcome = executor.execute(&job, CancellationToken::new()).await;
+    assert!(
+        matches!(&outcome, Outcome::Retry(m) if m.starts_with("cannot connect to the webhook")),
+        "{outcome:?}"
+    );
+    assert!(receiver.seen().is_empty(), "no request got through");
 }
