@@ -1,8 +1,7 @@
 //! The webhook executor against a real axum receiver on 127.0.0.1: the
 //! signature verifies, every status class maps to its outcome, Retry-After
-//! becomes a snooze, timeouts and refused connections are retried, and
-//! sequential jobs reuse pooled connections, and a failed TLS handshake
-//! (rustls) is retried.
+//! becomes a snooze, timeouts, refused connections and failed TLS
+//! handshakes are retried, and sequential jobs reuse pooled connections.
 
 mod common;
 
