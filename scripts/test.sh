@@ -3,7 +3,23 @@
 # then the whole suite. Tests that need PostgreSQL start a throwaway cluster
 # themselves from Debian's postgresql package (installed here when missing).
 # Slow soak tests are #[ignore]d; run them with:
-#   cargo test --workspace --release -- --ignored
+#   # The executors' tests run real PHP and Python pool workers and a real SMTP
+# server (aiosmtpd).
+if ! have php; then
+  if [ "$(id -u)" = 0 ] && have apt-get; then
+    echo "scripts/test.sh: installing php-cli"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq php-cli >/dev/null
+  else
+    echo "scripts/test.sh: php not found; install php-cli (sudo apt-get install php-cli)" >&2
+  fi
+fi
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  echo "scripts/test.sh: installing aiosmtpd (PyPI)"
+  python3 -m pip install -q aiosmtpd 2>/dev/null || python3 -m pip install -q --break-system-packages aiosmtpd
+fi
+
+cargo test --workspace --release -- --ignored
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +39,22 @@ if ! have_postgres; then
   else
     echo "scripts/test.sh: PostgreSQL not found; install Debian's postgresql package (sudo apt-get install postgresql) or the PostgreSQL tests will skip" >&2
   fi
+fi
+
+# The executors' tests run real PHP and Python pool workers and a real SMTP
+# server (aiosmtpd).
+if ! have php; then
+  if [ "$(id -u)" = 0 ] && have apt-get; then
+    echo "scripts/test.sh: installing php-cli"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq php-cli >/dev/null
+  else
+    echo "scripts/test.sh: php not found; install php-cli (sudo apt-get install php-cli)" >&2
+  fi
+fi
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  echo "scripts/test.sh: installing aiosmtpd (PyPI)"
+  python3 -m pip install -q aiosmtpd 2>/dev/null || python3 -m pip install -q --break-system-packages aiosmtpd
 fi
 
 cargo test --workspace --release

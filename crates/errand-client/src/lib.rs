@@ -35,6 +35,14 @@ pub struct Client {
     base: Url,
 }
 
+/// Makes ring the process's TLS crypto provider unless one is installed.
+/// errand builds rustls without a default provider (ring builds fast and
+/// small); every HTTP client in the process needs one, for https servers
+/// and, with reqwest, even to build a client at all. Idempotent.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl Client {
     /// A client for the server at `base_url`, e.g. `http://127.0.0.1:7070`.
     pub fn new(base_url: &str) -> Result<Client, ClientError> {
@@ -51,6 +59,7 @@ impl Client {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
+        install_tls_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .build()

@@ -139,6 +139,11 @@ impl Worker {
             attempts.abort.cancel();
             tracker.wait().await;
         }
+        // Every attempt has ended: executors may now stop what they keep
+        // running between jobs (e.g. a pool's processes).
+        for registration in registrations.values() {
+            registration.executor.shutdown().await;
+        }
         stop_heartbeat.cancel();
         let _ = heartbeat.await;
         // The last sender goes with `attempts`; the completer then flushes and ends.

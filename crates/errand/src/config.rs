@@ -7,6 +7,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use errand_core::duration::serde_human;
 use errand_core::policy::DEFAULT_QUEUE;
 use errand_core::{Backoff, KindPolicy, Retention};
+use errand_executors::email::SmtpConfig;
+use errand_executors::pool::PoolConfig;
+use errand_executors::webhook::WebhookConfig;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -201,11 +204,18 @@ impl Default for QueueSection {
 }
 
 /// `[kinds.NAME]`: how one kind of work is enqueued, run and retried.
+/// Exactly one executor key (`command`, `pool`, `webhook`, `smtp`) is set.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KindSection {
     /// Program and arguments run per job (never through a shell).
     pub command: Option<Vec<String>>,
+    /// A supervised pool of long-lived worker processes.
+    pub pool: Option<PoolConfig>,
+    /// An HTTP endpoint each job is POSTed to.
+    pub webhook: Option<WebhookConfig>,
+    /// An SMTP server each job's email is sent through.
+    pub smtp: Option<SmtpConfig>,
     /// Working directory of the command (relative to the config file).
     pub cwd: Option<PathBuf>,
     /// Extra environment for the command.
@@ -225,6 +235,38 @@ pub struct KindSection {
 }
 
 impl KindSection {
+    /// Checks that exactly one executor is configured, and that it is valid.
+    fn check_executor(&self) -> Result<(), String> {
+        let set: Vec<&str> = [
+            ("command", self.command.is_some()),
+            ("pool", self.pool.is_some()),
+            ("webhook", self.webhook.is_some()),
+            ("smtp", self.smtp.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, on)| on.then_some(key))
+        .collect();
+        match set.as_slice() {
+            [] => return Err("missing executor: set one of `command` (a process per job, e.g. command = [\"php\", \"bin/console\", \"app:job\"]), `pool`, `webhook` or `smtp`".into()),
+            [_] => {}
+            many => return Err(format!("{} are all set: choose one executor", many.join(" and "))),
+        }
+        if let Some(argv) = &self.command
+            && argv.first().is_none_or(|p| p.is_empty())
+        {
+            return Err("command: must name a program".into());
+        }
+        let checks = [
+            self.pool.as_ref().map(PoolConfig::validate),
+            self.webhook.as_ref().map(WebhookConfig::validate),
+            self.smtp.as_ref().map(SmtpConfig::validate),
+        ];
+        checks
+            .into_iter()
+            .flatten()
+            .try_for_each(|r| r.map_err(|e| e.to_string()))
+    }
+
     /// The enqueue and retry policy this section describes.
     pub fn policy(&self) -> KindPolicy {
         let d = KindPolicy::default();
@@ -329,15 +371,8 @@ impl Config {
         for (name, kind) in &self.kinds {
             errand_core::job::check_name("kind", name)
                 .map_err(|e| anyhow!("[kinds.{name}]: {}", e.message))?;
-            match &kind.command {
-                None => bail!(
-                    "[kinds.{name}]: missing key `command` (the program to run, e.g. command = [\"php\", \"bin/console\", \"app:job\"])"
-                ),
-                Some(argv) if argv.is_empty() || argv[0].is_empty() => {
-                    bail!("[kinds.{name}]: `command` must name a program")
-                }
-                Some(_) => {}
-            }
+            kind.check_executor()
+                .map_err(|e| anyhow!("[kinds.{name}] {e}"))?;
             let policy = kind.policy();
             errand_core::job::check_name("queue", &policy.queue)
                 .map_err(|e| anyhow!("[kinds.{name}] queue: {}", e.message))?;
@@ -473,12 +508,12 @@ impl Config {
         }
     }
 
-    /// Working directory for a kind's command (the config file's directory
-    /// unless `cwd` says otherwise).
-    pub fn command_cwd(&self, kind: &KindSection) -> PathBuf {
-        match &kind.cwd {
-            Some(cwd) if cwd.is_absolute() => cwd.clone(),
-            Some(cwd) => self.base_dir.join(cwd),
+    /// A working directory as configured: the config file's directory when
+    /// none is given, relative paths resolved against it.
+    pub fn resolve(&self, dir: Option<&Path>) -> PathBuf {
+        match dir {
+            Some(dir) if dir.is_absolute() => dir.to_path_buf(),
+            Some(dir) => self.base_dir.join(dir),
             None => self.base_dir.clone(),
         }
     }
@@ -538,9 +573,18 @@ mod tests {
     #[test]
     fn bad_files_name_the_kind_and_key() {
         let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
-        assert!(
-            err("[kinds.resize]\nqueue = \"x\"").contains("[kinds.resize]: missing key `command`")
+        assert!(err("[kinds.resize]\nqueue = \"x\"").contains("[kinds.resize] missing executor"));
+        let e = err(
+            "[kinds.r]\ncommand = [\"x\"]\nwebhook = { url = \"http://127.0.0.1:1/\", secret = \"s\" }",
         );
+        assert!(e.contains("command and webhook are all set"), "{e}");
+        let e = err("[kinds.hook]\nwebhook = { url = \"not a url\", secret = \"s\" }");
+        assert!(
+            e.contains("[kinds.hook]") && e.contains("webhook.url"),
+            "{e}"
+        );
+        let e = err("[kinds.rep]\npool = { command = [\"python3\"], procesess = 2 }");
+        assert!(e.contains("[kinds.rep]") && e.contains("procesess"), "{e}");
         let e = err("[kinds.resize]\ncommand = [\"x\"]\ntimout = \"1s\"");
         assert!(e.contains("timout") && e.contains("resize"), "{e}");
         let e = err("[kinds.resize]\ncommand = [\"x\"]\ntimeout = \"soon\"");

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    errand_client::install_tls_provider();
     init_logging(cli.log_format, &cli.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

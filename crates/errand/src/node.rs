@@ -2,12 +2,17 @@
 //! API, the in-process worker and maintenance until SIGTERM or SIGINT.
 
 use crate::cli::{NodeArgs, WorkArgs};
-use crate::config::{Config, Database, SyncMode};
+use crate::config::{Config, Database, KindSection, SyncMode};
 use anyhow::{Context, Result};
-use errand_core::{Store, StoreError};
+use errand_core::{KindPolicy, Store, StoreError};
+use errand_executors::email::EmailExecutor;
+use errand_executors::pool::{PoolConfig, PoolExecutor};
+use errand_executors::webhook::WebhookExecutor;
 use errand_postgres::{PostgresOptions, PostgresStore};
 use errand_sqlite::{SqliteOptions, SqliteStore, Synchronous};
-use errand_worker::{CommandExecutor, CommandSpec, MaintenanceConfig, Worker, WorkerConfig};
+use errand_worker::{
+    CommandExecutor, CommandSpec, Executor, MaintenanceConfig, Worker, WorkerConfig,
+};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,6 +134,7 @@ pub async fn work(args: WorkArgs) -> Result<ExitCode> {
 }
 
 async fn run_node(config: Config, http: bool) -> Result<ExitCode> {
+    let executors = executors(&config)?;
     let store = open_store(&config).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
@@ -176,10 +182,12 @@ async fn run_node(config: Config, http: bool) -> Result<ExitCode> {
         shutdown.clone(),
     ));
     // With no kinds configured there is nothing this node could run.
-    if config.worker.enabled && !config.kinds.is_empty() {
-        build_worker(&config, worker_config, store.clone())
-            .run(shutdown.clone())
-            .await?;
+    if config.worker.enabled && !executors.is_empty() {
+        let mut worker = Worker::new(store.clone(), worker_config);
+        for (name, policy, executor) in executors {
+            worker.register(&name, policy, executor);
+        }
+        worker.run(shutdown.clone()).await?;
     } else {
         shutdown.cancelled().await;
     }
@@ -205,18 +213,45 @@ fn worker_config(config: &Config, http: Option<String>) -> WorkerConfig {
     }
 }
 
-/// The in-process worker: one command executor per configured kind.
-fn build_worker(config: &Config, worker_config: WorkerConfig, store: Arc<dyn Store>) -> Worker {
-    let mut worker = Worker::new(store, worker_config);
-    for (name, kind) in &config.kinds {
-        let spec = CommandSpec {
-            argv: kind.command.clone().unwrap_or_default(),
-            cwd: Some(config.command_cwd(kind)),
-            env: kind.env.clone(),
+/// Every configured kind with its policy and executor, built before the
+/// node touches the database so a bad executor stops start-up at once.
+/// A kind ready to register: name, policy, executor.
+type Registration = (String, KindPolicy, Arc<dyn Executor>);
+
+fn executors(config: &Config) -> Result<Vec<Registration>> {
+    config
+        .kinds
+        .iter()
+        .map(|(name, kind)| {
+            let executor =
+                executor_for(config, name, kind).with_context(|| format!("[kinds.{name}]"))?;
+            Ok((name.clone(), kind.policy(), executor))
+        })
+        .collect()
+}
+
+/// Builds the executor a kind's section names (config validation has made
+/// sure exactly one is set).
+fn executor_for(config: &Config, name: &str, kind: &KindSection) -> Result<Arc<dyn Executor>> {
+    if let Some(pool) = &kind.pool {
+        let pool = PoolConfig {
+            cwd: Some(config.resolve(pool.cwd.as_deref())),
+            ..pool.clone()
         };
-        worker.register(name, kind.policy(), Arc::new(CommandExecutor::new(spec)));
+        return Ok(Arc::new(PoolExecutor::new(name, pool)?));
     }
-    worker
+    if let Some(webhook) = &kind.webhook {
+        return Ok(Arc::new(WebhookExecutor::new(webhook.clone())?));
+    }
+    if let Some(smtp) = &kind.smtp {
+        return Ok(Arc::new(EmailExecutor::new(smtp.clone())?));
+    }
+    let spec = CommandSpec {
+        argv: kind.command.clone().unwrap_or_default(),
+        cwd: Some(config.resolve(kind.cwd.as_deref())),
+        env: kind.env.clone(),
+    };
+    Ok(Arc::new(CommandExecutor::new(spec)))
 }
 
 /// Cancels `shutdown` on the first SIGTERM or SIGINT.

@@ -71,7 +71,7 @@ fn bad_config_stops_serve_naming_kind_and_key() {
     let cases = [
         (
             "[kinds.resize]\nqueue = \"media\"\n",
-            "[kinds.resize]: missing key `command`",
+            "[kinds.resize] missing executor",
         ),
         (
             "[kinds.resize]\ncommand = [\"true\"]\ntimeout = \"forever\"\n",

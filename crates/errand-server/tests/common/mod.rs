@@ -92,7 +92,10 @@ impl Server {
             client: Client::new(&base).unwrap(),
             store,
             base,
-            http: reqwest::Client::new(),
+            http: {
+                errand_client::install_tls_provider();
+                reqwest::Client::new()
+            },
             stop: Some(stop),
             task: Some(task),
             _dir: dir,

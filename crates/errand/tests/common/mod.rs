@@ -175,6 +175,7 @@ impl Drop for Server {
 
 /// A blocking HTTP client for tests.
 pub fn http() -> reqwest::blocking::Client {
+    errand_client::install_tls_provider();
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
