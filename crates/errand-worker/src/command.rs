@@ -1,23 +1,33 @@
 //! The command executor: each attempt runs a program (argv, never a shell)
 //! in its own process group, with the payload on stdin and the job's
-//! identity in the environment; its stdout is the result, its exit status
-//! the outcome. The whole group is killed when the attempt ends.
+//! identity in the environment; its stdout is the result (minus status
+//! lines such as a snooze), its exit status the outcome (mapped through the
+//! configured exit-code lists). The whole group is killed when the attempt
+//! ends, and at most `max_processes` run at once.
 
 mod capture;
+mod environment;
+mod exit_codes;
 mod group;
+mod spec;
+mod stdout;
+
+pub use spec::{CommandSpec, CommandSpecError};
 
 use crate::Executor;
 use async_trait::async_trait;
-use capture::{read_capped, read_tail};
+use capture::read_tail;
 use errand_core::{Job, Outcome};
+use exit_codes::ExitCodes;
 use group::ProcessGroup;
-use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
+use stdout::{Stdout, read_stdout};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 /// Most stdout kept as the result.
@@ -30,54 +40,79 @@ const TERM_GRACE: Duration = Duration::from_secs(2);
 /// left the group with setsid could hold them forever).
 const PIPE_GRACE: Duration = Duration::from_secs(2);
 
-/// The program a [`CommandExecutor`] runs for each job.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CommandSpec {
-    /// Program and arguments; run directly, never through a shell.
-    pub argv: Vec<String>,
-    /// Working directory; the worker's when absent.
-    pub cwd: Option<PathBuf>,
-    /// Extra environment variables (the worker's environment is inherited).
-    pub env: BTreeMap<String, String>,
-}
-
 /// Runs a process per job.
 #[derive(Debug, Clone)]
 pub struct CommandExecutor {
     spec: CommandSpec,
+    /// The exit-code mapping, or why the spec is unusable (every job then
+    /// fails with that error).
+    exit_codes: Result<ExitCodes, CommandSpecError>,
+    /// One permit per process allowed at once, when limited.
+    slots: Option<Arc<Semaphore>>,
 }
 
 impl CommandExecutor {
-    /// An executor that runs `spec` for each job.
+    /// An executor that runs `spec` for each job. Check the spec first
+    /// with [`CommandSpec::validate`]: the jobs of an invalid one fail.
     pub fn new(spec: CommandSpec) -> Self {
-        CommandExecutor { spec }
+        let exit_codes = spec.checked();
+        let slots = spec
+            .max_processes
+            .filter(|_| exit_codes.is_ok())
+            .map(|n| Arc::new(Semaphore::new(n)));
+        CommandExecutor {
+            spec,
+            exit_codes,
+            slots,
+        }
     }
 
     fn command(&self, program: &str, job: &Job) -> Command {
         let mut cmd = Command::new(program);
         cmd.args(&self.spec.argv[1..])
-            .envs(&self.spec.env)
-            .env("ERRAND_JOB_ID", job.id.to_string())
-            .env("ERRAND_JOB_KIND", &job.kind)
-            .env("ERRAND_ATTEMPT", job.attempt.to_string())
-            .env("ERRAND_MAX_ATTEMPTS", job.max_attempts.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Its own group, so that killing the group reaches every descendant.
             .process_group(0);
+        environment::apply(
+            &mut cmd,
+            self.spec.env_allow.as_deref(),
+            &self.spec.env,
+            job,
+        );
         if let Some(cwd) = &self.spec.cwd {
             cmd.current_dir(cwd);
         }
         cmd
+    }
+
+    /// Waits for a process slot when the kind is limited; `None` when
+    /// cancelled first.
+    async fn slot(&self, cancel: &CancellationToken) -> Option<Option<SemaphorePermit<'_>>> {
+        let Some(slots) = &self.slots else {
+            return Some(None);
+        };
+        tokio::select! {
+            permit = slots.acquire() => Some(Some(permit.expect("the semaphore is never closed"))),
+            _ = cancel.cancelled() => None,
+        }
     }
 }
 
 #[async_trait]
 impl Executor for CommandExecutor {
     async fn execute(&self, job: &Job, cancel: CancellationToken) -> Outcome {
+        let exit_codes = match &self.exit_codes {
+            Ok(codes) => codes,
+            Err(e) => return Outcome::Permanent(format!("invalid command configuration: {e}")),
+        };
         let Some(program) = self.spec.argv.first() else {
             return Outcome::Permanent("command has an empty argv: no program to run".into());
+        };
+        // Held until the process is reaped and its pipes are closed.
+        let Some(_slot) = self.slot(&cancel).await else {
+            return Outcome::Retry("cancelled while waiting for a process slot".into());
         };
         let mut child = match self.command(program, job).spawn() {
             Ok(child) => child,
@@ -89,7 +124,7 @@ impl Executor for CommandExecutor {
         let payload = serde_json::to_vec(&job.payload).expect("a JSON value serializes");
         let (mut stdin, mut stdout, mut stderr) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take());
-        let (mut out, mut err) = (Captured::default(), Vec::new());
+        let (mut out, mut err) = (Stdout::default(), Vec::new());
         let io = async {
             tokio::join!(
                 async {
@@ -98,12 +133,7 @@ impl Executor for CommandExecutor {
                         let _ = pipe.write_all(&payload).await;
                     }
                 },
-                read_capped(
-                    stdout.as_mut(),
-                    STDOUT_CAP,
-                    &mut out.bytes,
-                    &mut out.truncated
-                ),
+                read_stdout(stdout.as_mut(), STDOUT_CAP, job.id, &mut out),
                 read_tail(stderr.as_mut(), STDERR_TAIL, &mut err),
             )
         };
@@ -132,7 +162,7 @@ impl Executor for CommandExecutor {
             return Outcome::Retry("cancelled".into());
         }
         match status {
-            Ok(status) => outcome_of(status, out, &err),
+            Ok(status) => outcome_of(status, out, &err, exit_codes),
             Err(e) => Outcome::Retry(format!("waiting for {program:?} failed: {e}")),
         }
     }
@@ -157,16 +187,15 @@ async fn wait_or_stop(
     (child.wait().await, true)
 }
 
-/// Stdout as read: at most the cap, and whether more was discarded.
-#[derive(Default)]
-struct Captured {
-    bytes: Vec<u8>,
-    truncated: bool,
-}
-
-fn outcome_of(status: ExitStatus, out: Captured, err: &[u8]) -> Outcome {
+/// The outcome of a process that exited on its own: success (or the
+/// snooze it asked for) on exit 0, else its exit code's class with the
+/// stderr tail as the error.
+fn outcome_of(status: ExitStatus, out: Stdout, err: &[u8], exit_codes: &ExitCodes) -> Outcome {
     if status.success() {
-        return Outcome::Success(result_of(out));
+        return match out.snooze {
+            Some(delay) => Outcome::Snooze(delay),
+            None => Outcome::Success(result_of(out)),
+        };
     }
     let stderr = String::from_utf8_lossy(err);
     let stderr = stderr.trim();
@@ -178,21 +207,26 @@ fn outcome_of(status: ExitStatus, out: Captured, err: &[u8]) -> Outcome {
         },
         (None, None) => format!("ended abnormally ({status})"),
     };
-    if stderr.is_empty() {
-        Outcome::Retry(cause)
+    let error = if stderr.is_empty() {
+        cause
     } else {
-        Outcome::Retry(format!("{cause}: {stderr}"))
+        format!("{cause}: {stderr}")
+    };
+    match status.code() {
+        Some(code) => exit_codes.outcome(code, error),
+        // A signal is no verdict of the program's: try again.
+        None => Outcome::Retry(error),
     }
 }
 
 /// Stdout as JSON when it parses, else as a string; nothing when empty.
-fn result_of(out: Captured) -> Option<serde_json::Value> {
+fn result_of(out: Stdout) -> Option<serde_json::Value> {
     if !out.truncated
-        && let Ok(value) = serde_json::from_slice(&out.bytes)
+        && let Ok(value) = serde_json::from_slice(&out.result)
     {
         return Some(value);
     }
-    let text = String::from_utf8_lossy(&out.bytes);
+    let text = String::from_utf8_lossy(&out.result);
     let text = text.trim_end_matches(['\n', '\r']);
     if text.trim().is_empty() && !out.truncated {
         return None;

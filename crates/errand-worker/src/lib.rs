@@ -18,7 +18,7 @@ mod retry_delay;
 mod running;
 mod runtime;
 
-pub use command::{CommandExecutor, CommandSpec};
+pub use command::{CommandExecutor, CommandSpec, CommandSpecError};
 pub use config::WorkerConfig;
 pub use executor::Executor;
 pub use handler::{HandlerResult, JobContext, JobError};

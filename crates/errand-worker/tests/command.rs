@@ -76,6 +76,7 @@ async fn environment_cwd_and_payload_arrive_intact() {
         ],
         cwd: Some(dir.path().to_path_buf()),
         env: BTreeMap::from([("GREETING".to_string(), "héllo wörld".to_string())]),
+        ..CommandSpec::default()
     };
     let job = run_one(spec, None, json!(null)).await;
     let cwd = dir.path().canonicalize().unwrap();

@@ -1,27 +1,9 @@
-//! Reading a child's output without letting it grow without bound: stdout
-//! up to a cap (the rest is read and discarded so the child never blocks),
-//! stderr keeping only its tail.
+//! Reading a child's stderr without letting it grow without bound: only its
+//! tail is kept (stdout has its own reader, which also finds status lines).
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 const CHUNK: usize = 16 << 10;
-
-/// Reads `pipe` to its end, keeping the first `cap` bytes in `kept`;
-/// `truncated` becomes true when more was discarded.
-pub(super) async fn read_capped<R: AsyncRead + Unpin>(
-    pipe: Option<&mut R>,
-    cap: usize,
-    kept: &mut Vec<u8>,
-    truncated: &mut bool,
-) {
-    let Some(pipe) = pipe else { return };
-    let mut chunk = vec![0; CHUNK];
-    while let Ok(n @ 1..) = pipe.read(&mut chunk).await {
-        let room = cap.saturating_sub(kept.len());
-        kept.extend_from_slice(&chunk[..n.min(room)]);
-        *truncated |= n > room;
-    }
-}
 
 /// Reads `pipe` to its end, keeping only its last `tail` bytes in `kept`.
 pub(super) async fn read_tail<R: AsyncRead + Unpin>(
@@ -46,17 +28,6 @@ pub(super) async fn read_tail<R: AsyncRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn stdout_is_capped_and_flagged() {
-        let data = vec![b'x'; 100_000];
-        let (mut kept, mut truncated) = (Vec::new(), false);
-        read_capped(Some(&mut &data[..]), 1000, &mut kept, &mut truncated).await;
-        assert_eq!((kept.len(), truncated), (1000, true));
-        let (mut kept, mut truncated) = (Vec::new(), false);
-        read_capped(Some(&mut &data[..10]), 1000, &mut kept, &mut truncated).await;
-        assert_eq!((kept.len(), truncated), (10, false));
-    }
 
     #[tokio::test]
     async fn stderr_keeps_the_tail() {

@@ -1,0 +1,123 @@
+//! What a command executor runs, and the checks that reject a spec it
+//! could not honour (overlapping exit-code lists, a zero process limit, a
+//! variable name that cannot be one) before any job runs.
+
+use super::exit_codes::ExitCodes;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The program a [`CommandExecutor`](super::CommandExecutor) runs for each
+/// job, and how it reads what the program reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommandSpec {
+    /// Program and arguments; run directly, never through a shell.
+    pub argv: Vec<String>,
+    /// Working directory; the worker's when absent.
+    pub cwd: Option<PathBuf>,
+    /// Extra environment variables, set on top of the inherited (or
+    /// allowed) ones.
+    pub env: BTreeMap<String, String>,
+    /// Exit codes that fail the job at once, besides
+    /// [`CommandSpec::DEFAULT_PERMANENT_EXIT_CODES`].
+    pub permanent_exit_codes: Vec<i32>,
+    /// Exit codes meaning "infrastructure down" (the job is handed back
+    /// without using an attempt), besides
+    /// [`CommandSpec::DEFAULT_DEADLY_EXIT_CODES`].
+    pub deadly_exit_codes: Vec<i32>,
+    /// Exit codes retried with backoff even though a default list names
+    /// them (every code no list names is retried anyway).
+    pub retry_exit_codes: Vec<i32>,
+    /// Most processes of this executor alive at once; unlimited when absent.
+    pub max_processes: Option<usize>,
+    /// When set, the child gets only these variables of errand's
+    /// environment (plus `PATH`, `env` and the job's `ERRAND_*`), not all
+    /// of it.
+    pub env_allow: Option<Vec<String>>,
+}
+
+/// Why a [`CommandSpec`] is unusable: the key at fault and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct CommandSpecError {
+    /// The field (and configuration key) at fault, e.g. `deadly_exit_codes`.
+    pub key: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl CommandSpecError {
+    pub(super) fn new(key: &'static str, message: impl Into<String>) -> Self {
+        CommandSpecError {
+            key,
+            message: message.into(),
+        }
+    }
+}
+
+impl CommandSpec {
+    /// Exit codes that fail a job without retry unless configured
+    /// otherwise: 64 (EX_USAGE) and 65 (EX_DATAERR) from sysexits.h.
+    pub const DEFAULT_PERMANENT_EXIT_CODES: &[i32] = &[64, 65];
+    /// Exit codes that hand a job back without using an attempt unless
+    /// configured otherwise: 69 (EX_UNAVAILABLE, "a service is unavailable").
+    pub const DEFAULT_DEADLY_EXIT_CODES: &[i32] = &[69];
+
+    /// Checks the spec without running anything; the executor applies the
+    /// same checks and fails every job of an invalid spec.
+    pub fn validate(&self) -> Result<(), CommandSpecError> {
+        self.checked().map(drop)
+    }
+
+    /// The exit-code mapping of a valid spec.
+    pub(super) fn checked(&self) -> Result<ExitCodes, CommandSpecError> {
+        if self.max_processes == Some(0) {
+            return Err(CommandSpecError::new("max_processes", "must be at least 1"));
+        }
+        for name in self.env_allow.iter().flatten() {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return Err(CommandSpecError::new(
+                    "env_allow",
+                    format!("{name:?} is not an environment variable name"),
+                ));
+            }
+        }
+        ExitCodes::new(
+            &self.permanent_exit_codes,
+            &self.deadly_exit_codes,
+            &self.retry_exit_codes,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_limits_and_names_are_rejected() {
+        let err = |spec: CommandSpec| spec.validate().unwrap_err().to_string();
+        assert_eq!(
+            err(CommandSpec {
+                max_processes: Some(0),
+                ..CommandSpec::default()
+            }),
+            "max_processes: must be at least 1"
+        );
+        assert_eq!(
+            err(CommandSpec {
+                env_allow: Some(vec!["HOME".into(), "A=B".into()]),
+                ..CommandSpec::default()
+            }),
+            "env_allow: \"A=B\" is not an environment variable name"
+        );
+        assert!(
+            CommandSpec {
+                max_processes: Some(1),
+                env_allow: Some(vec!["HOME".into()]),
+                ..CommandSpec::default()
+            }
+            .validate()
+            .is_ok()
+        );
+    }
+}
