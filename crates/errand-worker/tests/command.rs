@@ -2,54 +2,17 @@
 //! environment and payload the process sees, failures, and that a timeout
 //! kills the whole process group and leaves no zombie behind.
 
+mod command_support;
 mod common;
 
+use command_support::*;
 use common::*;
-use errand_core::{Backoff, JobState, KindPolicy};
-use errand_worker::{CommandExecutor, CommandSpec, Worker};
+use errand_core::JobState;
+use errand_worker::CommandSpec;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
-
-fn sh(script: &str) -> CommandSpec {
-    CommandSpec {
-        argv: vec!["sh".into(), "-c".into(), script.into()],
-        ..CommandSpec::default()
-    }
-}
-
-fn policy(timeout: Option<Duration>) -> KindPolicy {
-    KindPolicy {
-        timeout,
-        backoff: Backoff {
-            base: Duration::from_secs(3600),
-            max: Duration::from_secs(3600),
-            jitter: 0.0,
-        },
-        ..KindPolicy::default()
-    }
-}
-
-/// Runs one job of a command and returns it once it left `running`.
-async fn run_one(
-    spec: CommandSpec,
-    timeout: Option<Duration>,
-    payload: serde_json::Value,
-) -> errand_core::Job {
-    let (store, _dir) = store().await;
-    let mut worker = Worker::new(store.clone(), config("default", 2));
-    worker.register("cmd", policy(timeout), Arc::new(CommandExecutor::new(spec)));
-    let running = Running::start(worker);
-    let id = enqueue(&store, job("cmd", payload)).await;
-    let job = wait_for(&store, id, |j| {
-        j.attempt > 0 && j.state != JobState::Running
-    })
-    .await;
-    running.stop().await;
-    job
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_stdout_is_the_result() {

@@ -1,0 +1,249 @@
+//! How a command's report becomes the job's next state, with real
+//! subprocesses and a real store: exit codes (defaults and configured
+//! lists), status lines on stdout (snooze, progress), the per-kind process
+//! limit, and an invalid spec.
+
+mod command_support;
+mod common;
+
+use command_support::*;
+use common::*;
+use errand_core::{Job, JobState, Outcome};
+use errand_worker::{CommandExecutor, CommandSpec, Executor, Worker};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The default budget of a job, raised by one for each refunded attempt.
+const MAX_ATTEMPTS: u32 = 25;
+
+/// Fails on the first attempt with `code` (saying why on stderr), then succeeds.
+fn first_attempt_exits(code: i32) -> CommandSpec {
+    sh(&format!(
+        r#"if [ "$ERRAND_ATTEMPT" = 1 ]; then echo 'database unreachable' >&2; exit {code}; fi; echo ok"#
+    ))
+}
+
+/// Runs until the job is completed.
+async fn run_to_completion(spec: CommandSpec) -> Job {
+    run_until(spec, None, json!(null), |j| j.state == JobState::Completed).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_exit_codes_follow_sysexits() {
+    for (code, state) in [
+        (64, JobState::Failed),
+        (65, JobState::Failed),
+        (75, JobState::Retryable),
+        (1, JobState::Retryable),
+        (70, JobState::Retryable),
+    ] {
+        let job = run_one(
+            sh(&format!("echo 'reason {code}' >&2; exit {code}")),
+            None,
+            json!(null),
+        )
+        .await;
+        assert_eq!((code, job.state), (code, state));
+        assert_eq!(job.attempt, 1);
+        assert_eq!(
+            job.errors[0].error,
+            format!("exit status {code}: reason {code}")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadly_exit_hands_the_job_back_without_using_an_attempt() {
+    let job = run_to_completion(first_attempt_exits(69)).await;
+    assert_eq!(job.result, Some(json!("ok")));
+    assert_eq!(job.attempt, 2);
+    assert_eq!(
+        job.max_attempts,
+        MAX_ATTEMPTS + 1,
+        "the attempt was refunded"
+    );
+    assert_eq!(
+        job.errors[0].error,
+        "deadly (attempt not counted): exit status 69: database unreachable"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_lists_override_the_defaults() {
+    let custom = |script: &str| CommandSpec {
+        permanent_exit_codes: vec![3],
+        deadly_exit_codes: vec![4],
+        retry_exit_codes: vec![64, 69],
+        ..sh(script)
+    };
+    let job = run_one(custom("exit 3"), None, json!(null)).await;
+    assert_eq!(job.state, JobState::Failed);
+    for code in [64, 69] {
+        let job = run_one(custom(&format!("exit {code}")), None, json!(null)).await;
+        assert_eq!((code, job.state), (code, JobState::Retryable));
+    }
+    let deadly = CommandSpec {
+        deadly_exit_codes: vec![4],
+        ..first_attempt_exits(4)
+    };
+    let job = run_to_completion(deadly).await;
+    assert_eq!((job.attempt, job.max_attempts), (2, MAX_ATTEMPTS + 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_spec_fails_its_jobs_naming_the_key() {
+    let spec = CommandSpec {
+        permanent_exit_codes: vec![3],
+        deadly_exit_codes: vec![3],
+        ..sh("echo never")
+    };
+    let job = run_one(spec, None, json!(null)).await;
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(
+        job.errors[0].error,
+        "invalid command configuration: deadly_exit_codes: exit code 3 is also in permanent_exit_codes; a code may be in one list only"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snooze_line_reschedules_without_using_an_attempt() {
+    let before = jiff::Timestamp::now();
+    let script = r#"echo 'working'; echo '{"errand": "snooze", "seconds": 120}'"#;
+    let job = run_one(sh(script), None, json!(null)).await;
+    let after = jiff::Timestamp::now();
+    assert_eq!(job.state, JobState::Scheduled);
+    assert_eq!((job.attempt, job.max_attempts), (1, MAX_ATTEMPTS + 1));
+    assert!(job.errors.is_empty(), "{:?}", job.errors);
+    assert_eq!(job.result, None);
+    let in_two_minutes = |t: jiff::Timestamp| t + jiff::SignedDuration::from_secs(120);
+    assert!(
+        in_two_minutes(before) <= job.run_at && job.run_at <= in_two_minutes(after),
+        "run_at {} not 120 s after [{before}, {after}]",
+        job.run_at
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snooze_line_counts_only_with_exit_zero() {
+    let script = r#"echo '{"errand": "snooze", "seconds": 120}'; echo 'it broke' >&2; exit 3"#;
+    let job = run_one(sh(script), None, json!(null)).await;
+    assert_eq!(job.state, JobState::Retryable);
+    assert_eq!(job.errors[0].error, "exit status 3: it broke");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_lines_are_stripped_from_the_result() {
+    let script = r#"echo '{"errand":"progress","progress":{"done":1,"of":2}}'
+echo '{"sent": 3}'
+echo '{"errand":"progress","progress":"almost"}'"#;
+    let job = run_one(sh(script), None, json!(null)).await;
+    assert_eq!(job.state, JobState::Completed);
+    assert_eq!(job.result, Some(json!({"sent": 3})));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_processes_bounds_processes_alive_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("times");
+    let spec = CommandSpec {
+        max_processes: Some(2),
+        env: BTreeMap::from([("LOG".to_string(), log.display().to_string())]),
+        ..sh(r#"echo "$(date +%s%N) 1" >> "$LOG"; sleep 0.5; echo "$(date +%s%N) -1" >> "$LOG""#)
+    };
+    let (store, _db) = store().await;
+    let mut worker = Worker::new(store.clone(), config("default", 6));
+    worker.register("cmd", policy(None), Arc::new(CommandExecutor::new(spec)));
+    let running = Running::start(worker);
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(enqueue(&store, job("cmd", json!(null))).await);
+    }
+    for id in ids {
+        wait_state(&store, id, JobState::Completed).await;
+    }
+    running.stop().await;
+
+    let mut events: Vec<(u128, i32)> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (t, delta) = l.split_once(' ').unwrap();
+            (t.parse().unwrap(), delta.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(events.len(), 12, "6 starts and 6 ends");
+    events.sort();
+    let (mut alive, mut most) = (0, 0);
+    for (_, delta) in events {
+        alive += delta;
+        most = most.max(alive);
+    }
+    assert_eq!(most, 2, "at most 2 at once, and the limit was reached");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_process_slot_ends_on_cancel() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = CommandSpec {
+        max_processes: Some(1),
+        env: BTreeMap::from([("DIR".to_string(), dir.path().display().to_string())]),
+        ..sh(r#"touch "$DIR/ran-$ERRAND_JOB_ID"; sleep "$(cat)""#)
+    };
+    let executor = Arc::new(CommandExecutor::new(spec));
+    let (store, _db) = store().await;
+    let enqueued = store
+        .enqueue(vec![job("cmd", json!(30)), job("cmd", json!(0))])
+        .await
+        .unwrap();
+    let (long, short) = (enqueued[0].job.clone(), enqueued[1].job.clone());
+    let ran = |job: &Job| dir.path().join(format!("ran-{}", job.id)).exists();
+
+    let first_cancel = CancellationToken::new();
+    let first = tokio::spawn({
+        let (executor, cancel, long) = (executor.clone(), first_cancel.clone(), long.clone());
+        async move { executor.execute(&long, cancel).await }
+    });
+    let start = tokio::time::Instant::now();
+    while !ran(&long) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the first process never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let cancel = CancellationToken::new();
+    let waiting = tokio::spawn({
+        let (executor, cancel, short) = (executor.clone(), cancel.clone(), short.clone());
+        async move { executor.execute(&short, cancel).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished() && !ran(&short),
+        "it waits for the slot"
+    );
+    cancel.cancel();
+    let outcome = tokio::time::timeout(DEADLINE, waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Retry("cancelled while waiting for a process slot".into())
+    );
+    assert!(!ran(&short));
+
+    first_cancel.cancel();
+    let outcome = tokio::time::timeout(DEADLINE, first)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome, Outcome::Retry("cancelled".into()));
+    // The slot is free again.
+    let outcome = executor.execute(&short, CancellationToken::new()).await;
+    assert_eq!(outcome, Outcome::Success(None));
+    assert!(ran(&short));
+}

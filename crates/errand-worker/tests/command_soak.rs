@@ -1,0 +1,134 @@
+//! The command executor's soak test, ignored by default: 100,000
+//! `/bin/true` jobs through a real worker and SQLite store at concurrency
+//! 16. errand's open fds, threads and RSS stay flat from the 10,000th job to
+//! the last, and no child process is left behind (no zombie either). Run it
+//! with
+//! `cargo test -p errand-worker --release --test command_soak -- --ignored --nocapture`
+//! (`ERRAND_SOAK_JOBS=20000` for a shorter run).
+
+mod common;
+
+use common::*;
+use errand_core::{JobState, KindPolicy, NewJob, Store};
+use errand_worker::{CommandExecutor, CommandSpec, Worker};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Jobs enqueued in one transaction.
+const BATCH: u64 = 1_000;
+/// A phase of the soak may take this long on a loaded machine.
+const PHASE_DEADLINE: Duration = Duration::from_secs(1800);
+
+/// What errand itself holds, read from /proc/self.
+#[derive(Debug)]
+struct Footprint {
+    fds: usize,
+    threads: u64,
+    rss_kib: u64,
+}
+
+fn footprint() -> Footprint {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |name: &str| -> u64 {
+        let line = status.lines().find_map(|l| l.strip_prefix(name)).unwrap();
+        line.trim().trim_end_matches("kB").trim().parse().unwrap()
+    };
+    Footprint {
+        fds: std::fs::read_dir("/proc/self/fd").unwrap().count(),
+        threads: field("Threads:"),
+        rss_kib: field("VmRSS:"),
+    }
+}
+
+/// Pids of this process's children (live or zombie), from every thread.
+fn children() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+async fn completed(store: &Arc<dyn Store>) -> u64 {
+    let stats = store.stats().await.unwrap();
+    stats.total.get(&JobState::Completed).copied().unwrap_or(0)
+}
+
+/// Enqueues jobs until `until` have been enqueued in all, waits for them to
+/// complete, and returns the footprint once no child is left.
+async fn run_up_to(store: &Arc<dyn Store>, from: u64, until: u64) -> Footprint {
+    let start = Instant::now();
+    for first in (from..until).step_by(BATCH as usize) {
+        let n = BATCH.min(until - first);
+        let jobs = (0..n).map(|_| NewJob::new("noop", json!(null))).collect();
+        store.enqueue(jobs).await.unwrap();
+    }
+    while completed(store).await < until {
+        assert!(start.elapsed() < PHASE_DEADLINE, "jobs stopped completing");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    while !children().is_empty() {
+        assert!(
+            start.elapsed() < PHASE_DEADLINE,
+            "children left: {:?}",
+            children()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    footprint()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "soak: minutes long; see the file header"]
+async fn soak_command_per_job_leaks_nothing() {
+    let jobs: u64 = std::env::var("ERRAND_SOAK_JOBS").map_or(100_000, |v| v.parse().unwrap());
+    let (store, _dir) = store().await;
+    let mut worker = Worker::new(store.clone(), config("default", 16));
+    let spec = CommandSpec {
+        argv: vec!["/bin/true".into()],
+        ..CommandSpec::default()
+    };
+    worker.register(
+        "noop",
+        KindPolicy::default(),
+        Arc::new(CommandExecutor::new(spec)),
+    );
+    let running = Running::start(worker);
+
+    let started = Instant::now();
+    let warm = run_up_to(&store, 0, 10_000).await;
+    let warm_at = started.elapsed();
+    let end = run_up_to(&store, 10_000, jobs).await;
+    let elapsed = started.elapsed();
+    println!(
+        "{jobs} jobs in {elapsed:?} ({:.0} jobs/s after warm-up); at 10,000: {warm:?}; at the end: {end:?}",
+        (jobs - 10_000) as f64 / (elapsed - warm_at).as_secs_f64()
+    );
+    running.stop().await;
+
+    let stats = store.stats().await.unwrap();
+    assert_eq!(
+        stats.total.get(&JobState::Completed),
+        Some(&jobs),
+        "{stats:?}"
+    );
+    assert!(end.fds.abs_diff(warm.fds) <= 2, "fds: {warm:?} -> {end:?}");
+    assert!(
+        end.threads.abs_diff(warm.threads) <= 2,
+        "threads: {warm:?} -> {end:?}"
+    );
+    assert!(
+        end.rss_kib <= warm.rss_kib + 10 * 1024,
+        "rss: {warm:?} -> {end:?}"
+    );
+    assert_eq!(
+        children(),
+        Vec::<String>::new(),
+        "no child outlives its job"
+    );
+}
