@@ -1,6 +1,6 @@
 //! Checks for the node registry and leader leases.
 
-use errand_core::{NodeInfo, Store};
+use errand_core::{BreakerPhase, BreakerState, NodeInfo, Store};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +13,19 @@ fn node(name: &str, running: u32) -> NodeInfo {
         queues: BTreeMap::from([("default".to_string(), 16)]),
         running,
         http: Some("127.0.0.1:7070".to_string()),
+        breakers: BTreeMap::new(),
+    }
+}
+
+/// An open breaker of `kind`, as a node reports it.
+fn open_breaker(error: &str, consecutive: u32) -> BreakerState {
+    let since = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+    BreakerState {
+        state: BreakerPhase::Open,
+        since,
+        retry_at: Some(since + jiff::SignedDuration::from_millis(1500)),
+        last_error: error.to_string(),
+        consecutive,
     }
 }
 
@@ -20,12 +33,30 @@ fn node(name: &str, running: u32) -> NodeInfo {
 pub async fn nodes_register_refresh_and_expire(store: Arc<dyn Store>) {
     store.register_node(&node("a", 1)).await.unwrap();
     store.register_node(&node("b", 0)).await.unwrap();
-    store.register_node(&node("a", 7)).await.unwrap();
+    let mut a = node("a", 7);
+    a.breakers
+        .insert("email".into(), open_breaker("connection refused", 3));
+    store.register_node(&a).await.unwrap();
     let nodes = store.nodes(Duration::from_secs(60)).await.unwrap();
     let names: Vec<_> = nodes.iter().map(|n| n.name.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
     assert_eq!(nodes[0].running, 7, "the latest heartbeat wins");
     assert_eq!(nodes[0].queues["default"], 16);
+    assert_eq!(nodes[0].breakers, a.breakers, "breakers round-trip");
+    assert!(nodes[1].breakers.is_empty());
+
+    let mut half_open = open_breaker("timed out", 4);
+    (half_open.state, half_open.retry_at) = (BreakerPhase::HalfOpen, None);
+    a.breakers.insert("email".into(), half_open);
+    a.breakers
+        .insert("report".into(), open_breaker("worker crashed", 5));
+    store.register_node(&a).await.unwrap();
+    let nodes = store.nodes(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(nodes[0].breakers, a.breakers, "the latest breakers win");
+    a.breakers.clear();
+    store.register_node(&a).await.unwrap();
+    let nodes = store.nodes(Duration::from_secs(60)).await.unwrap();
+    assert!(nodes[0].breakers.is_empty(), "closed breakers are cleared");
     assert!(
         nodes[0].last_seen > jiff::Timestamp::UNIX_EPOCH,
         "last_seen is set by the store"

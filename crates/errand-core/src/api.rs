@@ -2,7 +2,9 @@
 //! bodies (RFC 9457 problem details) and the envelopes around jobs.
 
 use crate::job::{EnqueueRequest, Enqueued, Job, JobId};
+use crate::store::{BreakerState, Stats};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// An error answer (`application/problem+json`, RFC 9457).
@@ -120,4 +122,16 @@ mod tests {
 pub struct NodeList {
     /// Nodes that heartbeated within [`crate::store::NODE_ALIVE_WINDOW`], by name.
     pub nodes: Vec<crate::NodeInfo>,
+}
+
+/// Body of `GET /v1/stats`: the job counts, plus every live node's
+/// non-closed breakers (node name -> kind -> state).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatsResponse {
+    /// Job counts (flattened, so clients reading only the counts still parse).
+    #[serde(flatten)]
+    pub stats: Stats,
+    /// Open and half-open breakers by node, then kind.
+    #[serde(default)]
+    pub breakers: BTreeMap<String, BTreeMap<String, BreakerState>>,
 }

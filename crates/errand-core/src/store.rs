@@ -128,6 +128,36 @@ pub struct NodeInfo {
     pub running: u32,
     /// Where its HTTP API listens, if it serves one.
     pub http: Option<String>,
+    /// Kinds whose breaker is not closed on this node (it is not claiming
+    /// them, or only a probe), by kind.
+    #[serde(default)]
+    pub breakers: BTreeMap<String, BreakerState>,
+}
+
+/// Where a kind's breaker stands on one node, when it is not closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerPhase {
+    /// The kind is not claimed until `retry_at`.
+    Open,
+    /// One probe job of the kind may run (or is running) to test recovery.
+    HalfOpen,
+}
+
+/// A non-closed breaker of one kind on one node, as the registry shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BreakerState {
+    /// Open or half-open.
+    pub state: BreakerPhase,
+    /// When the breaker opened.
+    pub since: jiff::Timestamp,
+    /// When the next probe may run (absent while a probe is running).
+    #[serde(default)]
+    pub retry_at: Option<jiff::Timestamp>,
+    /// The error of the latest deadly outcome.
+    pub last_error: String,
+    /// Deadly outcomes in a row, the one that opened it included.
+    pub consecutive: u32,
 }
 
 /// Something that happened in the store, for waiters in this process.

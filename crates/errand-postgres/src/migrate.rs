@@ -12,6 +12,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_jobs.sql")),
     (2, include_str!("../migrations/0002_nodes.sql")),
     (3, include_str!("../migrations/0003_claim_function.sql")),
+    (4, include_str!("../migrations/0004_node_breakers.sql")),
 ];
 
 /// The newest schema this build knows.

@@ -12,14 +12,16 @@ use std::time::Duration;
 pub(crate) async fn register(client: &Client, node: &NodeInfo) -> Result<(), StoreError> {
     let stmt = client
         .prepare_cached(
-            "INSERT INTO nodes (name, started_at, last_seen, queues, running, http) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO nodes (name, started_at, last_seen, queues, running, http, breakers) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen, \
-                 queues = excluded.queues, running = excluded.running, http = excluded.http",
+                 queues = excluded.queues, running = excluded.running, http = excluded.http, \
+                 breakers = excluded.breakers",
         )
         .await
         .map_err(db_error)?;
     let queues = serde_json::to_value(&node.queues).expect("queue maps serialize");
+    let breakers = serde_json::to_value(&node.breakers).expect("breaker maps serialize");
     client
         .execute(
             &stmt,
@@ -30,6 +32,7 @@ pub(crate) async fn register(client: &Client, node: &NodeInfo) -> Result<(), Sto
                 &queues,
                 &int(node.running),
                 &node.http,
+                &breakers,
             ],
         )
         .await
@@ -61,7 +64,8 @@ pub(crate) async fn list(
         .map_err(db_error)?;
     let rows = client
         .query(
-            "SELECT name, started_at, last_seen, queues, running, http FROM nodes ORDER BY name",
+            "SELECT name, started_at, last_seen, queues, running, http, breakers \
+             FROM nodes ORDER BY name",
             &[],
         )
         .await
@@ -76,6 +80,8 @@ pub(crate) async fn list(
                     .map_err(|e| StoreError::Internal(format!("node queues: {e}")))?,
                 running: uint(r.get(4), "running")?,
                 http: r.get(5),
+                breakers: serde_json::from_value(r.get(6))
+                    .map_err(|e| StoreError::Internal(format!("node breakers: {e}")))?,
             })
         })
         .collect()

@@ -9,6 +9,7 @@ use rusqlite::{Connection, TransactionBehavior};
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_jobs.sql")),
     (2, include_str!("../migrations/0002_nodes.sql")),
+    (3, include_str!("../migrations/0003_node_breakers.sql")),
 ];
 
 /// The newest schema this build knows.

@@ -9,10 +9,11 @@ use std::time::Duration;
 /// Inserts or refreshes a node; `last_seen` becomes now.
 pub(crate) fn register(conn: &Connection, node: &NodeInfo) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO nodes (name, started_at, last_seen, queues, running, http)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO nodes (name, started_at, last_seen, queues, running, http, breakers)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen,
-             queues = excluded.queues, running = excluded.running, http = excluded.http",
+             queues = excluded.queues, running = excluded.running, http = excluded.http,
+             breakers = excluded.breakers",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -21,7 +22,8 @@ pub(crate) fn register(conn: &Connection, node: &NodeInfo) -> Result<(), StoreEr
             micros(now()),
             to_json(&node.queues),
             node.running,
-            node.http
+            node.http,
+            to_json(&node.breakers)
         ])
     })
     .map_err(db_error)?;
@@ -42,7 +44,8 @@ pub(crate) fn list(conn: &Connection, alive_within: Duration) -> Result<Vec<Node
         .map_err(db_error)?;
     let mut st = conn
         .prepare_cached(
-            "SELECT name, started_at, last_seen, queues, running, http FROM nodes ORDER BY name",
+            "SELECT name, started_at, last_seen, queues, running, http, breakers
+             FROM nodes ORDER BY name",
         )
         .map_err(db_error)?;
     let rows = st
@@ -54,11 +57,12 @@ pub(crate) fn list(conn: &Connection, alive_within: Duration) -> Result<Vec<Node
                 r.get::<_, String>(3)?,
                 r.get::<_, u32>(4)?,
                 r.get::<_, Option<String>>(5)?,
+                r.get::<_, String>(6)?,
             ))
         })
         .map_err(db_error)?;
     rows.map(|row| {
-        let (name, started, seen, queues, running, http) = row.map_err(db_error)?;
+        let (name, started, seen, queues, running, http, breakers) = row.map_err(db_error)?;
         Ok(NodeInfo {
             name,
             started_at: from_micros(started)?,
@@ -67,6 +71,8 @@ pub(crate) fn list(conn: &Connection, alive_within: Duration) -> Result<Vec<Node
                 .map_err(|e| StoreError::Internal(format!("node queues: {e}")))?,
             running,
             http,
+            breakers: serde_json::from_str(&breakers)
+                .map_err(|e| StoreError::Internal(format!("node breakers: {e}")))?,
         })
     })
     .collect()

@@ -1,6 +1,6 @@
 //! The worker's settings and the checks run before it starts.
 
-use crate::WorkerError;
+use crate::{BreakerConfig, WorkerError};
 use errand_core::NodeInfo;
 use errand_core::job::check_name;
 use errand_core::policy::DEFAULT_QUEUE;
@@ -24,6 +24,8 @@ pub struct WorkerConfig {
     pub shutdown_timeout: Duration,
     /// The HTTP address this node serves, shown in the node registry.
     pub http: Option<String>,
+    /// When a kind that keeps failing deadly stops being claimed, and for how long.
+    pub breaker: BreakerConfig,
 }
 
 impl Default for WorkerConfig {
@@ -37,6 +39,7 @@ impl Default for WorkerConfig {
             poll_interval: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(30),
             http: None,
+            breaker: BreakerConfig::default(),
         }
     }
 }
@@ -60,6 +63,7 @@ impl WorkerConfig {
             queues: self.queues.clone(),
             running: 0,
             http: self.http.clone(),
+            breakers: BTreeMap::new(),
         }
     }
 
@@ -87,6 +91,16 @@ impl WorkerConfig {
             if d.is_zero() {
                 return bad(format!("{field} must be greater than zero"));
             }
+        }
+        if self.breaker.threshold == 0 {
+            return bad("breaker.threshold must be at least 1".into());
+        }
+        if self.breaker.base.is_zero() || self.breaker.max < self.breaker.base {
+            return bad(format!(
+                "breaker: base ({}) must be greater than zero and at most max ({})",
+                errand_core::duration::format(self.breaker.base),
+                errand_core::duration::format(self.breaker.max)
+            ));
         }
         if self.heartbeat >= self.lease {
             return bad(format!(

@@ -3,6 +3,7 @@
 //! report when the attempt was stopped by a lost lease or by shutdown.
 
 use crate::Executor;
+use crate::breaker::Breakers;
 use crate::completer::Completions;
 use crate::running::Running;
 use errand_core::store::Finish;
@@ -29,6 +30,8 @@ pub(crate) struct Attempts {
     pub(crate) completions: Completions,
     /// Fires when shutdown's grace period is over: stop and hand back.
     pub(crate) abort: CancellationToken,
+    /// Told every outcome, so a kind failing deadly stops being claimed.
+    pub(crate) breakers: Arc<Breakers>,
 }
 
 impl Attempts {
@@ -44,7 +47,19 @@ impl Attempts {
         let token = cancel.clone();
         let task = tokio::spawn(async move { executor.execute(&job, token).await });
         let outcome = supervise(task, &cancel, timeout).await;
-        if !self.running.remove(&lease) {
+        let held = self.running.remove(&lease);
+        // Stopped by the end of shutdown's grace period: whatever it said on
+        // the way out (often Ok once cancelled), it did not finish its work.
+        let outcome = if self.abort.is_cancelled() {
+            Outcome::Handback
+        } else {
+            outcome
+        };
+        // Even with the lease lost the outcome tells whether the kind's
+        // infrastructure works (and ends a breaker's probe).
+        self.breakers
+            .record(&kind, &outcome, tokio::time::Instant::now());
+        if !held {
             tracing::info!(
                 job = id,
                 kind,
@@ -54,13 +69,6 @@ impl Attempts {
             );
             return;
         }
-        // Stopped by the end of shutdown's grace period: whatever it said on
-        // the way out (often Ok once cancelled), it did not finish its work.
-        let outcome = if self.abort.is_cancelled() {
-            Outcome::Handback
-        } else {
-            outcome
-        };
         match &outcome {
             Outcome::Success(_) | Outcome::Snooze(_) | Outcome::Handback => {
                 tracing::debug!(job = id, kind, attempt, ?outcome, "attempt ended")

@@ -2,7 +2,10 @@
 //! one store call (a second claim may be in flight for slots freed
 //! meanwhile), spawns a task per job, and when the queue is empty sleeps
 //! until an enqueue event for this queue, or the poll interval, wakes it.
+//! Kinds whose breaker is open are left out of claims; a due probe is one
+//! claim of one job of its kind.
 
+use crate::breaker::Breakers;
 use crate::execution::{Attempts, Registration};
 use crate::retry_delay::RetryDelay;
 use errand_core::store::ClaimRequest;
@@ -12,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -20,8 +24,13 @@ use tokio_util::task::TaskTracker;
 /// and lets claims share commits with completions.
 const CLAIMS_IN_FLIGHT: usize = 2;
 
-/// What a claim task answers: the jobs, and the slots reserved for them.
-type Claimed = (Result<Vec<Job>, StoreError>, OwnedSemaphorePermit);
+/// What a claim task answers: the jobs, the slots reserved for them, and
+/// the kind when the claim was that kind's breaker probe.
+type Claimed = (
+    Result<Vec<Job>, StoreError>,
+    OwnedSemaphorePermit,
+    Option<String>,
+);
 
 /// Everything one queue's loop needs.
 pub(crate) struct QueueLoop {
@@ -32,6 +41,7 @@ pub(crate) struct QueueLoop {
     pub(crate) lease: Duration,
     pub(crate) poll_interval: Duration,
     pub(crate) registrations: Arc<HashMap<String, Arc<Registration>>>,
+    pub(crate) breakers: Arc<Breakers>,
     pub(crate) attempts: Arc<Attempts>,
     pub(crate) tracker: TaskTracker,
     pub(crate) shutdown: CancellationToken,
@@ -63,16 +73,35 @@ impl QueueLoop {
                 continue;
             }
             let may_claim = !stopping && !idle && claims.len() < CLAIMS_IN_FLIGHT;
+            let now = Instant::now();
+            let plan = self.breakers.plan(&kinds, now);
+            let claimable = !plan.closed.is_empty() || plan.probe.is_some();
+            // Every kind's breaker is open: sleep until a probe is due, or
+            // a poll interval (an attempt still running may close one).
+            let blocked = (may_claim && !claimable).then(|| {
+                plan.wake_at
+                    .map_or(self.poll_interval, |at| at.saturating_duration_since(now))
+                    .min(self.poll_interval)
+            });
             tokio::select! {
                 Some(claimed) = claims.join_next() => {
-                    let Ok((result, permits)) = claimed else {
+                    let Ok((result, permits, probe)) = claimed else {
                         tracing::error!(queue = self.queue, "a claim task failed");
                         continue;
                     };
+                    if let Some(kind) = &probe
+                        && !matches!(&result, Ok(jobs) if !jobs.is_empty())
+                    {
+                        // No job to probe with: try again a poll interval later.
+                        self.breakers.probe_unused(kind, Instant::now() + self.poll_interval);
+                    }
                     match result {
                         Ok(jobs) => {
                             delay.reset();
-                            idle = jobs.is_empty();
+                            // An empty probe says nothing about other kinds.
+                            if probe.is_none() {
+                                idle = jobs.is_empty();
+                            }
                             self.start(jobs, permits);
                         }
                         Err(e) => {
@@ -90,19 +119,39 @@ impl QueueLoop {
                     if let Ok(extra) = slots.clone().try_acquire_many_owned(more as u32) {
                         permits.merge(extra);
                     }
-                    let request = ClaimRequest {
-                        queue: self.queue.clone(),
-                        kinds: kinds.clone(),
-                        limit: u32::try_from(permits.num_permits()).unwrap_or(u32::MAX),
-                        worker: self.worker.clone(),
-                        lease: self.lease,
-                    };
-                    let store = self.store.clone();
-                    claims.spawn(async move { (store.claim(&request).await, permits) });
+                    if let Some(kind) = plan.probe
+                        && self.breakers.take_probe(&kind, Instant::now())
+                    {
+                        let probe = permits.split(1).expect("at least one slot reserved");
+                        self.claim(&mut claims, vec![kind.clone()], probe, Some(kind));
+                    }
+                    if !plan.closed.is_empty() && permits.num_permits() > 0 {
+                        self.claim(&mut claims, plan.closed, permits, None);
+                    }
                 }
+                _ = tokio::time::sleep(blocked.unwrap_or_default()), if blocked.is_some() => {}
                 _ = self.shutdown.cancelled(), if !stopping => {}
             }
         }
+    }
+
+    /// Claims up to one job per reserved slot, of `kinds`, in a task.
+    fn claim(
+        &self,
+        claims: &mut JoinSet<Claimed>,
+        kinds: Vec<String>,
+        permits: OwnedSemaphorePermit,
+        probe: Option<String>,
+    ) {
+        let request = ClaimRequest {
+            queue: self.queue.clone(),
+            kinds,
+            limit: u32::try_from(permits.num_permits()).unwrap_or(u32::MAX),
+            worker: self.worker.clone(),
+            lease: self.lease,
+        };
+        let store = self.store.clone();
+        claims.spawn(async move { (store.claim(&request).await, permits, probe) });
     }
 
     /// Runs claimed jobs, one slot each, or hands them back once shutdown

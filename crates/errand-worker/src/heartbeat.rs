@@ -1,6 +1,7 @@
 //! Renews every held lease in one store call per tick, stops attempts whose
-//! lease the store reports lost, and keeps this node's registry entry fresh.
+//! lease the store reports lost, and keeps this node's registry entry (with its open breakers) fresh.
 
+use crate::breaker::Breakers;
 use crate::running::Running;
 use errand_core::{NodeInfo, Store};
 use std::sync::Arc;
@@ -16,6 +17,8 @@ pub(crate) struct Beat {
     pub(crate) every: Duration,
     /// Lease length granted at each renewal.
     pub(crate) lease: Duration,
+    /// Reported in the registry entry at each tick.
+    pub(crate) breakers: Arc<Breakers>,
 }
 
 /// Heartbeats until `stop` fires, then removes the node from the registry.
@@ -35,6 +38,7 @@ pub(crate) async fn run(
         }
         let leases = running.leases();
         node.running = u32::try_from(leases.len()).unwrap_or(u32::MAX);
+        node.breakers = beat.breakers.snapshot(tokio::time::Instant::now());
         if let Err(e) = store.register_node(&node).await {
             tracing::warn!(error = %e, "node heartbeat failed; will retry next tick");
         }

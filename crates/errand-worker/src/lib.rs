@@ -5,6 +5,7 @@
 //!
 //! [`Store`]: errand_core::Store
 
+mod breaker;
 mod command;
 mod completer;
 mod config;
@@ -18,6 +19,7 @@ mod retry_delay;
 mod running;
 mod runtime;
 
+pub use breaker::BreakerConfig;
 pub use command::{CommandExecutor, CommandSpec, CommandSpecError};
 pub use config::WorkerConfig;
 pub use executor::Executor;

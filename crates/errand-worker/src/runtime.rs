@@ -2,6 +2,7 @@
 //! fetch loop per queue, the heartbeat and the completer, and shuts them down
 //! gracefully.
 
+use crate::breaker::Breakers;
 use crate::execution::{Attempts, Registration};
 use crate::fetch::QueueLoop;
 use crate::handler::{HandlerExecutor, HandlerResult, JobContext};
@@ -76,10 +77,12 @@ impl Worker {
         let registrations = Arc::new(registrations);
         let (completions, completer) = completer::start(store.clone());
         let running = Arc::new(Running::default());
+        let breakers = Arc::new(Breakers::new(config.breaker.clone()));
         let attempts = Arc::new(Attempts {
             running: running.clone(),
             completions,
             abort: CancellationToken::new(),
+            breakers: breakers.clone(),
         });
         let tracker = TaskTracker::new();
         let stop_heartbeat = CancellationToken::new();
@@ -90,6 +93,7 @@ impl Worker {
                 node: config.node_info(),
                 every: config.heartbeat,
                 lease: config.lease,
+                breakers: breakers.clone(),
             },
             stop_heartbeat.clone(),
         ));
@@ -106,6 +110,7 @@ impl Worker {
                         lease: config.lease,
                         poll_interval: config.poll_interval,
                         registrations: registrations.clone(),
+                        breakers: breakers.clone(),
                         attempts: attempts.clone(),
                         tracker: tracker.clone(),
                         shutdown: shutdown.clone(),

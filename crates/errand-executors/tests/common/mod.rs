@@ -35,6 +35,7 @@ pub fn config(concurrency: usize) -> WorkerConfig {
         poll_interval: Duration::from_millis(100),
         shutdown_timeout: Duration::from_secs(10),
         http: None,
+        breaker: Default::default(),
     }
 }
 

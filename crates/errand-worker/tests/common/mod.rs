@@ -34,6 +34,7 @@ pub fn config(queue: &str, concurrency: usize) -> WorkerConfig {
         poll_interval: Duration::from_millis(100),
         shutdown_timeout: Duration::from_secs(10),
         http: None,
+        breaker: Default::default(),
     }
 }
 
