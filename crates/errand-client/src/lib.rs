@@ -18,8 +18,8 @@ pub use builder::{JobBuilder, job};
 pub use errand_core::api::{JobPage, Problem};
 pub use error::ClientError;
 
-use errand_core::api::{BatchRequest, BatchResponse, Health, NodeList};
-use errand_core::store::{ListFilter, Stats};
+use errand_core::api::{BatchRequest, BatchResponse, Health, NodeList, StatsResponse};
+use errand_core::store::ListFilter;
 use errand_core::{EnqueueRequest, Enqueued, Job, JobId, NodeInfo};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
@@ -145,8 +145,8 @@ impl Client {
             .await
     }
 
-    /// Job counts by state, queue and kind.
-    pub async fn stats(&self) -> Result<Stats, ClientError> {
+    /// Job counts by state, queue and kind, and the nodes' open breakers.
+    pub async fn stats(&self) -> Result<StatsResponse, ClientError> {
         self.call(self.request(Method::GET, "v1/stats")).await
     }
 

@@ -6,13 +6,22 @@ use crate::problem::ApiError;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
-use errand_core::api::{Health, NodeList};
+use errand_core::api::{Health, NodeList, StatsResponse};
 use errand_core::store::NODE_ALIVE_WINDOW;
-use errand_core::store::Stats;
 
-/// `GET /v1/stats`: job counts by state, queue and kind.
-pub(crate) async fn stats(State(app): State<Shared>) -> Result<Json<Stats>, ApiError> {
-    Ok(Json(app.store.stats().await?))
+/// `GET /v1/stats`: job counts by state, queue and kind, and the breakers
+/// that live nodes hold open.
+pub(crate) async fn stats(State(app): State<Shared>) -> Result<Json<StatsResponse>, ApiError> {
+    let stats = app.store.stats().await?;
+    let breakers = app
+        .store
+        .nodes(NODE_ALIVE_WINDOW)
+        .await?
+        .into_iter()
+        .filter(|n| !n.breakers.is_empty())
+        .map(|n| (n.name, n.breakers))
+        .collect();
+    Ok(Json(StatsResponse { stats, breakers }))
 }
 
 /// `GET /v1/nodes`: the errand processes sharing this store.

@@ -6,9 +6,9 @@ mod common;
 use common::Server;
 use errand_client::{ClientError, job};
 use errand_core::store::ListFilter;
-use errand_core::{JobState, Outcome};
+use errand_core::{BreakerPhase, BreakerState, JobState, NodeInfo, Outcome, Store};
 use serde_json::json;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[tokio::test]
 async fn cursor_pages_walk_every_job_once_newest_first() {
@@ -172,7 +172,7 @@ async fn stats_count_by_state_queue_and_kind() {
         .unwrap();
     server.client.cancel(cancel.job.id).await.unwrap();
 
-    let stats = server.client.stats().await.unwrap();
+    let stats = server.client.stats().await.unwrap().stats;
     assert_eq!(stats.total.get(&JobState::Available), Some(&2));
     assert_eq!(stats.total.get(&JobState::Cancelled), Some(&1));
     assert_eq!(stats.queues["mail"].values().sum::<u64>(), 2);
@@ -180,6 +180,48 @@ async fn stats_count_by_state_queue_and_kind() {
     let raw = server.get("/v1/stats").await;
     assert_eq!(raw.status, 200);
     assert_eq!(raw.body["total"]["available"], 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn stats_show_the_breakers_live_nodes_hold_open() {
+    let server = Server::start().await;
+    let node = |name: &str| NodeInfo {
+        name: name.to_string(),
+        started_at: jiff::Timestamp::now(),
+        last_seen: jiff::Timestamp::now(),
+        queues: BTreeMap::from([("default".to_string(), 4)]),
+        running: 0,
+        http: None,
+        breakers: BTreeMap::new(),
+    };
+    let mut tripped = node("node-a");
+    let breaker = BreakerState {
+        state: BreakerPhase::Open,
+        since: jiff::Timestamp::now(),
+        retry_at: None,
+        last_error: "connection refused".into(),
+        consecutive: 3,
+    };
+    tripped.breakers.insert("email".into(), breaker.clone());
+    server.store.register_node(&tripped).await.unwrap();
+    server.store.register_node(&node("node-b")).await.unwrap();
+
+    let raw = server.get("/v1/stats").await;
+    assert_eq!(raw.status, 200);
+    assert_eq!(raw.body["breakers"]["node-a"]["email"]["state"], "open");
+    assert_eq!(
+        raw.body["breakers"]["node-a"]["email"]["last_error"],
+        "connection refused"
+    );
+    assert!(raw.body["breakers"].get("node-b").is_none(), "{}", raw.body);
+    assert!(
+        raw.body["total"].is_object(),
+        "the counts stay at the top level"
+    );
+    let stats = server.client.stats().await.unwrap();
+    assert_eq!(stats.breakers["node-a"]["email"], breaker);
+    assert_eq!(stats.breakers.len(), 1);
     server.stop().await;
 }
 

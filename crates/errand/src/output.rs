@@ -2,7 +2,9 @@
 //! people, JSON for scripts.
 
 use errand_core::Job;
-use errand_core::store::Stats;
+use errand_core::api::StatsResponse;
+use errand_core::{BreakerPhase, BreakerState};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Columns padded to their widest cell.
@@ -98,8 +100,10 @@ pub fn job_details(job: &Job) -> String {
     out
 }
 
-/// Counts per queue and per kind, one column per state.
-pub fn stats_table(stats: &Stats) -> String {
+/// Counts per queue and per kind, one column per state; then the open
+/// breakers, if any node holds one.
+pub fn stats_table(response: &StatsResponse) -> String {
+    let stats = &response.stats;
     let states = errand_core::JobState::ALL;
     let mut headers = vec!["QUEUE/KIND"];
     headers.extend(states.iter().map(|s| s.as_str()));
@@ -128,7 +132,48 @@ pub fn stats_table(stats: &Stats) -> String {
             .map(|s| stats.total.get(s).copied().unwrap_or(0).to_string()),
     );
     rows.push(total);
-    table(&headers, &rows)
+    let mut out = table(&headers, &rows);
+    if !response.breakers.is_empty() {
+        out.push_str("\nopen breakers (these kinds are not being claimed on these nodes):\n");
+        out.push_str(&breakers_table(&response.breakers));
+    }
+    out
+}
+
+/// One line per non-closed breaker, by node and kind.
+fn breakers_table(breakers: &BTreeMap<String, BTreeMap<String, BreakerState>>) -> String {
+    let rows: Vec<Vec<String>> = breakers
+        .iter()
+        .flat_map(|(node, kinds)| kinds.iter().map(move |(kind, b)| (node, kind, b)))
+        .map(|(node, kind, b)| {
+            let state = match b.state {
+                BreakerPhase::Open => "open",
+                BreakerPhase::HalfOpen => "half-open",
+            };
+            vec![
+                node.clone(),
+                kind.clone(),
+                state.to_string(),
+                b.since.to_string(),
+                b.retry_at
+                    .map_or_else(|| "probing".to_string(), |t| t.to_string()),
+                b.consecutive.to_string(),
+                one_line(&b.last_error, 80),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NODE",
+            "KIND",
+            "STATE",
+            "SINCE",
+            "NEXT PROBE",
+            "DEADLY",
+            "LAST ERROR",
+        ],
+        &rows,
+    )
 }
 
 /// One line per live node.
@@ -178,6 +223,37 @@ mod tests {
     fn table_aligns_columns() {
         let t = table(&["A", "LONG"], &[vec!["xyz".into(), "1".into()]]);
         assert_eq!(t, "A    LONG\nxyz  1\n");
+    }
+
+    #[test]
+    fn stats_list_open_breakers_under_the_counts() {
+        let mut response = StatsResponse::default();
+        assert!(!stats_table(&response).contains("breakers"));
+        let since = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        let breaker = BreakerState {
+            state: BreakerPhase::Open,
+            since,
+            retry_at: Some(since),
+            last_error: "connection refused\nat line 2".into(),
+            consecutive: 3,
+        };
+        response.breakers.insert(
+            "node-a".into(),
+            BTreeMap::from([("email".to_string(), breaker)]),
+        );
+        let out = stats_table(&response);
+        let line = out.lines().last().unwrap();
+        for part in [
+            "node-a",
+            "email",
+            "open",
+            "2023-11-14T22:13:20Z",
+            "3",
+            "connection refused",
+        ] {
+            assert!(line.contains(part), "{part} missing from {out}");
+        }
+        assert!(!out.contains("line 2"), "{out}");
     }
 
     #[test]

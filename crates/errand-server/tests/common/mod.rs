@@ -150,7 +150,7 @@ impl Server {
 
     /// Counts by state, read through the API.
     pub async fn stats(&self) -> Stats {
-        self.client.stats().await.unwrap()
+        self.client.stats().await.unwrap().stats
     }
 
     /// Claims the next job of `queue` and ends its attempt with `outcome`.
