@@ -10,6 +10,7 @@ use errand_core::{Backoff, KindPolicy, Retention};
 use errand_executors::email::SmtpConfig;
 use errand_executors::pool::PoolConfig;
 use errand_executors::webhook::WebhookConfig;
+use errand_worker::CommandSpec;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -221,6 +222,16 @@ pub struct KindSection {
     /// Extra environment for the command.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Command exit codes that fail the job at once (besides 64 and 65).
+    pub permanent_exit_codes: Option<Vec<i32>>,
+    /// Command exit codes meaning "infrastructure down" (besides 69).
+    pub deadly_exit_codes: Option<Vec<i32>>,
+    /// Command exit codes retried even though a default list names them.
+    pub retry_exit_codes: Option<Vec<i32>>,
+    /// Most command processes of this kind at once on this node.
+    pub max_processes: Option<usize>,
+    /// The only variables of errand's environment the command gets.
+    pub env_allow: Option<Vec<String>>,
     /// Queue for new jobs.
     pub queue: Option<String>,
     /// Priority for new jobs (lower first).
@@ -256,6 +267,10 @@ impl KindSection {
         {
             return Err("command: must name a program".into());
         }
+        match self.command_spec() {
+            Some(spec) => spec.validate().map_err(|e| e.to_string())?,
+            None => self.check_no_command_keys(set[0])?,
+        }
         let checks = [
             self.pool.as_ref().map(PoolConfig::validate),
             self.webhook.as_ref().map(WebhookConfig::validate),
@@ -265,6 +280,38 @@ impl KindSection {
             .into_iter()
             .flatten()
             .try_for_each(|r| r.map_err(|e| e.to_string()))
+    }
+
+    /// The command executor's spec, when this kind runs a command; `cwd`
+    /// is as written (the caller resolves it against the config file).
+    pub fn command_spec(&self) -> Option<CommandSpec> {
+        Some(CommandSpec {
+            argv: self.command.clone()?,
+            cwd: self.cwd.clone(),
+            env: self.env.clone(),
+            permanent_exit_codes: self.permanent_exit_codes.clone().unwrap_or_default(),
+            deadly_exit_codes: self.deadly_exit_codes.clone().unwrap_or_default(),
+            retry_exit_codes: self.retry_exit_codes.clone().unwrap_or_default(),
+            max_processes: self.max_processes,
+            env_allow: self.env_allow.clone(),
+        })
+    }
+
+    /// Rejects the command-only keys on a kind run by another `executor`.
+    fn check_no_command_keys(&self, executor: &str) -> Result<(), String> {
+        let set = [
+            ("permanent_exit_codes", self.permanent_exit_codes.is_some()),
+            ("deadly_exit_codes", self.deadly_exit_codes.is_some()),
+            ("retry_exit_codes", self.retry_exit_codes.is_some()),
+            ("max_processes", self.max_processes.is_some()),
+            ("env_allow", self.env_allow.is_some()),
+        ];
+        match set.into_iter().find(|(_, on)| *on) {
+            Some((key, _)) => Err(format!(
+                "{key}: only valid with `command`, but this kind uses `{executor}`"
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The enqueue and retry policy this section describes.
@@ -594,6 +641,88 @@ mod tests {
         );
         assert!(err("[queues.q]\nconcurrency = 0").contains("[queues.q] concurrency"));
         assert!(err("[server]\nbody_limit = \"12 parsecs\"").contains("invalid size"));
+    }
+
+    #[test]
+    fn command_keys_are_read() {
+        let c = parse(
+            r#"
+            [kinds.import]
+            command = ["php", "bin/import.php"]
+            permanent_exit_codes = [3]
+            deadly_exit_codes = [4, 5]
+            retry_exit_codes = [64]
+            max_processes = 2
+            env_allow = ["HOME", "APP_ENV"]
+            "#,
+        )
+        .unwrap();
+        let spec = c.kinds["import"].command_spec().unwrap();
+        assert_eq!(
+            (
+                spec.permanent_exit_codes,
+                spec.deadly_exit_codes,
+                spec.retry_exit_codes
+            ),
+            (vec![3], vec![4, 5], vec![64])
+        );
+        assert_eq!(spec.max_processes, Some(2));
+        assert_eq!(
+            spec.env_allow,
+            Some(vec!["HOME".to_string(), "APP_ENV".to_string()])
+        );
+        let spec = parse("[kinds.a]\ncommand = [\"x\"]\n").unwrap().kinds["a"]
+            .command_spec()
+            .unwrap();
+        assert_eq!((spec.max_processes, spec.env_allow), (None, None));
+    }
+
+    #[test]
+    fn bad_command_keys_name_the_kind_and_key() {
+        let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
+        let e = err(
+            "[kinds.imp]\ncommand = [\"x\"]\npermanent_exit_codes = [3]\ndeadly_exit_codes = [3]",
+        );
+        assert!(
+            e.contains(
+                "[kinds.imp] deadly_exit_codes: exit code 3 is also in permanent_exit_codes"
+            ),
+            "{e}"
+        );
+        let e = err("[kinds.imp]\ncommand = [\"x\"]\nretry_exit_codes = [0]");
+        assert!(
+            e.contains("[kinds.imp] retry_exit_codes: 0 means success"),
+            "{e}"
+        );
+        let e = err("[kinds.imp]\ncommand = [\"x\"]\ndeadly_exit_codes = [300]");
+        assert!(
+            e.contains("[kinds.imp] deadly_exit_codes: 300 is not an exit code"),
+            "{e}"
+        );
+        let e = err("[kinds.imp]\ncommand = [\"x\"]\nmax_processes = 0");
+        assert!(
+            e.contains("[kinds.imp] max_processes: must be at least 1"),
+            "{e}"
+        );
+        let e = err("[kinds.imp]\ncommand = [\"x\"]\nmax_processes = -1");
+        assert!(
+            e.contains("[kinds.imp]") && e.contains("max_processes"),
+            "{e}"
+        );
+        let e = err("[kinds.imp]\ncommand = [\"x\"]\nenv_allow = [\"A=B\"]");
+        assert!(e.contains("[kinds.imp] env_allow: \"A=B\" is not"), "{e}");
+        let e = err(
+            "[kinds.hook]\nwebhook = { url = \"http://127.0.0.1:1/\", secret = \"s\" }\nmax_processes = 2",
+        );
+        assert!(
+            e.contains("[kinds.hook] max_processes: only valid with `command`, but this kind uses `webhook`"),
+            "{e}"
+        );
+        let e = err("[kinds.rep]\npool = { command = [\"python3\"] }\ndeadly_exit_codes = [69]");
+        assert!(
+            e.contains("[kinds.rep] deadly_exit_codes: only valid with `command`, but this kind uses `pool`"),
+            "{e}"
+        );
     }
 
     #[test]

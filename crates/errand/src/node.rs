@@ -247,10 +247,10 @@ fn executor_for(config: &Config, name: &str, kind: &KindSection) -> Result<Arc<d
     if let Some(smtp) = &kind.smtp {
         return Ok(Arc::new(EmailExecutor::new(smtp.clone())?));
     }
+    let spec = kind.command_spec().unwrap_or_default();
     let spec = CommandSpec {
-        argv: kind.command.clone().unwrap_or_default(),
-        cwd: Some(config.resolve(kind.cwd.as_deref())),
-        env: kind.env.clone(),
+        cwd: Some(config.resolve(spec.cwd.as_deref())),
+        ..spec
     };
     Ok(Arc::new(CommandExecutor::new(spec)))
 }
