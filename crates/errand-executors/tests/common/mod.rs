@@ -3,6 +3,8 @@
 //! job states.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod smtpd;
+
 use errand_core::{Backoff, Job, JobId, KindPolicy, NewJob, Store};
 use errand_sqlite::{SqliteOptions, SqliteStore};
 use errand_worker::{Executor, Worker, WorkerConfig};
@@ -70,6 +72,11 @@ impl Running {
     ) -> Running {
         let mut worker = Worker::new(store.clone(), config(concurrency));
         worker.register(kind, policy, executor);
+        Running::spawn(worker)
+    }
+
+    /// Runs a worker that is ready to run.
+    pub fn spawn(worker: Worker) -> Running {
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(worker.run(shutdown.clone()));
         Running { shutdown, handle }
