@@ -135,7 +135,7 @@ fn migrate_creates_the_schema_and_reports_its_version() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("schema version 2"),
+        stdout(&out).contains("schema version 3"),
         "{}",
         stdout(&out)
     );
