@@ -113,6 +113,33 @@ pub struct WorkerSection {
     /// How often expired leases are rescued and due jobs promoted.
     #[serde(with = "serde_human")]
     pub maintenance_interval: Duration,
+    /// When deadly outcomes stop a kind from being claimed on this node.
+    pub breaker: BreakerSection,
+}
+
+/// `[worker.breaker]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerSection {
+    /// Consecutive deadly outcomes of a kind that open its breaker.
+    pub threshold: u32,
+    /// First wait before a probe job; doubles after each failed probe.
+    #[serde(with = "serde_human")]
+    pub base: Duration,
+    /// Longest wait before a probe job.
+    #[serde(with = "serde_human")]
+    pub max: Duration,
+}
+
+impl Default for BreakerSection {
+    fn default() -> Self {
+        let d = errand_worker::BreakerConfig::default();
+        BreakerSection {
+            threshold: d.threshold,
+            base: d.base,
+            max: d.max,
+        }
+    }
 }
 
 impl Default for WorkerSection {
@@ -127,6 +154,7 @@ impl Default for WorkerSection {
             poll_interval: w.poll_interval,
             shutdown_timeout: w.shutdown_timeout,
             maintenance_interval: m.interval,
+            breaker: BreakerSection::default(),
         }
     }
 }
@@ -439,6 +467,10 @@ impl Config {
             if q.concurrency == 0 {
                 bail!("[queues.{name}] concurrency: must be at least 1");
             }
+        }
+        let b = &self.worker.breaker;
+        if b.threshold == 0 || b.base.is_zero() || b.base > b.max {
+            bail!("[worker.breaker]: threshold must be at least 1 and 0 < base <= max");
         }
         if self.worker.lease <= self.worker.heartbeat {
             bail!(
