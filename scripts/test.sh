@@ -1,25 +1,12 @@
 #!/usr/bin/env bash
 # Runs every errand test on a fresh machine: installs what the tests need,
-# then the whole suite. Tests that need PostgreSQL start a throwaway cluster
-# themselves from Debian's postgresql package (installed here when missing).
+# then the whole suite.
+# - Tests that need PostgreSQL start a throwaway cluster themselves from
+#   Debian's postgresql package (installed here when missing).
+# - The executors' tests run real PHP and Python pool workers (php-cli) and a
+#   real SMTP server (aiosmtpd, from PyPI).
 # Slow soak tests are #[ignore]d; run them with:
-#   # The executors' tests run real PHP and Python pool workers and a real SMTP
-# server (aiosmtpd).
-if ! have php; then
-  if [ "$(id -u)" = 0 ] && have apt-get; then
-    echo "scripts/test.sh: installing php-cli"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq php-cli >/dev/null
-  else
-    echo "scripts/test.sh: php not found; install php-cli (sudo apt-get install php-cli)" >&2
-  fi
-fi
-if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
-  echo "scripts/test.sh: installing aiosmtpd (PyPI)"
-  python3 -m pip install -q aiosmtpd 2>/dev/null || python3 -m pip install -q --break-system-packages aiosmtpd
-fi
-
-cargo test --workspace --release -- --ignored
+#   cargo test --workspace --release -- --ignored
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,27 +16,18 @@ for tool in cargo python3 sh; do
 done
 
 have_postgres() { have initdb || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
-if ! have_postgres; then
+missing=()
+have_postgres || missing+=(postgresql)
+have php || missing+=(php-cli)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && have apt-get; then
-    echo "scripts/test.sh: installing PostgreSQL (Debian's postgresql package)"
+    echo "scripts/test.sh: installing ${missing[*]} (Debian packages)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-    # The package starts a system cluster we do not use: tests run their own.
-    have service && service postgresql stop >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    # The postgresql package may start a system cluster; tests run their own.
+    if have service; then service postgresql stop >/dev/null 2>&1 || true; fi
   else
-    echo "scripts/test.sh: PostgreSQL not found; install Debian's postgresql package (sudo apt-get install postgresql) or the PostgreSQL tests will skip" >&2
-  fi
-fi
-
-# The executors' tests run real PHP and Python pool workers and a real SMTP
-# server (aiosmtpd).
-if ! have php; then
-  if [ "$(id -u)" = 0 ] && have apt-get; then
-    echo "scripts/test.sh: installing php-cli"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq php-cli >/dev/null
-  else
-    echo "scripts/test.sh: php not found; install php-cli (sudo apt-get install php-cli)" >&2
+    echo "scripts/test.sh: missing ${missing[*]}; install them (sudo apt-get install ${missing[*]}) or their tests fail or skip" >&2
   fi
 fi
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
