@@ -4,8 +4,10 @@
 //! enqueue, batch enqueue, end-to-end throughput, pickup latency and memory.
 //! Each scenario runs `--runs` times and the median is reported. On
 //! PostgreSQL, `--history` first measures claims against a large history
-//! and a long transaction (see [`history`]), once.
+//! and a long transaction (see [`history`]), once. `--executors` measures
+//! the shipped executors instead (see [`executors`]).
 
+mod executors;
 mod history;
 
 use crate::cli::BenchArgs;
@@ -220,16 +222,8 @@ impl Bench {
     /// completion.
     async fn end_to_end(&self, total: usize, nodes: usize) -> Result<f64> {
         let before = self.completed("noop").await?;
-        for chunk in (0..total).collect::<Vec<_>>().chunks(5000) {
-            let jobs = chunk
-                .iter()
-                .map(|i| NewJob {
-                    queue: "noop".into(),
-                    ..NewJob::new("noop", serde_json::json!({ "n": i }))
-                })
-                .collect();
-            self.store.enqueue(jobs).await?;
-        }
+        self.enqueue_many("noop", total, |i| serde_json::json!({ "n": i }))
+            .await?;
         let first = Arc::new(Mutex::new(None::<Instant>));
         let ran = Arc::new(AtomicUsize::new(0));
         let stop = CancellationToken::new();
@@ -278,6 +272,27 @@ impl Bench {
         }
         let start = first.lock().expect("bench lock").context("no job ran")?;
         Ok(total as f64 / finished.duration_since(start).as_secs_f64())
+    }
+
+    /// Enqueues `total` jobs of `kind` on the queue of the same name,
+    /// straight into the store, in chunks of 5,000.
+    async fn enqueue_many(
+        &self,
+        kind: &str,
+        total: usize,
+        payload: impl Fn(usize) -> serde_json::Value,
+    ) -> Result<()> {
+        for chunk in (0..total).collect::<Vec<_>>().chunks(5000) {
+            let jobs = chunk
+                .iter()
+                .map(|&i| NewJob {
+                    queue: kind.into(),
+                    ..NewJob::new(kind, payload(i))
+                })
+                .collect();
+            self.store.enqueue(jobs).await?;
+        }
+        Ok(())
     }
 
     /// Completed jobs of `kind` so far.
@@ -403,9 +418,33 @@ fn rss_mb() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// `errand bench --executors`
+async fn run_executors(args: &BenchArgs, runs: usize) -> Result<ExitCode> {
+    let report = executors::run(&args.examples, runs).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "errand bench --executors: medians of {runs} run(s), SQLite synchronous=FULL, {}",
+        jiff::Timestamp::now()
+    );
+    print!(
+        "{}",
+        crate::output::table(
+            &["SCENARIO", "JOBS", "CONCURRENCY", "MEDIAN"],
+            &executors::rows(&report)
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `errand bench`
 pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     let runs = args.runs.max(1);
+    if args.executors {
+        return run_executors(&args, runs).await;
+    }
     let bench = Arc::new(Bench::start(args.database.as_deref()).await?);
     let database = if bench.postgres.is_some() {
         "PostgreSQL"

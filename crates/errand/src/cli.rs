@@ -208,4 +208,11 @@ pub struct BenchArgs {
     /// terminal jobs in the table and with a long transaction open (slow).
     #[arg(long)]
     pub history: bool,
+    /// Instead of the usual scenarios, measure no-op jobs per second through
+    /// the executors: a process per job, PHP and Python pools, a webhook.
+    #[arg(long, conflicts_with_all = ["database", "history"])]
+    pub executors: bool,
+    /// With --executors: the directory holding pool/worker.php and pool/worker.py.
+    #[arg(long, default_value = "examples", requires = "executors")]
+    pub examples: PathBuf,
 }

@@ -375,3 +375,25 @@ fn nodes_lists_the_serving_node_and_work_shares_no_sqlite_file() {
         stderr(&out)
     );
 }
+
+#[test]
+fn bench_executors_refuses_the_other_scenarios_options() {
+    for args in [
+        &["bench", "--executors", "--history"][..],
+        &[
+            "bench",
+            "--executors",
+            "--database",
+            "postgres://localhost/x",
+        ],
+        &["bench", "--examples", "examples"],
+    ] {
+        let out = Command::new(errand_bin()).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            stderr(&out).contains("--executors"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
