@@ -13,6 +13,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("../migrations/0002_nodes.sql")),
     (3, include_str!("../migrations/0003_claim_function.sql")),
     (4, include_str!("../migrations/0004_node_breakers.sql")),
+    (
+        5,
+        include_str!("../migrations/0005_slimmer_job_indexes.sql"),
+    ),
 ];
 
 /// The newest schema this build knows.
