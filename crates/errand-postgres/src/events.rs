@@ -202,7 +202,7 @@ async fn listen_once(
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "event listener connection failed");
+                    tracing::warn!(error = %crate::rows::db_error(e), "event listener connection failed");
                     break;
                 }
             }
