@@ -3,7 +3,7 @@
 //!
 //! It owns the job model ([`job`]), the state machine ([`state`]), what an
 //! attempt's outcome does to a job ([`outcome`]), retry backoff ([`backoff`]),
-//! duration parsing ([`duration`]) and the [`store::Store`] contract that each
+//! duration and size parsing ([`duration`], [`size`]) and the [`store::Store`] contract that each
 //! database engine implements. Nothing here does I/O.
 
 pub mod api;
@@ -12,6 +12,7 @@ pub mod duration;
 pub mod job;
 pub mod outcome;
 pub mod policy;
+pub mod size;
 pub mod state;
 pub mod store;
 

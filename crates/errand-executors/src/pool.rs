@@ -6,11 +6,10 @@ mod config;
 mod process;
 mod protocol;
 mod rss;
-mod size;
 mod supervisor;
 
 pub use config::PoolConfig;
-pub use size::ByteSize;
+pub use errand_core::size::ByteSize;
 
 use crate::ExecutorConfigError;
 use async_trait::async_trait;

@@ -6,6 +6,7 @@
 use anyhow::{Context, Result, anyhow, bail};
 use errand_core::duration::serde_human;
 use errand_core::policy::DEFAULT_QUEUE;
+use errand_core::size::ByteSize;
 use errand_core::{Backoff, KindPolicy, Retention};
 use errand_executors::email::SmtpConfig;
 use errand_executors::pool::PoolConfig;
@@ -351,50 +352,6 @@ impl KindSection {
             max_attempts: self.max_attempts.unwrap_or(d.max_attempts),
             timeout: self.timeout.or(d.timeout),
             backoff: self.backoff.unwrap_or(d.backoff),
-        }
-    }
-}
-
-/// A size in bytes, written as `1048576`, `"512KiB"`, `"1MiB"` or `"1MB"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteSize(pub u64);
-
-impl std::str::FromStr for ByteSize {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let t = s.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("invalid size {s:?} (examples: 65536, \"512KiB\", \"1MiB\")"))?;
-        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-            "" | "b" => 1,
-            "k" | "kb" => 1_000,
-            "kib" => 1 << 10,
-            "m" | "mb" => 1_000_000,
-            "mib" => 1 << 20,
-            "g" | "gb" => 1_000_000_000,
-            "gib" => 1 << 30,
-            other => return Err(format!("invalid size {s:?}: unknown unit {other:?}")),
-        };
-        n.checked_mul(mult)
-            .map(ByteSize)
-            .ok_or_else(|| format!("invalid size {s:?}: too large"))
-    }
-}
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Bytes(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Bytes(n) => Ok(ByteSize(n)),
-            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
         }
     }
 }
@@ -813,13 +770,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown queue"), "{err}");
-    }
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!("1MiB".parse::<ByteSize>().unwrap(), ByteSize(1 << 20));
-        assert_eq!("512 KiB".parse::<ByteSize>().unwrap(), ByteSize(512 << 10));
-        assert_eq!("100".parse::<ByteSize>().unwrap(), ByteSize(100));
-        assert!("MiB".parse::<ByteSize>().is_err());
     }
 }

@@ -1,8 +1,8 @@
 //! `[kinds.<kind>] pool = { … }`: what a pool runs and the limits it
 //! recycles its processes at.
 
-use super::size::ByteSize;
 use crate::ExecutorConfigError;
+use errand_core::size::ByteSize;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
