@@ -18,9 +18,9 @@ pub use builder::{JobBuilder, job};
 pub use errand_core::api::{JobPage, Problem};
 pub use error::ClientError;
 
-use errand_core::api::{BatchRequest, BatchResponse, Health, NodeList, StatsResponse};
+use errand_core::api::{BatchRequest, BatchResponse, Health, NodeList, QueueList, StatsResponse};
 use errand_core::store::ListFilter;
-use errand_core::{EnqueueRequest, Enqueued, Job, JobId, NodeInfo};
+use errand_core::{EnqueueRequest, Enqueued, Job, JobId, NodeInfo, QueueInfo};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use std::time::{Duration, Instant};
@@ -154,6 +154,27 @@ impl Client {
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ClientError> {
         let list: NodeList = self.call(self.request(Method::GET, "v1/nodes")).await?;
         Ok(list.nodes)
+    }
+
+    /// Every queue with jobs or a pause record, by name.
+    pub async fn queues(&self) -> Result<Vec<QueueInfo>, ClientError> {
+        let list: QueueList = self.call(self.request(Method::GET, "v1/queues")).await?;
+        Ok(list.queues)
+    }
+
+    /// Pauses a queue on every node: it keeps accepting jobs and runs none.
+    pub async fn pause_queue(&self, name: &str) -> Result<QueueInfo, ClientError> {
+        self.queue_action(name, "pause").await
+    }
+
+    /// Resumes a paused queue.
+    pub async fn resume_queue(&self, name: &str) -> Result<QueueInfo, ClientError> {
+        self.queue_action(name, "resume").await
+    }
+
+    async fn queue_action(&self, name: &str, action: &str) -> Result<QueueInfo, ClientError> {
+        self.call(self.request(Method::POST, &format!("v1/queues/{name}/{action}")))
+            .await
     }
 
     /// Ok when the server and its store answer.

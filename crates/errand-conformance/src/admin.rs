@@ -1,13 +1,14 @@
 //! Checks of the operator's side: cancel, retry, list, stats, pruning,
 //! promotion of due jobs, and the event stream.
 
-use crate::support::{claim, enqueue, finish, fixed_backoff, get, job, job_in, plus, running};
+use crate::support::{
+    claim, enqueue, expect_event, finish, fixed_backoff, get, job, job_in, plus, running,
+};
 use errand_core::store::{Finish, ListFilter, Stats};
 use errand_core::{JobId, JobState, NewJob, Outcome, Retention, Store, StoreError, StoreEvent};
 use jiff::Timestamp;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast;
 
 fn assert_conflict(
     result: Result<errand_core::Job, StoreError>,
@@ -310,25 +311,6 @@ pub async fn promote_due_makes_jobs_available(store: Arc<dyn Store>) {
         |e| matches!(e, StoreEvent::Enqueued(q) if q.iter().any(|q| q == "p1")),
     )
     .await;
-}
-
-/// Waits for an event matching `wanted`, skipping others.
-async fn expect_event(
-    events: &mut broadcast::Receiver<StoreEvent>,
-    what: &str,
-    wanted: impl Fn(&StoreEvent) -> bool,
-) {
-    let found = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            match events.recv().await {
-                Ok(e) if wanted(&e) => return,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => panic!("event stream closed"),
-            }
-        }
-    })
-    .await;
-    assert!(found.is_ok(), "no event: {what}");
 }
 
 /// Enqueued names the queue of due jobs; Finished names jobs that ended,

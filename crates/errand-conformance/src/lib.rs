@@ -8,6 +8,7 @@ mod claim;
 mod enqueue;
 mod lifecycle;
 mod nodes;
+mod queues;
 mod support;
 
 pub use admin::*;
@@ -15,6 +16,7 @@ pub use claim::*;
 pub use enqueue::*;
 pub use lifecycle::*;
 pub use nodes::*;
+pub use queues::*;
 
 /// Generates one `#[tokio::test(flavor = "multi_thread")]` per check.
 ///
@@ -59,6 +61,8 @@ macro_rules! store_conformance {
             nodes_register_refresh_and_expire,
             leader_lease_has_one_holder,
             leader_lease_race_has_one_winner,
+            paused_queue_accepts_but_claims_nothing,
+            queues_list_counts_and_paused_flags,
         );
     };
     (@checks $fresh:expr; $($check:ident,)*) => {

@@ -2,9 +2,10 @@
 //! a job back.
 
 use errand_core::store::{ClaimRequest, Finish};
-use errand_core::{Backoff, Job, JobId, Lease, NewJob, Outcome, Store};
+use errand_core::{Backoff, Job, JobId, Lease, NewJob, Outcome, Store, StoreEvent};
 use jiff::Timestamp;
 use std::time::Duration;
+use tokio::sync::broadcast;
 
 /// A lease long enough never to expire during a check.
 pub(crate) const LONG_LEASE: Duration = Duration::from_secs(3600);
@@ -109,4 +110,23 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Waits for an event matching `wanted`, skipping others.
+pub(crate) async fn expect_event(
+    events: &mut broadcast::Receiver<StoreEvent>,
+    what: &str,
+    wanted: impl Fn(&StoreEvent) -> bool,
+) {
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match events.recv().await {
+                Ok(e) if wanted(&e) => return,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => panic!("event stream closed"),
+            }
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "no event: {what}");
 }

@@ -124,6 +124,13 @@ pub struct NodeList {
     pub nodes: Vec<crate::NodeInfo>,
 }
 
+/// `GET /v1/queues`: every queue with jobs or a pause record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueList {
+    /// The queues, by name.
+    pub queues: Vec<crate::QueueInfo>,
+}
+
 /// Body of `GET /v1/stats`: the job counts, plus every live node's
 /// non-closed breakers (node name -> kind -> state).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

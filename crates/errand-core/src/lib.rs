@@ -21,4 +21,4 @@ pub use job::{AttemptError, EnqueueRequest, Enqueued, Job, JobId, Lease, NewJob,
 pub use outcome::{Outcome, Transition};
 pub use policy::{KindPolicy, Retention};
 pub use state::JobState;
-pub use store::{BreakerPhase, BreakerState, NodeInfo, Store, StoreError, StoreEvent};
+pub use store::{BreakerPhase, BreakerState, NodeInfo, QueueInfo, Store, StoreError, StoreEvent};

@@ -110,6 +110,48 @@ impl Stats {
     }
 }
 
+/// One queue: whether it is paused and its jobs by state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueInfo {
+    /// The queue's name.
+    pub name: String,
+    /// A paused queue accepts jobs but no worker claims them.
+    pub paused: bool,
+    /// Its jobs by state.
+    pub counts: BTreeMap<JobState, u64>,
+}
+
+impl QueueInfo {
+    /// Every queue that has jobs (from [`Stats::queues`]) or a pause
+    /// record (`paused`: name → paused), by name.
+    pub fn merge(
+        counts: BTreeMap<String, BTreeMap<JobState, u64>>,
+        paused: BTreeMap<String, bool>,
+    ) -> Vec<QueueInfo> {
+        let mut queues: BTreeMap<String, QueueInfo> = counts
+            .into_iter()
+            .map(|(name, counts)| {
+                let info = QueueInfo {
+                    name: name.clone(),
+                    paused: false,
+                    counts,
+                };
+                (name, info)
+            })
+            .collect();
+        for (name, paused) in paused {
+            queues
+                .entry(name.clone())
+                .or_insert_with(|| QueueInfo {
+                    name,
+                    ..QueueInfo::default()
+                })
+                .paused = paused;
+        }
+        queues.into_values().collect()
+    }
+}
+
 /// A node silent for this long is taken for dead and leaves the registry.
 pub const NODE_ALIVE_WINDOW: Duration = Duration::from_secs(30);
 
@@ -234,4 +276,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Gives up a leader lease at once (on shutdown), if `node` holds it.
     async fn resign(&self, role: &str, node: &str) -> Result<(), StoreError>;
+
+    /// Pauses (no claim returns its jobs; enqueues still succeed) or
+    /// resumes a queue, durably and for every node; resuming announces the
+    /// queue as [`StoreEvent::Enqueued`] so idle workers look again.
+    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError>;
+
+    /// Every queue that has jobs or was ever paused, by name.
+    async fn queues(&self) -> Result<Vec<QueueInfo>, StoreError>;
 }

@@ -11,6 +11,7 @@ mod events;
 mod migrate;
 mod nodes;
 mod ops;
+mod queues;
 mod read;
 mod rows;
 
@@ -20,7 +21,8 @@ use async_trait::async_trait;
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use errand_core::store::{ClaimRequest, Finish, ListFilter, Stats};
 use errand_core::{
-    Enqueued, Job, JobId, Lease, NewJob, NodeInfo, Retention, Store, StoreError, StoreEvent,
+    Enqueued, Job, JobId, Lease, NewJob, NodeInfo, QueueInfo, Retention, Store, StoreError,
+    StoreEvent,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -240,5 +242,15 @@ impl Store for PostgresStore {
 
     async fn resign(&self, role: &str, node: &str) -> Result<(), StoreError> {
         nodes::resign(&self.client().await?, role, node).await
+    }
+
+    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {
+        let changes = queues::set_paused(&self.client().await?, queue, paused).await?;
+        self.inner.events.publish(changes);
+        Ok(())
+    }
+
+    async fn queues(&self) -> Result<Vec<QueueInfo>, StoreError> {
+        queues::list(&self.client().await?).await
     }
 }

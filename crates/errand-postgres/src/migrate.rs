@@ -17,6 +17,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         5,
         include_str!("../migrations/0005_slimmer_job_indexes.sql"),
     ),
+    (6, include_str!("../migrations/0006_queues.sql")),
 ];
 
 /// The newest schema this build knows.

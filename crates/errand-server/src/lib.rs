@@ -9,6 +9,7 @@ mod body;
 mod jobs;
 mod params;
 mod problem;
+mod queues;
 mod status;
 mod wait;
 
@@ -71,6 +72,9 @@ pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
         .route("/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/v1/stats", get(status::stats))
         .route("/v1/nodes", get(status::nodes))
+        .route("/v1/queues", get(queues::list))
+        .route("/v1/queues/{name}/pause", post(queues::pause))
+        .route("/v1/queues/{name}/resume", post(queues::resume))
         .route("/healthz", get(status::health))
         .fallback(status::no_route)
         .method_not_allowed_fallback(status::wrong_method)

@@ -10,6 +10,7 @@ mod lock;
 mod migrate;
 mod nodes;
 mod ops;
+mod queues;
 mod read;
 mod rows;
 mod writer;
@@ -21,7 +22,8 @@ use crate::writer::Writer;
 use async_trait::async_trait;
 use errand_core::store::{ClaimRequest, Finish, ListFilter, Stats};
 use errand_core::{
-    Enqueued, Job, JobId, Lease, NewJob, NodeInfo, Retention, Store, StoreError, StoreEvent,
+    Enqueued, Job, JobId, Lease, NewJob, NodeInfo, QueueInfo, Retention, Store, StoreError,
+    StoreEvent,
 };
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
@@ -316,5 +318,17 @@ impl Store for SqliteStore {
             .writer
             .submit(move |conn, _| nodes::resign(conn, &role, &node))
             .await
+    }
+
+    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {
+        let queue = queue.to_string();
+        self.inner
+            .writer
+            .submit(move |conn, events| queues::set_paused(conn, events, &queue, paused))
+            .await
+    }
+
+    async fn queues(&self) -> Result<Vec<QueueInfo>, StoreError> {
+        self.inner.readers.read(queues::list).await
     }
 }

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_jobs.sql")),
     (2, include_str!("../migrations/0002_nodes.sql")),
     (3, include_str!("../migrations/0003_node_breakers.sql")),
+    (4, include_str!("../migrations/0004_queues.sql")),
 ];
 
 /// The newest schema this build knows.

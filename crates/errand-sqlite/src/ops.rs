@@ -152,6 +152,7 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> Result<Vec<Job>, S
                  WHERE state IN ('scheduled', 'available', 'retryable') \
                    AND queue = ?4 AND run_at <= ?1 \
                    AND (?5 IS NULL OR kind IN (SELECT value FROM json_each(?5))) \
+                   AND NOT EXISTS (SELECT 1 FROM queues WHERE name = ?4 AND paused) \
                  ORDER BY priority, run_at, id LIMIT ?6) \
              RETURNING {JOB_COLUMNS}"
         ))

@@ -52,6 +52,9 @@ pub enum Command {
     Stats(ClientArgs),
     /// The live nodes sharing the server's database.
     Nodes(ClientArgs),
+    /// List, pause or resume queues.
+    #[command(subcommand)]
+    Queues(QueuesCommand),
     /// Measure throughput and latency on a temporary database.
     Bench(BenchArgs),
 }
@@ -178,6 +181,27 @@ pub struct ListArgs {
 pub struct IdArgs {
     /// The job id.
     pub id: i64,
+    /// Server and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `errand queues …`
+#[derive(Debug, Subcommand)]
+pub enum QueuesCommand {
+    /// Every queue with jobs or a pause record, with its counts by state.
+    List(ClientArgs),
+    /// Stop running a queue's jobs on every node (it still accepts jobs).
+    Pause(QueueArgs),
+    /// Run a paused queue's jobs again.
+    Resume(QueueArgs),
+}
+
+/// A command about one queue.
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// The queue's name.
+    pub name: String,
     /// Server and output.
     #[command(flatten)]
     pub client: ClientArgs,

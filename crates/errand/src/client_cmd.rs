@@ -1,7 +1,7 @@
-//! Client commands (`enqueue`, `jobs`, `stats`): talk to a running server
+//! Client commands (`enqueue`, `jobs`, `stats`, `queues`, …): talk to a running server
 //! over HTTP and print what it says.
 
-use crate::cli::{ClientArgs, EnqueueArgs, JobsCommand, ListArgs};
+use crate::cli::{ClientArgs, EnqueueArgs, JobsCommand, ListArgs, QueuesCommand};
 use crate::output;
 use anyhow::{Context, Result, anyhow, bail};
 use errand_client::Client;
@@ -176,5 +176,29 @@ pub async fn stats(args: ClientArgs) -> Result<ExitCode> {
 pub async fn nodes(args: ClientArgs) -> Result<ExitCode> {
     let nodes = connect(&args)?.nodes().await?;
     print(&args, &nodes, |n| output::nodes_table(n))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `errand queues …`
+pub async fn queues(cmd: QueuesCommand) -> Result<ExitCode> {
+    let (args, paused) = match cmd {
+        QueuesCommand::List(args) => {
+            let queues = connect(&args)?.queues().await?;
+            print(&args, &queues, |q| output::queues_table(q))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        QueuesCommand::Pause(args) => (args, true),
+        QueuesCommand::Resume(args) => (args, false),
+    };
+    let client = connect(&args.client)?;
+    let queue = if paused {
+        client.pause_queue(&args.name).await?
+    } else {
+        client.resume_queue(&args.name).await?
+    };
+    print(&args.client, &queue, |q| {
+        let now = if q.paused { "paused" } else { "resumed" };
+        format!("queue {} {now}\n", q.name)
+    })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             Command::Jobs(cmd) => client_cmd::jobs(cmd).await,
             Command::Stats(args) => client_cmd::stats(args).await,
             Command::Nodes(args) => client_cmd::nodes(args).await,
+            Command::Queues(cmd) => client_cmd::queues(cmd).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

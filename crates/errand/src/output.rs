@@ -3,7 +3,7 @@
 
 use errand_core::Job;
 use errand_core::api::StatsResponse;
-use errand_core::{BreakerPhase, BreakerState};
+use errand_core::{BreakerPhase, BreakerState, JobState, QueueInfo};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -115,22 +115,14 @@ pub fn stats_table(response: &StatsResponse) -> String {
     >| {
         for (name, counts) in groups {
             let mut row = vec![format!("{label} {name}")];
-            row.extend(
-                states
-                    .iter()
-                    .map(|s| counts.get(s).copied().unwrap_or(0).to_string()),
-            );
+            row.extend(state_counts(counts));
             rows.push(row);
         }
     };
     section("queue", &stats.queues);
     section("kind", &stats.kinds);
     let mut total = vec!["total".to_string()];
-    total.extend(
-        states
-            .iter()
-            .map(|s| stats.total.get(s).copied().unwrap_or(0).to_string()),
-    );
+    total.extend(state_counts(&stats.total));
     rows.push(total);
     let mut out = table(&headers, &rows);
     if !response.breakers.is_empty() {
@@ -138,6 +130,29 @@ pub fn stats_table(response: &StatsResponse) -> String {
         out.push_str(&breakers_table(&response.breakers));
     }
     out
+}
+
+/// One count per state, in [`JobState::ALL`] order (0 when absent).
+fn state_counts(counts: &BTreeMap<JobState, u64>) -> impl Iterator<Item = String> + '_ {
+    JobState::ALL
+        .iter()
+        .map(|s| counts.get(s).copied().unwrap_or(0).to_string())
+}
+
+/// One line per queue: paused or running, and its jobs by state.
+pub fn queues_table(queues: &[QueueInfo]) -> String {
+    let mut headers = vec!["QUEUE", "STATUS"];
+    headers.extend(JobState::ALL.iter().map(|s| s.as_str()));
+    let rows: Vec<Vec<String>> = queues
+        .iter()
+        .map(|q| {
+            let status = if q.paused { "paused" } else { "active" };
+            let mut row = vec![q.name.clone(), status.to_string()];
+            row.extend(state_counts(&q.counts));
+            row
+        })
+        .collect();
+    table(&headers, &rows)
 }
 
 /// One line per non-closed breaker, by node and kind.

@@ -135,7 +135,7 @@ fn migrate_creates_the_schema_and_reports_its_version() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("schema version 3"),
+        stdout(&out).contains("schema version 4"),
         "{}",
         stdout(&out)
     );
@@ -313,12 +313,72 @@ fn jobs_list_show_cancel_retry_and_stats() {
 }
 
 #[test]
+fn a_paused_queue_keeps_its_jobs_across_a_restart_until_resumed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(tmp.path(), ECHO);
+    let out = server.cli(&["queues", "pause", "default"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("queue default paused"),
+        "{}",
+        stdout(&out)
+    );
+    let ids: Vec<i64> = (0..3)
+        .map(|i| {
+            let out = server.cli(&["enqueue", "echo", &i.to_string(), "--json"]);
+            assert!(out.status.success(), "{}", stderr(&out));
+            let enq: Value = serde_json::from_slice(&out.stdout).unwrap();
+            enq["id"].as_i64().expect("job id")
+        })
+        .collect();
+    let all_available = |server: &Server| {
+        for id in &ids {
+            assert_eq!(job(server, *id)["state"], "available", "job {id}");
+        }
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    all_available(&server);
+
+    server.kill9();
+    let server = Server::start_in(tmp.path(), ECHO);
+    let out = server.cli(&["queues", "list", "--json"]);
+    let queues: Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    assert_eq!(
+        queues,
+        json!([{"name": "default", "paused": true, "counts": {"available": 3}}])
+    );
+    let table = stdout(&server.cli(&["queues", "list"]));
+    assert!(
+        table.contains("default") && table.contains("paused"),
+        "{table}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    all_available(&server);
+
+    let out = server.cli(&["queues", "resume", "default", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let resumed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(resumed["paused"], false);
+    for id in &ids {
+        wait_state(&server, *id, "completed", Duration::from_secs(30));
+    }
+
+    let out = server.cli(&["queues", "pause", "bad name"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("name"), "{}", stderr(&out));
+    let queues: Value =
+        serde_json::from_slice(&server.cli(&["queues", "list", "--json"]).stdout).unwrap();
+    assert_eq!(queues.as_array().map(Vec::len), Some(1), "{queues}");
+}
+
+#[test]
 fn help_is_everywhere() {
     for args in [
         &["--help"][..],
         &["serve", "--help"],
         &["enqueue", "--help"],
         &["jobs", "list", "--help"],
+        &["queues", "pause", "--help"],
         &["bench", "--help"],
     ] {
         let out = Command::new(errand_bin()).args(args).output().unwrap();

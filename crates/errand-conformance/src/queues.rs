@@ -1,0 +1,74 @@
+//! Checks of queue pausing: a paused queue accepts jobs and hands out
+//! none until it is resumed.
+
+use crate::support::{claim, enqueue, expect_event, job_in};
+use errand_core::{JobState, QueueInfo, Store, StoreEvent};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A paused queue takes enqueues but its claims return nothing, while
+/// other queues run on; resuming makes its jobs claimable and announces it.
+pub async fn paused_queue_accepts_but_claims_nothing(store: Arc<dyn Store>) {
+    store.set_queue_paused("pq", true).await.unwrap();
+    let ids = enqueue(&*store, vec![job_in("pq", "a"), job_in("pq", "b")]).await;
+    assert_eq!(ids.len(), 2, "a paused queue still accepts jobs");
+    enqueue(&*store, vec![job_in("other", "c")]).await;
+    assert!(
+        claim(&*store, "pq", 10).await.is_empty(),
+        "paused: no claim"
+    );
+    assert_eq!(claim(&*store, "other", 10).await.len(), 1, "others run");
+    // Pausing twice is harmless.
+    store.set_queue_paused("pq", true).await.unwrap();
+    assert!(claim(&*store, "pq", 10).await.is_empty());
+
+    let mut events = store.subscribe();
+    store.set_queue_paused("pq", false).await.unwrap();
+    expect_event(
+        &mut events,
+        "Enqueued(pq) on resume",
+        |e| matches!(e, StoreEvent::Enqueued(q) if q.iter().any(|q| q == "pq")),
+    )
+    .await;
+    let claimed: Vec<_> = claim(&*store, "pq", 10)
+        .await
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(claimed, ids, "resumed: every job is claimable");
+}
+
+/// `queues()` lists queues with jobs and paused queues without any, with
+/// their counts by state and paused flags, by name.
+pub async fn queues_list_counts_and_paused_flags(store: Arc<dyn Store>) {
+    assert!(
+        store.queues().await.unwrap().is_empty(),
+        "a new store has none"
+    );
+    enqueue(&*store, vec![job_in("busy", "a"), job_in("busy", "b")]).await;
+    claim(&*store, "busy", 1).await;
+    store.set_queue_paused("idle", true).await.unwrap();
+    store.set_queue_paused("resumed", true).await.unwrap();
+    store.set_queue_paused("resumed", false).await.unwrap();
+    let counts = |pairs: &[(JobState, u64)]| pairs.iter().copied().collect::<BTreeMap<_, _>>();
+    assert_eq!(
+        store.queues().await.unwrap(),
+        vec![
+            QueueInfo {
+                name: "busy".into(),
+                paused: false,
+                counts: counts(&[(JobState::Available, 1), (JobState::Running, 1)]),
+            },
+            QueueInfo {
+                name: "idle".into(),
+                paused: true,
+                counts: counts(&[]),
+            },
+            QueueInfo {
+                name: "resumed".into(),
+                paused: false,
+                counts: counts(&[]),
+            },
+        ]
+    );
+}

@@ -1,0 +1,52 @@
+//! Queue pause records: `errand_claim` (migration 0006) refuses a paused
+//! queue, so every node obeys a pause at once, with no cache to invalidate.
+
+use crate::events::Changes;
+use crate::read;
+use crate::rows::db_error;
+use deadpool_postgres::Client;
+use errand_core::{QueueInfo, StoreError};
+use std::collections::BTreeMap;
+
+/// Records `queue` as paused or not; answers what to announce (resuming
+/// wakes idle workers on every node).
+pub(crate) async fn set_paused(
+    client: &Client,
+    queue: &str,
+    paused: bool,
+) -> Result<Changes, StoreError> {
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO queues (name, paused, updated_at) VALUES ($1, $2, now()) \
+             ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, \
+                 updated_at = excluded.updated_at",
+        )
+        .await
+        .map_err(db_error)?;
+    client
+        .execute(&stmt, &[&queue, &paused])
+        .await
+        .map_err(db_error)?;
+    let mut changes = Changes::default();
+    if !paused {
+        changes.enqueued.insert(queue.to_string());
+    }
+    Ok(changes)
+}
+
+/// Every queue with jobs or a pause record.
+pub(crate) async fn list(client: &Client) -> Result<Vec<QueueInfo>, StoreError> {
+    let stats = read::stats(client).await?;
+    let stmt = client
+        .prepare_cached("SELECT name, paused FROM queues")
+        .await
+        .map_err(db_error)?;
+    let paused: BTreeMap<String, bool> = client
+        .query(&stmt, &[])
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Ok(QueueInfo::merge(stats.queues, paused))
+}

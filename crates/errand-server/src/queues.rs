@@ -1,0 +1,49 @@
+//! Queue administration: listing queues, pausing and resuming them.
+
+use crate::Shared;
+use crate::problem::ApiError;
+use axum::Json;
+use axum::extract::{Path, State};
+use errand_core::QueueInfo;
+use errand_core::api::QueueList;
+use errand_core::job::check_name;
+
+/// `GET /v1/queues`: every queue with jobs or a pause record.
+pub(crate) async fn list(State(app): State<Shared>) -> Result<Json<QueueList>, ApiError> {
+    let queues = app.store.queues().await?;
+    Ok(Json(QueueList { queues }))
+}
+
+/// `POST /v1/queues/{name}/pause`: its jobs stay queued until resumed.
+pub(crate) async fn pause(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Json<QueueInfo>, ApiError> {
+    set_paused(&app, name, true).await
+}
+
+/// `POST /v1/queues/{name}/resume`: its jobs run again.
+pub(crate) async fn resume(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Json<QueueInfo>, ApiError> {
+    set_paused(&app, name, false).await
+}
+
+/// Records the pause and answers the queue as it stands now.
+async fn set_paused(app: &Shared, name: String, paused: bool) -> Result<Json<QueueInfo>, ApiError> {
+    check_name("name", &name)?;
+    app.store.set_queue_paused(&name, paused).await?;
+    let info = app
+        .store
+        .queues()
+        .await?
+        .into_iter()
+        .find(|q| q.name == name)
+        .unwrap_or(QueueInfo {
+            name,
+            paused,
+            counts: Default::default(),
+        });
+    Ok(Json(info))
+}

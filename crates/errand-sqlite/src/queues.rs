@@ -1,0 +1,42 @@
+//! Queue pause records: the claim (in [`crate::ops`]) refuses a paused
+//! queue, so a pause holds across restarts with no cache to invalidate.
+
+use crate::read;
+use crate::rows::{db_error, micros, now};
+use crate::writer::Events;
+use errand_core::{QueueInfo, StoreError};
+use rusqlite::Connection;
+use std::collections::BTreeMap;
+
+/// Records `queue` as paused or not; resuming wakes its idle workers.
+pub(crate) fn set_paused(
+    conn: &Connection,
+    events: &mut Events,
+    queue: &str,
+    paused: bool,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO queues (name, paused, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,
+             updated_at = excluded.updated_at",
+    )
+    .and_then(|mut st| st.execute((queue, paused, micros(now()))))
+    .map_err(db_error)?;
+    if !paused {
+        events.enqueued.insert(queue.to_string());
+    }
+    Ok(())
+}
+
+/// Every queue with jobs or a pause record.
+pub(crate) fn list(conn: &Connection) -> Result<Vec<QueueInfo>, StoreError> {
+    let stats = read::stats(conn)?;
+    let mut stmt = conn
+        .prepare_cached("SELECT name, paused FROM queues")
+        .map_err(db_error)?;
+    let paused = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect::<Result<BTreeMap<String, bool>, _>>())
+        .map_err(db_error)?;
+    Ok(QueueInfo::merge(stats.queues, paused))
+}
