@@ -6,11 +6,10 @@
 
 mod common;
 
-use common::smtpd::{FROM, Smtpd, header};
+use common::smtpd::{Smtpd, email_to_free_port, header};
 use common::*;
 use errand_core::store::NODE_ALIVE_WINDOW;
 use errand_core::{JobState, KindPolicy, NewJob, Store};
-use errand_executors::email::{EmailExecutor, SmtpConfig};
 use errand_worker::{BreakerConfig, Worker};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -39,15 +38,8 @@ async fn breaker_reported(store: &Arc<dyn Store>) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_smtp_outage_opens_the_breaker_and_every_email_is_delivered_once() {
-    // Take a free port; the server comes up on it only after the outage.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let executor = Arc::new(
-        EmailExecutor::new(SmtpConfig::new(format!("smtp://127.0.0.1:{port}"), FROM)).unwrap(),
-    );
+    // The server comes up on this port only after the outage.
+    let (executor, port) = email_to_free_port();
     let (store, _dir) = store().await;
     let jobs = (0..EMAILS)
         .map(|i| {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::smtpd::{FROM, Smtpd, header};
+use common::smtpd::{FROM, Smtpd, email_to_free_port, header};
 use common::*;
 use errand_core::{Job, JobState, NewJob, Outcome};
 use errand_executors::email::{EmailExecutor, SmtpConfig, SmtpTls};
@@ -201,15 +201,8 @@ async fn smtp_4xx_is_retried_5xx_fails_bad_payloads_fail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_is_deadly_and_delivery_resumes_exactly_once() {
-    // Take a free port, then let the server come up on it only later.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let executor = Arc::new(
-        EmailExecutor::new(SmtpConfig::new(format!("smtp://127.0.0.1:{port}"), FROM)).unwrap(),
-    );
+    // The server comes up on this port only after the outage.
+    let (executor, port) = email_to_free_port();
     let (store, _dir) = store().await;
     let mut new = NewJob::new("email", simple("ann@example.com"));
     new.max_attempts = 2;

@@ -117,3 +117,15 @@ pub fn header(message: &Value, name: &str) -> Vec<String> {
         .map(|pair| pair[1].as_str().unwrap().to_string())
         .collect()
 }
+
+/// An email executor aimed at a free loopback port where no server listens
+/// yet, and that port, so a test can bring a server up on it later.
+pub fn email_to_free_port() -> (Arc<EmailExecutor>, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = SmtpConfig::new(format!("smtp://127.0.0.1:{port}"), FROM);
+    (Arc::new(EmailExecutor::new(config).unwrap()), port)
+}
