@@ -4,6 +4,7 @@
 //! CLI and the library refuse the same things with the same words.
 
 use crate::JobState;
+use crate::batch::BatchId;
 use crate::duration::serde_human;
 use crate::policy::KindPolicy;
 use jiff::Timestamp;
@@ -112,6 +113,9 @@ pub struct Job {
     /// While running: the worker that holds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
+    /// The batch it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<BatchId>,
 }
 
 impl Job {
@@ -153,6 +157,9 @@ pub struct NewJob {
     pub timeout: Option<Duration>,
     /// Deduplication key among this kind's live jobs.
     pub unique_key: Option<String>,
+    /// With a unique key: for this long after the first job with the key
+    /// was enqueued, it is returned even once it has ended.
+    pub unique_for: Option<Duration>,
     /// Free-form labels.
     pub tags: Vec<String>,
 }
@@ -219,6 +226,14 @@ pub struct EnqueueRequest {
     /// Deduplication key among this kind's live jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique_key: Option<String>,
+    /// With `unique_key`: how long after the first job the key keeps
+    /// returning it, even once it has ended; default from the kind.
+    #[serde(
+        with = "serde_human::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub unique_for: Option<Duration>,
     /// Free-form labels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
@@ -267,6 +282,22 @@ impl EnqueueRequest {
                 format!("must be 1 to {MAX_NAME_LEN} bytes"),
             ));
         }
+        if self.unique_for.is_some() && self.unique_key.is_none() {
+            return Err(ValidationError::new(
+                "unique_for",
+                "needs a unique_key to deduplicate on",
+            ));
+        }
+        if self.unique_for.is_some_and(|d| d.is_zero()) {
+            return Err(ValidationError::new(
+                "unique_for",
+                "must be greater than zero",
+            ));
+        }
+        let unique_for = self
+            .unique_key
+            .as_ref()
+            .and(self.unique_for.or(policy.unique_for));
         if self.tags.len() > MAX_TAGS {
             return Err(ValidationError::new(
                 "tags",
@@ -288,6 +319,7 @@ impl EnqueueRequest {
             max_attempts,
             timeout,
             unique_key: self.unique_key,
+            unique_for,
             tags: self.tags,
         })
     }
@@ -355,6 +387,24 @@ mod tests {
     }
 
     #[test]
+    fn unique_for_applies_only_with_a_key() {
+        let policy = KindPolicy {
+            unique_for: Some(Duration::from_secs(60)),
+            ..Default::default()
+        };
+        let keyed = req(json!({"kind": "k", "unique_key": "a"}))
+            .resolve(&policy)
+            .unwrap();
+        assert_eq!(keyed.unique_for, Some(Duration::from_secs(60)));
+        let own = req(json!({"kind": "k", "unique_key": "a", "unique_for": "1h"}))
+            .resolve(&policy)
+            .unwrap();
+        assert_eq!(own.unique_for, Some(Duration::from_secs(3600)));
+        let keyless = req(json!({"kind": "k"})).resolve(&policy).unwrap();
+        assert_eq!(keyless.unique_for, None);
+    }
+
+    #[test]
     fn delay_sets_run_at_in_the_future() {
         let before = Timestamp::now();
         let job = req(json!({"kind": "k", "delay": "1h"}))
@@ -381,6 +431,14 @@ mod tests {
             "delay"
         );
         assert_eq!(field(json!({"kind": "k", "unique_key": ""})), "unique_key");
+        assert_eq!(
+            field(json!({"kind": "k", "unique_for": "1h"})),
+            "unique_for"
+        );
+        assert_eq!(
+            field(json!({"kind": "k", "unique_key": "a", "unique_for": 0})),
+            "unique_for"
+        );
         assert_eq!(field(json!({"kind": "k", "tags": ["ok", ""]})), "tags[1]");
     }
 

@@ -3,13 +3,17 @@
 //!
 //! It owns the job model ([`job`]), the state machine ([`state`]), what an
 //! attempt's outcome does to a job ([`outcome`]), retry backoff ([`backoff`]),
-//! duration and size parsing ([`duration`], [`size`]) and the [`store::Store`] contract that each
-//! database engine implements. Nothing here does I/O.
+//! duration and size parsing ([`duration`], [`size`]), events ([`event`]),
+//! batches ([`batch`]), global kind limits ([`limit`]), and the
+//! [`store::Store`] contract that each database engine implements. Nothing here does I/O.
 
 pub mod api;
 pub mod backoff;
+pub mod batch;
 pub mod duration;
+pub mod event;
 pub mod job;
+pub mod limit;
 pub mod outcome;
 pub mod policy;
 pub mod size;
@@ -17,7 +21,10 @@ pub mod state;
 pub mod store;
 
 pub use backoff::Backoff;
+pub use batch::{Batch, BatchId, NewBatch};
+pub use event::{Event, EventId, NewEvent};
 pub use job::{AttemptError, EnqueueRequest, Enqueued, Job, JobId, Lease, NewJob, ValidationError};
+pub use limit::{KindLimit, Rate};
 pub use outcome::{Outcome, Transition};
 pub use policy::{KindPolicy, Retention};
 pub use state::JobState;

@@ -3,6 +3,7 @@
 
 use crate::Backoff;
 use crate::duration::serde_human;
+use crate::limit::KindLimit;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -24,6 +25,12 @@ pub struct KindPolicy {
     pub timeout: Option<Duration>,
     /// Delay between attempts.
     pub backoff: Backoff,
+    /// Default `unique_for` of jobs enqueued with a unique key.
+    #[serde(with = "serde_human::option")]
+    pub unique_for: Option<Duration>,
+    /// Global limits on running and starting jobs of the kind.
+    #[serde(flatten)]
+    pub limit: KindLimit,
 }
 
 impl Default for KindPolicy {
@@ -34,6 +41,8 @@ impl Default for KindPolicy {
             max_attempts: 25,
             timeout: None,
             backoff: Backoff::default(),
+            unique_for: None,
+            limit: KindLimit::default(),
         }
     }
 }

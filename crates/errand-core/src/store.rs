@@ -3,8 +3,10 @@
 //! runs against all of them. Engines apply [`crate::outcome::resolve`]; they
 //! never decide a job's next state themselves.
 
+use crate::batch::{Batch, BatchId, NewBatch};
+use crate::event::{Event, EventFilter, EventId, NewEvent, Published};
 use crate::job::{Enqueued, Job, JobId, Lease, NewJob};
-use crate::{Backoff, JobState, Outcome, Retention};
+use crate::{Backoff, JobState, KindLimit, Outcome, Retention};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -52,6 +54,28 @@ pub struct ClaimRequest {
     pub worker: String,
     /// How long the lease lasts without a heartbeat.
     pub lease: Duration,
+    /// Global limits of the requested kinds that have any (kinds absent
+    /// here are unlimited). With `kinds` empty, these still apply.
+    pub limits: BTreeMap<String, KindLimit>,
+}
+
+/// What a claim took, and whether a kind limit held jobs back.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Claimed {
+    /// The jobs now running under the caller's lease, at most `limit`.
+    pub jobs: Vec<Job>,
+    /// Set when due jobs of a limited kind were left because a limit was
+    /// reached: the caller should claim again when a job of that kind
+    /// ends, or at `Held::retry_at`.
+    pub held: Option<Held>,
+}
+
+/// Due jobs were held back by a kind limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Held {
+    /// When a rate limit lets the next job start, if a rate limit was the
+    /// cause; `None` when only ending jobs (concurrency) can free room.
+    pub retry_at: Option<jiff::Timestamp>,
 }
 
 /// The end of one attempt, reported by the worker that holds its lease.
@@ -207,7 +231,8 @@ pub struct BreakerState {
 pub enum StoreEvent {
     /// Jobs became available in these queues.
     Enqueued(Arc<[String]>),
-    /// These jobs reached a terminal state.
+    /// These jobs reached a terminal state (a batch's last job among them
+    /// means the batch finished).
     Finished(Arc<[JobId]>),
 }
 
@@ -216,7 +241,9 @@ pub enum StoreEvent {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Inserts all jobs or none; a job whose `unique_key` matches a live job
-    /// of the same kind returns that job with `duplicate: true` instead.
+    /// of the same kind returns that job with `duplicate: true` instead, as
+    /// does one with `unique_for` set when a job of its kind and key was
+    /// created within `unique_for` (in whatever state, newest such job).
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError>;
 
     /// One job by id.
@@ -227,8 +254,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Takes up to `limit` due jobs of a queue, ordered by priority, then
     /// `run_at`, then id; each becomes `running` with its attempt raised by
-    /// one and a lease of `lease`.
-    async fn claim(&self, req: &ClaimRequest) -> Result<Vec<Job>, StoreError>;
+    /// one and a lease of `lease`. For a kind in `req.limits`, never lets
+    /// the kind's running jobs (on every node) exceed its concurrency nor
+    /// its starts within any window of its rate exceed the rate's count.
+    async fn claim(&self, req: &ClaimRequest) -> Result<Claimed, StoreError>;
 
     /// Extends the leases still held; returns the ones that are no longer
     /// held (rescued, cancelled or finished elsewhere).
@@ -254,7 +283,9 @@ pub trait Store: Send + Sync + 'static {
     /// Marks scheduled and retryable jobs whose time has come as available.
     async fn promote_due(&self) -> Result<u64, StoreError>;
 
-    /// Deletes terminal jobs older than the retention; returns how many.
+    /// Deletes terminal jobs older than the retention, and events and
+    /// finished batches older than the longest of its three ages; returns
+    /// how many jobs.
     async fn prune(&self, retention: &Retention) -> Result<u64, StoreError>;
 
     /// A stream of what happens in this store, for local waiters.
@@ -284,4 +315,47 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every queue that has jobs or was ever paused, by name.
     async fn queues(&self) -> Result<Vec<QueueInfo>, StoreError>;
+
+    /// Stores an event and enqueues one job per listener, all or nothing;
+    /// each listener job's payload becomes [`Event::listener_payload`].
+    /// With a `unique_key` already used by an event of the same name, stores
+    /// nothing and returns that event with `duplicate: true`.
+    async fn publish(
+        &self,
+        event: NewEvent,
+        listeners: Vec<NewJob>,
+    ) -> Result<Published, StoreError>;
+
+    /// One event by id.
+    async fn event(&self, id: EventId) -> Result<Option<Event>, StoreError>;
+
+    /// Events matching a filter, newest first.
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError>;
+
+    /// Inserts a batch and its jobs, all or nothing. Once every job of the
+    /// batch is terminal (by any path: finish, cancel, rescue), the batch's
+    /// `finished_at` is set and its on-complete job (payload from
+    /// [`crate::batch::on_complete_payload`]) is enqueued, in the same
+    /// transaction as the last job's end: exactly once, on any number of nodes.
+    async fn create_batch(&self, batch: NewBatch) -> Result<Batch, StoreError>;
+
+    /// One batch by id, with its counts by state.
+    async fn batch(&self, id: BatchId) -> Result<Option<Batch>, StoreError>;
+
+    /// The jobs of a batch in submission order.
+    async fn batch_jobs(&self, id: BatchId) -> Result<Vec<Job>, StoreError>;
+
+    /// Records that schedule `name` fired at `tick` and enqueues `job` (if
+    /// any), atomically, unless a tick at or after `tick` is already
+    /// recorded for `name`: then nothing changes and the answer is `None`.
+    /// Several nodes may race on one tick; exactly one enqueues.
+    async fn record_tick(
+        &self,
+        name: &str,
+        tick: jiff::Timestamp,
+        job: Option<NewJob>,
+    ) -> Result<Option<Enqueued>, StoreError>;
+
+    /// The latest recorded tick of every schedule, by name.
+    async fn ticks(&self) -> Result<BTreeMap<String, jiff::Timestamp>, StoreError>;
 }
