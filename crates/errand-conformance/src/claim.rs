@@ -31,7 +31,7 @@ pub async fn claim_order_is_priority_run_at_id(store: Arc<dyn Store>) {
     )
     .await;
     let before = Timestamp::now();
-    let claimed = store.claim(&claim_req("default", 10)).await.unwrap();
+    let claimed = store.claim(&claim_req("default", 10)).await.unwrap().jobs;
     let order: Vec<&str> = claimed.iter().map(|j| j.kind.as_str()).collect();
     assert_eq!(
         order,
@@ -115,7 +115,7 @@ pub async fn claim_filters_queue_and_kinds(store: Arc<dyn Store>) {
         kinds: vec!["send_email".into(), "digest".into()],
         ..claim_req("mail", 10)
     };
-    let claimed = store.claim(&req).await.unwrap();
+    let claimed = store.claim(&req).await.unwrap().jobs;
     let mut kinds: Vec<&str> = claimed.iter().map(|j| j.kind.as_str()).collect();
     kinds.sort();
     assert_eq!(kinds, ["digest", "send_email"]);

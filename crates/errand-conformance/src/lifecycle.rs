@@ -21,7 +21,7 @@ async fn expired(store: &dyn Store, new: NewJob) -> errand_core::Job {
         lease: SHORT_LEASE,
         ..claim_req("default", 1)
     };
-    let claimed = store.claim(&req).await.unwrap();
+    let claimed = store.claim(&req).await.unwrap().jobs;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].id, id);
     tokio::time::sleep(SHORT_LEASE * 4).await;
@@ -281,7 +281,8 @@ pub async fn rescue_expired_counts_the_attempt(store: Arc<dyn Store>) {
             ..claim_req("default", 1)
         })
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     assert_eq!((again[0].id, again[0].attempt), (j.id, 2));
     assert!(store.rescue_expired().await.unwrap().is_empty());
 

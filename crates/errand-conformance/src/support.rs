@@ -4,6 +4,7 @@
 use errand_core::store::{ClaimRequest, Finish};
 use errand_core::{Backoff, Job, JobId, Lease, NewJob, Outcome, Store, StoreEvent};
 use jiff::Timestamp;
+use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
@@ -31,6 +32,7 @@ pub(crate) fn claim_req(queue: &str, limit: u32) -> ClaimRequest {
         limit,
         worker: "conformance".to_string(),
         lease: LONG_LEASE,
+        limits: BTreeMap::new(),
     }
 }
 
@@ -47,7 +49,11 @@ pub(crate) async fn enqueue(store: &dyn Store, jobs: Vec<NewJob>) -> Vec<JobId> 
 
 /// Claims up to `limit` from `queue`.
 pub(crate) async fn claim(store: &dyn Store, queue: &str, limit: u32) -> Vec<Job> {
-    store.claim(&claim_req(queue, limit)).await.expect("claim")
+    store
+        .claim(&claim_req(queue, limit))
+        .await
+        .expect("claim")
+        .jobs
 }
 
 /// Enqueues one due job of `kind` and claims it.
