@@ -102,6 +102,7 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
             .map_err(|e| StoreError::Internal(format!("job errors hold bad JSON: {e}")))?,
         lease_expires_at: optional_time(row, 17)?,
         worker: column(row, 18)?,
+        batch_id: None,
     })
 }
 

@@ -55,6 +55,7 @@ fn claim_req(queue: &str, limit: u32) -> ClaimRequest {
         limit,
         worker: "test".to_string(),
         lease: Duration::from_secs(3600),
+        limits: Default::default(),
     }
 }
 
@@ -162,7 +163,7 @@ async fn connections_stay_within_the_pool_bound() {
                         .enqueue(vec![NewJob::new("k", serde_json::json!({"i": i}))])
                         .await
                         .unwrap();
-                    let jobs = store.claim(&claim_req("default", 2)).await.unwrap();
+                    let jobs = store.claim(&claim_req("default", 2)).await.unwrap().jobs;
                     let applied = store
                         .finish(jobs.iter().map(success).collect())
                         .await
@@ -215,7 +216,7 @@ async fn an_enqueue_on_one_node_wakes_another() {
     };
     expect_event(&mut on_b, "Enqueued(wake) on B", enqueued_into("wake")).await;
     enqueuer.abort();
-    let job = a.claim(&claim_req("wake", 1)).await.unwrap().remove(0);
+    let job = a.claim(&claim_req("wake", 1)).await.unwrap().jobs.remove(0);
     assert_eq!(a.finish(vec![success(&job)]).await.unwrap(), [true]);
     expect_event(
         &mut on_b,
@@ -244,7 +245,7 @@ fn run_traffic(store: PostgresStore, stop: Arc<AtomicBool>) -> tokio::task::Join
                     .enqueue(vec![NewJob::new("k", serde_json::Value::Null)])
                     .await?;
                 t.acknowledged.push(ids[0].job.id);
-                let jobs = store.claim(&claim_req("default", 4)).await?;
+                let jobs = store.claim(&claim_req("default", 4)).await?.jobs;
                 store.finish(jobs.iter().map(success).collect()).await?;
                 Ok::<_, StoreError>(())
             }
@@ -492,7 +493,7 @@ async fn two_nodes_share_work_without_overlap() {
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
-                    let jobs = node.claim(&claim_req("default", 16)).await.unwrap();
+                    let jobs = node.claim(&claim_req("default", 16)).await.unwrap().jobs;
                     if jobs.is_empty() {
                         return mine;
                     }
