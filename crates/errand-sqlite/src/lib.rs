@@ -20,13 +20,15 @@ use crate::read::{BUSY_TIMEOUT, Readers};
 use crate::rows::db_error;
 use crate::writer::Writer;
 use async_trait::async_trait;
-use errand_core::store::{ClaimRequest, Finish, ListFilter, Stats};
+use errand_core::event::{EventFilter, Published};
+use errand_core::store::{ClaimRequest, Claimed, Finish, ListFilter, Stats};
 use errand_core::{
-    Enqueued, Job, JobId, Lease, NewJob, NodeInfo, QueueInfo, Retention, Store, StoreError,
-    StoreEvent,
+    Batch, BatchId, Enqueued, Event, EventId, Job, JobId, Lease, NewBatch, NewEvent, NewJob,
+    NodeInfo, QueueInfo, Retention, Store, StoreError, StoreEvent,
 };
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -220,12 +222,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn claim(&self, req: &ClaimRequest) -> Result<Vec<Job>, StoreError> {
+    async fn claim(&self, req: &ClaimRequest) -> Result<Claimed, StoreError> {
         let req = req.clone();
-        self.inner
+        let jobs = self
+            .inner
             .writer
             .submit(move |conn, _| ops::claim(conn, &req))
-            .await
+            .await?;
+        Ok(Claimed { jobs, held: None })
     }
 
     async fn heartbeat(&self, leases: &[Lease], lease: Duration) -> Result<Vec<Lease>, StoreError> {
@@ -330,5 +334,46 @@ impl Store for SqliteStore {
 
     async fn queues(&self) -> Result<Vec<QueueInfo>, StoreError> {
         self.inner.readers.read(queues::list).await
+    }
+
+    async fn publish(
+        &self,
+        _event: NewEvent,
+        _listeners: Vec<NewJob>,
+    ) -> Result<Published, StoreError> {
+        Err(StoreError::Internal("not implemented yet".into()))
+    }
+
+    async fn event(&self, _id: EventId) -> Result<Option<Event>, StoreError> {
+        Err(StoreError::Internal("not implemented yet".into()))
+    }
+
+    async fn events(&self, _filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
+        Err(StoreError::Internal("not implemented yet".into()))
+    }
+
+    async fn create_batch(&self, _batch: NewBatch) -> Result<Batch, StoreError> {
+        Err(StoreError::Internal("not implemented yet".into()))
+    }
+
+    async fn batch(&self, _id: BatchId) -> Result<Option<Batch>, StoreError> {
+        Err(StoreError::Internal("not implemented yet".into()))
+    }
+
+    async fn batch_jobs(&self, _id: BatchId) -> Result<Vec<Job>, StoreError> {
+        Err(StoreError::Internal("not implemented yet".into()))
+    }
+
+    async fn record_tick(
+        &self,
+        _name: &str,
+        _tick: jiff::Timestamp,
+        _job: Option<NewJob>,
+    ) -> Result<Option<Enqueued>, StoreError> {
+        Err(StoreError::Internal("not implemented yet".into()))
+    }
+
+    async fn ticks(&self) -> Result<BTreeMap<String, jiff::Timestamp>, StoreError> {
+        Err(StoreError::Internal("not implemented yet".into()))
     }
 }

@@ -136,6 +136,7 @@ fn inserted_job(
         errors: Vec::new(),
         lease_expires_at: None,
         worker: None,
+        batch_id: None,
     }
 }
 

@@ -92,6 +92,7 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
         errors: json_column(row, 16)?,
         lease_expires_at: time_column(row, 17)?,
         worker: column(row, 18)?,
+        batch_id: None,
     })
 }
 

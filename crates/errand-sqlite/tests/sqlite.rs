@@ -159,9 +159,11 @@ async fn data_survives_reopen() {
             limit: 1,
             worker: "w".into(),
             lease: std::time::Duration::from_secs(60),
+            limits: Default::default(),
         })
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     let done = store
         .finish(vec![Finish {
             lease: claimed[0].lease(),
