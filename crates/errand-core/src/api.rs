@@ -1,9 +1,14 @@
 //! Wire types of the HTTP API that the server and the client share: error
-//! bodies (RFC 9457 problem details) and the envelopes around jobs.
+//! bodies (RFC 9457 problem details) and the envelopes around jobs, events
+//! and batches.
 
+use crate::JobState;
+use crate::batch::Batch;
+use crate::event::{Event, EventId};
 use crate::job::{EnqueueRequest, Enqueued, Job, JobId};
 use crate::store::{BreakerState, Stats};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -25,6 +30,9 @@ pub struct Problem {
     /// For an unknown kind: the kinds the server is configured with, sorted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub known_kinds: Vec<String>,
+    /// For an unknown event name: the events the server is configured with, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known_events: Vec<String>,
 }
 
 fn about_blank() -> String {
@@ -41,6 +49,7 @@ impl Problem {
             detail: detail.into(),
             field: None,
             known_kinds: Vec::new(),
+            known_events: Vec::new(),
         }
     }
 
@@ -141,4 +150,98 @@ pub struct StatsResponse {
     /// Open and half-open breakers by node, then kind.
     #[serde(default)]
     pub breakers: BTreeMap<String, BTreeMap<String, BreakerState>>,
+}
+
+/// Answer of `POST /v1/events`: the event and the listener jobs it made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishResponse {
+    /// The event stored (or the earlier one with the same unique key).
+    pub event: Event,
+    /// Its listener jobs, in listener order.
+    pub jobs: Vec<Job>,
+    /// True when nothing was stored because of the unique key.
+    pub duplicate: bool,
+}
+
+/// Answer of `GET /v1/events/{id}`: the event and where each listener's job stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventView {
+    /// The event.
+    pub event: Event,
+    /// Its listener jobs still stored (pruned ones are left out), in listener order.
+    pub jobs: Vec<Job>,
+}
+
+/// One page of `GET /v1/events`, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventPage {
+    /// The events on this page.
+    pub events: Vec<Event>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<EventId>,
+}
+
+/// Body of `POST /v1/batches`: jobs enqueued together as one batch, and an
+/// optional job to run once after the last of them ends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewBatchRequest {
+    /// The jobs, in submission order (no `unique_key`).
+    pub jobs: Vec<EnqueueRequest>,
+    /// Runs once after every job has ended; its payload reaches it as
+    /// `payload` beside the batch's outcome (`batch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_complete: Option<EnqueueRequest>,
+}
+
+/// Answer of `POST /v1/batches` and `GET /v1/batches/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchView {
+    /// The batch with its counts by state.
+    pub batch: Batch,
+}
+
+/// Answer of `GET /v1/batches/{id}?wait=` (or `?results=true`): the batch
+/// and every job's result or error, in submission order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchResults {
+    /// The batch with its counts by state; `finished_at` is set once all ended.
+    pub batch: Batch,
+    /// One entry per job, in submission order.
+    pub results: Vec<JobResult>,
+}
+
+/// Where one job of a batch stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    /// The job.
+    pub id: JobId,
+    /// Its kind.
+    pub kind: String,
+    /// Its state.
+    pub state: JobState,
+    /// What it returned, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// Its last attempt's error, once failed or cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl From<Job> for JobResult {
+    fn from(job: Job) -> Self {
+        let ended_badly = matches!(job.state, JobState::Failed | JobState::Cancelled);
+        JobResult {
+            id: job.id,
+            error: job
+                .errors
+                .last()
+                .filter(|_| ended_badly)
+                .map(|e| e.error.clone()),
+            kind: job.kind,
+            state: job.state,
+            result: job.result,
+        }
+    }
 }
