@@ -10,6 +10,7 @@ mod lifecycle;
 mod nodes;
 mod queues;
 mod support;
+mod unique;
 
 pub use admin::*;
 pub use claim::*;
@@ -17,6 +18,7 @@ pub use enqueue::*;
 pub use lifecycle::*;
 pub use nodes::*;
 pub use queues::*;
+pub use unique::*;
 
 /// Generates one `#[tokio::test(flavor = "multi_thread")]` per check.
 ///
@@ -63,6 +65,9 @@ macro_rules! store_conformance {
             leader_lease_race_has_one_winner,
             paused_queue_accepts_but_claims_nothing,
             queues_list_counts_and_paused_flags,
+            unique_for_returns_the_job_within_the_window,
+            unique_for_expires_after_the_window,
+            without_unique_for_an_ended_key_is_free,
         );
     };
     (@checks $fresh:expr; $($check:ident,)*) => {

@@ -1,8 +1,8 @@
 //! Small helpers the checks share: building jobs and requests, and reading
 //! a job back.
 
-use errand_core::store::{ClaimRequest, Finish};
-use errand_core::{Backoff, Job, JobId, Lease, NewJob, Outcome, Store, StoreEvent};
+use errand_core::store::{ClaimRequest, Finish, ListFilter};
+use errand_core::{Backoff, Job, JobId, JobState, Lease, NewJob, Outcome, Store, StoreEvent};
 use jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -135,4 +135,32 @@ pub(crate) async fn expect_event(
     })
     .await;
     assert!(found.is_ok(), "no event: {what}");
+}
+
+/// How many jobs of `kind` exist, in any state.
+pub(crate) async fn count_kind(store: &dyn Store, kind: &str) -> u64 {
+    let stats = store.stats().await.expect("stats");
+    stats.kinds.get(kind).map_or(0, |by| by.values().sum())
+}
+
+/// How many jobs of `kind` are in `state`.
+pub(crate) async fn count_kind_in(store: &dyn Store, kind: &str, state: JobState) -> u64 {
+    let stats = store.stats().await.expect("stats");
+    stats
+        .kinds
+        .get(kind)
+        .and_then(|by| by.get(&state).copied())
+        .unwrap_or(0)
+}
+
+/// Every job of `kind`, oldest first.
+pub(crate) async fn jobs_of_kind(store: &dyn Store, kind: &str) -> Vec<Job> {
+    let filter = ListFilter {
+        kind: Some(kind.to_string()),
+        limit: 10_000,
+        ..Default::default()
+    };
+    let mut jobs = store.list(&filter).await.expect("list");
+    jobs.reverse();
+    jobs
 }
