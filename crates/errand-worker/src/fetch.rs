@@ -3,14 +3,17 @@
 //! meanwhile), spawns a task per job, and when the queue is empty sleeps
 //! until an enqueue event for this queue, or the poll interval, wakes it.
 //! Kinds whose breaker is open are left out of claims; a due probe is one
-//! claim of one job of its kind.
+//! claim of one job of its kind. When a global kind limit held jobs back,
+//! it sleeps until a job ends somewhere (a finish event), the rate window
+//! reopens, or the poll interval passes.
 
 use crate::breaker::Breakers;
 use crate::execution::{Attempts, Registration};
 use crate::retry_delay::RetryDelay;
-use errand_core::store::ClaimRequest;
-use errand_core::{Job, Outcome, Store, StoreError, StoreEvent};
-use std::collections::HashMap;
+use errand_core::store::{ClaimRequest, Claimed};
+use errand_core::{Job, KindLimit, Outcome, Store, StoreError, StoreEvent};
+use jiff::Timestamp;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
@@ -26,11 +29,23 @@ const CLAIMS_IN_FLIGHT: usize = 2;
 
 /// What a claim task answers: the jobs, the slots reserved for them, and
 /// the kind when the claim was that kind's breaker probe.
-type Claimed = (
-    Result<Vec<Job>, StoreError>,
+type ClaimAnswer = (
+    Result<Claimed, StoreError>,
     OwnedSemaphorePermit,
     Option<String>,
 );
+
+/// Why the loop stopped claiming, which says what may wake it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Idle {
+    /// Claiming: there may be work.
+    No,
+    /// The last claim found nothing: wait for an enqueue or the poll.
+    Empty,
+    /// A kind limit held due jobs back: also wake when any job ends, or
+    /// when the rate window reopens (`retry_at`).
+    Held(Option<Instant>),
+}
 
 /// Everything one queue's loop needs.
 pub(crate) struct QueueLoop {
@@ -40,6 +55,8 @@ pub(crate) struct QueueLoop {
     pub(crate) worker: String,
     pub(crate) lease: Duration,
     pub(crate) poll_interval: Duration,
+    /// Global limits of the registered kinds that have any.
+    pub(crate) limits: BTreeMap<String, KindLimit>,
     pub(crate) registrations: Arc<HashMap<String, Arc<Registration>>>,
     pub(crate) breakers: Arc<Breakers>,
     pub(crate) attempts: Arc<Attempts>,
@@ -58,21 +75,21 @@ impl QueueLoop {
         let mut kinds: Vec<String> = self.registrations.keys().cloned().collect();
         kinds.sort();
         let mut delay = RetryDelay::new();
-        let mut claims: JoinSet<Claimed> = JoinSet::new();
-        // Set by an empty claim: no new claim until an event or the poll
-        // interval says there may be work.
-        let mut idle = false;
+        let mut claims: JoinSet<ClaimAnswer> = JoinSet::new();
+        // Set by an empty or held-back claim: no new claim until an event or
+        // the poll interval says there may be work.
+        let mut idle = Idle::No;
         loop {
             let stopping = self.shutdown.is_cancelled();
             if stopping && claims.is_empty() {
                 return;
             }
-            if idle && claims.is_empty() {
-                self.wait_for_work(&mut events).await;
-                idle = false;
+            if idle != Idle::No && claims.is_empty() {
+                self.wait_for_work(&mut events, idle).await;
+                idle = Idle::No;
                 continue;
             }
-            let may_claim = !stopping && !idle && claims.len() < CLAIMS_IN_FLIGHT;
+            let may_claim = !stopping && idle == Idle::No && claims.len() < CLAIMS_IN_FLIGHT;
             let now = Instant::now();
             let plan = self.breakers.plan(&kinds, now);
             let claimable = !plan.closed.is_empty() || plan.probe.is_some();
@@ -90,19 +107,19 @@ impl QueueLoop {
                         continue;
                     };
                     if let Some(kind) = &probe
-                        && !matches!(&result, Ok(jobs) if !jobs.is_empty())
+                        && !matches!(&result, Ok(claimed) if !claimed.jobs.is_empty())
                     {
                         // No job to probe with: try again a poll interval later.
                         self.breakers.probe_unused(kind, Instant::now() + self.poll_interval);
                     }
                     match result {
-                        Ok(jobs) => {
+                        Ok(claimed) => {
                             delay.reset();
                             // An empty probe says nothing about other kinds.
                             if probe.is_none() {
-                                idle = jobs.is_empty();
+                                idle = idle_after(&claimed);
                             }
-                            self.start(jobs, permits);
+                            self.start(claimed.jobs, permits);
                         }
                         Err(e) => {
                             drop(permits);
@@ -138,7 +155,7 @@ impl QueueLoop {
     /// Claims up to one job per reserved slot, of `kinds`, in a task.
     fn claim(
         &self,
-        claims: &mut JoinSet<Claimed>,
+        claims: &mut JoinSet<ClaimAnswer>,
         kinds: Vec<String>,
         permits: OwnedSemaphorePermit,
         probe: Option<String>,
@@ -149,6 +166,7 @@ impl QueueLoop {
             limit: u32::try_from(permits.num_permits()).unwrap_or(u32::MAX),
             worker: self.worker.clone(),
             lease: self.lease,
+            limits: self.limits.clone(),
         };
         let store = self.store.clone();
         claims.spawn(async move { (store.claim(&request).await, permits, probe) });
@@ -200,12 +218,19 @@ impl QueueLoop {
         }
     }
 
-    /// Waits for an enqueue into this queue, the poll interval, or shutdown.
-    async fn wait_for_work(&self, events: &mut broadcast::Receiver<StoreEvent>) {
+    /// Waits for an enqueue into this queue, the poll interval, shutdown,
+    /// and when held back by a limit, any job's end or the rate window.
+    async fn wait_for_work(&self, events: &mut broadcast::Receiver<StoreEvent>, idle: Idle) {
+        let (on_finish, until) = match idle {
+            Idle::Held(retry_at) => (true, retry_at),
+            Idle::No | Idle::Empty => (false, None),
+        };
+        let poll = Instant::now() + self.poll_interval;
+        let until = until.map_or(poll, |at| at.min(poll));
         tokio::select! {
             _ = self.shutdown.cancelled() => {}
-            _ = tokio::time::sleep(self.poll_interval) => {}
-            _ = enqueued_into(events, &self.queue) => {}
+            _ = tokio::time::sleep_until(until) => {}
+            _ = work_event(events, &self.queue, on_finish) => {}
         }
     }
 
@@ -217,12 +242,27 @@ impl QueueLoop {
     }
 }
 
-/// Resolves when an event says jobs became available in `queue` (or events
-/// were missed, which may have included one).
-async fn enqueued_into(events: &mut broadcast::Receiver<StoreEvent>, queue: &str) {
+/// What to do after a claim: claim again at once if it may find more, else
+/// wait; held-back jobs wait for room under their kind's limit.
+fn idle_after(claimed: &Claimed) -> Idle {
+    match claimed.held {
+        Some(held) => Idle::Held(held.retry_at.map(|at| {
+            let wait = Timestamp::now().duration_until(at);
+            Instant::now() + std::time::Duration::try_from(wait).unwrap_or_default()
+        })),
+        None if claimed.jobs.is_empty() => Idle::Empty,
+        None => Idle::No,
+    }
+}
+
+/// Resolves when an event says jobs became available in `queue`, or (with
+/// `on_finish`) that some job ended, or events were missed, which may have
+/// included one.
+async fn work_event(events: &mut broadcast::Receiver<StoreEvent>, queue: &str, on_finish: bool) {
     loop {
         match events.recv().await {
             Ok(StoreEvent::Enqueued(queues)) if queues.iter().any(|q| q == queue) => return,
+            Ok(StoreEvent::Finished(_)) if on_finish => return,
             Ok(_) => {}
             Err(broadcast::error::RecvError::Lagged(_)) => return,
             // No more events: only the poll interval can wake us now.

@@ -9,9 +9,9 @@ use crate::handler::{HandlerExecutor, HandlerResult, JobContext};
 use crate::running::Running;
 use crate::{Executor, WorkerConfig, WorkerError, completer, heartbeat};
 use errand_core::job::check_name;
-use errand_core::{KindPolicy, Store};
+use errand_core::{KindLimit, KindPolicy, Store};
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -74,6 +74,12 @@ impl Worker {
             registrations,
             ..
         } = self;
+        // Limits travel with each claim: the store enforces them for every node.
+        let limits: BTreeMap<String, KindLimit> = registrations
+            .iter()
+            .filter(|(_, reg)| !reg.policy.limit.is_unlimited())
+            .map(|(kind, reg)| (kind.clone(), reg.policy.limit))
+            .collect();
         let registrations = Arc::new(registrations);
         let (completions, completer) = completer::start(store.clone());
         let running = Arc::new(Running::default());
@@ -109,6 +115,7 @@ impl Worker {
                         worker: config.name.clone(),
                         lease: config.lease,
                         poll_interval: config.poll_interval,
+                        limits: limits.clone(),
                         registrations: registrations.clone(),
                         breakers: breakers.clone(),
                         attempts: attempts.clone(),

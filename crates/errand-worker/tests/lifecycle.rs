@@ -194,9 +194,11 @@ async fn maintenance_rescues_a_dead_workers_job() {
             limit: 1,
             worker: "dead-worker".into(),
             lease: Duration::from_millis(300),
+            limits: Default::default(),
         })
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     assert_eq!(claimed.len(), 1);
 
     let mut worker = Worker::new(store.clone(), config("default", 2));
