@@ -6,6 +6,7 @@
 mod admin;
 mod claim;
 mod enqueue;
+mod events;
 mod lifecycle;
 mod nodes;
 mod queues;
@@ -15,6 +16,7 @@ mod unique;
 pub use admin::*;
 pub use claim::*;
 pub use enqueue::*;
+pub use events::*;
 pub use lifecycle::*;
 pub use nodes::*;
 pub use queues::*;
@@ -68,6 +70,10 @@ macro_rules! store_conformance {
             unique_for_returns_the_job_within_the_window,
             unique_for_expires_after_the_window,
             without_unique_for_an_ended_key_is_free,
+            publish_stores_the_event_and_one_job_per_listener,
+            events_list_newest_first_by_name_and_cursor,
+            event_unique_key_dedupes_per_name,
+            listener_jobs_are_independent,
         );
     };
     (@checks $fresh:expr; $($check:ident,)*) => {
