@@ -139,10 +139,11 @@ async fn claim_throughput(store: &Arc<dyn Store>) -> Result<f64> {
                 limit: BATCH,
                 worker: format!("claimer-{n}"),
                 lease: Duration::from_secs(60),
+                limits: Default::default(),
             };
             let mut done = 0;
             loop {
-                let claimed = store.claim(&request).await?;
+                let claimed = store.claim(&request).await?.jobs;
                 if claimed.is_empty() {
                     return anyhow::Ok(done);
                 }
