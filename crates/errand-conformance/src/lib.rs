@@ -4,6 +4,7 @@
 //! turns the whole list into one named test per check.
 
 mod admin;
+mod batches;
 mod claim;
 mod enqueue;
 mod events;
@@ -14,6 +15,7 @@ mod support;
 mod unique;
 
 pub use admin::*;
+pub use batches::*;
 pub use claim::*;
 pub use enqueue::*;
 pub use events::*;
@@ -74,6 +76,16 @@ macro_rules! store_conformance {
             events_list_newest_first_by_name_and_cursor,
             event_unique_key_dedupes_per_name,
             listener_jobs_are_independent,
+            create_batch_stores_its_jobs_in_order,
+            batch_on_complete_runs_once_after_the_last_job,
+            batch_completes_when_the_last_job_fails,
+            batch_completes_when_the_last_job_uses_up_its_attempts,
+            batch_completes_when_the_last_job_is_cancelled,
+            batch_completes_when_the_running_last_job_is_cancelled,
+            batch_completes_when_the_last_job_is_rescued,
+            batch_completion_mixes_every_path,
+            batch_without_on_complete_still_finishes,
+            concurrent_last_finishes_enqueue_one_on_complete,
         );
     };
     (@checks $fresh:expr; $($check:ident,)*) => {
