@@ -12,6 +12,7 @@ mod lifecycle;
 mod nodes;
 mod queues;
 mod support;
+mod ticks;
 mod unique;
 
 pub use admin::*;
@@ -22,6 +23,7 @@ pub use events::*;
 pub use lifecycle::*;
 pub use nodes::*;
 pub use queues::*;
+pub use ticks::*;
 pub use unique::*;
 
 /// Generates one `#[tokio::test(flavor = "multi_thread")]` per check.
@@ -86,6 +88,8 @@ macro_rules! store_conformance {
             batch_completion_mixes_every_path,
             batch_without_on_complete_still_finishes,
             concurrent_last_finishes_enqueue_one_on_complete,
+            record_tick_enqueues_once_per_tick,
+            record_tick_race_has_one_winner,
         );
     };
     (@checks $fresh:expr; $($check:ident,)*) => {
