@@ -11,16 +11,26 @@
 //! # Ok(()) }
 //! ```
 
+mod batch;
 mod builder;
 mod error;
 
+pub use batch::BatchHandle;
 pub use builder::{JobBuilder, job};
-pub use errand_core::api::{JobPage, Problem};
+pub use errand_core::api::{
+    BatchResults, EventPage, EventView, JobPage, JobResult, NewBatchRequest, Problem,
+    PublishResponse,
+};
 pub use error::ClientError;
 
-use errand_core::api::{BatchRequest, BatchResponse, Health, NodeList, QueueList, StatsResponse};
+use errand_core::api::{
+    BatchRequest, BatchResponse, BatchView, Health, NodeList, QueueList, StatsResponse,
+};
+use errand_core::event::EventFilter;
 use errand_core::store::ListFilter;
-use errand_core::{EnqueueRequest, Enqueued, Job, JobId, NodeInfo, QueueInfo};
+use errand_core::{
+    Batch, BatchId, EnqueueRequest, Enqueued, EventId, Job, JobId, NewEvent, NodeInfo, QueueInfo,
+};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use std::time::{Duration, Instant};
@@ -95,17 +105,92 @@ impl Client {
     /// The job once it ends, or as it is after `timeout` (check its state).
     /// Repeats the server's capped wait until then.
     pub async fn wait(&self, id: JobId, timeout: Duration) -> Result<Job, ClientError> {
+        self.held(&format!("v1/jobs/{id}"), timeout, |job: &Job| {
+            job.state.is_terminal()
+        })
+        .await
+    }
+
+    /// GETs `path` with `?wait=` until `done` holds for the answer or
+    /// `timeout` has passed, repeating the server's capped wait; answers
+    /// the last reading.
+    async fn held<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        timeout: Duration,
+        done: impl Fn(&T) -> bool,
+    ) -> Result<T, ClientError> {
         let deadline = Instant::now() + timeout;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let mut url = self.url(&format!("v1/jobs/{id}"));
+            let mut url = self.url(path);
             url.query_pairs_mut()
                 .append_pair("wait", &format!("{}ms", remaining.as_millis()));
-            let job: Job = self.call(self.http.get(url)).await?;
-            if job.state.is_terminal() || Instant::now() >= deadline {
-                return Ok(job);
+            let answer: T = self.call(self.http.get(url)).await?;
+            if done(&answer) || Instant::now() >= deadline {
+                return Ok(answer);
             }
         }
+    }
+
+    /// Publishes an event: one job per listener the server configures for
+    /// its name; a unique-key duplicate returns the earlier event with
+    /// `duplicate: true`.
+    pub async fn publish(&self, event: &NewEvent) -> Result<PublishResponse, ClientError> {
+        self.call(self.request(Method::POST, "v1/events").json(event))
+            .await
+    }
+
+    /// One event, with its listener jobs as they stand.
+    pub async fn event(&self, id: EventId) -> Result<EventView, ClientError> {
+        self.call(self.request(Method::GET, &format!("v1/events/{id}")))
+            .await
+    }
+
+    /// One page of events, newest first; pass `next_cursor` as
+    /// `filter.before` for the next. A `limit` of 0 means the server's default.
+    pub async fn events(&self, filter: &EventFilter) -> Result<EventPage, ClientError> {
+        let mut url = self.url("v1/events");
+        if let Some(name) = &filter.name {
+            url.query_pairs_mut().append_pair("name", name);
+        }
+        page_query(&mut url, filter.before, filter.limit);
+        self.call(self.http.get(url)).await
+    }
+
+    /// Enqueues a batch, all its jobs or none; the handle waits for its results.
+    pub async fn enqueue_batch(&self, req: &NewBatchRequest) -> Result<BatchHandle, ClientError> {
+        let view: BatchView = self
+            .call(self.request(Method::POST, "v1/batches").json(req))
+            .await?;
+        Ok(BatchHandle::new(self.clone(), view.batch))
+    }
+
+    /// One batch, with its jobs' counts by state.
+    pub async fn batch(&self, id: BatchId) -> Result<Batch, ClientError> {
+        let view: BatchView = self
+            .call(self.request(Method::GET, &format!("v1/batches/{id}")))
+            .await?;
+        Ok(view.batch)
+    }
+
+    /// One batch and every job's result or error so far, in submission order.
+    pub async fn batch_results(&self, id: BatchId) -> Result<BatchResults, ClientError> {
+        self.call(self.request(Method::GET, &format!("v1/batches/{id}?results=true")))
+            .await
+    }
+
+    /// The batch's results once its last job has ended, or as they stand
+    /// after `timeout` (check `batch.finished_at`).
+    pub async fn wait_batch(
+        &self,
+        id: BatchId,
+        timeout: Duration,
+    ) -> Result<BatchResults, ClientError> {
+        self.held(&format!("v1/batches/{id}"), timeout, |r: &BatchResults| {
+            r.batch.is_finished()
+        })
+        .await
     }
 
     /// One page of jobs, newest first; pass `next_cursor` as `filter.before`
@@ -123,13 +208,8 @@ impl Client {
             if let Some(queue) = &filter.queue {
                 query.append_pair("queue", queue);
             }
-            if let Some(before) = filter.before {
-                query.append_pair("cursor", &before.to_string());
-            }
-            if filter.limit > 0 {
-                query.append_pair("limit", &filter.limit.to_string());
-            }
         }
+        page_query(&mut url, filter.before, filter.limit);
         self.call(self.http.get(url)).await
     }
 
@@ -211,5 +291,16 @@ impl Client {
         } else {
             Err(ClientError::from_answer(status, &body))
         }
+    }
+}
+
+/// A listing's cursor and page size as query parameters (0: the server's default size).
+fn page_query(url: &mut Url, before: Option<i64>, limit: u32) {
+    let mut query = url.query_pairs_mut();
+    if let Some(before) = before {
+        query.append_pair("cursor", &before.to_string());
+    }
+    if limit > 0 {
+        query.append_pair("limit", &limit.to_string());
     }
 }

@@ -1,8 +1,8 @@
 //! The `/v1/jobs` handlers: enqueue one or many, get (and wait), list,
-//! cancel and retry.
+//! cancel and retry; and the checks of submitted jobs that batches share.
 
 use crate::body::JsonBody;
-use crate::params::{GetParams, IdParam, ListParams, Params};
+use crate::params::{GetParams, IdParam, ListParams, Params, next_cursor};
 use crate::problem::ApiError;
 use crate::{App, Shared, wait};
 use axum::Json;
@@ -15,11 +15,15 @@ use errand_core::{EnqueueRequest, Enqueued, Job, NewJob, ValidationError};
 pub(crate) const MAX_BATCH: usize = 10_000;
 
 impl App {
-    /// Checks a submitted job against its kind's policy; `index` places
-    /// errors inside a batch (`jobs[3].kind`).
-    fn resolve(&self, req: EnqueueRequest, index: Option<usize>) -> Result<NewJob, ApiError> {
-        let place = |e: ValidationError| match index {
-            Some(i) => e.within(&format!("jobs[{i}]")),
+    /// Checks a submitted job against its kind's policy; `within` places
+    /// errors inside the body (`jobs[3]` gives `jobs[3].kind`).
+    pub(crate) fn resolve(
+        &self,
+        req: EnqueueRequest,
+        within: Option<&str>,
+    ) -> Result<NewJob, ApiError> {
+        let place = |e: ValidationError| match within {
+            Some(prefix) => e.within(prefix),
             None => e,
         };
         let Some(policy) = self.config.kinds.get(&req.kind) else {
@@ -35,6 +39,25 @@ impl App {
             return Err(ApiError::from(place(e)).with_known_kinds(&self.known_kinds));
         };
         req.resolve(policy).map_err(|e| place(e).into())
+    }
+
+    /// Checks the number of jobs sent together (1 to [`MAX_BATCH`]) and
+    /// resolves each, naming errors `jobs[i].field`.
+    pub(crate) fn resolve_jobs(&self, reqs: Vec<EnqueueRequest>) -> Result<Vec<NewJob>, ApiError> {
+        if reqs.is_empty() {
+            return Err(ValidationError::new("jobs", "must list at least one job").into());
+        }
+        if reqs.len() > MAX_BATCH {
+            return Err(ValidationError::new(
+                "jobs",
+                format!("at most {MAX_BATCH} jobs per batch (got {})", reqs.len()),
+            )
+            .into());
+        }
+        reqs.into_iter()
+            .enumerate()
+            .map(|(i, req)| self.resolve(req, Some(&format!("jobs[{i}]"))))
+            .collect()
     }
 }
 
@@ -63,25 +86,7 @@ pub(crate) async fn enqueue_batch(
     State(app): State<Shared>,
     JsonBody(batch): JsonBody<BatchRequest>,
 ) -> Result<(StatusCode, Json<BatchResponse>), ApiError> {
-    if batch.jobs.is_empty() {
-        return Err(ValidationError::new("jobs", "must list at least one job").into());
-    }
-    if batch.jobs.len() > MAX_BATCH {
-        return Err(ValidationError::new(
-            "jobs",
-            format!(
-                "at most {MAX_BATCH} jobs per batch (got {})",
-                batch.jobs.len()
-            ),
-        )
-        .into());
-    }
-    let jobs = batch
-        .jobs
-        .into_iter()
-        .enumerate()
-        .map(|(i, req)| app.resolve(req, Some(i)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let jobs = app.resolve_jobs(batch.jobs)?;
     let jobs = app.store.enqueue(jobs).await?;
     Ok((StatusCode::CREATED, Json(BatchResponse { jobs })))
 }
@@ -106,8 +111,7 @@ pub(crate) async fn list(
 ) -> Result<Json<JobPage>, ApiError> {
     let filter = params.filter()?;
     let jobs = app.store.list(&filter).await?;
-    let full = jobs.len() >= filter.limit as usize;
-    let next_cursor = jobs.last().filter(|_| full).map(|job| job.id);
+    let next_cursor = next_cursor(&jobs, filter.limit, |job| job.id);
     Ok(Json(JobPage { jobs, next_cursor }))
 }
 

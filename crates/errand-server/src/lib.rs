@@ -5,7 +5,9 @@
 //! `application/problem+json` ([`errand_core::api::Problem`]) naming the
 //! field at fault, and no rejected request changes the store.
 
+mod batches;
 mod body;
+mod events;
 mod jobs;
 mod params;
 mod problem;
@@ -33,6 +35,10 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// Longest `?wait=` a request may hold the connection.
     pub max_wait: Duration,
+    /// Event name -> the kinds that listen to it (each a configured kind).
+    pub events: BTreeMap<String, Vec<String>>,
+    /// Record events of an unconfigured name (with no listeners) instead of refusing them (422).
+    pub record_unknown_events: bool,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +47,8 @@ impl Default for ServerConfig {
             kinds: BTreeMap::new(),
             body_limit: 1024 * 1024,
             max_wait: Duration::from_secs(60),
+            events: BTreeMap::new(),
+            record_unknown_events: false,
         }
     }
 }
@@ -51,6 +59,8 @@ pub(crate) struct App {
     config: ServerConfig,
     /// The configured kinds, sorted, for "unknown kind" answers.
     known_kinds: Vec<String>,
+    /// The configured event names, sorted, for "unknown event" answers.
+    known_events: Vec<String>,
 }
 
 /// The handlers' view of [`App`].
@@ -62,6 +72,7 @@ pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
     let app = Arc::new(App {
         store,
         known_kinds: config.kinds.keys().cloned().collect(),
+        known_events: config.events.keys().cloned().collect(),
         config,
     });
     Router::new()
@@ -70,6 +81,10 @@ pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/v1/jobs/{id}/retry", post(jobs::retry))
+        .route("/v1/events", post(events::publish).get(events::list))
+        .route("/v1/events/{id}", get(events::get))
+        .route("/v1/batches", post(batches::create))
+        .route("/v1/batches/{id}", get(batches::get))
         .route("/v1/stats", get(status::stats))
         .route("/v1/nodes", get(status::nodes))
         .route("/v1/queues", get(queues::list))

@@ -3,8 +3,9 @@
 use crate::problem::ApiError;
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
+use errand_core::JobState;
+use errand_core::event::EventFilter;
 use errand_core::store::ListFilter;
-use errand_core::{JobId, JobState};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Display;
@@ -16,8 +17,8 @@ pub(crate) const DEFAULT_LIMIT: u32 = 50;
 /// Largest page.
 pub(crate) const MAX_LIMIT: u32 = 1000;
 
-/// The `{id}` of a job route.
-pub(crate) struct IdParam(pub JobId);
+/// The `{id}` of a job, event or batch route.
+pub(crate) struct IdParam(pub i64);
 
 impl<S: Send + Sync> FromRequestParts<S> for IdParam {
     type Rejection = ApiError;
@@ -26,9 +27,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdParam {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::param("id", e.body_text()))?;
-        job_id(&raw)
-            .map(IdParam)
-            .map_err(|e| ApiError::param("id", e))
+        id(&raw).map(IdParam).map_err(|e| ApiError::param("id", e))
     }
 }
 
@@ -55,8 +54,38 @@ pub(crate) struct GetParams {
 impl GetParams {
     /// How long to hold the request for the job to end, capped at `max`.
     pub(crate) fn wait(&self, max: Duration) -> Result<Option<Duration>, ApiError> {
-        parse("wait", &self.wait, errand_core::duration::parse).map(|wait| wait.map(|w| w.min(max)))
+        wait(&self.wait, max)
     }
+}
+
+/// `GET /v1/batches/{id}` parameters.
+#[derive(Deserialize)]
+pub(crate) struct BatchParams {
+    wait: Option<String>,
+    results: Option<String>,
+}
+
+impl BatchParams {
+    /// How long to hold the request for the batch to finish, capped at `max`.
+    pub(crate) fn wait(&self, max: Duration) -> Result<Option<Duration>, ApiError> {
+        wait(&self.wait, max)
+    }
+
+    /// Whether to list the jobs' results without waiting.
+    pub(crate) fn results(&self) -> Result<bool, ApiError> {
+        let flag = parse("results", &self.results, |s| match s {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err("must be true or false"),
+        })?;
+        Ok(flag.unwrap_or(false))
+    }
+}
+
+/// A `wait` parameter, capped at `max`.
+fn wait(value: &Option<String>, max: Duration) -> Result<Option<Duration>, ApiError> {
+    let wait = parse("wait", value, errand_core::duration::parse)?;
+    Ok(wait.map(|w| w.min(max)))
 }
 
 /// `GET /v1/jobs` parameters.
@@ -72,18 +101,52 @@ pub(crate) struct ListParams {
 impl ListParams {
     /// The store filter these parameters ask for.
     pub(crate) fn filter(self) -> Result<ListFilter, ApiError> {
-        let limit = parse("limit", &self.limit, |s| match s.parse::<u32>() {
-            Ok(n @ 1..=MAX_LIMIT) => Ok(n),
-            _ => Err(format!("must be a whole number from 1 to {MAX_LIMIT}")),
-        })?;
+        let (before, limit) = page(&self.cursor, &self.limit)?;
         Ok(ListFilter {
             state: parse("state", &self.state, JobState::from_str)?,
             kind: self.kind.filter(|s| !s.is_empty()),
             queue: self.queue.filter(|s| !s.is_empty()),
-            before: parse("cursor", &self.cursor, job_id)?,
-            limit: limit.unwrap_or(DEFAULT_LIMIT),
+            before,
+            limit,
         })
     }
+}
+
+/// `GET /v1/events` parameters.
+#[derive(Deserialize)]
+pub(crate) struct EventListParams {
+    name: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl EventListParams {
+    /// The store filter these parameters ask for.
+    pub(crate) fn filter(self) -> Result<EventFilter, ApiError> {
+        let (before, limit) = page(&self.cursor, &self.limit)?;
+        Ok(EventFilter {
+            name: self.name.filter(|s| !s.is_empty()),
+            before,
+            limit,
+        })
+    }
+}
+
+/// The `cursor` (an id to list below) and page size of a listing.
+fn page(cursor: &Option<String>, limit: &Option<String>) -> Result<(Option<i64>, u32), ApiError> {
+    let limit = parse("limit", limit, |s| match s.parse::<u32>() {
+        Ok(n @ 1..=MAX_LIMIT) => Ok(n),
+        _ => Err(format!("must be a whole number from 1 to {MAX_LIMIT}")),
+    })?;
+    Ok((parse("cursor", cursor, id)?, limit.unwrap_or(DEFAULT_LIMIT)))
+}
+
+/// The cursor of the page after `items`: the last id when the page is full.
+pub(crate) fn next_cursor<T>(items: &[T], limit: u32, id: impl Fn(&T) -> i64) -> Option<i64> {
+    items
+        .last()
+        .filter(|_| items.len() >= limit as usize)
+        .map(id)
 }
 
 /// Parses an optional parameter; an empty value counts as absent.
@@ -98,10 +161,10 @@ fn parse<T, E: Display>(
     }
 }
 
-/// Job ids are positive integers.
-fn job_id(s: &str) -> Result<JobId, String> {
-    match s.parse::<JobId>() {
+/// Job, event and batch ids are positive integers.
+fn id(s: &str) -> Result<i64, String> {
+    match s.parse::<i64>() {
         Ok(id) if id > 0 => Ok(id),
-        _ => Err(format!("{s:?} is not a job id (a positive integer)")),
+        _ => Err(format!("{s:?} is not an id (a positive integer)")),
     }
 }

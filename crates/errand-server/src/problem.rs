@@ -49,6 +49,12 @@ impl ApiError {
         self.0.known_kinds = kinds.to_vec();
         self
     }
+
+    /// Lists the configured events, for an unknown event name.
+    pub(crate) fn with_known_events(mut self, events: &[String]) -> Self {
+        self.0.known_events = events.to_vec();
+        self
+    }
 }
 
 impl From<ValidationError> for ApiError {

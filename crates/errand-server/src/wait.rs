@@ -1,15 +1,27 @@
-//! Holding `GET /v1/jobs/{id}?wait=` until the job ends: woken by the
-//! store's `Finished` events, with a slow re-read as a safety net.
+//! Holding a request (`GET /v1/jobs/{id}?wait=`, `GET /v1/batches/{id}?wait=`)
+//! until what it asks about has ended: woken by the store's `Finished`
+//! events, with a slow re-read as a safety net.
 
 use crate::problem::ApiError;
 use errand_core::{Job, JobId, Store, StoreError, StoreEvent};
 use std::time::Duration;
-use tokio::sync::broadcast::{self, error::RecvError};
-use tokio::time::{Instant, timeout_at};
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio::time::{Instant, sleep_until, timeout_at};
 
-/// Re-read the job at least this often, in case an event was never sent
-/// (e.g. it was finished by another process sharing the database).
+/// Re-read at least this often, in case an event was never sent
+/// (e.g. the end came from another process sharing the database).
 const SAFETY_REREAD: Duration = Duration::from_secs(1);
+
+/// How a held request watches the store.
+pub(crate) struct Watch<W> {
+    /// Longest hold.
+    pub wait: Duration,
+    /// Least time between two reads, so a burst of finishes costs a few
+    /// reads rather than one each.
+    pub min_gap: Duration,
+    /// Whether a `Finished` event for these jobs may concern the request.
+    pub wakes: W,
+}
 
 /// The job once it is terminal, or as it is when `wait` runs out.
 pub(crate) async fn until_terminal(
@@ -17,18 +29,45 @@ pub(crate) async fn until_terminal(
     id: JobId,
     wait: Duration,
 ) -> Result<Job, ApiError> {
-    // Subscribe before the first read so a finish between the two is not missed.
+    let watch = Watch {
+        wait,
+        min_gap: Duration::ZERO,
+        wakes: |ids: &[JobId]| ids.contains(&id),
+    };
+    hold(
+        store,
+        watch,
+        || fetch(store, id),
+        |job| job.state.is_terminal(),
+    )
+    .await
+}
+
+/// Reads with `read` until `done` holds for the answer or the wait runs out,
+/// re-reading after each relevant `Finished` event; answers the last read.
+pub(crate) async fn hold<T, Fut>(
+    store: &dyn Store,
+    watch: Watch<impl Fn(&[JobId]) -> bool>,
+    mut read: impl FnMut() -> Fut,
+    done: impl Fn(&T) -> bool,
+) -> Result<T, ApiError>
+where
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    // Subscribe before the first read so an end between the two is not missed.
     let mut events = store.subscribe();
-    let deadline = Instant::now() + wait;
+    let deadline = Instant::now() + watch.wait;
     loop {
-        let job = fetch(store, id).await?;
-        let now = Instant::now();
-        if job.state.is_terminal() || now >= deadline {
-            return Ok(job);
+        drain(&mut events);
+        let read_at = Instant::now();
+        let value = read().await?;
+        if done(&value) || Instant::now() >= deadline {
+            return Ok(value);
         }
-        let wake = deadline.min(now + SAFETY_REREAD);
-        // Woken or timed out: either way, read the job again.
-        let _ = timeout_at(wake, finished(&mut events, id)).await;
+        let wake = deadline.min(read_at + SAFETY_REREAD);
+        // Woken or timed out: either way, read again.
+        let _ = timeout_at(wake, finished(&mut events, &watch.wakes)).await;
+        sleep_until(deadline.min(read_at + watch.min_gap)).await;
     }
 }
 
@@ -40,11 +79,21 @@ pub(crate) async fn fetch(store: &dyn Store, id: JobId) -> Result<Job, ApiError>
         .ok_or_else(|| StoreError::NotFound(id).into())
 }
 
-/// Returns when `id` may have finished: its `Finished` event, or missed events.
-async fn finished(events: &mut broadcast::Receiver<StoreEvent>, id: JobId) {
+/// Drops events already received: the read about to happen covers them.
+fn drain(events: &mut broadcast::Receiver<StoreEvent>) {
+    loop {
+        match events.try_recv() {
+            Ok(_) | Err(TryRecvError::Lagged(_)) => {}
+            Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+        }
+    }
+}
+
+/// Returns when a relevant `Finished` event arrives, or events were missed.
+async fn finished(events: &mut broadcast::Receiver<StoreEvent>, wakes: &impl Fn(&[JobId]) -> bool) {
     loop {
         match events.recv().await {
-            Ok(StoreEvent::Finished(ids)) if ids.contains(&id) => return,
+            Ok(StoreEvent::Finished(ids)) if wakes(&ids) => return,
             Ok(_) => {}
             Err(RecvError::Lagged(_)) => return,
             // No more events will come: only the safety re-read can help.

@@ -174,10 +174,11 @@ pub async fn finish_next(store: &SqliteStore, queue: &str, outcome: Outcome) -> 
             limit: 1,
             worker: "test".into(),
             lease: Duration::from_secs(30),
+            limits: Default::default(),
         })
         .await
         .unwrap();
-    let job = claimed.into_iter().next().expect("a job to claim");
+    let job = claimed.jobs.into_iter().next().expect("a job to claim");
     let applied = store
         .finish(vec![Finish {
             lease: job.lease(),

@@ -1,0 +1,111 @@
+//! The `/v1/batches` handlers: create a batch (all its jobs atomically,
+//! plus an optional on-complete job), and read it back, optionally holding
+//! the request until its last job has ended and answering every result.
+
+use crate::body::JsonBody;
+use crate::params::{BatchParams, IdParam, Params};
+use crate::problem::ApiError;
+use crate::wait::{self, Watch};
+use crate::{App, Shared};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use errand_core::api::{BatchResults, BatchView, JobResult, NewBatchRequest};
+use errand_core::{Batch, BatchId, EnqueueRequest, NewBatch, NewJob, Store, ValidationError};
+use std::time::Duration;
+
+/// Least time between two reads of a waited-on batch: its jobs may finish
+/// thousands a second, each with its own event.
+const BATCH_REREAD_GAP: Duration = Duration::from_millis(5);
+
+impl App {
+    /// The on-complete job: its kind's policy applies, but it runs when the
+    /// batch ends and is never deduplicated, so timing and uniqueness
+    /// fields are refused rather than ignored.
+    fn resolve_on_complete(&self, req: EnqueueRequest) -> Result<NewJob, ApiError> {
+        let refused = [
+            ("run_at", req.run_at.is_some()),
+            ("delay", req.delay.is_some()),
+            ("unique_key", req.unique_key.is_some()),
+            ("unique_for", req.unique_for.is_some()),
+        ];
+        if let Some((field, _)) = refused.iter().find(|(_, given)| *given) {
+            let e = ValidationError::new(
+                format!("on_complete.{field}"),
+                "not allowed: the on-complete job runs once, when the batch ends",
+            );
+            return Err(e.into());
+        }
+        self.resolve(req, Some("on_complete"))
+    }
+}
+
+/// `POST /v1/batches`: 201 with the new batch.
+pub(crate) async fn create(
+    State(app): State<Shared>,
+    JsonBody(req): JsonBody<NewBatchRequest>,
+) -> Result<(StatusCode, Json<BatchView>), ApiError> {
+    // Batch jobs are each run exactly as submitted: a duplicate would leave
+    // the batch waiting on a job it does not own.
+    if let Some(i) = req.jobs.iter().position(|j| j.unique_key.is_some()) {
+        let e = ValidationError::new(
+            format!("jobs[{i}].unique_key"),
+            "not allowed in a batch: every batch job is enqueued as given",
+        );
+        return Err(e.into());
+    }
+    let jobs = app.resolve_jobs(req.jobs)?;
+    let on_complete = req
+        .on_complete
+        .map(|r| app.resolve_on_complete(r))
+        .transpose()?;
+    let batch = app
+        .store
+        .create_batch(NewBatch { jobs, on_complete })
+        .await?;
+    Ok((StatusCode::CREATED, Json(BatchView { batch })))
+}
+
+/// `GET /v1/batches/{id}[?wait=30s][&results=true]`: the batch; with a
+/// wait (held until it finishes) or `results=true`, every job's outcome too.
+pub(crate) async fn get(
+    State(app): State<Shared>,
+    IdParam(id): IdParam,
+    Params(params): Params<BatchParams>,
+) -> Result<Response, ApiError> {
+    let wait = params.wait(app.config.max_wait)?;
+    let with_results = wait.is_some() || params.results()?;
+    let store = &*app.store;
+    let batch = match wait {
+        Some(wait) => {
+            let watch = Watch {
+                wait,
+                min_gap: BATCH_REREAD_GAP,
+                // Which jobs are the batch's is not known without reading
+                // them all; any finish may be its last.
+                wakes: |_: &[_]| true,
+            };
+            wait::hold(store, watch, || fetch(store, id), Batch::is_finished).await?
+        }
+        None => fetch(store, id).await?,
+    };
+    if !with_results {
+        return Ok(Json(BatchView { batch }).into_response());
+    }
+    let results = store
+        .batch_jobs(id)
+        .await?
+        .into_iter()
+        .map(JobResult::from)
+        .collect();
+    Ok(Json(BatchResults { batch, results }).into_response())
+}
+
+/// One batch, or 404.
+async fn fetch(store: &dyn Store, id: BatchId) -> Result<Batch, ApiError> {
+    store
+        .batch(id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("batch {id} not found")))
+}
