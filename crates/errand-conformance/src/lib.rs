@@ -9,6 +9,7 @@ mod claim;
 mod enqueue;
 mod events;
 mod lifecycle;
+mod limits;
 mod nodes;
 mod queues;
 mod support;
@@ -21,6 +22,7 @@ pub use claim::*;
 pub use enqueue::*;
 pub use events::*;
 pub use lifecycle::*;
+pub use limits::*;
 pub use nodes::*;
 pub use queues::*;
 pub use ticks::*;
@@ -90,6 +92,12 @@ macro_rules! store_conformance {
             concurrent_last_finishes_enqueue_one_on_complete,
             record_tick_enqueues_once_per_tick,
             record_tick_race_has_one_winner,
+            concurrency_limit_caps_running_jobs,
+            concurrency_limit_spans_queues_and_explicit_kinds,
+            expired_leases_count_until_rescued,
+            concurrent_claimers_never_exceed_concurrency,
+            rate_limit_holds_starts_and_names_retry_at,
+            concurrent_claimers_never_exceed_rate,
         );
     };
     (@checks $fresh:expr; $($check:ident,)*) => {
