@@ -12,6 +12,7 @@ mod lifecycle;
 mod limits;
 mod nodes;
 mod queues;
+mod retention;
 mod support;
 mod ticks;
 mod unique;
@@ -25,6 +26,7 @@ pub use lifecycle::*;
 pub use limits::*;
 pub use nodes::*;
 pub use queues::*;
+pub use retention::*;
 pub use ticks::*;
 pub use unique::*;
 
@@ -98,6 +100,7 @@ macro_rules! store_conformance {
             concurrent_claimers_never_exceed_concurrency,
             rate_limit_holds_starts_and_names_retry_at,
             concurrent_claimers_never_exceed_rate,
+            prune_removes_old_events_and_finished_batches,
         );
     };
     (@checks $fresh:expr; $($check:ident,)*) => {
