@@ -4,7 +4,8 @@
 //! It owns the job model ([`job`]), the state machine ([`state`]), what an
 //! attempt's outcome does to a job ([`outcome`]), retry backoff ([`backoff`]),
 //! duration and size parsing ([`duration`], [`size`]), events ([`event`]),
-//! batches ([`batch`]), global kind limits ([`limit`]), and the
+//! batches ([`batch`]), global kind limits ([`limit`]), cron schedules
+//! ([`schedule`]), and the
 //! [`store::Store`] contract that each database engine implements. Nothing here does I/O.
 
 pub mod api;
@@ -16,6 +17,7 @@ pub mod job;
 pub mod limit;
 pub mod outcome;
 pub mod policy;
+pub mod schedule;
 pub mod size;
 pub mod state;
 pub mod store;
