@@ -49,7 +49,8 @@ impl Changes {
         self.enqueued.is_empty() && self.finished.is_empty()
     }
 
-    fn absorb(&mut self, other: Changes) {
+    /// Adds what another change did.
+    pub(crate) fn absorb(&mut self, other: Changes) {
         self.enqueued.extend(other.enqueued);
         self.finished.extend(other.finished);
     }

@@ -7,13 +7,18 @@
 //! `StoreError::Unavailable`, which callers retry with backoff, never as a
 //! failed job.
 
+mod batches;
+mod enqueue;
 mod events;
+mod limits;
 mod migrate;
 mod nodes;
 mod ops;
+mod published;
 mod queues;
 mod read;
 mod rows;
+mod schedules;
 
 use crate::events::{Changes, Events};
 use crate::rows::{db_error, pool_error};
@@ -140,7 +145,7 @@ impl PostgresStore {
     }
 
     /// Answers `value`, after telling waiters what changed.
-    fn publish<T>(&self, (value, changes): (T, Changes)) -> T {
+    fn announce<T>(&self, (value, changes): (T, Changes)) -> T {
         self.inner.events.publish(changes);
         value
     }
@@ -170,8 +175,8 @@ async fn connect_one(
 #[async_trait]
 impl Store for PostgresStore {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {
-        let answer = ops::enqueue(&self.client().await?, jobs).await?;
-        Ok(self.publish(answer))
+        let answer = enqueue::insert(&self.client().await?, &jobs, None).await?;
+        Ok(self.announce(answer))
     }
 
     async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -183,8 +188,12 @@ impl Store for PostgresStore {
     }
 
     async fn claim(&self, req: &ClaimRequest) -> Result<Claimed, StoreError> {
-        let jobs = ops::claim(&self.client().await?, req).await?;
-        Ok(Claimed { jobs, held: None })
+        let limited = limits::limited_kinds(req);
+        if limited.is_empty() {
+            let jobs = ops::claim(&self.client().await?, req).await?;
+            return Ok(Claimed { jobs, held: None });
+        }
+        limits::claim(&mut self.client().await?, req, &limited).await
     }
 
     async fn heartbeat(&self, leases: &[Lease], lease: Duration) -> Result<Vec<Lease>, StoreError> {
@@ -192,18 +201,18 @@ impl Store for PostgresStore {
     }
 
     async fn finish(&self, finishes: Vec<Finish>) -> Result<Vec<bool>, StoreError> {
-        let answer = ops::finish(&self.client().await?, finishes).await?;
-        Ok(self.publish(answer))
+        let answer = ops::finish(&mut self.client().await?, finishes).await?;
+        Ok(self.announce(answer))
     }
 
     async fn cancel(&self, id: JobId) -> Result<Job, StoreError> {
         let answer = ops::cancel(&mut self.client().await?, id).await?;
-        Ok(self.publish(answer))
+        Ok(self.announce(answer))
     }
 
     async fn retry(&self, id: JobId) -> Result<Job, StoreError> {
         let answer = ops::retry(&mut self.client().await?, id).await?;
-        Ok(self.publish(answer))
+        Ok(self.announce(answer))
     }
 
     async fn stats(&self) -> Result<Stats, StoreError> {
@@ -211,13 +220,13 @@ impl Store for PostgresStore {
     }
 
     async fn rescue_expired(&self) -> Result<Vec<JobId>, StoreError> {
-        let answer = ops::rescue_expired(&self.client().await?).await?;
-        Ok(self.publish(answer))
+        let answer = ops::rescue_expired(&mut self.client().await?).await?;
+        Ok(self.announce(answer))
     }
 
     async fn promote_due(&self) -> Result<u64, StoreError> {
         let answer = ops::promote_due(&self.client().await?).await?;
-        Ok(self.publish(answer))
+        Ok(self.announce(answer))
     }
 
     async fn prune(&self, retention: &Retention) -> Result<u64, StoreError> {
@@ -260,46 +269,45 @@ impl Store for PostgresStore {
 
     async fn publish(
         &self,
-        _event: NewEvent,
-        _listeners: Vec<NewJob>,
+        event: NewEvent,
+        listeners: Vec<NewJob>,
     ) -> Result<Published, StoreError> {
-        Err(not_yet())
+        let answer = published::publish(&mut self.client().await?, event, listeners).await?;
+        Ok(self.announce(answer))
     }
 
-    async fn event(&self, _id: EventId) -> Result<Option<Event>, StoreError> {
-        Err(not_yet())
+    async fn event(&self, id: EventId) -> Result<Option<Event>, StoreError> {
+        published::get(&self.client().await?, id).await
     }
 
-    async fn events(&self, _filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
-        Err(not_yet())
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
+        published::list(&self.client().await?, filter).await
     }
 
-    async fn create_batch(&self, _batch: NewBatch) -> Result<Batch, StoreError> {
-        Err(not_yet())
+    async fn create_batch(&self, batch: NewBatch) -> Result<Batch, StoreError> {
+        let answer = batches::create(&mut self.client().await?, batch).await?;
+        Ok(self.announce(answer))
     }
 
-    async fn batch(&self, _id: BatchId) -> Result<Option<Batch>, StoreError> {
-        Err(not_yet())
+    async fn batch(&self, id: BatchId) -> Result<Option<Batch>, StoreError> {
+        batches::get(&self.client().await?, id).await
     }
 
-    async fn batch_jobs(&self, _id: BatchId) -> Result<Vec<Job>, StoreError> {
-        Err(not_yet())
+    async fn batch_jobs(&self, id: BatchId) -> Result<Vec<Job>, StoreError> {
+        batches::jobs(&self.client().await?, id).await
     }
 
     async fn record_tick(
         &self,
-        _name: &str,
-        _tick: jiff::Timestamp,
-        _job: Option<NewJob>,
+        name: &str,
+        tick: jiff::Timestamp,
+        job: Option<NewJob>,
     ) -> Result<Option<Enqueued>, StoreError> {
-        Err(not_yet())
+        let answer = schedules::record_tick(&mut self.client().await?, name, tick, job).await?;
+        Ok(self.announce(answer))
     }
 
     async fn ticks(&self) -> Result<BTreeMap<String, jiff::Timestamp>, StoreError> {
-        Err(not_yet())
+        schedules::ticks(&self.client().await?).await
     }
-}
-
-fn not_yet() -> StoreError {
-    StoreError::Internal("not implemented yet".to_string())
 }

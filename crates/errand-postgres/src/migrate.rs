@@ -18,6 +18,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("../migrations/0005_slimmer_job_indexes.sql"),
     ),
     (6, include_str!("../migrations/0006_queues.sql")),
+    (
+        7,
+        include_str!("../migrations/0007_events_batches_schedules_limits.sql"),
+    ),
 ];
 
 /// The newest schema this build knows.

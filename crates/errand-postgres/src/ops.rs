@@ -1,208 +1,27 @@
-//! The write operations, each atomic: one statement, or (cancel and retry)
-//! one transaction. State changes come from
+//! The write operations on existing jobs, each atomic: one statement, or
+//! one transaction (cancel, retry, and finishes and rescues that end batch
+//! jobs). State changes come from
 //! [`errand_core::outcome::resolve`]; this module only applies them, many
 //! rows per statement.
 
+use crate::batches;
 use crate::events::Changes;
 use crate::rows::{
-    JOB_COLUMNS, TERMINAL, after, before, db_error, duration_micros, int, job_from_row,
-    jobs_from_rows, now, parse_state, sql_time, uint,
+    JOB_COLUMNS, after, before, db_error, int, job_from_row, jobs_from_rows, now, parse_state,
+    sql_time, uint,
 };
 use deadpool_postgres::{Client, GenericClient};
+use errand_core::batch::BatchId;
 use errand_core::outcome::resolve;
 use errand_core::store::{ClaimRequest, Finish};
 use errand_core::{
-    Backoff, Enqueued, Job, JobId, JobState, Lease, NewJob, Outcome, Retention, StoreError,
-    Transition,
+    Backoff, Job, JobId, JobState, Lease, Outcome, Retention, StoreError, Transition,
 };
 use jiff::Timestamp;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 use tokio_postgres::error::SqlState;
-
-/// Inserts `jobs` in one statement (so all or none); a live job with the
-/// same kind and unique key (including an earlier entry of `jobs`) is
-/// answered instead. Two round trips: draw ids, insert.
-pub(crate) async fn enqueue(
-    client: &Client,
-    jobs: Vec<NewJob>,
-) -> Result<(Vec<Enqueued>, Changes), StoreError> {
-    let mut changes = Changes::default();
-    if jobs.is_empty() {
-        return Ok((Vec::new(), changes));
-    }
-    let now = now();
-    // Ids are drawn first so each answer can be matched to its input.
-    let draw = client
-        .prepare_cached(
-            "SELECT nextval(pg_get_serial_sequence('jobs', 'id')) \
-             FROM generate_series(1, $1::int)",
-        )
-        .await
-        .map_err(db_error)?;
-    let mut ids: Vec<i64> = client
-        .query(&draw, &[&(jobs.len() as i32)])
-        .await
-        .map_err(db_error)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    ids.sort_unstable();
-    let run_at: Vec<Timestamp> = jobs.iter().map(|j| j.run_at.unwrap_or(now)).collect();
-    // A past run_at is kept: it orders the job among other due jobs.
-    let states: Vec<&str> = run_at
-        .iter()
-        .map(|at| {
-            if *at > now {
-                JobState::Scheduled.as_str()
-            } else {
-                JobState::Available.as_str()
-            }
-        })
-        .collect();
-    let kinds: Vec<&str> = jobs.iter().map(|j| j.kind.as_str()).collect();
-    let queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
-    let payloads: Vec<&Value> = jobs.iter().map(|j| &j.payload).collect();
-    let priorities: Vec<i16> = jobs.iter().map(|j| j.priority).collect();
-    let max_attempts: Vec<i32> = jobs.iter().map(|j| int(j.max_attempts)).collect();
-    let run_at_sql: Vec<SystemTime> = run_at.iter().copied().map(sql_time).collect();
-    let timeouts: Vec<Option<i64>> = jobs
-        .iter()
-        .map(|j| j.timeout.map(duration_micros))
-        .collect();
-    let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.unique_key.as_deref()).collect();
-    let tags: Vec<Value> = jobs.iter().map(|j| Value::from(j.tags.clone())).collect();
-    let stmt = client
-        .prepare_cached(&format!(
-            "INSERT INTO jobs (id, kind, queue, payload, priority, state, max_attempts, run_at, \
-                 created_at, timeout_us, unique_key, tags) \
-             SELECT u.id, u.kind, u.queue, u.payload, u.priority, u.state, u.max_attempts, \
-                 u.run_at, $12, u.timeout_us, u.unique_key, \
-                 ARRAY(SELECT jsonb_array_elements_text(u.tags)) \
-             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::jsonb[], $5::smallint[], \
-                 $6::text[], $7::int[], $8::timestamptz[], $9::bigint[], $10::text[], \
-                 $11::jsonb[]) WITH ORDINALITY \
-                 AS u(id, kind, queue, payload, priority, state, max_attempts, run_at, \
-                      timeout_us, unique_key, tags, ord) \
-             ORDER BY u.ord \
-             ON CONFLICT (kind, unique_key) \
-                 WHERE unique_key IS NOT NULL AND state NOT IN {TERMINAL} DO NOTHING \
-             RETURNING {JOB_COLUMNS}"
-        ))
-        .await
-        .map_err(db_error)?;
-    let rows = client
-        .query(
-            &stmt,
-            &[
-                &ids,
-                &kinds,
-                &queues,
-                &payloads,
-                &priorities,
-                &states,
-                &max_attempts,
-                &run_at_sql,
-                &timeouts,
-                &keys,
-                &tags,
-                &sql_time(now),
-            ],
-        )
-        .await
-        .map_err(db_error)?;
-    let mut inserted: HashMap<JobId, Job> = jobs_from_rows(&rows)?
-        .into_iter()
-        .map(|j| (j.id, j))
-        .collect();
-    let duplicates = duplicates(client, &jobs, &ids, &inserted).await?;
-    let mut answers = Vec::with_capacity(jobs.len());
-    for (job, id) in jobs.iter().zip(&ids) {
-        if let Some(new) = inserted.remove(id) {
-            if new.state == JobState::Available {
-                changes.enqueued.insert(new.queue.clone());
-            }
-            answers.push(Enqueued {
-                job: new,
-                duplicate: false,
-            });
-            continue;
-        }
-        let key = (job.kind.clone(), job.unique_key.clone().unwrap_or_default());
-        let existing = duplicates.get(&key).cloned().ok_or_else(|| {
-            StoreError::Internal(format!(
-                "insert of a {} job was refused but no live duplicate exists",
-                job.kind
-            ))
-        })?;
-        answers.push(Enqueued {
-            job: existing,
-            duplicate: true,
-        });
-    }
-    Ok((answers, changes))
-}
-
-/// The jobs, by kind and unique key, that refused some of `jobs`: the live
-/// ones, or (when one ended since it refused the insert) the newest.
-async fn duplicates(
-    client: &Client,
-    jobs: &[NewJob],
-    ids: &[i64],
-    inserted: &HashMap<JobId, Job>,
-) -> Result<HashMap<(String, String), Job>, StoreError> {
-    let refused: Vec<(&str, &str)> = jobs
-        .iter()
-        .zip(ids)
-        .filter(|(_, id)| !inserted.contains_key(id))
-        .filter_map(|(j, _)| Some((j.kind.as_str(), j.unique_key.as_deref()?)))
-        .collect();
-    if refused.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let (kinds, keys): (Vec<&str>, Vec<&str>) = refused.iter().copied().unzip();
-    let live = client
-        .prepare_cached(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs \
-             WHERE (kind, unique_key) IN (SELECT * FROM unnest($1::text[], $2::text[])) \
-               AND unique_key IS NOT NULL AND state NOT IN {TERMINAL}"
-        ))
-        .await
-        .map_err(db_error)?;
-    let rows = client
-        .query(&live, &[&kinds, &keys])
-        .await
-        .map_err(db_error)?;
-    let by_key = |j: Job| {
-        (
-            (j.kind.clone(), j.unique_key.clone().unwrap_or_default()),
-            j,
-        )
-    };
-    let mut found: HashMap<_, _> = jobs_from_rows(&rows)?.into_iter().map(by_key).collect();
-    for (kind, key) in refused {
-        if found.contains_key(&(kind.to_string(), key.to_string())) {
-            continue;
-        }
-        let newest = client
-            .prepare_cached(&format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE kind = $1 AND unique_key = $2 \
-                 ORDER BY id DESC LIMIT 1"
-            ))
-            .await
-            .map_err(db_error)?;
-        if let Some(row) = client
-            .query_opt(&newest, &[&kind, &key])
-            .await
-            .map_err(db_error)?
-        {
-            let (k, job) = by_key(job_from_row(&row)?);
-            found.insert(k, job);
-        }
-    }
-    Ok(found)
-}
 
 /// Takes up to `req.limit` due jobs of a queue in claim order; rows another
 /// claimer holds are skipped, not waited for.
@@ -300,7 +119,7 @@ fn running_from_row(row: &tokio_postgres::Row) -> Result<Running, StoreError> {
 /// statement), then everything is resolved in Rust and written back fenced
 /// by attempt and state.
 pub(crate) async fn finish(
-    client: &Client,
+    client: &mut Client,
     finishes: Vec<Finish>,
 ) -> Result<(Vec<bool>, Changes), StoreError> {
     if finishes.is_empty() {
@@ -373,7 +192,9 @@ async fn attempt_budgets(
 /// Puts running jobs whose lease has expired back to run, counting the
 /// attempt. A heartbeat or finish that lands between the read and the
 /// write wins: the write is fenced on the lease still being expired.
-pub(crate) async fn rescue_expired(client: &Client) -> Result<(Vec<JobId>, Changes), StoreError> {
+pub(crate) async fn rescue_expired(
+    client: &mut Client,
+) -> Result<(Vec<JobId>, Changes), StoreError> {
     let now = now();
     let stmt = client
         .prepare_cached(
@@ -400,12 +221,29 @@ pub(crate) async fn rescue_expired(client: &Client) -> Result<(Vec<JobId>, Chang
     Ok((ids, changes))
 }
 
-/// Applies what `resolve` picks for each running attempt in one UPDATE;
-/// the WHERE clause fences each row to its attempt (and, for a rescue, to
-/// a lease that is still expired). Answers the leases that were ended and
-/// what waiters should hear.
+/// The write of one ended attempt, as `resolve` decided it.
+struct Ending {
+    lease: Lease,
+    max_attempts: Option<i32>,
+    state: &'static str,
+    run_at: Option<SystemTime>,
+    result: Option<Value>,
+    error: Option<String>,
+    refund: i32,
+    finished_at: Option<SystemTime>,
+}
+
+/// Applies what `resolve` picks for each running attempt; the WHERE clause
+/// fences each row to its attempt (and, for a rescue, to a lease that is
+/// still expired). Answers the leases that were ended and what waiters
+/// should hear.
+///
+/// Jobs outside batches, nearly all of them, end in one statement without
+/// a transaction. Whatever that statement left (batch jobs, and leases
+/// that are no longer current) is written again inside a transaction that
+/// also settles the batches whose jobs ended (see [`batches::settle`]).
 async fn end_attempts(
-    client: &Client,
+    client: &mut Client,
     planned: Vec<(Running, Outcome, Backoff)>,
     now: Timestamp,
     expired_before: Option<Timestamp>,
@@ -414,30 +252,81 @@ async fn end_attempts(
     if planned.is_empty() {
         return Ok((HashSet::new(), changes));
     }
-    let n = planned.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut attempts = Vec::with_capacity(n);
-    let mut max_attempts = Vec::with_capacity(n);
-    let mut states = Vec::with_capacity(n);
-    let mut run_at: Vec<Option<SystemTime>> = Vec::with_capacity(n);
-    let mut results: Vec<Option<Value>> = Vec::with_capacity(n);
-    let mut errors: Vec<Option<String>> = Vec::with_capacity(n);
-    let mut refunds = Vec::with_capacity(n);
-    let mut finished_at: Vec<Option<SystemTime>> = Vec::with_capacity(n);
-    for (job, outcome, backoff) in planned {
-        // Without a budget the outcome does not depend on it (see needs_budget).
-        let budget = job.max_attempts.unwrap_or(u32::MAX);
-        let t: Transition = resolve(job.lease.attempt, budget, outcome, &backoff, now);
-        ids.push(job.lease.id);
-        attempts.push(int(job.lease.attempt));
-        max_attempts.push(job.max_attempts.map(int));
-        states.push(t.state.as_str());
-        run_at.push(t.run_at.map(sql_time));
-        finished_at.push(t.is_terminal().then(|| sql_time(now)));
-        refunds.push(i32::from(t.refund_attempt));
-        results.push(t.result);
-        errors.push(t.error);
+    let endings: Vec<Ending> = planned
+        .into_iter()
+        .map(|(job, outcome, backoff)| {
+            // Without a budget the outcome does not depend on it (see needs_budget).
+            let budget = job.max_attempts.unwrap_or(u32::MAX);
+            let t: Transition = resolve(job.lease.attempt, budget, outcome, &backoff, now);
+            Ending {
+                lease: job.lease,
+                max_attempts: job.max_attempts.map(int),
+                state: t.state.as_str(),
+                run_at: t.run_at.map(sql_time),
+                finished_at: t.is_terminal().then(|| sql_time(now)),
+                refund: i32::from(t.refund_attempt),
+                result: t.result,
+                error: t.error,
+            }
+        })
+        .collect();
+    let mut ended = write_endings(&*client, &endings, true, now, expired_before).await?;
+    let done: HashSet<Lease> = ended.iter().map(|e| e.lease).collect();
+    let rest: Vec<Ending> = endings
+        .into_iter()
+        .filter(|e| !done.contains(&e.lease))
+        .collect();
+    if !rest.is_empty() {
+        let tx = client.transaction().await.map_err(db_error)?;
+        let more = write_endings(&tx, &rest, false, now, expired_before).await?;
+        let mut batches: Vec<BatchId> = more
+            .iter()
+            .filter(|e| e.state.is_terminal())
+            .filter_map(|e| e.batch)
+            .collect();
+        batches.sort_unstable();
+        batches.dedup();
+        changes.absorb(batches::settle(&tx, &batches).await?);
+        tx.commit().await.map_err(db_error)?;
+        ended.extend(more);
     }
+    let mut leases = HashSet::with_capacity(ended.len());
+    for e in ended {
+        leases.insert(e.lease);
+        if e.state.is_terminal() {
+            changes.finished.push(e.lease.id);
+        } else if e.state == JobState::Available {
+            changes.enqueued.insert(e.queue);
+        }
+    }
+    Ok((leases, changes))
+}
+
+/// An attempt that [`write_endings`] ended.
+struct Ended {
+    lease: Lease,
+    state: JobState,
+    queue: String,
+    batch: Option<BatchId>,
+}
+
+/// One UPDATE of `endings`; with `plain_only`, batch jobs are left alone.
+async fn write_endings(
+    client: &impl GenericClient,
+    endings: &[Ending],
+    plain_only: bool,
+    now: Timestamp,
+    expired_before: Option<Timestamp>,
+) -> Result<Vec<Ended>, StoreError> {
+    let ids: Vec<i64> = endings.iter().map(|e| e.lease.id).collect();
+    let attempts: Vec<i32> = endings.iter().map(|e| int(e.lease.attempt)).collect();
+    let max_attempts: Vec<Option<i32>> = endings.iter().map(|e| e.max_attempts).collect();
+    let states: Vec<&str> = endings.iter().map(|e| e.state).collect();
+    let run_at: Vec<Option<SystemTime>> = endings.iter().map(|e| e.run_at).collect();
+    let results: Vec<Option<&Value>> = endings.iter().map(|e| e.result.as_ref()).collect();
+    let errors: Vec<Option<&str>> = endings.iter().map(|e| e.error.as_deref()).collect();
+    let refunds: Vec<i32> = endings.iter().map(|e| e.refund).collect();
+    let finished_at: Vec<Option<SystemTime>> = endings.iter().map(|e| e.finished_at).collect();
     // `resolve` never answers `running`, so the lease always ends here.
     let stmt = client
         .prepare_cached(
@@ -455,7 +344,8 @@ async fn end_attempts(
              WHERE j.id = u.id AND j.attempt = u.attempt AND j.state = 'running' \
                AND (u.max_attempts IS NULL OR j.max_attempts = u.max_attempts) \
                AND ($11::timestamptz IS NULL OR j.lease_expires_at < $11) \
-             RETURNING j.id, u.attempt, j.state, j.queue",
+               AND (NOT $12 OR j.batch_id IS NULL) \
+             RETURNING j.id, u.attempt, j.state, j.queue, j.batch_id",
         )
         .await
         .map_err(db_error)?;
@@ -474,36 +364,36 @@ async fn end_attempts(
                 &now.to_string(),
                 &max_attempts,
                 &expired_before.map(sql_time),
+                &plain_only,
             ],
         )
         .await
         .map_err(db_error)?;
-    let mut ended = HashSet::with_capacity(rows.len());
-    for row in rows {
-        let id: JobId = row.get(0);
-        ended.insert(Lease {
-            id,
-            attempt: uint(row.get(1), "attempt")?,
-        });
-        let state = parse_state(row.get(2))?;
-        if state.is_terminal() {
-            changes.finished.push(id);
-        } else if state == JobState::Available {
-            changes.enqueued.insert(row.get(3));
-        }
-    }
-    Ok((ended, changes))
+    rows.iter()
+        .map(|row| {
+            Ok(Ended {
+                lease: Lease {
+                    id: row.get(0),
+                    attempt: uint(row.get(1), "attempt")?,
+                },
+                state: parse_state(row.get(2))?,
+                queue: row.get(3),
+                batch: row.get(4),
+            })
+        })
+        .collect()
 }
 
 /// Runs `sql` (which takes the id and now, and RETURNs the job's columns)
 /// on job `id` when `allowed` accepts its state, else answers Conflict.
+/// A batch job it ends settles its batch in the same transaction.
 async fn change_one(
     client: &mut Client,
     id: JobId,
     action: &'static str,
     allowed: fn(JobState) -> bool,
     sql: &str,
-) -> Result<Job, StoreError> {
+) -> Result<(Job, Changes), StoreError> {
     let tx = client.transaction().await.map_err(db_error)?;
     let lock = tx
         .prepare_cached("SELECT state FROM jobs WHERE id = $1 FOR UPDATE")
@@ -527,13 +417,22 @@ async fn change_one(
         Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Err(conflict()),
         Err(e) => return Err(db_error(e)),
     };
+    let mut changes = Changes::default();
+    if job.state.is_terminal() {
+        changes.finished.push(job.id);
+        if let Some(batch) = job.batch_id {
+            changes.absorb(batches::settle(&tx, &[batch]).await?);
+        }
+    } else if job.state == JobState::Available {
+        changes.enqueued.insert(job.queue.clone());
+    }
     tx.commit().await.map_err(db_error)?;
-    Ok(job)
+    Ok((job, changes))
 }
 
 /// Cancels a job that has not ended.
 pub(crate) async fn cancel(client: &mut Client, id: JobId) -> Result<(Job, Changes), StoreError> {
-    let job = change_one(
+    change_one(
         client,
         id,
         "cancel",
@@ -544,17 +443,12 @@ pub(crate) async fn cancel(client: &mut Client, id: JobId) -> Result<(Job, Chang
              WHERE id = $1 RETURNING {JOB_COLUMNS}"
         ),
     )
-    .await?;
-    let changes = Changes {
-        finished: vec![job.id],
-        ..Changes::default()
-    };
-    Ok((job, changes))
+    .await
 }
 
 /// Makes a failed or cancelled job available now, with at least one attempt left.
 pub(crate) async fn retry(client: &mut Client, id: JobId) -> Result<(Job, Changes), StoreError> {
-    let job = change_one(
+    change_one(
         client,
         id,
         "retry",
@@ -566,12 +460,7 @@ pub(crate) async fn retry(client: &mut Client, id: JobId) -> Result<(Job, Change
              WHERE id = $1 RETURNING {JOB_COLUMNS}"
         ),
     )
-    .await?;
-    let changes = Changes {
-        enqueued: [job.queue.clone()].into(),
-        ..Changes::default()
-    };
-    Ok((job, changes))
+    .await
 }
 
 /// Marks scheduled and retryable jobs that are due as available.
@@ -597,9 +486,32 @@ pub(crate) async fn promote_due(client: &Client) -> Result<(u64, Changes), Store
 /// Most jobs one pruning statement deletes.
 const PRUNE_BATCH: i64 = 5000;
 
-/// Deletes terminal jobs that finished longer ago than their state's retention.
+/// Deletes terminal jobs that finished longer ago than their state's
+/// retention, and events and finished batches older than the longest of
+/// the three; answers how many jobs.
 pub(crate) async fn prune(client: &Client, retention: &Retention) -> Result<u64, StoreError> {
     let now = now();
+    let longest = retention
+        .completed
+        .max(retention.failed)
+        .max(retention.cancelled);
+    let cutoff = sql_time(before(now, longest));
+    let events = client
+        .prepare_cached("DELETE FROM events WHERE published_at < $1")
+        .await
+        .map_err(db_error)?;
+    client
+        .execute(&events, &[&cutoff])
+        .await
+        .map_err(db_error)?;
+    let batches = client
+        .prepare_cached("DELETE FROM batches WHERE finished_at < $1")
+        .await
+        .map_err(db_error)?;
+    client
+        .execute(&batches, &[&cutoff])
+        .await
+        .map_err(db_error)?;
     let (states, cutoffs): (Vec<&str>, Vec<SystemTime>) = [
         (JobState::Completed, retention.completed),
         (JobState::Failed, retention.failed),

@@ -11,7 +11,7 @@ use tokio_postgres::error::SqlState;
 /// Every column of a job, in the order [`job_from_row`] reads them.
 pub(crate) const JOB_COLUMNS: &str = "id, kind, queue, payload, priority, state, attempt, \
      max_attempts, run_at, created_at, started_at, finished_at, timeout_us, unique_key, tags, \
-     result, errors, lease_expires_at, worker";
+     result, errors, lease_expires_at, worker, batch_id";
 
 /// Terminal states, as an SQL list.
 pub(crate) const TERMINAL: &str = "('completed', 'failed', 'cancelled')";
@@ -44,6 +44,11 @@ pub(crate) fn duration_micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
+/// A duration as stored read back (negative ones as zero).
+pub(crate) fn micros_duration(us: i64) -> Duration {
+    Duration::from_micros(u64::try_from(us).unwrap_or(0))
+}
+
 /// A count or attempt number as an `integer` parameter.
 pub(crate) fn int(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
@@ -63,7 +68,8 @@ pub(crate) fn time_column(row: &Row, i: usize) -> Result<Timestamp, StoreError> 
     time(row.try_get(i).map_err(db_error)?)
 }
 
-fn optional_time(row: &Row, i: usize) -> Result<Option<Timestamp>, StoreError> {
+/// A nullable `timestamptz` column read back.
+pub(crate) fn optional_time(row: &Row, i: usize) -> Result<Option<Timestamp>, StoreError> {
     row.try_get::<_, Option<SystemTime>>(i)
         .map_err(db_error)?
         .map(time)
@@ -93,8 +99,7 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
         created_at: time_column(row, 9)?,
         started_at: optional_time(row, 10)?,
         finished_at: optional_time(row, 11)?,
-        timeout: column::<Option<i64>>(row, 12)?
-            .map(|us| Duration::from_micros(u64::try_from(us).unwrap_or(0))),
+        timeout: column::<Option<i64>>(row, 12)?.map(micros_duration),
         unique_key: column(row, 13)?,
         tags: column(row, 14)?,
         result: column(row, 15)?,
@@ -102,7 +107,7 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
             .map_err(|e| StoreError::Internal(format!("job errors hold bad JSON: {e}")))?,
         lease_expires_at: optional_time(row, 17)?,
         worker: column(row, 18)?,
-        batch_id: None,
+        batch_id: column(row, 19)?,
     })
 }
 
