@@ -6,6 +6,9 @@
 //! is durable without one fsync per job; reads use their own read-only
 //! connections.
 
+mod batches;
+mod events;
+mod limits;
 mod lock;
 mod migrate;
 mod nodes;
@@ -13,11 +16,12 @@ mod ops;
 mod queues;
 mod read;
 mod rows;
+mod schedules;
 mod writer;
 
 use crate::lock::DbLock;
 use crate::read::{BUSY_TIMEOUT, Readers};
-use crate::rows::db_error;
+use crate::rows::{db_error, now};
 use crate::writer::Writer;
 use async_trait::async_trait;
 use errand_core::event::{EventFilter, Published};
@@ -224,12 +228,10 @@ impl Store for SqliteStore {
 
     async fn claim(&self, req: &ClaimRequest) -> Result<Claimed, StoreError> {
         let req = req.clone();
-        let jobs = self
-            .inner
+        self.inner
             .writer
             .submit(move |conn, _| ops::claim(conn, &req))
-            .await?;
-        Ok(Claimed { jobs, held: None })
+            .await
     }
 
     async fn heartbeat(&self, leases: &[Lease], lease: Duration) -> Result<Vec<Lease>, StoreError> {
@@ -338,42 +340,65 @@ impl Store for SqliteStore {
 
     async fn publish(
         &self,
-        _event: NewEvent,
-        _listeners: Vec<NewJob>,
+        event: NewEvent,
+        listeners: Vec<NewJob>,
     ) -> Result<Published, StoreError> {
-        Err(StoreError::Internal("not implemented yet".into()))
+        self.inner
+            .writer
+            .submit(move |conn, events| events::publish(conn, events, event, listeners, now()))
+            .await
     }
 
-    async fn event(&self, _id: EventId) -> Result<Option<Event>, StoreError> {
-        Err(StoreError::Internal("not implemented yet".into()))
+    async fn event(&self, id: EventId) -> Result<Option<Event>, StoreError> {
+        self.inner
+            .readers
+            .read(move |conn| events::get(conn, id))
+            .await
     }
 
-    async fn events(&self, _filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
-        Err(StoreError::Internal("not implemented yet".into()))
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
+        let filter = filter.clone();
+        self.inner
+            .readers
+            .read(move |conn| events::list(conn, &filter))
+            .await
     }
 
-    async fn create_batch(&self, _batch: NewBatch) -> Result<Batch, StoreError> {
-        Err(StoreError::Internal("not implemented yet".into()))
+    async fn create_batch(&self, batch: NewBatch) -> Result<Batch, StoreError> {
+        self.inner
+            .writer
+            .submit(move |conn, events| batches::create(conn, events, batch, now()))
+            .await
     }
 
-    async fn batch(&self, _id: BatchId) -> Result<Option<Batch>, StoreError> {
-        Err(StoreError::Internal("not implemented yet".into()))
+    async fn batch(&self, id: BatchId) -> Result<Option<Batch>, StoreError> {
+        self.inner
+            .readers
+            .read(move |conn| batches::get(conn, id))
+            .await
     }
 
-    async fn batch_jobs(&self, _id: BatchId) -> Result<Vec<Job>, StoreError> {
-        Err(StoreError::Internal("not implemented yet".into()))
+    async fn batch_jobs(&self, id: BatchId) -> Result<Vec<Job>, StoreError> {
+        self.inner
+            .readers
+            .read(move |conn| batches::jobs(conn, id))
+            .await
     }
 
     async fn record_tick(
         &self,
-        _name: &str,
-        _tick: jiff::Timestamp,
-        _job: Option<NewJob>,
+        name: &str,
+        tick: jiff::Timestamp,
+        job: Option<NewJob>,
     ) -> Result<Option<Enqueued>, StoreError> {
-        Err(StoreError::Internal("not implemented yet".into()))
+        let name = name.to_string();
+        self.inner
+            .writer
+            .submit(move |conn, events| schedules::record(conn, events, &name, tick, job, now()))
+            .await
     }
 
     async fn ticks(&self) -> Result<BTreeMap<String, jiff::Timestamp>, StoreError> {
-        Err(StoreError::Internal("not implemented yet".into()))
+        self.inner.readers.read(schedules::ticks).await
     }
 }

@@ -11,6 +11,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("../migrations/0002_nodes.sql")),
     (3, include_str!("../migrations/0003_node_breakers.sql")),
     (4, include_str!("../migrations/0004_queues.sql")),
+    (
+        5,
+        include_str!("../migrations/0005_events_batches_schedules_limits.sql"),
+    ),
 ];
 
 /// The newest schema this build knows.

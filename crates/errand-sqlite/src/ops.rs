@@ -7,45 +7,86 @@ use crate::rows::{
     now, parse_state, timeout_from_micros, to_json,
 };
 use crate::writer::Events;
+use crate::{batches, events, limits};
 use errand_core::outcome::resolve;
-use errand_core::store::{ClaimRequest, Finish};
+use errand_core::store::{ClaimRequest, Claimed, Finish};
 use errand_core::{
-    Backoff, Enqueued, Job, JobId, JobState, Lease, NewJob, Outcome, Retention, StoreError,
-    Transition,
+    Backoff, BatchId, Enqueued, Job, JobId, JobState, Lease, NewJob, Outcome, Retention,
+    StoreError, Transition,
 };
 use jiff::Timestamp;
-use rusqlite::{Connection, ErrorCode, OptionalExtension};
+use rusqlite::{CachedStatement, Connection, ErrorCode, OptionalExtension, named_params};
 use std::time::Duration;
 
 /// Inserts `jobs`; a live job with the same kind and unique key is
-/// returned instead of inserting (this includes earlier entries of `jobs`).
+/// returned instead of inserting (this includes earlier entries of `jobs`),
+/// and so is a recent one when the job has `unique_for`.
 pub(crate) fn enqueue(
     conn: &Connection,
     events: &mut Events,
     jobs: Vec<NewJob>,
 ) -> Result<Vec<Enqueued>, StoreError> {
-    let now = now();
-    // OR IGNORE rather than ON CONFLICT DO NOTHING: the only constraint an
-    // insert can break is the live unique key (every NOT NULL column is
-    // bound from a non-optional value), and a statement that cannot abort
-    // needs no statement journal, which otherwise copies every page each
-    // row touches. The inserted job is built from what was bound, so
-    // nothing is read back.
-    let mut insert = conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO jobs (kind, queue, payload, priority, state, max_attempts, \
-             run_at, created_at, timeout_us, unique_key, tags) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )
-        .map_err(db_error)?;
-    let mut live = conn
-        .prepare_cached(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE kind = ?1 AND unique_key = ?2 \
-             AND state NOT IN ('completed', 'failed', 'cancelled')"
-        ))
-        .map_err(db_error)?;
-    let mut answers = Vec::with_capacity(jobs.len());
-    for job in jobs {
+    let mut inserter = Inserter::new(conn, now())?;
+    jobs.into_iter()
+        .map(|job| inserter.enqueue(events, job, None))
+        .collect()
+}
+
+/// Inserts jobs one by one with its statements prepared once: every path
+/// that makes jobs (enqueue, publish, batches, their on-complete job,
+/// schedule ticks) goes through it, so dedupe works the same everywhere.
+pub(crate) struct Inserter<'c> {
+    conn: &'c Connection,
+    insert: CachedStatement<'c>,
+    live: CachedStatement<'c>,
+    now: Timestamp,
+}
+
+impl<'c> Inserter<'c> {
+    /// Prepares the statements; every job gets `now` as its creation time.
+    pub(crate) fn new(conn: &'c Connection, now: Timestamp) -> Result<Inserter<'c>, StoreError> {
+        // OR IGNORE rather than ON CONFLICT DO NOTHING: the only constraint
+        // an insert can break is the live unique key (every NOT NULL column
+        // is bound from a non-optional value), and a statement that cannot
+        // abort needs no statement journal, which otherwise copies every
+        // page each row touches. The inserted job is built from what was
+        // bound, so nothing is read back.
+        let insert = conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO jobs (kind, queue, payload, priority, state, \
+                 max_attempts, run_at, created_at, timeout_us, unique_key, tags, batch_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .map_err(db_error)?;
+        let live = conn
+            .prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE kind = ?1 AND unique_key = ?2 \
+                 AND state NOT IN ('completed', 'failed', 'cancelled')"
+            ))
+            .map_err(db_error)?;
+        Ok(Inserter {
+            conn,
+            insert,
+            live,
+            now,
+        })
+    }
+
+    /// Inserts `job` (into `batch`, if any) unless its unique key finds an
+    /// earlier job, which is returned as a duplicate instead.
+    pub(crate) fn enqueue(
+        &mut self,
+        events: &mut Events,
+        job: NewJob,
+        batch: Option<BatchId>,
+    ) -> Result<Enqueued, StoreError> {
+        if let Some(existing) = self.recent_duplicate(&job)? {
+            return Ok(Enqueued {
+                job: existing,
+                duplicate: true,
+            });
+        }
+        let now = self.now;
         // A past run_at is kept: it orders the job among other due jobs.
         let run_at = stored(job.run_at.unwrap_or(now))?;
         let state = if run_at > now {
@@ -54,7 +95,8 @@ pub(crate) fn enqueue(
             JobState::Available
         };
         let timeout_us = job.timeout.map(duration_micros);
-        let inserted = insert
+        let inserted = self
+            .insert
             .execute((
                 &job.kind,
                 &job.queue,
@@ -67,39 +109,58 @@ pub(crate) fn enqueue(
                 timeout_us,
                 &job.unique_key,
                 to_json(&job.tags),
+                batch,
             ))
             .map_err(db_error)?;
         if inserted == 1 {
             if state == JobState::Available {
                 events.enqueued.insert(job.queue.clone());
             }
-            answers.push(Enqueued {
-                job: inserted_job(
-                    conn.last_insert_rowid(),
-                    job,
-                    state,
-                    run_at,
-                    now,
-                    timeout_us,
-                ),
+            let id = self.conn.last_insert_rowid();
+            return Ok(Enqueued {
+                job: inserted_job(id, job, state, run_at, now, timeout_us, batch),
                 duplicate: false,
             });
-            continue;
         }
-        let existing = collect_jobs(live.query((&job.kind, &job.unique_key)).map_err(db_error)?)?
-            .pop()
-            .ok_or_else(|| {
-                StoreError::Internal(format!(
-                    "insert of a {} job was refused but no live duplicate exists",
-                    job.kind
-                ))
-            })?;
-        answers.push(Enqueued {
+        let existing = collect_jobs(
+            self.live
+                .query((&job.kind, &job.unique_key))
+                .map_err(db_error)?,
+        )?
+        .pop()
+        .ok_or_else(|| {
+            StoreError::Internal(format!(
+                "insert of a {} job was refused but no live duplicate exists",
+                job.kind
+            ))
+        })?;
+        Ok(Enqueued {
             job: existing,
             duplicate: true,
-        });
+        })
     }
-    Ok(answers)
+
+    /// With a unique key and `unique_for`: the live job of the kind and key,
+    /// else the newest one created within `unique_for`, whatever its state.
+    /// Jobs without `unique_for` skip this (the insert finds live ones).
+    fn recent_duplicate(&self, job: &NewJob) -> Result<Option<Job>, StoreError> {
+        let (Some(key), Some(window)) = (&job.unique_key, job.unique_for) else {
+            return Ok(None);
+        };
+        let since = micros(self.now).saturating_sub(duration_micros(window));
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_unique_recent \
+                 WHERE kind = ?1 AND unique_key = ?2 \
+                   AND (created_at >= ?3 OR state NOT IN ('completed', 'failed', 'cancelled')) \
+                 ORDER BY state NOT IN ('completed', 'failed', 'cancelled') DESC, \
+                     created_at DESC, id DESC \
+                 LIMIT 1"
+            ))
+            .map_err(db_error)?;
+        Ok(collect_jobs(stmt.query((&job.kind, key, since)).map_err(db_error)?)?.pop())
+    }
 }
 
 /// `t` at the precision the database keeps.
@@ -115,6 +176,7 @@ fn inserted_job(
     run_at: Timestamp,
     now: Timestamp,
     timeout_us: Option<i64>,
+    batch_id: Option<BatchId>,
 ) -> Job {
     Job {
         id,
@@ -136,42 +198,66 @@ fn inserted_job(
         errors: Vec::new(),
         lease_expires_at: None,
         worker: None,
-        batch_id: None,
+        batch_id,
     }
 }
 
-/// Takes up to `req.limit` due jobs of a queue in claim order.
-pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> Result<Vec<Job>, StoreError> {
+/// Makes the selected jobs running under the caller's lease (named
+/// parameters `:now`, `:lease`, `:worker`).
+pub(crate) const START: &str = "UPDATE jobs SET state = 'running', attempt = attempt + 1, \
+     started_at = :now, lease_expires_at = :lease, worker = :worker";
+
+/// Selects `columns` of the due jobs of `:queue` in claim order, at most
+/// `:limit`: of the kinds in the JSON array `:kinds` unless it is NULL,
+/// further narrowed by `extra`, none while the queue is paused.
+pub(crate) fn due_jobs(columns: &str, extra: &str) -> String {
+    format!(
+        "SELECT {columns} FROM jobs \
+         WHERE state IN ('scheduled', 'available', 'retryable') \
+           AND queue = :queue AND run_at <= :now \
+           AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds))) {extra} \
+           AND NOT EXISTS (SELECT 1 FROM queues WHERE name = :queue AND paused) \
+         ORDER BY priority, run_at, id LIMIT :limit"
+    )
+}
+
+/// Takes up to `req.limit` due jobs of a queue in claim order. Without a
+/// limited kind in the request this is one statement; kind limits take
+/// the slower path in [`crate::limits`].
+pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> Result<Claimed, StoreError> {
     let now = now();
+    let limited = limits::applicable(req);
+    if !limited.is_empty() {
+        return limits::claim(conn, req, &limited, now);
+    }
     let kinds = (!req.kinds.is_empty()).then(|| to_json(&req.kinds));
     let mut stmt = conn
         .prepare_cached(&format!(
-            "UPDATE jobs SET state = 'running', attempt = attempt + 1, started_at = ?1, \
-                 lease_expires_at = ?2, worker = ?3 \
-             WHERE id IN ( \
-                 SELECT id FROM jobs \
-                 WHERE state IN ('scheduled', 'available', 'retryable') \
-                   AND queue = ?4 AND run_at <= ?1 \
-                   AND (?5 IS NULL OR kind IN (SELECT value FROM json_each(?5))) \
-                   AND NOT EXISTS (SELECT 1 FROM queues WHERE name = ?4 AND paused) \
-                 ORDER BY priority, run_at, id LIMIT ?6) \
-             RETURNING {JOB_COLUMNS}"
+            "{START} WHERE id IN ({}) RETURNING {JOB_COLUMNS}",
+            due_jobs("id", "")
         ))
         .map_err(db_error)?;
-    let mut jobs = collect_jobs(
-        stmt.query((
-            micros(now),
-            micros(after(now, req.lease)),
-            &req.worker,
-            &req.queue,
-            kinds,
-            req.limit,
-        ))
+    let jobs = collect_jobs(
+        stmt.query(named_params! {
+            ":now": micros(now),
+            ":lease": micros(after(now, req.lease)),
+            ":worker": &req.worker,
+            ":queue": &req.queue,
+            ":kinds": kinds,
+            ":limit": req.limit,
+        })
         .map_err(db_error)?,
     )?;
-    // RETURNING does not promise any order.
+    Ok(Claimed {
+        jobs: in_claim_order(jobs),
+        held: None,
+    })
+}
+
+/// `jobs` in claim order (RETURNING does not promise any order).
+pub(crate) fn in_claim_order(mut jobs: Vec<Job>) -> Vec<Job> {
     jobs.sort_by_key(|j| (j.priority, j.run_at, j.id));
-    Ok(jobs)
+    jobs
 }
 
 /// Extends the leases still held; returns the others.
@@ -329,6 +415,7 @@ fn end_attempt(
     }
     if t.is_terminal() {
         events.finished.push(lease.id);
+        batches::job_ended(conn, events, lease.id, now)?;
     } else if t.state == JobState::Available {
         // Read only here: most attempts end terminal, and RETURNING would
         // buffer every row for the queue name nobody needs.
@@ -394,6 +481,7 @@ pub(crate) fn cancel(conn: &Connection, events: &mut Events, id: JobId) -> Resul
         ),
     )?;
     events.finished.push(job.id);
+    batches::job_ended(conn, events, job.id, now())?;
     Ok(job)
 }
 
@@ -432,22 +520,29 @@ pub(crate) fn promote_due(conn: &Connection, events: &mut Events) -> Result<u64,
     Ok(promoted)
 }
 
-/// Deletes terminal jobs that finished longer ago than their state's retention.
+/// Deletes terminal jobs that finished longer ago than their state's
+/// retention, and events and finished batches older than the longest of
+/// the three; answers how many jobs.
 pub(crate) fn prune(conn: &Connection, retention: &Retention) -> Result<u64, StoreError> {
-    let now = now();
+    let now = micros(now());
     let mut stmt = conn
         .prepare_cached(
             "DELETE FROM jobs WHERE state = ?1 AND finished_at IS NOT NULL AND finished_at < ?2",
         )
         .map_err(db_error)?;
     let mut deleted = 0;
+    let mut longest = Duration::ZERO;
     for (state, keep) in [
         (JobState::Completed, retention.completed),
         (JobState::Failed, retention.failed),
         (JobState::Cancelled, retention.cancelled),
     ] {
-        let cutoff = micros(now).saturating_sub(duration_micros(keep));
+        let cutoff = now.saturating_sub(duration_micros(keep));
         deleted += stmt.execute((state.as_str(), cutoff)).map_err(db_error)? as u64;
+        longest = longest.max(keep);
     }
+    let cutoff = now.saturating_sub(duration_micros(longest));
+    events::prune(conn, cutoff)?;
+    batches::prune(conn, cutoff)?;
     Ok(deleted)
 }

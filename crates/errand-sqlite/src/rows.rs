@@ -10,7 +10,7 @@ use std::time::Duration;
 /// Every column of a job, in the order [`job_from_row`] reads them.
 pub(crate) const JOB_COLUMNS: &str = "id, kind, queue, payload, priority, state, attempt, \
      max_attempts, run_at, created_at, started_at, finished_at, timeout_us, unique_key, tags, \
-     result, errors, lease_expires_at, worker";
+     result, errors, lease_expires_at, worker, batch_id";
 
 /// A timestamp as stored.
 pub(crate) fn micros(t: Timestamp) -> i64 {
@@ -47,7 +47,8 @@ pub(crate) fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).expect("JSON values always serialize")
 }
 
-fn column<T: FromSql>(row: &Row, i: usize) -> Result<T, StoreError> {
+/// Column `i`, typed.
+pub(crate) fn column<T: FromSql>(row: &Row, i: usize) -> Result<T, StoreError> {
     row.get(i).map_err(db_error)
 }
 
@@ -56,15 +57,21 @@ fn parse_json<T: serde::de::DeserializeOwned>(text: &str, i: usize) -> Result<T,
         .map_err(|e| StoreError::Internal(format!("column {i} holds bad JSON: {e}")))
 }
 
-fn json_column<T: serde::de::DeserializeOwned>(row: &Row, i: usize) -> Result<T, StoreError> {
+/// A JSON text column, parsed.
+pub(crate) fn json_column<T: serde::de::DeserializeOwned>(
+    row: &Row,
+    i: usize,
+) -> Result<T, StoreError> {
     parse_json(&column::<String>(row, i)?, i)
 }
 
-fn time_column(row: &Row, i: usize) -> Result<Option<Timestamp>, StoreError> {
+/// A nullable timestamp column.
+pub(crate) fn time_column(row: &Row, i: usize) -> Result<Option<Timestamp>, StoreError> {
     column::<Option<i64>>(row, i)?.map(from_micros).transpose()
 }
 
-fn required_time_column(row: &Row, i: usize) -> Result<Timestamp, StoreError> {
+/// A timestamp column that is never NULL.
+pub(crate) fn required_time_column(row: &Row, i: usize) -> Result<Timestamp, StoreError> {
     time_column(row, i)?.ok_or_else(|| StoreError::Internal(format!("column {i} is NULL")))
 }
 
@@ -92,7 +99,7 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
         errors: json_column(row, 16)?,
         lease_expires_at: time_column(row, 17)?,
         worker: column(row, 18)?,
-        batch_id: None,
+        batch_id: column(row, 19)?,
     })
 }
 

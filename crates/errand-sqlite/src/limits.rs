@@ -1,0 +1,270 @@
+//! Claims that cover kinds with global limits (concurrency, rate).
+//!
+//! SQLite has one writer, so a claim sees every other claim's starts and
+//! needs no lock: the room of each limited kind is computed and used in
+//! the same transaction. Room for concurrency counts the kind's running
+//! jobs (expired leases not yet rescued included) through the partial index
+//! `jobs_running_kind`; room for a rate sums the kind's `kind_starts` rows
+//! inside the sliding window, after deleting the rows that left it. The
+//! unlimited kinds of the request take one query as in the plain claim,
+//! each limited kind one query capped at its room, and the union is cut to
+//! the request's limit in claim order. Requests without a limited kind
+//! never come here.
+
+use crate::ops::{START, due_jobs, in_claim_order};
+use crate::rows::{
+    JOB_COLUMNS, after, collect_jobs, db_error, duration_micros, from_micros, micros, to_json,
+};
+use errand_core::store::{ClaimRequest, Claimed, Held};
+use errand_core::{JobId, KindLimit, StoreError};
+use jiff::Timestamp;
+use rusqlite::{Connection, named_params};
+
+/// The limited kinds the request may take (all of them when it names none).
+pub(crate) fn applicable(req: &ClaimRequest) -> Vec<(&str, KindLimit)> {
+    req.limits
+        .iter()
+        .filter(|(kind, limit)| {
+            !limit.is_unlimited() && (req.kinds.is_empty() || req.kinds.contains(kind))
+        })
+        .map(|(kind, limit)| (kind.as_str(), *limit))
+        .collect()
+}
+
+/// A due job found for the claim: its claim order, then which limited
+/// kind (index into the limited list) it counts against, if any.
+type Candidate = (i16, i64, JobId, Option<usize>);
+
+/// Takes up to `req.limit` due jobs without letting any kind in `limited`
+/// exceed its limits; says when a limit held due jobs back.
+pub(crate) fn claim(
+    conn: &Connection,
+    req: &ClaimRequest,
+    limited: &[(&str, KindLimit)],
+    now: Timestamp,
+) -> Result<Claimed, StoreError> {
+    let names: Vec<&str> = limited.iter().map(|(kind, _)| *kind).collect();
+    let mut candidates = Vec::new();
+    let unlimited: Vec<&String> = req
+        .kinds
+        .iter()
+        .filter(|k| !names.contains(&k.as_str()))
+        .collect();
+    if req.kinds.is_empty() || !unlimited.is_empty() {
+        let kinds = (!req.kinds.is_empty()).then(|| to_json(&unlimited));
+        candidates.extend(due(
+            conn,
+            req,
+            now,
+            kinds,
+            Some(to_json(&names)),
+            req.limit.into(),
+            None,
+        )?);
+    }
+    let mut usages = Vec::with_capacity(limited.len());
+    for (i, (kind, limit)) in limited.iter().enumerate() {
+        let usage = Usage::of(conn, kind, limit, now)?;
+        let room = usage.room(limit);
+        let take = room.min(req.limit.into());
+        // One more than it may take, to tell whether the limit held any back.
+        let mut found = due(
+            conn,
+            req,
+            now,
+            Some(to_json(&[kind])),
+            None,
+            take + 1,
+            Some(i),
+        )?;
+        let more = found.len() as u64 > take;
+        found.truncate(take as usize);
+        candidates.extend(found);
+        usages.push((usage, room, more));
+    }
+    candidates.sort_unstable();
+    candidates.truncate(req.limit as usize);
+    let jobs = start(conn, req, now, &candidates)?;
+    let mut held: Option<Held> = None;
+    for (i, ((kind, limit), (usage, room, more))) in limited.iter().zip(usages).enumerate() {
+        let taken = candidates.iter().filter(|c| c.3 == Some(i)).count() as u64;
+        if limit.rate.is_some() && taken > 0 {
+            record_starts(conn, kind, taken, now)?;
+        }
+        // Held back by its own limit, not by the request's.
+        if more && taken == room {
+            let retry_at = usage.rate_frees_at(limit, now)?;
+            let earlier = held.and_then(|h| h.retry_at);
+            held = Some(Held {
+                retry_at: match (earlier, retry_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                },
+            });
+        }
+    }
+    Ok(Claimed {
+        jobs: in_claim_order(jobs),
+        held,
+    })
+}
+
+/// Due jobs of the request's queue in claim order, at most `limit`: of the
+/// JSON array `kinds` (any when NULL), none of the JSON array `exclude`;
+/// each tagged with `tag`.
+fn due(
+    conn: &Connection,
+    req: &ClaimRequest,
+    now: Timestamp,
+    kinds: Option<String>,
+    exclude: Option<String>,
+    limit: u64,
+    tag: Option<usize>,
+) -> Result<Vec<Candidate>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&due_jobs(
+            "priority, run_at, id",
+            "AND (:exclude IS NULL OR kind NOT IN (SELECT value FROM json_each(:exclude)))",
+        ))
+        .map_err(db_error)?;
+    stmt.query_map(
+        named_params! {
+            ":queue": &req.queue,
+            ":now": micros(now),
+            ":kinds": kinds,
+            ":exclude": exclude,
+            ":limit": i64::try_from(limit).unwrap_or(i64::MAX),
+        },
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, tag)),
+    )
+    .and_then(|rows| rows.collect())
+    .map_err(db_error)
+}
+
+/// Makes the chosen candidates running under the request's lease.
+fn start(
+    conn: &Connection,
+    req: &ClaimRequest,
+    now: Timestamp,
+    chosen: &[Candidate],
+) -> Result<Vec<errand_core::Job>, StoreError> {
+    if chosen.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<JobId> = chosen.iter().map(|c| c.2).collect();
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "{START} WHERE id IN (SELECT value FROM json_each(:ids)) RETURNING {JOB_COLUMNS}"
+        ))
+        .map_err(db_error)?;
+    collect_jobs(
+        stmt.query(named_params! {
+            ":now": micros(now),
+            ":lease": micros(after(now, req.lease)),
+            ":worker": &req.worker,
+            ":ids": to_json(&ids),
+        })
+        .map_err(db_error)?,
+    )
+}
+
+/// Logs `n` starts of `kind` now, for its rate window.
+fn record_starts(conn: &Connection, kind: &str, n: u64, now: Timestamp) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO kind_starts (kind, started_at, starts) VALUES (?1, ?2, ?3)")
+        .and_then(|mut stmt| stmt.execute((kind, micros(now), n as i64)))
+        .map(drop)
+        .map_err(db_error)
+}
+
+/// What a limited kind is using right now.
+struct Usage {
+    /// Its running jobs on every node (only counted with a concurrency limit).
+    running: u64,
+    /// Its starts within the rate window (only counted with a rate).
+    started: u64,
+    /// The oldest of those starts (unix microseconds).
+    oldest_start: Option<i64>,
+}
+
+impl Usage {
+    /// Reads the kind's usage, first dropping starts that left its window.
+    fn of(
+        conn: &Connection,
+        kind: &str,
+        limit: &KindLimit,
+        now: Timestamp,
+    ) -> Result<Usage, StoreError> {
+        let running = match limit.concurrency {
+            Some(_) => conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM jobs INDEXED BY jobs_running_kind \
+                     WHERE state = 'running' AND kind = ?1",
+                )
+                .and_then(|mut stmt| stmt.query_row([kind], |r| r.get::<_, i64>(0)))
+                .map_err(db_error)? as u64,
+            None => 0,
+        };
+        let Some(rate) = limit.rate else {
+            return Ok(Usage {
+                running,
+                started: 0,
+                oldest_start: None,
+            });
+        };
+        let since = micros(now).saturating_sub(duration_micros(rate.per));
+        conn.prepare_cached("DELETE FROM kind_starts WHERE kind = ?1 AND started_at <= ?2")
+            .and_then(|mut stmt| stmt.execute((kind, since)))
+            .map_err(db_error)?;
+        let (started, oldest_start) = conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(starts), 0), MIN(started_at) FROM kind_starts \
+                 WHERE kind = ?1 AND started_at > ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row((kind, since), |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)))
+            })
+            .map_err(db_error)?;
+        Ok(Usage {
+            running,
+            started: started as u64,
+            oldest_start,
+        })
+    }
+
+    /// How many more jobs of the kind may start now.
+    fn room(&self, limit: &KindLimit) -> u64 {
+        limit.room(self.running, self.started)
+    }
+
+    /// When the rate window frees the next start, if the rate (rather than
+    /// concurrency) is what ran out: the oldest start in the window (now,
+    /// if this claim made the first) plus the window.
+    fn rate_frees_at(
+        &self,
+        limit: &KindLimit,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let Some(rate) = limit.rate else {
+            return Ok(None);
+        };
+        let by_rate = KindLimit {
+            rate: limit.rate,
+            concurrency: None,
+        }
+        .room(0, self.started);
+        let by_concurrency = KindLimit {
+            concurrency: limit.concurrency,
+            rate: None,
+        }
+        .room(self.running, 0);
+        if by_rate > by_concurrency {
+            return Ok(None);
+        }
+        let oldest = self
+            .oldest_start
+            .map(from_micros)
+            .transpose()?
+            .unwrap_or(now);
+        Ok(Some(after(oldest, rate.per)))
+    }
+}
