@@ -60,19 +60,26 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// Parses a whole body: syntax errors are 400, data errors 422 with the field.
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde also reads a struct from an array of its fields in order; the
+    // API only speaks objects, and a field path into an array would mislead.
+    let is_object = bytes.trim_ascii_start().first() == Some(&b'{');
+    let not_object = || {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the body must be a JSON object",
+        )
+    };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = field_of(&e);
-        data_or_syntax(e.into_inner(), field)
+        match data_or_syntax(e.into_inner(), field) {
+            e if !is_object && e.status() == StatusCode::UNPROCESSABLE_ENTITY => not_object(),
+            e => e,
+        }
     })?;
     de.end().map_err(|e| data_or_syntax(e, None))?;
-    // serde also reads a struct from an array of its fields in order; the
-    // API only speaks objects.
-    if bytes.trim_ascii_start().first() != Some(&b'{') {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "the body must be a JSON object",
-        ));
+    if !is_object {
+        return Err(not_object());
     }
     Ok(value)
 }

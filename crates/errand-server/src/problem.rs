@@ -39,6 +39,11 @@ impl ApiError {
         ))
     }
 
+    /// The answer's status.
+    pub(crate) fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
     /// A bad query or path parameter.
     pub(crate) fn param(name: &str, message: impl Display) -> Self {
         Self::field(StatusCode::BAD_REQUEST, name, message)
@@ -83,8 +88,7 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = self.status();
         // A Problem is strings and numbers: serializing it cannot fail.
         let body = serde_json::to_vec(&*self.0).unwrap_or_default();
         (

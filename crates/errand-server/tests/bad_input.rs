@@ -266,3 +266,145 @@ async fn cancel_and_retry_conflicts_are_409() {
     .await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn bad_batches_name_the_field_and_create_nothing() {
+    let (server, _) = server_with_a_job().await;
+    let resize = json!({"kind": "resize"});
+    let too_many: Vec<_> = (0..10_001).map(|_| resize.clone()).collect();
+    let cases = [
+        (json!({"jobs": []}), Some("jobs")),
+        (json!({}), Some("jobs")),
+        (json!({"jobs": too_many}), Some("jobs")),
+        (json!({"jobs": "resize"}), Some("jobs")),
+        (
+            json!({"jobs": [resize, resize, resize, {"kind": "nope"}]}),
+            Some("jobs[3].kind"),
+        ),
+        (
+            json!({"jobs": [resize, {"kind": "resize", "unique_key": "k"}]}),
+            Some("jobs[1].unique_key"),
+        ),
+        (
+            json!({"jobs": [resize, {"kind": "resize", "priority": "high"}]}),
+            Some("jobs[1].priority"),
+        ),
+        (json!({"jobs": [resize], "then": resize}), Some("then")),
+        (
+            json!({"jobs": [resize], "on_complete": {"kind": "nope"}}),
+            Some("on_complete.kind"),
+        ),
+        (
+            json!({"jobs": [resize], "on_complete": {"kind": "resize", "delay": "1m"}}),
+            Some("on_complete.delay"),
+        ),
+        (
+            json!({"jobs": [resize], "on_complete": {"kind": "resize", "unique_key": "k"}}),
+            Some("on_complete.unique_key"),
+        ),
+        (
+            json!({"jobs": [resize], "on_complete": {"payload": {}}}),
+            Some("on_complete.kind"),
+        ),
+        (json!([resize]), None),
+    ];
+    unchanged(&server, async {
+        for (body, field) in cases {
+            let answer = server.post("/v1/batches", &body).await;
+            answer.assert_problem(422, field);
+        }
+        let answer = server
+            .post("/v1/batches", &json!({"jobs": [{"kind": "nope"}]}))
+            .await;
+        assert_eq!(answer.body["known_kinds"], json!(common::KINDS));
+        for body in [r#"{"jobs": ["#, "", "{jobs: []}"] {
+            server
+                .send(Method::POST, "/v1/batches", Some("application/json"), body)
+                .await
+                .assert_problem(400, None);
+        }
+        server
+            .send(Method::POST, "/v1/batches", Some("text/plain"), "{}")
+            .await
+            .assert_problem(415, None);
+    })
+    .await;
+    server.get("/v1/batches/1").await.assert_problem(404, None);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_events_name_the_field_and_record_nothing() {
+    let (server, _) = server_with_a_job().await;
+    let cases = [
+        (json!({"name": "user.signed_in"}), Some("name")),
+        (json!({"data": {}}), Some("name")),
+        (json!({"name": 5}), Some("name")),
+        (json!({"name": "comment created"}), Some("name")),
+        (
+            json!({"name": "comment.created", "unique_key": ""}),
+            Some("unique_key"),
+        ),
+        (
+            json!({"name": "comment.created", "unique_key": 7}),
+            Some("unique_key"),
+        ),
+        (
+            json!({"name": "comment.created", "listeners": []}),
+            Some("listeners"),
+        ),
+        (json!(["comment.created"]), None),
+    ];
+    unchanged(&server, async {
+        for (body, field) in cases {
+            let answer = server.post("/v1/events", &body).await;
+            answer.assert_problem(422, field);
+        }
+        let unknown = server
+            .post("/v1/events", &json!({"name": "user.signed_in"}))
+            .await;
+        assert_eq!(unknown.body["known_events"], json!(common::EVENTS));
+        assert_eq!(
+            unknown.body["detail"],
+            r#"name: unknown event "user.signed_in" (configured: comment.created, order.paid)"#
+        );
+        server
+            .send(
+                Method::POST,
+                "/v1/events",
+                Some("application/json"),
+                r#"{"name": "#,
+            )
+            .await
+            .assert_problem(400, None);
+    })
+    .await;
+    let listed = server.get("/v1/events").await;
+    assert_eq!(listed.body["events"], json!([]), "no event was recorded");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_event_and_batch_params_are_400() {
+    let (server, _) = server_with_a_job().await;
+    let cases = [
+        ("/v1/events?limit=0", "limit"),
+        ("/v1/events?cursor=x", "cursor"),
+        ("/v1/events/abc", "id"),
+        ("/v1/batches/0", "id"),
+        ("/v1/batches/1?wait=soon", "wait"),
+        ("/v1/batches/1?results=maybe", "results"),
+    ];
+    for (path, field) in cases {
+        server.get(path).await.assert_problem(400, Some(field));
+    }
+    server
+        .get("/v1/batches/999?wait=1s")
+        .await
+        .assert_problem(404, None);
+    server
+        .send(Method::DELETE, "/v1/batches", None, "")
+        .await
+        .assert_problem(405, None);
+    server.stop().await;
+}

@@ -19,6 +19,7 @@ fn claim_all(queue: &str) -> ClaimRequest {
         limit: 100,
         worker: "test".into(),
         lease: Duration::from_secs(60),
+        limits: Default::default(),
     }
 }
 
@@ -42,6 +43,7 @@ async fn pause_holds_jobs_and_resume_releases_them() {
             .claim(&claim_all("mail"))
             .await
             .unwrap()
+            .jobs
             .is_empty()
     );
 
@@ -56,7 +58,7 @@ async fn pause_holds_jobs_and_resume_releases_them() {
     assert!(!resumed.paused);
     assert_eq!(resumed.counts.get(&JobState::Available), Some(&1));
     let claimed = server.store.claim(&claim_all("mail")).await.unwrap();
-    assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), [id]);
+    assert_eq!(claimed.jobs.iter().map(|j| j.id).collect::<Vec<_>>(), [id]);
     let queues = server.client.queues().await.unwrap();
     assert_eq!(queues.len(), 1);
     assert_eq!(queues[0].counts.get(&JobState::Running), Some(&1));

@@ -29,7 +29,11 @@ pub struct Server {
     _dir: tempfile::TempDir,
 }
 
-/// The test configuration: two kinds, `send_email` in queue `mail`.
+/// Events every test server is configured with, sorted.
+pub const EVENTS: [&str; 2] = ["comment.created", "order.paid"];
+
+/// The test configuration: two kinds, `send_email` in queue `mail`;
+/// `comment.created` heard by `send_email` then `resize`, `order.paid` by `resize`.
 pub fn config() -> ServerConfig {
     let mut config = ServerConfig::default();
     config.kinds.insert("resize".into(), KindPolicy::default());
@@ -40,6 +44,13 @@ pub fn config() -> ServerConfig {
             ..KindPolicy::default()
         },
     );
+    config.events.insert(
+        "comment.created".into(),
+        vec!["send_email".into(), "resize".into()],
+    );
+    config
+        .events
+        .insert("order.paid".into(), vec!["resize".into()]);
     config
 }
 
