@@ -5,10 +5,14 @@
 //! Each scenario runs `--runs` times and the median is reported. On
 //! PostgreSQL, `--history` first measures claims against a large history
 //! and a long transaction (see [`history`]), once. `--executors` measures
-//! the shipped executors instead (see [`executors`]).
+//! the shipped executors instead (see [`executors`]); `--events` and
+//! `--limits` measure event publishing and the cost of global kind limits
+//! instead (see [`events`] and [`limits`]).
 
+mod events;
 mod executors;
 mod history;
+mod limits;
 
 use crate::cli::BenchArgs;
 use anyhow::{Context, Result, bail};
@@ -209,6 +213,24 @@ impl Bench {
         Ok((batches * 1000) as f64 / started.elapsed().as_secs_f64())
     }
 
+    /// The engine, as the JSON report names it.
+    fn database_name(&self) -> &'static str {
+        if self.postgres.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+
+    /// The engine and its durability, for the table's title.
+    fn database_label(&self) -> &'static str {
+        if self.postgres.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite synchronous=FULL"
+        }
+    }
+
     /// Jobs each end-to-end worker node runs at once.
     fn e2e_concurrency(&self) -> usize {
         if self.postgres.is_some() {
@@ -222,8 +244,22 @@ impl Bench {
     /// at [`Bench::e2e_concurrency`] each, and times first start to last
     /// completion.
     async fn end_to_end(&self, total: usize, nodes: usize) -> Result<f64> {
-        let before = self.completed("noop").await?;
-        self.enqueue_many("noop", total, |i| serde_json::json!({ "n": i }))
+        self.end_to_end_kind("noop", KindPolicy::default(), total, nodes)
+            .await
+    }
+
+    /// [`Bench::end_to_end`] for no-op jobs of `kind` (on the queue of the
+    /// same name) run under `policy`, whose global limits the workers'
+    /// claims carry.
+    async fn end_to_end_kind(
+        &self,
+        kind: &str,
+        policy: KindPolicy,
+        total: usize,
+        nodes: usize,
+    ) -> Result<f64> {
+        let before = self.completed(kind).await?;
+        self.enqueue_many(kind, total, |i| serde_json::json!({ "n": i }))
             .await?;
         let first = Arc::new(Mutex::new(None::<Instant>));
         let ran = Arc::new(AtomicUsize::new(0));
@@ -242,14 +278,14 @@ impl Bench {
                 store,
                 WorkerConfig {
                     name: format!("bench-node-{node}"),
-                    queues: BTreeMap::from([("noop".to_string(), self.e2e_concurrency())]),
+                    queues: BTreeMap::from([(kind.to_string(), self.e2e_concurrency())]),
                     ..WorkerConfig::default()
                 },
             );
             let (first_seen, counter) = (first.clone(), ran.clone());
             worker.handler(
-                "noop",
-                KindPolicy::default(),
+                kind,
+                policy.clone(),
                 move |_: serde_json::Value, _: JobContext| {
                     counter.fetch_add(1, Ordering::Relaxed);
                     first_seen
@@ -266,7 +302,7 @@ impl Bench {
         while ran.load(Ordering::Relaxed) < total {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let finished = self.wait_completed("noop", before + total as u64).await?;
+        let finished = self.wait_completed(kind, before + total as u64).await?;
         stop.cancel();
         for r in running {
             r.await??;
@@ -440,18 +476,63 @@ async fn run_executors(args: &BenchArgs, runs: usize) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `errand bench --events --limits --json` prints.
+#[derive(Debug, Serialize)]
+struct Issue5Report {
+    events: Option<events::EventsReport>,
+    limits: Option<limits::LimitsReport>,
+    runs: usize,
+    database: &'static str,
+}
+
+/// `errand bench --events` and/or `--limits`
+async fn run_issue5(args: &BenchArgs, runs: usize) -> Result<ExitCode> {
+    let bench = Bench::start(args.database.as_deref()).await?;
+    let report = Issue5Report {
+        events: if args.events {
+            Some(events::run(&bench, args.enqueue_jobs, runs).await?)
+        } else {
+            None
+        },
+        limits: if args.limits {
+            Some(limits::run(&bench, args.jobs, runs).await?)
+        } else {
+            None
+        },
+        runs,
+        database: bench.database_name(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = report.events.as_ref().map(events::rows).unwrap_or_default();
+    if let Some(l) = &report.limits {
+        rows.extend(limits::rows(l)?);
+    }
+    println!(
+        "errand bench: medians of {runs} run(s), {}, {}",
+        bench.database_label(),
+        jiff::Timestamp::now()
+    );
+    print!(
+        "{}",
+        crate::output::table(&["SCENARIO", "MEDIAN", "VS BASELINE"], &rows)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `errand bench`
 pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     let runs = args.runs.max(1);
     if args.executors {
         return run_executors(&args, runs).await;
     }
+    if args.events || args.limits {
+        return run_issue5(&args, runs).await;
+    }
     let bench = Arc::new(Bench::start(args.database.as_deref()).await?);
-    let database = if bench.postgres.is_some() {
-        "PostgreSQL"
-    } else {
-        "SQLite synchronous=FULL"
-    };
+    let database = bench.database_label();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let idle_rss = rss_mb().0;
     let history = match (&bench.postgres, args.history) {
@@ -493,11 +574,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         idle_rss_mb: idle_rss,
         peak_rss_mb: peak_rss,
         runs,
-        database: if bench.postgres.is_some() {
-            "postgres"
-        } else {
-            "sqlite"
-        },
+        database: bench.database_name(),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -213,10 +213,11 @@ pub struct BenchArgs {
     /// An empty PostgreSQL database to measure instead of a temporary SQLite file.
     #[arg(long)]
     pub database: Option<String>,
-    /// Jobs in the end-to-end run.
+    /// Jobs in the end-to-end run (with --limits: in each variant's run).
     #[arg(long, default_value_t = 100_000)]
     pub jobs: usize,
-    /// Jobs in each enqueue measurement.
+    /// Jobs in each enqueue measurement (with --events: events published,
+    /// and calls enqueuing 3 jobs, in each measurement).
     #[arg(long, default_value_t = 30_000)]
     pub enqueue_jobs: usize,
     /// Jobs in the pickup-latency run.
@@ -239,4 +240,13 @@ pub struct BenchArgs {
     /// With --executors: the directory holding pool/worker.php and pool/worker.py.
     #[arg(long, default_value = "examples", requires = "executors")]
     pub examples: PathBuf,
+    /// Instead of the usual scenarios, measure publishing an event with 3
+    /// listeners against enqueuing 3 jobs per call (may join --limits).
+    #[arg(long, conflicts_with_all = ["executors", "history"])]
+    pub events: bool,
+    /// Instead of the usual scenarios, measure end-to-end jobs/s of kinds
+    /// with a rate or concurrency limit far above the load against an
+    /// unlimited kind (may join --events).
+    #[arg(long, conflicts_with_all = ["executors", "history"])]
+    pub limits: bool,
 }
