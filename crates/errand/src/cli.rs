@@ -55,6 +55,13 @@ pub enum Command {
     /// List, pause or resume queues.
     #[command(subcommand)]
     Queues(QueuesCommand),
+    /// Publish an event: one job per listener kind the server configures.
+    Publish(PublishArgs),
+    /// List or show published events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Enqueue jobs (JSON lines) as one batch; optionally wait for their results.
+    Batch(BatchArgs),
     /// Measure throughput and latency on a temporary database.
     Bench(BenchArgs),
 }
@@ -120,6 +127,10 @@ pub struct EnqueueArgs {
     /// Deduplicate against live jobs of the kind with this key.
     #[arg(long)]
     pub unique_key: Option<String>,
+    /// With --unique-key: also against jobs created this long ago, even
+    /// ended ones, e.g. 1h (default: the kind's `unique_for`).
+    #[arg(long, requires = "unique_key")]
+    pub unique_for: Option<String>,
     /// Attempts the job may use.
     #[arg(long)]
     pub max_attempts: Option<u32>,
@@ -202,6 +213,71 @@ pub enum QueuesCommand {
 pub struct QueueArgs {
     /// The queue's name.
     pub name: String,
+    /// Server and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `errand publish`
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The event's name, e.g. comment.created.
+    pub name: String,
+    /// Its data: JSON text, @FILE, or - for standard input [default: null].
+    pub data: Option<String>,
+    /// Publish once per key: a second publish with it returns the first event.
+    #[arg(long)]
+    pub unique_key: Option<String>,
+    /// Server and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `errand events …`
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// List events, newest first.
+    List(EventListArgs),
+    /// Show one event and where each listener's job stands.
+    Show(IdArgs),
+}
+
+/// `errand events list`
+#[derive(Debug, Args)]
+pub struct EventListArgs {
+    /// Only events with this name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Page size.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Continue after this cursor (printed at the end of a full page).
+    #[arg(long)]
+    pub cursor: Option<i64>,
+    /// Server and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `errand batch`
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// JSON lines, one enqueue request each ({"kind": …, "payload": …}),
+    /// from this file or - for standard input.
+    pub file: String,
+    /// Wait for every job to end and print the results in submission order
+    /// (exit code 1 unless all completed in time).
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits.
+    #[arg(long, default_value = "30s", requires = "wait")]
+    pub timeout: String,
+    /// A kind to run once after the last job ends, with the batch's outcome.
+    #[arg(long)]
+    pub on_complete: Option<String>,
+    /// The on-complete job's own payload (JSON), beside the outcome.
+    #[arg(long, requires = "on_complete")]
+    pub on_complete_payload: Option<String>,
     /// Server and output.
     #[command(flatten)]
     pub client: ClientArgs,

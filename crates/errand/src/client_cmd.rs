@@ -10,13 +10,15 @@ use errand_core::{EnqueueRequest, JobState};
 use serde::Serialize;
 use std::io::Read;
 use std::process::ExitCode;
+use std::time::Duration;
 
-fn connect(args: &ClientArgs) -> Result<Client> {
+/// A client for the server `args` name.
+pub(crate) fn connect(args: &ClientArgs) -> Result<Client> {
     Ok(Client::new(&args.server)?)
 }
 
 /// Prints `value` as JSON or with `human`.
-fn print<T: Serialize>(
+pub(crate) fn print<T: Serialize>(
     args: &ClientArgs,
     value: &T,
     human: impl FnOnce(&T) -> String,
@@ -29,34 +31,43 @@ fn print<T: Serialize>(
     Ok(())
 }
 
-/// Reads the payload argument: JSON text, `@file`, or `-` for stdin.
-fn read_payload(arg: Option<&str>) -> Result<serde_json::Value> {
-    let text = match arg {
-        None => return Ok(serde_json::Value::Null),
-        Some("-") => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .context("cannot read the payload from stdin")?;
-            s
-        }
-        Some(arg) => match arg.strip_prefix('@') {
-            Some(path) => std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read payload file {path}"))?,
-            None => arg.to_string(),
-        },
+/// Reads a JSON argument (`what` names it in errors): JSON text, `@file`,
+/// or `-` for stdin; JSON `null` when absent.
+pub(crate) fn read_payload(what: &str, arg: Option<&str>) -> Result<serde_json::Value> {
+    let Some(arg) = arg else {
+        return Ok(serde_json::Value::Null);
     };
-    serde_json::from_str(&text).map_err(|e| anyhow!("payload is not valid JSON: {e}"))
+    let text = match arg.strip_prefix('@') {
+        Some(path) => read_input(path).with_context(|| format!("cannot read the {what}"))?,
+        None if arg == "-" => read_input(arg).with_context(|| format!("cannot read the {what}"))?,
+        None => arg.to_string(),
+    };
+    serde_json::from_str(&text).map_err(|e| anyhow!("{what} is not valid JSON: {e}"))
+}
+
+/// The text of file `path`, or of standard input for `-`.
+pub(crate) fn read_input(path: &str) -> Result<String> {
+    if path == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read standard input")?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))
+}
+
+/// A duration flag's value, e.g. `--delay 30s`, when given.
+fn duration_flag(flag: &str, value: Option<&str>) -> Result<Option<Duration>> {
+    value
+        .map(errand_core::duration::parse)
+        .transpose()
+        .with_context(|| flag.to_string())
 }
 
 /// `errand enqueue`
 pub async fn enqueue(args: EnqueueArgs) -> Result<ExitCode> {
-    let delay = args
-        .delay
-        .as_deref()
-        .map(errand_core::duration::parse)
-        .transpose()
-        .context("--delay")?;
+    let delay = duration_flag("--delay", args.delay.as_deref())?;
     let run_at = args
         .at
         .as_deref()
@@ -65,16 +76,12 @@ pub async fn enqueue(args: EnqueueArgs) -> Result<ExitCode> {
                 .map_err(|e| anyhow!("--at {t:?}: not an RFC 3339 time ({e})"))
         })
         .transpose()?;
-    let timeout = args
-        .job_timeout
-        .as_deref()
-        .map(errand_core::duration::parse)
-        .transpose()
-        .context("--job-timeout")?;
+    let timeout = duration_flag("--job-timeout", args.job_timeout.as_deref())?;
+    let unique_for = duration_flag("--unique-for", args.unique_for.as_deref())?;
     let wait_for = errand_core::duration::parse(&args.timeout).context("--timeout")?;
     let request = EnqueueRequest {
         kind: args.kind,
-        payload: read_payload(args.payload.as_deref())?,
+        payload: read_payload("payload", args.payload.as_deref())?,
         queue: args.queue,
         priority: args.priority,
         run_at,
@@ -82,6 +89,7 @@ pub async fn enqueue(args: EnqueueArgs) -> Result<ExitCode> {
         max_attempts: args.max_attempts,
         timeout,
         unique_key: args.unique_key,
+        unique_for,
         tags: args.tags,
     };
     let client = connect(&args.client)?;
@@ -89,7 +97,7 @@ pub async fn enqueue(args: EnqueueArgs) -> Result<ExitCode> {
     if !args.wait {
         print(&args.client, &enqueued, |e| {
             let dup = if e.duplicate {
-                " (duplicate of a live job with this unique key)"
+                " (duplicate: an earlier job has this unique key)"
             } else {
                 ""
             };

@@ -5,6 +5,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use errand_core::duration::serde_human;
+use errand_core::limit::{KindLimit, Rate};
 use errand_core::policy::DEFAULT_QUEUE;
 use errand_core::size::ByteSize;
 use errand_core::{Backoff, KindPolicy, Retention};
@@ -39,6 +40,8 @@ pub struct Config {
     pub queues: BTreeMap<String, QueueSection>,
     /// Kinds of work and how each runs.
     pub kinds: BTreeMap<String, KindSection>,
+    /// Events and the kinds that listen to each.
+    pub events: BTreeMap<String, EventSection>,
     /// Directory relative paths resolve against (the config file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -63,6 +66,7 @@ impl Default for Config {
             retention: Retention::default(),
             queues: BTreeMap::new(),
             kinds: BTreeMap::new(),
+            events: BTreeMap::new(),
             base_dir: PathBuf::from("."),
             database_from_cli: false,
             only_listed_queues: false,
@@ -79,6 +83,9 @@ pub struct ServerSection {
     /// Longest `?wait=` a request may hold.
     #[serde(with = "serde_human")]
     pub max_wait: Duration,
+    /// Record events no `[events.NAME]` section names (with no listeners)
+    /// instead of refusing them.
+    pub record_unknown_events: bool,
 }
 
 impl Default for ServerSection {
@@ -87,8 +94,17 @@ impl Default for ServerSection {
         ServerSection {
             body_limit: ByteSize(defaults.body_limit as u64),
             max_wait: defaults.max_wait,
+            record_unknown_events: defaults.record_unknown_events,
         }
     }
+}
+
+/// `[events."NAME"]`: the kinds that get a job each time the event is published.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSection {
+    /// Configured kinds, one job each, in this order.
+    pub listeners: Vec<String>,
 }
 
 /// `[worker]`
@@ -272,6 +288,14 @@ pub struct KindSection {
     pub timeout: Option<Duration>,
     /// Delay between attempts.
     pub backoff: Option<Backoff>,
+    /// Most jobs of the kind running at once, on all nodes together.
+    pub concurrency: Option<u32>,
+    /// Most starts of the kind per period on all nodes together, e.g. "14/s".
+    pub rate: Option<Rate>,
+    /// With a unique key, a new job is deduplicated against jobs of the
+    /// kind created this long ago, even ended ones.
+    #[serde(default, with = "serde_human::option")]
+    pub unique_for: Option<Duration>,
 }
 
 impl KindSection {
@@ -352,6 +376,11 @@ impl KindSection {
             max_attempts: self.max_attempts.unwrap_or(d.max_attempts),
             timeout: self.timeout.or(d.timeout),
             backoff: self.backoff.unwrap_or(d.backoff),
+            unique_for: self.unique_for,
+            limit: KindLimit {
+                concurrency: self.concurrency,
+                rate: self.rate,
+            },
         }
     }
 }
@@ -391,8 +420,7 @@ impl Config {
             .try_into()
             .map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
         for (name, value) in kinds {
-            let kind = KindSection::deserialize(value)
-                .map_err(|e| anyhow!("[kinds.{name}]: {}", e.to_string().trim_end()))?;
+            let kind = KindSection::deserialize(value).map_err(|e| key_error(&name, &e))?;
             config.kinds.insert(name, kind);
         }
         Ok(config)
@@ -417,7 +445,14 @@ impl Config {
             if policy.timeout.is_some_and(|t| t.is_zero()) {
                 bail!("[kinds.{name}] timeout: must be greater than zero");
             }
+            if policy.unique_for.is_some_and(|t| t.is_zero()) {
+                bail!("[kinds.{name}] unique_for: must be greater than zero");
+            }
+            if policy.limit.concurrency == Some(0) {
+                bail!("[kinds.{name}] concurrency: must be at least 1");
+            }
         }
+        self.validate_events()?;
         for (name, q) in &self.queues {
             errand_core::job::check_name("queue", name)
                 .map_err(|e| anyhow!("[queues.{name}]: {}", e.message))?;
@@ -437,6 +472,40 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// Checks that every event is a valid name and its listeners are
+    /// configured kinds, each listed once.
+    fn validate_events(&self) -> Result<()> {
+        for (name, event) in &self.events {
+            errand_core::job::check_name("event", name)
+                .map_err(|e| anyhow!("[events.{name:?}]: {}", e.message))?;
+            for (i, kind) in event.listeners.iter().enumerate() {
+                if !self.kinds.contains_key(kind) {
+                    let known: Vec<&str> = self.kinds.keys().map(String::as_str).collect();
+                    bail!(
+                        "[events.{name:?}] listeners: {kind:?} is not a configured kind (configured: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    );
+                }
+                if event.listeners[..i].contains(kind) {
+                    bail!("[events.{name:?}] listeners: {kind:?} is listed twice");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Each event's listener kinds, for the API.
+    pub fn event_listeners(&self) -> BTreeMap<String, Vec<String>> {
+        self.events
+            .iter()
+            .map(|(name, e)| (name.clone(), e.listeners.clone()))
+            .collect()
     }
 
     /// The engine and location named by `database`; relative SQLite paths
@@ -552,6 +621,19 @@ impl Config {
             Some(dir) => self.base_dir.join(dir),
             None => self.base_dir.clone(),
         }
+    }
+}
+
+/// A `[kinds.NAME]` section that does not deserialize, as "[kinds.NAME] KEY:
+/// why" when the TOML error says which key (it ends with "in `KEY`").
+fn key_error(kind: &str, e: &toml::de::Error) -> anyhow::Error {
+    let text = e.to_string();
+    let text = text.trim_end();
+    match text.rsplit_once("\nin `") {
+        Some((why, key)) if key.ends_with('`') => {
+            anyhow!("[kinds.{kind}] {}: {why}", key.trim_end_matches('`'))
+        }
+        _ => anyhow!("[kinds.{kind}]: {text}"),
     }
 }
 
@@ -770,5 +852,106 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown queue"), "{err}");
+    }
+
+    #[test]
+    fn limits_and_unique_for_are_read() {
+        let c = parse(
+            "[kinds.email]\ncommand = [\"x\"]\nconcurrency = 4\nrate = \"14/s\"\nunique_for = \"1h\"\n[kinds.report]\ncommand = [\"x\"]\nrate = \"100/m\"\n",
+        )
+        .unwrap();
+        let p = &c.policies()["email"];
+        assert_eq!(p.limit.concurrency, Some(4));
+        assert_eq!(p.limit.rate, Some("14/s".parse().unwrap()));
+        assert_eq!(p.unique_for, Some(Duration::from_secs(3600)));
+        let p = &c.policies()["report"];
+        assert_eq!(p.limit.rate.unwrap().per, Duration::from_secs(60));
+        assert_eq!((p.limit.concurrency, p.unique_for), (None, None));
+    }
+
+    #[test]
+    fn bad_limits_name_the_kind_and_key() {
+        let err = |extra: &str| {
+            let e = parse(&format!("[kinds.email]\ncommand = [\"x\"]\n{extra}\n")).unwrap_err();
+            format!("{e:#}")
+        };
+        for (extra, expected) in [
+            (
+                "concurrency = 0",
+                "[kinds.email] concurrency: must be at least 1",
+            ),
+            (
+                "concurrency = -2",
+                "[kinds.email] concurrency: invalid value",
+            ),
+            (
+                "concurrency = \"4\"",
+                "[kinds.email] concurrency: invalid type",
+            ),
+            ("rate = \"14\"", "[kinds.email] rate: invalid rate \"14\""),
+            ("rate = \"0/s\"", "[kinds.email] rate: invalid rate \"0/s\""),
+            ("rate = \"14/week\"", "[kinds.email] rate: invalid rate"),
+            (
+                "unique_for = \"soon\"",
+                "[kinds.email] unique_for: invalid duration",
+            ),
+            (
+                "unique_for = \"0s\"",
+                "[kinds.email] unique_for: must be greater than zero",
+            ),
+        ] {
+            let e = err(extra);
+            assert!(e.contains(expected), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn events_are_read_with_their_listeners() {
+        let c = parse(
+            r#"
+            [server]
+            record_unknown_events = true
+            [kinds.email_subscribers]
+            command = ["x"]
+            [kinds.reindex_post]
+            command = ["x"]
+            [events."comment.created"]
+            listeners = ["reindex_post", "email_subscribers"]
+            [events."post.deleted"]
+            listeners = []
+            "#,
+        )
+        .unwrap();
+        assert!(c.server.record_unknown_events);
+        let events = c.event_listeners();
+        assert_eq!(
+            events["comment.created"],
+            ["reindex_post", "email_subscribers"]
+        );
+        assert!(events["post.deleted"].is_empty());
+        assert!(!parse("").unwrap().server.record_unknown_events);
+    }
+
+    #[test]
+    fn bad_events_name_the_event_and_kind() {
+        let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
+        let e = err(
+            "[kinds.email]\ncommand = [\"x\"]\n[events.\"comment.created\"]\nlisteners = [\"email\", \"reindex\"]",
+        );
+        assert!(
+            e.contains(r#"[events."comment.created"] listeners: "reindex" is not a configured kind (configured: email)"#),
+            "{e}"
+        );
+        let e = err(
+            "[kinds.email]\ncommand = [\"x\"]\n[events.\"c\"]\nlisteners = [\"email\", \"email\"]",
+        );
+        assert!(
+            e.contains(r#"[events."c"] listeners: "email" is listed twice"#),
+            "{e}"
+        );
+        let e = err("[events.\"comment created\"]\nlisteners = []");
+        assert!(e.contains(r#"[events."comment created"]"#), "{e}");
+        let e = err("[events.c]\nlistener = []");
+        assert!(e.contains("listener"), "{e}");
     }
 }

@@ -2,10 +2,12 @@
 //! over to the module that does the work. Errors end here, as one line on
 //! stderr and a non-zero exit code.
 
+mod batch_cmd;
 mod bench;
 mod cli;
 mod client_cmd;
 mod config;
+mod event_cmd;
 mod node;
 mod output;
 
@@ -38,6 +40,9 @@ fn main() -> ExitCode {
             Command::Stats(args) => client_cmd::stats(args).await,
             Command::Nodes(args) => client_cmd::nodes(args).await,
             Command::Queues(cmd) => client_cmd::queues(cmd).await,
+            Command::Publish(args) => event_cmd::publish(args).await,
+            Command::Events(cmd) => event_cmd::events(cmd).await,
+            Command::Batch(args) => batch_cmd::batch(args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

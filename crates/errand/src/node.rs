@@ -155,6 +155,8 @@ async fn run_node(config: Config, http: bool) -> Result<ExitCode> {
             kinds: config.policies(),
             body_limit: config.server.body_limit.0 as usize,
             max_wait: config.server.max_wait,
+            events: config.event_listeners(),
+            record_unknown_events: config.server.record_unknown_events,
         };
         let router = errand_server::router(store.clone(), server_config);
         Some(tokio::spawn(errand_server::serve(

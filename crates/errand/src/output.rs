@@ -1,9 +1,9 @@
 //! How client commands print: aligned tables and key/value blocks for
 //! people, JSON for scripts.
 
-use errand_core::Job;
-use errand_core::api::StatsResponse;
+use errand_core::api::{BatchResults, EventView, StatsResponse};
 use errand_core::{BreakerPhase, BreakerState, JobState, QueueInfo};
+use errand_core::{Event, Job};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -218,6 +218,106 @@ pub fn nodes_table(nodes: &[errand_core::NodeInfo]) -> String {
         ],
         &rows,
     )
+}
+
+/// An event's listener jobs as a table, or a line saying it has none.
+pub fn listener_jobs(jobs: &[Job]) -> String {
+    if jobs.is_empty() {
+        return "no listener jobs\n".to_string();
+    }
+    jobs_table(jobs)
+}
+
+/// One event's fields, then its listeners' jobs.
+pub fn event_details(view: &EventView) -> String {
+    let e = &view.event;
+    let mut out = String::new();
+    let _ = writeln!(out, "id:           {}", e.id);
+    let _ = writeln!(out, "name:         {}", e.name);
+    let _ = writeln!(out, "published at: {}", e.published_at);
+    if let Some(key) = &e.unique_key {
+        let _ = writeln!(out, "unique key:   {key}");
+    }
+    let _ = writeln!(out, "data:         {}", e.data);
+    if view.jobs.len() < e.jobs.len() {
+        let _ = writeln!(
+            out,
+            "({} of its {} jobs pruned)",
+            e.jobs.len() - view.jobs.len(),
+            e.jobs.len()
+        );
+    }
+    out.push_str(&listener_jobs(&view.jobs));
+    out
+}
+
+/// One line per event.
+pub fn events_table(events: &[Event]) -> String {
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            vec![
+                e.id.to_string(),
+                e.name.clone(),
+                e.published_at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+                e.jobs.len().to_string(),
+                e.unique_key.clone().unwrap_or_default(),
+                one_line(&e.data.to_string(), 60),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "NAME",
+            "PUBLISHED (UTC)",
+            "JOBS",
+            "UNIQUE KEY",
+            "DATA",
+        ],
+        &rows,
+    )
+}
+
+/// A batch's jobs in submission order with their results or errors, then
+/// its counts.
+pub fn batch_results(results: &BatchResults) -> String {
+    let rows: Vec<Vec<String>> = results
+        .results
+        .iter()
+        .map(|r| {
+            let outcome = match (&r.result, &r.error) {
+                (_, Some(error)) => one_line(error, 80),
+                (Some(result), None) => one_line(&result.to_string(), 80),
+                (None, None) => String::new(),
+            };
+            vec![
+                r.id.to_string(),
+                r.kind.clone(),
+                r.state.to_string(),
+                outcome,
+            ]
+        })
+        .collect();
+    let mut out = table(&["ID", "KIND", "STATE", "RESULT / ERROR"], &rows);
+    let b = &results.batch;
+    let counts: Vec<String> = JobState::ALL
+        .iter()
+        .filter_map(|s| Some(format!("{} {s}", b.counts.get(s).filter(|n| **n > 0)?)))
+        .collect();
+    let status = if b.is_finished() {
+        "finished"
+    } else {
+        "not finished"
+    };
+    let _ = writeln!(
+        out,
+        "batch {} {status}: {} jobs, {}",
+        b.id,
+        b.total,
+        counts.join(", ")
+    );
+    out
 }
 
 /// The first line of `text`, cut to `max` characters.
