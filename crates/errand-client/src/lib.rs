@@ -10,6 +10,25 @@
 //! println!("{}", done.state);
 //! # Ok(()) }
 //! ```
+//!
+//! Fanning work out and waiting for every result, in submission order:
+//!
+//! ```no_run
+//! # async fn demo(client: errand_client::Client) -> Result<(), errand_client::ClientError> {
+//! use errand_client::{NewBatchRequest, job};
+//! use serde_json::json;
+//! let batch = client
+//!     .enqueue_batch(&NewBatchRequest {
+//!         jobs: (0..10).map(|n| job("report_part", json!(n)).into()).collect(),
+//!         on_complete: Some(job("report_done", json!({"report": 7})).into()),
+//!     })
+//!     .await?;
+//! let done = batch.wait(std::time::Duration::from_secs(30)).await?;
+//! for r in &done.results {
+//!     println!("{} {} {:?} {:?}", r.id, r.state, r.result, r.error);
+//! }
+//! # Ok(()) }
+//! ```
 
 mod batch;
 mod builder;
@@ -111,26 +130,36 @@ impl Client {
         .await
     }
 
-    /// GETs `path` with `?wait=` until `done` holds for the answer or
-    /// `timeout` has passed, repeating the server's capped wait; answers
-    /// the last reading.
-    async fn held<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        timeout: Duration,
-        done: impl Fn(&T) -> bool,
-    ) -> Result<T, ClientError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let mut url = self.url(path);
-            url.query_pairs_mut()
-                .append_pair("wait", &format!("{}ms", remaining.as_millis()));
-            let answer: T = self.call(self.http.get(url)).await?;
-            if done(&answer) || Instant::now() >= deadline {
-                return Ok(answer);
+    /// One page of jobs, newest first; pass `next_cursor` as `filter.before`
+    /// for the next. A `limit` of 0 means the server's default.
+    pub async fn list(&self, filter: &ListFilter) -> Result<JobPage, ClientError> {
+        let mut url = self.url("v1/jobs");
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(state) = filter.state {
+                query.append_pair("state", state.as_str());
+            }
+            if let Some(kind) = &filter.kind {
+                query.append_pair("kind", kind);
+            }
+            if let Some(queue) = &filter.queue {
+                query.append_pair("queue", queue);
             }
         }
+        page_query(&mut url, filter.before, filter.limit);
+        self.call(self.http.get(url)).await
+    }
+
+    /// Cancels a job that has not ended.
+    pub async fn cancel(&self, id: JobId) -> Result<Job, ClientError> {
+        self.call(self.request(Method::POST, &format!("v1/jobs/{id}/cancel")))
+            .await
+    }
+
+    /// Makes a failed or cancelled job available again.
+    pub async fn retry(&self, id: JobId) -> Result<Job, ClientError> {
+        self.call(self.request(Method::POST, &format!("v1/jobs/{id}/retry")))
+            .await
     }
 
     /// Publishes an event: one job per listener the server configures for
@@ -193,38 +222,6 @@ impl Client {
         .await
     }
 
-    /// One page of jobs, newest first; pass `next_cursor` as `filter.before`
-    /// for the next. A `limit` of 0 means the server's default.
-    pub async fn list(&self, filter: &ListFilter) -> Result<JobPage, ClientError> {
-        let mut url = self.url("v1/jobs");
-        {
-            let mut query = url.query_pairs_mut();
-            if let Some(state) = filter.state {
-                query.append_pair("state", state.as_str());
-            }
-            if let Some(kind) = &filter.kind {
-                query.append_pair("kind", kind);
-            }
-            if let Some(queue) = &filter.queue {
-                query.append_pair("queue", queue);
-            }
-        }
-        page_query(&mut url, filter.before, filter.limit);
-        self.call(self.http.get(url)).await
-    }
-
-    /// Cancels a job that has not ended.
-    pub async fn cancel(&self, id: JobId) -> Result<Job, ClientError> {
-        self.call(self.request(Method::POST, &format!("v1/jobs/{id}/cancel")))
-            .await
-    }
-
-    /// Makes a failed or cancelled job available again.
-    pub async fn retry(&self, id: JobId) -> Result<Job, ClientError> {
-        self.call(self.request(Method::POST, &format!("v1/jobs/{id}/retry")))
-            .await
-    }
-
     /// Job counts by state, queue and kind, and the nodes' open breakers.
     pub async fn stats(&self) -> Result<StatsResponse, ClientError> {
         self.call(self.request(Method::GET, "v1/stats")).await
@@ -270,6 +267,28 @@ impl Client {
 
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.http.request(method, self.url(path))
+    }
+
+    /// GETs `path` with `?wait=` until `done` holds for the answer or
+    /// `timeout` has passed, repeating the server's capped wait; answers
+    /// the last reading.
+    async fn held<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        timeout: Duration,
+        done: impl Fn(&T) -> bool,
+    ) -> Result<T, ClientError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let mut url = self.url(path);
+            url.query_pairs_mut()
+                .append_pair("wait", &format!("{}ms", remaining.as_millis()));
+            let answer: T = self.call(self.http.get(url)).await?;
+            if done(&answer) || Instant::now() >= deadline {
+                return Ok(answer);
+            }
+        }
     }
 
     /// Sends a request and reads a JSON answer, or the problem of an error status.
