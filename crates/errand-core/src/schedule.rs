@@ -164,13 +164,18 @@ impl Schedule {
     /// tick is enqueued, oldest first. Ticks further back were missed (the
     /// scheduler was down): the newest missed one is enqueued with
     /// `catch_up`, else recorded as skipped. With no recorded tick (a new
-    /// schedule) only on-time ticks count: earlier ones are not history.
+    /// schedule) only its latest tick counts, if on time: earlier ones are
+    /// not history.
     pub fn decide(&self, last: Option<Timestamp>, now: Timestamp, grace: Duration) -> Decision {
         let grace = SignedDuration::try_from(grace).unwrap_or(SignedDuration::MAX);
         let on_time_from = now.checked_sub(grace).unwrap_or(Timestamp::MIN);
         let first = match last {
             Some(last) => self.next_after(last),
-            None => self.first_from(on_time_from),
+            // A new schedule starts with its latest tick, if on time.
+            None => self
+                .last_before(floor_second(now) + SignedDuration::from_secs(1))
+                .filter(|t| *t >= on_time_from)
+                .or_else(|| self.next_after(now)),
         };
         let Some(first) = first.filter(|t| *t <= now) else {
             return Decision::Wait(first.or_else(|| self.next_after(now)));
@@ -186,13 +191,15 @@ impl Schedule {
         }
     }
 
-    /// The job a tick enqueues, with the kind's policy for what the
-    /// schedule leaves unset; tagged `schedule:<name>`.
-    pub fn job(&self, policy: &KindPolicy) -> Result<NewJob, ValidationError> {
+    /// The job `tick` enqueues, with the kind's policy for what the
+    /// schedule leaves unset; tagged `schedule:<name>`, and due at the tick
+    /// (so a late or caught-up job still says which tick it is for).
+    pub fn job(&self, policy: &KindPolicy, tick: Timestamp) -> Result<NewJob, ValidationError> {
         EnqueueRequest {
             kind: self.kind.clone(),
             payload: self.payload.clone(),
             queue: self.queue.clone(),
+            run_at: Some(tick),
             tags: vec![format!("{TAG_PREFIX}{}", self.name)],
             ..EnqueueRequest::default()
         }

@@ -1,7 +1,8 @@
 //! errand-worker: the worker runtime that claims jobs from a [`Store`],
 //! runs them through executors (typed Rust handlers or a command per job),
 //! heartbeats their leases, batches their completions and shuts down
-//! gracefully; plus the maintenance loop that rescues and promotes jobs.
+//! gracefully; plus the maintenance loop that rescues and promotes jobs,
+//! and the scheduler loop that enqueues cron schedules' jobs.
 //!
 //! [`Store`]: errand_core::Store
 
@@ -18,6 +19,7 @@ mod maintenance;
 mod retry_delay;
 mod running;
 mod runtime;
+mod scheduler;
 
 pub use breaker::BreakerConfig;
 pub use command::{CommandExecutor, CommandSpec, CommandSpecError};
@@ -26,6 +28,7 @@ pub use executor::Executor;
 pub use handler::{HandlerResult, JobContext, JobError};
 pub use maintenance::{MaintenanceConfig, run_maintenance};
 pub use runtime::Worker;
+pub use scheduler::{MISFIRE_GRACE, RECHECK, run_scheduler};
 
 /// Why a worker could not run.
 #[derive(Debug, thiserror::Error)]

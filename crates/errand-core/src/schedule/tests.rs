@@ -332,6 +332,15 @@ fn a_new_schedule_fires_only_on_time_ticks() {
 }
 
 #[test]
+fn a_new_schedule_starts_with_its_latest_tick_not_a_backlog() {
+    let s = schedule("* * * * * *");
+    assert_eq!(
+        s.decide(None, ts("2025-06-02T09:00:03.2Z"), GRACE),
+        Decision::Enqueue(ts("2025-06-02T09:00:03Z"))
+    );
+}
+
+#[test]
 fn an_expression_that_never_fires_again_waits_forever() {
     // February 30th does not exist.
     let s = schedule("0 0 30 2 *");
@@ -349,20 +358,21 @@ fn jobs_carry_the_schedule_tag_payload_and_queue() {
         ..KindPolicy::default()
     };
     let s = schedule("0 0 * * *");
-    let job = s.job(&policy).unwrap();
+    let tick = ts("2025-06-02T00:00:00Z");
+    let job = s.job(&policy, tick).unwrap();
     assert_eq!(
         (job.kind.as_str(), job.queue.as_str(), job.max_attempts),
         ("cleanup", "maintenance", 3)
     );
     assert_eq!(job.tags, ["schedule:nightly"]);
-    assert_eq!(job.run_at, None);
+    assert_eq!(job.run_at, Some(tick));
     let s = Schedule::parse(ScheduleSpec {
         queue: Some("low".into()),
         payload: serde_json::json!({"days": 30}),
         ..spec("0 0 * * *")
     })
     .unwrap();
-    let job = s.job(&policy).unwrap();
+    let job = s.job(&policy, tick).unwrap();
     assert_eq!(
         (job.queue.as_str(), &job.payload),
         ("low", &serde_json::json!({"days": 30}))
