@@ -93,7 +93,7 @@ pub(crate) async fn insert(
                  SELECT 1 FROM jobs r \
                  WHERE r.kind = u.kind AND r.unique_key = u.unique_key \
                    AND r.unique_key IS NOT NULL \
-                   AND r.created_at >= $12 - u.unique_for_us * interval '1 microsecond') \
+                   AND r.created_at >= $12::timestamptz - u.unique_for_us * interval '1 microsecond') \
              ORDER BY u.ord \
              ON CONFLICT (kind, unique_key) \
                  WHERE unique_key IS NOT NULL AND state NOT IN {TERMINAL} DO NOTHING \
