@@ -12,6 +12,7 @@ mod jobs;
 mod params;
 mod problem;
 mod queues;
+mod schedules;
 mod status;
 mod wait;
 
@@ -39,6 +40,8 @@ pub struct ServerConfig {
     pub events: BTreeMap<String, Vec<String>>,
     /// Record events of an unconfigured name (with no listeners) instead of refusing them (422).
     pub record_unknown_events: bool,
+    /// The cron schedules this deployment runs, listed by `GET /v1/schedules`.
+    pub schedules: Vec<errand_core::schedule::Schedule>,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +52,7 @@ impl Default for ServerConfig {
             max_wait: Duration::from_secs(60),
             events: BTreeMap::new(),
             record_unknown_events: false,
+            schedules: Vec::new(),
         }
     }
 }
@@ -87,6 +91,7 @@ pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
         .route("/v1/batches/{id}", get(batches::get))
         .route("/v1/stats", get(status::stats))
         .route("/v1/nodes", get(status::nodes))
+        .route("/v1/schedules", get(schedules::list))
         .route("/v1/queues", get(queues::list))
         .route("/v1/queues/{name}/pause", post(queues::pause))
         .route("/v1/queues/{name}/resume", post(queues::resume))

@@ -1,0 +1,24 @@
+//! `GET /v1/schedules`: the configured cron schedules with their next run
+//! and the last tick any node recorded.
+
+use crate::Shared;
+use crate::problem::ApiError;
+use axum::Json;
+use axum::extract::State;
+use errand_core::schedule::ScheduleList;
+
+/// `GET /v1/schedules`: every configured schedule, in configuration order.
+pub(crate) async fn list(State(app): State<Shared>) -> Result<Json<ScheduleList>, ApiError> {
+    let ticks = app.store.ticks().await?;
+    let now = jiff::Timestamp::now();
+    let schedules = app
+        .config
+        .schedules
+        .iter()
+        .map(|s| {
+            let policy = app.config.kinds.get(&s.kind).cloned().unwrap_or_default();
+            s.view(&policy, now, ticks.get(&s.name).copied())
+        })
+        .collect();
+    Ok(Json(ScheduleList { schedules }))
+}
