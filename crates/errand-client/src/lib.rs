@@ -239,6 +239,13 @@ impl Client {
         Ok(list.queues)
     }
 
+    /// The server's cron schedules with their next run and last recorded tick.
+    pub async fn schedules(&self) -> Result<Vec<errand_core::schedule::ScheduleView>, ClientError> {
+        let list: errand_core::schedule::ScheduleList =
+            self.call(self.request(Method::GET, "v1/schedules")).await?;
+        Ok(list.schedules)
+    }
+
     /// Pauses a queue on every node: it keeps accepting jobs and runs none.
     pub async fn pause_queue(&self, name: &str) -> Result<QueueInfo, ClientError> {
         self.queue_action(name, "pause").await
