@@ -478,7 +478,7 @@ async fn run_executors(args: &BenchArgs, runs: usize) -> Result<ExitCode> {
 
 /// What `errand bench --events --limits --json` prints.
 #[derive(Debug, Serialize)]
-struct Issue5Report {
+struct EventsLimitsReport {
     events: Option<events::EventsReport>,
     limits: Option<limits::LimitsReport>,
     runs: usize,
@@ -486,9 +486,9 @@ struct Issue5Report {
 }
 
 /// `errand bench --events` and/or `--limits`
-async fn run_issue5(args: &BenchArgs, runs: usize) -> Result<ExitCode> {
+async fn run_events_and_limits(args: &BenchArgs, runs: usize) -> Result<ExitCode> {
     let bench = Bench::start(args.database.as_deref()).await?;
-    let report = Issue5Report {
+    let report = EventsLimitsReport {
         events: if args.events {
             Some(events::run(&bench, args.enqueue_jobs, runs).await?)
         } else {
@@ -529,7 +529,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         return run_executors(&args, runs).await;
     }
     if args.events || args.limits {
-        return run_issue5(&args, runs).await;
+        return run_events_and_limits(&args, runs).await;
     }
     let bench = Arc::new(Bench::start(args.database.as_deref()).await?);
     let database = bench.database_label();
