@@ -7,6 +7,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use errand_core::duration::serde_human;
 use errand_core::limit::{KindLimit, Rate};
 use errand_core::policy::DEFAULT_QUEUE;
+use errand_core::schedule::{Schedule, ScheduleSpec};
 use errand_core::size::ByteSize;
 use errand_core::{Backoff, KindPolicy, Retention};
 use errand_executors::email::SmtpConfig;
@@ -42,6 +43,8 @@ pub struct Config {
     pub kinds: BTreeMap<String, KindSection>,
     /// Events and the kinds that listen to each.
     pub events: BTreeMap<String, EventSection>,
+    /// Cron schedules (`[[schedules]]`), each enqueueing a kind.
+    pub schedules: Vec<ScheduleSpec>,
     /// Directory relative paths resolve against (the config file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -67,6 +70,7 @@ impl Default for Config {
             queues: BTreeMap::new(),
             kinds: BTreeMap::new(),
             events: BTreeMap::new(),
+            schedules: Vec::new(),
             base_dir: PathBuf::from("."),
             database_from_cli: false,
             only_listed_queues: false,
@@ -453,6 +457,7 @@ impl Config {
             }
         }
         self.validate_events()?;
+        self.schedules()?;
         for (name, q) in &self.queues {
             errand_core::job::check_name("queue", name)
                 .map_err(|e| anyhow!("[queues.{name}]: {}", e.message))?;
@@ -482,14 +487,9 @@ impl Config {
                 .map_err(|e| anyhow!("[events.{name:?}]: {}", e.message))?;
             for (i, kind) in event.listeners.iter().enumerate() {
                 if !self.kinds.contains_key(kind) {
-                    let known: Vec<&str> = self.kinds.keys().map(String::as_str).collect();
                     bail!(
                         "[events.{name:?}] listeners: {kind:?} is not a configured kind (configured: {})",
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known.join(", ")
-                        }
+                        self.kind_list()
                     );
                 }
                 if event.listeners[..i].contains(kind) {
@@ -498,6 +498,39 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The configured kinds for a message: "a, b", or "none".
+    fn kind_list(&self) -> String {
+        if self.kinds.is_empty() {
+            return "none".to_string();
+        }
+        self.kinds.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+
+    /// The `[[schedules]]`, checked: cron expression, time zone, a
+    /// configured kind, a name used once. Errors name the schedule.
+    pub fn schedules(&self) -> Result<Vec<Schedule>> {
+        let mut parsed: Vec<Schedule> = Vec::with_capacity(self.schedules.len());
+        for spec in &self.schedules {
+            let s = Schedule::parse(spec.clone()).map_err(|e| anyhow!("[[schedules]] {e}"))?;
+            if !self.kinds.contains_key(&s.kind) {
+                bail!(
+                    "[[schedules]] schedule {:?}: kind {:?} is not a configured kind (configured: {})",
+                    s.name,
+                    s.kind,
+                    self.kind_list()
+                );
+            }
+            if parsed.iter().any(|p| p.name == s.name) {
+                bail!(
+                    "[[schedules]] schedule {:?}: the name is used twice",
+                    s.name
+                );
+            }
+            parsed.push(s);
+        }
+        Ok(parsed)
     }
 
     /// Each event's listener kinds, for the API.
@@ -953,5 +986,45 @@ mod tests {
         assert!(e.contains(r#"[events."comment created"]"#), "{e}");
         let e = err("[events.c]\nlistener = []");
         assert!(e.contains("listener"), "{e}");
+    }
+
+    #[test]
+    fn schedules_are_read_and_bad_ones_name_the_schedule() {
+        let kind = "[kinds.cleanup]\ncommand = [\"true\"]\n";
+        let c = parse(&format!(
+            "{kind}[[schedules]]\nname = \"nightly\"\ncron = \"0 3 * * *\"\nkind = \"cleanup\"\ntimezone = \"Europe/Berlin\"\ncatch_up = true\n"
+        ))
+        .unwrap();
+        let s = &c.schedules().unwrap()[0];
+        assert_eq!(
+            (s.name.as_str(), s.timezone(), s.catch_up),
+            ("nightly", "Europe/Berlin", true)
+        );
+        let err = |entry: &str| {
+            format!(
+                "{:#}",
+                parse(&format!("{kind}[[schedules]]\n{entry}")).unwrap_err()
+            )
+        };
+        let e = err("name = \"n\"\ncron = \"0 3 * *\"\nkind = \"cleanup\"");
+        assert!(e.contains("schedule \"n\": cron \"0 3 * *\""), "{e}");
+        let e = err("name = \"n\"\ncron = \"0 3 * * *\"\nkind = \"vacuum\"");
+        assert!(
+            e.contains(
+                "schedule \"n\": kind \"vacuum\" is not a configured kind (configured: cleanup)"
+            ),
+            "{e}"
+        );
+        let e = err(
+            "name = \"n\"\ncron = \"0 3 * * *\"\nkind = \"cleanup\"\ntimezone = \"Nowhere/City\"",
+        );
+        assert!(
+            e.contains("schedule \"n\": timezone \"Nowhere/City\""),
+            "{e}"
+        );
+        let e = err(
+            "name = \"n\"\ncron = \"0 3 * * *\"\nkind = \"cleanup\"\n[[schedules]]\nname = \"n\"\ncron = \"0 4 * * *\"\nkind = \"cleanup\"",
+        );
+        assert!(e.contains("schedule \"n\": the name is used twice"), "{e}");
     }
 }

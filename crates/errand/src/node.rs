@@ -1,5 +1,6 @@
 //! `errand serve` and `errand migrate`: open the store, then run the HTTP
-//! API, the in-process worker and maintenance until SIGTERM or SIGINT.
+//! API, the in-process worker, maintenance and the scheduler until SIGTERM
+//! or SIGINT.
 
 use crate::cli::{NodeArgs, WorkArgs};
 use crate::config::{Config, Database, KindSection, SyncMode};
@@ -135,6 +136,13 @@ pub async fn work(args: WorkArgs) -> Result<ExitCode> {
 
 async fn run_node(config: Config, http: bool) -> Result<ExitCode> {
     let executors = executors(&config)?;
+    // A node limited to some queues lacks the other kinds' policies, so it
+    // leaves the schedules to nodes configured with every kind.
+    let schedules = if config.only_listed_queues {
+        Vec::new()
+    } else {
+        config.schedules()?
+    };
     let store = open_store(&config).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
@@ -157,6 +165,7 @@ async fn run_node(config: Config, http: bool) -> Result<ExitCode> {
             max_wait: config.server.max_wait,
             events: config.event_listeners(),
             record_unknown_events: config.server.record_unknown_events,
+            schedules: schedules.clone(),
         };
         let router = errand_server::router(store.clone(), server_config);
         Some(tokio::spawn(errand_server::serve(
@@ -183,6 +192,13 @@ async fn run_node(config: Config, http: bool) -> Result<ExitCode> {
         },
         shutdown.clone(),
     ));
+    let scheduler = tokio::spawn(errand_worker::run_scheduler(
+        store.clone(),
+        schedules,
+        config.policies(),
+        worker_config.name.clone(),
+        shutdown.clone(),
+    ));
     // With no kinds configured there is nothing this node could run.
     if config.worker.enabled && !executors.is_empty() {
         let mut worker = Worker::new(store.clone(), worker_config);
@@ -197,6 +213,7 @@ async fn run_node(config: Config, http: bool) -> Result<ExitCode> {
         server.await?.context("HTTP server failed")?;
     }
     maintenance.await?;
+    scheduler.await?;
     info!("errand stopped");
     Ok(ExitCode::SUCCESS)
 }
