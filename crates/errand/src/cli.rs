@@ -52,6 +52,8 @@ pub enum Command {
     Stats(ClientArgs),
     /// The live nodes sharing the server's database.
     Nodes(ClientArgs),
+    /// The cron schedules with their next run and last tick.
+    Schedules(ClientArgs),
     /// List, pause or resume queues.
     #[command(subcommand)]
     Queues(QueuesCommand),

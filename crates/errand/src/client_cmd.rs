@@ -187,6 +187,13 @@ pub async fn nodes(args: ClientArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `errand schedules`
+pub async fn schedules(args: ClientArgs) -> Result<ExitCode> {
+    let schedules = connect(&args)?.schedules().await?;
+    print(&args, &schedules, |s| output::schedules_table(s))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `errand queues …`
 pub async fn queues(cmd: QueuesCommand) -> Result<ExitCode> {
     let (args, paused) = match cmd {

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
             Command::Jobs(cmd) => client_cmd::jobs(cmd).await,
             Command::Stats(args) => client_cmd::stats(args).await,
             Command::Nodes(args) => client_cmd::nodes(args).await,
+            Command::Schedules(args) => client_cmd::schedules(args).await,
             Command::Queues(cmd) => client_cmd::queues(cmd).await,
             Command::Publish(args) => event_cmd::publish(args).await,
             Command::Events(cmd) => event_cmd::events(cmd).await,

@@ -220,6 +220,48 @@ pub fn nodes_table(nodes: &[errand_core::NodeInfo]) -> String {
     )
 }
 
+/// One line per schedule; times in UTC, and the next run also on the
+/// schedule's own clock.
+pub fn schedules_table(schedules: &[errand_core::schedule::ScheduleView]) -> String {
+    let utc = |t: Option<jiff::Timestamp>| {
+        t.map_or("-".to_string(), |t| {
+            t.strftime("%Y-%m-%d %H:%M:%S").to_string()
+        })
+    };
+    let rows: Vec<Vec<String>> = schedules
+        .iter()
+        .map(|s| {
+            let local = match (s.next_run, jiff::tz::TimeZone::get(&s.timezone)) {
+                (Some(t), Ok(tz)) => t.to_zoned(tz).strftime("%H:%M:%S %Z").to_string(),
+                _ => "-".to_string(),
+            };
+            vec![
+                s.name.clone(),
+                s.cron.clone(),
+                s.timezone.clone(),
+                s.kind.clone(),
+                s.queue.clone(),
+                utc(s.next_run),
+                local,
+                utc(s.last_tick),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NAME",
+            "CRON",
+            "TIMEZONE",
+            "KIND",
+            "QUEUE",
+            "NEXT RUN (UTC)",
+            "LOCAL",
+            "LAST TICK (UTC)",
+        ],
+        &rows,
+    )
+}
+
 /// An event's listener jobs as a table, or a line saying it has none.
 pub fn listener_jobs(jobs: &[Job]) -> String {
     if jobs.is_empty() {
