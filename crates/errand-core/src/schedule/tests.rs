@@ -100,6 +100,23 @@ fn day_of_week_counts_from_sunday_and_seven_is_sunday_too() {
 }
 
 #[test]
+fn nicknames_and_stepped_ranges_are_read() {
+    assert_eq!(
+        ticks_text(&schedule("@daily"), "2025-06-02T09:00:00Z", 1),
+        ["2025-06-03T00:00:00Z"]
+    );
+    assert_eq!(
+        ticks_text(&schedule("0-30/10 9 * * *"), "2025-06-02T09:00:00Z", 4),
+        [
+            "2025-06-02T09:10:00Z",
+            "2025-06-02T09:20:00Z",
+            "2025-06-02T09:30:00Z",
+            "2025-06-03T09:00:00Z"
+        ]
+    );
+}
+
+#[test]
 fn month_names_are_read() {
     assert_eq!(
         ticks_text(&schedule("0 0 1 JAN,jul *"), "2025-02-01T00:00:00Z", 2),
