@@ -173,6 +173,22 @@ impl Drop for Server {
     }
 }
 
+/// Runs `errand serve` with the configuration `text`, which must be
+/// refused: answers what it printed on stderr.
+pub fn refused_config(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(errand_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{text} was accepted");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// A blocking HTTP client for tests.
 pub fn http() -> reqwest::blocking::Client {
     errand_client::install_tls_provider();
