@@ -1,6 +1,6 @@
 //! Batches: creation, reads, and completion.
 //!
-//! Completion lives in one function, [`job_ended`], which every write path
+//! Completion lives in one function, [`settle`], which every write path
 //! that can end a job calls inside the same transaction as the job's end
 //! (finish in all its outcomes, cancel, lease rescue). It is Rust rather
 //! than an SQL trigger because the on-complete payload comes from
@@ -17,7 +17,7 @@ use crate::rows::{
 };
 use crate::writer::Events;
 use errand_core::batch::on_complete_payload;
-use errand_core::{Batch, BatchId, Job, JobId, JobState, NewBatch, NewJob, StoreError};
+use errand_core::{Batch, BatchId, Job, JobState, NewBatch, NewJob, StoreError};
 use jiff::Timestamp;
 use rusqlite::{Connection, Row};
 use std::collections::BTreeMap;
@@ -126,22 +126,42 @@ fn counts(conn: &Connection, id: BatchId) -> Result<BTreeMap<JobState, u64>, Sto
     Ok(counts)
 }
 
-/// Called after job `job` reached a terminal state: if it belongs to a
-/// batch that has no live job left and is not finished yet, finishes the
-/// batch and enqueues its on-complete job.
-pub(crate) fn job_ended(
+/// Called at the end of every operation that can end jobs, with
+/// `events.finished` holding the jobs it ended: finishes each of their
+/// batches that has no live job left and is not finished yet, enqueueing
+/// its on-complete job. One lookup covers all the ended jobs, so a finish
+/// of many jobs outside any batch pays one statement.
+pub(crate) fn settle(
     conn: &Connection,
     events: &mut Events,
-    job: JobId,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let batch: Option<BatchId> = conn
-        .prepare_cached("SELECT batch_id FROM jobs WHERE id = ?1")
-        .and_then(|mut stmt| stmt.query_row([job], |r| r.get(0)))
-        .map_err(db_error)?;
-    let Some(batch) = batch else {
+    if events.finished.is_empty() {
         return Ok(());
-    };
+    }
+    let batches: Vec<BatchId> = conn
+        .prepare_cached(
+            "SELECT DISTINCT batch_id FROM jobs \
+             WHERE id IN (SELECT value FROM json_each(?1)) AND batch_id IS NOT NULL",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map([to_json(&events.finished)], |r| r.get(0))?
+                .collect()
+        })
+        .map_err(db_error)?;
+    for batch in batches {
+        finish_if_done(conn, events, batch, now)?;
+    }
+    Ok(())
+}
+
+/// Finishes `batch` if none of its jobs is live and it is not finished yet.
+fn finish_if_done(
+    conn: &Connection,
+    events: &mut Events,
+    batch: BatchId,
+    now: Timestamp,
+) -> Result<(), StoreError> {
     let live: bool = conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_batch_live WHERE batch_id = ?1 \

@@ -314,6 +314,7 @@ pub(crate) fn finish(
             now,
         )?);
     }
+    batches::settle(conn, events, now)?;
     Ok(applied)
 }
 
@@ -371,6 +372,7 @@ pub(crate) fn rescue_expired(
             now,
         )?;
     }
+    batches::settle(conn, events, now)?;
     Ok(expired.into_iter().map(|(lease, _)| lease.id).collect())
 }
 
@@ -415,7 +417,6 @@ fn end_attempt(
     }
     if t.is_terminal() {
         events.finished.push(lease.id);
-        batches::job_ended(conn, events, lease.id, now)?;
     } else if t.state == JobState::Available {
         // Read only here: most attempts end terminal, and RETURNING would
         // buffer every row for the queue name nobody needs.
@@ -481,7 +482,7 @@ pub(crate) fn cancel(conn: &Connection, events: &mut Events, id: JobId) -> Resul
         ),
     )?;
     events.finished.push(job.id);
-    batches::job_ended(conn, events, job.id, now())?;
+    batches::settle(conn, events, now())?;
     Ok(job)
 }
 
