@@ -1,0 +1,224 @@
+//! Two store handles on one database behaving as two nodes: a kind's
+//! concurrency limit holds across both while many tasks claim at once, and
+//! a batch whose last two jobs end at the same moment through different
+//! handles enqueues its on-complete job exactly once.
+
+use errand_core::batch::NewBatch;
+use errand_core::store::{ClaimRequest, Finish};
+use errand_core::{Backoff, Job, KindLimit, NewJob, Outcome, Store};
+use errand_postgres::{PostgresOptions, PostgresStore};
+use errand_testpg::TestPg;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Generous: the box is small and shared.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Two handles (separate pools and listeners) on one fresh database, and
+/// its URL; `None` when PostgreSQL is absent.
+async fn two_nodes() -> Option<(Arc<PostgresStore>, Arc<PostgresStore>, String)> {
+    let url = TestPg::shared()?.fresh_database();
+    let connect = |name: &str| {
+        let opts = PostgresOptions {
+            application_name: name.to_string(),
+            ..PostgresOptions::default()
+        };
+        PostgresStore::connect(&url, opts)
+    };
+    let a = connect("node-a").await.expect("connect a");
+    let b = connect("node-b").await.expect("connect b");
+    Some((Arc::new(a), Arc::new(b), url))
+}
+
+async fn admin(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("admin connection");
+    tokio::spawn(conn);
+    client
+}
+
+fn claim_req(queue: &str, limit: u32, limits: BTreeMap<String, KindLimit>) -> ClaimRequest {
+    ClaimRequest {
+        queue: queue.to_string(),
+        kinds: Vec::new(),
+        limit,
+        worker: "two-nodes".to_string(),
+        lease: Duration::from_secs(3600),
+        limits,
+    }
+}
+
+fn ending(job: &Job, outcome: Outcome) -> Finish {
+    Finish {
+        lease: job.lease(),
+        outcome,
+        backoff: Backoff::default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrency_limit_holds_across_two_handles() {
+    let Some((a, b, url)) = two_nodes().await else {
+        return;
+    };
+    const JOBS: usize = 60;
+    const CAP: u32 = 3;
+    let jobs = (0..JOBS)
+        .map(|i| NewJob::new("capped", serde_json::json!({ "i": i })))
+        .collect();
+    a.enqueue(jobs).await.unwrap();
+    let limits = BTreeMap::from([(
+        "capped".to_string(),
+        KindLimit {
+            concurrency: Some(CAP),
+            rate: None,
+        },
+    )]);
+
+    // The database's own count of running jobs, polled during the run.
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        let admin = admin(&url).await;
+        tokio::spawn(async move {
+            let mut most = 0;
+            while !done.load(Ordering::Relaxed) {
+                let running: i64 = admin
+                    .query_one(
+                        "SELECT count(*) FROM jobs WHERE kind = 'capped' AND state = 'running'",
+                        &[],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                most = most.max(running);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            most
+        })
+    };
+
+    // In this process: jobs between their claim and their finish call,
+    // which the database counts as running all along.
+    let holding = Arc::new(AtomicU64::new(0));
+    let most_held = Arc::new(AtomicU64::new(0));
+    let completed = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + PATIENCE;
+    let workers: Vec<_> = (0..16)
+        .map(|i| {
+            let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let req = claim_req("default", 2, limits.clone());
+            let (holding, most_held, completed) =
+                (holding.clone(), most_held.clone(), completed.clone());
+            tokio::spawn(async move {
+                while completed.load(Ordering::Relaxed) < JOBS {
+                    assert!(
+                        Instant::now() < deadline,
+                        "jobs still left after {PATIENCE:?}"
+                    );
+                    let claimed = node.claim(&req).await.unwrap();
+                    if claimed.jobs.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    }
+                    let n = claimed.jobs.len() as u64;
+                    let now_held = holding.fetch_add(n, Ordering::SeqCst) + n;
+                    most_held.fetch_max(now_held, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(15)).await;
+                    holding.fetch_sub(n, Ordering::SeqCst);
+                    let finishes = claimed
+                        .jobs
+                        .iter()
+                        .map(|j| ending(j, Outcome::Success(None)))
+                        .collect();
+                    let applied = node.finish(finishes).await.unwrap();
+                    assert!(applied.iter().all(|a| *a), "every lease was current");
+                    completed.fetch_add(applied.len(), Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    let most_running = watcher.await.unwrap();
+    assert_eq!(completed.load(Ordering::Relaxed), JOBS);
+    assert!(
+        most_running <= i64::from(CAP),
+        "the database saw {most_running} capped jobs running at once"
+    );
+    let most_held = most_held.load(Ordering::SeqCst);
+    assert!(
+        most_held <= u64::from(CAP),
+        "workers held {most_held} capped jobs at once"
+    );
+    assert!(most_held >= 2, "the workers did overlap ({most_held})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_last_finishes_on_two_handles_enqueue_on_complete_once() {
+    let Some((a, b, url)) = two_nodes().await else {
+        return;
+    };
+    let admin = admin(&url).await;
+    for round in 0..50 {
+        let on_complete = NewJob {
+            queue: "done".into(),
+            ..NewJob::new("report", serde_json::json!({ "round": round }))
+        };
+        let batch = a
+            .create_batch(NewBatch {
+                jobs: vec![
+                    NewJob::new("part", serde_json::json!(1)),
+                    NewJob::new("part", serde_json::json!(2)),
+                ],
+                on_complete: Some(on_complete),
+            })
+            .await
+            .unwrap();
+        let claimed = a
+            .claim(&claim_req("default", 2, BTreeMap::new()))
+            .await
+            .unwrap()
+            .jobs;
+        assert_eq!(claimed.len(), 2, "round {round}: both parts claimed");
+        // Alternate which handle ends which job, and how the job ends.
+        let (first, second) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let end = |node: &Arc<PostgresStore>, finish: Finish| {
+            let (node, barrier) = (node.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                node.finish(vec![finish]).await.unwrap()
+            })
+        };
+        let one = end(first, ending(&claimed[0], Outcome::Success(None)));
+        let two = end(second, ending(&claimed[1], Outcome::Permanent("no".into())));
+        assert_eq!(one.await.unwrap(), [true]);
+        assert_eq!(two.await.unwrap(), [true]);
+
+        let batch = a.batch(batch.id).await.unwrap().expect("batch exists");
+        assert!(batch.finished_at.is_some(), "round {round}: finished");
+        let reports: Vec<(i64, serde_json::Value)> = admin
+            .query(
+                "SELECT id, payload FROM jobs WHERE kind = 'report' \
+                 AND (payload -> 'batch' ->> 'id')::bigint = $1",
+                &[&batch.id],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert_eq!(reports.len(), 1, "round {round}: one on-complete job");
+        assert_eq!(batch.on_complete_job, Some(reports[0].0));
+        let outcome = &reports[0].1["batch"];
+        assert_eq!(outcome["completed"], 1, "round {round}");
+        assert_eq!(outcome["failed"], 1, "round {round}");
+        assert_eq!(reports[0].1["payload"]["round"], round);
+    }
+}
