@@ -178,7 +178,7 @@ impl Schedule {
                 .or_else(|| self.next_after(now)),
         };
         let Some(first) = first.filter(|t| *t <= now) else {
-            return Decision::Wait(first.or_else(|| self.next_after(now)));
+            return Decision::Wait(first);
         };
         if first >= on_time_from {
             return Decision::Enqueue(first);
