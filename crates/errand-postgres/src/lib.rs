@@ -2,7 +2,10 @@
 //!
 //! Claims take rows with `FOR UPDATE SKIP LOCKED` in batches; completions
 //! are written many per statement; idle workers on every node are woken by
-//! LISTEN/NOTIFY (see [`events`]). Connections come from a bounded pool and
+//! LISTEN/NOTIFY (see [`events`]). Claims of kinds with global limits take
+//! a slower, per-kind serialised path (see [`limits`]); a batch's
+//! on-complete job is enqueued by the transaction that ends its last job
+//! (see [`batches`]). Connections come from a bounded pool and
 //! are checked before use; a lost or refused connection surfaces as
 //! `StoreError::Unavailable`, which callers retry with backoff, never as a
 //! failed job.

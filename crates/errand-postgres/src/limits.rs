@@ -68,8 +68,10 @@ pub(crate) async fn claim(
         )
         .await
         .map_err(db_error)?;
-    tx.query(&lock, &[&kinds]).await.map_err(db_error)?;
-    let usage = usage(&tx, limited, now).await?;
+    // Pipelined in one round trip: the server runs the usage query only
+    // once the locks are granted, in a snapshot taken then.
+    let locked = async { tx.query(&lock, &[&kinds]).await.map_err(db_error) };
+    let (_, usage) = futures_util::future::try_join(locked, usage(&tx, limited, now)).await?;
     let room: HashMap<&str, u64> = limited
         .iter()
         .map(|(kind, limit)| {

@@ -9,12 +9,11 @@
 
 use crate::enqueue;
 use crate::events::Changes;
-use crate::rows::{db_error, now, sql_time, time_column};
+use crate::rows::{Listing, db_error, now, sql_time, time_column};
 use deadpool_postgres::{Client, GenericClient};
 use errand_core::event::{Event, EventFilter, EventId, NewEvent, Published};
 use errand_core::{NewJob, StoreError};
 use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
 
 /// Every column of an event, in the order [`event_from_row`] reads them.
 const EVENT_COLUMNS: &str = "id, name, data, unique_key, published_at, jobs";
@@ -133,30 +132,17 @@ pub(crate) async fn get(client: &Client, id: EventId) -> Result<Option<Event>, S
         .transpose()
 }
 
-/// Events matching `filter`, newest first; only the filters given appear
-/// in the SQL, so each combination gets its own plan.
+/// Events matching `filter`, newest first.
 pub(crate) async fn list(client: &Client, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
     let limit = i64::from(filter.limit);
-    let mut conditions = Vec::new();
-    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    let mut listing = Listing::default();
     if let Some(name) = &filter.name {
-        params.push(name);
-        conditions.push(format!("name = ${}", params.len()));
+        listing.filter("name =", name);
     }
     if let Some(before) = &filter.before {
-        params.push(before);
-        conditions.push(format!("id < ${}", params.len()));
+        listing.filter("id <", before);
     }
-    let wher = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
-    params.push(&limit);
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events {wher} ORDER BY id DESC LIMIT ${}",
-        params.len()
-    );
+    let (sql, params) = listing.newest_first(EVENT_COLUMNS, "events", &limit);
     let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
     let rows = client.query(&stmt, &params).await.map_err(db_error)?;
     rows.iter().map(event_from_row).collect()

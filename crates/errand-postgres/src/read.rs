@@ -1,10 +1,9 @@
 //! Reads: one job, filtered lists, and counts by state.
 
-use crate::rows::{JOB_COLUMNS, db_error, job_from_row, jobs_from_rows, parse_state};
+use crate::rows::{JOB_COLUMNS, Listing, db_error, job_from_row, jobs_from_rows, parse_state};
 use deadpool_postgres::Client;
 use errand_core::store::{ListFilter, Stats};
 use errand_core::{Job, JobId, StoreError};
-use tokio_postgres::types::ToSql;
 
 /// One job by id.
 pub(crate) async fn get(client: &Client, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -21,39 +20,24 @@ pub(crate) async fn get(client: &Client, id: JobId) -> Result<Option<Job>, Store
         .transpose()
 }
 
-/// Jobs matching `filter`, newest first. Only the filters given appear in
-/// the SQL, so each combination gets a plan that uses its index.
+/// Jobs matching `filter`, newest first.
 pub(crate) async fn list(client: &Client, filter: &ListFilter) -> Result<Vec<Job>, StoreError> {
     let state = filter.state.map(|s| s.as_str());
     let limit = i64::from(filter.limit);
-    let mut conditions = Vec::new();
-    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
-    let mut push = |condition: &str, value| {
-        params.push(value);
-        conditions.push(format!("{condition} ${}", params.len()));
-    };
+    let mut listing = Listing::default();
     if let Some(state) = &state {
-        push("state =", state as &(dyn ToSql + Sync));
+        listing.filter("state =", state);
     }
     if let Some(kind) = &filter.kind {
-        push("kind =", kind);
+        listing.filter("kind =", kind);
     }
     if let Some(queue) = &filter.queue {
-        push("queue =", queue);
+        listing.filter("queue =", queue);
     }
     if let Some(before) = &filter.before {
-        push("id <", before);
+        listing.filter("id <", before);
     }
-    let wher = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
-    params.push(&limit);
-    let sql = format!(
-        "SELECT {JOB_COLUMNS} FROM jobs {wher} ORDER BY id DESC LIMIT ${}",
-        params.len()
-    );
+    let (sql, params) = listing.newest_first(JOB_COLUMNS, "jobs", &limit);
     let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
     let rows = client.query(&stmt, &params).await.map_err(db_error)?;
     jobs_from_rows(&rows)

@@ -1,5 +1,6 @@
 //! Conversions between PostgreSQL rows and errand's types: the job column
-//! list, timestamps, and the mapping of database errors to `StoreError`.
+//! list, timestamps, filtered listings, and the mapping of database errors
+//! to `StoreError`.
 
 use deadpool_postgres::PoolError;
 use errand_core::{Job, JobState, StoreError};
@@ -7,6 +8,7 @@ use jiff::Timestamp;
 use std::time::{Duration, SystemTime};
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 
 /// Every column of a job, in the order [`job_from_row`] reads them.
 pub(crate) const JOB_COLUMNS: &str = "id, kind, queue, payload, priority, state, attempt, \
@@ -164,6 +166,44 @@ fn is_transient(code: &SqlState) -> bool {
     // recovery, "cannot connect now"); 53: insufficient resources (too many
     // connections, disk full); 40: serialization failure and deadlock.
     matches!(class, "08" | "57" | "53" | "40") || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+}
+
+/// A listing query built from the filters a caller gave: only those appear
+/// in the SQL, so each combination gets a plan that uses its index.
+#[derive(Default)]
+pub(crate) struct Listing<'a> {
+    conditions: Vec<String>,
+    params: Vec<&'a (dyn ToSql + Sync)>,
+}
+
+impl<'a> Listing<'a> {
+    /// Adds `condition $n` (e.g. `"kind ="`) with `value` as its parameter.
+    pub(crate) fn filter(&mut self, condition: &str, value: &'a (dyn ToSql + Sync)) {
+        self.params.push(value);
+        self.conditions
+            .push(format!("{condition} ${}", self.params.len()));
+    }
+
+    /// The newest `limit` rows of `table` (by id) that pass every filter,
+    /// as SQL and its parameters.
+    pub(crate) fn newest_first(
+        mut self,
+        columns: &str,
+        table: &str,
+        limit: &'a i64,
+    ) -> (String, Vec<&'a (dyn ToSql + Sync)>) {
+        let wher = if self.conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.conditions.join(" AND "))
+        };
+        self.params.push(limit);
+        let sql = format!(
+            "SELECT {columns} FROM {table} {wher} ORDER BY id DESC LIMIT ${}",
+            self.params.len()
+        );
+        (sql, self.params)
+    }
 }
 
 /// A pool that cannot hand out a connection in time is unavailable.
