@@ -51,7 +51,9 @@ CREATE INDEX events_published ON events (published_at);
 
 -- Batches. The on-complete job is stored resolved (every default applied
 -- at submission) in on_complete_* columns, NULL kind meaning none, and
--- enqueued by the transaction that ends the batch's last live job. That
+-- enqueued by the transaction that ends the batch's last live job. No
+-- trigger does this: the write paths call one Rust function, which also
+-- hands the new job's queue to the NOTIFY coalescer (see batches.rs). That
 -- transaction locks the batch row (FOR UPDATE, in id order) after ending
 -- its jobs and before looking for live ones, so of two transactions ending
 -- a batch's last two jobs the second waits for the first and then sees its
