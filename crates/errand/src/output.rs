@@ -414,6 +414,52 @@ mod tests {
     }
 
     #[test]
+    fn batch_results_show_each_job_in_order_then_the_counts() {
+        let job = |id, state, result: Option<serde_json::Value>, error: Option<&str>| {
+            errand_core::api::JobResult {
+                id,
+                kind: "square".into(),
+                state,
+                result,
+                error: error.map(str::to_string),
+            }
+        };
+        let results = BatchResults {
+            batch: errand_core::Batch {
+                id: 3,
+                created_at: jiff::Timestamp::UNIX_EPOCH,
+                total: 3,
+                counts: BTreeMap::from([
+                    (JobState::Completed, 1),
+                    (JobState::Failed, 1),
+                    (JobState::Running, 1),
+                ]),
+                finished_at: None,
+                on_complete_job: None,
+            },
+            results: vec![
+                job(7, JobState::Completed, Some(serde_json::json!(49)), None),
+                job(
+                    8,
+                    JobState::Failed,
+                    None,
+                    Some("exit status 3: boom\nstack"),
+                ),
+                job(9, JobState::Running, None, None),
+            ],
+        };
+        let out = batch_results(&results);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[1], "7   square  completed  49");
+        assert_eq!(lines[2], "8   square  failed     exit status 3: boom");
+        assert_eq!(lines[3], "9   square  running");
+        assert_eq!(
+            lines[4],
+            "batch 3 not finished: 3 jobs, 1 running, 1 completed, 1 failed"
+        );
+    }
+
+    #[test]
     fn one_line_cuts() {
         assert_eq!(one_line("abc\ndef", 10), "abc");
         assert_eq!(one_line("abcdef", 3), "abc…");

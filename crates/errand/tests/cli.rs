@@ -126,7 +126,7 @@ fn migrate_creates_the_schema_and_reports_its_version() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("schema version 4"),
+        stdout(&out).contains("schema version 5"),
         "{}",
         stdout(&out)
     );
@@ -370,6 +370,9 @@ fn help_is_everywhere() {
         &["enqueue", "--help"],
         &["jobs", "list", "--help"],
         &["queues", "pause", "--help"],
+        &["publish", "--help"],
+        &["events", "show", "--help"],
+        &["batch", "--help"],
         &["bench", "--help"],
     ] {
         let out = Command::new(errand_bin()).args(args).output().unwrap();
