@@ -2,7 +2,7 @@
 //! server and, with `--wait`, print every job's result in submission order.
 
 use crate::cli::BatchArgs;
-use crate::client_cmd::{connect, print, read_input, read_payload};
+use crate::client_cmd::{connect, print, read_input, read_json};
 use crate::output;
 use anyhow::{Context, Result, anyhow, bail};
 use errand_client::NewBatchRequest;
@@ -16,7 +16,7 @@ pub async fn batch(args: BatchArgs) -> Result<ExitCode> {
     let on_complete = match args.on_complete {
         Some(kind) => Some(EnqueueRequest {
             kind,
-            payload: read_payload("--on-complete-payload", args.on_complete_payload.as_deref())?,
+            payload: read_json("--on-complete-payload", args.on_complete_payload.as_deref())?,
             ..EnqueueRequest::default()
         }),
         None => None,

@@ -33,7 +33,7 @@ pub(crate) fn print<T: Serialize>(
 
 /// Reads a JSON argument (`what` names it in errors): JSON text, `@file`,
 /// or `-` for stdin; JSON `null` when absent.
-pub(crate) fn read_payload(what: &str, arg: Option<&str>) -> Result<serde_json::Value> {
+pub(crate) fn read_json(what: &str, arg: Option<&str>) -> Result<serde_json::Value> {
     let Some(arg) = arg else {
         return Ok(serde_json::Value::Null);
     };
@@ -81,7 +81,7 @@ pub async fn enqueue(args: EnqueueArgs) -> Result<ExitCode> {
     let wait_for = errand_core::duration::parse(&args.timeout).context("--timeout")?;
     let request = EnqueueRequest {
         kind: args.kind,
-        payload: read_payload("payload", args.payload.as_deref())?,
+        payload: read_json("payload", args.payload.as_deref())?,
         queue: args.queue,
         priority: args.priority,
         run_at,

@@ -2,7 +2,7 @@
 //! server, and look at stored events with their listeners' jobs.
 
 use crate::cli::{EventListArgs, EventsCommand, PublishArgs};
-use crate::client_cmd::{connect, print, read_payload};
+use crate::client_cmd::{connect, print, read_json};
 use crate::output;
 use anyhow::Result;
 use errand_core::NewEvent;
@@ -13,7 +13,7 @@ use std::process::ExitCode;
 pub async fn publish(args: PublishArgs) -> Result<ExitCode> {
     let event = NewEvent {
         name: args.name,
-        data: read_payload("data", args.data.as_deref())?,
+        data: read_json("data", args.data.as_deref())?,
         unique_key: args.unique_key,
     };
     let published = connect(&args.client)?.publish(&event).await?;
