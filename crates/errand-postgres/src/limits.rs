@@ -24,7 +24,8 @@
 //! available, untouched.
 
 use crate::rows::{
-    JOB_COLUMNS, after, db_error, duration_micros, jobs_from_rows, now, optional_time, sql_time,
+    JOB_COLUMNS, after, db_error, duration_micros, jobs_from_rows, optional_time, sql_time,
+    time_column,
 };
 use deadpool_postgres::{Client, GenericClient};
 use errand_core::store::{ClaimRequest, Claimed, Held};
@@ -57,7 +58,6 @@ pub(crate) async fn claim(
     req: &ClaimRequest,
     limited: &BTreeMap<&str, KindLimit>,
 ) -> Result<Claimed, StoreError> {
-    let now = now();
     let kinds: Vec<&str> = limited.keys().copied().collect();
     let tx = client.transaction().await.map_err(db_error)?;
     let lock = tx
@@ -69,9 +69,11 @@ pub(crate) async fn claim(
         .await
         .map_err(db_error)?;
     // Pipelined in one round trip: the server runs the usage query only
-    // once the locks are granted, in a snapshot taken then.
+    // once the locks are granted, in a snapshot taken then. Its clock is
+    // read then too: a claim that waited for the lock must not judge the
+    // rate window by an instant older than the claim that held it.
     let locked = async { tx.query(&lock, &[&kinds]).await.map_err(db_error) };
-    let (_, usage) = futures_util::future::try_join(locked, usage(&tx, limited, now)).await?;
+    let (_, (usage, now)) = futures_util::future::try_join(locked, usage(&tx, limited)).await?;
     let room: HashMap<&str, u64> = limited
         .iter()
         .map(|(kind, limit)| {
@@ -168,12 +170,12 @@ fn rate_frees_at(
     Some(after(oldest, rate.per))
 }
 
-/// Each limited kind's usage; forgets starts older than its rate window.
+/// Each limited kind's usage, and the database's clock when it was read
+/// (the claim's `now`); forgets starts older than the rate window.
 async fn usage<'k>(
     tx: &impl GenericClient,
     limited: &BTreeMap<&'k str, KindLimit>,
-    now: Timestamp,
-) -> Result<HashMap<&'k str, Usage>, StoreError> {
+) -> Result<(HashMap<&'k str, Usage>, Timestamp), StoreError> {
     let kinds: Vec<&str> = limited.keys().copied().collect();
     let windows: Vec<Option<i64>> = limited
         .values()
@@ -181,9 +183,10 @@ async fn usage<'k>(
         .collect();
     let stmt = tx
         .prepare_cached(
-            "WITH k AS ( \
-                 SELECT kind, $3::timestamptz - per_us * interval '1 microsecond' AS since \
-                 FROM unnest($1::text[], $2::bigint[]) AS u(kind, per_us)), \
+            "WITH t AS MATERIALIZED (SELECT clock_timestamp() AS now), \
+             k AS ( \
+                 SELECT kind, t.now - per_us * interval '1 microsecond' AS since \
+                 FROM unnest($1::text[], $2::bigint[]) AS u(kind, per_us), t), \
              forgotten AS ( \
                  DELETE FROM kind_starts s USING k \
                  WHERE s.kind = k.kind AND s.started_at <= k.since) \
@@ -192,17 +195,20 @@ async fn usage<'k>(
                  (SELECT count(*) FROM kind_starts s \
                   WHERE s.kind = k.kind AND s.started_at > k.since), \
                  (SELECT min(s.started_at) FROM kind_starts s \
-                  WHERE s.kind = k.kind AND s.started_at > k.since) \
+                  WHERE s.kind = k.kind AND s.started_at > k.since), \
+                 (SELECT now FROM t) \
              FROM k",
         )
         .await
         .map_err(db_error)?;
     let rows = tx
-        .query(&stmt, &[&kinds, &windows, &sql_time(now)])
+        .query(&stmt, &[&kinds, &windows])
         .await
         .map_err(db_error)?;
     let mut usage = HashMap::with_capacity(rows.len());
+    let mut clock = None;
     for row in rows {
+        clock = Some(time_column(&row, 4)?);
         let kind: String = row.get(0);
         let kind = *limited
             .keys()
@@ -219,7 +225,8 @@ async fn usage<'k>(
             },
         );
     }
-    Ok(usage)
+    let now = clock.ok_or_else(|| StoreError::Internal("no usage for the limited kinds".into()))?;
+    Ok((usage, now))
 }
 
 /// Due jobs the claim may take, locked, in claim order: up to `room + 1`
