@@ -196,7 +196,7 @@ impl Store for PostgresStore {
             let jobs = ops::claim(&self.client().await?, req).await?;
             return Ok(Claimed { jobs, held: None });
         }
-        limits::claim(&mut self.client().await?, req, &limited).await
+        limits::claim(&self.client().await?, req, &limited).await
     }
 
     async fn heartbeat(&self, leases: &[Lease], lease: Duration) -> Result<Vec<Lease>, StoreError> {

@@ -22,6 +22,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
         7,
         include_str!("../migrations/0007_events_batches_schedules_limits.sql"),
     ),
+    (
+        8,
+        include_str!("../migrations/0008_limited_claim_function.sql"),
+    ),
 ];
 
 /// The newest schema this build knows.
