@@ -59,6 +59,20 @@ pub struct ClaimRequest {
     pub limits: BTreeMap<String, KindLimit>,
 }
 
+impl ClaimRequest {
+    /// The limited kinds this request may take (all of `limits` when it
+    /// names no kinds), by name; empty means the claim is unlimited.
+    pub fn limited_kinds(&self) -> Vec<(&str, KindLimit)> {
+        self.limits
+            .iter()
+            .filter(|(kind, limit)| {
+                !limit.is_unlimited() && (self.kinds.is_empty() || self.kinds.contains(kind))
+            })
+            .map(|(kind, limit)| (kind.as_str(), *limit))
+            .collect()
+    }
+}
+
 /// What a claim took, and whether a kind limit held jobs back.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Claimed {

@@ -20,17 +20,6 @@ use errand_core::{JobId, KindLimit, StoreError};
 use jiff::Timestamp;
 use rusqlite::{Connection, named_params};
 
-/// The limited kinds the request may take (all of them when it names none).
-pub(crate) fn applicable(req: &ClaimRequest) -> Vec<(&str, KindLimit)> {
-    req.limits
-        .iter()
-        .filter(|(kind, limit)| {
-            !limit.is_unlimited() && (req.kinds.is_empty() || req.kinds.contains(kind))
-        })
-        .map(|(kind, limit)| (kind.as_str(), *limit))
-        .collect()
-}
-
 /// A due job found for the claim: its claim order, then which limited
 /// kind (index into the limited list) it counts against, if any.
 type Candidate = (i16, i64, JobId, Option<usize>);

@@ -226,7 +226,7 @@ pub(crate) fn due_jobs(columns: &str, extra: &str) -> String {
 /// the slower path in [`crate::limits`].
 pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> Result<Claimed, StoreError> {
     let now = now();
-    let limited = limits::applicable(req);
+    let limited = req.limited_kinds();
     if !limited.is_empty() {
         return limits::claim(conn, req, &limited, now);
     }

@@ -178,15 +178,23 @@ pub struct ListArgs {
     /// Only this queue.
     #[arg(long)]
     pub queue: Option<String>,
+    /// Page size and cursor.
+    #[command(flatten)]
+    pub page: PageArgs,
+    /// Server and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// One page of a newest-first listing.
+#[derive(Debug, Args)]
+pub struct PageArgs {
     /// Page size.
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
     /// Continue after this cursor (printed at the end of a full page).
     #[arg(long)]
     pub cursor: Option<i64>,
-    /// Server and output.
-    #[command(flatten)]
-    pub client: ClientArgs,
 }
 
 /// A command about one job.
@@ -250,12 +258,9 @@ pub struct EventListArgs {
     /// Only events with this name.
     #[arg(long)]
     pub name: Option<String>,
-    /// Page size.
-    #[arg(long, default_value_t = 50)]
-    pub limit: u32,
-    /// Continue after this cursor (printed at the end of a full page).
-    #[arg(long)]
-    pub cursor: Option<i64>,
+    /// Page size and cursor.
+    #[command(flatten)]
+    pub page: PageArgs,
     /// Server and output.
     #[command(flatten)]
     pub client: ClientArgs,

@@ -160,8 +160,8 @@ async fn list(args: ListArgs) -> Result<()> {
         state,
         kind: args.kind,
         queue: args.queue,
-        before: args.cursor,
-        limit: args.limit,
+        before: args.page.cursor,
+        limit: args.page.limit,
     };
     let page = connect(&args.client)?.list(&filter).await?;
     print(&args.client, &page, |p| {

@@ -46,8 +46,8 @@ pub async fn events(cmd: EventsCommand) -> Result<ExitCode> {
 async fn list(args: EventListArgs) -> Result<()> {
     let filter = EventFilter {
         name: args.name,
-        before: args.cursor,
-        limit: args.limit,
+        before: args.page.cursor,
+        limit: args.page.limit,
     };
     let page = connect(&args.client)?.events(&filter).await?;
     print(&args.client, &page, |p| {
