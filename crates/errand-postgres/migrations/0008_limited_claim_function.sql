@@ -146,7 +146,16 @@ CREATE FUNCTION errand_claim_limited(
     p_concurrency bigint[],
     p_rate_count bigint[],
     p_rate_per_us bigint[]
-) RETURNS TABLE (job jobs, held boolean, retry_at timestamptz)
+) RETURNS TABLE (
+    -- The job's columns, in the order of the jobs table (all NULL on the
+    -- held row); named o_* so that no name in the body means two things.
+    o_id bigint, o_kind text, o_queue text, o_payload jsonb, o_priority smallint,
+    o_state text, o_attempt integer, o_max_attempts integer, o_run_at timestamptz,
+    o_created_at timestamptz, o_started_at timestamptz, o_finished_at timestamptz,
+    o_timeout_us bigint, o_unique_key text, o_tags text[], o_result jsonb, o_errors jsonb,
+    o_lease_expires_at timestamptz, o_worker text, o_batch_id bigint,
+    o_held boolean, o_retry_at timestamptz
+)
 LANGUAGE plpgsql
 VOLATILE
 -- As errand_claim (migration 0003): the ordered scan of jobs_claim, however
@@ -163,6 +172,7 @@ DECLARE
     v_ids bigint[];
     v_held text[];
     v_retry_at timestamptz;
+    v_started boolean := false;
 BEGIN
     IF (SELECT bool_and(u.room >= p_limit) FROM errand_limit_usage(
             v_now, p_limited, p_concurrency, p_rate_count, p_rate_per_us) AS u) THEN
@@ -188,86 +198,96 @@ BEGIN
             END IF;
             PERFORM errand_limit_log(v_now, p_limited, p_rate_per_us,
                 ARRAY(SELECT c.id FROM unnest(v_jobs) AS c));
-            RETURN QUERY SELECT c, false, NULL::timestamptz FROM unnest(v_jobs) AS c;
-            RETURN;
+            v_started := true;
         EXCEPTION WHEN SQLSTATE 'EL001' THEN
             NULL;
         END;
     END IF;
 
-    PERFORM errand_limit_lock(p_limited);
-    v_now := clock_timestamp();
+    IF NOT v_started THEN
+        PERFORM errand_limit_lock(p_limited);
+        v_now := clock_timestamp();
 
-    -- Candidates locked FOR UPDATE SKIP LOCKED: per limited kind at most
-    -- its room plus one (the extra row tells whether jobs were held back),
-    -- and for the other kinds up to the claim's limit. Walked in claim
-    -- order, a candidate is taken while the claim has taken fewer than
-    -- p_limit and its kind has room left; a limited kind is held when one
-    -- of its candidates is passed over before the claim is full.
-    WITH usage AS (
-        SELECT u.kind, u.room FROM errand_limit_usage(
-            v_now, p_limited, p_concurrency, p_rate_count, p_rate_per_us) AS u
-    ),
-    takes AS (
-        SELECT kind, LEAST(room, p_limit) + 1 AS take FROM usage
-        UNION ALL
-        SELECT NULL, p_limit
-        WHERE cardinality(p_kinds) = 0 OR EXISTS (
-            SELECT 1 FROM unnest(p_kinds) AS k WHERE k <> ALL(p_limited))
-    ),
-    candidates AS (
-        SELECT c.id, c.kind, c.priority, c.run_at FROM takes t
-        CROSS JOIN LATERAL (
-            SELECT j.id, j.kind, j.priority, j.run_at FROM jobs j
-            WHERE j.state IN ('scheduled', 'available', 'retryable')
-              AND j.queue = p_queue AND j.run_at <= v_now
-              AND CASE WHEN t.kind IS NULL
-                  THEN j.kind <> ALL(p_limited)
-                      AND (cardinality(p_kinds) = 0 OR j.kind = ANY(p_kinds))
-                  ELSE j.kind = t.kind END
-              AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = p_queue AND q.paused)
-            ORDER BY j.priority, j.run_at, j.id
-            LIMIT t.take
-            FOR UPDATE OF j SKIP LOCKED) AS c
-    ),
-    fitting AS (
-        SELECT c.*, (u.room IS NULL OR row_number() OVER (
-            PARTITION BY c.kind ORDER BY c.priority, c.run_at, c.id) <= u.room) AS fits
-        FROM candidates c LEFT JOIN usage u ON u.kind = c.kind
-    ),
-    walked AS (
-        -- taken: candidates taken up to and including this one.
-        SELECT f.*, count(*) FILTER (WHERE f.fits) OVER (
-            ORDER BY f.priority, f.run_at, f.id ROWS UNBOUNDED PRECEDING) AS taken
-        FROM fitting f
-    )
-    SELECT array_agg(w.id) FILTER (WHERE w.fits AND w.taken <= p_limit),
-        array_agg(DISTINCT w.kind) FILTER (WHERE NOT w.fits AND w.taken < p_limit)
-    INTO v_ids, v_held
-    FROM walked w;
+        -- Candidates locked FOR UPDATE SKIP LOCKED: per limited kind at most
+        -- its room plus one (the extra row tells whether jobs were held back),
+        -- and for the other kinds up to the claim's limit. Walked in claim
+        -- order, a candidate is taken while the claim has taken fewer than
+        -- p_limit and its kind has room left; a limited kind is held when one
+        -- of its candidates is passed over before the claim is full.
+        WITH usage AS (
+            SELECT u.kind, u.room FROM errand_limit_usage(
+                v_now, p_limited, p_concurrency, p_rate_count, p_rate_per_us) AS u
+        ),
+        takes AS (
+            SELECT kind, LEAST(room, p_limit) + 1 AS take FROM usage
+            UNION ALL
+            SELECT NULL, p_limit
+            WHERE cardinality(p_kinds) = 0 OR EXISTS (
+                SELECT 1 FROM unnest(p_kinds) AS k WHERE k <> ALL(p_limited))
+        ),
+        candidates AS (
+            SELECT c.id, c.kind, c.priority, c.run_at FROM takes t
+            CROSS JOIN LATERAL (
+                SELECT j.id, j.kind, j.priority, j.run_at FROM jobs j
+                WHERE j.state IN ('scheduled', 'available', 'retryable')
+                  AND j.queue = p_queue AND j.run_at <= v_now
+                  AND CASE WHEN t.kind IS NULL
+                      THEN j.kind <> ALL(p_limited)
+                          AND (cardinality(p_kinds) = 0 OR j.kind = ANY(p_kinds))
+                      ELSE j.kind = t.kind END
+                  AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = p_queue AND q.paused)
+                ORDER BY j.priority, j.run_at, j.id
+                LIMIT t.take
+                FOR UPDATE OF j SKIP LOCKED) AS c
+        ),
+        fitting AS (
+            SELECT c.*, (u.room IS NULL OR row_number() OVER (
+                PARTITION BY c.kind ORDER BY c.priority, c.run_at, c.id) <= u.room) AS fits
+            FROM candidates c LEFT JOIN usage u ON u.kind = c.kind
+        ),
+        walked AS (
+            -- taken: candidates taken up to and including this one.
+            SELECT f.*, count(*) FILTER (WHERE f.fits) OVER (
+                ORDER BY f.priority, f.run_at, f.id ROWS UNBOUNDED PRECEDING) AS taken
+            FROM fitting f
+        )
+        SELECT array_agg(w.id) FILTER (WHERE w.fits AND w.taken <= p_limit),
+            array_agg(DISTINCT w.kind) FILTER (WHERE NOT w.fits AND w.taken < p_limit)
+        INTO v_ids, v_held
+        FROM walked w;
 
-    IF v_held IS NOT NULL THEN
-        -- The rate frees the next start at the oldest start in the window
-        -- plus the window (now plus the window when this claim's start is
-        -- the only one), if the rate rather than the concurrency bound it.
-        SELECT min(COALESCE(u.oldest, v_now) + u.per) INTO v_retry_at
-        FROM errand_limit_usage(
-            v_now, p_limited, p_concurrency, p_rate_count, p_rate_per_us) AS u
-        WHERE u.kind = ANY(v_held) AND u.per IS NOT NULL
-          AND u.by_rate <= u.by_concurrency;
+        IF v_held IS NOT NULL THEN
+            -- The rate frees the next start at the oldest start in the window
+            -- plus the window (now plus the window when this claim's start is
+            -- the only one), if the rate rather than the concurrency bound it.
+            SELECT min(COALESCE(u.oldest, v_now) + u.per) INTO v_retry_at
+            FROM errand_limit_usage(
+                v_now, p_limited, p_concurrency, p_rate_count, p_rate_per_us) AS u
+            WHERE u.kind = ANY(v_held) AND u.per IS NOT NULL
+              AND u.by_rate <= u.by_concurrency;
+        END IF;
+
+        PERFORM errand_limit_log(v_now, p_limited, p_rate_per_us, v_ids);
+
+        WITH claimed AS (
+            UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, started_at = v_now,
+                lease_expires_at = v_now + p_lease_us * interval '1 microsecond', worker = p_worker
+            WHERE j.id = ANY(v_ids)
+            RETURNING j
+        )
+        SELECT array_agg(c.j) INTO v_jobs FROM claimed c;
     END IF;
 
-    PERFORM errand_limit_log(v_now, p_limited, p_rate_per_us, v_ids);
-
     RETURN QUERY
-    WITH claimed AS (
-        UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, started_at = v_now,
-            lease_expires_at = v_now + p_lease_us * interval '1 microsecond', worker = p_worker
-        WHERE j.id = ANY(v_ids)
-        RETURNING j
-    )
-    SELECT c.j, false, NULL::timestamptz FROM claimed c
-    UNION ALL
-    SELECT NULL::jobs, true, v_retry_at WHERE v_held IS NOT NULL;
+    SELECT c.id, c.kind, c.queue, c.payload, c.priority, c.state, c.attempt, c.max_attempts,
+        c.run_at, c.created_at, c.started_at, c.finished_at, c.timeout_us, c.unique_key,
+        c.tags, c.result, c.errors, c.lease_expires_at, c.worker, c.batch_id,
+        false, NULL::timestamptz
+    FROM unnest(v_jobs) AS c;
+    IF v_held IS NOT NULL THEN
+        o_held := true;
+        o_retry_at := v_retry_at;
+        RETURN NEXT;
+    END IF;
 END
 $$;

@@ -26,12 +26,11 @@
 //! statement. Candidates not taken are only locked until then: they stay
 //! available, untouched.
 
-use crate::rows::{JOB_COLUMNS, db_error, duration_micros, job_from_row, optional_time};
+use crate::rows::{db_error, duration_micros, job_from_row, optional_time};
 use deadpool_postgres::Client;
 use errand_core::store::{ClaimRequest, Claimed, Held};
 use errand_core::{KindLimit, StoreError};
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 
 /// The limited kinds `req` may take (all of `req.limits` when it takes any
 /// kind); empty means the claim is unlimited.
@@ -48,18 +47,10 @@ pub(crate) fn limited_kinds(req: &ClaimRequest) -> BTreeMap<&str, KindLimit> {
 /// The claim statement: the job's columns in [`JOB_COLUMNS`] order (all
 /// NULL on the last row when a limited kind was held), then `held` and
 /// `retry_at`.
-static CLAIM: LazyLock<String> = LazyLock::new(|| {
-    let columns: Vec<String> = JOB_COLUMNS
-        .split(',')
-        .map(|c| format!("(c.job).{}", c.trim()))
-        .collect();
-    format!(
-        "SELECT {}, c.held, c.retry_at \
-         FROM errand_claim_limited($1, $2, $3, $4::text[], $5, $6::text[], $7::bigint[], \
-             $8::bigint[], $9::bigint[]) AS c",
-        columns.join(", ")
-    )
-});
+///
+/// [`JOB_COLUMNS`]: crate::rows::JOB_COLUMNS
+const CLAIM: &str = "SELECT * FROM errand_claim_limited($1, $2, $3, $4::text[], $5, \
+     $6::text[], $7::bigint[], $8::bigint[], $9::bigint[])";
 
 /// Where `held` and `retry_at` are in a row of [`CLAIM`].
 const HELD_COLUMN: usize = 20;
@@ -83,7 +74,7 @@ pub(crate) async fn claim(
         .values()
         .map(|l| l.rate.map(|r| duration_micros(r.per)))
         .collect();
-    let stmt = client.prepare_cached(&CLAIM).await.map_err(db_error)?;
+    let stmt = client.prepare_cached(CLAIM).await.map_err(db_error)?;
     let rows = client
         .query(
             &stmt,
