@@ -75,14 +75,15 @@ LANGUAGE sql
 IMMUTABLE
 AS $$ SELECT interval '10 seconds' $$;
 
--- Logs the starts at p_now of the jobs p_ids of rate-limited kinds, one row
--- per kind, and forgets that kind's starts that left its window more than
+-- Logs the starts at p_now of rate-limited kinds, one row per kind with
+-- its number of starts (p_started: the kind of each job started), and
+-- forgets that kind's starts that left its window more than
 -- errand_limit_log_margin() ago. Called with the kinds' locks held.
 CREATE FUNCTION errand_limit_log(
     p_now timestamptz,
     p_limited text[],
     p_rate_per_us bigint[],
-    p_ids bigint[]
+    p_started text[]
 ) RETURNS void
 LANGUAGE sql
 VOLATILE
@@ -92,11 +93,10 @@ AS $$
     WHERE u.per_us IS NOT NULL AND s.kind = u.kind
       AND s.started_at <= p_now - u.per_us * interval '1 microsecond' - errand_limit_log_margin();
     INSERT INTO kind_starts (kind, started_at, jobs)
-    SELECT j.kind, p_now, count(*) FROM jobs j
+    SELECT k.kind, p_now, count(*) FROM unnest(p_started) AS k(kind)
     JOIN unnest(p_limited, p_rate_per_us) AS u(kind, per_us)
-        ON u.kind = j.kind AND u.per_us IS NOT NULL
-    WHERE j.id = ANY(p_ids)
-    GROUP BY j.kind;
+        ON u.kind = k.kind AND u.per_us IS NOT NULL
+    GROUP BY k.kind;
 $$;
 
 -- The claim itself, with the limited kinds as for errand_limit_usage. One
@@ -170,6 +170,7 @@ DECLARE
     v_now timestamptz := clock_timestamp();
     v_jobs jobs[];
     v_ids bigint[];
+    v_started_kinds text[];
     v_held text[];
     v_retry_at timestamptz;
     v_started boolean := false;
@@ -197,7 +198,7 @@ BEGIN
                 RAISE EXCEPTION USING ERRCODE = 'EL001';
             END IF;
             PERFORM errand_limit_log(v_now, p_limited, p_rate_per_us,
-                ARRAY(SELECT c.id FROM unnest(v_jobs) AS c));
+                ARRAY(SELECT c.kind FROM unnest(v_jobs) AS c));
             v_started := true;
         EXCEPTION WHEN SQLSTATE 'EL001' THEN
             NULL;
@@ -252,8 +253,9 @@ BEGIN
             FROM fitting f
         )
         SELECT array_agg(w.id) FILTER (WHERE w.fits AND w.taken <= p_limit),
+            array_agg(w.kind) FILTER (WHERE w.fits AND w.taken <= p_limit),
             array_agg(DISTINCT w.kind) FILTER (WHERE NOT w.fits AND w.taken < p_limit)
-        INTO v_ids, v_held
+        INTO v_ids, v_started_kinds, v_held
         FROM walked w;
 
         IF v_held IS NOT NULL THEN
@@ -267,7 +269,7 @@ BEGIN
               AND u.by_rate <= u.by_concurrency;
         END IF;
 
-        PERFORM errand_limit_log(v_now, p_limited, p_rate_per_us, v_ids);
+        PERFORM errand_limit_log(v_now, p_limited, p_rate_per_us, v_started_kinds);
 
         WITH claimed AS (
             UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, started_at = v_now,
