@@ -191,7 +191,7 @@ impl Store for PostgresStore {
     }
 
     async fn claim(&self, req: &ClaimRequest) -> Result<Claimed, StoreError> {
-        let limited = limits::limited_kinds(req);
+        let limited = req.limited_kinds();
         if limited.is_empty() {
             let jobs = ops::claim(&self.client().await?, req).await?;
             return Ok(Claimed { jobs, held: None });

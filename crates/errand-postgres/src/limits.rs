@@ -30,19 +30,6 @@ use crate::rows::{db_error, duration_micros, job_from_row, optional_time};
 use deadpool_postgres::Client;
 use errand_core::store::{ClaimRequest, Claimed, Held};
 use errand_core::{KindLimit, StoreError};
-use std::collections::BTreeMap;
-
-/// The limited kinds `req` may take (all of `req.limits` when it takes any
-/// kind); empty means the claim is unlimited.
-pub(crate) fn limited_kinds(req: &ClaimRequest) -> BTreeMap<&str, KindLimit> {
-    req.limits
-        .iter()
-        .filter(|(kind, limit)| {
-            !limit.is_unlimited() && (req.kinds.is_empty() || req.kinds.contains(kind))
-        })
-        .map(|(kind, limit)| (kind.as_str(), *limit))
-        .collect()
-}
 
 /// The claim statement: the job's columns in [`JOB_COLUMNS`] order (all
 /// NULL on the last row when a limited kind was held), then `held` and
@@ -55,24 +42,25 @@ const CLAIM: &str = "SELECT * FROM errand_claim_limited($1, $2, $3, $4::text[], 
 /// Where `held` and `retry_at` are in a row of [`CLAIM`].
 const HELD_COLUMN: usize = 20;
 
-/// A claim with the given limited kinds (from [`limited_kinds`], not empty).
+/// A claim with the given limited kinds (from
+/// [`ClaimRequest::limited_kinds`], not empty).
 pub(crate) async fn claim(
     client: &Client,
     req: &ClaimRequest,
-    limited: &BTreeMap<&str, KindLimit>,
+    limited: &[(&str, KindLimit)],
 ) -> Result<Claimed, StoreError> {
-    let kinds: Vec<&str> = limited.keys().copied().collect();
+    let kinds: Vec<&str> = limited.iter().map(|(kind, _)| *kind).collect();
     let concurrency: Vec<Option<i64>> = limited
-        .values()
-        .map(|l| l.concurrency.map(i64::from))
+        .iter()
+        .map(|(_, l)| l.concurrency.map(i64::from))
         .collect();
     let rate_count: Vec<Option<i64>> = limited
-        .values()
-        .map(|l| l.rate.map(|r| i64::from(r.count)))
+        .iter()
+        .map(|(_, l)| l.rate.map(|r| i64::from(r.count)))
         .collect();
     let rate_per: Vec<Option<i64>> = limited
-        .values()
-        .map(|l| l.rate.map(|r| duration_micros(r.per)))
+        .iter()
+        .map(|(_, l)| l.rate.map(|r| duration_micros(r.per)))
         .collect();
     let stmt = client.prepare_cached(CLAIM).await.map_err(db_error)?;
     let rows = client
