@@ -1,5 +1,7 @@
 //! Two store handles on one database behaving as two nodes: a kind's
-//! concurrency limit holds across both while many tasks claim at once, and
+//! concurrency limit holds across both while many tasks claim at once, a
+//! claim that started a job before finding the last slot taken while it
+//! waited for the kind's lock takes it back and says the kind is held, and
 //! a batch whose last two jobs end at the same moment through different
 //! handles enqueues its on-complete job exactly once.
 
@@ -157,6 +159,82 @@ async fn concurrency_limit_holds_across_two_handles() {
         "workers held {most_held} capped jobs at once"
     );
     assert!(most_held >= 2, "the workers did overlap ({most_held})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_beaten_to_the_last_slot_takes_its_job_back() {
+    let Some((store, _, url)) = two_nodes().await else {
+        return;
+    };
+    let jobs = (0..2)
+        .map(|i| NewJob::new("capped", serde_json::json!({ "i": i })))
+        .collect();
+    store.enqueue(jobs).await.unwrap();
+    let limits = BTreeMap::from([(
+        "capped".to_string(),
+        KindLimit {
+            concurrency: Some(1),
+            rate: None,
+        },
+    )]);
+    // Another node's claim of the only slot, still uncommitted: it holds
+    // the kind's lock, and the store's claim below cannot see its job.
+    let mut other = admin(&url).await;
+    let tx = other.transaction().await.unwrap();
+    let taken = tx
+        .query(
+            "SELECT o_id FROM errand_claim_limited(3600000000, 'other', 'default', '{}', 1, \
+             '{capped}', '{1}', '{NULL}', '{NULL}') WHERE NOT o_held",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1, "the other node took the slot");
+    let req = claim_req("default", 1, limits);
+    let claim = tokio::spawn(async move { store.claim(&req).await });
+    // Wait until the store's claim has started its job and waits for the lock.
+    let watcher = admin(&url).await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the claim never waited for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tx.commit().await.unwrap();
+    let claimed = claim.await.unwrap().unwrap();
+    assert!(claimed.jobs.is_empty(), "took {:?}", claimed.jobs);
+    let held = claimed.held.expect("the kind was held");
+    assert_eq!(held.retry_at, None, "concurrency, not a rate, held it");
+    let rows = watcher
+        .query("SELECT state, attempt, worker FROM jobs ORDER BY id", &[])
+        .await
+        .unwrap();
+    let states: Vec<(String, i32, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("running".to_string(), 1, Some("other".to_string())),
+            ("available".to_string(), 0, None),
+        ],
+        "the job taken back is untouched"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
