@@ -2,29 +2,21 @@
 //!
 //! A claim whose request has no limited kind never comes here: it stays
 //! the single `errand_claim` statement. Otherwise the claim is the single
-//! `errand_claim_limited` statement (migration 0008), one round trip whose
-//! transaction
-//! 1. takes a transaction-scoped advisory lock per limited kind (keys from
-//!    `hashtext('errand.limit.' || kind)`, taken in key order so two claims
-//!    never wait on each other in a cycle): claims of one limited kind are
-//!    serialised across all nodes, so two nodes never both see room for
-//!    the last slot, while other kinds and unlimited claims never wait;
-//! 2. reads the database clock and each limited kind's usage after the
-//!    locks are granted, so it sees the previous holder's commit: its
-//!    running jobs (every node, expired leases included, which errs on the
-//!    safe side) and its starts within the rate window, from the
-//!    `kind_starts` log (one row per claim with the number of jobs it
-//!    started), whose entries older than the window it deletes on the way;
-//! 3. locks due candidates `FOR UPDATE SKIP LOCKED` (per limited kind at
-//!    most its room plus one, the extra row telling whether jobs were held
-//!    back; for the other kinds up to the claim's limit) and takes the
-//!    first `limit` of them in claim order, skipping those of a kind whose
-//!    room is used up;
-//! 4. marks them running and logs the starts of rate-limited kinds.
+//! `errand_claim_limited` statement (migration 0008, whose comments hold
+//! the reasoning), one round trip. Claims of one limited kind are
+//! serialised across all nodes by a transaction-scoped advisory lock per
+//! kind, so two nodes never both see room for the last slot, while other
+//! kinds and unlimited claims never wait. Usage is the kind's running jobs
+//! (every node, expired leases included, which errs on the safe side) and
+//! its starts within the rate window, from the `kind_starts` log (one row
+//! per claim with the number of jobs it started).
 //!
-//! The locks last until the commit that immediately follows the
-//! statement. Candidates not taken are only locked until then: they stay
-//! available, untouched.
+//! Far from its limits, a claim starts its jobs as `errand_claim` does and
+//! only then takes the lock, to check the limits and log its starts; if
+//! another claim got there first it takes its jobs back and claims the
+//! locked way: lock, usage, then at most each kind's room. Either way the
+//! lock lasts until the commit that immediately follows the statement, and
+//! jobs not taken stay available, untouched.
 
 use crate::rows::{db_error, duration_micros, job_from_row, optional_time};
 use deadpool_postgres::Client;
