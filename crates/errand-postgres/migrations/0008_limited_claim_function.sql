@@ -174,11 +174,13 @@ DECLARE
     v_held text[];
     v_retry_at timestamptz;
     v_started boolean := false;
+    -- Whether any limited kind has a rate (else there is no log to keep).
+    v_rated boolean := EXISTS (SELECT 1 FROM unnest(p_rate_per_us) AS r WHERE r IS NOT NULL);
 BEGIN
     IF (SELECT bool_and(u.room >= p_limit) FROM errand_limit_usage(
             v_now, p_limited, p_concurrency, p_rate_count, p_rate_per_us) AS u) THEN
         BEGIN
-            SELECT array_agg(c) INTO v_jobs
+            SELECT array_agg(c), array_agg(c.kind) INTO v_jobs, v_started_kinds
             FROM errand_claim(v_now, v_now + p_lease_us * interval '1 microsecond', p_worker,
                 p_queue, p_kinds, p_limit) AS c;
             IF v_jobs IS NULL THEN
@@ -190,15 +192,17 @@ BEGIN
                 SELECT 1 FROM errand_limit_usage(
                     v_now, p_limited, p_concurrency, p_rate_count, p_rate_per_us) AS u
                 LEFT JOIN (
-                    SELECT c.kind, count(*) AS n FROM unnest(v_jobs) AS c GROUP BY 1
+                    SELECT k.kind, count(*) AS n FROM unnest(v_started_kinds) AS k(kind)
+                    GROUP BY 1
                 ) AS mine ON mine.kind = u.kind
                 WHERE u.by_concurrency < 0 OR u.by_rate < COALESCE(mine.n, 0))
                OR clock_timestamp() - v_now > errand_limit_log_margin()
             THEN
                 RAISE EXCEPTION USING ERRCODE = 'EL001';
             END IF;
-            PERFORM errand_limit_log(v_now, p_limited, p_rate_per_us,
-                ARRAY(SELECT c.kind FROM unnest(v_jobs) AS c));
+            IF v_rated THEN
+                PERFORM errand_limit_log(v_now, p_limited, p_rate_per_us, v_started_kinds);
+            END IF;
             v_started := true;
         EXCEPTION WHEN SQLSTATE 'EL001' THEN
             NULL;
@@ -269,7 +273,9 @@ BEGIN
               AND u.by_rate <= u.by_concurrency;
         END IF;
 
-        PERFORM errand_limit_log(v_now, p_limited, p_rate_per_us, v_started_kinds);
+        IF v_rated THEN
+            PERFORM errand_limit_log(v_now, p_limited, p_rate_per_us, v_started_kinds);
+        END IF;
 
         WITH claimed AS (
             UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, started_at = v_now,
