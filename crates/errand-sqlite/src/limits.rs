@@ -6,6 +6,8 @@
 //! jobs (expired leases not yet rescued included) through the partial index
 //! `jobs_running_kind`; room for a rate sums the kind's `kind_starts` rows
 //! inside the sliding window, after deleting the rows that left it. The
+//! log is bucketed by fixed slices of a hundredth of the window (migration
+//! 0006), so that sum reads at most about a hundred rows per claim. The
 //! unlimited kinds of the request take one query as in the plain claim,
 //! each limited kind one query capped at its room, and the union is cut to
 //! the request's limit in claim order. Requests without a limited kind
@@ -16,7 +18,7 @@ use crate::rows::{
     JOB_COLUMNS, after, collect_jobs, db_error, duration_micros, from_micros, micros, to_json,
 };
 use errand_core::store::{ClaimRequest, Claimed, Held};
-use errand_core::{JobId, KindLimit, StoreError};
+use errand_core::{JobId, KindLimit, Rate, StoreError};
 use jiff::Timestamp;
 use rusqlite::{Connection, named_params};
 
@@ -77,8 +79,8 @@ pub(crate) fn claim(
     let mut held: Option<Held> = None;
     for (i, ((kind, limit), (usage, room, more))) in limited.iter().zip(usages).enumerate() {
         let taken = candidates.iter().filter(|c| c.3 == Some(i)).count() as u64;
-        if limit.rate.is_some() && taken > 0 {
-            record_starts(conn, kind, taken, now)?;
+        if let Some(rate) = limit.rate.filter(|_| taken > 0) {
+            record_starts(conn, kind, rate, taken, now)?;
         }
         // Held back by its own limit, not by the request's.
         if more && taken == room {
@@ -157,12 +159,32 @@ fn start(
     )
 }
 
-/// Logs `n` starts of `kind` now, for its rate window.
-fn record_starts(conn: &Connection, kind: &str, n: u64, now: Timestamp) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO kind_starts (kind, started_at, starts) VALUES (?1, ?2, ?3)")
-        .and_then(|mut stmt| stmt.execute((kind, micros(now), n as i64)))
-        .map(drop)
-        .map_err(db_error)
+/// Logs `n` starts of `kind` now, for its rate window: adds them to the
+/// row of the slice `now` falls in, which keeps the latest start.
+fn record_starts(
+    conn: &Connection,
+    kind: &str,
+    rate: Rate,
+    n: u64,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let now = micros(now);
+    conn.prepare_cached(
+        "INSERT INTO kind_starts (kind, bucket, started_at, starts) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (kind, bucket) DO UPDATE SET starts = starts + excluded.starts, \
+         started_at = max(started_at, excluded.started_at)",
+    )
+    .and_then(|mut stmt| stmt.execute((kind, slice_end(rate, now), now, n as i64)))
+    .map(drop)
+    .map_err(db_error)
+}
+
+/// The end (exclusive, unix microseconds) of the slice of `rate`'s window
+/// that `at` falls in: slices are a hundredth of the window, on fixed
+/// boundaries, so a busy kind's log holds about a hundred rows per window.
+fn slice_end(rate: Rate, at: i64) -> i64 {
+    let slice = (duration_micros(rate.per) / 100).max(1);
+    (at.div_euclid(slice) + 1).saturating_mul(slice)
 }
 
 /// What a limited kind is using right now.
@@ -171,7 +193,8 @@ struct Usage {
     running: u64,
     /// Its starts within the rate window (only counted with a rate).
     started: u64,
-    /// The oldest of those starts (unix microseconds).
+    /// The oldest latest start of the slices counted (unix microseconds):
+    /// the window frees that slice's starts when it passes it.
     oldest_start: Option<i64>,
 }
 
@@ -201,13 +224,17 @@ impl Usage {
             });
         };
         let since = micros(now).saturating_sub(duration_micros(rate.per));
-        conn.prepare_cached("DELETE FROM kind_starts WHERE kind = ?1 AND started_at <= ?2")
+        // A slice ending by the window's start holds no start inside it.
+        conn.prepare_cached("DELETE FROM kind_starts WHERE kind = ?1 AND bucket <= ?2")
             .and_then(|mut stmt| stmt.execute((kind, since)))
             .map_err(db_error)?;
+        // A slice counts whole while its latest start is inside the window:
+        // its earlier starts may have left it, which only errs on the safe
+        // side, by at most one slice.
         let (started, oldest_start) = conn
             .prepare_cached(
                 "SELECT COALESCE(SUM(starts), 0), MIN(started_at) FROM kind_starts \
-                 WHERE kind = ?1 AND started_at > ?2",
+                 WHERE kind = ?1 AND bucket > ?2 AND started_at > ?2",
             )
             .and_then(|mut stmt| {
                 stmt.query_row((kind, since), |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)))

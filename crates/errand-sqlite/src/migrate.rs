@@ -15,6 +15,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         5,
         include_str!("../migrations/0005_events_batches_schedules_limits.sql"),
     ),
+    (6, include_str!("../migrations/0006_kind_start_buckets.sql")),
 ];
 
 /// The newest schema this build knows.
