@@ -8,8 +8,11 @@
 //! kind, so two nodes never both see room for the last slot, while other
 //! kinds and unlimited claims never wait. Usage is the kind's running jobs
 //! (every node, expired leases included, which errs on the safe side) and
-//! its starts within the rate window, from the `kind_starts` log (one row
-//! per claim with the number of jobs it started).
+//! its starts within the rate window, from the `kind_starts` log: one row
+//! per kind and fixed slice of a hundredth of its window (migration 0009),
+//! with the slice's number of starts and latest start, so the window sums
+//! about a hundred rows whatever the claim rate; a slice counts whole
+//! while its latest start is inside the window, which errs on the safe side.
 //!
 //! Far from its limits, a claim starts its jobs as `errand_claim` does and
 //! only then takes the lock, to check the limits and log its starts; if

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         8,
         include_str!("../migrations/0008_limited_claim_function.sql"),
     ),
+    (9, include_str!("../migrations/0009_kind_start_buckets.sql")),
 ];
 
 /// The newest schema this build knows.
