@@ -16,8 +16,9 @@
 //!
 //! Far from its limits, a claim starts its jobs as `errand_claim` does and
 //! only then takes the lock, to check the limits and log its starts; if
-//! another claim got there first it takes its jobs back and claims the
-//! locked way: lock, usage, then at most each kind's room. Either way the
+//! another claim got there first the statement fails with `EL001`, which
+//! rolls all of it back, and the claim is made again the locked way (lock,
+//! usage, then at most each kind's room), migration 0009. Either way the
 //! lock lasts until the commit that immediately follows the statement, and
 //! jobs not taken stay available, untouched.
 
@@ -25,6 +26,7 @@ use crate::rows::{db_error, duration_micros, job_from_row, optional_time};
 use deadpool_postgres::Client;
 use errand_core::store::{ClaimRequest, Claimed, Held};
 use errand_core::{KindLimit, StoreError};
+use tokio_postgres::error::SqlState;
 
 /// The claim statement: the job's columns in [`JOB_COLUMNS`] order (all
 /// NULL on the last row when a limited kind was held), then `held` and
@@ -32,7 +34,12 @@ use errand_core::{KindLimit, StoreError};
 ///
 /// [`JOB_COLUMNS`]: crate::rows::JOB_COLUMNS
 const CLAIM: &str = "SELECT * FROM errand_claim_limited($1, $2, $3, $4::text[], $5, \
-     $6::text[], $7::bigint[], $8::bigint[], $9::bigint[])";
+     $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10)";
+
+/// What [`CLAIM`] fails with when, far from the limits, it started its jobs
+/// first and then found another claim had taken the room while it waited
+/// for the lock: nothing of it is left, and the claim is made again locked.
+const BEATEN_TO_THE_ROOM: &str = "EL001";
 
 /// Where `held` and `retry_at` are in a row of [`CLAIM`].
 const HELD_COLUMN: usize = 20;
@@ -58,23 +65,34 @@ pub(crate) async fn claim(
         .map(|(_, l)| l.rate.map(|r| duration_micros(r.per)))
         .collect();
     let stmt = client.prepare_cached(CLAIM).await.map_err(db_error)?;
-    let rows = client
-        .query(
-            &stmt,
-            &[
-                &duration_micros(req.lease),
-                &req.worker,
-                &req.queue,
-                &req.kinds,
-                &i64::from(req.limit),
-                &kinds,
-                &concurrency,
-                &rate_count,
-                &rate_per,
-            ],
-        )
-        .await
-        .map_err(db_error)?;
+    let lease = duration_micros(req.lease);
+    let limit = i64::from(req.limit);
+    let (stmt, kinds, concurrency, rate_count, rate_per) =
+        (&stmt, &kinds, &concurrency, &rate_count, &rate_per);
+    let claim = |locked: bool| async move {
+        client
+            .query(
+                stmt,
+                &[
+                    &lease,
+                    &req.worker,
+                    &req.queue,
+                    &req.kinds,
+                    &limit,
+                    kinds,
+                    concurrency,
+                    rate_count,
+                    rate_per,
+                    &locked,
+                ],
+            )
+            .await
+    };
+    let rows = match claim(false).await {
+        Err(e) if e.code().map(SqlState::code) == Some(BEATEN_TO_THE_ROOM) => claim(true).await,
+        other => other,
+    }
+    .map_err(db_error)?;
     let mut jobs = Vec::with_capacity(rows.len());
     let mut held = None;
     for row in &rows {
