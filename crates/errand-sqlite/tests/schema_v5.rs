@@ -1,6 +1,7 @@
 //! SQLite-only behaviour of schema v5 (events, batches, schedule ticks,
 //! kind limits): upgrading a v4 file that holds jobs, refusing bad batches
-//! without a trace, the rate start log staying as small as its window, and
+//! without a trace, the rate start log staying as small as its window (one
+//! row per slice of it), and
 //! two last batch jobs ended in one group commit.
 
 use errand_core::store::{ClaimRequest, Finish};
@@ -195,4 +196,40 @@ async fn two_last_jobs_ended_in_one_finish_enqueue_one_on_complete() {
     let job = store.get(on_complete).await.unwrap().unwrap();
     assert_eq!(job.payload["batch"]["completed"], 2);
     assert_eq!(job.payload["payload"], json!({"sum": true}));
+}
+
+#[tokio::test]
+async fn claims_within_one_slice_of_the_window_share_one_start_log_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("errand.db");
+    let store = open(&path).await;
+    store
+        .enqueue((0..5).map(|i| NewJob::new("mail", json!(i))).collect())
+        .await
+        .unwrap();
+    // A day's window is cut into slices of 864 s: both claims fall in one.
+    let limits = BTreeMap::from([(
+        "mail".to_string(),
+        KindLimit {
+            concurrency: None,
+            rate: Some("4/d".parse().unwrap()),
+        },
+    )]);
+    let first = store
+        .claim(&claim_req("mail", 3, limits.clone()))
+        .await
+        .unwrap();
+    assert_eq!(first.jobs.len(), 3);
+    let second = store.claim(&claim_req("mail", 3, limits)).await.unwrap();
+    assert_eq!(second.jobs.len(), 1, "the rate leaves room for one more");
+    let held = second.held.expect("the rate held the fifth job back");
+    let retry_at = held.retry_at.expect("the rate names when it frees a start");
+    let first_start = first.jobs[0].started_at.unwrap();
+    let late = retry_at.duration_since(first_start) - jiff::SignedDuration::from_hours(24);
+    assert!(
+        late >= jiff::SignedDuration::ZERO && late < jiff::SignedDuration::from_secs(864),
+        "retry_at {retry_at} is within one slice after the first start {first_start} + 1 d"
+    );
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM kind_starts"), 1);
+    assert_eq!(count(&path, "SELECT SUM(starts) FROM kind_starts"), 4);
 }
