@@ -9,7 +9,7 @@
 
 use crate::enqueue;
 use crate::events::Changes;
-use crate::rows::{Listing, db_error, now, sql_time, time_column};
+use crate::rows::{Listing, by_id, db_error, now, sql_time, time_column};
 use deadpool_postgres::{Client, GenericClient};
 use errand_core::event::{Event, EventFilter, EventId, NewEvent, Published};
 use errand_core::{NewJob, StoreError};
@@ -119,17 +119,8 @@ async fn by_key(client: &impl GenericClient, event: &NewEvent) -> Result<Event, 
 
 /// One event by id.
 pub(crate) async fn get(client: &Client, id: EventId) -> Result<Option<Event>, StoreError> {
-    let stmt = client
-        .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"))
-        .await
-        .map_err(db_error)?;
-    client
-        .query_opt(&stmt, &[&id])
-        .await
-        .map_err(db_error)?
-        .as_ref()
-        .map(event_from_row)
-        .transpose()
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1");
+    by_id(client, &sql, id, event_from_row).await
 }
 
 /// Events matching `filter`, newest first.

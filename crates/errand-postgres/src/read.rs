@@ -1,23 +1,16 @@
 //! Reads: one job, filtered lists, and counts by state.
 
-use crate::rows::{JOB_COLUMNS, Listing, db_error, job_from_row, jobs_from_rows, parse_state};
+use crate::rows::{
+    JOB_COLUMNS, Listing, by_id, db_error, job_from_row, jobs_from_rows, parse_state,
+};
 use deadpool_postgres::Client;
 use errand_core::store::{ListFilter, Stats};
 use errand_core::{Job, JobId, StoreError};
 
 /// One job by id.
 pub(crate) async fn get(client: &Client, id: JobId) -> Result<Option<Job>, StoreError> {
-    let stmt = client
-        .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
-        .await
-        .map_err(db_error)?;
-    client
-        .query_opt(&stmt, &[&id])
-        .await
-        .map_err(db_error)?
-        .as_ref()
-        .map(job_from_row)
-        .transpose()
+    let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+    by_id(client, &sql, id, job_from_row).await
 }
 
 /// Jobs matching `filter`, newest first.

@@ -118,6 +118,23 @@ pub(crate) fn jobs_from_rows(rows: &[Row]) -> Result<Vec<Job>, StoreError> {
     rows.iter().map(job_from_row).collect()
 }
 
+/// The row `sql` (with the id as `$1`) finds, read by `read`, if any.
+pub(crate) async fn by_id<T>(
+    client: &deadpool_postgres::Client,
+    sql: &str,
+    id: i64,
+    read: fn(&Row) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let stmt = client.prepare_cached(sql).await.map_err(db_error)?;
+    client
+        .query_opt(&stmt, &[&id])
+        .await
+        .map_err(db_error)?
+        .as_ref()
+        .map(read)
+        .transpose()
+}
+
 /// A state as stored.
 pub(crate) fn parse_state(state: &str) -> Result<JobState, StoreError> {
     state
