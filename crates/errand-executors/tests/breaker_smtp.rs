@@ -56,7 +56,7 @@ async fn an_smtp_outage_opens_the_breaker_and_every_email_is_delivered_once() {
         .into_iter()
         .map(|e| e.job.id)
         .collect();
-    let mut config = config(8);
+    let mut config = config("default", 8);
     config.breaker = BreakerConfig {
         threshold: 3,
         base: Duration::from_millis(500),

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 /// Runs every payload as a job and returns each once its first attempt ended.
 async fn run_jobs(executor: Arc<EmailExecutor>, payloads: Vec<Value>) -> Vec<Job> {
     let (store, _dir) = store().await;
-    let running = Running::start(&store, "email", slow_retry_policy(None), executor, 2);
+    let running = run_executor(&store, "email", hour_backoff(None), executor, 2);
     let mut ids = Vec::new();
     for payload in payloads {
         ids.push(enqueue(&store, "email", payload).await);
@@ -207,7 +207,7 @@ async fn an_outage_is_deadly_and_delivery_resumes_exactly_once() {
     let mut new = NewJob::new("email", simple("ann@example.com"));
     new.max_attempts = 2;
     let id = store.enqueue(vec![new]).await.unwrap()[0].job.id;
-    let running = Running::start(&store, "email", slow_retry_policy(None), executor, 1);
+    let running = run_executor(&store, "email", hour_backoff(None), executor, 1);
 
     let down = wait_for(&store, id, |j| !j.errors.is_empty()).await;
     assert!(
@@ -299,7 +299,7 @@ async fn authenticates_and_reuses_pooled_connections() {
         .unwrap(),
     );
     let (store, _dir) = store().await;
-    let running = Running::start(&store, "email", slow_retry_policy(None), executor, 1);
+    let running = run_executor(&store, "email", hour_backoff(None), executor, 1);
     for i in 0..10 {
         let id = enqueue(&store, "email", simple(&format!("user{i}@example.com"))).await;
         let job = wait_attempted(&store, id).await;

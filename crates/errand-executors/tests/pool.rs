@@ -59,10 +59,7 @@ async fn complete_job(run: &PoolRun, payload: Value) -> Job {
 }
 
 async fn every_answer_maps_to_its_outcome(lang: Lang) {
-    let run = PoolRun::start(lang, "outcomes", slow_retry_policy(None), |c| {
-        c.processes = 2
-    })
-    .await;
+    let run = PoolRun::start(lang, "outcomes", hour_backoff(None), |c| c.processes = 2).await;
 
     let done = run_job(&run, json!({"op": "echo", "data": {"n": 1}})).await;
     assert_eq!(done.state, JobState::Completed);
@@ -195,7 +192,7 @@ async fn a_protocol_violation_replaces_the_process(lang: Lang) {
 }
 
 async fn processes_are_recycled_after_max_jobs(lang: Lang) {
-    let run = PoolRun::start(lang, "max-jobs", slow_retry_policy(None), |c| {
+    let run = PoolRun::start(lang, "max-jobs", hour_backoff(None), |c| {
         c.processes = 2;
         c.max_jobs = 10;
     })
@@ -234,7 +231,7 @@ async fn processes_are_recycled_after_max_jobs(lang: Lang) {
 }
 
 async fn a_process_over_max_rss_is_recycled(lang: Lang) {
-    let run = PoolRun::start(lang, "max-rss", slow_retry_policy(None), |c| {
+    let run = PoolRun::start(lang, "max-rss", hour_backoff(None), |c| {
         c.processes = 1;
         c.max_rss = Some("64MiB".parse().unwrap());
     })
@@ -254,10 +251,7 @@ async fn a_process_over_max_rss_is_recycled(lang: Lang) {
 }
 
 async fn large_unicode_payloads_with_newlines_arrive_intact(lang: Lang) {
-    let run = PoolRun::start(lang, "payload", slow_retry_policy(None), |c| {
-        c.processes = 1
-    })
-    .await;
+    let run = PoolRun::start(lang, "payload", hour_backoff(None), |c| c.processes = 1).await;
     let unit = "héllo wörld ✓ 🚀 \"quoted\" \\ back\\slash\ttab\r\nnew line ünïcödé 日本語\n";
     let data = unit.repeat((1 << 20) / unit.len() + 1);
     assert!(data.len() > 1 << 20);
@@ -293,10 +287,10 @@ async fn a_worker_that_fails_its_handshake_is_retried_with_backoff() {
     };
     let pool = std::sync::Arc::new(PoolExecutor::new(KIND, config).unwrap());
     let (store, _dir) = store().await;
-    let running = Running::start(
+    let running = run_executor(
         &store,
         KIND,
-        slow_retry_policy(Some(Duration::from_secs(1))),
+        hour_backoff(Some(Duration::from_secs(1))),
         pool.clone(),
         1,
     );

@@ -118,10 +118,10 @@ async fn answer(
 /// first attempt has ended.
 async fn run_jobs(receiver: &Receiver, timeout: Duration, payloads: Vec<Value>) -> Vec<Job> {
     let (store, _dir) = store().await;
-    let running = Running::start(
+    let running = run_executor(
         &store,
         "notify",
-        slow_retry_policy(None),
+        hour_backoff(None),
         receiver.executor(timeout),
         4,
     );
@@ -309,13 +309,7 @@ async fn a_refused_connection_is_retried() {
     ))
     .unwrap();
     let (store, _dir) = store().await;
-    let running = Running::start(
-        &store,
-        "notify",
-        slow_retry_policy(None),
-        Arc::new(executor),
-        1,
-    );
+    let running = run_executor(&store, "notify", hour_backoff(None), Arc::new(executor), 1);
     let id = enqueue(&store, "notify", json!({})).await;
     let job = wait_attempted(&store, id).await;
     running.stop().await;
@@ -331,10 +325,10 @@ async fn a_refused_connection_is_retried() {
 async fn sequential_jobs_reuse_pooled_connections() {
     let receiver = Receiver::start().await;
     let (store, _dir) = store().await;
-    let running = Running::start(
+    let running = run_executor(
         &store,
         "notify",
-        slow_retry_policy(None),
+        hour_backoff(None),
         receiver.executor(Duration::from_secs(10)),
         1,
     );

@@ -20,6 +20,8 @@ mod retry_delay;
 mod running;
 mod runtime;
 mod scheduler;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 pub use breaker::BreakerConfig;
 pub use command::{CommandExecutor, CommandSpec, CommandSpecError};

@@ -105,7 +105,7 @@ async fn deadly_kind_stops_being_claimed_until_a_probe_succeeds() {
         .into_iter()
         .map(|e| e.job.id)
         .collect();
-    let running = Running::start(worker);
+    let running = Running::spawn(worker);
 
     eventually("the registry shows the breaker", || async {
         reported(&store).await.is_some()

@@ -155,8 +155,12 @@ async fn max_processes_bounds_processes_alive_at_once() {
     };
     let (store, _db) = store().await;
     let mut worker = Worker::new(store.clone(), config("default", 6));
-    worker.register("cmd", policy(None), Arc::new(CommandExecutor::new(spec)));
-    let running = Running::start(worker);
+    worker.register(
+        "cmd",
+        errand_worker::testing::hour_backoff(None),
+        Arc::new(CommandExecutor::new(spec)),
+    );
+    let running = Running::spawn(worker);
     let mut ids = Vec::new();
     for _ in 0..6 {
         ids.push(enqueue(&store, job("cmd", json!(null))).await);

@@ -115,7 +115,7 @@ async fn soak_command_per_job_leaks_nothing() {
         KindPolicy::default(),
         Arc::new(CommandExecutor::new(spec)),
     );
-    let running = Running::start(worker);
+    let running = Running::spawn(worker);
 
     let started = Instant::now();
     let warm = run(&store, ROUND).await;

@@ -42,7 +42,7 @@ async fn every_job_runs_exactly_once() {
             async { Ok(None) }
         },
     );
-    let running = Running::start(worker);
+    let running = Running::spawn(worker);
 
     let start = tokio::time::Instant::now();
     loop {

@@ -71,7 +71,7 @@ fn worker(store: &std::sync::Arc<dyn errand_core::Store>) -> Worker {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_outcome_lands_in_its_state() {
     let (store, _dir) = store().await;
-    let running = Running::start(worker(&store));
+    let running = Running::spawn(worker(&store));
 
     let add = enqueue(&store, job("add", json!({"a": 2, "b": 40}))).await;
     let retry = enqueue(&store, job("retry", json!(null))).await;
@@ -135,7 +135,7 @@ async fn each_outcome_lands_in_its_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_handler_does_not_take_the_worker_down() {
     let (store, _dir) = store().await;
-    let running = Running::start(worker(&store));
+    let running = Running::spawn(worker(&store));
     let first = enqueue(&store, job("panic", json!(1))).await;
     wait_state(&store, first, JobState::Retryable).await;
     let after = enqueue(&store, job("panic", json!(0))).await;

@@ -55,7 +55,7 @@ async fn a_lost_lease_cancels_the_attempt_and_the_job_stays_cancelled() {
             until_cancelled(ctx, Duration::from_secs(60), flag.clone())
         },
     );
-    let running = Running::start(worker);
+    let running = Running::spawn(worker);
     let id = enqueue(&store, job("long", json!(null))).await;
     wait_state(&store, id, JobState::Running).await;
 
@@ -108,7 +108,7 @@ async fn shutdown_finishes_short_jobs_and_hands_back_long_ones() {
             )
         },
     );
-    let running = Running::start(worker);
+    let running = Running::spawn(worker);
     let long = enqueue(&store, job("long", json!(null))).await;
     let short = [
         enqueue(&store, job("short", json!(1))).await,
@@ -166,7 +166,7 @@ async fn an_idle_worker_is_woken_by_an_enqueue_not_the_poll() {
         KindPolicy::default(),
         |_: serde_json::Value, _| async { Ok(Some(json!("pong"))) },
     );
-    let running = Running::start(worker);
+    let running = Running::spawn(worker);
     // Let the worker find the queue empty and go to sleep.
     tokio::time::sleep(Duration::from_millis(500)).await;
     for _ in 0..3 {
@@ -209,7 +209,7 @@ async fn maintenance_rescues_a_dead_workers_job() {
             Ok(Some(json!({"attempt": ctx.attempt, "worker_saw": ctx.id})))
         },
     );
-    let running = Running::start(worker);
+    let running = Running::spawn(worker);
     let (stop_maintenance, maintenance) = start_maintenance(&store);
 
     let j = wait_state(&store, id, JobState::Completed).await;
@@ -244,7 +244,7 @@ async fn heartbeats_keep_a_job_longer_than_its_lease() {
             Ok(Some(json!(ctx.attempt)))
         },
     );
-    let running = Running::start(worker);
+    let running = Running::spawn(worker);
     let (stop_maintenance, maintenance) = start_maintenance(&store);
     let id = enqueue(&store, job("slow", json!(null))).await;
     let j = wait_state(&store, id, JobState::Completed).await;

@@ -3,7 +3,7 @@
 //! processes in /proc, and a worker running a pool against a real store.
 #![allow(dead_code)] // each test file uses its own subset
 
-use crate::common::{DEADLINE, Running, store};
+use crate::common::{DEADLINE, Running, run_executor, store};
 use errand_core::{Backoff, KindPolicy, Store};
 use errand_executors::pool::{PoolConfig, PoolExecutor};
 use errand_worker::Executor;
@@ -133,7 +133,7 @@ impl PoolRun {
         })
         .await;
         let (store, dir) = store().await;
-        let running = Running::start(&store, KIND, policy, pool.clone(), 4);
+        let running = run_executor(&store, KIND, policy, pool.clone(), 4);
         PoolRun {
             store,
             pool,

@@ -1,10 +1,11 @@
 //! Helpers shared by the command executor's test files: a shell script as a
-//! spec, a policy with long backoff, and running one job through a real
+//! spec and running one job through a real
 //! worker and store.
 #![allow(dead_code)] // each test file uses its own subset
 
 use crate::common::*;
-use errand_core::{Backoff, Job, JobState, KindPolicy};
+use errand_core::{Job, JobState};
+use errand_worker::testing::hour_backoff;
 use errand_worker::{CommandExecutor, CommandSpec, Worker};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,19 +18,6 @@ pub fn sh(script: &str) -> CommandSpec {
     }
 }
 
-/// The default policy with an hour of backoff, so a retried job stays put.
-pub fn policy(timeout: Option<Duration>) -> KindPolicy {
-    KindPolicy {
-        timeout,
-        backoff: Backoff {
-            base: Duration::from_secs(3600),
-            max: Duration::from_secs(3600),
-            jitter: 0.0,
-        },
-        ..KindPolicy::default()
-    }
-}
-
 /// Runs one job of kind `cmd` and returns it once `done` holds.
 pub async fn run_until(
     spec: CommandSpec,
@@ -39,8 +27,12 @@ pub async fn run_until(
 ) -> Job {
     let (store, _dir) = store().await;
     let mut worker = Worker::new(store.clone(), config("default", 2));
-    worker.register("cmd", policy(timeout), Arc::new(CommandExecutor::new(spec)));
-    let running = Running::start(worker);
+    worker.register(
+        "cmd",
+        hour_backoff(timeout),
+        Arc::new(CommandExecutor::new(spec)),
+    );
+    let running = Running::spawn(worker);
     let id = enqueue(&store, job("cmd", payload)).await;
     let job = wait_for(&store, id, done).await;
     running.stop().await;

@@ -1,0 +1,99 @@
+//! Helpers for tests of workers and executors (feature `test-util`): a real
+//! SQLite store in a temporary directory, a quick-reacting worker
+//! configuration, a worker running in the background, and polling until a
+//! job reaches the state a test waits for.
+
+use crate::{Worker, WorkerConfig, WorkerError};
+use errand_core::{Backoff, Job, JobId, KindPolicy, Store};
+use errand_sqlite::{SqliteOptions, SqliteStore};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long a test waits for something to happen: long enough for a loaded
+/// 2-core machine.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A fresh SQLite store in its own directory (kept alive by the guard).
+pub async fn store() -> (Arc<dyn Store>, TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = SqliteStore::open(dir.path().join("errand.db"), SqliteOptions::default())
+        .await
+        .expect("a fresh SQLite store opens");
+    (Arc::new(store), dir)
+}
+
+/// A worker configuration for one queue that notices work and lost
+/// workers quickly.
+pub fn config(queue: &str, concurrency: usize) -> WorkerConfig {
+    WorkerConfig {
+        name: "test-worker".into(),
+        queues: BTreeMap::from([(queue.to_string(), concurrency)]),
+        lease: Duration::from_secs(15),
+        heartbeat: Duration::from_millis(500),
+        poll_interval: Duration::from_millis(100),
+        shutdown_timeout: Duration::from_secs(10),
+        http: None,
+        breaker: Default::default(),
+    }
+}
+
+/// The default kind policy with an hour between attempts, so a retried job
+/// stays `retryable` where the test can look at it.
+pub fn hour_backoff(timeout: Option<Duration>) -> KindPolicy {
+    KindPolicy {
+        timeout,
+        backoff: Backoff {
+            base: Duration::from_secs(3600),
+            max: Duration::from_secs(3600),
+            jitter: 0.0,
+        },
+        ..KindPolicy::default()
+    }
+}
+
+/// A worker running in the background, stopped by its token.
+pub struct Running {
+    /// Cancel to shut the worker down.
+    pub shutdown: CancellationToken,
+    /// What `Worker::run` returned.
+    pub handle: JoinHandle<Result<(), WorkerError>>,
+}
+
+impl Running {
+    /// Runs `worker` in a task.
+    pub fn spawn(worker: Worker) -> Running {
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(worker.run(shutdown.clone()));
+        Running { shutdown, handle }
+    }
+
+    /// Shuts down and asserts the worker returned `Ok` within [`DEADLINE`].
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(DEADLINE, self.handle)
+            .await
+            .expect("worker stops in time")
+            .expect("worker task did not panic")
+            .expect("worker returned Ok");
+    }
+}
+
+/// Polls job `id` until `done` holds, panicking after [`DEADLINE`].
+pub async fn wait_for(store: &Arc<dyn Store>, id: JobId, done: impl Fn(&Job) -> bool) -> Job {
+    let start = tokio::time::Instant::now();
+    loop {
+        let job = store.get(id).await.unwrap().expect("job exists");
+        if done(&job) {
+            return job;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "job {id} never reached the expected state; last seen: {job:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
