@@ -2,8 +2,10 @@
 //! concurrent migrations, the pool bound, wake-ups across nodes, and
 //! surviving server restarts and killed connections.
 
-use errand_core::store::{ClaimRequest, Finish};
-use errand_core::{Backoff, JobId, NewJob, Outcome, Store, StoreError, StoreEvent};
+mod common;
+
+use common::{admin, claim_req, success};
+use errand_core::{JobId, NewJob, Store, StoreError, StoreEvent};
 use errand_postgres::{PostgresOptions, PostgresStore};
 use errand_testpg::TestPg;
 use std::sync::Arc;
@@ -27,15 +29,6 @@ fn opts(application_name: &str, pool_size: usize) -> PostgresOptions {
     }
 }
 
-/// A plain connection for looking at the server from outside the store.
-async fn admin(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("admin connection");
-    tokio::spawn(conn);
-    client
-}
-
 /// Connections the server has open for `application_name`.
 async fn connections(admin: &tokio_postgres::Client, application_name: &str) -> i64 {
     admin
@@ -46,25 +39,6 @@ async fn connections(admin: &tokio_postgres::Client, application_name: &str) -> 
         .await
         .expect("count connections")
         .get(0)
-}
-
-fn claim_req(queue: &str, limit: u32) -> ClaimRequest {
-    ClaimRequest {
-        queue: queue.to_string(),
-        kinds: Vec::new(),
-        limit,
-        worker: "test".to_string(),
-        lease: Duration::from_secs(3600),
-        limits: Default::default(),
-    }
-}
-
-fn success(job: &errand_core::Job) -> Finish {
-    Finish {
-        lease: job.lease(),
-        outcome: Outcome::Success(None),
-        backoff: Backoff::default(),
-    }
 }
 
 /// Waits for an event that `wanted` accepts.

@@ -6,8 +6,11 @@
 //! handles enqueues its on-complete job exactly once.
 
 use errand_core::batch::NewBatch;
+mod common;
+
+use common::{admin, claim_req, ending};
 use errand_core::store::{ClaimRequest, Finish};
-use errand_core::{Backoff, Job, KindLimit, NewJob, Outcome, Store};
+use errand_core::{KindLimit, NewJob, Outcome, Store};
 use errand_postgres::{PostgresOptions, PostgresStore};
 use errand_testpg::TestPg;
 use std::collections::BTreeMap;
@@ -32,33 +35,6 @@ async fn two_nodes() -> Option<(Arc<PostgresStore>, Arc<PostgresStore>, String)>
     let a = connect("node-a").await.expect("connect a");
     let b = connect("node-b").await.expect("connect b");
     Some((Arc::new(a), Arc::new(b), url))
-}
-
-async fn admin(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("admin connection");
-    tokio::spawn(conn);
-    client
-}
-
-fn claim_req(queue: &str, limit: u32, limits: BTreeMap<String, KindLimit>) -> ClaimRequest {
-    ClaimRequest {
-        queue: queue.to_string(),
-        kinds: Vec::new(),
-        limit,
-        worker: "two-nodes".to_string(),
-        lease: Duration::from_secs(3600),
-        limits,
-    }
-}
-
-fn ending(job: &Job, outcome: Outcome) -> Finish {
-    Finish {
-        lease: job.lease(),
-        outcome,
-        backoff: Backoff::default(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -112,7 +88,10 @@ async fn concurrency_limit_holds_across_two_handles() {
     let workers: Vec<_> = (0..16)
         .map(|i| {
             let node = if i % 2 == 0 { a.clone() } else { b.clone() };
-            let req = claim_req("default", 2, limits.clone());
+            let req = ClaimRequest {
+                limits: limits.clone(),
+                ..claim_req("default", 2)
+            };
             let (holding, most_held, completed) =
                 (holding.clone(), most_held.clone(), completed.clone());
             tokio::spawn(async move {
@@ -190,7 +169,10 @@ async fn a_claim_beaten_to_the_last_slot_takes_its_job_back() {
         .await
         .unwrap();
     assert_eq!(taken.len(), 1, "the other node took the slot");
-    let req = claim_req("default", 1, limits);
+    let req = ClaimRequest {
+        limits,
+        ..claim_req("default", 1)
+    };
     let claim = tokio::spawn(async move { store.claim(&req).await });
     // Wait until the store's claim has started its job and waits for the lock.
     let watcher = admin(&url).await;
@@ -258,11 +240,7 @@ async fn concurrent_last_finishes_on_two_handles_enqueue_on_complete_once() {
             })
             .await
             .unwrap();
-        let claimed = a
-            .claim(&claim_req("default", 2, BTreeMap::new()))
-            .await
-            .unwrap()
-            .jobs;
+        let claimed = a.claim(&claim_req("default", 2)).await.unwrap().jobs;
         assert_eq!(claimed.len(), 2, "round {round}: both parts claimed");
         // Alternate which handle ends which job, and how the job ends.
         let (first, second) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
