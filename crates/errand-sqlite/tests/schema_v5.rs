@@ -130,6 +130,15 @@ async fn bad_batches_are_refused_and_store_nothing() {
     assert_eq!(ok.id, 1, "refused batches used no id that shows");
 }
 
+/// Limits giving `kind` only a rate.
+fn rated(kind: &str, rate: &str) -> BTreeMap<String, KindLimit> {
+    let limit = KindLimit {
+        concurrency: None,
+        rate: Some(rate.parse().unwrap()),
+    };
+    BTreeMap::from([(kind.to_string(), limit)])
+}
+
 #[tokio::test]
 async fn the_rate_start_log_forgets_starts_outside_the_window() {
     let dir = tempfile::tempdir().unwrap();
@@ -139,13 +148,7 @@ async fn the_rate_start_log_forgets_starts_outside_the_window() {
         .enqueue((0..6).map(|i| NewJob::new("mail", json!(i))).collect())
         .await
         .unwrap();
-    let limits = BTreeMap::from([(
-        "mail".to_string(),
-        KindLimit {
-            concurrency: None,
-            rate: Some("100/s".parse().unwrap()),
-        },
-    )]);
+    let limits = rated("mail", "100/s");
     let first = store
         .claim(&claim_req("mail", 3, limits.clone()))
         .await
@@ -208,13 +211,7 @@ async fn claims_within_one_slice_of_the_window_share_one_start_log_row() {
         .await
         .unwrap();
     // A day's window is cut into slices of 864 s: both claims fall in one.
-    let limits = BTreeMap::from([(
-        "mail".to_string(),
-        KindLimit {
-            concurrency: None,
-            rate: Some("4/d".parse().unwrap()),
-        },
-    )]);
+    let limits = rated("mail", "4/d");
     let first = store
         .claim(&claim_req("mail", 3, limits.clone()))
         .await
