@@ -92,4 +92,9 @@ impl Executor for PoolExecutor {
     async fn shutdown(&self) {
         self.supervisor.stop().await;
     }
+
+    /// The processes ready to take a job: a job is claimed only when one is.
+    fn capacity(&self) -> Option<tokio::sync::watch::Receiver<usize>> {
+        Some(self.supervisor.ready())
+    }
 }

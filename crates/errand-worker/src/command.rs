@@ -166,6 +166,13 @@ impl Executor for CommandExecutor {
             Err(e) => Outcome::Retry(format!("waiting for {program:?} failed: {e}")),
         }
     }
+
+    /// `max_processes`, when set: no more of the kind's jobs are claimed.
+    fn capacity(&self) -> Option<tokio::sync::watch::Receiver<usize>> {
+        let limit = self.slots.as_ref().and(self.spec.max_processes)?;
+        // The limit never changes: the sender can go at once.
+        Some(tokio::sync::watch::channel(limit).1)
+    }
 }
 
 /// Waits for the process to exit, or on cancellation terminates its group

@@ -4,6 +4,7 @@
 
 use crate::Executor;
 use crate::breaker::Breakers;
+use crate::capacity::KindCapacity;
 use crate::completer::Completions;
 use crate::running::Running;
 use errand_core::store::Finish;
@@ -22,6 +23,8 @@ const CANCEL_GRACE: Duration = Duration::from_secs(10);
 pub(crate) struct Registration {
     pub(crate) policy: KindPolicy,
     pub(crate) executor: Arc<dyn Executor>,
+    /// The executor's limit and the attempts running, when it has one.
+    pub(crate) capacity: Option<Arc<KindCapacity>>,
 }
 
 /// What every attempt of this worker shares.

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use errand_core::{Job, Outcome};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// Runs attempts of jobs of the kinds it is registered for.
@@ -14,4 +15,12 @@ pub trait Executor: Send + Sync + 'static {
     /// Releases what the executor holds (e.g. stops its long-lived
     /// processes); called once, after the worker's last attempt ended.
     async fn shutdown(&self) {}
+
+    /// How many attempts it can run at once, when it has a limit (a pool's
+    /// ready processes, a command's `max_processes`); the value may change.
+    /// The worker never claims more jobs of the kind than there is room
+    /// for, so no claimed job waits inside the executor. `None`: no limit.
+    fn capacity(&self) -> Option<watch::Receiver<usize>> {
+        None
+    }
 }

@@ -5,7 +5,9 @@
 //! Kinds whose breaker is open are left out of claims; a due probe is one
 //! claim of one job of its kind. When a global kind limit held jobs back,
 //! it sleeps until a job ends somewhere (a finish event), the rate window
-//! reopens, or the poll interval passes.
+//! reopens, or the poll interval passes. Kinds whose executor has no room
+//! on this node (every pool process busy) are left out of claims too, and a
+//! claim of only such kinds asks for no more jobs than they have room for.
 
 use crate::breaker::Breakers;
 use crate::execution::{Attempts, Registration};
@@ -16,7 +18,9 @@ use jiff::Timestamp;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+use std::pin::Pin;
+use tokio::sync::futures::Notified;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -59,6 +63,9 @@ pub(crate) struct QueueLoop {
     pub(crate) limits: BTreeMap<String, KindLimit>,
     pub(crate) registrations: Arc<HashMap<String, Arc<Registration>>>,
     pub(crate) breakers: Arc<Breakers>,
+    /// Notified when a limited kind's attempt ends or its executor's
+    /// capacity changes.
+    pub(crate) room_freed: Arc<Notify>,
     pub(crate) attempts: Arc<Attempts>,
     pub(crate) tracker: TaskTracker,
     pub(crate) shutdown: CancellationToken,
@@ -84,14 +91,26 @@ impl QueueLoop {
             if stopping && claims.is_empty() {
                 return;
             }
+            // Armed before room is read, so room freed after the read still wakes us.
+            let room_freed = self.room_freed.notified();
+            tokio::pin!(room_freed);
+            room_freed.as_mut().enable();
             if idle != Idle::No && claims.is_empty() {
-                self.wait_for_work(&mut events, idle).await;
+                let full = kinds.iter().any(|kind| self.room(kind) == Some(0));
+                self.wait_for_work(&mut events, idle, full.then_some(room_freed))
+                    .await;
                 idle = Idle::No;
                 continue;
             }
             let may_claim = !stopping && idle == Idle::No && claims.len() < CLAIMS_IN_FLIGHT;
             let now = Instant::now();
-            let plan = self.breakers.plan(&kinds, now);
+            let mut plan = self.breakers.plan(&kinds, now);
+            let (closed, full): (Vec<String>, Vec<String>) = plan
+                .closed
+                .into_iter()
+                .partition(|kind| self.room(kind) != Some(0));
+            plan.closed = closed;
+            plan.probe = plan.probe.filter(|kind| self.room(kind) != Some(0));
             let claimable = !plan.closed.is_empty() || plan.probe.is_some();
             // Every kind's breaker is open: sleep until a probe is due, or
             // a poll interval (an attempt still running may close one).
@@ -129,7 +148,7 @@ impl QueueLoop {
                         }
                     }
                 }
-                permit = slots.clone().acquire_owned(), if may_claim => {
+                permit = slots.clone().acquire_owned(), if may_claim && claimable => {
                     let mut permits = permit.expect("the slot semaphore is never closed");
                     // Every slot free now goes into this one claim.
                     let more = slots.available_permits();
@@ -143,10 +162,18 @@ impl QueueLoop {
                         self.claim(&mut claims, vec![kind.clone()], probe, Some(kind));
                     }
                     if !plan.closed.is_empty() && permits.num_permits() > 0 {
+                        // Only limited kinds: ask for no more than they have room for.
+                        let room = plan.closed.iter().map(|kind| self.room(kind)).sum::<Option<usize>>();
+                        if let Some(room) = room
+                            && permits.num_permits() > room
+                        {
+                            drop(permits.split(permits.num_permits() - room));
+                        }
                         self.claim(&mut claims, plan.closed, permits, None);
                     }
                 }
                 _ = tokio::time::sleep(blocked.unwrap_or_default()), if blocked.is_some() => {}
+                _ = &mut room_freed, if !full.is_empty() => {}
                 _ = self.shutdown.cancelled(), if !stopping => {}
             }
         }
@@ -198,11 +225,40 @@ impl QueueLoop {
             self.hand_back(vec![job]);
             return;
         };
+        let running = match &reg.capacity {
+            None => None,
+            Some(capacity) => match capacity.take(&self.room_freed) {
+                Some(running) => Some(running),
+                None => {
+                    // One claim over several limited kinds (or two queues
+                    // sharing a kind) brought more than the kind has room
+                    // for: give the rest back at once, no attempt used,
+                    // rather than let them wait for a process.
+                    tracing::debug!(
+                        job = job.id,
+                        kind = job.kind,
+                        "no room for the job on this node; handing it back"
+                    );
+                    self.hand_back(vec![job]);
+                    return;
+                }
+            },
+        };
         let attempts = self.attempts.clone();
         self.tracker.spawn(async move {
             attempts.run(job, reg).await;
+            drop(running);
             drop(permit);
         });
+    }
+
+    /// Attempts of `kind` that may start now on this node; `None` when its
+    /// executor has no limit.
+    fn room(&self, kind: &str) -> Option<usize> {
+        self.registrations
+            .get(kind)
+            .and_then(|reg| reg.capacity.as_ref())
+            .map(|capacity| capacity.room())
     }
 
     /// Returns jobs claimed after shutdown began without running them.
@@ -220,17 +276,31 @@ impl QueueLoop {
 
     /// Waits for an enqueue into this queue, the poll interval, shutdown,
     /// and when held back by a limit, any job's end or the rate window.
-    async fn wait_for_work(&self, events: &mut broadcast::Receiver<StoreEvent>, idle: Idle) {
+    /// With `room_freed` (a kind was left out for want of room), also when
+    /// room frees up.
+    async fn wait_for_work(
+        &self,
+        events: &mut broadcast::Receiver<StoreEvent>,
+        idle: Idle,
+        room_freed: Option<Pin<&mut Notified<'_>>>,
+    ) {
         let (on_finish, until) = match idle {
             Idle::Held(retry_at) => (true, retry_at),
             Idle::No | Idle::Empty => (false, None),
         };
         let poll = Instant::now() + self.poll_interval;
         let until = until.map_or(poll, |at| at.min(poll));
+        let room = async {
+            match room_freed {
+                Some(notified) => notified.await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = self.shutdown.cancelled() => {}
             _ = tokio::time::sleep_until(until) => {}
             _ = work_event(events, &self.queue, on_finish) => {}
+            _ = room => {}
         }
     }
 

@@ -7,6 +7,7 @@
 //! [`Store`]: errand_core::Store
 
 mod breaker;
+mod capacity;
 mod command;
 mod completer;
 mod config;

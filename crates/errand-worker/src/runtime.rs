@@ -3,6 +3,7 @@
 //! gracefully.
 
 use crate::breaker::Breakers;
+use crate::capacity::KindCapacity;
 use crate::execution::{Attempts, Registration};
 use crate::fetch::QueueLoop;
 use crate::handler::{HandlerExecutor, HandlerResult, JobContext};
@@ -14,6 +15,7 @@ use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -44,7 +46,14 @@ impl Worker {
         policy: KindPolicy,
         executor: Arc<dyn Executor>,
     ) -> &mut Self {
-        let reg = Arc::new(Registration { policy, executor });
+        let capacity = executor
+            .capacity()
+            .map(|limit| Arc::new(KindCapacity::new(limit)));
+        let reg = Arc::new(Registration {
+            policy,
+            executor,
+            capacity,
+        });
         if self.registrations.insert(kind.to_string(), reg).is_some() {
             self.duplicates.push(kind.to_string());
         }
@@ -91,6 +100,9 @@ impl Worker {
             breakers: breakers.clone(),
         });
         let tracker = TaskTracker::new();
+        let room_freed = Arc::new(Notify::new());
+        let stop_watching = CancellationToken::new();
+        watch_capacities(&registrations, &room_freed, &stop_watching);
         let stop_heartbeat = CancellationToken::new();
         let heartbeat = tokio::spawn(heartbeat::run(
             store.clone(),
@@ -118,6 +130,7 @@ impl Worker {
                         limits: limits.clone(),
                         registrations: registrations.clone(),
                         breakers: breakers.clone(),
+                        room_freed: room_freed.clone(),
                         attempts: attempts.clone(),
                         tracker: tracker.clone(),
                         shutdown: shutdown.clone(),
@@ -156,6 +169,7 @@ impl Worker {
         for registration in registrations.values() {
             registration.executor.shutdown().await;
         }
+        stop_watching.cancel();
         stop_heartbeat.cancel();
         let _ = heartbeat.await;
         // The last sender goes with `attempts`; the completer then flushes and ends.
@@ -181,5 +195,30 @@ impl Worker {
             check_name("kind", kind).map_err(|e| WorkerError::Config(format!("{e} ({kind:?})")))?;
         }
         Ok(())
+    }
+}
+
+/// Wakes the fetch loops whenever a limited executor's capacity changes (a
+/// pool process became ready), until `stop`.
+fn watch_capacities(
+    registrations: &HashMap<String, Arc<Registration>>,
+    room_freed: &Arc<Notify>,
+    stop: &CancellationToken,
+) {
+    for capacity in registrations.values().filter_map(|r| r.capacity.as_ref()) {
+        let (mut limit, room_freed, stop) = (capacity.watch(), room_freed.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = limit.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        room_freed.notify_waiters();
+                    }
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
     }
 }

@@ -9,7 +9,7 @@ use super::PoolConfig;
 use super::process::{Fault, WorkerProcess};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -46,6 +46,9 @@ pub(super) struct Supervisor {
     config: PoolConfig,
     idle_tx: mpsc::UnboundedSender<WorkerProcess>,
     idle_rx: Mutex<mpsc::UnboundedReceiver<WorkerProcess>>,
+    /// Processes that have sent their handshake and not been stopped: the
+    /// jobs the pool can run at once now.
+    ready: watch::Sender<usize>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -59,6 +62,7 @@ impl Supervisor {
             config,
             idle_tx,
             idle_rx: Mutex::new(idle_rx),
+            ready: watch::Sender::new(0),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
@@ -76,6 +80,16 @@ impl Supervisor {
     /// The pool's configuration.
     pub(super) fn config(&self) -> &PoolConfig {
         &self.config
+    }
+
+    /// How many processes are ready, kept current.
+    pub(super) fn ready(&self) -> watch::Receiver<usize> {
+        self.ready.subscribe()
+    }
+
+    /// Counts a process out of the ready ones (it is being stopped).
+    fn leaving(&self) {
+        self.ready.send_modify(|n| *n = n.saturating_sub(1));
     }
 
     /// Waits for an idle process; `None` once `cancel` fires or the pool stops.
@@ -103,6 +117,7 @@ impl Supervisor {
     pub(super) fn retire(self: &Arc<Self>, process: WorkerProcess, why: &str) {
         tracing::info!(pool = %self.pool, pid = process.pid(), jobs = process.jobs, "recycling pool process: {why}");
         let slot = process.slot;
+        self.leaving();
         self.tasks.spawn(process.stop());
         self.spawn_process(slot, Duration::ZERO);
     }
@@ -112,6 +127,7 @@ impl Supervisor {
         let delay = process.slot.after_failure(process.age());
         tracing::warn!(pool = %self.pool, pid = process.pid(), ?delay, "pool process {}; restarting it", fault.0);
         let slot = process.slot;
+        self.leaving();
         self.tasks.spawn(async move {
             process.kill(fault).await;
         });
@@ -129,7 +145,10 @@ impl Supervisor {
                     _ = this.shutdown.cancelled() => return,
                 }
                 match WorkerProcess::start(&this.pool, &this.config, slot, &this.shutdown).await {
-                    Ok(process) => return this.checkin(process),
+                    Ok(process) => {
+                        this.ready.send_modify(|n| *n += 1);
+                        return this.checkin(process);
+                    }
                     Err(_) if this.shutdown.is_cancelled() => return,
                     Err(e) => {
                         delay = slot.after_failure(Duration::ZERO);

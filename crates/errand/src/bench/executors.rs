@@ -191,6 +191,10 @@ impl Executor for Timed {
     async fn shutdown(&self) {
         self.inner.shutdown().await;
     }
+
+    fn capacity(&self) -> Option<tokio::sync::watch::Receiver<usize>> {
+        self.inner.capacity()
+    }
 }
 
 /// Runs `scenario`'s jobs once and returns jobs/s, timed from the first
