@@ -299,7 +299,11 @@ async fn a_worker_that_fails_its_handshake_is_retried_with_backoff() {
     // Longer than the job's timeout and several restart backoffs.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let job = store.get(id).await.unwrap().unwrap();
-    assert_eq!((job.state, job.attempt), (JobState::Available, 0), "{job:?}");
+    assert_eq!(
+        (job.state, job.attempt),
+        (JobState::Available, 0),
+        "{job:?}"
+    );
     running.stop().await;
     use errand_worker::Executor;
     pool.shutdown().await;

@@ -16,9 +16,9 @@ use errand_core::store::{ClaimRequest, Claimed};
 use errand_core::{Job, KindLimit, Outcome, Store, StoreError, StoreEvent};
 use jiff::Timestamp;
 use std::collections::{BTreeMap, HashMap};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use std::pin::Pin;
 use tokio::sync::futures::Notified;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast};
 use tokio::task::JoinSet;
@@ -30,6 +30,10 @@ use tokio_util::task::TaskTracker;
 /// the slots freed while the first is being committed keeps the writer busy
 /// and lets claims share commits with completions.
 const CLAIMS_IN_FLIGHT: usize = 2;
+/// The same when every kind claimed has a capacity: such claims ask only for
+/// the room one ended attempt left (often one job), so more of them in
+/// flight share commits instead of leaving processes idle.
+const LIMITED_CLAIMS_IN_FLIGHT: usize = 4;
 
 /// What a claim task answers: the jobs, the slots reserved for them, and
 /// the kind when the claim was that kind's breaker probe.
@@ -102,7 +106,6 @@ impl QueueLoop {
                 idle = Idle::No;
                 continue;
             }
-            let may_claim = !stopping && idle == Idle::No && claims.len() < CLAIMS_IN_FLIGHT;
             let now = Instant::now();
             let mut plan = self.breakers.plan(&kinds, now);
             let (closed, full): (Vec<String>, Vec<String>) = plan
@@ -111,6 +114,12 @@ impl QueueLoop {
                 .partition(|kind| self.room(kind) != Some(0));
             plan.closed = closed;
             plan.probe = plan.probe.filter(|kind| self.room(kind) != Some(0));
+            let in_flight = if plan.closed.iter().all(|kind| self.room(kind).is_some()) {
+                LIMITED_CLAIMS_IN_FLIGHT
+            } else {
+                CLAIMS_IN_FLIGHT
+            };
+            let may_claim = !stopping && idle == Idle::No && claims.len() < in_flight;
             let claimable = !plan.closed.is_empty() || plan.probe.is_some();
             // Every kind's breaker is open: sleep until a probe is due, or
             // a poll interval (an attempt still running may close one).

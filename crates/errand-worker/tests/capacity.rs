@@ -160,7 +160,11 @@ async fn a_claim_over_two_limited_kinds_hands_back_what_one_has_no_room_for() {
     b.release.add_permits(4);
     for &id in a_ids.iter().chain(&b_ids) {
         let job = wait_state(&store, id, JobState::Completed).await;
-        assert_eq!(job.max_attempts - job.attempt, BUDGET - 1, "one attempt used: {job:?}");
+        assert_eq!(
+            job.max_attempts - job.attempt,
+            BUDGET - 1,
+            "one attempt used: {job:?}"
+        );
     }
     running.stop().await;
 }
@@ -177,7 +181,10 @@ async fn room_that_appears_wakes_the_worker_at_once() {
     let ids = enqueue_n(&store, "gated", 1).await;
     let running = Running::spawn(worker);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(states(&store, &ids).await, vec![(JobState::Available, BUDGET)]);
+    assert_eq!(
+        states(&store, &ids).await,
+        vec![(JobState::Available, BUDGET)]
+    );
 
     gate.capacity.send_replace(1);
     gate.release.add_permits(1);

@@ -63,25 +63,35 @@ fn a_crash_costs_an_attempt_only_to_the_jobs_that_started() {
     let _keep = server;
     let restarted = Server::start_in(&dir, &config);
     // The lease (2 s) runs out and the restarted node rescues the two.
-    let rescued = eventually(Duration::from_secs(30), "the two started jobs rescued", || {
-        let rescued: Vec<i64> = ids
-            .iter()
-            .copied()
-            .filter(|&id| {
-                job(&restarted, id)["errors"]
-                    .as_array()
-                    .is_some_and(|errors| !errors.is_empty())
-            })
-            .collect();
-        (rescued.len() >= 2).then_some(rescued)
-    });
+    let rescued = eventually(
+        Duration::from_secs(30),
+        "the two started jobs rescued",
+        || {
+            let rescued: Vec<i64> = ids
+                .iter()
+                .copied()
+                .filter(|&id| {
+                    job(&restarted, id)["errors"]
+                        .as_array()
+                        .is_some_and(|errors| !errors.is_empty())
+                })
+                .collect();
+            (rescued.len() >= 2).then_some(rescued)
+        },
+    );
     assert_eq!(rescued.len(), 2, "only the started jobs: {rescued:?}");
     for &id in &ids {
         let job = job(&restarted, id);
         let errors = job["errors"].as_array().unwrap();
         let used = job["attempt"].as_i64().unwrap() - (job["max_attempts"].as_i64().unwrap() - 25);
         if rescued.contains(&id) {
-            assert!(errors[0]["error"].as_str().unwrap().contains("lease expired"), "{job}");
+            assert!(
+                errors[0]["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("lease expired"),
+                "{job}"
+            );
         } else {
             assert!(errors.is_empty(), "never started, never rescued: {job}");
             assert!(used <= 1, "at most the attempt running now: {job}");
