@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
-/// What can go wrong talking to a store.
-#[derive(Debug, thiserror::Error)]
+/// What can go wrong talking to a store. Each variant's message is one
+/// sentence; callers add context around it, never the variant's prefix again.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// No job has this id.
     #[error("job {0} not found")]
