@@ -373,4 +373,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The latest recorded tick of every schedule, by name.
     async fn ticks(&self) -> Result<BTreeMap<String, jiff::Timestamp>, StoreError>;
+
+    /// Whether writes are failing, for health checks. Engines know nothing
+    /// of it; [`crate::health::WriteTracked`] keeps it.
+    fn write_health(&self) -> crate::health::WriteHealth {
+        crate::health::WriteHealth::default()
+    }
 }

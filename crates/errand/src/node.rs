@@ -5,6 +5,7 @@
 use crate::cli::{NodeArgs, WorkArgs};
 use crate::config::{Config, Database, KindSection, SyncMode};
 use anyhow::{Context, Result};
+use errand_core::health::WriteTracked;
 use errand_core::{KindPolicy, Store, StoreError};
 use errand_executors::email::EmailExecutor;
 use errand_executors::pool::{PoolConfig, PoolExecutor};
@@ -143,7 +144,9 @@ async fn run_node(config: Config, http: bool) -> Result<ExitCode> {
     } else {
         config.schedules()?
     };
-    let store = open_store(&config).await?;
+    // Every writer of this node shares the tracked store, so /healthz
+    // reports failing writes whoever made them.
+    let store: Arc<dyn Store> = Arc::new(WriteTracked::new(open_store(&config).await?));
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
 
