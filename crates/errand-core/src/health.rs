@@ -5,13 +5,13 @@
 //! (the API and the worker) shares the wrapped store, so `/healthz` reports
 //! what all of them see.
 
+use crate::Retention;
 use crate::batch::{Batch, BatchId, NewBatch};
 use crate::event::{Event, EventFilter, EventId, NewEvent, Published};
 use crate::job::{Enqueued, Job, JobId, Lease, NewJob};
 use crate::store::{
     Claimed, Finish, ListFilter, NodeInfo, QueueInfo, Stats, Store, StoreError, StoreEvent,
 };
-use crate::Retention;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use std::collections::BTreeMap;
@@ -59,7 +59,10 @@ impl WriteHealth {
                 self.last_success = Some(Timestamp::now());
             }
             Err(StoreError::Unavailable(reason)) => {
-                let since = self.failing.as_ref().map_or_else(Timestamp::now, |f| f.since);
+                let since = self
+                    .failing
+                    .as_ref()
+                    .map_or_else(Timestamp::now, |f| f.since);
                 self.failing = Some(WriteFailure {
                     since,
                     reason: reason.clone(),

@@ -236,7 +236,10 @@ impl Activity {
         if state.in_flight > 0 {
             None
         } else if let Some(started) = state.head_started {
-            Some((started + limits.header_read_timeout, "request headers too slow"))
+            Some((
+                started + limits.header_read_timeout,
+                "request headers too slow",
+            ))
         } else if !state.served {
             Some((
                 state.idle_since + limits.header_read_timeout,

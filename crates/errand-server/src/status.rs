@@ -35,7 +35,10 @@ pub(crate) async fn nodes(State(app): State<Shared>) -> Result<Json<NodeList>, A
 pub(crate) async fn health(State(app): State<Shared>) -> Result<Json<Health>, ApiError> {
     if let Err(e) = app.store.get(0).await {
         // The error's own sentence ("store unavailable: …") says it all.
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()));
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.to_string(),
+        ));
     }
     if let Some(why) = app.store.write_health().degraded() {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why));

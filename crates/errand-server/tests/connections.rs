@@ -59,13 +59,21 @@ async fn get(tcp: &mut TcpStream, path: &str) -> String {
             .await
             .expect("an answer within 10 s")
             .unwrap();
-        assert!(n > 0, "closed before answering: {:?}", String::from_utf8_lossy(&seen));
+        assert!(
+            n > 0,
+            "closed before answering: {:?}",
+            String::from_utf8_lossy(&seen)
+        );
         seen.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&seen).into_owned();
         if let Some((head, body)) = text.split_once("\r\n\r\n") {
             let length: usize = head
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse().unwrap()))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse().unwrap())
+                })
                 .unwrap_or(0);
             if body.len() >= length {
                 return text;
@@ -153,7 +161,10 @@ async fn a_body_below_the_minimum_rate_gets_408_and_the_connection_closes() {
     let lasted = started.elapsed();
     let answer = String::from_utf8_lossy(&seen).to_ascii_lowercase();
     assert!(answer.starts_with("http/1.1 408"), "{answer}");
-    assert!(answer.contains("content-type: application/problem+json"), "{answer}");
+    assert!(
+        answer.contains("content-type: application/problem+json"),
+        "{answer}"
+    );
     assert!(answer.contains("connection: close"), "{answer}");
     assert!(answer.contains("too slowly"), "{answer}");
     assert!(closed, "the connection stayed open after the 408");
@@ -186,7 +197,10 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let idle_from = Instant::now();
     let (said, closed) = read_until_closed(&mut tcp, Duration::from_secs(5)).await;
     let idle = idle_from.elapsed();
-    assert!(closed && said.is_empty(), "still open after {idle:?}: {said}");
+    assert!(
+        closed && said.is_empty(),
+        "still open after {idle:?}: {said}"
+    );
     assert!(
         idle >= Duration::from_millis(800) && idle < Duration::from_secs(3),
         "closed after {idle:?} idle with a 1 s idle timeout (header timeout 10 s)"
@@ -197,7 +211,13 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_request_outlasts_the_connection_timeouts() {
     let server = Server::with(quick(100)).await;
-    let id = server.client.enqueue(job("resize", json!({}))).await.unwrap().job.id;
+    let id = server
+        .client
+        .enqueue(job("resize", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
     let mut tcp = connect(&server).await;
     let started = Instant::now();
     let answer = get(&mut tcp, &format!("/v1/jobs/{id}?wait=2s")).await;
@@ -209,17 +229,25 @@ async fn a_held_request_outlasts_the_connection_timeouts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_requests_answer_the_current_state_at_shutdown() {
     let server = Server::start().await;
-    let id = server.client.enqueue(job("resize", json!({}))).await.unwrap().job.id;
+    let id = server
+        .client
+        .enqueue(job("resize", json!({})))
+        .await
+        .unwrap()
+        .job
+        .id;
     let batch = server
-        .post("/v1/batches", &json!({"jobs": [{"kind": "resize", "payload": {}}]}))
+        .post(
+            "/v1/batches",
+            &json!({"jobs": [{"kind": "resize", "payload": {}}]}),
+        )
         .await;
     assert_eq!(batch.status, 201, "{}", batch.body);
     let batch_id = batch.body["batch"]["id"].as_i64().unwrap();
     let mut job_wait = connect(&server).await;
     let mut batch_wait = connect(&server).await;
-    let job_answer = tokio::spawn(async move {
-        get(&mut job_wait, &format!("/v1/jobs/{id}?wait=30s")).await
-    });
+    let job_answer =
+        tokio::spawn(async move { get(&mut job_wait, &format!("/v1/jobs/{id}?wait=30s")).await });
     let batch_answer = tokio::spawn(async move {
         get(&mut batch_wait, &format!("/v1/batches/{batch_id}?wait=30s")).await
     });
@@ -235,7 +263,13 @@ async fn held_requests_answer_the_current_state_at_shutdown() {
         stopped.elapsed()
     );
     assert!(job_answer.starts_with("HTTP/1.1 200"), "{job_answer}");
-    assert!(job_answer.contains("\"state\":\"available\""), "{job_answer}");
+    assert!(
+        job_answer.contains("\"state\":\"available\""),
+        "{job_answer}"
+    );
     assert!(batch_answer.starts_with("HTTP/1.1 200"), "{batch_answer}");
-    assert!(batch_answer.contains(&format!("\"id\":{batch_id}")), "{batch_answer}");
+    assert!(
+        batch_answer.contains(&format!("\"id\":{batch_id}")),
+        "{batch_answer}"
+    );
 }

@@ -1103,10 +1103,15 @@ mod tests {
         assert_eq!(limits.body_grace, Duration::from_secs(5));
         assert_eq!(limits.body_min_rate, 1024);
         // Unset, the cap follows the open-files limit.
-        assert_eq!(parse("").unwrap().server.connections(1024).max_connections, 512);
+        assert_eq!(
+            parse("").unwrap().server.connections(1024).max_connections,
+            512
+        );
         let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
         assert!(err("[server]\nmax_connections = 0").contains("[server] max_connections"));
-        assert!(err("[server]\nheader_read_timeout = \"0s\"").contains("[server] header_read_timeout"));
+        assert!(
+            err("[server]\nheader_read_timeout = \"0s\"").contains("[server] header_read_timeout")
+        );
         assert!(err("[server]\nidle_timeout = \"soon\"").contains("idle_timeout"));
         assert!(err("[server]\nbody_min_rate = 0").contains("[server] body_min_rate"));
     }
