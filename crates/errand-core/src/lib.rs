@@ -5,7 +5,7 @@
 //! attempt's outcome does to a job ([`outcome`]), retry backoff ([`backoff`]),
 //! duration and size parsing ([`duration`], [`size`]), events ([`event`]),
 //! batches ([`batch`]), global kind limits ([`limit`]), cron schedules
-//! ([`schedule`]), and the
+//! ([`schedule`]), write health ([`health`]), and the
 //! [`store::Store`] contract that each database engine implements. Nothing here does I/O.
 
 pub mod api;
@@ -13,6 +13,7 @@ pub mod backoff;
 pub mod batch;
 pub mod duration;
 pub mod event;
+pub mod health;
 pub mod job;
 pub mod limit;
 pub mod outcome;

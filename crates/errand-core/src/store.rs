@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
-/// What can go wrong talking to a store.
-#[derive(Debug, thiserror::Error)]
+/// What can go wrong talking to a store. Each variant's message is one
+/// sentence; callers add context around it, never the variant's prefix again.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// No job has this id.
     #[error("job {0} not found")]
@@ -372,4 +373,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The latest recorded tick of every schedule, by name.
     async fn ticks(&self) -> Result<BTreeMap<String, jiff::Timestamp>, StoreError>;
+
+    /// Whether writes are failing, for health checks. Engines know nothing
+    /// of it; [`crate::health::WriteTracked`] keeps it.
+    fn write_health(&self) -> crate::health::WriteHealth {
+        crate::health::WriteHealth::default()
+    }
 }

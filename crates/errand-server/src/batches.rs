@@ -85,6 +85,7 @@ pub(crate) async fn get(
                 // Which jobs are the batch's is not known without reading
                 // them all; any finish may be its last.
                 wakes: |_: &[_]| true,
+                stop: app.config.shutdown.clone(),
             };
             wait::hold(store, watch, || fetch(store, id), Batch::is_finished).await?
         }

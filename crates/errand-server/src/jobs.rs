@@ -98,7 +98,9 @@ pub(crate) async fn get(
     Params(params): Params<GetParams>,
 ) -> Result<Json<Job>, ApiError> {
     let job = match params.wait(app.config.max_wait)? {
-        Some(wait) => wait::until_terminal(&*app.store, id, wait).await?,
+        Some(wait) => {
+            wait::until_terminal(&*app.store, id, wait, app.config.shutdown.clone()).await?
+        }
         None => wait::fetch(&*app.store, id).await?,
     };
     Ok(Json(job))

@@ -1,7 +1,8 @@
 //! errand-server: errand's HTTP/JSON API under `/v1`.
 //!
-//! [`router`] builds the axum routes over any [`Store`]; [`serve`] runs them
-//! on a listener until shutdown. Every error answers
+//! [`router`] builds the axum routes over any [`Store`]; [`serve_with`] runs
+//! them on a listener until shutdown, with bounded connections
+//! ([`Connections`]). Every error answers
 //! `application/problem+json` ([`errand_core::api::Problem`]) naming the
 //! field at fault, and no rejected request changes the store.
 
@@ -9,6 +10,8 @@ mod batches;
 mod body;
 mod events;
 mod jobs;
+mod listen;
+mod pace;
 mod params;
 mod problem;
 mod queues;
@@ -21,11 +24,13 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use errand_core::{KindPolicy, Store};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+pub use listen::Connections;
 
 /// What the API accepts.
 #[derive(Debug, Clone)]
@@ -42,6 +47,11 @@ pub struct ServerConfig {
     pub record_unknown_events: bool,
     /// The cron schedules this deployment runs, listed by `GET /v1/schedules`.
     pub schedules: Vec<errand_core::schedule::Schedule>,
+    /// Bounds on connections, header and body times (for [`serve_with`]).
+    pub connections: Connections,
+    /// Cancelled when the node stops: held `?wait=` requests answer at once
+    /// with the current state instead of delaying the exit.
+    pub shutdown: CancellationToken,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +63,8 @@ impl Default for ServerConfig {
             events: BTreeMap::new(),
             record_unknown_events: false,
             schedules: Vec::new(),
+            connections: Connections::default(),
+            shutdown: CancellationToken::new(),
         }
     }
 }
@@ -103,21 +115,25 @@ pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
         .with_state(app)
 }
 
-/// Serves until `shutdown` resolves (graceful: in-flight requests finish).
+/// Serves until `shutdown` resolves (graceful: in-flight requests finish),
+/// with the default [`Connections`] bounds.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Answers are small; without TCP_NODELAY they may sit behind Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {err}");
-        }
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, router, Connections::default(), shutdown).await
+}
+
+/// Serves until `shutdown` resolves (graceful: in-flight requests finish,
+/// idle connections close), within `connections`' bounds.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    connections: Connections,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    listen::run(listener, router, connections, shutdown).await
 }
 
 /// Logs each request at debug level; costs nothing more when debug is off.

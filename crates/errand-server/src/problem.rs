@@ -74,7 +74,8 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
             StoreError::Conflict { .. } => StatusCode::CONFLICT,
             StoreError::Locked(_) | StoreError::Unavailable(_) => {
-                tracing::warn!("store unavailable: {e}");
+                // The message already says what failed ("store unavailable: …").
+                tracing::warn!("{e}");
                 StatusCode::SERVICE_UNAVAILABLE
             }
             StoreError::Internal(_) => {

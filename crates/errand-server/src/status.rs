@@ -30,17 +30,22 @@ pub(crate) async fn nodes(State(app): State<Shared>) -> Result<Json<NodeList>, A
     Ok(Json(NodeList { nodes }))
 }
 
-/// `GET /healthz`: 200 when the store answers a cheap read, 503 otherwise.
+/// `GET /healthz`: 200 when the store answers a cheap read and its latest
+/// write worked; 503 naming the reason otherwise.
 pub(crate) async fn health(State(app): State<Shared>) -> Result<Json<Health>, ApiError> {
-    match app.store.get(0).await {
-        Ok(_) => Ok(Json(Health {
-            status: "ok".to_string(),
-        })),
-        Err(e) => Err(ApiError::new(
+    if let Err(e) = app.store.get(0).await {
+        // The error's own sentence ("store unavailable: …") says it all.
+        return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("store check failed: {e}"),
-        )),
+            e.to_string(),
+        ));
     }
+    if let Some(why) = app.store.write_health().degraded() {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why));
+    }
+    Ok(Json(Health {
+        status: "ok".to_string(),
+    }))
 }
 
 /// Any path outside the API.

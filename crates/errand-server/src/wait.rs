@@ -1,12 +1,14 @@
 //! Holding a request (`GET /v1/jobs/{id}?wait=`, `GET /v1/batches/{id}?wait=`)
 //! until what it asks about has ended: woken by the store's `Finished`
-//! events, with a slow re-read as a safety net.
+//! events, with a slow re-read as a safety net. On shutdown every held
+//! request answers at once with the current state.
 
 use crate::problem::ApiError;
 use errand_core::{Job, JobId, Store, StoreError, StoreEvent};
 use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::time::{Instant, sleep_until, timeout_at};
+use tokio_util::sync::CancellationToken;
 
 /// Re-read at least this often, in case an event was never sent
 /// (e.g. the end came from another process sharing the database).
@@ -21,6 +23,8 @@ pub(crate) struct Watch<W> {
     pub min_gap: Duration,
     /// Whether a `Finished` event for these jobs may concern the request.
     pub wakes: W,
+    /// The server's shutdown: answer now, whatever the state.
+    pub stop: CancellationToken,
 }
 
 /// The job once it is terminal, or as it is when `wait` runs out.
@@ -28,11 +32,13 @@ pub(crate) async fn until_terminal(
     store: &dyn Store,
     id: JobId,
     wait: Duration,
+    stop: CancellationToken,
 ) -> Result<Job, ApiError> {
     let watch = Watch {
         wait,
         min_gap: Duration::ZERO,
         wakes: |ids: &[JobId]| ids.contains(&id),
+        stop,
     };
     hold(
         store,
@@ -43,8 +49,9 @@ pub(crate) async fn until_terminal(
     .await
 }
 
-/// Reads with `read` until `done` holds for the answer or the wait runs out,
-/// re-reading after each relevant `Finished` event; answers the last read.
+/// Reads with `read` until `done` holds for the answer, the wait runs out
+/// or the server stops, re-reading after each relevant `Finished` event;
+/// answers the last read.
 pub(crate) async fn hold<T, Fut>(
     store: &dyn Store,
     watch: Watch<impl Fn(&[JobId]) -> bool>,
@@ -61,13 +68,19 @@ where
         drain(&mut events);
         let read_at = Instant::now();
         let value = read().await?;
-        if done(&value) || Instant::now() >= deadline {
+        if done(&value) || Instant::now() >= deadline || watch.stop.is_cancelled() {
             return Ok(value);
         }
         let wake = deadline.min(read_at + SAFETY_REREAD);
-        // Woken or timed out: either way, read again.
-        let _ = timeout_at(wake, finished(&mut events, &watch.wakes)).await;
-        sleep_until(deadline.min(read_at + watch.min_gap)).await;
+        // Woken, timed out or stopping: in each case, read again.
+        tokio::select! {
+            _ = timeout_at(wake, finished(&mut events, &watch.wakes)) => {}
+            _ = watch.stop.cancelled() => continue,
+        }
+        tokio::select! {
+            _ = sleep_until(deadline.min(read_at + watch.min_gap)) => {}
+            _ = watch.stop.cancelled() => {}
+        }
     }
 }
 

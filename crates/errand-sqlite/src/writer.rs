@@ -46,7 +46,7 @@ trait Pending: Send {
     /// Runs inside the batch transaction; true when it succeeded.
     fn run(&mut self, conn: &Connection, events: &mut Events) -> bool;
     /// Answers the caller once the batch's fate is known.
-    fn answer(self: Box<Self>, commit: &Result<(), String>);
+    fn answer(self: Box<Self>, commit: &Result<(), StoreError>);
 }
 
 struct Op<T, F> {
@@ -71,10 +71,12 @@ where
         ok
     }
 
-    fn answer(self: Box<Self>, commit: &Result<(), String>) {
+    fn answer(self: Box<Self>, commit: &Result<(), StoreError>) {
         let outcome = match (self.outcome, commit) {
             (Some(Err(e)), _) => Err(e),
-            (Some(Ok(_)), Err(e)) | (None, Err(e)) => Err(StoreError::Unavailable(e.clone())),
+            // The batch's own error, as is: wrapping its message again would
+            // repeat "store unavailable:" and turn a bug into an outage.
+            (Some(Ok(_)), Err(e)) | (None, Err(e)) => Err(e.clone()),
             (Some(Ok(v)), Ok(())) => Ok(v),
             (None, Ok(())) => Err(StoreError::Internal("operation was not run".into())),
         };
@@ -172,7 +174,7 @@ fn run(
             }
         }
         let mut done = Events::default();
-        let commit = run_batch(&conn, &mut batch, &mut done).map_err(|e| e.to_string());
+        let commit = run_batch(&conn, &mut batch, &mut done);
         if commit.is_ok() {
             done.publish(&events);
         }

@@ -90,16 +90,70 @@ pub struct ServerSection {
     /// Record events no `[events.NAME]` section names (with no listeners)
     /// instead of refusing them.
     pub record_unknown_events: bool,
+    /// Most HTTP connections open at once; unset: half the open-files limit.
+    pub max_connections: Option<usize>,
+    /// Time a client has to send a request's headers.
+    #[serde(with = "serde_human")]
+    pub header_read_timeout: Duration,
+    /// An idle keep-alive connection is closed after this long.
+    #[serde(with = "serde_human")]
+    pub idle_timeout: Duration,
+    /// Time a request body may take on top of its size at `body_min_rate`.
+    #[serde(with = "serde_human")]
+    pub body_grace: Duration,
+    /// Slowest request body accepted, per second (e.g. "64KiB").
+    pub body_min_rate: ByteSize,
 }
 
 impl Default for ServerSection {
     fn default() -> Self {
         let defaults = errand_server::ServerConfig::default();
+        let connections = defaults.connections;
         ServerSection {
             body_limit: ByteSize(defaults.body_limit as u64),
             max_wait: defaults.max_wait,
             record_unknown_events: defaults.record_unknown_events,
+            max_connections: None,
+            header_read_timeout: connections.header_read_timeout,
+            idle_timeout: connections.idle_timeout,
+            body_grace: connections.body_grace,
+            body_min_rate: ByteSize(connections.body_min_rate),
         }
+    }
+}
+
+impl ServerSection {
+    /// The connection bounds, the cap sized from `fd_limit` (the process's
+    /// open-files limit) unless configured.
+    pub fn connections(&self, fd_limit: u64) -> errand_server::Connections {
+        errand_server::Connections {
+            max_connections: self
+                .max_connections
+                .unwrap_or_else(|| errand_server::Connections::max_for_fd_limit(fd_limit)),
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            body_grace: self.body_grace,
+            body_min_rate: self.body_min_rate.0,
+        }
+    }
+
+    /// Checks what TOML types alone cannot.
+    fn validate(&self) -> Result<()> {
+        if self.max_connections == Some(0) {
+            bail!("[server] max_connections: must be at least 1");
+        }
+        for (key, value) in [
+            ("header_read_timeout", self.header_read_timeout),
+            ("idle_timeout", self.idle_timeout),
+        ] {
+            if value.is_zero() {
+                bail!("[server] {key}: must be greater than zero");
+            }
+        }
+        if self.body_min_rate.0 == 0 {
+            bail!("[server] body_min_rate: must be greater than zero");
+        }
+        Ok(())
     }
 }
 
@@ -432,6 +486,7 @@ impl Config {
 
     /// Checks what TOML types alone cannot.
     pub fn validate(&self) -> Result<()> {
+        self.server.validate()?;
         for (name, kind) in &self.kinds {
             errand_core::job::check_name("kind", name)
                 .map_err(|e| anyhow!("[kinds.{name}]: {}", e.message))?;
@@ -1026,5 +1081,38 @@ mod tests {
             "name = \"n\"\ncron = \"0 3 * * *\"\nkind = \"cleanup\"\n[[schedules]]\nname = \"n\"\ncron = \"0 4 * * *\"\nkind = \"cleanup\"",
         );
         assert!(e.contains("schedule \"n\": the name is used twice"), "{e}");
+    }
+
+    #[test]
+    fn server_connection_bounds() {
+        let c = parse(
+            r#"
+            [server]
+            max_connections = 20
+            header_read_timeout = "2s"
+            idle_timeout = "30s"
+            body_grace = "5s"
+            body_min_rate = "1KiB"
+            "#,
+        )
+        .unwrap();
+        let limits = c.server.connections(1024);
+        assert_eq!(limits.max_connections, 20);
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(30));
+        assert_eq!(limits.body_grace, Duration::from_secs(5));
+        assert_eq!(limits.body_min_rate, 1024);
+        // Unset, the cap follows the open-files limit.
+        assert_eq!(
+            parse("").unwrap().server.connections(1024).max_connections,
+            512
+        );
+        let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
+        assert!(err("[server]\nmax_connections = 0").contains("[server] max_connections"));
+        assert!(
+            err("[server]\nheader_read_timeout = \"0s\"").contains("[server] header_read_timeout")
+        );
+        assert!(err("[server]\nidle_timeout = \"soon\"").contains("idle_timeout"));
+        assert!(err("[server]\nbody_min_rate = 0").contains("[server] body_min_rate"));
     }
 }

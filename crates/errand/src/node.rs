@@ -5,6 +5,7 @@
 use crate::cli::{NodeArgs, WorkArgs};
 use crate::config::{Config, Database, KindSection, SyncMode};
 use anyhow::{Context, Result};
+use errand_core::health::WriteTracked;
 use errand_core::{KindPolicy, Store, StoreError};
 use errand_executors::email::EmailExecutor;
 use errand_executors::pool::{PoolConfig, PoolExecutor};
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Loads the configuration a node runs with: file, then environment and flags.
 pub fn load_config(args: &NodeArgs) -> Result<Config> {
@@ -135,6 +136,8 @@ pub async fn work(args: WorkArgs) -> Result<ExitCode> {
 }
 
 async fn run_node(config: Config, http: bool) -> Result<ExitCode> {
+    let fd_limit = raise_fd_limit();
+    ignore_file_size_signal();
     let executors = executors(&config)?;
     // A node limited to some queues lacks the other kinds' policies, so it
     // leaves the schedules to nodes configured with every kind.
@@ -143,7 +146,9 @@ async fn run_node(config: Config, http: bool) -> Result<ExitCode> {
     } else {
         config.schedules()?
     };
-    let store = open_store(&config).await?;
+    // Every writer of this node shares the tracked store, so /healthz
+    // reports failing writes whoever made them.
+    let store: Arc<dyn Store> = Arc::new(WriteTracked::new(open_store(&config).await?));
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
 
@@ -159,6 +164,11 @@ async fn run_node(config: Config, http: bool) -> Result<ExitCode> {
             kinds = ?config.kinds.keys().collect::<Vec<_>>(),
             "errand listening on http://{addr}"
         );
+        let connections = config.server.connections(fd_limit);
+        debug!(
+            "at most {} HTTP connections at once",
+            connections.max_connections
+        );
         let server_config = errand_server::ServerConfig {
             kinds: config.policies(),
             body_limit: config.server.body_limit.0 as usize,
@@ -166,11 +176,14 @@ async fn run_node(config: Config, http: bool) -> Result<ExitCode> {
             events: config.event_listeners(),
             record_unknown_events: config.server.record_unknown_events,
             schedules: schedules.clone(),
+            connections: connections.clone(),
+            shutdown: shutdown.clone(),
         };
         let router = errand_server::router(store.clone(), server_config);
-        Some(tokio::spawn(errand_server::serve(
+        Some(tokio::spawn(errand_server::serve_with(
             listener,
             router,
+            connections,
             shutdown.clone().cancelled_owned(),
         )))
     } else {
@@ -276,6 +289,44 @@ fn executor_for(config: &Config, name: &str, kind: &KindSection) -> Result<Arc<d
         ..spec
     };
     Ok(Arc::new(CommandExecutor::new(spec)))
+}
+
+/// Raises the soft open-files limit to the hard one (each connection and
+/// each job's pipes take descriptors; the usual soft 1,024 is low for a
+/// server) and answers the limit in force.
+fn raise_fd_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => {
+                debug!("open-files limit raised from {soft} to {hard}");
+                hard
+            }
+            Err(e) => {
+                debug!("open-files limit stays {soft}: cannot raise it to {hard}: {e}");
+                soft
+            }
+        },
+        Ok((soft, _)) => {
+            debug!("open-files limit is {soft} (the hard limit)");
+            soft
+        }
+        Err(e) => {
+            debug!("cannot read the open-files limit ({e}); assuming 1024");
+            1024
+        }
+    }
+}
+
+/// A write past the file-size limit (RLIMIT_FSIZE) raises SIGXFSZ, which
+/// would kill the process; caught, the write fails instead and the store
+/// reports it (503, /healthz degraded) like a full disk.
+fn ignore_file_size_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    // The handler stays installed after the stream is dropped; nothing reads it.
+    if let Err(e) = signal(SignalKind::from_raw(nix::libc::SIGXFSZ)) {
+        debug!("cannot catch SIGXFSZ: {e}");
+    }
 }
 
 /// Cancels `shutdown` on the first SIGTERM or SIGINT.

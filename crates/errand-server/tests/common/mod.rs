@@ -92,13 +92,21 @@ impl Server {
         let store = SqliteStore::open(dir.path().join("errand.db"), SqliteOptions::default())
             .await
             .unwrap();
-        let router = errand_server::router(Arc::new(store.clone()), config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(errand_server::serve(listener, router, async {
-            let _ = stopped.await;
-        }));
+        // Stopping cancels the configured shutdown token, as a node does.
+        let (connections, shutdown) = (config.connections.clone(), config.shutdown.clone());
+        let router = errand_server::router(Arc::new(store.clone()), config);
+        let task = tokio::spawn(errand_server::serve_with(
+            listener,
+            router,
+            connections,
+            async move {
+                let _ = stopped.await;
+                shutdown.cancel();
+            },
+        ));
         Server {
             client: Client::new(&base).unwrap(),
             store,
