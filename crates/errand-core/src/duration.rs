@@ -39,14 +39,40 @@ pub fn parse(input: &str) -> Result<Duration, BadDuration> {
     }
     // A Span (not a SignedDuration) so that retention can say "7d"; a day
     // is taken as 24 hours, which is what an operator means here.
-    let span: jiff::Span = trimmed
-        .parse()
-        .map_err(|e: jiff::Error| bad(e.to_string()))?;
+    let span: jiff::Span = trimmed.parse().map_err(|e: jiff::Error| {
+        // Well formed but with numbers too large for jiff: say the limit
+        // rather than jiff's internal one.
+        match with_small_numbers(trimmed).parse::<jiff::Span>() {
+            Ok(shape) if shape.is_negative() => bad("must not be negative".into()),
+            Ok(_) => bad(format!("must be at most {MAX_TEXT}")),
+            Err(_) => bad(e.to_string()),
+        }
+    })?;
+    if span.get_years() != 0 || span.get_months() != 0 {
+        return Err(bad(
+            "months and years vary in length: write days instead (e.g. \"30d\")".into(),
+        ));
+    }
     let signed = span
         .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
         .map_err(|e| bad(e.to_string()))?;
     let d = Duration::try_from(signed).map_err(|_| bad("must not be negative".into()))?;
     in_range(d).map_err(bad)
+}
+
+/// `text` with every run of digits replaced by "1": the same shape, small.
+fn with_small_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_digits = false;
+    for c in text.chars() {
+        match (c.is_ascii_digit(), in_digits) {
+            (true, false) => out.push('1'),
+            (true, true) => {}
+            (false, _) => out.push(c),
+        }
+        in_digits = c.is_ascii_digit();
+    }
+    out
 }
 
 /// A number of seconds as a duration, refused when negative, not a number,
@@ -56,7 +82,7 @@ pub fn from_secs(secs: f64) -> Result<Duration, String> {
         return Err("must be a non-negative number of seconds".into());
     }
     if secs > MAX.as_secs_f64() {
-        return Err(too_long(&format!("{secs}s")));
+        return Err(format!("must be at most {MAX_TEXT}"));
     }
     // Within [0, MAX] the conversion cannot fail; stay panic-free anyway.
     Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
@@ -65,13 +91,9 @@ pub fn from_secs(secs: f64) -> Result<Duration, String> {
 /// `d` when it is at most [`MAX`].
 pub fn in_range(d: Duration) -> Result<Duration, String> {
     if d > MAX {
-        return Err(too_long(&format(d)));
+        return Err(format!("must be at most {MAX_TEXT}, got {}", format(d)));
     }
     Ok(d)
-}
-
-fn too_long(got: &str) -> String {
-    format!("must be at most {MAX_TEXT} (got {got})")
 }
 
 /// `t + d`, or `None` past the end of representable time. Every "now plus
@@ -103,8 +125,15 @@ pub mod serde_human {
     /// Reads "10s", "1h", or a number of seconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         match Raw::deserialize(d)? {
-            Raw::Secs(s) => super::from_secs(s)
-                .map_err(|reason| D::Error::custom(format!("invalid duration {s}: {reason}"))),
+            Raw::Secs(s) => super::from_secs(s).map_err(|reason| {
+                // 1e300 reads better than its 301 digits.
+                let s = if s.abs() >= 1e15 {
+                    format!("{s:e}")
+                } else {
+                    s.to_string()
+                };
+                D::Error::custom(format!("invalid duration {s}: {reason}"))
+            }),
             Raw::Text(t) => super::parse(&t).map_err(D::Error::custom),
         }
     }
@@ -175,12 +204,28 @@ mod tests {
                 "{input}: {err}"
             );
         }
+        let e = parse("1e20").unwrap_err().to_string();
         assert!(
-            parse("1e20")
-                .unwrap_err()
-                .to_string()
-                .contains("(got 100000000000000000000s)")
+            e.starts_with("invalid duration \"1e20\": must be at most 36500d (100 years)"),
+            "{e}"
         );
+        let e = serde_json::from_value::<Secs>(serde_json::json!({"d": 1e20})).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("invalid duration 1e20: must be at most 36500d (100 years)"),
+            "{e}"
+        );
+        for input in ["9999999999999d", "99999999999h", "PT99999999999999999H"] {
+            let e = parse(input).unwrap_err().to_string();
+            assert!(
+                e.contains("must be at most 36500d (100 years)"),
+                "{input}: {e}"
+            );
+        }
+        let e = parse("1y").unwrap_err().to_string();
+        assert!(e.contains("write days instead"), "{e}");
+        let e = parse("-9999999999999d").unwrap_err().to_string();
+        assert!(e.contains("must not be negative"), "{e}");
         for input in ["NaN", "inf", "-inf", "-1", "-0.5s"] {
             assert!(parse(input).is_err(), "{input}");
         }
@@ -188,23 +233,24 @@ mod tests {
         assert_eq!(parse("3153600000").unwrap(), MAX);
     }
 
+    #[derive(serde::Deserialize, Debug)]
+    struct Secs {
+        #[serde(with = "serde_human")]
+        #[allow(dead_code)]
+        d: Duration,
+    }
+
     #[test]
     fn serde_refuses_beyond_max() {
-        #[derive(serde::Deserialize, Debug)]
-        struct T {
-            #[serde(with = "serde_human")]
-            #[allow(dead_code)]
-            d: Duration,
-        }
         for v in [
             serde_json::json!(1e20),
             serde_json::json!(-1),
             serde_json::json!("1e300"),
         ] {
-            let err = serde_json::from_value::<T>(serde_json::json!({ "d": v })).unwrap_err();
+            let err = serde_json::from_value::<Secs>(serde_json::json!({ "d": v })).unwrap_err();
             assert!(err.to_string().contains("invalid duration"), "{err}");
         }
-        assert!(serde_json::from_value::<T>(serde_json::json!({"d": u64::MAX})).is_err());
+        assert!(serde_json::from_value::<Secs>(serde_json::json!({"d": u64::MAX})).is_err());
     }
 
     #[test]
