@@ -701,6 +701,9 @@ fn top_level_error(e: &toml::de::Error) -> anyhow::Error {
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
