@@ -118,11 +118,11 @@ proptest! {
 
     #[test]
     fn enqueue_requests_never_panic(body in enqueue_body(), policy in policy()) {
-        if let Ok(req) = serde_json::from_value::<EnqueueRequest>(body) {
-            if let Ok(job) = req.resolve(&policy) {
-                prop_assert!(job.timeout.is_none_or(|t| t <= MAX));
-                prop_assert!(job.unique_for.is_none_or(|t| t <= MAX));
-            }
+        if let Ok(req) = serde_json::from_value::<EnqueueRequest>(body)
+            && let Ok(job) = req.resolve(&policy)
+        {
+            prop_assert!(job.timeout.is_none_or(|t| t <= MAX));
+            prop_assert!(job.unique_for.is_none_or(|t| t <= MAX));
         }
     }
 
