@@ -4,7 +4,9 @@
 
 use errand_core::api::{BatchRequest, NewBatchRequest};
 use errand_core::duration::{self, MAX};
+use errand_core::schedule::{Schedule, ScheduleSpec};
 use errand_core::{Backoff, EnqueueRequest, KindPolicy, NewEvent, Rate};
+use jiff::Timestamp;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -163,6 +165,49 @@ proptest! {
         prop_assert!(d <= MAX);
         if b.validate().is_ok() {
             prop_assert!(d <= b.max);
+        }
+    }
+}
+
+/// Any representable time.
+fn timestamp() -> impl Strategy<Value = Timestamp> {
+    let (min, max) = (Timestamp::MIN.as_second(), Timestamp::MAX.as_second());
+    prop_oneof![
+        Just(Timestamp::MIN),
+        Just(Timestamp::MAX),
+        (min..=max).prop_map(|s| Timestamp::from_second(s).unwrap()),
+        (0i64..4_102_444_800).prop_map(|s| Timestamp::from_second(s).unwrap()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn schedules_never_panic_at_any_time(
+        cron in prop_oneof![
+            any::<String>(),
+            "([0-9*/,-]{1,6} ){4,5}[0-9*/,A-Za-z-]{1,6}",
+            "(@yearly|@daily|@hourly|0 0 30 2 \\*|0 0 29 2 \\*|59 23 31 12 \\*)",
+        ],
+        tz in prop::sample::select(vec!["UTC", "Europe/Berlin", "Pacific/Kiritimati", "America/St_Johns"]),
+        last in prop::option::of(timestamp()),
+        now in timestamp(),
+        grace in any::<u64>(),
+        catch_up in any::<bool>(),
+    ) {
+        let spec = ScheduleSpec {
+            name: "s".into(),
+            cron,
+            kind: "k".into(),
+            payload: Value::Null,
+            queue: None,
+            timezone: Some(tz.into()),
+            catch_up,
+        };
+        if let Ok(s) = Schedule::parse(spec) {
+            let _ = s.next_after(now);
+            let _ = s.decide(last, now, Duration::from_nanos(grace));
         }
     }
 }
