@@ -199,8 +199,9 @@ mod tests {
         ] {
             let err = parse(input).unwrap_err().to_string();
             assert!(
-                err.contains("must be at most 36500d (100 years)")
-                    || err.contains(&format!("invalid duration {input:?}")),
+                err.starts_with(&format!(
+                    "invalid duration {input:?}: must be at most 36500d (100 years)"
+                )),
                 "{input}: {err}"
             );
         }
