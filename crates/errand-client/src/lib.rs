@@ -285,7 +285,8 @@ impl Client {
         timeout: Duration,
         done: impl Fn(&T) -> bool,
     ) -> Result<T, ClientError> {
-        let deadline = Instant::now() + timeout;
+        // Capped so that the addition cannot overflow the clock.
+        let deadline = Instant::now() + timeout.min(errand_core::duration::MAX);
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let mut url = self.url(path);

@@ -5,7 +5,7 @@
 
 use crate::JobState;
 use crate::batch::BatchId;
-use crate::duration::serde_human;
+use crate::duration::{self, serde_human};
 use crate::policy::KindPolicy;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -204,7 +204,11 @@ pub struct EnqueueRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i16>,
     /// Absolute start time (RFC 3339). Exclusive with `delay`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "deserialize_run_at",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub run_at: Option<Timestamp>,
     /// Start after this long ("30s", or seconds). Exclusive with `run_at`.
     #[serde(
@@ -245,6 +249,7 @@ impl EnqueueRequest {
         check_name("kind", &self.kind)?;
         let queue = self.queue.unwrap_or_else(|| policy.queue.clone());
         check_name("queue", &queue)?;
+        let now = Timestamp::now();
         let run_at = match (self.run_at, self.delay) {
             (Some(_), Some(_)) => {
                 return Err(ValidationError::new(
@@ -252,15 +257,14 @@ impl EnqueueRequest {
                     "give either run_at or delay, not both",
                 ));
             }
-            (Some(at), None) => Some(at),
-            (None, Some(d)) => Some(
-                Timestamp::now()
-                    .checked_add(
-                        jiff::SignedDuration::try_from(d)
-                            .map_err(|_| ValidationError::new("delay", "too large"))?,
-                    )
-                    .map_err(|_| ValidationError::new("delay", "too large"))?,
-            ),
+            (Some(at), None) => Some(check_run_at("run_at", at, now)?),
+            (None, Some(d)) => {
+                let d = check_duration("delay", d)?;
+                Some(
+                    duration::after(now, d)
+                        .ok_or_else(|| ValidationError::new("delay", "is past the end of time"))?,
+                )
+            }
             (None, None) => None,
         };
         let max_attempts = self.max_attempts.unwrap_or(policy.max_attempts);
@@ -271,8 +275,11 @@ impl EnqueueRequest {
             ));
         }
         let timeout = self.timeout.or(policy.timeout);
-        if timeout.is_some_and(|t| t.is_zero()) {
-            return Err(ValidationError::new("timeout", "must be greater than zero"));
+        if let Some(t) = timeout {
+            check_duration("timeout", t)?;
+            if t.is_zero() {
+                return Err(ValidationError::new("timeout", "must be greater than zero"));
+            }
         }
         if let Some(key) = &self.unique_key
             && (key.is_empty() || key.len() > MAX_NAME_LEN)
@@ -287,6 +294,9 @@ impl EnqueueRequest {
                 "unique_for",
                 "needs a unique_key to deduplicate on",
             ));
+        }
+        if let Some(d) = self.unique_for {
+            check_duration("unique_for", d)?;
         }
         if self.unique_for.is_some_and(|d| d.is_zero()) {
             return Err(ValidationError::new(
@@ -323,6 +333,55 @@ impl EnqueueRequest {
             tags: self.tags,
         })
     }
+}
+
+/// `d` when it is within [`duration::MAX`], else an error naming `field`.
+pub fn check_duration(field: &str, d: Duration) -> Result<Duration, ValidationError> {
+    duration::in_range(d).map_err(|m| ValidationError::new(field, m))
+}
+
+/// The earliest `run_at` accepted: anything before is surely a mistake.
+pub const MIN_RUN_AT: Timestamp = Timestamp::UNIX_EPOCH;
+
+/// The accepted range of `run_at`, as written in messages.
+fn run_at_range() -> String {
+    format!("between {MIN_RUN_AT} and {} from now", duration::MAX_TEXT)
+}
+
+/// `at` when it lies between [`MIN_RUN_AT`] and `now` + [`duration::MAX`]
+/// (past times mean "now"), else an error naming `field`.
+pub fn check_run_at(
+    field: &str,
+    at: Timestamp,
+    now: Timestamp,
+) -> Result<Timestamp, ValidationError> {
+    let latest = duration::after(now, duration::MAX).unwrap_or(Timestamp::MAX);
+    if at < MIN_RUN_AT || at > latest {
+        return Err(ValidationError::new(
+            field,
+            format!("must be {} (got {at})", run_at_range()),
+        ));
+    }
+    Ok(at)
+}
+
+/// Reads an RFC 3339 time for `run_at` (or `--at`); one message for text
+/// that is no time and for times beyond what can be represented.
+pub fn parse_run_at(text: &str) -> Result<Timestamp, String> {
+    text.parse().map_err(|_| {
+        format!(
+            "invalid time {text:?}: must be an RFC 3339 time such as \"2030-01-01T09:00:00Z\", {}",
+            run_at_range()
+        )
+    })
+}
+
+fn deserialize_run_at<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Timestamp>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|t| parse_run_at(&t).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 /// Kinds and queues are names: letters, digits and `_ - . :`, 1 to 255 bytes.
@@ -440,6 +499,81 @@ mod tests {
             "unique_for"
         );
         assert_eq!(field(json!({"kind": "k", "tags": ["ok", ""]})), "tags[1]");
+    }
+
+    #[test]
+    fn extreme_times_are_refused_naming_the_field() {
+        let p = KindPolicy::default();
+        let err = |v: Value| {
+            let e = req(v).resolve(&p).unwrap_err();
+            (e.field, e.message)
+        };
+        let e = serde_json::from_value::<EnqueueRequest>(
+            json!({"kind": "k", "run_at": "9999-12-31T00:00:00Z"}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("invalid time \"9999-12-31T00:00:00Z\": must be an RFC 3339 time"),
+            "{e}"
+        );
+        for at in [
+            "9999-12-30T00:00:00Z",
+            "0001-01-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            let (field, message) = err(json!({"kind": "k", "run_at": at}));
+            assert_eq!(field, "run_at");
+            assert!(
+                message.contains("must be between 1970-01-01T00:00:00Z and 36500d"),
+                "{message}"
+            );
+        }
+        let timeout = Some(duration::MAX + Duration::from_secs(1));
+        let built = |r: EnqueueRequest| r.resolve(&p).unwrap_err().field;
+        let base = || EnqueueRequest {
+            kind: "k".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            built(EnqueueRequest {
+                delay: timeout,
+                ..base()
+            }),
+            "delay"
+        );
+        assert_eq!(
+            built(EnqueueRequest {
+                delay: Some(Duration::MAX),
+                ..base()
+            }),
+            "delay"
+        );
+        assert_eq!(built(EnqueueRequest { timeout, ..base() }), "timeout");
+        let unique_key = Some("u".to_string());
+        assert_eq!(
+            built(EnqueueRequest {
+                unique_for: timeout,
+                unique_key,
+                ..base()
+            }),
+            "unique_for"
+        );
+        let long = KindPolicy {
+            timeout,
+            ..KindPolicy::default()
+        };
+        assert_eq!(base().resolve(&long).unwrap_err().field, "timeout");
+        assert!(
+            req(json!({"kind": "k", "run_at": "2000-01-01T00:00:00Z"}))
+                .resolve(&p)
+                .is_ok()
+        );
+        assert!(
+            req(json!({"kind": "k", "delay": "36500d"}))
+                .resolve(&p)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use crate::Backoff;
 use crate::duration::serde_human;
+use crate::job::{MAX_ATTEMPTS_LIMIT, ValidationError, check_duration, check_name};
 use crate::limit::KindLimit;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -44,6 +45,33 @@ impl Default for KindPolicy {
             unique_for: None,
             limit: KindLimit::default(),
         }
+    }
+}
+
+impl KindPolicy {
+    /// Refuses a policy no job could be given, naming the field: the same
+    /// limits [`crate::EnqueueRequest::resolve`] applies, plus the backoff's.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        check_name("queue", &self.queue)?;
+        if !(1..=MAX_ATTEMPTS_LIMIT).contains(&self.max_attempts) {
+            return Err(ValidationError::new(
+                "max_attempts",
+                format!("must be between 1 and {MAX_ATTEMPTS_LIMIT}"),
+            ));
+        }
+        for (field, d) in [("timeout", self.timeout), ("unique_for", self.unique_for)] {
+            if let Some(d) = d {
+                check_duration(field, d)?;
+                if d.is_zero() {
+                    return Err(ValidationError::new(field, "must be greater than zero"));
+                }
+            }
+        }
+        self.backoff.validate()?;
+        if self.limit.concurrency == Some(0) {
+            return Err(ValidationError::new("concurrency", "must be at least 1"));
+        }
+        Ok(())
     }
 }
 

@@ -137,7 +137,12 @@ impl Schedule {
 
     /// The first tick strictly after `ts`.
     pub fn next_after(&self, ts: Timestamp) -> Option<Timestamp> {
-        self.first_from(floor_second(ts) + SignedDuration::from_secs(1))
+        // Checked: past the end of time there is no next tick.
+        self.first_from(
+            floor_second(ts)
+                .checked_add(SignedDuration::from_secs(1))
+                .ok()?,
+        )
     }
 
     /// The first tick at or after `ts` (ticks fall on whole seconds).
@@ -151,7 +156,10 @@ impl Schedule {
 
     /// The last tick strictly before `ts`.
     fn last_before(&self, ts: Timestamp) -> Option<Timestamp> {
-        let until = (ceil_second(ts) - SignedDuration::from_secs(1)).to_zoned(self.tz.clone());
+        let until = ceil_second(ts)
+            .checked_sub(SignedDuration::from_secs(1))
+            .ok()?
+            .to_zoned(self.tz.clone());
         self.cron
             .find_previous_occurrence(&until, true)
             .ok()
@@ -173,7 +181,11 @@ impl Schedule {
             Some(last) => self.next_after(last),
             // A new schedule starts with its latest tick, if on time.
             None => self
-                .last_before(floor_second(now) + SignedDuration::from_secs(1))
+                .last_before(
+                    floor_second(now)
+                        .checked_add(SignedDuration::from_secs(1))
+                        .unwrap_or(now),
+                )
                 .filter(|t| *t >= on_time_from)
                 .or_else(|| self.next_after(now)),
         };
@@ -279,7 +291,10 @@ fn ceil_second(ts: Timestamp) -> Timestamp {
     if floor == ts {
         ts
     } else {
-        floor + SignedDuration::from_secs(1)
+        // At the very end of time there is no next second: stay on this one.
+        floor
+            .checked_add(SignedDuration::from_secs(1))
+            .unwrap_or(floor)
     }
 }
 

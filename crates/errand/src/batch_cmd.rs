@@ -75,7 +75,7 @@ fn parse_jobs(text: &str) -> Result<Vec<EnqueueRequest>> {
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(i, line)| {
-            serde_json::from_str(line)
+            parse_job(line)
                 .map_err(|e| anyhow!("line {}: not a job (an enqueue request): {e}", i + 1))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -85,6 +85,19 @@ fn parse_jobs(text: &str) -> Result<Vec<EnqueueRequest>> {
         );
     }
     Ok(jobs)
+}
+
+/// One JSON line as a request; errors start with the path of the field at
+/// fault ("delay: ..."), which serde_json's own message does not name.
+fn parse_job(line: &str) -> Result<EnqueueRequest, String> {
+    let mut de = serde_json::Deserializer::from_str(line);
+    let job =
+        serde_path_to_error::deserialize(&mut de).map_err(|e| match e.path().to_string() {
+            path if path == "." => e.into_inner().to_string(),
+            path => format!("{path}: {}", e.into_inner()),
+        })?;
+    de.end().map_err(|e| e.to_string())?;
+    Ok(job)
 }
 
 #[cfg(test)]
@@ -108,6 +121,13 @@ mod tests {
         let e = parse_jobs("{\"kind\": \"a\"}\n\n{\"kind\": \"b\", \"colour\": 1}\n").unwrap_err();
         assert!(e.to_string().starts_with("line 3: not a job"), "{e}");
         assert!(e.to_string().contains("colour"), "{e}");
+        let e = parse_jobs("{\"kind\": \"b\", \"delay\": 1e20}").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("line 1: not a job (an enqueue request): delay: invalid duration 1e20: must be at most"),
+            "{e}"
+        );
+        assert!(parse_jobs("{\"kind\": \"b\"} x").is_err());
         let e = parse_jobs("\n\n").unwrap_err();
         assert!(e.to_string().contains("no jobs"), "{e}");
     }

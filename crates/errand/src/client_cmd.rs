@@ -71,10 +71,7 @@ pub async fn enqueue(args: EnqueueArgs) -> Result<ExitCode> {
     let run_at = args
         .at
         .as_deref()
-        .map(|t| {
-            t.parse::<jiff::Timestamp>()
-                .map_err(|e| anyhow!("--at {t:?}: not an RFC 3339 time ({e})"))
-        })
+        .map(|t| errand_core::job::parse_run_at(t).map_err(|e| anyhow!("--at: {e}")))
         .transpose()?;
     let timeout = duration_flag("--job-timeout", args.job_timeout.as_deref())?;
     let unique_for = duration_flag("--unique-for", args.unique_for.as_deref())?;

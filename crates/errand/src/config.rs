@@ -165,6 +165,10 @@ pub struct EventSection {
     pub listeners: Vec<String>,
 }
 
+/// The shortest `[worker] lease`: a shorter one would expire on ordinary
+/// scheduling hiccups and run jobs twice.
+pub const MIN_LEASE: Duration = Duration::from_secs(1);
+
 /// `[worker]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -474,9 +478,7 @@ impl Config {
             Some(toml::Value::Table(kinds)) => kinds,
             Some(_) => bail!("`kinds` must be a table of [kinds.NAME] sections"),
         };
-        let mut config: Config = table
-            .try_into()
-            .map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
+        let mut config: Config = table.try_into().map_err(|e| top_level_error(&e))?;
         for (name, value) in kinds {
             let kind = KindSection::deserialize(value).map_err(|e| key_error(&name, &e))?;
             config.kinds.insert(name, kind);
@@ -492,24 +494,9 @@ impl Config {
                 .map_err(|e| anyhow!("[kinds.{name}]: {}", e.message))?;
             kind.check_executor()
                 .map_err(|e| anyhow!("[kinds.{name}] {e}"))?;
-            let policy = kind.policy();
-            errand_core::job::check_name("queue", &policy.queue)
-                .map_err(|e| anyhow!("[kinds.{name}] queue: {}", e.message))?;
-            if !(1..=errand_core::job::MAX_ATTEMPTS_LIMIT).contains(&policy.max_attempts) {
-                bail!(
-                    "[kinds.{name}] max_attempts: must be between 1 and {}",
-                    errand_core::job::MAX_ATTEMPTS_LIMIT
-                );
-            }
-            if policy.timeout.is_some_and(|t| t.is_zero()) {
-                bail!("[kinds.{name}] timeout: must be greater than zero");
-            }
-            if policy.unique_for.is_some_and(|t| t.is_zero()) {
-                bail!("[kinds.{name}] unique_for: must be greater than zero");
-            }
-            if policy.limit.concurrency == Some(0) {
-                bail!("[kinds.{name}] concurrency: must be at least 1");
-            }
+            kind.policy()
+                .validate()
+                .map_err(|e| anyhow!("[kinds.{name}] {e}"))?;
         }
         self.validate_events()?;
         self.schedules()?;
@@ -524,11 +511,33 @@ impl Config {
         if b.threshold == 0 || b.base.is_zero() || b.base > b.max {
             bail!("[worker.breaker]: threshold must be at least 1 and 0 < base <= max");
         }
-        if self.worker.lease <= self.worker.heartbeat {
+        self.validate_worker_times()
+    }
+
+    /// The `[worker]` durations the runtime needs non-zero and in order.
+    fn validate_worker_times(&self) -> Result<()> {
+        let w = &self.worker;
+        if w.lease < MIN_LEASE {
+            bail!(
+                "[worker] lease: must be at least {} (got {})",
+                errand_core::duration::format(MIN_LEASE),
+                errand_core::duration::format(w.lease)
+            );
+        }
+        for (key, d) in [
+            ("heartbeat", w.heartbeat),
+            ("poll_interval", w.poll_interval),
+            ("maintenance_interval", w.maintenance_interval),
+        ] {
+            if d.is_zero() {
+                bail!("[worker] {key}: must be greater than zero");
+            }
+        }
+        if w.lease <= w.heartbeat {
             bail!(
                 "[worker] lease ({}) must be longer than heartbeat ({})",
-                errand_core::duration::format(self.worker.lease),
-                errand_core::duration::format(self.worker.heartbeat)
+                errand_core::duration::format(w.lease),
+                errand_core::duration::format(w.heartbeat)
             );
         }
         Ok(())
@@ -712,18 +721,42 @@ impl Config {
     }
 }
 
-/// A `[kinds.NAME]` section that does not deserialize, as "[kinds.NAME] KEY:
-/// why" when the TOML error says which key (it ends with "in `KEY`").
-fn key_error(kind: &str, e: &toml::de::Error) -> anyhow::Error {
+/// A TOML error split into why and the dotted key it names (the message
+/// ends with "in `KEY`" when it knows).
+fn split_key(e: &toml::de::Error) -> (String, Option<String>) {
     let text = e.to_string();
     let text = text.trim_end();
     match text.rsplit_once("\nin `") {
         Some((why, key)) if key.ends_with('`') => {
-            anyhow!("[kinds.{kind}] {}: {why}", key.trim_end_matches('`'))
+            (why.to_string(), Some(key.trim_end_matches('`').to_string()))
         }
-        _ => anyhow!("[kinds.{kind}]: {text}"),
+        _ => (text.to_string(), None),
     }
 }
+
+/// A `[kinds.NAME]` section that does not deserialize, as "[kinds.NAME] KEY:
+/// why" when the TOML error says which key.
+fn key_error(kind: &str, e: &toml::de::Error) -> anyhow::Error {
+    match split_key(e) {
+        (why, Some(key)) => anyhow!("[kinds.{kind}] {key}: {why}"),
+        (why, None) => anyhow!("[kinds.{kind}]: {why}"),
+    }
+}
+
+/// Any other key that does not deserialize, on one line as "[SECTION] KEY:
+/// why" (or "KEY: why" at the top level).
+fn top_level_error(e: &toml::de::Error) -> anyhow::Error {
+    match split_key(e) {
+        (why, Some(path)) => match path.rsplit_once('.') {
+            Some((section, key)) => anyhow!("[{section}] {key}: {why}"),
+            None => anyhow!("{path}: {why}"),
+        },
+        (why, None) => anyhow!("{why}"),
+    }
+}
+
+#[cfg(test)]
+mod properties;
 
 #[cfg(test)]
 mod tests {
@@ -800,6 +833,113 @@ mod tests {
         );
         assert!(err("[queues.q]\nconcurrency = 0").contains("[queues.q] concurrency"));
         assert!(err("[server]\nbody_limit = \"12 parsecs\"").contains("invalid size"));
+    }
+
+    #[test]
+    fn extreme_durations_are_refused_on_one_line_naming_the_key() {
+        let kind = "[kinds.k]\ncommand = [\"x\"]\n";
+        let keys = [
+            ("[worker]\n", "lease", "[worker] lease"),
+            ("[worker]\n", "heartbeat", "[worker] heartbeat"),
+            ("[worker]\n", "poll_interval", "[worker] poll_interval"),
+            (
+                "[worker]\n",
+                "shutdown_timeout",
+                "[worker] shutdown_timeout",
+            ),
+            (
+                "[worker]\n",
+                "maintenance_interval",
+                "[worker] maintenance_interval",
+            ),
+            ("[worker.breaker]\n", "base", "[worker.breaker] base"),
+            ("[worker.breaker]\n", "max", "[worker.breaker] max"),
+            ("[server]\n", "max_wait", "[server] max_wait"),
+            (
+                "[postgres]\n",
+                "connect_timeout",
+                "[postgres] connect_timeout",
+            ),
+            ("[retention]\n", "completed", "[retention] completed"),
+            ("[retention]\n", "failed", "[retention] failed"),
+            ("[retention]\n", "cancelled", "[retention] cancelled"),
+            (kind, "timeout", "[kinds.k] timeout"),
+            (kind, "unique_for", "[kinds.k] unique_for"),
+            (kind, "backoff.base", "[kinds.k] backoff.base"),
+            (kind, "backoff.max", "[kinds.k] backoff.max"),
+        ];
+        let values = [
+            "1e20",
+            "1e300",
+            "-1",
+            "\"1e20\"",
+            "\"-1\"",
+            "\"NaN\"",
+            "nan",
+            "inf",
+            "\"9999999999999d\"",
+            "\"36501d\"",
+            "9223372036854775807",
+        ];
+        for (section, key, named) in keys {
+            for value in values {
+                let line = match key.split_once('.') {
+                    Some((table, k)) => format!("{table} = {{ {k} = {value} }}"),
+                    None => format!("{key} = {value}"),
+                };
+                let text = format!("{section}{line}\n");
+                let e = format!("{:#}", parse(&text).unwrap_err());
+                assert!(
+                    e.contains(&format!("{named}: invalid duration")),
+                    "{text}: {e}"
+                );
+                assert!(!e.contains('\n'), "{text}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn worker_times_must_be_usable() {
+        let err = |t: &str| format!("{:#}", parse(&format!("[worker]\n{t}")).unwrap_err());
+        let e = err("lease = \"500ms\"\nheartbeat = \"100ms\"");
+        assert!(
+            e.contains("[worker] lease: must be at least 1s (got 500ms)"),
+            "{e}"
+        );
+        for key in ["heartbeat", "poll_interval", "maintenance_interval"] {
+            let e = err(&format!("{key} = 0"));
+            assert!(
+                e.contains(&format!("[worker] {key}: must be greater than zero")),
+                "{e}"
+            );
+        }
+        let e = err("lease = \"36500d\"\nheartbeat = \"36500d\"");
+        assert!(e.contains("must be longer than heartbeat"), "{e}");
+        assert!(parse("[worker]\nlease = \"36500d\"\nshutdown_timeout = \"36500d\"").is_ok());
+    }
+
+    #[test]
+    fn backoff_that_cannot_be_meant_is_refused() {
+        let err = |b: &str| {
+            let text = format!("[kinds.k]\ncommand = [\"x\"]\nbackoff = {{ {b} }}\n");
+            format!("{:#}", parse(&text).unwrap_err())
+        };
+        let e = err("base = \"10s\", max = \"1s\", jitter = 5.0");
+        assert!(
+            e.contains("[kinds.k] backoff.base: must be at most backoff.max (1s), got 10s"),
+            "{e}"
+        );
+        for jitter in ["5.0", "-0.5", "nan", "inf"] {
+            let e = err(&format!("jitter = {jitter}"));
+            assert!(
+                e.contains("[kinds.k] backoff.jitter: must be from 0"),
+                "{e}"
+            );
+        }
+        let ok = parse(
+            "[kinds.k]\ncommand = [\"x\"]\nbackoff = { base = \"0s\", max = \"0s\", jitter = 1.0 }",
+        );
+        assert!(ok.is_ok());
     }
 
     #[test]
