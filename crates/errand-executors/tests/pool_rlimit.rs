@@ -43,7 +43,10 @@ async fn a_pool_out_of_descriptors_hands_jobs_back_as_deadly() {
     let pool = PoolExecutor::new(KIND, config).unwrap();
     let outcome = tokio::time::timeout(
         Duration::from_secs(10),
-        pool.execute(&bare_job(1, json!({"op": "echo"})), CancellationToken::new()),
+        pool.execute(
+            &bare_job(1, json!({"op": "echo"})),
+            CancellationToken::new(),
+        ),
     )
     .await
     .expect("a job is not left waiting for a process that cannot start");
@@ -57,7 +60,10 @@ async fn a_pool_out_of_descriptors_hands_jobs_back_as_deadly() {
     let outcome = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             let outcome = pool
-                .execute(&bare_job(2, json!({"op": "echo"})), CancellationToken::new())
+                .execute(
+                    &bare_job(2, json!({"op": "echo"})),
+                    CancellationToken::new(),
+                )
                 .await;
             if !matches!(outcome, Outcome::Deadly(_)) {
                 return outcome;

@@ -15,10 +15,10 @@ mod stdout;
 pub use spec::{CommandSpec, CommandSpecError};
 
 use crate::Executor;
+use crate::process::{self, ProcessGroup};
 use async_trait::async_trait;
 use capture::read_tail;
 use errand_core::{Job, Outcome};
-use crate::process::{self, ProcessGroup};
 use exit_codes::ExitCodes;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
@@ -115,7 +115,9 @@ impl Executor for CommandExecutor {
             return Outcome::Retry("cancelled while waiting for a process slot".into());
         };
         if let Err(e) = process::ensure_guardian() {
-            return Outcome::Deadly(format!("cannot start {program:?}: no process guardian: {e}"));
+            return Outcome::Deadly(format!(
+                "cannot start {program:?}: no process guardian: {e}"
+            ));
         }
         let mut child = match self.command(program, job).spawn() {
             Ok(child) => child,

@@ -25,7 +25,10 @@ pub fn ensure_guardian() -> io::Result<()> {
 /// of the program: the job is then not at fault and must not lose an attempt.
 pub fn is_resource_limit(error: &io::Error) -> bool {
     use nix::libc::{EAGAIN, EMFILE, ENFILE, ENOMEM};
-    matches!(error.raw_os_error(), Some(EMFILE | ENFILE | EAGAIN | ENOMEM))
+    matches!(
+        error.raw_os_error(),
+        Some(EMFILE | ENFILE | EAGAIN | ENOMEM)
+    )
 }
 
 #[cfg(test)]

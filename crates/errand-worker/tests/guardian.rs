@@ -51,7 +51,10 @@ fn child(dir: &Path) {
             std::fs::write(dir.join("pids"), format!("{} {guardian}", text.trim())).unwrap();
         };
         // Runs until this process is killed.
-        tokio::join!(run_until(sh(&script), None, serde_json::json!(null), |_| false), watch);
+        tokio::join!(
+            run_until(sh(&script), None, serde_json::json!(null), |_| false),
+            watch
+        );
     });
 }
 

@@ -86,9 +86,8 @@ impl PoolConfig {
             );
         }
         if let Some(names) = &self.env_allow {
-            errand_worker::process::check_env_allow(names).map_err(|e| {
-                ExecutorConfigError::new("pool.env_allow".to_string(), e)
-            })?;
+            errand_worker::process::check_env_allow(names)
+                .map_err(|e| ExecutorConfigError::new("pool.env_allow".to_string(), e))?;
         }
         if self.max_rss == Some(ByteSize(0)) {
             return bad("max_rss", "must be more than 0 bytes".into());

@@ -19,7 +19,11 @@ const SETTINGS_PREFIX: &str = "ERRAND_";
 /// Sets `cmd`'s environment: with `allow`, only those variables of
 /// errand's environment (and `PATH`); without, all of it but errand's
 /// `ERRAND_*` settings; then `env` on top.
-pub fn set_environment(cmd: &mut Command, allow: Option<&[String]>, env: &BTreeMap<String, String>) {
+pub fn set_environment(
+    cmd: &mut Command,
+    allow: Option<&[String]>,
+    env: &BTreeMap<String, String>,
+) {
     match allow {
         Some(allow) => {
             cmd.env_clear();
@@ -32,7 +36,10 @@ pub fn set_environment(cmd: &mut Command, allow: Option<&[String]>, env: &BTreeM
         }
         None => {
             for (name, _) in std::env::vars_os() {
-                if name.as_encoded_bytes().starts_with(SETTINGS_PREFIX.as_bytes()) {
+                if name
+                    .as_encoded_bytes()
+                    .starts_with(SETTINGS_PREFIX.as_bytes())
+                {
                     cmd.env_remove(name);
                 }
             }

@@ -75,7 +75,9 @@ pub(crate) fn remove(pgid: i32) {
         return;
     }
     if let Err(e) = deliver(&mut state, REMOVE, pgid) {
-        tracing::error!("cannot restart the process guardian: {e}; running job processes would outlive errand");
+        tracing::error!(
+            "cannot restart the process guardian: {e}; running job processes would outlive errand"
+        );
     }
 }
 
@@ -206,7 +208,13 @@ unsafe fn guard(socket: libc::c_int, registry: *mut i32, mut len: usize) -> ! {
         // would wait for us), listening sockets, database files or pipes.
         close_all_but(socket);
         libc::chdir(c"/".as_ptr());
-        libc::prctl(libc::PR_SET_NAME, c"errand-guard".as_ptr() as libc::c_ulong, 0, 0, 0);
+        libc::prctl(
+            libc::PR_SET_NAME,
+            c"errand-guard".as_ptr() as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
         let mut record = [0u8; RECORD];
         loop {
             let got = libc::recv(socket, record.as_mut_ptr().cast(), RECORD, 0);
