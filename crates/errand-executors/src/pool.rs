@@ -69,7 +69,7 @@ impl PoolExecutor {
 impl Executor for PoolExecutor {
     async fn execute(&self, job: &Job, cancel: CancellationToken) -> Outcome {
         let mut process = match self.supervisor.checkout(&cancel).await {
-            Checkout::Process(process) => process,
+            Checkout::Process(process) => *process,
             Checkout::Cancelled => {
                 return Outcome::Retry("cancelled while waiting for an idle pool process".into());
             }

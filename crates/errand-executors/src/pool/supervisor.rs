@@ -58,8 +58,8 @@ pub(super) struct Supervisor {
 
 /// What a job waiting for a process gets.
 pub(super) enum Checkout {
-    /// An idle process, now the job's.
-    Process(WorkerProcess),
+    /// An idle process, now the job's (boxed: it is large and moves often).
+    Process(Box<WorkerProcess>),
     /// The job was cancelled or the pool stopped first.
     Cancelled,
     /// No process is idle and none can start: why.
@@ -102,7 +102,7 @@ impl Supervisor {
         let wait = async { self.idle_rx.lock().await.recv().await };
         tokio::select! {
             biased;
-            process = wait => process.map_or(Checkout::Cancelled, Checkout::Process),
+            process = wait => process.map_or(Checkout::Cancelled, |p| Checkout::Process(Box::new(p))),
             error = self.blocked() => Checkout::CannotStart(error),
             _ = cancel.cancelled() => Checkout::Cancelled,
             _ = self.shutdown.cancelled() => Checkout::Cancelled,

@@ -117,8 +117,11 @@ impl Lines<'_> {
             }
             Some(Ok(StatusLine::Progress { progress })) => {
                 // Progress is the job's data: its size only, never its content.
-                let bytes = self.line.len();
-                tracing::debug!(job = self.job, bytes, "progress");
+                tracing::debug!(
+                    job = self.job,
+                    bytes = progress.to_string().len(),
+                    "progress"
+                );
                 self.line.clear();
             }
             Some(Err(_)) => self.not_a_status_line(),

@@ -225,12 +225,14 @@ unsafe fn guard(socket: libc::c_int, registry: *mut i32, mut len: usize) -> ! {
                     *registry.add(len) = pgid;
                     len += 1;
                 } else if op == REMOVE {
-                    for i in 0..len {
+                    let mut i = 0;
+                    while i < len {
                         if *registry.add(i) == pgid {
                             len -= 1;
                             *registry.add(i) = *registry.add(len);
                             break;
                         }
+                        i += 1;
                     }
                 }
             } else if got == 0 || (got < 0 && *libc::__errno_location() != libc::EINTR) {
