@@ -169,8 +169,12 @@ impl WorkerProcess {
                 Reply::Outcome(outcome) => return Ok(outcome),
                 Reply::Progress(progress) => {
                     // Progress is user data: its size only, never its content.
-                    let bytes = progress.to_string().len();
-                    tracing::debug!(job = job.id, pid = self.pid, bytes, "pool job progress")
+                    tracing::debug!(
+                        job = job.id,
+                        pid = self.pid,
+                        bytes = progress.to_string().len(),
+                        "pool job progress"
+                    )
                 }
             }
         }
