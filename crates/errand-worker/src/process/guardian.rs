@@ -68,7 +68,7 @@ pub(crate) fn add(pgid: i32) -> io::Result<()> {
     sent
 }
 
-/// Unregisters `pgid` once its group has been killed and its leader reaped.
+/// Unregisters `pgid` once its group has been killed.
 pub(crate) fn remove(pgid: i32) {
     let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
     if !state.live.remove(&pgid) {
@@ -76,7 +76,8 @@ pub(crate) fn remove(pgid: i32) {
     }
     if let Err(e) = deliver(&mut state, REMOVE, pgid) {
         tracing::error!(
-            "cannot restart the process guardian: {e}; running job processes would outlive errand"
+            pgid,
+            "cannot update the process guardian: {e}; job processes may outlive errand"
         );
     }
 }
@@ -103,6 +104,9 @@ fn deliver(state: &mut State, op: i32, pgid: i32) -> io::Result<()> {
     if let Some(guardian) = &state.guardian {
         match send(guardian, op, pgid) {
             Ok(()) => return Ok(()),
+            // Any other error leaves the guardian in place: dropping our end
+            // of the socket would make a live guardian kill every group.
+            Err(e) if !gone(&e) => return Err(e),
             Err(e) => {
                 if !state.warned {
                     state.warned = true;
@@ -124,6 +128,14 @@ fn deliver(state: &mut State, op: i32, pgid: i32) -> io::Result<()> {
     }
     state.guardian = Some(start(&state.live)?);
     Ok(())
+}
+
+/// Whether a send failed because the guardian is gone.
+fn gone(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN)
+    )
 }
 
 fn send(guardian: &Guardian, op: i32, pgid: i32) -> io::Result<()> {
