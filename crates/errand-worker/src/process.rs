@@ -1,11 +1,13 @@
 //! What every executor that starts job processes shares (the command
 //! executor here, the pool executor in errand-executors): the child's
-//! environment, its process group and the guardian that kills it when
-//! errand dies, and which start failures are the machine's fault.
+//! environment, its process group, the guardian that kills it when errand
+//! dies and the on-disk record for when the guardian died too, and which
+//! start failures are the machine's fault.
 
 mod environment;
 mod group;
 mod guardian;
+mod record;
 
 pub use environment::{check_env_allow, set_environment};
 pub use group::ProcessGroup;
@@ -15,8 +17,11 @@ use std::io;
 
 /// Starts the guardian now if it does not run yet. Call it before starting
 /// a job's process: when it fails (typically a resource limit) the job
-/// should be handed back rather than run unguarded.
+/// should be handed back rather than run unguarded. The first call also
+/// kills the job process groups that dead errand processes whose guardian
+/// died with them left behind on this machine.
 pub fn ensure_guardian() -> io::Result<()> {
+    record::sweep_once();
     guardian::ensure()
 }
 

@@ -2,7 +2,9 @@
 //! command job, then a pool job, runs a grandchild that ticks into a file;
 //! the ticks of attempt 1 must stop at once (before any restart), and after
 //! the restart's lease rescue no tick of attempt 1 may follow attempt 2's
-//! first. On SQLite and on PostgreSQL.
+//! first. On SQLite and on PostgreSQL. And when the guardian is killed
+//! together with errand, the restarted errand kills what it left before
+//! attempt 2 starts.
 
 mod common;
 
@@ -78,6 +80,22 @@ impl Drop for KillGroups<'_> {
     }
 }
 
+/// The guardian forked by errand process `errand`.
+fn guardian_of(errand: u32) -> i32 {
+    let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let comm = &stat[stat.find('(')? + 1..stat.rfind(')')?];
+        let ppid: u32 = stat[stat.rfind(')')? + 2..]
+            .split(' ')
+            .nth(1)?
+            .parse()
+            .ok()?;
+        (comm == "errand-guard" && ppid == errand).then_some(pid)
+    });
+    found.expect("errand runs a guardian")
+}
+
 /// Runs the scenario with `kind` (a `[kinds.tick]` section); `start`
 /// starts (and restarts) `errand serve` in the directory with a config.
 fn attempt_one_dies_with_errand(kind: &str, start: impl Fn(&Path, &str) -> Server) {
@@ -124,6 +142,45 @@ fn attempt_one_dies_with_errand(kind: &str, start: impl Fn(&Path, &str) -> Serve
         "attempt 1 ticked after attempt 2 started: {ticks:?}"
     );
     drop(server);
+}
+
+#[test]
+fn a_restart_kills_what_errand_left_when_its_guardian_died_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _cleanup = KillGroups(dir);
+    let config = format!("{QUICK_RESCUE}{COMMAND_KIND}");
+    let mut server = Server::start_in(dir, &config);
+    let (status, body) = post(
+        &server.url("/v1/jobs"),
+        &json!({"kind": "tick", "payload": {}}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_i64().unwrap();
+    eventually(Duration::from_secs(30), "attempt 1 to tick", || {
+        (ticks(dir).len() >= 5).then_some(())
+    });
+    // As `pkill -9 errand` would: the guardian first, then errand.
+    let guardian = guardian_of(server.child.id());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(guardian),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    server.kill9();
+
+    let restarted = Server::start_in(dir, &config);
+    let job = wait_state(&restarted, id, "completed", Duration::from_secs(30));
+    assert_eq!(job["attempt"], 2, "{job}");
+    let ticks = ticks(dir);
+    let first_of_2 = ticks
+        .iter()
+        .position(|&a| a == 2)
+        .expect("attempt 2 ticked");
+    assert!(
+        ticks[first_of_2..].iter().all(|&a| a != 1),
+        "attempt 1 ticked after attempt 2 started: {ticks:?}"
+    );
 }
 
 fn sqlite(dir: &Path, config: &str) -> Server {

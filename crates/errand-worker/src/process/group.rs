@@ -3,7 +3,7 @@
 //! registered with the guardian so that it dies with errand, and killed if
 //! its owner is dropped.
 
-use super::guardian;
+use super::{guardian, record};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::io;
@@ -25,6 +25,7 @@ impl ProcessGroup {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
             return Err(e);
         }
+        record::add(pgid);
         Ok(ProcessGroup {
             pgid: Pid::from_raw(pgid),
         })
@@ -52,5 +53,6 @@ impl Drop for ProcessGroup {
         // nothing may outlive it; tokio reaps a killed child in the background.
         self.kill();
         guardian::remove(self.pgid.as_raw());
+        record::remove(self.pgid.as_raw());
     }
 }
