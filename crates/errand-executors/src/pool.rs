@@ -17,7 +17,7 @@ use errand_core::{Job, Outcome};
 use errand_worker::Executor;
 use process::{Fault, WorkerProcess};
 use std::sync::Arc;
-use supervisor::Supervisor;
+use supervisor::{Checkout, Supervisor};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// Runs jobs on a supervised pool of long-lived processes.
@@ -68,8 +68,15 @@ impl PoolExecutor {
 #[async_trait]
 impl Executor for PoolExecutor {
     async fn execute(&self, job: &Job, cancel: CancellationToken) -> Outcome {
-        let Some(mut process) = self.supervisor.checkout(&cancel).await else {
-            return Outcome::Retry("cancelled while waiting for an idle pool process".into());
+        let mut process = match self.supervisor.checkout(&cancel).await {
+            Checkout::Process(process) => *process,
+            Checkout::Cancelled => {
+                return Outcome::Retry("cancelled while waiting for an idle pool process".into());
+            }
+            // The machine's fault, not the job's: hand it back without using an attempt.
+            Checkout::CannotStart(error) => {
+                return Outcome::Deadly(format!("no pool process can start: {error}"));
+            }
         };
         let pid = process.pid();
         let answer = tokio::select! {

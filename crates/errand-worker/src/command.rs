@@ -3,23 +3,23 @@
 //! identity in the environment; its stdout is the result (minus status
 //! lines such as a snooze), its exit status the outcome (mapped through the
 //! configured exit-code lists). The whole group is killed when the attempt
-//! ends, and at most `max_processes` run at once.
+//! ends (or when errand dies: see [`crate::process`]), and at most
+//! `max_processes` run at once. A process that cannot start for lack of a
+//! resource is a deadly outcome: the machine's fault, not the job's.
 
 mod capture;
-mod environment;
 mod exit_codes;
-mod group;
 mod spec;
 mod stdout;
 
 pub use spec::{CommandSpec, CommandSpecError};
 
 use crate::Executor;
+use crate::process::{self, ProcessGroup};
 use async_trait::async_trait;
 use capture::read_tail;
 use errand_core::{Job, Outcome};
 use exit_codes::ExitCodes;
-use group::ProcessGroup;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
@@ -75,12 +75,12 @@ impl CommandExecutor {
             .stderr(Stdio::piped())
             // Its own group, so that killing the group reaches every descendant.
             .process_group(0);
-        environment::apply(
-            &mut cmd,
-            self.spec.env_allow.as_deref(),
-            &self.spec.env,
-            job,
-        );
+        process::set_environment(&mut cmd, self.spec.env_allow.as_deref(), &self.spec.env);
+        // The job's identity, which nothing can override.
+        cmd.env("ERRAND_JOB_ID", job.id.to_string())
+            .env("ERRAND_JOB_KIND", &job.kind)
+            .env("ERRAND_ATTEMPT", job.attempt.to_string())
+            .env("ERRAND_MAX_ATTEMPTS", job.max_attempts.to_string());
         if let Some(cwd) = &self.spec.cwd {
             cmd.current_dir(cwd);
         }
@@ -114,12 +114,28 @@ impl Executor for CommandExecutor {
         let Some(_slot) = self.slot(&cancel).await else {
             return Outcome::Retry("cancelled while waiting for a process slot".into());
         };
+        if let Err(e) = process::ensure_guardian() {
+            return Outcome::Deadly(format!(
+                "cannot start {program:?}: no process guardian: {e}"
+            ));
+        }
         let mut child = match self.command(program, job).spawn() {
             Ok(child) => child,
+            Err(e) if process::is_resource_limit(&e) => {
+                return Outcome::Deadly(format!("cannot start {program:?}: {e}"));
+            }
             Err(e) => return Outcome::Retry(format!("cannot start {program:?}: {e}")),
         };
-        let Some(group) = child.id().map(ProcessGroup::new) else {
+        let Some(pid) = child.id() else {
             return Outcome::Retry(format!("{program:?} exited before it could be tracked"));
+        };
+        let group = match ProcessGroup::guard(pid) {
+            Ok(group) => group,
+            Err(e) => {
+                // Killed already: it must not run unguarded.
+                let _ = child.wait().await;
+                return Outcome::Deadly(format!("cannot guard {program:?}: {e}"));
+            }
         };
         let payload = serde_json::to_vec(&job.payload).expect("a JSON value serializes");
         let (mut stdin, mut stdout, mut stderr) =

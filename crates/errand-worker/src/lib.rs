@@ -17,6 +17,7 @@ mod fetch;
 mod handler;
 mod heartbeat;
 mod maintenance;
+pub mod process;
 mod retry_delay;
 mod running;
 mod runtime;

@@ -1,7 +1,7 @@
 //! The command executor's environment allow-list, with real subprocesses:
 //! unlisted variables of errand's environment stay out, listed ones, `PATH`,
 //! `env` and the job's `ERRAND_*` get in; without a list everything is
-//! inherited. One test in its own binary, because it sets variables of the
+//! inherited but errand's own `ERRAND_*` settings (`ERRAND_DATABASE`). One test in its own binary, because it sets variables of the
 //! test process itself.
 
 mod command_support;
@@ -60,7 +60,7 @@ fn env_allow_passes_only_listed_variables() {
     assert_eq!(
         inherited,
         format!(
-            "LISTED_SECRET=listed\nUNLISTED_SECRET=unlisted\nERRAND_DATABASE=postgres://u:p@db/jobs\nFROM_SPEC=spec\nERRAND_JOB_ID={{id}}\nPATH={path}"
+            "LISTED_SECRET=listed\nUNLISTED_SECRET=unlisted\nERRAND_DATABASE=unset\nFROM_SPEC=spec\nERRAND_JOB_ID={{id}}\nPATH={path}"
         )
     );
 }

@@ -47,8 +47,10 @@ fn footprint() -> Footprint {
     }
 }
 
-/// Pids of this process's children (live or zombie), from every thread.
+/// Pids of this process's children (live or zombie), from every thread,
+/// but errand's process guardian, which lives as long as the test process.
 fn children() -> Vec<String> {
+    let guardian = errand_worker::process::guardian_pid().map(|pid| pid.to_string());
     std::fs::read_dir("/proc/self/task")
         .unwrap()
         .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
@@ -57,6 +59,7 @@ fn children() -> Vec<String> {
                 .map(String::from)
                 .collect::<Vec<_>>()
         })
+        .filter(|pid| Some(pid) != guardian.as_ref())
         .collect()
 }
 

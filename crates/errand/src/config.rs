@@ -422,6 +422,9 @@ impl KindSection {
             ("env_allow", self.env_allow.is_some()),
         ];
         match set.into_iter().find(|(_, on)| *on) {
+            Some(("env_allow", _)) if executor == "pool" => Err(
+                "env_allow: for a pool, set it in the pool's table: pool = { command = [...], env_allow = [...] }".into(),
+            ),
             Some((key, _)) => Err(format!(
                 "{key}: only valid with `command`, but this kind uses `{executor}`"
             )),
@@ -1020,6 +1023,16 @@ mod tests {
         let e = err("[kinds.rep]\npool = { command = [\"python3\"] }\ndeadly_exit_codes = [69]");
         assert!(
             e.contains("[kinds.rep] deadly_exit_codes: only valid with `command`, but this kind uses `pool`"),
+            "{e}"
+        );
+        let e = err("[kinds.rep]\npool = { command = [\"python3\"] }\nenv_allow = [\"HOME\"]");
+        assert!(
+            e.contains("[kinds.rep] env_allow: for a pool, set it in the pool's table"),
+            "{e}"
+        );
+        let e = err("[kinds.rep]\npool = { command = [\"python3\"], env_allow = [\"A=B\"] }");
+        assert!(
+            e.contains("[kinds.rep] pool.env_allow: \"A=B\" is not"),
             "{e}"
         );
     }

@@ -19,9 +19,14 @@ pub struct PoolConfig {
     /// Working directory of the processes; errand's when absent.
     #[serde(default)]
     pub cwd: Option<PathBuf>,
-    /// Extra environment variables (errand's environment is inherited).
+    /// Extra environment variables, on top of the inherited (or allowed) ones.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// When set, the processes get only these variables of errand's
+    /// environment (plus `PATH` and `env`); when absent, all of it but
+    /// errand's own `ERRAND_*` settings.
+    #[serde(default)]
+    pub env_allow: Option<Vec<String>>,
     /// How many processes run at once.
     #[serde(default = "default_processes")]
     pub processes: usize,
@@ -49,6 +54,7 @@ impl PoolConfig {
             command: command.into_iter().map(Into::into).collect(),
             cwd: None,
             env: BTreeMap::new(),
+            env_allow: None,
             processes: default_processes(),
             max_jobs: default_max_jobs(),
             max_rss: None,
@@ -78,6 +84,10 @@ impl PoolConfig {
                     self.processes
                 ),
             );
+        }
+        if let Some(names) = &self.env_allow {
+            errand_worker::process::check_env_allow(names)
+                .map_err(|e| ExecutorConfigError::new("pool.env_allow".to_string(), e))?;
         }
         if self.max_rss == Some(ByteSize(0)) {
             return bad("max_rss", "must be more than 0 bytes".into());
@@ -143,6 +153,13 @@ max_rss = "256MiB""#,
                     ..PoolConfig::new(["sh"])
                 },
                 "pool.max_rss",
+            ),
+            (
+                PoolConfig {
+                    env_allow: Some(vec!["A=B".into()]),
+                    ..PoolConfig::new(["sh"])
+                },
+                "pool.env_allow",
             ),
             (
                 PoolConfig {

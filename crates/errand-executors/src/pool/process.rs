@@ -1,12 +1,13 @@
-//! One long-lived worker process: started in its own process group, greeted
-//! with the handshake, handed jobs one at a time, and stopped (gracefully or
-//! not) with its whole group, always reaped.
+//! One long-lived worker process: started in its own process group (which
+//! errand's guardian kills if errand dies), greeted with the handshake,
+//! handed jobs one at a time, and stopped (gracefully or not) with its whole
+//! group, always reaped.
 
 use super::PoolConfig;
 use super::protocol::{self, Line, MAX_LINE, Reply};
 use errand_core::{Job, Outcome};
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use errand_worker::process::{self, ProcessGroup};
+use nix::sys::signal::Signal;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
@@ -29,6 +30,7 @@ const MAX_STDERR_LINE: usize = 16 << 10;
 pub(super) struct WorkerProcess {
     child: Child,
     pid: u32,
+    group: ProcessGroup,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
     line: Vec<u8>,
@@ -42,6 +44,24 @@ pub(super) struct WorkerProcess {
 /// Why a process could not finish a job: it must be replaced.
 pub(super) struct Fault(pub(super) String);
 
+/// Why a process could not be started.
+pub(super) struct StartError {
+    /// What happened, naming the program.
+    pub(super) error: String,
+    /// Whether a resource limit of the machine or of errand was the cause
+    /// (no file descriptor, process or memory left), not the program.
+    pub(super) resource: bool,
+}
+
+impl StartError {
+    fn program(error: String) -> Self {
+        StartError {
+            error,
+            resource: false,
+        }
+    }
+}
+
 impl WorkerProcess {
     /// Starts a process for `slot` and waits for its handshake.
     pub(super) async fn start(
@@ -49,12 +69,12 @@ impl WorkerProcess {
         config: &PoolConfig,
         slot: super::supervisor::Slot,
         stop: &CancellationToken,
-    ) -> Result<WorkerProcess, String> {
+    ) -> Result<WorkerProcess, StartError> {
         let program = &config.command[0];
         let mut command = Command::new(program);
+        process::set_environment(&mut command, config.env_allow.as_deref(), &config.env);
         command
             .args(&config.command[1..])
-            .envs(&config.env)
             .env("ERRAND_POOL", &**pool)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -64,12 +84,25 @@ impl WorkerProcess {
         if let Some(cwd) = &config.cwd {
             command.current_dir(cwd);
         }
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {program:?}: {e}"))?;
+        let resource_error = |what: &str, e: std::io::Error| StartError {
+            resource: process::is_resource_limit(&e),
+            error: format!("cannot {what} {program:?}: {e}"),
+        };
+        process::ensure_guardian().map_err(|e| resource_error("guard", e))?;
+        let mut child = command.spawn().map_err(|e| resource_error("start", e))?;
         let Some(pid) = child.id() else {
             let status = child.wait().await;
-            return Err(format!("{program:?} exited at once ({status:?})"));
+            return Err(StartError::program(format!(
+                "{program:?} exited at once ({status:?})"
+            )));
+        };
+        let group = match ProcessGroup::guard(pid) {
+            Ok(group) => group,
+            Err(e) => {
+                // Killed already: it must not run unguarded.
+                let _ = child.wait().await;
+                return Err(resource_error("guard", e));
+            }
         };
         if let Some(stderr) = child.stderr.take() {
             tokio::spawn(log_stderr(pool.clone(), pid, stderr));
@@ -79,6 +112,7 @@ impl WorkerProcess {
             stdout: BufReader::new(child.stdout.take().expect("stdout is piped")),
             child,
             pid,
+            group,
             line: Vec::new(),
             started: Instant::now(),
             jobs: 0,
@@ -92,10 +126,10 @@ impl WorkerProcess {
         };
         match handshake {
             Ok(()) => Ok(process),
-            Err(fault) => Err(format!(
+            Err(fault) => Err(StartError::program(format!(
                 "{program:?} (pid {pid}) {}",
                 process.kill(fault).await
-            )),
+            ))),
         }
     }
 
@@ -134,7 +168,13 @@ impl WorkerProcess {
             match protocol::parse_reply(&self.line, job.id).map_err(Fault)? {
                 Reply::Outcome(outcome) => return Ok(outcome),
                 Reply::Progress(progress) => {
-                    tracing::debug!(job = job.id, pid = self.pid, %progress, "pool job progress")
+                    // Progress is user data: its size only, never its content.
+                    tracing::debug!(
+                        job = job.id,
+                        pid = self.pid,
+                        bytes = progress.to_string().len(),
+                        "pool job progress"
+                    )
                 }
             }
         }
@@ -164,7 +204,7 @@ impl WorkerProcess {
 
     /// Stops it at once: kills its group and reaps it. Returns `fault`'s text.
     pub(super) async fn kill(mut self, fault: Fault) -> String {
-        self.signal_group(Signal::SIGKILL);
+        self.group.kill();
         let _ = self.child.wait().await;
         fault.0
     }
@@ -175,25 +215,9 @@ impl WorkerProcess {
         drop(self.stdin.take());
         let exited = tokio::time::timeout(STOP_GRACE, self.child.wait()).await;
         // Also after a clean exit: its own children may still be around.
-        self.signal_group(Signal::SIGKILL);
+        self.group.kill();
         if exited.is_err() {
             let _ = self.child.wait().await;
-        }
-    }
-
-    fn signal_group(&self, signal: Signal) {
-        let pgid = Pid::from_raw(i32::try_from(self.pid).expect("pids fit in i32"));
-        // ESRCH: the group is already empty.
-        let _ = killpg(pgid, signal);
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        // Dropped without being stopped (the pool itself was dropped): nothing
-        // may outlive it. Tokio reaps the killed child in the background.
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.signal_group(Signal::SIGKILL);
         }
     }
 }

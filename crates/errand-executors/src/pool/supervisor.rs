@@ -3,13 +3,15 @@
 //! an exponential (capped) backoff that resets once processes stay healthy;
 //! a process that reached its job or memory limit is retired gracefully and
 //! replaced at once. Every stop and start is a tracked task so shutdown can
-//! wait for all of them.
+//! wait for all of them. While processes cannot start for lack of a
+//! resource (file descriptors, processes, memory), jobs that find no idle
+//! process are handed back rather than left to time out.
 
 use super::PoolConfig;
 use super::process::{Fault, WorkerProcess};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{Mutex, Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -51,6 +53,20 @@ pub(super) struct Supervisor {
     ready: watch::Sender<usize>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// Why the last start failed, while that was a resource limit.
+    start_blocked: std::sync::Mutex<Option<String>>,
+    /// Woken when a start fails for a resource limit.
+    start_failed: Notify,
+}
+
+/// What a job waiting for a process gets.
+pub(super) enum Checkout {
+    /// An idle process, now the job's (boxed: it is large and moves often).
+    Process(Box<WorkerProcess>),
+    /// The job was cancelled or the pool stopped first.
+    Cancelled,
+    /// No process is idle and none can start: why.
+    CannotStart(String),
 }
 
 impl Supervisor {
@@ -65,6 +81,8 @@ impl Supervisor {
             ready: watch::Sender::new(0),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            start_blocked: std::sync::Mutex::new(None),
+            start_failed: Notify::new(),
         });
         for index in 0..supervisor.config.processes {
             supervisor.spawn_process(Slot { index, failures: 0 }, Duration::ZERO);
@@ -92,13 +110,44 @@ impl Supervisor {
         self.ready.send_modify(|n| *n = n.saturating_sub(1));
     }
 
-    /// Waits for an idle process; `None` once `cancel` fires or the pool stops.
-    pub(super) async fn checkout(&self, cancel: &CancellationToken) -> Option<WorkerProcess> {
+    /// Waits for an idle process, unless `cancel` fires, the pool stops,
+    /// or processes cannot start for lack of a resource.
+    pub(super) async fn checkout(&self, cancel: &CancellationToken) -> Checkout {
         let wait = async { self.idle_rx.lock().await.recv().await };
         tokio::select! {
-            process = wait => process,
-            _ = cancel.cancelled() => None,
-            _ = self.shutdown.cancelled() => None,
+            biased;
+            process = wait => process.map_or(Checkout::Cancelled, |p| Checkout::Process(Box::new(p))),
+            error = self.blocked() => Checkout::CannotStart(error),
+            _ = cancel.cancelled() => Checkout::Cancelled,
+            _ = self.shutdown.cancelled() => Checkout::Cancelled,
+        }
+    }
+
+    /// Resolves (with its error) once starts fail for a resource limit.
+    async fn blocked(&self) -> String {
+        loop {
+            let failed = self.start_failed.notified();
+            tokio::pin!(failed);
+            failed.as_mut().enable();
+            if let Some(error) = self.blocked_by() {
+                return error;
+            }
+            failed.await;
+        }
+    }
+
+    fn blocked_by(&self) -> Option<String> {
+        self.start_blocked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_blocked(&self, error: Option<String>) {
+        let blocked = error.is_some();
+        *self.start_blocked.lock().unwrap_or_else(|e| e.into_inner()) = error;
+        if blocked {
+            self.start_failed.notify_waiters();
         }
     }
 
@@ -146,13 +195,15 @@ impl Supervisor {
                 }
                 match WorkerProcess::start(&this.pool, &this.config, slot, &this.shutdown).await {
                     Ok(process) => {
+                        this.set_blocked(None);
                         this.ready.send_modify(|n| *n += 1);
                         return this.checkin(process);
                     }
                     Err(_) if this.shutdown.is_cancelled() => return,
                     Err(e) => {
                         delay = slot.after_failure(Duration::ZERO);
-                        tracing::error!(pool = %this.pool, slot = slot.index, ?delay, "pool process failed to start: {e}");
+                        tracing::error!(pool = %this.pool, slot = slot.index, ?delay, "pool process failed to start: {}", e.error);
+                        this.set_blocked(e.resource.then_some(e.error));
                     }
                 }
             }

@@ -207,6 +207,8 @@ pub async fn drive(
 /// Child processes of this test process.
 pub fn own_children() -> Vec<Proc> {
     let me = std::process::id();
+    // errand's process guardian lives as long as the test process: not a job's.
+    let guardian = errand_worker::process::guardian_pid();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -214,6 +216,6 @@ pub fn own_children() -> Vec<Proc> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(proc_of)
-        .filter(|p| p.ppid == me)
+        .filter(|p| p.ppid == me && Some(p.pid) != guardian)
         .collect()
 }

@@ -30,8 +30,8 @@ pub struct CommandSpec {
     /// Most processes of this executor alive at once; unlimited when absent.
     pub max_processes: Option<usize>,
     /// When set, the child gets only these variables of errand's
-    /// environment (plus `PATH`, `env` and the job's `ERRAND_*`), not all
-    /// of it.
+    /// environment (plus `PATH`, `env` and the job's `ERRAND_*`); when
+    /// absent, all of it but errand's own `ERRAND_*` settings.
     pub env_allow: Option<Vec<String>>,
 }
 
@@ -73,13 +73,9 @@ impl CommandSpec {
         if self.max_processes == Some(0) {
             return Err(CommandSpecError::new("max_processes", "must be at least 1"));
         }
-        for name in self.env_allow.iter().flatten() {
-            if name.is_empty() || name.contains(['=', '\0']) {
-                return Err(CommandSpecError::new(
-                    "env_allow",
-                    format!("{name:?} is not an environment variable name"),
-                ));
-            }
+        if let Some(names) = &self.env_allow {
+            crate::process::check_env_allow(names)
+                .map_err(|e| CommandSpecError::new("env_allow", e))?;
         }
         ExitCodes::new(
             &self.permanent_exit_codes,

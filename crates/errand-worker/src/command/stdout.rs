@@ -116,7 +116,12 @@ impl Lines<'_> {
                 }
             }
             Some(Ok(StatusLine::Progress { progress })) => {
-                tracing::debug!(job = self.job, %progress, "progress");
+                // Progress is the job's data: its size only, never its content.
+                tracing::debug!(
+                    job = self.job,
+                    bytes = progress.to_string().len(),
+                    "progress"
+                );
                 self.line.clear();
             }
             Some(Err(_)) => self.not_a_status_line(),
@@ -124,9 +129,10 @@ impl Lines<'_> {
     }
 
     fn not_a_status_line(&mut self) {
+        // The line is the job's data: its size only, never its content.
         tracing::warn!(
             job = self.job,
-            line = %String::from_utf8_lossy(&self.line).trim_end(),
+            bytes = self.line.len(),
             "stdout line looks like a status line but is not a valid one; kept in the result"
         );
         self.keep_line();
