@@ -219,7 +219,11 @@ pub async fn list_leaves_out_values_over_the_cap(store: Arc<dyn Store>) {
     let size = |v: &serde_json::Value| v.to_string().len() as u64;
 
     let j = &listed[&big_payload];
-    assert_eq!(j.payload, serde_json::Value::Null, "a big payload is left out");
+    assert_eq!(
+        j.payload,
+        serde_json::Value::Null,
+        "a big payload is left out"
+    );
     assert_eq!(
         j.omitted,
         Omitted {
@@ -227,7 +231,11 @@ pub async fn list_leaves_out_values_over_the_cap(store: Arc<dyn Store>) {
             ..Default::default()
         }
     );
-    assert_eq!(get(&*store, big_payload).await.payload, big, "get has it whole");
+    assert_eq!(
+        get(&*store, big_payload).await.payload,
+        big,
+        "get has it whole"
+    );
 
     let j = &listed[&fitting];
     assert_eq!((&j.payload, j.omitted), (&fits, Omitted::default()));

@@ -2,7 +2,8 @@
 //! run on tokio's blocking threads so they never wait for the writer.
 
 use crate::rows::{
-    JOB_COLUMNS, LIST_COLUMNS, collect_jobs, collect_with, db_error, listed_job_from_row, parse_state,
+    JOB_COLUMNS, LIST_COLUMNS, collect_jobs, collect_with, db_error, listed_job_from_row,
+    parse_state,
 };
 use errand_core::store::{LIST_VALUE_CAP, ListFilter, Stats};
 use errand_core::{Job, JobId, StoreError};

@@ -88,7 +88,10 @@ fn concurrent_listings_of_large_payloads_stay_within_the_memory_bound() {
     // The whole job is one request away; the CLI lists the page.
     let id = big["id"].as_i64().unwrap();
     let full = job(&server, id);
-    assert_eq!(full["payload"]["fill"].as_str().unwrap().len(), PAYLOAD_BYTES);
+    assert_eq!(
+        full["payload"]["fill"].as_str().unwrap().len(),
+        PAYLOAD_BYTES
+    );
     assert!(full.get("omitted").is_none());
     let out = server.cli(&["jobs", "list", "--limit", "5"]);
     assert!(out.status.success(), "{out:?}");
