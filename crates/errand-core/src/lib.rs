@@ -17,6 +17,7 @@ pub mod job;
 pub mod limit;
 pub mod outcome;
 pub mod policy;
+pub mod redact;
 pub mod schedule;
 pub mod size;
 pub mod state;
@@ -25,7 +26,9 @@ pub mod store;
 pub use backoff::Backoff;
 pub use batch::{Batch, BatchId, NewBatch};
 pub use event::{Event, EventId, NewEvent};
-pub use job::{AttemptError, EnqueueRequest, Enqueued, Job, JobId, Lease, NewJob, Omitted, ValidationError};
+pub use job::{
+    AttemptError, EnqueueRequest, Enqueued, Job, JobId, Lease, NewJob, Omitted, ValidationError,
+};
 pub use limit::{KindLimit, Rate};
 pub use outcome::{Outcome, Transition};
 pub use policy::{KindPolicy, Retention};
