@@ -29,7 +29,7 @@ pub(crate) const JOB_COLUMNS: &str = job_columns!("payload", "result", "errors")
 
 /// The columns of a listed job ([`listed_job_from_row`]): payload, result
 /// and errors only within the listing cap (`{cap}` in the text), then their
-/// sizes. `octet_length` reads a value's size without loading it.
+/// sizes in bytes, so a large value never reaches errand's memory.
 pub(crate) const LIST_COLUMNS: &str = concat!(
     job_columns!(
         "CASE WHEN octet_length(payload) <= {cap} THEN payload END",
