@@ -4,9 +4,13 @@
 use crate::support::{
     claim, enqueue, expect_event, finish, fixed_backoff, get, job, job_in, plus, running,
 };
-use errand_core::store::{Finish, ListFilter, Stats};
-use errand_core::{JobId, JobState, NewJob, Outcome, Retention, Store, StoreError, StoreEvent};
+use errand_core::store::{Finish, LIST_VALUE_CAP, ListFilter, Stats};
+use errand_core::{
+    Job, JobId, JobState, NewJob, Omitted, Outcome, Retention, Store, StoreError, StoreEvent,
+};
 use jiff::Timestamp;
+use serde_json::json;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -181,6 +185,72 @@ pub async fn list_filters_and_paginates_newest_first(store: Arc<dyn Store>) {
         before = Some(last);
     }
     assert_eq!(pages, newest_first);
+}
+
+/// A listing carries payloads, results and errors up to the cap whole and
+/// leaves larger ones out with their sizes; `get` still has them in full.
+pub async fn list_leaves_out_values_over_the_cap(store: Arc<dyn Store>) {
+    let cap = LIST_VALUE_CAP as usize;
+    let big = json!("x".repeat(cap + 100));
+    let fits = json!("y".repeat(cap - 100));
+    let with_payload = |queue: &str, payload: &serde_json::Value| NewJob {
+        payload: payload.clone(),
+        ..job_in(queue, "k")
+    };
+    let big_payload = enqueue(&*store, vec![with_payload("q1", &big)]).await[0];
+    let fitting = enqueue(&*store, vec![with_payload("q1", &fits)]).await[0];
+    let done = running(&*store, job_in("q2", "k")).await;
+    assert!(finish(&*store, done.lease(), Outcome::Success(Some(big.clone()))).await);
+    let retried = running(&*store, job_in("q3", "k")).await;
+    let long_error = "e".repeat(cap + 100);
+    assert!(finish(&*store, retried.lease(), Outcome::Retry(long_error.clone())).await);
+
+    let listed: BTreeMap<JobId, Job> = store
+        .list(&ListFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| (j.id, j))
+        .collect();
+    assert_eq!(listed.len(), 4);
+    let size = |v: &serde_json::Value| v.to_string().len() as u64;
+
+    let j = &listed[&big_payload];
+    assert_eq!(
+        j.payload,
+        serde_json::Value::Null,
+        "a big payload is left out"
+    );
+    assert_eq!(
+        j.omitted,
+        Omitted {
+            payload: Some(size(&big)),
+            ..Default::default()
+        }
+    );
+    assert_eq!(
+        get(&*store, big_payload).await.payload,
+        big,
+        "get has it whole"
+    );
+
+    let j = &listed[&fitting];
+    assert_eq!((&j.payload, j.omitted), (&fits, Omitted::default()));
+
+    let j = &listed[&done.id];
+    assert_eq!((&j.payload, j.state), (&done.payload, JobState::Completed));
+    assert_eq!(j.result, None, "a big result is left out");
+    assert_eq!(j.omitted.result, Some(size(&big)));
+    assert_eq!(get(&*store, done.id).await.result, Some(big));
+
+    let j = &listed[&retried.id];
+    assert!(j.errors.is_empty(), "big errors are left out");
+    assert!(j.omitted.errors.is_some_and(|n| n > LIST_VALUE_CAP));
+    assert_eq!((j.omitted.payload, j.omitted.result), (None, None));
+    assert_eq!(get(&*store, retried.id).await.errors[0].error, long_error);
 }
 
 /// Counts per state, overall and per queue and kind.

@@ -66,6 +66,7 @@ macro_rules! store_conformance {
             cancel_rules,
             retry_rules,
             list_filters_and_paginates_newest_first,
+            list_leaves_out_values_over_the_cap,
             stats_count_by_queue_kind_and_state,
             prune_honours_retention_per_state,
             promote_due_makes_jobs_available,

@@ -116,6 +116,44 @@ pub struct Job {
     /// The batch it belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<BatchId>,
+    /// In a listing: the values left out for being over
+    /// [`crate::store::LIST_VALUE_CAP`], with their sizes. Empty elsewhere.
+    #[serde(default, skip_serializing_if = "Omitted::is_empty")]
+    pub omitted: Omitted,
+}
+
+/// The values a listing left out of a job (`null` payload or result, empty
+/// errors in their place), each with the size of its JSON text in bytes.
+/// `GET /v1/jobs/{id}` always has them in full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Omitted {
+    /// The payload's size, when it was left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<u64>,
+    /// The result's size, when it was left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<u64>,
+    /// The errors' size (all attempts together), when they were left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<u64>,
+}
+
+impl Omitted {
+    /// Whether nothing was left out.
+    pub fn is_empty(&self) -> bool {
+        *self == Omitted::default()
+    }
+
+    /// What a listing leaves out, given the sizes of the stored values
+    /// (`None` for a missing result): those over the cap.
+    pub fn over_cap(payload: Option<u64>, result: Option<u64>, errors: Option<u64>) -> Omitted {
+        let over = |size: Option<u64>| size.filter(|&n| n > crate::store::LIST_VALUE_CAP);
+        Omitted {
+            payload: over(payload),
+            result: over(result),
+            errors: over(errors),
+        }
+    }
 }
 
 impl Job {

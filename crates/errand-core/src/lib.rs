@@ -18,6 +18,7 @@ pub mod job;
 pub mod limit;
 pub mod outcome;
 pub mod policy;
+pub mod redact;
 pub mod schedule;
 pub mod size;
 pub mod state;
@@ -26,7 +27,9 @@ pub mod store;
 pub use backoff::Backoff;
 pub use batch::{Batch, BatchId, NewBatch};
 pub use event::{Event, EventId, NewEvent};
-pub use job::{AttemptError, EnqueueRequest, Enqueued, Job, JobId, Lease, NewJob, ValidationError};
+pub use job::{
+    AttemptError, EnqueueRequest, Enqueued, Job, JobId, Lease, NewJob, Omitted, ValidationError,
+};
 pub use limit::{KindLimit, Rate};
 pub use outcome::{Outcome, Transition};
 pub use policy::{KindPolicy, Retention};

@@ -104,6 +104,12 @@ pub struct Finish {
     pub backoff: Backoff,
 }
 
+/// Largest payload, result or errors (bytes of JSON text as stored) a
+/// listing carries; larger ones are left out and their sizes given in
+/// [`Job::omitted`], so a page of `limit` jobs holds at most
+/// `3 × limit × LIST_VALUE_CAP` bytes of user data whatever is stored.
+pub const LIST_VALUE_CAP: u64 = 8 << 10;
+
 /// Filters for listing jobs, newest first.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ListFilter {
@@ -264,7 +270,9 @@ pub trait Store: Send + Sync + 'static {
     /// One job by id.
     async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError>;
 
-    /// Jobs matching a filter, newest first.
+    /// Jobs matching a filter, newest first. A payload, result or errors
+    /// over [`LIST_VALUE_CAP`] is never loaded: it reads as `null` (errors
+    /// as empty) and its size is in [`Job::omitted`]; smaller ones are whole.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, StoreError>;
 
     /// Takes up to `limit` due jobs of a queue, ordered by priority, then

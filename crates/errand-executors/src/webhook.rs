@@ -10,7 +10,7 @@ mod signature;
 use crate::ExecutorConfigError;
 use async_trait::async_trait;
 use errand_core::duration::serde_human;
-use errand_core::{Job, Outcome};
+use errand_core::{Job, Outcome, redact};
 use errand_worker::Executor;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use serde::{Deserialize, Serialize};
@@ -74,14 +74,15 @@ impl WebhookConfig {
 
     /// The parsed URL and headers, or the first bad key.
     fn parts(&self) -> Result<(reqwest::Url, HeaderMap), ExecutorConfigError> {
-        let url = reqwest::Url::parse(&self.url)
-            .map_err(|e| ExecutorConfigError::new("webhook.url", format!("{:?}: {e}", self.url)))?;
+        let url = reqwest::Url::parse(&self.url).map_err(|e| {
+            ExecutorConfigError::new("webhook.url", format!("{:?}: {e}", redact::urls(&self.url)))
+        })?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(ExecutorConfigError::new(
                 "webhook.url",
                 format!(
                     "{:?}: must be an http:// or https:// URL with a host",
-                    self.url
+                    redact::urls(&self.url)
                 ),
             ));
         }
@@ -172,7 +173,7 @@ impl WebhookExecutor {
             .body(body);
         match request.send().await {
             Ok(response) => answer::outcome(response, self.timeout).await,
-            Err(e) => answer::failed_request(&e, self.timeout),
+            Err(e) => answer::failed_request(e, self.timeout),
         }
     }
 }
@@ -231,6 +232,12 @@ mod tests {
     #[test]
     fn bad_configuration_names_the_key() {
         assert_eq!(key_of(WebhookConfig::new("not a url", "s")), "webhook.url");
+        let refused = WebhookExecutor::new(WebhookConfig::new("ftp://u:hunter2@h/x", "s"));
+        let message = refused.unwrap_err().to_string();
+        assert!(
+            message.contains("ftp://u:***@h/x") && !message.contains("hunter2"),
+            "{message}"
+        );
         assert_eq!(
             key_of(WebhookConfig::new("ftp://example.com/x", "s")),
             "webhook.url"

@@ -155,8 +155,10 @@ impl PostgresStore {
 }
 
 fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
-    url.parse()
-        .map_err(|e| StoreError::Internal(format!("invalid PostgreSQL URL: {e}")))
+    url.parse().map_err(|e| {
+        let message = format!("invalid PostgreSQL URL: {e}");
+        StoreError::Internal(errand_core::redact::urls(&message))
+    })
 }
 
 /// One connection outside the pool, driven by its own task until dropped.

@@ -1,10 +1,11 @@
 //! Reads: one job, filtered lists, and counts by state.
 
 use crate::rows::{
-    JOB_COLUMNS, Listing, by_id, db_error, job_from_row, jobs_from_rows, parse_state,
+    JOB_COLUMNS, LIST_COLUMNS, LIST_SIZES, Listing, by_id, db_error, job_from_row,
+    listed_job_from_row, parse_state,
 };
 use deadpool_postgres::Client;
-use errand_core::store::{ListFilter, Stats};
+use errand_core::store::{LIST_VALUE_CAP, ListFilter, Stats};
 use errand_core::{Job, JobId, StoreError};
 
 /// One job by id.
@@ -13,7 +14,7 @@ pub(crate) async fn get(client: &Client, id: JobId) -> Result<Option<Job>, Store
     by_id(client, &sql, id, job_from_row).await
 }
 
-/// Jobs matching `filter`, newest first.
+/// Jobs matching `filter`, newest first, large values left out.
 pub(crate) async fn list(client: &Client, filter: &ListFilter) -> Result<Vec<Job>, StoreError> {
     let state = filter.state.map(|s| s.as_str());
     let limit = i64::from(filter.limit);
@@ -30,10 +31,12 @@ pub(crate) async fn list(client: &Client, filter: &ListFilter) -> Result<Vec<Job
     if let Some(before) = &filter.before {
         listing.filter("id <", before);
     }
-    let (sql, params) = listing.newest_first(JOB_COLUMNS, "jobs", &limit);
+    let (page, params) = listing.newest_first("*", "jobs", &limit);
+    let columns = LIST_COLUMNS.replace("{cap}", &LIST_VALUE_CAP.to_string());
+    let sql = format!("SELECT {columns} FROM ({page}) page, {LIST_SIZES} ORDER BY page.id DESC");
     let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
     let rows = client.query(&stmt, &params).await.map_err(db_error)?;
-    jobs_from_rows(&rows)
+    rows.iter().map(listed_job_from_row).collect()
 }
 
 /// Job counts by queue, kind and state.

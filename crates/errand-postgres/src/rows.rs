@@ -3,17 +3,51 @@
 //! to `StoreError`.
 
 use deadpool_postgres::PoolError;
-use errand_core::{Job, JobState, StoreError};
+use errand_core::{Job, JobState, Omitted, StoreError};
 use jiff::Timestamp;
 use std::time::{Duration, SystemTime};
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
+/// A job's columns in the order [`job_from_row`] reads them, with the
+/// expressions given for payload, result and errors.
+macro_rules! job_columns {
+    ($payload:literal, $result:literal, $errors:literal) => {
+        concat!(
+            "id, kind, queue, ",
+            $payload,
+            ", priority, state, attempt, max_attempts, run_at, created_at, started_at, \
+             finished_at, timeout_us, unique_key, tags, ",
+            $result,
+            ", ",
+            $errors,
+            ", lease_expires_at, worker, batch_id"
+        )
+    };
+}
+
 /// Every column of a job, in the order [`job_from_row`] reads them.
-pub(crate) const JOB_COLUMNS: &str = "id, kind, queue, payload, priority, state, attempt, \
-     max_attempts, run_at, created_at, started_at, finished_at, timeout_us, unique_key, tags, \
-     result, errors, lease_expires_at, worker, batch_id";
+pub(crate) const JOB_COLUMNS: &str = job_columns!("payload", "result", "errors");
+
+/// The columns of a listed job ([`listed_job_from_row`]) over a query
+/// `page` of whole job rows: payload, result and errors only within the
+/// listing cap (`{cap}` in the text), then their sizes as JSON text. The
+/// sizes are computed once per row of the page (`OFFSET 0` keeps the
+/// planner from inlining them twice); large values never leave the server.
+pub(crate) const LIST_COLUMNS: &str = concat!(
+    job_columns!(
+        "CASE WHEN size.payload <= {cap} THEN page.payload END",
+        "CASE WHEN size.result <= {cap} THEN page.result END",
+        "CASE WHEN size.errors <= {cap} THEN page.errors END"
+    ),
+    ", size.payload, size.result, size.errors"
+);
+
+/// What [`LIST_COLUMNS`] reads from: `page` with the sizes of its values.
+pub(crate) const LIST_SIZES: &str = "LATERAL (SELECT octet_length(page.payload::text)::bigint \
+     AS payload, octet_length(page.result::text)::bigint AS result, \
+     octet_length(page.errors::text)::bigint AS errors OFFSET 0) size";
 
 /// Terminal states, as an SQL list.
 pub(crate) const TERMINAL: &str = "('completed', 'failed', 'cancelled')";
@@ -87,12 +121,12 @@ fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
 
 /// A job from a row selected with [`JOB_COLUMNS`].
 pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
-    let errors: serde_json::Value = column(row, 16)?;
+    let errors: Option<serde_json::Value> = column(row, 16)?;
     Ok(Job {
         id: column(row, 0)?,
         kind: column(row, 1)?,
         queue: column(row, 2)?,
-        payload: column(row, 3)?,
+        payload: column::<Option<_>>(row, 3)?.unwrap_or_default(),
         priority: column(row, 4)?,
         state: parse_state(column(row, 5)?)?,
         attempt: uint(column(row, 6)?, "attempt")?,
@@ -105,11 +139,24 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
         unique_key: column(row, 13)?,
         tags: column(row, 14)?,
         result: column(row, 15)?,
-        errors: serde_json::from_value(errors)
-            .map_err(|e| StoreError::Internal(format!("job errors hold bad JSON: {e}")))?,
+        errors: errors
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| StoreError::Internal(format!("job errors hold bad JSON: {e}")))?
+            .unwrap_or_default(),
         lease_expires_at: optional_time(row, 17)?,
         worker: column(row, 18)?,
         batch_id: column(row, 19)?,
+        omitted: Default::default(),
+    })
+}
+
+/// A job from a row selected with [`LIST_COLUMNS`].
+pub(crate) fn listed_job_from_row(row: &Row) -> Result<Job, StoreError> {
+    let size = |i| Ok::<_, StoreError>(column::<Option<i64>>(row, i)?.map(|n| n.max(0) as u64));
+    Ok(Job {
+        omitted: Omitted::over_cap(size(20)?, size(21)?, size(22)?),
+        ..job_from_row(row)?
     })
 }
 

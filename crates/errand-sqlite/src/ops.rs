@@ -199,6 +199,7 @@ fn inserted_job(
         lease_expires_at: None,
         worker: None,
         batch_id,
+        omitted: Default::default(),
     }
 }
 

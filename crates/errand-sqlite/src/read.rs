@@ -1,8 +1,11 @@
 //! Reads (`get`, `list`, `stats`) on a small pool of read-only connections,
 //! run on tokio's blocking threads so they never wait for the writer.
 
-use crate::rows::{JOB_COLUMNS, collect_jobs, db_error, parse_state};
-use errand_core::store::{ListFilter, Stats};
+use crate::rows::{
+    JOB_COLUMNS, LIST_COLUMNS, collect_jobs, collect_with, db_error, listed_job_from_row,
+    parse_state,
+};
+use errand_core::store::{LIST_VALUE_CAP, ListFilter, Stats};
 use errand_core::{Job, JobId, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
@@ -78,8 +81,9 @@ pub(crate) fn get(conn: &Connection, id: JobId) -> Result<Option<Job>, StoreErro
     Ok(collect_jobs(stmt.query([id]).map_err(db_error)?)?.pop())
 }
 
-/// Jobs matching `filter`, newest first. Only the filters given appear in
-/// the SQL, so each combination gets a plan that uses its index.
+/// Jobs matching `filter`, newest first, large values left out. Only the
+/// filters given appear in the SQL, so each combination gets a plan that
+/// uses its index.
 pub(crate) fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<Job>, StoreError> {
     let mut conditions = Vec::new();
     let mut params: Vec<Value> = Vec::new();
@@ -105,14 +109,16 @@ pub(crate) fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<Job>, S
         format!("WHERE {}", conditions.join(" AND "))
     };
     params.push(Value::Integer(filter.limit.into()));
+    let columns = LIST_COLUMNS.replace("{cap}", &LIST_VALUE_CAP.to_string());
     let sql = format!(
-        "SELECT {JOB_COLUMNS} FROM jobs {wher} ORDER BY id DESC LIMIT ?{}",
+        "SELECT {columns} FROM jobs {wher} ORDER BY id DESC LIMIT ?{}",
         params.len()
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
-    collect_jobs(
+    collect_with(
         stmt.query(rusqlite::params_from_iter(params))
             .map_err(db_error)?,
+        listed_job_from_row,
     )
 }
 

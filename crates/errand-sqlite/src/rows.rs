@@ -1,16 +1,43 @@
 //! Conversions between SQLite rows and errand's types: the job column list,
 //! time as unix microseconds, JSON columns, and error mapping.
 
-use errand_core::{Job, JobState, StoreError};
+use errand_core::{Job, JobState, Omitted, StoreError};
 use jiff::Timestamp;
 use rusqlite::types::FromSql;
 use rusqlite::{ErrorCode, Row};
 use std::time::Duration;
 
+/// A job's columns in the order [`job_from_row`] reads them, with the
+/// expressions given for payload, result and errors.
+macro_rules! job_columns {
+    ($payload:literal, $result:literal, $errors:literal) => {
+        concat!(
+            "id, kind, queue, ",
+            $payload,
+            ", priority, state, attempt, max_attempts, run_at, created_at, started_at, \
+             finished_at, timeout_us, unique_key, tags, ",
+            $result,
+            ", ",
+            $errors,
+            ", lease_expires_at, worker, batch_id"
+        )
+    };
+}
+
 /// Every column of a job, in the order [`job_from_row`] reads them.
-pub(crate) const JOB_COLUMNS: &str = "id, kind, queue, payload, priority, state, attempt, \
-     max_attempts, run_at, created_at, started_at, finished_at, timeout_us, unique_key, tags, \
-     result, errors, lease_expires_at, worker, batch_id";
+pub(crate) const JOB_COLUMNS: &str = job_columns!("payload", "result", "errors");
+
+/// The columns of a listed job ([`listed_job_from_row`]): payload, result
+/// and errors only within the listing cap (`{cap}` in the text), then their
+/// sizes in bytes, so a large value never reaches errand's memory.
+pub(crate) const LIST_COLUMNS: &str = concat!(
+    job_columns!(
+        "CASE WHEN octet_length(payload) <= {cap} THEN payload END",
+        "CASE WHEN octet_length(result) <= {cap} THEN result END",
+        "CASE WHEN octet_length(errors) <= {cap} THEN errors END"
+    ),
+    ", octet_length(payload), octet_length(result), octet_length(errors)"
+);
 
 /// A timestamp as stored.
 pub(crate) fn micros(t: Timestamp) -> i64 {
@@ -81,7 +108,7 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
         id: column(row, 0)?,
         kind: column(row, 1)?,
         queue: column(row, 2)?,
-        payload: json_column(row, 3)?,
+        payload: optional_json(row, 3)?.unwrap_or_default(),
         priority: column(row, 4)?,
         state: parse_state(&column::<String>(row, 5)?)?,
         attempt: column(row, 6)?,
@@ -93,14 +120,32 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
         timeout: column::<Option<i64>>(row, 12)?.map(timeout_from_micros),
         unique_key: column(row, 13)?,
         tags: json_column(row, 14)?,
-        result: column::<Option<String>>(row, 15)?
-            .map(|text| parse_json(&text, 15))
-            .transpose()?,
-        errors: json_column(row, 16)?,
+        result: optional_json(row, 15)?,
+        errors: optional_json(row, 16)?.unwrap_or_default(),
         lease_expires_at: time_column(row, 17)?,
         worker: column(row, 18)?,
         batch_id: column(row, 19)?,
+        omitted: Default::default(),
     })
+}
+
+/// A job from a row selected with [`LIST_COLUMNS`].
+pub(crate) fn listed_job_from_row(row: &Row) -> Result<Job, StoreError> {
+    let size = |i| Ok::<_, StoreError>(column::<Option<i64>>(row, i)?.map(|n| n.max(0) as u64));
+    Ok(Job {
+        omitted: Omitted::over_cap(size(20)?, size(21)?, size(22)?),
+        ..job_from_row(row)?
+    })
+}
+
+/// A nullable JSON text column, parsed.
+fn optional_json<T: serde::de::DeserializeOwned>(
+    row: &Row,
+    i: usize,
+) -> Result<Option<T>, StoreError> {
+    column::<Option<String>>(row, i)?
+        .map(|text| parse_json(&text, i))
+        .transpose()
 }
 
 /// A state as stored.
@@ -111,10 +156,18 @@ pub(crate) fn parse_state(state: &str) -> Result<JobState, StoreError> {
 }
 
 /// Every row of a statement's answer as jobs.
-pub(crate) fn collect_jobs(mut rows: rusqlite::Rows<'_>) -> Result<Vec<Job>, StoreError> {
+pub(crate) fn collect_jobs(rows: rusqlite::Rows<'_>) -> Result<Vec<Job>, StoreError> {
+    collect_with(rows, job_from_row)
+}
+
+/// Every row of a statement's answer, read by `read`.
+pub(crate) fn collect_with(
+    mut rows: rusqlite::Rows<'_>,
+    read: fn(&Row) -> Result<Job, StoreError>,
+) -> Result<Vec<Job>, StoreError> {
     let mut jobs = Vec::new();
     while let Some(row) = rows.next().map_err(db_error)? {
-        jobs.push(job_from_row(row)?);
+        jobs.push(read(row)?);
     }
     Ok(jobs)
 }

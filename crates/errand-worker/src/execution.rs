@@ -19,6 +19,35 @@ use tokio_util::sync::CancellationToken;
 /// task is aborted, so one misbehaving handler cannot hang shutdown.
 const CANCEL_GRACE: Duration = Duration::from_secs(10);
 
+/// Most characters of an attempt's error that go into a log line.
+const LOGGED_ERROR_CHARS: usize = 200;
+
+/// An outcome as logged: a result is user data, so only its size appears;
+/// an error is the executor's diagnosis and appears shortened.
+struct Logged<'a>(&'a Outcome);
+
+impl std::fmt::Display for Logged<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let error = |f: &mut std::fmt::Formatter<'_>, what: &str, e: &str| {
+            let short: String = e.chars().take(LOGGED_ERROR_CHARS).collect();
+            let more = if short.len() < e.len() { "…" } else { "" };
+            write!(f, "{what}: {short}{more}")
+        };
+        match self.0 {
+            Outcome::Success(None) => write!(f, "success"),
+            Outcome::Success(Some(result)) => {
+                write!(f, "success (result of {} bytes)", result.to_string().len())
+            }
+            Outcome::Retry(e) => error(f, "retry", e),
+            Outcome::Permanent(e) => error(f, "permanent", e),
+            Outcome::Deadly(e) => error(f, "deadly", e),
+            Outcome::Snooze(d) => write!(f, "snooze {d:?}"),
+            Outcome::Handback => write!(f, "handback"),
+            Outcome::LeaseExpired => write!(f, "lease expired"),
+        }
+    }
+}
+
 /// A registered kind: its policy and executor.
 pub(crate) struct Registration {
     pub(crate) policy: KindPolicy,
@@ -67,16 +96,18 @@ impl Attempts {
                 job = id,
                 kind,
                 attempt,
-                ?outcome,
+                outcome = %Logged(&outcome),
                 "outcome dropped: lease lost"
             );
             return;
         }
         match &outcome {
             Outcome::Success(_) | Outcome::Snooze(_) | Outcome::Handback => {
-                tracing::debug!(job = id, kind, attempt, ?outcome, "attempt ended")
+                tracing::debug!(job = id, kind, attempt, outcome = %Logged(&outcome), "attempt ended")
             }
-            _ => tracing::warn!(job = id, kind, attempt, ?outcome, "attempt failed"),
+            _ => {
+                tracing::warn!(job = id, kind, attempt, outcome = %Logged(&outcome), "attempt failed")
+            }
         }
         self.finish(lease, outcome, reg.policy.backoff);
     }
@@ -147,5 +178,24 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
             || "(non-string panic payload)".to_string(),
             |s| s.to_string(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod logged_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn results_appear_as_sizes_and_errors_shortened() {
+        let result = Outcome::Success(Some(json!({"secret": "s3cr3t"})));
+        assert_eq!(Logged(&result).to_string(), "success (result of 19 bytes)");
+        let long = Outcome::Retry("x".repeat(500));
+        let text = Logged(&long).to_string();
+        assert_eq!(text, format!("retry: {}…", "x".repeat(LOGGED_ERROR_CHARS)));
+        assert_eq!(
+            Logged(&Outcome::Deadly("down".into())).to_string(),
+            "deadly: down"
+        );
     }
 }

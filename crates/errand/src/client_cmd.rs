@@ -23,12 +23,12 @@ pub(crate) fn print<T: Serialize>(
     value: &T,
     human: impl FnOnce(&T) -> String,
 ) -> Result<()> {
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(value)?);
+    let text = if args.json {
+        serde_json::to_string_pretty(value)? + "\n"
     } else {
-        print!("{}", human(value));
-    }
-    Ok(())
+        human(value)
+    };
+    Ok(crate::logging::print(&text)?)
 }
 
 /// Reads a JSON argument (`what` names it in errors): JSON text, `@file`,

@@ -612,6 +612,7 @@ impl Config {
     /// resolve against the config file's directory.
     pub fn database(&self) -> Result<Database> {
         let url = self.database.as_str();
+        let shown = errand_core::redact::urls(url);
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(Database::Postgres(url.to_string()));
         }
@@ -620,11 +621,11 @@ impl Config {
             .or_else(|| url.strip_prefix("sqlite:"))
             .ok_or_else(|| {
                 anyhow!(
-                    "database {url:?}: unsupported URL; use sqlite://PATH (e.g. sqlite://errand.db) or postgres://USER:PASSWORD@HOST:PORT/DB"
+                    "database {shown:?}: unsupported URL; use sqlite://PATH (e.g. sqlite://errand.db) or postgres://USER:PASSWORD@HOST:PORT/DB"
                 )
             })?;
         if path.is_empty() {
-            bail!("database {url:?}: missing file path");
+            bail!("database {shown:?}: missing file path");
         }
         let path = Path::new(path);
         Ok(Database::Sqlite(
@@ -698,19 +699,10 @@ impl Config {
         Ok(())
     }
 
-    /// The database for logs, without any password
-    /// (`postgres://user:secret@host/db` shows as `postgres://user@host/db`).
+    /// The database for messages, its password masked
+    /// (`postgres://user:secret@host/db` shows as `postgres://user:***@host/db`).
     pub fn database_label(&self) -> String {
-        let Some((scheme, rest)) = self.database.split_once("://") else {
-            return self.database.clone();
-        };
-        match rest.split_once('@') {
-            Some((userinfo, host)) => {
-                let user = userinfo.split(':').next().unwrap_or("");
-                format!("{scheme}://{user}@{host}")
-            }
-            None => self.database.clone(),
-        }
+        errand_core::redact::urls(&self.database)
     }
 
     /// A working directory as configured: the config file's directory when
@@ -1052,6 +1044,9 @@ mod tests {
                 .to_string()
                 .contains("sqlite://PATH")
         );
+        let refused = with("mysql://root:hunter2@db/app").unwrap_err().to_string();
+        assert!(refused.contains("mysql://root:***@db/app"), "{refused}");
+        assert!(!refused.contains("hunter2"), "{refused}");
         assert_eq!(
             with("sqlite:///tmp/x.db").unwrap(),
             Database::Sqlite(PathBuf::from("/tmp/x.db"))
@@ -1068,7 +1063,7 @@ mod tests {
             database: "postgres://errand:s3cret@db:5432/jobs".into(),
             ..Config::default()
         };
-        assert_eq!(c.database_label(), "postgres://errand@db:5432/jobs");
+        assert_eq!(c.database_label(), "postgres://errand:***@db:5432/jobs");
         let c = Config {
             database: "sqlite://errand.db".into(),
             ..Config::default()

@@ -8,25 +8,25 @@ mod cli;
 mod client_cmd;
 mod config;
 mod event_cmd;
+mod logging;
 mod node;
 mod output;
 
 use clap::Parser;
-use cli::{Cli, Command, LogFormat};
-use std::io::IsTerminal;
+use cli::{Cli, Command};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     errand_client::install_tls_provider();
-    init_logging(cli.log_format, &cli.log_level);
+    logging::init(cli.log_format, &cli.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("errand: cannot start the async runtime: {e}");
+            logging::print_error(&format!("errand: cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -50,23 +50,9 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("errand: {e:#}");
+            // Whatever layer wrote it, a URL in the message keeps no password.
+            logging::print_error(&errand_core::redact::urls(&format!("errand: {e:#}")));
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(format: LogFormat, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // When stderr cannot be written (a log file on a full disk), the
-        // report of that failure would panic the task that logged: drop the line.
-        .log_internal_errors(false);
-    match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.json().init(),
     }
 }

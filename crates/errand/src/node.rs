@@ -103,10 +103,10 @@ pub async fn migrate(args: NodeArgs) -> Result<ExitCode> {
         Database::Sqlite(path) => open_sqlite(&config, &path).await?.schema_version().await?,
         Database::Postgres(url) => with_backoff(&config, || PostgresStore::migrate(&url)).await?,
     };
-    println!(
-        "database {} is at schema version {version}",
+    crate::logging::print(&format!(
+        "database {} is at schema version {version}\n",
         config.database_label()
-    );
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -43,10 +43,12 @@ pub fn jobs_table(jobs: &[Job]) -> String {
                 j.state.to_string(),
                 format!("{}/{}", j.attempt, j.max_attempts),
                 j.run_at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
-                j.errors
-                    .last()
-                    .map(|e| one_line(&e.error, 60))
-                    .unwrap_or_default(),
+                match (j.errors.last(), j.omitted.errors) {
+                    (Some(e), _) => one_line(&e.error, 60),
+                    // Too long to list: `jobs show` has them.
+                    (None, Some(bytes)) => format!("({bytes} bytes, see jobs show)"),
+                    (None, None) => String::new(),
+                },
             ]
         })
         .collect();

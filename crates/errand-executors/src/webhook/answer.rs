@@ -30,13 +30,14 @@ pub(super) async fn outcome(mut response: reqwest::Response, timeout: Duration) 
     };
     match read_capped(&mut response, cap).await {
         Ok(body) => classify(status, retry_after, body),
-        Err(e) => failed_request(&e, timeout),
+        Err(e) => failed_request(e, timeout),
     }
 }
 
 /// The outcome of a request that got no (complete) answer: always a retry,
-/// since the receiver or the network may be back next time.
-pub(super) fn failed_request(e: &reqwest::Error, timeout: Duration) -> Outcome {
+/// since the receiver or the network may be back next time. The URL is left
+/// out: it may hold credentials, and the job's kind names the webhook.
+pub(super) fn failed_request(e: reqwest::Error, timeout: Duration) -> Outcome {
     if e.is_timeout() {
         return Outcome::Retry(format!(
             "webhook timed out after {}",
@@ -48,7 +49,7 @@ pub(super) fn failed_request(e: &reqwest::Error, timeout: Duration) -> Outcome {
     } else {
         "webhook request failed"
     };
-    Outcome::Retry(crate::error_chain::describe(context, e))
+    Outcome::Retry(crate::error_chain::describe(context, &e.without_url()))
 }
 
 /// A body read up to a cap, and whether more was discarded.
