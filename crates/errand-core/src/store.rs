@@ -1,6 +1,6 @@
 //! The `Store` contract: everything errand asks of a database. Each engine
-//! (SQLite now, PostgreSQL next) implements it, and one conformance suite
-//! runs against all of them. Engines apply [`crate::outcome::resolve`]; they
+//! (SQLite, PostgreSQL) implements it, and one conformance suite runs
+//! against all of them. Engines apply [`crate::outcome::resolve`]; they
 //! never decide a job's next state themselves.
 
 use crate::batch::{Batch, BatchId, NewBatch};
@@ -40,6 +40,10 @@ pub enum StoreError {
     /// Stored data that errand cannot read, or an engine bug.
     #[error("store error: {0}")]
     Internal(String),
+    /// The store was asked for something its settings make impossible (a
+    /// database URL that does not parse, say): the operator's to fix.
+    #[error("invalid store settings: {0}")]
+    Config(String),
 }
 
 /// A request for a worker to take up to `limit` jobs from a queue.

@@ -157,7 +157,7 @@ impl PostgresStore {
 fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
     url.parse().map_err(|e| {
         let message = format!("invalid PostgreSQL URL: {e}");
-        StoreError::Internal(errand_core::redact::urls(&message))
+        StoreError::Config(errand_core::redact::urls(&message))
     })
 }
 

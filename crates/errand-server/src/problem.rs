@@ -78,9 +78,15 @@ impl From<StoreError> for ApiError {
                 tracing::warn!("{e}");
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            StoreError::Internal(_) => {
-                tracing::error!("{e}");
-                StatusCode::INTERNAL_SERVER_ERROR
+            StoreError::Internal(_) | StoreError::Config(_) => {
+                // The text may name tables, values or paths: it goes to the
+                // log, the client gets an id to find it there.
+                let id = format!("{:016x}", fastrand::u64(..));
+                tracing::error!(error_id = %id, "{e}");
+                return ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("internal error; the server log has the details under error_id {id}"),
+                );
             }
         };
         ApiError::new(status, e.to_string())
@@ -98,5 +104,21 @@ impl IntoResponse for ApiError {
             body,
         )
             .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_is_logged_not_sent() {
+        let error = ApiError::from(StoreError::Internal(
+            "cannot read column payload of table jobs".into(),
+        ));
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let detail = &error.0.detail;
+        assert!(!detail.contains("payload"), "{detail}");
+        assert!(detail.contains("error_id"), "{detail}");
     }
 }

@@ -33,6 +33,25 @@ impl Default for BreakerConfig {
 }
 
 impl BreakerConfig {
+    /// Refuses settings that cannot be meant; the message starts with the
+    /// key at fault (`threshold`, `base` or `max`).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.threshold == 0 {
+            return Err("threshold: must be at least 1".into());
+        }
+        if self.base.is_zero() {
+            return Err("base: must be greater than zero".into());
+        }
+        if self.max < self.base {
+            return Err(format!(
+                "max: must be at least base ({}), got {}",
+                errand_core::duration::format(self.base),
+                errand_core::duration::format(self.max)
+            ));
+        }
+        Ok(())
+    }
+
     /// The wait before the next probe after `failed_probes` failed ones,
     /// without jitter: `base * 2^failed_probes`, capped at `max`.
     fn backoff(&self, failed_probes: u32) -> Duration {

@@ -92,15 +92,8 @@ impl WorkerConfig {
                 return bad(format!("{field} must be greater than zero"));
             }
         }
-        if self.breaker.threshold == 0 {
-            return bad("breaker.threshold must be at least 1".into());
-        }
-        if self.breaker.base.is_zero() || self.breaker.max < self.breaker.base {
-            return bad(format!(
-                "breaker: base ({}) must be greater than zero and at most max ({})",
-                errand_core::duration::format(self.breaker.base),
-                errand_core::duration::format(self.breaker.max)
-            ));
+        if let Err(e) = self.breaker.validate() {
+            return bad(format!("breaker.{e}"));
         }
         if self.heartbeat >= self.lease {
             return bad(format!(

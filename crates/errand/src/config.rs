@@ -210,6 +210,17 @@ pub struct BreakerSection {
     pub max: Duration,
 }
 
+impl BreakerSection {
+    /// The worker's breaker settings these stand for.
+    pub fn config(&self) -> errand_worker::BreakerConfig {
+        errand_worker::BreakerConfig {
+            threshold: self.threshold,
+            base: self.base,
+            max: self.max,
+        }
+    }
+}
+
 impl Default for BreakerSection {
     fn default() -> Self {
         let d = errand_worker::BreakerConfig::default();
@@ -375,7 +386,8 @@ impl KindSection {
         match set.as_slice() {
             [] => return Err("missing executor: set one of `command` (a process per job, e.g. command = [\"php\", \"bin/console\", \"app:job\"]), `pool`, `webhook` or `smtp`".into()),
             [_] => {}
-            many => return Err(format!("{} are all set: choose one executor", many.join(" and "))),
+            [a, b] => return Err(format!("both `{a}` and `{b}` are set: a kind has exactly one executor")),
+            many => return Err(format!("`{}` are all set: a kind has exactly one executor", many.join("`, `"))),
         }
         if let Some(argv) = &self.command
             && argv.first().is_none_or(|p| p.is_empty())
@@ -510,10 +522,11 @@ impl Config {
                 bail!("[queues.{name}] concurrency: must be at least 1");
             }
         }
-        let b = &self.worker.breaker;
-        if b.threshold == 0 || b.base.is_zero() || b.base > b.max {
-            bail!("[worker.breaker]: threshold must be at least 1 and 0 < base <= max");
-        }
+        self.worker
+            .breaker
+            .config()
+            .validate()
+            .map_err(|e| anyhow!("[worker.breaker] {e}"))?;
         self.validate_worker_times()
     }
 
@@ -765,6 +778,24 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_breaker_names_the_condition_that_failed() {
+        let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
+        assert!(
+            err("[worker.breaker]\nthreshold = 0")
+                .contains("[worker.breaker] threshold: must be at least 1")
+        );
+        assert!(
+            err("[worker.breaker]\nbase = \"0s\"")
+                .contains("[worker.breaker] base: must be greater than zero")
+        );
+        let e = err("[worker.breaker]\nbase = \"10s\"\nmax = \"1s\"");
+        assert!(
+            e.contains("[worker.breaker] max: must be at least base (10s), got 1s"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn empty_file_gives_defaults() {
         let c = parse("").unwrap();
         assert_eq!(c.listen, "127.0.0.1:7070");
@@ -811,7 +842,10 @@ mod tests {
         let e = err(
             "[kinds.r]\ncommand = [\"x\"]\nwebhook = { url = \"http://127.0.0.1:1/\", secret = \"s\" }",
         );
-        assert!(e.contains("command and webhook are all set"), "{e}");
+        assert!(
+            e.contains("both `command` and `webhook` are set: a kind has exactly one executor"),
+            "{e}"
+        );
         let e = err("[kinds.hook]\nwebhook = { url = \"not a url\", secret = \"s\" }");
         assert!(
             e.contains("[kinds.hook]") && e.contains("webhook.url"),

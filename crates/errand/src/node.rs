@@ -13,7 +13,7 @@ use errand_executors::webhook::WebhookExecutor;
 use errand_postgres::{PostgresOptions, PostgresStore};
 use errand_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use errand_worker::{
-    BreakerConfig, CommandExecutor, CommandSpec, Executor, MaintenanceConfig, Worker, WorkerConfig,
+    CommandExecutor, CommandSpec, Executor, MaintenanceConfig, Worker, WorkerConfig,
 };
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -242,11 +242,7 @@ fn worker_config(config: &Config, http: Option<String>) -> WorkerConfig {
         poll_interval: config.worker.poll_interval,
         shutdown_timeout: config.worker.shutdown_timeout,
         http,
-        breaker: BreakerConfig {
-            threshold: config.worker.breaker.threshold,
-            base: config.worker.breaker.base,
-            max: config.worker.breaker.max,
-        },
+        breaker: config.worker.breaker.config(),
     }
 }
 

@@ -1,8 +1,8 @@
 //! `errand bench --limits`: what a global kind limit costs when it never
 //! binds. The same no-op end-to-end workload runs unlimited, with a rate far
 //! above the load and with a concurrency far above the worker's slots, in
-//! the same run; the target is that the limited kinds stay within
-//! 10% of unlimited.
+//! the same run; the limited kinds should stay within 10% of unlimited
+//! (docs/decisions/0008).
 
 use super::{Bench, median};
 use anyhow::Result;
@@ -13,7 +13,7 @@ use serde::Serialize;
 const FAR_RATE: &str = "10000000/s";
 /// A concurrency far above any node's slots.
 const FAR_CONCURRENCY: u32 = 1_000_000;
-/// Limited kinds may be this much slower than unlimited (the target).
+/// Limited kinds may be this much slower than unlimited, at most.
 const TARGET_RATIO: f64 = 0.9;
 
 /// One variant of the workload: its kind (and queue) and limit.
