@@ -96,7 +96,7 @@ async fn bad_urls_are_refused_clearly() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, StoreError::Internal(m) if m.contains("invalid PostgreSQL URL")),
+        matches!(&err, StoreError::Config(m) if m.contains("invalid PostgreSQL URL")),
         "{err}"
     );
     let Some(pg) = TestPg::shared() else { return };
