@@ -51,7 +51,7 @@ async fn concurrency_limit_holds_across_two_handles() {
     let limits = BTreeMap::from([(
         "capped".to_string(),
         KindLimit {
-            concurrency: Some(CAP),
+            max_running: Some(CAP),
             rate: None,
         },
     )]);
@@ -152,7 +152,7 @@ async fn a_claim_beaten_to_the_last_slot_takes_its_job_back() {
     let limits = BTreeMap::from([(
         "capped".to_string(),
         KindLimit {
-            concurrency: Some(1),
+            max_running: Some(1),
             rate: None,
         },
     )]);

@@ -2,7 +2,7 @@
 //! queue concurrency far above the limit and on three nodes (`errand serve`
 //! and two `errand work`) sharing one PostgreSQL database.
 //!
-//! `concurrency = 4`: every job writes "start ID NANOS" and "end ID NANOS"
+//! `max_running = 4`: every job writes "start ID NANOS" and "end ID NANOS"
 //! to a log itself; a job's recorded span lies inside the time the store
 //! counts it as running (claimed before it starts, finished after it ends),
 //! so the recorded overlap can never exceed the limit.
@@ -162,7 +162,7 @@ fn assert_rate_held(server: &Server) {
 #[test]
 fn sqlite_concurrency_limit_holds_under_a_larger_queue_concurrency() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start_in(tmp.path(), &config(tmp.path(), "s", "concurrency = 4"));
+    let server = Server::start_in(tmp.path(), &config(tmp.path(), "s", "max_running = 4"));
     let ids = run_all(&server, JOBS_FOR_CONCURRENCY);
     assert_concurrency_held(tmp.path(), &ids);
 }
@@ -192,7 +192,7 @@ fn three_pg_nodes(dir: &Path, limit: &str) -> Option<(Server, Vec<Server>)> {
 #[test]
 fn postgres_concurrency_limit_holds_across_three_nodes() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some((server, _workers)) = three_pg_nodes(tmp.path(), "concurrency = 4") else {
+    let Some((server, _workers)) = three_pg_nodes(tmp.path(), "max_running = 4") else {
         return;
     };
     let ids = run_all(&server, JOBS_FOR_CONCURRENCY);
