@@ -27,7 +27,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     # The postgresql package may start a system cluster; tests run their own.
     if have service; then service postgresql stop >/dev/null 2>&1 || true; fi
   else
-    echo "scripts/test.sh: missing ${missing[*]}; install them (sudo apt-get install ${missing[*]}) or their tests fail or skip" >&2
+    echo "scripts/test.sh: missing ${missing[*]}; install them (sudo apt-get install ${missing[*]}) or their tests fail" >&2
   fi
 fi
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then

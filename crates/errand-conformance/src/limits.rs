@@ -17,14 +17,14 @@ const HELD_BY_CONCURRENCY: Option<Held> = Some(Held { retry_at: None });
 
 fn concurrency(n: u32) -> KindLimit {
     KindLimit {
-        concurrency: Some(n),
+        max_running: Some(n),
         rate: None,
     }
 }
 
 fn rate(spec: &str) -> KindLimit {
     KindLimit {
-        concurrency: None,
+        max_running: None,
         rate: Some(spec.parse().expect("a valid rate")),
     }
 }

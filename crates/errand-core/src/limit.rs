@@ -1,5 +1,5 @@
 //! Global limits on one kind, across every node: how many of its jobs may
-//! run at once (`concurrency`) and how many may start per period (`rate`).
+//! run at once (`max_running`) and how many may start per period (`rate`).
 //! Stores enforce them inside the claim; this module only says what they
 //! are and how a rate is written ("14/s", "100/m", "1000/h", "5/d").
 
@@ -79,7 +79,7 @@ impl<'de> Deserialize<'de> for Rate {
 pub struct KindLimit {
     /// Most jobs of the kind running at once, on all nodes together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub concurrency: Option<u32>,
+    pub max_running: Option<u32>,
     /// Most starts of the kind per window, on all nodes together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<Rate>,
@@ -88,19 +88,19 @@ pub struct KindLimit {
 impl KindLimit {
     /// True when neither limit is set.
     pub fn is_unlimited(&self) -> bool {
-        self.concurrency.is_none() && self.rate.is_none()
+        self.max_running.is_none() && self.rate.is_none()
     }
 
     /// How many more jobs may start now, given how many of the kind are
     /// running and how many started within the rate's window.
     pub fn room(&self, running: u64, started_in_window: u64) -> u64 {
-        let by_concurrency = self
-            .concurrency
+        let by_running = self
+            .max_running
             .map_or(u64::MAX, |c| u64::from(c).saturating_sub(running));
         let by_rate = self.rate.map_or(u64::MAX, |r| {
             u64::from(r.count).saturating_sub(started_in_window)
         });
-        by_concurrency.min(by_rate)
+        by_running.min(by_rate)
     }
 }
 
@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn room_is_the_tighter_limit() {
         let limit = KindLimit {
-            concurrency: Some(4),
+            max_running: Some(4),
             rate: Some("10/s".parse().unwrap()),
         };
         assert_eq!(limit.room(0, 0), 4);

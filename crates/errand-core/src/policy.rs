@@ -68,8 +68,8 @@ impl KindPolicy {
             }
         }
         self.backoff.validate()?;
-        if self.limit.concurrency == Some(0) {
-            return Err(ValidationError::new("concurrency", "must be at least 1"));
+        if self.limit.max_running == Some(0) {
+            return Err(ValidationError::new("max_running", "must be at least 1"));
         }
         Ok(())
     }

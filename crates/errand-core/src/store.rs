@@ -282,7 +282,7 @@ pub trait Store: Send + Sync + 'static {
     /// Takes up to `limit` due jobs of a queue, ordered by priority, then
     /// `run_at`, then id; each becomes `running` with its attempt raised by
     /// one and a lease of `lease`. For a kind in `req.limits`, never lets
-    /// the kind's running jobs (on every node) exceed its concurrency nor
+    /// the kind's running jobs (on every node) exceed its `max_running` nor
     /// its starts within any window of its rate exceed the rate's count.
     async fn claim(&self, req: &ClaimRequest) -> Result<Claimed, StoreError>;
 

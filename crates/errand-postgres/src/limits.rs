@@ -54,7 +54,7 @@ pub(crate) async fn claim(
     let kinds: Vec<&str> = limited.iter().map(|(kind, _)| *kind).collect();
     let concurrency: Vec<Option<i64>> = limited
         .iter()
-        .map(|(_, l)| l.concurrency.map(i64::from))
+        .map(|(_, l)| l.max_running.map(i64::from))
         .collect();
     let rate_count: Vec<Option<i64>> = limited
         .iter()

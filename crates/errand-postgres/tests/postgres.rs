@@ -16,9 +16,9 @@ use tokio::sync::broadcast;
 /// Generous: the box is small and shared.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// A fresh database on the shared cluster, or `None` when PostgreSQL is absent.
-fn fresh() -> Option<String> {
-    Some(TestPg::shared()?.fresh_database())
+/// A fresh database on the shared cluster.
+fn fresh() -> String {
+    TestPg::shared().fresh_database()
 }
 
 fn opts(application_name: &str, pool_size: usize) -> PostgresOptions {
@@ -66,7 +66,7 @@ fn enqueued_into(queue: &'static str) -> impl Fn(&StoreEvent) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_migrations_apply_once() {
-    let Some(url) = fresh() else { return };
+    let url = fresh();
     let tasks: Vec<_> = (0..4)
         .map(|_| {
             let url = url.clone();
@@ -99,7 +99,7 @@ async fn bad_urls_are_refused_clearly() {
         matches!(&err, StoreError::Config(m) if m.contains("invalid PostgreSQL URL")),
         "{err}"
     );
-    let Some(pg) = TestPg::shared() else { return };
+    let pg = TestPg::shared();
     // Nothing listens on port 1: a connection failure, which is retryable.
     let url = pg.url().replace(&format!(":{}/", pg.port()), ":1/");
     let err = PostgresStore::migrate(&url).await.unwrap_err();
@@ -108,7 +108,7 @@ async fn bad_urls_are_refused_clearly() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_stay_within_the_pool_bound() {
-    let Some(url) = fresh() else { return };
+    let url = fresh();
     let pool_size = 4;
     let store = PostgresStore::connect(&url, opts("errand-bound", pool_size))
         .await
@@ -171,7 +171,7 @@ async fn connections_stay_within_the_pool_bound() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_enqueue_on_one_node_wakes_another() {
-    let Some(url) = fresh() else { return };
+    let url = fresh();
     let a = PostgresStore::connect(&url, PostgresOptions::default())
         .await
         .unwrap();
@@ -284,7 +284,7 @@ async fn survives(store: &PostgresStore, disrupt: impl AsyncFnOnce()) -> Traffic
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_restart_is_survived() {
-    let Some(pg) = TestPg::start() else { return };
+    let pg = TestPg::start();
     let pg = Arc::new(pg);
     let url = pg.url();
     let a = PostgresStore::connect(&url, opts("errand-a", 4))
@@ -327,7 +327,7 @@ async fn a_server_restart_is_survived() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_connections_are_survived() {
-    let Some(url) = fresh() else { return };
+    let url = fresh();
     // Without the test query: a killed connection is noticed by its closed
     // socket alone.
     let a = PostgresStore::connect(
@@ -396,7 +396,7 @@ async fn assert_listener_hears(from: &PostgresStore, to: &PostgresStore, queue: 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prune_deletes_in_batches_and_keeps_the_rest() {
-    let Some(url) = fresh() else { return };
+    let url = fresh();
     let store = PostgresStore::connect(&url, PostgresOptions::default())
         .await
         .unwrap();
@@ -431,7 +431,7 @@ async fn prune_deletes_in_batches_and_keeps_the_rest() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_nodes_share_work_without_overlap() {
-    let Some(url) = fresh() else { return };
+    let url = fresh();
     let nodes = [
         PostgresStore::connect(&url, PostgresOptions::default())
             .await

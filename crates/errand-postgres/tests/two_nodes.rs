@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Two handles (separate pools and listeners) on one fresh database, and
-/// its URL; `None` when PostgreSQL is absent.
-async fn two_nodes() -> Option<(Arc<PostgresStore>, Arc<PostgresStore>, String)> {
-    let url = TestPg::shared()?.fresh_database();
+/// its URL.
+async fn two_nodes() -> (Arc<PostgresStore>, Arc<PostgresStore>, String) {
+    let url = TestPg::shared().fresh_database();
     let connect = |name: &str| {
         let opts = PostgresOptions {
             application_name: name.to_string(),
@@ -34,14 +34,12 @@ async fn two_nodes() -> Option<(Arc<PostgresStore>, Arc<PostgresStore>, String)>
     };
     let a = connect("node-a").await.expect("connect a");
     let b = connect("node-b").await.expect("connect b");
-    Some((Arc::new(a), Arc::new(b), url))
+    (Arc::new(a), Arc::new(b), url)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrency_limit_holds_across_two_handles() {
-    let Some((a, b, url)) = two_nodes().await else {
-        return;
-    };
+    let (a, b, url) = two_nodes().await;
     const JOBS: usize = 60;
     const CAP: u32 = 3;
     let jobs = (0..JOBS)
@@ -51,7 +49,7 @@ async fn concurrency_limit_holds_across_two_handles() {
     let limits = BTreeMap::from([(
         "capped".to_string(),
         KindLimit {
-            concurrency: Some(CAP),
+            max_running: Some(CAP),
             rate: None,
         },
     )]);
@@ -142,9 +140,7 @@ async fn concurrency_limit_holds_across_two_handles() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_claim_beaten_to_the_last_slot_takes_its_job_back() {
-    let Some((store, _, url)) = two_nodes().await else {
-        return;
-    };
+    let (store, _, url) = two_nodes().await;
     let jobs = (0..2)
         .map(|i| NewJob::new("capped", serde_json::json!({ "i": i })))
         .collect();
@@ -152,7 +148,7 @@ async fn a_claim_beaten_to_the_last_slot_takes_its_job_back() {
     let limits = BTreeMap::from([(
         "capped".to_string(),
         KindLimit {
-            concurrency: Some(1),
+            max_running: Some(1),
             rate: None,
         },
     )]);
@@ -221,9 +217,7 @@ async fn a_claim_beaten_to_the_last_slot_takes_its_job_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_last_finishes_on_two_handles_enqueue_on_complete_once() {
-    let Some((a, b, url)) = two_nodes().await else {
-        return;
-    };
+    let (a, b, url) = two_nodes().await;
     let admin = admin(&url).await;
     for round in 0..50 {
         let on_complete = NewJob {

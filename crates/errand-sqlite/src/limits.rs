@@ -206,7 +206,7 @@ impl Usage {
         limit: &KindLimit,
         now: Timestamp,
     ) -> Result<Usage, StoreError> {
-        let running = match limit.concurrency {
+        let running = match limit.max_running {
             Some(_) => conn
                 .prepare_cached(
                     "SELECT COUNT(*) FROM jobs INDEXED BY jobs_running_kind \
@@ -265,11 +265,11 @@ impl Usage {
         };
         let by_rate = KindLimit {
             rate: limit.rate,
-            concurrency: None,
+            max_running: None,
         }
         .room(0, self.started);
         let by_concurrency = KindLimit {
-            concurrency: limit.concurrency,
+            max_running: limit.max_running,
             rate: None,
         }
         .room(self.running, 0);

@@ -84,7 +84,7 @@ async fn a_v4_file_with_jobs_upgrades_and_its_jobs_run() {
     let limits = BTreeMap::from([(
         "old".to_string(),
         KindLimit {
-            concurrency: Some(1),
+            max_running: Some(1),
             rate: None,
         },
     )]);
@@ -133,7 +133,7 @@ async fn bad_batches_are_refused_and_store_nothing() {
 /// Limits giving `kind` only a rate.
 fn rated(kind: &str, rate: &str) -> BTreeMap<String, KindLimit> {
     let limit = KindLimit {
-        concurrency: None,
+        max_running: None,
         rate: Some(rate.parse().unwrap()),
     };
     BTreeMap::from([(kind.to_string(), limit)])

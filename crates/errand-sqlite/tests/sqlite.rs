@@ -89,25 +89,29 @@ async fn second_open_is_refused_until_the_first_is_dropped() {
     open(&path).await;
 }
 
-/// Not a check on its own: the child process of the cross-process test.
-#[tokio::test]
-async fn lock_holder_child() {
-    let Ok(path) = std::env::var(HOLD_ENV) else {
-        return;
-    };
-    let _store = open(Path::new(&path)).await;
+/// The lock holder: this test binary re-run by
+/// [`another_process_holding_the_file_is_named_and_kill_9_frees_it`] with
+/// [`HOLD_ENV`] set; it keeps the store open until it is killed.
+async fn hold_lock(path: &Path) {
+    let _store = open(path).await;
     println!("holding the lock");
     std::thread::sleep(std::time::Duration::from_secs(120));
 }
 
 #[tokio::test]
 async fn another_process_holding_the_file_is_named_and_kill_9_frees_it() {
+    // The holder must be another process, so the test runs itself again in
+    // the holder's role rather than keeping a separate test that would pass
+    // doing nothing whenever it ran alone.
+    if let Ok(path) = std::env::var(HOLD_ENV) {
+        return hold_lock(Path::new(&path)).await;
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
     let mut child = Child(
         Command::new(std::env::current_exe().unwrap())
             .args([
-                "lock_holder_child",
+                "another_process_holding_the_file_is_named_and_kill_9_frees_it",
                 "--exact",
                 "--nocapture",
                 "--test-threads=1",

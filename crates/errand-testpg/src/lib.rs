@@ -6,9 +6,9 @@
 //! run as root (containers, CI), the server tools run as the `postgres` user
 //! that Debian's postgresql package creates, because initdb refuses root.
 //!
-//! When PostgreSQL is not installed, `start` prints why and answers `None`
-//! so the caller can skip — except under `CI=true`, where a missing server
-//! must fail the run instead of skipping silently.
+//! When PostgreSQL is not installed, `start` panics saying how to install
+//! it: a PostgreSQL test that skipped quietly would report green having
+//! checked nothing.
 
 use std::ffi::CString;
 use std::net::{Ipv4Addr, TcpListener};
@@ -34,42 +34,39 @@ pub struct TestPg {
 }
 
 impl TestPg {
-    /// Starts a new cluster with one database; `None` (after saying why)
-    /// when PostgreSQL is not installed. Panics under `CI=true` instead.
-    pub fn start() -> Option<TestPg> {
+    /// Starts a new cluster with one database; panics when PostgreSQL is
+    /// not installed.
+    pub fn start() -> TestPg {
         let Some(bin) = find_bin_dir() else {
-            let why = "PostgreSQL not found (install Debian's postgresql package); skipping";
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{why}: under CI=true a missing PostgreSQL fails the run");
-            }
-            eprintln!("{why}");
-            return None;
+            panic!(
+                "PostgreSQL not found: no initdb, pg_ctl, createdb and postgres on PATH \
+                 or under /usr/lib/postgresql/*/bin. Install it (`apt-get install postgresql`) \
+                 or run scripts/test.sh, which installs it"
+            );
         };
-        Some(TestPg::start_in(bin))
+        TestPg::start_in(bin)
     }
 
     /// One cluster shared by every test of this test binary (initdb costs
     /// seconds); give each test its own database with
     /// [`TestPg::fresh_database`]. Stopped and deleted when the process exits.
-    pub fn shared() -> Option<&'static TestPg> {
-        static SHARED: OnceLock<Option<TestPg>> = OnceLock::new();
+    pub fn shared() -> &'static TestPg {
+        static SHARED: OnceLock<TestPg> = OnceLock::new();
         extern "C" fn stop_shared() {
             // Never unwind into libc.
             let _ = std::panic::catch_unwind(|| {
-                if let Some(Some(pg)) = SHARED.get() {
+                if let Some(pg) = SHARED.get() {
                     pg.stop();
                     let _ = std::fs::remove_dir_all(pg.dir.path());
                 }
             });
         }
-        SHARED
-            .get_or_init(|| {
-                let pg = TestPg::start()?;
-                // SAFETY: registering a plain extern "C" fn with no arguments.
-                unsafe { libc::atexit(stop_shared) };
-                Some(pg)
-            })
-            .as_ref()
+        SHARED.get_or_init(|| {
+            let pg = TestPg::start();
+            // SAFETY: registering a plain extern "C" fn with no arguments.
+            unsafe { libc::atexit(stop_shared) };
+            pg
+        })
     }
 
     fn start_in(bin: PathBuf) -> TestPg {
@@ -300,7 +297,7 @@ mod tests {
 
     #[test]
     fn cluster_starts_creates_databases_restarts_and_stops() {
-        let Some(pg) = TestPg::start() else { return };
+        let pg = TestPg::start();
         assert!(pg.url().starts_with("postgres://postgres@127.0.0.1:"));
         let url = pg.fresh_database();
         assert_ne!(url, pg.url());

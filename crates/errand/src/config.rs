@@ -362,7 +362,7 @@ pub struct KindSection {
     /// Delay between attempts.
     pub backoff: Option<Backoff>,
     /// Most jobs of the kind running at once, on all nodes together.
-    pub concurrency: Option<u32>,
+    pub max_running: Option<u32>,
     /// Most starts of the kind per period on all nodes together, e.g. "14/s".
     pub rate: Option<Rate>,
     /// With a unique key, a new job is deduplicated against jobs of the
@@ -455,7 +455,7 @@ impl KindSection {
             backoff: self.backoff.unwrap_or(d.backoff),
             unique_for: self.unique_for,
             limit: KindLimit {
-                concurrency: self.concurrency,
+                max_running: self.max_running,
                 rate: self.rate,
             },
         }
@@ -495,6 +495,13 @@ impl Config {
         };
         let mut config: Config = table.try_into().map_err(|e| top_level_error(&e))?;
         for (name, value) in kinds {
+            // The key meant a global limit while `[queues.X] concurrency` is
+            // per node; refuse it by name rather than as an unknown field.
+            if value.get("concurrency").is_some() {
+                bail!(
+                    "[kinds.{name}] concurrency: renamed to max_running (the most jobs of the kind running at once across all nodes); [queues.NAME] concurrency is the per-node setting"
+                );
+            }
             let kind = KindSection::deserialize(value).map_err(|e| key_error(&name, &e))?;
             config.kinds.insert(name, kind);
         }
@@ -1127,16 +1134,16 @@ mod tests {
     #[test]
     fn limits_and_unique_for_are_read() {
         let c = parse(
-            "[kinds.email]\ncommand = [\"x\"]\nconcurrency = 4\nrate = \"14/s\"\nunique_for = \"1h\"\n[kinds.report]\ncommand = [\"x\"]\nrate = \"100/m\"\n",
+            "[kinds.email]\ncommand = [\"x\"]\nmax_running = 4\nrate = \"14/s\"\nunique_for = \"1h\"\n[kinds.report]\ncommand = [\"x\"]\nrate = \"100/m\"\n",
         )
         .unwrap();
         let p = &c.policies()["email"];
-        assert_eq!(p.limit.concurrency, Some(4));
+        assert_eq!(p.limit.max_running, Some(4));
         assert_eq!(p.limit.rate, Some("14/s".parse().unwrap()));
         assert_eq!(p.unique_for, Some(Duration::from_secs(3600)));
         let p = &c.policies()["report"];
         assert_eq!(p.limit.rate.unwrap().per, Duration::from_secs(60));
-        assert_eq!((p.limit.concurrency, p.unique_for), (None, None));
+        assert_eq!((p.limit.max_running, p.unique_for), (None, None));
     }
 
     #[test]
@@ -1147,16 +1154,20 @@ mod tests {
         };
         for (extra, expected) in [
             (
-                "concurrency = 0",
-                "[kinds.email] concurrency: must be at least 1",
+                "max_running = 0",
+                "[kinds.email] max_running: must be at least 1",
             ),
             (
-                "concurrency = -2",
-                "[kinds.email] concurrency: invalid value",
+                "max_running = -2",
+                "[kinds.email] max_running: invalid value",
             ),
             (
-                "concurrency = \"4\"",
-                "[kinds.email] concurrency: invalid type",
+                "max_running = \"4\"",
+                "[kinds.email] max_running: invalid type",
+            ),
+            (
+                "concurrency = 4",
+                "[kinds.email] concurrency: renamed to max_running (the most jobs of the kind running at once across all nodes); [queues.NAME] concurrency is the per-node setting",
             ),
             ("rate = \"14\"", "[kinds.email] rate: invalid rate \"14\""),
             ("rate = \"0/s\"", "[kinds.email] rate: invalid rate \"0/s\""),

@@ -391,12 +391,16 @@ fn bad_limits_and_events_stop_serve_naming_the_key() {
     let kind = "[kinds.email]\ncommand = [\"true\"]\n";
     let cases = [
         (
-            "concurrency = 0",
-            "[kinds.email] concurrency: must be at least 1",
+            "max_running = 0",
+            "[kinds.email] max_running: must be at least 1",
         ),
         (
-            "concurrency = -1",
-            "[kinds.email] concurrency: invalid value",
+            "max_running = -1",
+            "[kinds.email] max_running: invalid value",
+        ),
+        (
+            "concurrency = 4",
+            "[kinds.email] concurrency: renamed to max_running",
         ),
         (
             "rate = \"fast\"",

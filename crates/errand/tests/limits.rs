@@ -2,7 +2,7 @@
 //! queue concurrency far above the limit and on three nodes (`errand serve`
 //! and two `errand work`) sharing one PostgreSQL database.
 //!
-//! `concurrency = 4`: every job writes "start ID NANOS" and "end ID NANOS"
+//! `max_running = 4`: every job writes "start ID NANOS" and "end ID NANOS"
 //! to a log itself; a job's recorded span lies inside the time the store
 //! counts it as running (claimed before it starts, finished after it ends),
 //! so the recorded overlap can never exceed the limit.
@@ -162,7 +162,7 @@ fn assert_rate_held(server: &Server) {
 #[test]
 fn sqlite_concurrency_limit_holds_under_a_larger_queue_concurrency() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start_in(tmp.path(), &config(tmp.path(), "s", "concurrency = 4"));
+    let server = Server::start_in(tmp.path(), &config(tmp.path(), "s", "max_running = 4"));
     let ids = run_all(&server, JOBS_FOR_CONCURRENCY);
     assert_concurrency_held(tmp.path(), &ids);
 }
@@ -177,24 +177,22 @@ fn sqlite_rate_limit_holds_in_every_window() {
 
 /// `errand serve` and two `errand work` nodes on one fresh PostgreSQL
 /// database, all with `limit`; answers the serving node once all three
-/// are live (the test is skipped without PostgreSQL).
-fn three_pg_nodes(dir: &Path, limit: &str) -> Option<(Server, Vec<Server>)> {
-    let (_pg, url) = pg::fresh()?;
+/// are live.
+fn three_pg_nodes(dir: &Path, limit: &str) -> (Server, Vec<Server>) {
+    let (_pg, url) = pg::fresh();
     let server = pg::serve(dir, &url, "s", &config(dir, "s", limit));
     let workers = ["a", "b"].map(|name| pg::work(dir, &url, name, &config(dir, name, limit)));
     eventually(Duration::from_secs(30), "three live nodes", || {
         let (_, body) = get(&server.url("/v1/nodes"));
         (body["nodes"].as_array()?.len() == 3).then_some(())
     });
-    Some((server, workers.into()))
+    (server, workers.into())
 }
 
 #[test]
 fn postgres_concurrency_limit_holds_across_three_nodes() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some((server, _workers)) = three_pg_nodes(tmp.path(), "concurrency = 4") else {
-        return;
-    };
+    let (server, _workers) = three_pg_nodes(tmp.path(), "max_running = 4");
     let ids = run_all(&server, JOBS_FOR_CONCURRENCY);
     assert_concurrency_held(tmp.path(), &ids);
 }
@@ -202,9 +200,7 @@ fn postgres_concurrency_limit_holds_across_three_nodes() {
 #[test]
 fn postgres_rate_limit_holds_across_three_nodes() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some((server, _workers)) = three_pg_nodes(tmp.path(), "rate = \"10/s\"") else {
-        return;
-    };
+    let (server, _workers) = three_pg_nodes(tmp.path(), "rate = \"10/s\"");
     run_all(&server, JOBS_FOR_RATE);
     assert_rate_held(&server);
 }

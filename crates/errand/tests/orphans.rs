@@ -199,9 +199,7 @@ fn a_pool_jobs_processes_die_with_errand_on_sqlite() {
 
 #[test]
 fn a_command_jobs_processes_die_with_errand_on_postgres() {
-    let Some((_pg, url)) = pg::fresh() else {
-        return;
-    };
+    let (_pg, url) = pg::fresh();
     attempt_one_dies_with_errand(COMMAND_KIND, |dir, config| {
         pg::serve(dir, &url, "errand", config)
     });
@@ -209,9 +207,7 @@ fn a_command_jobs_processes_die_with_errand_on_postgres() {
 
 #[test]
 fn a_pool_jobs_processes_die_with_errand_on_postgres() {
-    let Some((_pg, url)) = pg::fresh() else {
-        return;
-    };
+    let (_pg, url) = pg::fresh();
     attempt_one_dies_with_errand(POOL_KIND, |dir, config| {
         pg::serve(dir, &url, "errand", config)
     });

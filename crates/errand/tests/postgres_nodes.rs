@@ -43,9 +43,7 @@ fn ran(log: &Path) -> Vec<(i64, String)> {
 
 #[test]
 fn three_nodes_run_thirty_thousand_jobs_exactly_once() {
-    let Some((_pg, url)) = pg::fresh() else {
-        return;
-    };
+    let (_pg, url) = pg::fresh();
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("ran.log");
     let script = r#"echo \"$ERRAND_JOB_ID $NODE\""#;
@@ -92,9 +90,7 @@ fn three_nodes_run_thirty_thousand_jobs_exactly_once() {
 
 #[test]
 fn kill9_of_the_maintenance_leader_moves_maintenance_and_its_jobs_to_the_others() {
-    let Some((_pg, url)) = pg::fresh() else {
-        return;
-    };
+    let (_pg, url) = pg::fresh();
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("ran.log");
     // Short leases (with room for a stall on a loaded box) keep the test

@@ -15,9 +15,7 @@ command = ["cat"]
 
 #[test]
 fn serve_on_postgres_runs_jobs_and_answers_waiting_callers() {
-    let Some((_pg, url)) = pg::fresh() else {
-        return;
-    };
+    let (_pg, url) = pg::fresh();
     let tmp = tempfile::tempdir().unwrap();
     let server = pg::serve(tmp.path(), &url, "errand", CONFIG);
 
@@ -72,9 +70,7 @@ fn migrate(url: &str) -> Command {
 
 #[test]
 fn migrate_from_three_processes_at_once_applies_each_version_once() {
-    let Some((_pg, url)) = pg::fresh() else {
-        return;
-    };
+    let (_pg, url) = pg::fresh();
     let racing: Vec<_> = (0..3)
         .map(|_| {
             migrate(&url)

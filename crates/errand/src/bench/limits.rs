@@ -39,10 +39,10 @@ fn variants() -> Result<[Variant; 3]> {
             },
         },
         Variant {
-            name: format!("concurrency = {FAR_CONCURRENCY}"),
+            name: format!("max_running = {FAR_CONCURRENCY}"),
             kind: "limit_concurrency",
             limit: KindLimit {
-                concurrency: Some(FAR_CONCURRENCY),
+                max_running: Some(FAR_CONCURRENCY),
                 ..KindLimit::default()
             },
         },

@@ -43,7 +43,7 @@ const SECTIONS: [(&str, &[&str]); 9] = [
             "max_attempts",
             "timeout",
             "backoff",
-            "concurrency",
+            "max_running",
             "rate",
             "unique_for",
             "cwd",

@@ -7,20 +7,20 @@ use errand_testpg::TestPg;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A fresh database on this test binary's shared cluster, or `None` (the
-/// test then skips) when PostgreSQL is not installed.
-pub fn fresh() -> Option<(&'static TestPg, String)> {
-    let pg = TestPg::shared()?;
+/// A fresh database on this test binary's shared cluster; panics when
+/// PostgreSQL is not installed.
+pub fn fresh() -> (&'static TestPg, String) {
+    let pg = TestPg::shared();
     let url = pg.fresh_database();
-    Some((pg, url))
+    (pg, url)
 }
 
 /// A cluster of the test's own, for tests that stop or restart the server
 /// (which would disturb every other test on a shared one), with its database URL.
-pub fn own() -> Option<(TestPg, String)> {
-    let pg = TestPg::start()?;
+pub fn own() -> (TestPg, String) {
+    let pg = TestPg::start();
     let url = pg.url();
-    Some((pg, url))
+    (pg, url)
 }
 
 /// Runs `query` with psql; answers its output (unaligned, no headers) or why it failed.
