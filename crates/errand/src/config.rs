@@ -707,9 +707,17 @@ impl Config {
     }
 
     /// The database for messages, its password masked
-    /// (`postgres://user:secret@host/db` shows as `postgres://user:***@host/db`).
+    /// (`postgres://user:secret@host/db` shows as `postgres://user:***@host/db`)
+    /// and a SQLite file shown by the absolute path it resolves to, so a
+    /// reader sees which file is used whatever the working directory.
     pub fn database_label(&self) -> String {
-        errand_core::redact::urls(&self.database)
+        match self.database() {
+            Ok(Database::Sqlite(path)) => {
+                let path = std::path::absolute(&path).unwrap_or(path);
+                format!("sqlite://{}", path.display())
+            }
+            _ => errand_core::redact::urls(&self.database),
+        }
     }
 
     /// A working directory as configured: the config file's directory when
@@ -1112,9 +1120,20 @@ mod tests {
         assert_eq!(c.database_label(), "postgres://errand:***@db:5432/jobs");
         let c = Config {
             database: "sqlite://errand.db".into(),
+            base_dir: "/srv/app".into(),
             ..Config::default()
         };
-        assert_eq!(c.database_label(), "sqlite://errand.db");
+        assert_eq!(c.database_label(), "sqlite:///srv/app/errand.db");
+        let c = Config {
+            database: "sqlite://errand.db".into(),
+            base_dir: "conf".into(),
+            ..Config::default()
+        };
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            c.database_label(),
+            format!("sqlite://{}", cwd.join("conf/errand.db").display())
+        );
     }
 
     #[test]

@@ -66,6 +66,32 @@ fn database_flag_and_env_override_the_file() {
 }
 
 #[test]
+fn the_start_up_line_shows_the_database_file_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    std::fs::create_dir(root.join("conf")).unwrap();
+    std::fs::write(
+        root.join("conf/errand.toml"),
+        "database = \"sqlite://jobs.db\"\n",
+    )
+    .unwrap();
+    let s = Server::spawn(
+        &root,
+        &["serve", "-c", "conf/errand.toml", "--listen", "127.0.0.1:0"],
+    )
+    .unwrap();
+    // The file lies next to the config, and the log says so in full.
+    let file = root.join("conf/jobs.db");
+    assert!(file.exists());
+    let log = s.log_text();
+    let line = log.lines().find(|l| l.contains("listening on")).unwrap();
+    assert!(
+        line.contains(&format!("database=sqlite://{}", file.display())),
+        "{line}"
+    );
+}
+
+#[test]
 fn bad_config_stops_serve_naming_kind_and_key() {
     let cases = [
         (
@@ -83,6 +109,10 @@ fn bad_config_stops_serve_naming_kind_and_key() {
         (
             "[queues.media]\nconcurrency = 0\n",
             "[queues.media] concurrency",
+        ),
+        (
+            "[kinds.resize]\ncommand = [\"resize-nope\", \"--fast\"]\n",
+            "[kinds.resize] command: program \"resize-nope\" not found",
         ),
     ];
     for (text, expected) in cases {
