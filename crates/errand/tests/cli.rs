@@ -83,8 +83,13 @@ fn the_start_up_line_shows_the_database_file_in_use() {
     // The file lies next to the config, and the log says so in full.
     let file = root.join("conf/jobs.db");
     assert!(file.exists());
-    let log = s.log_text();
-    let line = log.lines().find(|l| l.contains("listening on")).unwrap();
+    // The address is announced as soon as it is read; the log keeps the
+    // line a moment later.
+    let line = eventually(Duration::from_secs(10), "the start-up line", || {
+        let log = s.log_text();
+        let line = log.lines().find(|l| l.contains("listening on"))?;
+        Some(line.to_string())
+    });
     assert!(
         line.contains(&format!("database=sqlite://{}", file.display())),
         "{line}"
