@@ -54,9 +54,8 @@ pub enum Command {
     Nodes(ClientArgs),
     /// The cron schedules with their next run and last tick.
     Schedules(ClientArgs),
-    /// List, pause or resume queues.
-    #[command(subcommand)]
-    Queues(QueuesCommand),
+    /// List, pause or resume queues (bare `errand queues` lists them).
+    Queues(QueuesArgs),
     /// Publish an event: one job per listener kind the server configures.
     Publish(PublishArgs),
     /// List or show published events.
@@ -205,6 +204,25 @@ pub struct IdArgs {
     /// Server and output.
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+/// `errand queues [list|pause|resume]`
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct QueuesArgs {
+    /// What to do; listing when absent.
+    #[command(subcommand)]
+    pub command: Option<QueuesCommand>,
+    /// Server and output of the listing a bare `errand queues` prints.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+impl QueuesArgs {
+    /// The command meant: a bare `errand queues` is `errand queues list`.
+    pub fn command(self) -> QueuesCommand {
+        self.command.unwrap_or(QueuesCommand::List(self.client))
+    }
 }
 
 /// `errand queues …`

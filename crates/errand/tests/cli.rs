@@ -401,6 +401,17 @@ fn a_paused_queue_keeps_its_jobs_across_a_restart_until_resumed() {
     let queues: Value =
         serde_json::from_slice(&server.cli(&["queues", "list", "--json"]).stdout).unwrap();
     assert_eq!(queues.as_array().map(Vec::len), Some(1), "{queues}");
+    // A bare `errand queues` lists too, as tables or JSON.
+    let out = server.cli(&["queues", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        queues
+    );
+    let (bare, listed) = (server.cli(&["queues"]), server.cli(&["queues", "list"]));
+    assert!(bare.status.success(), "{}", stderr(&bare));
+    assert_eq!(stdout(&bare), stdout(&listed));
+    assert!(stdout(&bare).contains("default"), "{}", stdout(&bare));
 }
 
 #[test]
