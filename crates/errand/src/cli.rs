@@ -4,9 +4,13 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// The help heading of the options every command takes, so that they
+/// stand apart from the command's own.
+const GLOBAL_OPTIONS: &str = "Global options";
+
 /// errand: a durable background-job server and worker runtime.
 #[derive(Debug, Parser)]
-#[command(name = "errand", version, about, propagate_version = true)]
+#[command(name = "errand", version, propagate_version = true)]
 pub struct Cli {
     /// Log format.
     #[arg(
@@ -14,11 +18,18 @@ pub struct Cli {
         value_enum,
         default_value = "text",
         env = "ERRAND_LOG_FORMAT",
-        global = true
+        global = true,
+        help_heading = GLOBAL_OPTIONS
     )]
     pub log_format: LogFormat,
     /// Log filter, e.g. `info` or `errand=debug`.
-    #[arg(long, default_value = "info", env = "ERRAND_LOG", global = true)]
+    #[arg(
+        long,
+        default_value = "info",
+        env = "ERRAND_LOG",
+        global = true,
+        help_heading = GLOBAL_OPTIONS
+    )]
     pub log_level: String,
     /// What to do.
     #[command(subcommand)]

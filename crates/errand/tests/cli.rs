@@ -434,6 +434,47 @@ fn help_is_everywhere() {
 }
 
 #[test]
+fn help_lists_every_command_and_sets_global_options_apart() {
+    let help = |args: &[&str]| {
+        let out = Command::new(errand_bin()).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        stdout(&out)
+    };
+    let top = help(&["--help"]);
+    let commands = [
+        "serve",
+        "work",
+        "migrate",
+        "enqueue",
+        "jobs",
+        "stats",
+        "nodes",
+        "schedules",
+        "queues",
+        "publish",
+        "events",
+        "batch",
+        "bench",
+    ];
+    for command in commands {
+        assert!(top.contains(&format!("\n  {command} ")), "{command}: {top}");
+        // Each command's own options come first; the global ones follow
+        // under their own heading.
+        let own = help(&[command, "--help"]);
+        let (options, global) = own
+            .split_once("Global options:")
+            .unwrap_or_else(|| panic!("{command}: {own}"));
+        assert!(!options.contains("--log-format"), "{command}: {own}");
+        assert!(
+            global.contains("--log-format") && global.contains("--log-level"),
+            "{command}: {own}"
+        );
+    }
+    // The one-line description no longer names a handful of commands.
+    assert!(!top.lines().next().unwrap().contains("migrate"), "{top}");
+}
+
+#[test]
 fn json_logs_are_one_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::spawn(
