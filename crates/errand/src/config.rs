@@ -1026,6 +1026,19 @@ mod tests {
     }
 
     #[test]
+    fn the_tour_example_configures_every_readme_section() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tour.toml");
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(
+            c.event_listeners()["comment.created"],
+            ["email_subscribers", "reindex_post"]
+        );
+        assert!(c.kinds["report_part"].pool.is_some());
+        assert!(c.kinds.contains_key("report_done") && c.kinds.contains_key("echo"));
+        assert_eq!(c.schedules().unwrap().len(), 1);
+    }
+
+    #[test]
     fn bad_command_keys_name_the_kind_and_key() {
         let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
         let e = err(
