@@ -1,6 +1,11 @@
 <?php
 // Enqueue a job from PHP with nothing but curl, and optionally wait for it.
 //   php examples/php/enqueue.php
+// Needs PHP's curl extension (Debian/Ubuntu: apt-get install php-curl).
+if (!function_exists('curl_init')) {
+    fwrite(STDERR, "enqueue.php needs PHP's curl extension: apt-get install php-curl (Debian/Ubuntu)\n");
+    exit(1);
+}
 $errand = getenv('ERRAND_SERVER') ?: 'http://127.0.0.1:7070';
 
 function errand_post(string $url, array $body): array {

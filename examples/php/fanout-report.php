@@ -73,7 +73,7 @@ function fan_out_report(string $errand, int $parts, int $upTo): array
     return [$id, $total];
 }
 
-$errand = rtrim(getenv('ERRAND_SERVER') ?: 'http://127.0.0.1:7070', '/');
+$errand = rtrim(getenv('ERRAND_SERVER') ?: 'http://127.0.0.1:7071', '/');
 $parts = filter_var($argv[1] ?? 10, FILTER_VALIDATE_INT);
 $upTo = filter_var($argv[2] ?? 1000, FILTER_VALIDATE_INT);
 if ($parts === false || $upTo === false || $parts < 1 || $upTo < $parts) {

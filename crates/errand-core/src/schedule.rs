@@ -266,7 +266,8 @@ pub struct ScheduleList {
     pub schedules: Vec<ScheduleView>,
 }
 
-/// Parses standard cron: 5 fields or 6 with seconds, no year field.
+/// Parses standard cron: 5 fields or 6 with seconds, no year field. An
+/// error names the field at fault, which croner's own messages do not.
 fn parse_cron(text: &str) -> Result<Cron, String> {
     let fields = text.split_whitespace().count();
     if !text.trim_start().starts_with('@') && !(5..=6).contains(&fields) {
@@ -274,12 +275,61 @@ fn parse_cron(text: &str) -> Result<Cron, String> {
             "expected 5 fields (minute hour day-of-month month day-of-week) or 6 with leading seconds, found {fields}"
         ));
     }
-    CronParser::builder()
+    let parser = CronParser::builder()
         .seconds(Seconds::Optional)
         .year(Year::Disallowed)
-        .build()
+        .build();
+    parser
         .parse(text)
-        .map_err(|e| e.to_string())
+        .map_err(|e| explain_cron_error(&parser, text, e.to_string()))
+}
+
+/// The cron fields with seconds first, each with its allowed values.
+const CRON_FIELDS: [(&str, u32, u32); 6] = [
+    ("second", 0, 59),
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+];
+
+/// Turns croner's `error` for `text` into one that names the field: a
+/// number out of its field's range is reported with the range; any other
+/// fault is pinned on the first field that croner refuses on its own
+/// (every other field `*`).
+fn explain_cron_error(parser: &CronParser, text: &str, error: String) -> String {
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    if text.trim_start().starts_with('@') || !(5..=6).contains(&fields.len()) {
+        return error;
+    }
+    let names = &CRON_FIELDS[6 - fields.len()..];
+    for (field, &(name, low, high)) in fields.iter().zip(names) {
+        if let Some(n) = field_numbers(field).find(|n| !(low..=high).contains(n)) {
+            return format!("{name}: {n} is out of range {low}-{high}");
+        }
+    }
+    for (i, (name, ..)) in names.iter().enumerate() {
+        let alone: Vec<&str> = (0..fields.len())
+            .map(|j| if j == i { fields[i] } else { "*" })
+            .collect();
+        if parser.parse(&alone.join(" ")).is_err() {
+            return format!("{name}: {error}");
+        }
+    }
+    error
+}
+
+/// The values a cron field names as numbers (`5`, `1-5`, `10-20/5`, `5L`,
+/// `1#2`), steps excepted; names such as `MON` are left to croner.
+fn field_numbers(field: &str) -> impl Iterator<Item = u32> + '_ {
+    field
+        .split(',')
+        .flat_map(|part| part.split('/').next().unwrap_or("").split('-'))
+        .filter_map(|value| {
+            let value = value.split('#').next().unwrap_or("");
+            value.trim_end_matches(['L', 'W', 'l', 'w']).parse().ok()
+        })
 }
 
 fn floor_second(ts: Timestamp) -> Timestamp {

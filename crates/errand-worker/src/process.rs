@@ -14,6 +14,19 @@ pub use group::ProcessGroup;
 pub use guardian::guardian_pid;
 
 use std::io;
+use std::path::Path;
+
+/// Whether `program` can be started: a path (relative to `cwd`, or to
+/// errand's own directory without one) naming a file, or a bare name found
+/// on `PATH`. Start-up checks use it so a misspelt program is refused at
+/// once instead of failing every attempt of every job.
+pub fn program_exists(program: &str, cwd: Option<&Path>) -> bool {
+    if program.contains('/') {
+        return cwd.unwrap_or(Path::new("")).join(program).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
 
 /// Starts the guardian now if it does not run yet. Call it before starting
 /// a job's process: when it fails (typically a resource limit) the job
@@ -50,5 +63,21 @@ mod tests {
             assert!(!is_resource_limit(&io::Error::from_raw_os_error(code)));
         }
         assert!(!is_resource_limit(&io::Error::other("no os error")));
+    }
+
+    #[test]
+    fn programs_are_found_on_path_or_relative_to_cwd() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        std::fs::write(dir.path().join("bin/work.sh"), "").unwrap();
+        assert!(program_exists("sh", None));
+        assert!(!program_exists("no-such-program-errand", Some(dir.path())));
+        assert!(program_exists("bin/work.sh", Some(dir.path())));
+        assert!(program_exists("./bin/work.sh", Some(dir.path())));
+        assert!(!program_exists("./bin/other.sh", Some(dir.path())));
+        // A directory is no program.
+        assert!(!program_exists("./bin", Some(dir.path())));
+        let absolute = dir.path().join("bin/work.sh");
+        assert!(program_exists(absolute.to_str().unwrap(), None));
     }
 }

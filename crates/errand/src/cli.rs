@@ -4,9 +4,13 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// The help heading of the options every command takes, so that they
+/// stand apart from the command's own.
+const GLOBAL_OPTIONS: &str = "Global options";
+
 /// errand: a durable background-job server and worker runtime.
 #[derive(Debug, Parser)]
-#[command(name = "errand", version, about, propagate_version = true)]
+#[command(name = "errand", version, propagate_version = true)]
 pub struct Cli {
     /// Log format.
     #[arg(
@@ -14,11 +18,18 @@ pub struct Cli {
         value_enum,
         default_value = "text",
         env = "ERRAND_LOG_FORMAT",
-        global = true
+        global = true,
+        help_heading = GLOBAL_OPTIONS
     )]
     pub log_format: LogFormat,
     /// Log filter, e.g. `info` or `errand=debug`.
-    #[arg(long, default_value = "info", env = "ERRAND_LOG", global = true)]
+    #[arg(
+        long,
+        default_value = "info",
+        env = "ERRAND_LOG",
+        global = true,
+        help_heading = GLOBAL_OPTIONS
+    )]
     pub log_level: String,
     /// What to do.
     #[command(subcommand)]
@@ -54,9 +65,8 @@ pub enum Command {
     Nodes(ClientArgs),
     /// The cron schedules with their next run and last tick.
     Schedules(ClientArgs),
-    /// List, pause or resume queues.
-    #[command(subcommand)]
-    Queues(QueuesCommand),
+    /// List, pause or resume queues (bare `errand queues` lists them).
+    Queues(QueuesArgs),
     /// Publish an event: one job per listener kind the server configures.
     Publish(PublishArgs),
     /// List or show published events.
@@ -205,6 +215,25 @@ pub struct IdArgs {
     /// Server and output.
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+/// `errand queues [list|pause|resume]`
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct QueuesArgs {
+    /// What to do; listing when absent.
+    #[command(subcommand)]
+    pub command: Option<QueuesCommand>,
+    /// Server and output of the listing a bare `errand queues` prints.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+impl QueuesArgs {
+    /// The command meant: a bare `errand queues` is `errand queues list`.
+    pub fn command(self) -> QueuesCommand {
+        self.command.unwrap_or(QueuesCommand::List(self.client))
+    }
 }
 
 /// `errand queues …`

@@ -372,8 +372,11 @@ pub struct KindSection {
 }
 
 impl KindSection {
-    /// Checks that exactly one executor is configured, and that it is valid.
-    fn check_executor(&self) -> Result<(), String> {
+    /// Checks that exactly one executor is configured, and that it is valid
+    /// when run where it will run (`resolve` turns a configured working
+    /// directory into the real one), so a program that cannot be found is
+    /// refused at start-up.
+    fn check_executor(&self, resolve: impl Fn(Option<&Path>) -> PathBuf) -> Result<(), String> {
         let set: Vec<&str> = [
             ("command", self.command.is_some()),
             ("pool", self.pool.is_some()),
@@ -389,17 +392,21 @@ impl KindSection {
             [a, b] => return Err(format!("both `{a}` and `{b}` are set: a kind has exactly one executor")),
             many => return Err(format!("`{}` are all set: a kind has exactly one executor", many.join("`, `"))),
         }
-        if let Some(argv) = &self.command
-            && argv.first().is_none_or(|p| p.is_empty())
-        {
-            return Err("command: must name a program".into());
-        }
         match self.command_spec() {
-            Some(spec) => spec.validate().map_err(|e| e.to_string())?,
+            Some(spec) => CommandSpec {
+                cwd: Some(resolve(spec.cwd.as_deref())),
+                ..spec
+            }
+            .validate()
+            .map_err(|e| e.to_string())?,
             None => self.check_no_command_keys(set[0])?,
         }
+        let pool = self.pool.as_ref().map(|pool| PoolConfig {
+            cwd: Some(resolve(pool.cwd.as_deref())),
+            ..pool.clone()
+        });
         let checks = [
-            self.pool.as_ref().map(PoolConfig::validate),
+            pool.as_ref().map(PoolConfig::validate),
             self.webhook.as_ref().map(WebhookConfig::validate),
             self.smtp.as_ref().map(SmtpConfig::validate),
         ];
@@ -514,7 +521,7 @@ impl Config {
         for (name, kind) in &self.kinds {
             errand_core::job::check_name("kind", name)
                 .map_err(|e| anyhow!("[kinds.{name}]: {}", e.message))?;
-            kind.check_executor()
+            kind.check_executor(|dir| self.resolve(dir))
                 .map_err(|e| anyhow!("[kinds.{name}] {e}"))?;
             kind.policy()
                 .validate()
@@ -720,9 +727,17 @@ impl Config {
     }
 
     /// The database for messages, its password masked
-    /// (`postgres://user:secret@host/db` shows as `postgres://user:***@host/db`).
+    /// (`postgres://user:secret@host/db` shows as `postgres://user:***@host/db`)
+    /// and a SQLite file shown by the absolute path it resolves to, so a
+    /// reader sees which file is used whatever the working directory.
     pub fn database_label(&self) -> String {
-        errand_core::redact::urls(&self.database)
+        match self.database() {
+            Ok(Database::Sqlite(path)) => {
+                let path = std::path::absolute(&path).unwrap_or(path);
+                format!("sqlite://{}", path.display())
+            }
+            _ => errand_core::redact::urls(&self.database),
+        }
     }
 
     /// A working directory as configured: the config file's directory when
@@ -847,7 +862,7 @@ mod tests {
         let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
         assert!(err("[kinds.resize]\nqueue = \"x\"").contains("[kinds.resize] missing executor"));
         let e = err(
-            "[kinds.r]\ncommand = [\"x\"]\nwebhook = { url = \"http://127.0.0.1:1/\", secret = \"s\" }",
+            "[kinds.r]\ncommand = [\"true\"]\nwebhook = { url = \"http://127.0.0.1:1/\", secret = \"s\" }",
         );
         assert!(
             e.contains("both `command` and `webhook` are set: a kind has exactly one executor"),
@@ -860,9 +875,9 @@ mod tests {
         );
         let e = err("[kinds.rep]\npool = { command = [\"python3\"], procesess = 2 }");
         assert!(e.contains("[kinds.rep]") && e.contains("procesess"), "{e}");
-        let e = err("[kinds.resize]\ncommand = [\"x\"]\ntimout = \"1s\"");
+        let e = err("[kinds.resize]\ncommand = [\"true\"]\ntimout = \"1s\"");
         assert!(e.contains("timout") && e.contains("resize"), "{e}");
-        let e = err("[kinds.resize]\ncommand = [\"x\"]\ntimeout = \"soon\"");
+        let e = err("[kinds.resize]\ncommand = [\"true\"]\ntimeout = \"soon\"");
         assert!(
             e.contains("invalid duration") && e.contains("resize"),
             "{e}"
@@ -873,7 +888,7 @@ mod tests {
 
     #[test]
     fn extreme_durations_are_refused_on_one_line_naming_the_key() {
-        let kind = "[kinds.k]\ncommand = [\"x\"]\n";
+        let kind = "[kinds.k]\ncommand = [\"true\"]\n";
         let keys = [
             ("[worker]\n", "lease", "[worker] lease"),
             ("[worker]\n", "heartbeat", "[worker] heartbeat"),
@@ -957,7 +972,7 @@ mod tests {
     #[test]
     fn backoff_that_cannot_be_meant_is_refused() {
         let err = |b: &str| {
-            let text = format!("[kinds.k]\ncommand = [\"x\"]\nbackoff = {{ {b} }}\n");
+            let text = format!("[kinds.k]\ncommand = [\"true\"]\nbackoff = {{ {b} }}\n");
             format!("{:#}", parse(&text).unwrap_err())
         };
         let e = err("base = \"10s\", max = \"1s\", jitter = 5.0");
@@ -973,7 +988,7 @@ mod tests {
             );
         }
         let ok = parse(
-            "[kinds.k]\ncommand = [\"x\"]\nbackoff = { base = \"0s\", max = \"0s\", jitter = 1.0 }",
+            "[kinds.k]\ncommand = [\"true\"]\nbackoff = { base = \"0s\", max = \"0s\", jitter = 1.0 }",
         );
         assert!(ok.is_ok());
     }
@@ -1006,17 +1021,69 @@ mod tests {
             spec.env_allow,
             Some(vec!["HOME".to_string(), "APP_ENV".to_string()])
         );
-        let spec = parse("[kinds.a]\ncommand = [\"x\"]\n").unwrap().kinds["a"]
+        let spec = parse("[kinds.a]\ncommand = [\"true\"]\n").unwrap().kinds["a"]
             .command_spec()
             .unwrap();
         assert_eq!((spec.max_processes, spec.env_allow), (None, None));
     }
 
     #[test]
+    fn missing_programs_are_refused_at_start_up() {
+        let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
+        let e = err("[kinds.x]\ncommand = [\"nope\", \"arg\"]");
+        assert!(
+            e.contains("[kinds.x] command: program \"nope\" not found"),
+            "{e}"
+        );
+        let e = err("[kinds.x]\ncommand = [\"./worker.sh\"]");
+        assert!(
+            e.contains("[kinds.x] command: program \"./worker.sh\" not found"),
+            "{e}"
+        );
+        let e = err("[kinds.x]\npool = { command = [\"nope\"] }");
+        assert!(
+            e.contains("[kinds.x] pool.command: program \"nope\" not found"),
+            "{e}"
+        );
+
+        // Relative paths are found where the job runs: the kind's `cwd`,
+        // itself relative to the config file, whatever errand's own directory.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        std::fs::write(dir.path().join("bin/work.sh"), "").unwrap();
+        let path = dir.path().join("errand.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(Some(&path))
+                .map(drop)
+                .map_err(|e| format!("{e:#}"))
+        };
+        load("[kinds.a]\ncommand = [\"./bin/work.sh\"]").unwrap();
+        load("[kinds.a]\ncommand = [\"./work.sh\"]\ncwd = \"bin\"").unwrap();
+        load("[kinds.a]\npool = { command = [\"./bin/work.sh\"] }").unwrap();
+        load("[kinds.a]\npool = { command = [\"./work.sh\"], cwd = \"bin\" }").unwrap();
+        let e = load("[kinds.a]\ncommand = [\"./work.sh\"]").unwrap_err();
+        assert!(e.contains("program \"./work.sh\" not found"), "{e}");
+    }
+
+    #[test]
+    fn the_tour_example_configures_every_readme_section() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tour.toml");
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(
+            c.event_listeners()["comment.created"],
+            ["email_subscribers", "reindex_post"]
+        );
+        assert!(c.kinds["report_part"].pool.is_some());
+        assert!(c.kinds.contains_key("report_done") && c.kinds.contains_key("echo"));
+        assert_eq!(c.schedules().unwrap().len(), 1);
+    }
+
+    #[test]
     fn bad_command_keys_name_the_kind_and_key() {
         let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
         let e = err(
-            "[kinds.imp]\ncommand = [\"x\"]\npermanent_exit_codes = [3]\ndeadly_exit_codes = [3]",
+            "[kinds.imp]\ncommand = [\"true\"]\npermanent_exit_codes = [3]\ndeadly_exit_codes = [3]",
         );
         assert!(
             e.contains(
@@ -1024,27 +1091,27 @@ mod tests {
             ),
             "{e}"
         );
-        let e = err("[kinds.imp]\ncommand = [\"x\"]\nretry_exit_codes = [0]");
+        let e = err("[kinds.imp]\ncommand = [\"true\"]\nretry_exit_codes = [0]");
         assert!(
             e.contains("[kinds.imp] retry_exit_codes: 0 means success"),
             "{e}"
         );
-        let e = err("[kinds.imp]\ncommand = [\"x\"]\ndeadly_exit_codes = [300]");
+        let e = err("[kinds.imp]\ncommand = [\"true\"]\ndeadly_exit_codes = [300]");
         assert!(
             e.contains("[kinds.imp] deadly_exit_codes: 300 is not an exit code"),
             "{e}"
         );
-        let e = err("[kinds.imp]\ncommand = [\"x\"]\nmax_processes = 0");
+        let e = err("[kinds.imp]\ncommand = [\"true\"]\nmax_processes = 0");
         assert!(
             e.contains("[kinds.imp] max_processes: must be at least 1"),
             "{e}"
         );
-        let e = err("[kinds.imp]\ncommand = [\"x\"]\nmax_processes = -1");
+        let e = err("[kinds.imp]\ncommand = [\"true\"]\nmax_processes = -1");
         assert!(
             e.contains("[kinds.imp]") && e.contains("max_processes"),
             "{e}"
         );
-        let e = err("[kinds.imp]\ncommand = [\"x\"]\nenv_allow = [\"A=B\"]");
+        let e = err("[kinds.imp]\ncommand = [\"true\"]\nenv_allow = [\"A=B\"]");
         assert!(e.contains("[kinds.imp] env_allow: \"A=B\" is not"), "{e}");
         let e = err(
             "[kinds.hook]\nwebhook = { url = \"http://127.0.0.1:1/\", secret = \"s\" }\nmax_processes = 2",
@@ -1107,15 +1174,26 @@ mod tests {
         assert_eq!(c.database_label(), "postgres://errand:***@db:5432/jobs");
         let c = Config {
             database: "sqlite://errand.db".into(),
+            base_dir: "/srv/app".into(),
             ..Config::default()
         };
-        assert_eq!(c.database_label(), "sqlite://errand.db");
+        assert_eq!(c.database_label(), "sqlite:///srv/app/errand.db");
+        let c = Config {
+            database: "sqlite://errand.db".into(),
+            base_dir: "conf".into(),
+            ..Config::default()
+        };
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            c.database_label(),
+            format!("sqlite://{}", cwd.join("conf/errand.db").display())
+        );
     }
 
     #[test]
     fn work_can_be_limited_to_some_queues() {
         let mut c = parse(
-            "[kinds.a]\ncommand=[\"x\"]\nqueue=\"qa\"\n[kinds.b]\ncommand=[\"x\"]\nqueue=\"qb\"\n",
+            "[kinds.a]\ncommand=[\"true\"]\nqueue=\"qa\"\n[kinds.b]\ncommand=[\"true\"]\nqueue=\"qb\"\n",
         )
         .unwrap();
         c.restrict_queues(&["qb".to_string()], Some(3)).unwrap();
@@ -1134,7 +1212,7 @@ mod tests {
     #[test]
     fn limits_and_unique_for_are_read() {
         let c = parse(
-            "[kinds.email]\ncommand = [\"x\"]\nmax_running = 4\nrate = \"14/s\"\nunique_for = \"1h\"\n[kinds.report]\ncommand = [\"x\"]\nrate = \"100/m\"\n",
+            "[kinds.email]\ncommand = [\"true\"]\nmax_running = 4\nrate = \"14/s\"\nunique_for = \"1h\"\n[kinds.report]\ncommand = [\"true\"]\nrate = \"100/m\"\n",
         )
         .unwrap();
         let p = &c.policies()["email"];
@@ -1149,7 +1227,7 @@ mod tests {
     #[test]
     fn bad_limits_name_the_kind_and_key() {
         let err = |extra: &str| {
-            let e = parse(&format!("[kinds.email]\ncommand = [\"x\"]\n{extra}\n")).unwrap_err();
+            let e = parse(&format!("[kinds.email]\ncommand = [\"true\"]\n{extra}\n")).unwrap_err();
             format!("{e:#}")
         };
         for (extra, expected) in [
@@ -1193,9 +1271,9 @@ mod tests {
             [server]
             record_unknown_events = true
             [kinds.email_subscribers]
-            command = ["x"]
+            command = ["true"]
             [kinds.reindex_post]
-            command = ["x"]
+            command = ["true"]
             [events."comment.created"]
             listeners = ["reindex_post", "email_subscribers"]
             [events."post.deleted"]
@@ -1217,14 +1295,14 @@ mod tests {
     fn bad_events_name_the_event_and_kind() {
         let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
         let e = err(
-            "[kinds.email]\ncommand = [\"x\"]\n[events.\"comment.created\"]\nlisteners = [\"email\", \"reindex\"]",
+            "[kinds.email]\ncommand = [\"true\"]\n[events.\"comment.created\"]\nlisteners = [\"email\", \"reindex\"]",
         );
         assert!(
             e.contains(r#"[events."comment.created"] listeners: "reindex" is not a configured kind (configured: email)"#),
             "{e}"
         );
         let e = err(
-            "[kinds.email]\ncommand = [\"x\"]\n[events.\"c\"]\nlisteners = [\"email\", \"email\"]",
+            "[kinds.email]\ncommand = [\"true\"]\n[events.\"c\"]\nlisteners = [\"email\", \"email\"]",
         );
         assert!(
             e.contains(r#"[events."c"] listeners: "email" is listed twice"#),

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
             Command::Stats(args) => client_cmd::stats(args).await,
             Command::Nodes(args) => client_cmd::nodes(args).await,
             Command::Schedules(args) => client_cmd::schedules(args).await,
-            Command::Queues(cmd) => client_cmd::queues(cmd).await,
+            Command::Queues(args) => client_cmd::queues(args.command()).await,
             Command::Publish(args) => event_cmd::publish(args).await,
             Command::Events(cmd) => event_cmd::events(cmd).await,
             Command::Batch(args) => batch_cmd::batch(args).await,

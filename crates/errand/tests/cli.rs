@@ -66,6 +66,37 @@ fn database_flag_and_env_override_the_file() {
 }
 
 #[test]
+fn the_start_up_line_shows_the_database_file_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    std::fs::create_dir(root.join("conf")).unwrap();
+    std::fs::write(
+        root.join("conf/errand.toml"),
+        "database = \"sqlite://jobs.db\"\n",
+    )
+    .unwrap();
+    let s = Server::spawn(
+        &root,
+        &["serve", "-c", "conf/errand.toml", "--listen", "127.0.0.1:0"],
+    )
+    .unwrap();
+    // The file lies next to the config, and the log says so in full.
+    let file = root.join("conf/jobs.db");
+    assert!(file.exists());
+    // The address is announced as soon as it is read; the log keeps the
+    // line a moment later.
+    let line = eventually(Duration::from_secs(10), "the start-up line", || {
+        let log = s.log_text();
+        let line = log.lines().find(|l| l.contains("listening on"))?;
+        Some(line.to_string())
+    });
+    assert!(
+        line.contains(&format!("database=sqlite://{}", file.display())),
+        "{line}"
+    );
+}
+
+#[test]
 fn bad_config_stops_serve_naming_kind_and_key() {
     let cases = [
         (
@@ -83,6 +114,10 @@ fn bad_config_stops_serve_naming_kind_and_key() {
         (
             "[queues.media]\nconcurrency = 0\n",
             "[queues.media] concurrency",
+        ),
+        (
+            "[kinds.resize]\ncommand = [\"resize-nope\", \"--fast\"]\n",
+            "[kinds.resize] command: program \"resize-nope\" not found",
         ),
     ];
     for (text, expected) in cases {
@@ -366,6 +401,17 @@ fn a_paused_queue_keeps_its_jobs_across_a_restart_until_resumed() {
     let queues: Value =
         serde_json::from_slice(&server.cli(&["queues", "list", "--json"]).stdout).unwrap();
     assert_eq!(queues.as_array().map(Vec::len), Some(1), "{queues}");
+    // A bare `errand queues` lists too, as tables or JSON.
+    let out = server.cli(&["queues", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        queues
+    );
+    let (bare, listed) = (server.cli(&["queues"]), server.cli(&["queues", "list"]));
+    assert!(bare.status.success(), "{}", stderr(&bare));
+    assert_eq!(stdout(&bare), stdout(&listed));
+    assert!(stdout(&bare).contains("default"), "{}", stdout(&bare));
 }
 
 #[test]
@@ -385,6 +431,47 @@ fn help_is_everywhere() {
         assert!(out.status.success(), "{args:?}");
         assert!(stdout(&out).contains("Usage"), "{args:?}");
     }
+}
+
+#[test]
+fn help_lists_every_command_and_sets_global_options_apart() {
+    let help = |args: &[&str]| {
+        let out = Command::new(errand_bin()).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        stdout(&out)
+    };
+    let top = help(&["--help"]);
+    let commands = [
+        "serve",
+        "work",
+        "migrate",
+        "enqueue",
+        "jobs",
+        "stats",
+        "nodes",
+        "schedules",
+        "queues",
+        "publish",
+        "events",
+        "batch",
+        "bench",
+    ];
+    for command in commands {
+        assert!(top.contains(&format!("\n  {command} ")), "{command}: {top}");
+        // Each command's own options come first; the global ones follow
+        // under their own heading.
+        let own = help(&[command, "--help"]);
+        let (options, global) = own
+            .split_once("Global options:")
+            .unwrap_or_else(|| panic!("{command}: {own}"));
+        assert!(!options.contains("--log-format"), "{command}: {own}");
+        assert!(
+            global.contains("--log-format") && global.contains("--log-level"),
+            "{command}: {own}"
+        );
+    }
+    // The one-line description no longer names a handful of commands.
+    assert!(!top.lines().next().unwrap().contains("migrate"), "{top}");
 }
 
 #[test]

@@ -199,6 +199,32 @@ fn a_tick_in_the_repeated_fall_back_hour_fires_once() {
 }
 
 #[test]
+fn a_bad_cron_names_its_field() {
+    let cases = [
+        ("30 25 * * *", "hour: 25 is out of range 0-23"),
+        ("61 * * * *", "minute: 61 is out of range 0-59"),
+        ("0 0 0 * *", "day of month: 0 is out of range 1-31"),
+        ("0 0 1-32 * *", "day of month: 32 is out of range 1-31"),
+        ("0 0 * 13 *", "month: 13 is out of range 1-12"),
+        ("0 0 * * 1,8", "day of week: 8 is out of range 0-7"),
+        ("0 0 * * 9L", "day of week: 9 is out of range 0-7"),
+        ("60 0 0 * * *", "second: 60 is out of range 0-59"),
+        ("0 60 0 * * *", "minute: 60 is out of range 0-59"),
+    ];
+    for (cron, why) in cases {
+        assert_eq!(
+            refused(spec(cron)),
+            format!("schedule \"nightly\": cron {cron:?}: {why}")
+        );
+    }
+    // Faults other than a number out of range still name the field.
+    let e = refused(spec("0 0 * * FUNDAY"));
+    assert!(e.contains("cron \"0 0 * * FUNDAY\": day of week: "), "{e}");
+    let e = refused(spec("0 x * * *"));
+    assert!(e.contains("cron \"0 x * * *\": hour: "), "{e}");
+}
+
+#[test]
 fn bad_entries_are_refused_naming_the_schedule_and_key() {
     let e = refused(spec("61 * * * *"));
     assert!(

@@ -71,7 +71,9 @@ impl PoolConfig {
             Some(program) if program.trim().is_empty() => {
                 return bad("command", "the program (first element) is empty".into());
             }
-            Some(program) if !self.program_exists(program) => {
+            Some(program)
+                if !errand_worker::process::program_exists(program, self.cwd.as_deref()) =>
+            {
                 return bad("command", format!("program {program:?} not found"));
             }
             Some(_) => {}
@@ -98,17 +100,6 @@ impl PoolConfig {
             return bad("cwd", format!("{} is not a directory", cwd.display()));
         }
         Ok(())
-    }
-
-    /// Whether `program` can be started: a path (relative to `cwd`) that
-    /// exists, or a name found on PATH.
-    fn program_exists(&self, program: &str) -> bool {
-        if program.contains('/') {
-            let base = self.cwd.clone().unwrap_or_default();
-            return base.join(program).is_file();
-        }
-        std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
     }
 }
 

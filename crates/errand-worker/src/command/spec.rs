@@ -62,9 +62,25 @@ impl CommandSpec {
     /// configured otherwise: 69 (EX_UNAVAILABLE, "a service is unavailable").
     pub const DEFAULT_DEADLY_EXIT_CODES: &[i32] = &[69];
 
-    /// Checks the spec without running anything; the executor applies the
-    /// same checks and fails every job of an invalid spec.
+    /// Checks the spec without running anything, as at start-up: the
+    /// program must exist (on `PATH`, or as a path relative to `cwd`). The
+    /// executor applies the other checks too and fails every job of an
+    /// invalid spec; a program that is missing later is retried, since it
+    /// may come back (a deployment in progress).
     pub fn validate(&self) -> Result<(), CommandSpecError> {
+        match self.argv.first() {
+            None => return Err(CommandSpecError::new("command", "must name a program")),
+            Some(program) if program.is_empty() => {
+                return Err(CommandSpecError::new("command", "must name a program"));
+            }
+            Some(program) if !crate::process::program_exists(program, self.cwd.as_deref()) => {
+                return Err(CommandSpecError::new(
+                    "command",
+                    format!("program {program:?} not found"),
+                ));
+            }
+            Some(_) => {}
+        }
         self.checked().map(drop)
     }
 
@@ -89,20 +105,27 @@ impl CommandSpec {
 mod tests {
     use super::*;
 
+    fn sh() -> CommandSpec {
+        CommandSpec {
+            argv: vec!["sh".into()],
+            ..CommandSpec::default()
+        }
+    }
+
     #[test]
     fn bad_limits_and_names_are_rejected() {
         let err = |spec: CommandSpec| spec.validate().unwrap_err().to_string();
         assert_eq!(
             err(CommandSpec {
                 max_processes: Some(0),
-                ..CommandSpec::default()
+                ..sh()
             }),
             "max_processes: must be at least 1"
         );
         assert_eq!(
             err(CommandSpec {
                 env_allow: Some(vec!["HOME".into(), "A=B".into()]),
-                ..CommandSpec::default()
+                ..sh()
             }),
             "env_allow: \"A=B\" is not an environment variable name"
         );
@@ -110,10 +133,35 @@ mod tests {
             CommandSpec {
                 max_processes: Some(1),
                 env_allow: Some(vec!["HOME".into()]),
-                ..CommandSpec::default()
+                ..sh()
             }
             .validate()
             .is_ok()
         );
+    }
+
+    #[test]
+    fn a_missing_program_is_refused() {
+        let err = |argv: &[&str], cwd: Option<&str>| {
+            CommandSpec {
+                argv: argv.iter().map(|a| a.to_string()).collect(),
+                cwd: cwd.map(PathBuf::from),
+                ..CommandSpec::default()
+            }
+            .validate()
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            err(&["no-such-program-errand"], None),
+            Err("command: program \"no-such-program-errand\" not found".into())
+        );
+        assert_eq!(
+            err(&["./no/such/worker"], Some("/")),
+            Err("command: program \"./no/such/worker\" not found".into())
+        );
+        assert_eq!(err(&[], None), Err("command: must name a program".into()));
+        assert_eq!(err(&[""], None), Err("command: must name a program".into()));
+        assert_eq!(err(&["sh", "-c", "true"], None), Ok(()));
+        assert_eq!(err(&["bin/sh"], Some("/")), Ok(()));
     }
 }
