@@ -10,25 +10,11 @@ mod pool_support;
 use errand_core::Outcome;
 use errand_executors::pool::{PoolConfig, PoolExecutor};
 use errand_worker::Executor;
+use errand_worker::testing::exhaust_descriptors;
 use pool_support::{KIND, Lang, bare_job, tag, worker_command};
 use serde_json::json;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// Opens /dev/null until the open-files limit is reached; dropping the
-/// answer frees them.
-fn exhaust_descriptors() -> Vec<std::fs::File> {
-    let mut held = Vec::new();
-    loop {
-        match std::fs::File::open("/dev/null") {
-            Ok(file) => held.push(file),
-            Err(e) => {
-                assert_eq!(e.raw_os_error(), Some(nix::libc::EMFILE), "{e}");
-                return held;
-            }
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_out_of_descriptors_hands_jobs_back_as_deadly() {

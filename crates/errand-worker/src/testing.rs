@@ -97,3 +97,30 @@ pub async fn wait_for(store: &Arc<dyn Store>, id: JobId, done: impl Fn(&Job) -> 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A running job of `kind` (attempt 1 of 3) that never touched a store,
+/// for driving an executor directly.
+pub fn bare_job(kind: &str, id: JobId, payload: serde_json::Value) -> Job {
+    let now = jiff::Timestamp::now();
+    serde_json::from_value(serde_json::json!({
+        "id": id, "kind": kind, "queue": "default", "payload": payload, "priority": 0,
+        "state": "running", "attempt": 1, "max_attempts": 3, "run_at": now, "created_at": now,
+    }))
+    .expect("a valid job")
+}
+
+/// Opens /dev/null until the open-files limit is reached; dropping the
+/// answer frees them. For a test binary of its own: every descriptor of the
+/// process is used up meanwhile.
+pub fn exhaust_descriptors() -> Vec<std::fs::File> {
+    let mut held = Vec::new();
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(file) => held.push(file),
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(nix::libc::EMFILE), "{e}");
+                return held;
+            }
+        }
+    }
+}

@@ -4,31 +4,12 @@
 //! test in its own binary, because it exhausts the test process's descriptors.
 
 use errand_core::{Job, Outcome};
+use errand_worker::testing::{bare_job, exhaust_descriptors};
 use errand_worker::{CommandExecutor, CommandSpec, Executor};
 use tokio_util::sync::CancellationToken;
 
-/// Opens /dev/null until the open-files limit is reached; dropping the
-/// answer frees them.
-fn exhaust_descriptors() -> Vec<std::fs::File> {
-    let mut held = Vec::new();
-    loop {
-        match std::fs::File::open("/dev/null") {
-            Ok(file) => held.push(file),
-            Err(e) => {
-                assert_eq!(e.raw_os_error(), Some(nix::libc::EMFILE), "{e}");
-                return held;
-            }
-        }
-    }
-}
-
 fn job() -> Job {
-    let now = jiff::Timestamp::now();
-    serde_json::from_value(serde_json::json!({
-        "id": 1, "kind": "cmd", "queue": "default", "payload": {}, "priority": 0,
-        "state": "running", "attempt": 1, "max_attempts": 3, "run_at": now, "created_at": now,
-    }))
-    .expect("a valid job")
+    bare_job("cmd", 1, serde_json::json!({}))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

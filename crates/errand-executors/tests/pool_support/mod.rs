@@ -160,12 +160,7 @@ impl PoolRun {
 
 /// A job to hand an executor directly, without a store.
 pub fn bare_job(id: i64, payload: serde_json::Value) -> errand_core::Job {
-    let now = jiff::Timestamp::now();
-    serde_json::from_value(serde_json::json!({
-        "id": id, "kind": KIND, "queue": "default", "payload": payload, "priority": 0,
-        "state": "running", "attempt": 1, "max_attempts": 3, "run_at": now, "created_at": now,
-    }))
-    .expect("a valid job")
+    errand_worker::testing::bare_job(KIND, id, payload)
 }
 
 /// Runs job ids `range` through `executor` from `concurrency` tasks at once;
