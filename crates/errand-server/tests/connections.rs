@@ -6,7 +6,6 @@
 mod common;
 
 use common::{Server, config};
-use errand_client::job;
 use errand_server::{Connections, ServerConfig};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -211,13 +210,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_request_outlasts_the_connection_timeouts() {
     let server = Server::with(quick(100)).await;
-    let id = server
-        .client
-        .enqueue(job("resize", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let id = server.enqueue_empty("resize").await;
     let mut tcp = connect(&server).await;
     let started = Instant::now();
     let answer = get(&mut tcp, &format!("/v1/jobs/{id}?wait=2s")).await;
@@ -229,13 +222,7 @@ async fn a_held_request_outlasts_the_connection_timeouts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_requests_answer_the_current_state_at_shutdown() {
     let server = Server::start().await;
-    let id = server
-        .client
-        .enqueue(job("resize", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let id = server.enqueue_empty("resize").await;
     let batch = server
         .post(
             "/v1/batches",

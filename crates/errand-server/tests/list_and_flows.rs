@@ -125,13 +125,7 @@ async fn list_filters_by_state_kind_and_queue() {
 #[tokio::test]
 async fn cancel_and_retry_flow() {
     let server = Server::start().await;
-    let id = server
-        .client
-        .enqueue(job("resize", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let id = server.enqueue_empty("resize").await;
     let cancelled = server.client.cancel(id).await.unwrap();
     assert_eq!(cancelled.state, JobState::Cancelled);
     let err = server.client.cancel(id).await.unwrap_err();

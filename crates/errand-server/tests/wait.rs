@@ -4,7 +4,6 @@
 mod common;
 
 use common::{Server, config};
-use errand_client::job;
 use errand_core::{JobState, Outcome};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -12,13 +11,7 @@ use std::time::{Duration, Instant};
 #[tokio::test]
 async fn wait_returns_when_the_job_finishes() {
     let server = Server::start().await;
-    let id = server
-        .client
-        .enqueue(job("resize", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let id = server.enqueue_empty("resize").await;
     let store = server.store.clone();
     let finisher = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -45,13 +38,7 @@ async fn wait_returns_when_the_job_finishes() {
 #[tokio::test]
 async fn client_wait_returns_the_finished_job() {
     let server = Server::start().await;
-    let id = server
-        .client
-        .enqueue(job("resize", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let id = server.enqueue_empty("resize").await;
     let store = server.store.clone();
     let finisher = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -78,13 +65,7 @@ async fn client_wait_returns_the_finished_job() {
 #[tokio::test]
 async fn wait_ends_with_the_unfinished_job() {
     let server = Server::start().await;
-    let id = server
-        .client
-        .enqueue(job("resize", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let id = server.enqueue_empty("resize").await;
     let started = Instant::now();
     let answer = server.get(&format!("/v1/jobs/{id}?wait=400ms")).await;
     assert_eq!(answer.status, 200);
@@ -105,13 +86,7 @@ async fn wait_is_capped_by_max_wait() {
     let mut config = config();
     config.max_wait = Duration::from_millis(300);
     let server = Server::with(config).await;
-    let id = server
-        .client
-        .enqueue(job("resize", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let id = server.enqueue_empty("resize").await;
     let started = Instant::now();
     let answer = server.get(&format!("/v1/jobs/{id}?wait=1h")).await;
     assert_eq!(answer.status, 200);

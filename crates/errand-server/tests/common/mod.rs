@@ -86,6 +86,13 @@ impl Server {
         Self::with(config()).await
     }
 
+    /// Enqueues a job of `kind` with an empty payload through the client;
+    /// its id.
+    pub async fn enqueue_empty(&self, kind: &str) -> i64 {
+        let request = errand_client::job(kind, serde_json::json!({}));
+        self.client.enqueue(request).await.unwrap().job.id
+    }
+
     /// Starts a server with `config`.
     pub async fn with(config: ServerConfig) -> Server {
         let dir = tempfile::tempdir().unwrap();
