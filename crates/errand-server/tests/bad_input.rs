@@ -22,13 +22,7 @@ async fn unchanged<F: Future<Output = ()>>(server: &Server, check: F) {
 /// A server holding one available job; answers its id.
 async fn server_with_a_job() -> (Server, i64) {
     let server = Server::start().await;
-    let id = server
-        .client
-        .enqueue(errand_client::job("resize", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let id = server.enqueue_empty("resize").await;
     (server, id)
 }
 

@@ -123,13 +123,7 @@ async fn the_largest_accepted_values_work() {
 #[tokio::test]
 async fn extreme_waits_are_400_naming_wait() {
     let server = Server::start().await;
-    let job = server
-        .client
-        .enqueue(errand_client::job("resize", json!({})))
-        .await
-        .unwrap()
-        .job
-        .id;
+    let job = server.enqueue_empty("resize").await;
     server.run_next("default", Outcome::Success(None)).await;
     let batch = server
         .post("/v1/batches", &json!({"jobs": [{"kind": "resize"}]}))
