@@ -5,12 +5,13 @@
 //! attempt's outcome does to a job ([`outcome`]), retry backoff ([`backoff`]),
 //! duration and size parsing ([`duration`], [`size`]), events ([`event`]),
 //! batches ([`batch`]), global kind limits ([`limit`]), cron schedules
-//! ([`schedule`]), write health ([`health`]), and the
+//! ([`schedule`]), the catalogue of kinds, events and schedules ([`catalog`]), write health ([`health`]), and the
 //! [`store::Store`] contract that each database engine implements. Nothing here does I/O.
 
 pub mod api;
 pub mod backoff;
 pub mod batch;
+pub mod catalog;
 pub mod duration;
 pub mod event;
 pub mod health;
@@ -26,6 +27,7 @@ pub mod store;
 
 pub use backoff::Backoff;
 pub use batch::{Batch, BatchId, NewBatch};
+pub use catalog::{Catalog, CatalogError};
 pub use event::{Event, EventId, NewEvent};
 pub use job::{
     AttemptError, EnqueueRequest, Enqueued, Job, JobId, Lease, NewJob, Omitted, ValidationError,

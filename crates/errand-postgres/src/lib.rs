@@ -42,16 +42,22 @@ use tokio::sync::broadcast;
 /// How many events a slow subscriber may fall behind before it lags.
 const EVENT_CAPACITY: usize = 1024;
 
-/// How to connect to PostgreSQL.
-#[derive(Debug, Clone)]
+/// How to connect to PostgreSQL; the `[postgres]` section of the
+/// configuration file sets `pool_size`, `connect_timeout` and
+/// `verify_connections`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PostgresOptions {
     /// Most pooled connections open at once (the LISTEN connection is one more).
     pub pool_size: usize,
     /// Longest wait to open a connection.
+    #[serde(with = "errand_core::duration::serde_human")]
     pub connect_timeout: Duration,
     /// Longest wait for a free pooled connection before `Unavailable`.
+    #[serde(skip)]
     pub pool_timeout: Duration,
     /// The `application_name` of every connection, to find them in `pg_stat_activity`.
+    #[serde(skip)]
     pub application_name: String,
     /// Run a test query on a pooled connection before each use (one more
     /// round trip on every store call). Off by default: a closed socket is

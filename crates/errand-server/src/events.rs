@@ -1,5 +1,6 @@
-//! The `/v1/events` handlers: publish an event (one job per configured
-//! listener, in one transaction), show one with its listeners' jobs, list them.
+//! The `/v1/events` handlers: publish an event (one job per listener the
+//! catalogue names, in one transaction), show one with its listeners' jobs,
+//! list them.
 
 use crate::body::JsonBody;
 use crate::params::{EventListParams, IdParam, Params, next_cursor};
@@ -10,46 +11,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use errand_core::api::{EventPage, EventView, PublishResponse};
 use errand_core::event::Published;
-use errand_core::{EnqueueRequest, Job, JobId, NewEvent, NewJob, Store, ValidationError};
+use errand_core::{Job, JobId, NewEvent, NewJob, Store};
 
 impl App {
-    /// One job per listener of event `name`; an unconfigured name is
-    /// refused unless the server records unknown events (with no listeners).
+    /// One job per listener of event `name`, as the catalogue decides; an
+    /// unknown name is refused listing the configured events.
     fn listener_jobs(&self, name: &str) -> Result<Vec<NewJob>, ApiError> {
-        let Some(kinds) = self.config.events.get(name) else {
-            if self.config.record_unknown_events {
-                return Ok(Vec::new());
-            }
-            let configured = if self.known_events.is_empty() {
-                "no events are configured".to_string()
-            } else {
-                format!("configured: {}", self.known_events.join(", "))
-            };
-            let e = ValidationError::new("name", format!("unknown event {name:?} ({configured})"));
-            return Err(ApiError::from(e).with_known_events(&self.known_events));
-        };
-        kinds
-            .iter()
-            .map(|kind| {
-                let misconfigured = |why: String| {
-                    ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("event {name:?}: listener {kind:?} {why}"),
-                    )
-                };
-                let policy = self
-                    .config
-                    .kinds
-                    .get(kind)
-                    .ok_or_else(|| misconfigured("is not a configured kind".to_string()))?;
-                let req = EnqueueRequest {
-                    kind: kind.clone(),
-                    ..Default::default()
-                };
-                req.resolve(policy)
-                    .map_err(|e| misconfigured(e.to_string()))
-            })
-            .collect()
+        self.config
+            .catalog
+            .listener_jobs(name)
+            .map_err(|e| ApiError::from(e).with_known_events(&self.known_events))
     }
 }
 

@@ -26,19 +26,15 @@ impl App {
             Some(prefix) => e.within(prefix),
             None => e,
         };
-        let Some(policy) = self.config.kinds.get(&req.kind) else {
-            let configured = if self.known_kinds.is_empty() {
-                "no kinds are configured".to_string()
+        self.config.catalog.resolve(req).map_err(|e| {
+            let unknown_kind = e.field == "kind" && e.message.starts_with("unknown kind");
+            let error = ApiError::from(place(e));
+            if unknown_kind {
+                error.with_known_kinds(&self.known_kinds)
             } else {
-                format!("configured: {}", self.known_kinds.join(", "))
-            };
-            let e = ValidationError::new(
-                "kind",
-                format!("unknown kind {:?} ({configured})", req.kind),
-            );
-            return Err(ApiError::from(place(e)).with_known_kinds(&self.known_kinds));
-        };
-        req.resolve(policy).map_err(|e| place(e).into())
+                error
+            }
+        })
     }
 
     /// Checks the number of jobs sent together (1 to [`MAX_BATCH`]) and

@@ -16,6 +16,7 @@ mod params;
 mod problem;
 mod queues;
 mod schedules;
+mod settings;
 mod status;
 mod wait;
 
@@ -24,29 +25,24 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use errand_core::{KindPolicy, Store};
-use std::collections::BTreeMap;
+use errand_core::{Catalog, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 pub use listen::Connections;
+pub use settings::ServerSettings;
 
 /// What the API accepts.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Configured kinds and their policies; enqueueing any other kind is refused (422).
-    pub kinds: BTreeMap<String, KindPolicy>,
+    /// The kinds, events and schedules the API knows; enqueueing any other
+    /// kind or publishing an unknown event is refused (422).
+    pub catalog: Arc<Catalog>,
     /// Largest request body in bytes (413 above it).
     pub body_limit: usize,
     /// Longest `?wait=` a request may hold the connection.
     pub max_wait: Duration,
-    /// Event name -> the kinds that listen to it (each a configured kind).
-    pub events: BTreeMap<String, Vec<String>>,
-    /// Record events of an unconfigured name (with no listeners) instead of refusing them (422).
-    pub record_unknown_events: bool,
-    /// The cron schedules this deployment runs, listed by `GET /v1/schedules`.
-    pub schedules: Vec<errand_core::schedule::Schedule>,
     /// Bounds on connections, header and body times (for [`serve_with`]).
     pub connections: Connections,
     /// Cancelled when the node stops: held `?wait=` requests answer at once
@@ -57,12 +53,9 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            kinds: BTreeMap::new(),
+            catalog: Arc::default(),
             body_limit: 1024 * 1024,
             max_wait: Duration::from_secs(60),
-            events: BTreeMap::new(),
-            record_unknown_events: false,
-            schedules: Vec::new(),
             connections: Connections::default(),
             shutdown: CancellationToken::new(),
         }
@@ -87,8 +80,8 @@ pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
     let body_limit = config.body_limit;
     let app = Arc::new(App {
         store,
-        known_kinds: config.kinds.keys().cloned().collect(),
-        known_events: config.events.keys().cloned().collect(),
+        known_kinds: config.catalog.kinds().keys().cloned().collect(),
+        known_events: config.catalog.event_names().map(String::from).collect(),
         config,
     });
     Router::new()

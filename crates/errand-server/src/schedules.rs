@@ -11,12 +11,12 @@ use errand_core::schedule::ScheduleList;
 pub(crate) async fn list(State(app): State<Shared>) -> Result<Json<ScheduleList>, ApiError> {
     let ticks = app.store.ticks().await?;
     let now = jiff::Timestamp::now();
-    let schedules = app
-        .config
-        .schedules
+    let catalog = &app.config.catalog;
+    let schedules = catalog
+        .schedules()
         .iter()
         .map(|s| {
-            let policy = app.config.kinds.get(&s.kind).cloned().unwrap_or_default();
+            let policy = catalog.policy(&s.kind).cloned().unwrap_or_default();
             s.view(&policy, now, ticks.get(&s.name).copied())
         })
         .collect();

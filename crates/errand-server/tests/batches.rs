@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Server, config};
+use common::{Server, config_with};
 use errand_client::{NewBatchRequest, job};
 use errand_core::{EnqueueRequest, JobState, KindPolicy, Outcome};
 use errand_worker::{JobContext, Worker, WorkerConfig};
@@ -101,11 +101,7 @@ async fn a_batch_reads_back_with_counts_and_ordered_results() {
 
 /// Configuration for the worker test: a one-second job and a collector.
 fn worker_config() -> errand_server::ServerConfig {
-    let mut config = config();
-    for kind in ["sleep_1s", "collect"] {
-        config.kinds.insert(kind.into(), KindPolicy::default());
-    }
-    config
+    config_with(&["sleep_1s", "collect"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@ use common::{Server, config};
 use errand_core::event::EventFilter;
 use errand_core::{JobState, NewEvent, Outcome};
 use serde_json::json;
+use std::sync::Arc;
 
 fn event(name: &str, data: serde_json::Value) -> NewEvent {
     NewEvent {
@@ -158,7 +159,7 @@ async fn events_list_newest_first_by_name_in_pages() {
 #[tokio::test]
 async fn unknown_events_can_be_recorded_without_listeners() {
     let mut config = config();
-    config.record_unknown_events = true;
+    config.catalog = Arc::new((*config.catalog).clone().record_unknown_events(true));
     let server = Server::with(config).await;
     let answer = server
         .post("/v1/events", &json!({"name": "user.signed_in"}))

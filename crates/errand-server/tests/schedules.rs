@@ -3,13 +3,14 @@
 
 mod common;
 
-use common::{Server, config};
+use common::{Server, catalog, config};
 use errand_core::Store;
-use errand_core::schedule::{Schedule, ScheduleSpec};
+use errand_core::schedule::ScheduleSpec;
 use jiff::Timestamp;
+use std::sync::Arc;
 
-fn schedule(name: &str, cron: &str, timezone: Option<&str>) -> Schedule {
-    Schedule::parse(ScheduleSpec {
+fn schedule(name: &str, cron: &str, timezone: Option<&str>) -> ScheduleSpec {
+    ScheduleSpec {
         name: name.into(),
         cron: cron.into(),
         kind: "send_email".into(),
@@ -17,17 +18,19 @@ fn schedule(name: &str, cron: &str, timezone: Option<&str>) -> Schedule {
         queue: None,
         timezone: timezone.map(str::to_string),
         catch_up: false,
-    })
-    .unwrap()
+    }
 }
 
 #[tokio::test]
 async fn schedules_are_listed_with_next_run_and_last_tick() {
     let mut cfg = config();
-    cfg.schedules = vec![
-        schedule("nightly", "30 2 * * *", Some("Europe/Berlin")),
-        schedule("feb30", "0 0 30 2 *", None),
-    ];
+    cfg.catalog = Arc::new(catalog(
+        &[],
+        vec![
+            schedule("nightly", "30 2 * * *", Some("Europe/Berlin")),
+            schedule("feb30", "0 0 30 2 *", None),
+        ],
+    ));
     let server = Server::with(cfg).await;
     let tick: Timestamp = "2025-06-02T00:30:00Z".parse().unwrap();
     server

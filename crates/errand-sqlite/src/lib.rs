@@ -41,8 +41,10 @@ use tokio::sync::broadcast;
 /// How many events a slow subscriber may fall behind before it lags.
 const EVENT_CAPACITY: usize = 1024;
 
-/// How hard SQLite works to make each commit durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How hard SQLite works to make each commit durable (`[sqlite]
+/// synchronous`: `full`, `normal` or `off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Synchronous {
     /// fsync on every commit: an acknowledged write survives power loss.
     #[default]
@@ -72,12 +74,15 @@ impl Synchronous {
     }
 }
 
-/// How to open a SQLite store.
-#[derive(Debug, Clone)]
+/// How to open a SQLite store; the `[sqlite]` section of the
+/// configuration file sets `synchronous`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SqliteOptions {
     /// Durability of each commit.
     pub synchronous: Synchronous,
     /// Most read-only connections open at once.
+    #[serde(skip)]
     pub readers: usize,
 }
 

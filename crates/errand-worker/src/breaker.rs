@@ -11,14 +11,18 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// When a kind's breaker opens and how long it stays open.
-#[derive(Debug, Clone, PartialEq)]
+/// When a kind's breaker opens and how long it stays open
+/// (`[worker.breaker]` in the configuration file).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BreakerConfig {
     /// Consecutive deadly outcomes of a kind that open its breaker.
     pub threshold: u32,
     /// The first wait before a probe; doubled after each failed probe.
+    #[serde(with = "errand_core::duration::serde_human")]
     pub base: Duration,
     /// The longest wait before a probe.
+    #[serde(with = "errand_core::duration::serde_human")]
     pub max: Duration,
 }
 

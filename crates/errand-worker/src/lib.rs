@@ -27,7 +27,7 @@ pub mod testing;
 
 pub use breaker::BreakerConfig;
 pub use command::{CommandExecutor, CommandSpec, CommandSpecError};
-pub use config::WorkerConfig;
+pub use config::{MIN_LEASE, WorkerConfig, WorkerSettings, check_queue};
 pub use executor::Executor;
 pub use handler::{HandlerResult, JobContext, JobError};
 pub use maintenance::{MaintenanceConfig, run_maintenance};

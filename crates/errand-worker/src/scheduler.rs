@@ -9,9 +9,8 @@
 //! from a node that died.
 
 use errand_core::schedule::{Decision, Schedule};
-use errand_core::{KindPolicy, Store, StoreError};
+use errand_core::{Catalog, Store, StoreError};
 use jiff::Timestamp;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -26,18 +25,16 @@ pub const MISFIRE_GRACE: Duration = Duration::from_secs(60);
 /// The leader-lease role the scheduler runs under.
 const ROLE: &str = "scheduler";
 
-/// Runs `schedules` until `shutdown` fires, enqueueing each tick's job with
-/// its kind's policy from `policies` (the default policy for a kind not
-/// listed). `node` names this node for the leader lease. Store errors are
-/// logged and retried on the next wake.
+/// Runs the catalogue's schedules until `shutdown` fires, enqueueing each
+/// tick's job as the catalogue builds it. `node` names this node for the
+/// leader lease. Store errors are logged and retried on the next wake.
 pub async fn run_scheduler(
     store: Arc<dyn Store>,
-    schedules: Vec<Schedule>,
-    policies: BTreeMap<String, KindPolicy>,
+    catalog: Arc<Catalog>,
     node: String,
     shutdown: CancellationToken,
 ) {
-    if schedules.is_empty() {
+    if catalog.schedules().is_empty() {
         return;
     }
     let ttl = RECHECK * 5;
@@ -55,7 +52,7 @@ pub async fn run_scheduler(
             leading = now_leading;
         }
         let next_tick = if leading {
-            fire_due(store.as_ref(), &schedules, &policies).await
+            fire_due(store.as_ref(), &catalog).await
         } else {
             None
         };
@@ -72,11 +69,7 @@ pub async fn run_scheduler(
 
 /// Records every due tick of every schedule; returns the earliest next
 /// tick, or `None` when the store failed (so the caller re-checks soon).
-async fn fire_due(
-    store: &dyn Store,
-    schedules: &[Schedule],
-    policies: &BTreeMap<String, KindPolicy>,
-) -> Option<Timestamp> {
+async fn fire_due(store: &dyn Store, catalog: &Catalog) -> Option<Timestamp> {
     let mut last_ticks = match store.ticks().await {
         Ok(ticks) => ticks,
         Err(e) => {
@@ -85,10 +78,9 @@ async fn fire_due(
         }
     };
     let mut earliest: Option<Timestamp> = None;
-    for schedule in schedules {
-        let policy = policies.get(&schedule.kind).cloned().unwrap_or_default();
+    for schedule in catalog.schedules() {
         let last = last_ticks.remove(&schedule.name);
-        match fire_schedule(store, schedule, &policy, last).await {
+        match fire_schedule(store, catalog, schedule, last).await {
             Ok(Some(next)) => earliest = Some(earliest.map_or(next, |e| e.min(next))),
             Ok(None) => {}
             Err(e) => {
@@ -106,8 +98,8 @@ async fn fire_due(
 /// the next; returns that next tick.
 async fn fire_schedule(
     store: &dyn Store,
+    catalog: &Catalog,
     schedule: &Schedule,
-    policy: &KindPolicy,
     mut last: Option<Timestamp>,
 ) -> Result<Option<Timestamp>, StoreError> {
     let name = schedule.name.as_str();
@@ -115,7 +107,7 @@ async fn fire_schedule(
         let (tick, job) = match schedule.decide(last, Timestamp::now(), MISFIRE_GRACE) {
             Decision::Wait(next) => return Ok(next),
             Decision::Skip(tick) => (tick, None),
-            Decision::Enqueue(tick) => match schedule.job(policy, tick) {
+            Decision::Enqueue(tick) => match catalog.schedule_job(schedule, tick) {
                 Ok(job) => (tick, Some(job)),
                 Err(e) => {
                     // The kind's policy cannot take this job: skip the tick

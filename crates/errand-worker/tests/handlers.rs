@@ -171,17 +171,18 @@ async fn bad_configuration_is_refused_and_claims_nothing() {
 
     type Change = fn(&mut errand_worker::WorkerConfig);
     let cases: [(&str, Change); 5] = [
-        ("concurrency must be at least 1", |c| {
+        ("queues.default concurrency: must be at least 1", |c| {
             c.queues.insert("default".into(), 0);
         }),
         ("queues: at least one queue", |c| c.queues.clear()),
         ("invalid character", |c| {
             c.queues.insert("bad queue".into(), 1);
         }),
-        ("heartbeat (15s) must be shorter than lease (15s)", |c| {
-            c.heartbeat = c.lease
-        }),
-        ("poll_interval must be greater than zero", |c| {
+        (
+            "heartbeat: must be shorter than lease (15s), got 15s",
+            |c| c.heartbeat = c.lease,
+        ),
+        ("poll_interval: must be greater than zero", |c| {
             c.poll_interval = Duration::ZERO
         }),
     ];

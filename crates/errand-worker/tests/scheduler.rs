@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use errand_core::schedule::{Schedule, ScheduleSpec};
 use errand_core::store::ListFilter;
-use errand_core::{Job, KindPolicy, Store};
+use errand_core::{Catalog, Job, KindPolicy, Store};
 use errand_worker::run_scheduler;
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use std::collections::BTreeMap;
@@ -16,8 +16,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-fn schedule(name: &str, cron: &str, catch_up: bool) -> Schedule {
-    Schedule::parse(ScheduleSpec {
+fn schedule(name: &str, cron: &str, catch_up: bool) -> ScheduleSpec {
+    ScheduleSpec {
         name: name.into(),
         cron: cron.into(),
         kind: "tick".into(),
@@ -25,28 +25,28 @@ fn schedule(name: &str, cron: &str, catch_up: bool) -> Schedule {
         queue: None,
         timezone: None,
         catch_up,
-    })
-    .unwrap()
+    }
 }
 
-fn policies() -> BTreeMap<String, KindPolicy> {
+/// The kind `tick` (queue `cron`) and `schedule`.
+fn catalog(schedule: ScheduleSpec) -> Arc<Catalog> {
     let policy = KindPolicy {
         queue: "cron".into(),
         ..KindPolicy::default()
     };
-    BTreeMap::from([("tick".to_string(), policy)])
+    let kinds = BTreeMap::from([("tick".to_string(), policy)]);
+    Arc::new(Catalog::new(kinds, BTreeMap::new(), vec![schedule]).unwrap())
 }
 
 fn start(
     store: &Arc<dyn Store>,
-    schedule: Schedule,
+    schedule: ScheduleSpec,
     node: &str,
 ) -> (CancellationToken, JoinHandle<()>) {
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(run_scheduler(
         store.clone(),
-        vec![schedule],
-        policies(),
+        catalog(schedule),
         node.to_string(),
         shutdown.clone(),
     ));
@@ -141,6 +141,7 @@ async fn after_downtime(
     let minute = (Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).minute() + 30) % 60;
     let s = schedule("hourly", &format!("0 {minute} * * * *"), catch_up);
     let missed = {
+        let s = Schedule::parse(s.clone()).unwrap();
         let now = Timestamp::now();
         let mut t = s.next_after(now - SignedDuration::from_hours(1)).unwrap();
         while let Some(next) = s.next_after(t).filter(|n| *n <= now) {

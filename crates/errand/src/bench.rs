@@ -111,8 +111,9 @@ impl Bench {
                 )
             })
             .collect();
+        let catalog = errand_core::Catalog::new(kinds, Default::default(), Vec::new())?;
         let config = errand_server::ServerConfig {
-            kinds,
+            catalog: Arc::new(catalog),
             ..Default::default()
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -11,6 +11,7 @@ mod event_cmd;
 mod logging;
 mod node;
 mod output;
+mod plan;
 
 use clap::Parser;
 use cli::{Cli, Command};

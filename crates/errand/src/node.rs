@@ -3,73 +3,61 @@
 //! or SIGINT.
 
 use crate::cli::{NodeArgs, WorkArgs};
-use crate::config::{Config, Database, KindSection, SyncMode};
+use crate::config::ExecutorSpec;
+use crate::plan::{Database, NodePlan, Overrides};
 use anyhow::{Context, Result};
 use errand_core::health::WriteTracked;
-use errand_core::{KindPolicy, Store, StoreError};
+use errand_core::{Store, StoreError};
 use errand_executors::email::EmailExecutor;
-use errand_executors::pool::{PoolConfig, PoolExecutor};
+use errand_executors::pool::PoolExecutor;
 use errand_executors::webhook::WebhookExecutor;
-use errand_postgres::{PostgresOptions, PostgresStore};
-use errand_sqlite::{SqliteOptions, SqliteStore, Synchronous};
-use errand_worker::{
-    CommandExecutor, CommandSpec, Executor, MaintenanceConfig, Worker, WorkerConfig,
-};
+use errand_postgres::PostgresStore;
+use errand_sqlite::SqliteStore;
+use errand_worker::{CommandExecutor, Executor, Worker};
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-/// Loads the configuration a node runs with: file, then environment and flags.
-pub fn load_config(args: &NodeArgs) -> Result<Config> {
-    let mut config = Config::load(args.config.as_deref())?;
-    if let Some(listen) = &args.listen {
-        config.listen = listen.clone();
-    }
-    if let Some(database) = &args.database {
-        config.database = database.clone();
-        config.database_from_cli = true;
-    }
-    Ok(config)
+/// The plan a node runs with: the file, then environment and flags.
+fn load_plan(
+    args: &NodeArgs,
+    queues: Option<Vec<String>>,
+    concurrency: Option<usize>,
+) -> Result<NodePlan> {
+    let overrides = Overrides {
+        listen: args.listen.clone(),
+        database: args.database.clone(),
+        queues,
+        concurrency,
+    };
+    NodePlan::load(args.config.as_deref(), overrides)
 }
 
-/// Opens the store the configuration names. A PostgreSQL server that is
-/// not reachable yet (starting, restarting) is waited for with backoff.
-pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
-    match config.database()? {
-        Database::Sqlite(path) => Ok(Arc::new(open_sqlite(config, &path).await?)),
+/// Opens the store the plan names. A PostgreSQL server that is not
+/// reachable yet (starting, restarting) is waited for with backoff.
+pub async fn open_store(plan: &NodePlan) -> Result<Arc<dyn Store>> {
+    match &plan.database {
+        Database::Sqlite(path) => Ok(Arc::new(open_sqlite(plan, path).await?)),
         Database::Postgres(url) => {
-            let opts = PostgresOptions {
-                pool_size: config.postgres.pool_size,
-                connect_timeout: config.postgres.connect_timeout,
-                verify_connections: config.postgres.verify_connections,
-                ..PostgresOptions::default()
-            };
-            let store = with_backoff(config, || PostgresStore::connect(&url, opts.clone())).await?;
+            let store =
+                with_backoff(plan, || PostgresStore::connect(url, plan.postgres.clone())).await?;
             Ok(Arc::new(store))
         }
     }
 }
 
 /// Opens an SQLite file with the configured durability.
-async fn open_sqlite(config: &Config, path: &std::path::Path) -> Result<SqliteStore> {
-    let synchronous = match config.sqlite.synchronous {
-        SyncMode::Full => Synchronous::Full,
-        SyncMode::Normal => Synchronous::Normal,
-        SyncMode::Off => Synchronous::Off,
-    };
-    let opts = SqliteOptions {
-        synchronous,
-        ..SqliteOptions::default()
-    };
-    SqliteStore::open(path, opts)
+async fn open_sqlite(plan: &NodePlan, path: &std::path::Path) -> Result<SqliteStore> {
+    SqliteStore::open(path, plan.sqlite.clone())
         .await
         .with_context(|| format!("cannot open database {}", path.display()))
 }
 
 /// Retries `connect` while the database is unavailable, for up to a minute.
-async fn with_backoff<T, F, Fut>(config: &Config, connect: F) -> Result<T>
+async fn with_backoff<T, F, Fut>(plan: &NodePlan, connect: F) -> Result<T>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
@@ -80,13 +68,13 @@ where
         match connect().await {
             Ok(v) => return Ok(v),
             Err(StoreError::Unavailable(why)) if tokio::time::Instant::now() < deadline => {
-                warn!(database = %config.database_label(), error = %why, "database unavailable; retrying in {pause:?}");
+                warn!(database = %plan.database_label, error = %why, "database unavailable; retrying in {pause:?}");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
             Err(e) => {
                 return Err(e)
-                    .with_context(|| format!("cannot open database {}", config.database_label()));
+                    .with_context(|| format!("cannot open database {}", plan.database_label));
             }
         }
     }
@@ -97,15 +85,15 @@ const STARTUP_PATIENCE: Duration = Duration::from_secs(60);
 
 /// `errand migrate`
 pub async fn migrate(args: NodeArgs) -> Result<ExitCode> {
-    let config = load_config(&args)?;
-    let version = match config.database()? {
+    let plan = load_plan(&args, None, None)?;
+    let version = match &plan.database {
         // The SQLite store migrates when it opens.
-        Database::Sqlite(path) => open_sqlite(&config, &path).await?.schema_version().await?,
-        Database::Postgres(url) => with_backoff(&config, || PostgresStore::migrate(&url)).await?,
+        Database::Sqlite(path) => open_sqlite(&plan, path).await?.schema_version().await?,
+        Database::Postgres(url) => with_backoff(&plan, || PostgresStore::migrate(url)).await?,
     };
     crate::logging::print(&format!(
         "database {} is at schema version {version}\n",
-        config.database_label()
+        plan.database_label
     ))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -113,72 +101,50 @@ pub async fn migrate(args: NodeArgs) -> Result<ExitCode> {
 /// `errand serve`: the HTTP API, maintenance and (with kinds configured)
 /// an in-process worker.
 pub async fn serve(args: NodeArgs) -> Result<ExitCode> {
-    run_node(load_config(&args)?, true).await
+    run_node(load_plan(&args, None, None)?, true).await
 }
 
 /// `errand work`: a worker-only node (no HTTP listener).
 pub async fn work(args: WorkArgs) -> Result<ExitCode> {
-    let mut config = load_config(&args.node)?;
-    if let Some(queues) = &args.queues {
-        config.restrict_queues(queues, args.concurrency)?;
-    } else if let Some(n) = args.concurrency {
-        config.restrict_queues(
-            &config.queue_concurrency().into_keys().collect::<Vec<_>>(),
-            Some(n),
-        )?;
-    }
-    if config.kinds.is_empty() {
+    let plan = load_plan(&args.node, args.queues.clone(), args.concurrency)?;
+    if plan.catalog.kinds().is_empty() {
         anyhow::bail!(
             "errand work needs kinds to run: configure [kinds.NAME] sections (see --config)"
         );
     }
-    run_node(config, false).await
+    run_node(plan, false).await
 }
 
-async fn run_node(config: Config, http: bool) -> Result<ExitCode> {
+async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
     let fd_limit = raise_fd_limit();
     ignore_file_size_signal();
-    let executors = executors(&config)?;
-    // A node limited to some queues lacks the other kinds' policies, so it
-    // leaves the schedules to nodes configured with every kind.
-    let schedules = if config.only_listed_queues {
-        Vec::new()
-    } else {
-        config.schedules()?
-    };
+    let executors = executors(&plan)?;
     // Every writer of this node shares the tracked store, so /healthz
     // reports failing writes whoever made them.
-    let store: Arc<dyn Store> = Arc::new(WriteTracked::new(open_store(&config).await?));
+    let store: Arc<dyn Store> = Arc::new(WriteTracked::new(open_store(&plan).await?));
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
 
     let mut address = None;
     let server = if http {
-        let listener = tokio::net::TcpListener::bind(&config.listen)
+        let listener = tokio::net::TcpListener::bind(&plan.listen)
             .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
+            .with_context(|| format!("cannot listen on {}", plan.listen))?;
         let addr = listener.local_addr()?;
         address = Some(addr.to_string());
         info!(
-            database = %config.database_label(),
-            kinds = ?config.kinds.keys().collect::<Vec<_>>(),
+            database = %plan.database_label,
+            kinds = ?plan.catalog.kinds().keys().collect::<Vec<_>>(),
             "errand listening on http://{addr}"
         );
-        let connections = config.server.connections(fd_limit);
+        let server_config = plan
+            .server
+            .config(plan.catalog.clone(), fd_limit, shutdown.clone());
         debug!(
             "at most {} HTTP connections at once",
-            connections.max_connections
+            server_config.connections.max_connections
         );
-        let server_config = errand_server::ServerConfig {
-            kinds: config.policies(),
-            body_limit: config.server.body_limit.0 as usize,
-            max_wait: config.server.max_wait,
-            events: config.event_listeners(),
-            record_unknown_events: config.server.record_unknown_events,
-            schedules: schedules.clone(),
-            connections: connections.clone(),
-            shutdown: shutdown.clone(),
-        };
+        let connections = server_config.connections.clone();
         let router = errand_server::router(store.clone(), server_config);
         Some(tokio::spawn(errand_server::serve_with(
             listener,
@@ -188,34 +154,31 @@ async fn run_node(config: Config, http: bool) -> Result<ExitCode> {
         )))
     } else {
         info!(
-            database = %config.database_label(),
-            queues = ?config.queue_concurrency(),
+            database = %plan.database_label,
+            queues = ?plan.queues,
             "errand worker node started"
         );
         None
     };
-    let worker_config = worker_config(&config, address);
+    let worker_config = plan.worker.worker_config(plan.queues.clone(), address);
     let maintenance = tokio::spawn(errand_worker::run_maintenance(
         store.clone(),
-        MaintenanceConfig {
-            interval: config.worker.maintenance_interval,
-            retention: config.retention,
-            node: worker_config.name.clone(),
-            ..MaintenanceConfig::default()
-        },
+        plan.worker
+            .maintenance_config(worker_config.name.clone(), plan.retention),
         shutdown.clone(),
     ));
+    let catalog = Arc::new(plan.catalog);
     let scheduler = tokio::spawn(errand_worker::run_scheduler(
         store.clone(),
-        schedules,
-        config.policies(),
+        catalog.clone(),
         worker_config.name.clone(),
         shutdown.clone(),
     ));
     // With no kinds configured there is nothing this node could run.
-    if config.worker.enabled && !executors.is_empty() {
+    if plan.worker.enabled && !executors.is_empty() {
         let mut worker = Worker::new(store.clone(), worker_config);
-        for (name, policy, executor) in executors {
+        for (name, executor) in executors {
+            let policy = catalog.policy(&name).cloned().unwrap_or_default();
             worker.register(&name, policy, executor);
         }
         worker.run(shutdown.clone()).await?;
@@ -231,60 +194,26 @@ async fn run_node(config: Config, http: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The worker settings of this node.
-fn worker_config(config: &Config, http: Option<String>) -> WorkerConfig {
-    let defaults = WorkerConfig::default();
-    WorkerConfig {
-        name: config.worker.name.clone().unwrap_or(defaults.name),
-        queues: config.queue_concurrency(),
-        lease: config.worker.lease,
-        heartbeat: config.worker.heartbeat,
-        poll_interval: config.worker.poll_interval,
-        shutdown_timeout: config.worker.shutdown_timeout,
-        http,
-        breaker: config.worker.breaker.config(),
-    }
-}
-
-/// Every configured kind with its policy and executor, built before the
-/// node touches the database so a bad executor stops start-up at once.
-/// A kind ready to register: name, policy, executor.
-type Registration = (String, KindPolicy, Arc<dyn Executor>);
-
-fn executors(config: &Config) -> Result<Vec<Registration>> {
-    config
-        .kinds
+/// Every kind's executor, built before the node touches the database so a
+/// bad executor stops start-up at once.
+fn executors(plan: &NodePlan) -> Result<BTreeMap<String, Arc<dyn Executor>>> {
+    plan.executors
         .iter()
-        .map(|(name, kind)| {
-            let executor =
-                executor_for(config, name, kind).with_context(|| format!("[kinds.{name}]"))?;
-            Ok((name.clone(), kind.policy(), executor))
+        .map(|(name, spec)| {
+            let executor = executor_for(name, spec).with_context(|| format!("[kinds.{name}]"))?;
+            Ok((name.clone(), executor))
         })
         .collect()
 }
 
-/// Builds the executor a kind's section names (config validation has made
-/// sure exactly one is set).
-fn executor_for(config: &Config, name: &str, kind: &KindSection) -> Result<Arc<dyn Executor>> {
-    if let Some(pool) = &kind.pool {
-        let pool = PoolConfig {
-            cwd: Some(config.resolve(pool.cwd.as_deref())),
-            ..pool.clone()
-        };
-        return Ok(Arc::new(PoolExecutor::new(name, pool)?));
-    }
-    if let Some(webhook) = &kind.webhook {
-        return Ok(Arc::new(WebhookExecutor::new(webhook.clone())?));
-    }
-    if let Some(smtp) = &kind.smtp {
-        return Ok(Arc::new(EmailExecutor::new(smtp.clone())?));
-    }
-    let spec = kind.command_spec().unwrap_or_default();
-    let spec = CommandSpec {
-        cwd: Some(config.resolve(spec.cwd.as_deref())),
-        ..spec
-    };
-    Ok(Arc::new(CommandExecutor::new(spec)))
+/// Builds the executor a kind's checked spec names.
+fn executor_for(name: &str, spec: &ExecutorSpec) -> Result<Arc<dyn Executor>> {
+    Ok(match spec {
+        ExecutorSpec::Command(spec) => Arc::new(CommandExecutor::new(spec.clone())),
+        ExecutorSpec::Pool(pool) => Arc::new(PoolExecutor::new(name, pool.clone())?),
+        ExecutorSpec::Webhook(webhook) => Arc::new(WebhookExecutor::new(webhook.clone())?),
+        ExecutorSpec::Smtp(smtp) => Arc::new(EmailExecutor::new(smtp.clone())?),
+    })
 }
 
 /// Raises the soft open-files limit to the hard one (each connection and

@@ -3,13 +3,15 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 use errand_client::Client;
+use errand_core::schedule::ScheduleSpec;
 use errand_core::store::{ClaimRequest, Finish, Stats};
-use errand_core::{Backoff, Job, KindPolicy, Outcome, Store};
+use errand_core::{Backoff, Catalog, Job, KindPolicy, Outcome, Store};
 use errand_server::ServerConfig;
 use errand_sqlite::{SqliteOptions, SqliteStore};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -35,23 +37,38 @@ pub const EVENTS: [&str; 2] = ["comment.created", "order.paid"];
 /// The test configuration: two kinds, `send_email` in queue `mail`;
 /// `comment.created` heard by `send_email` then `resize`, `order.paid` by `resize`.
 pub fn config() -> ServerConfig {
-    let mut config = ServerConfig::default();
-    config.kinds.insert("resize".into(), KindPolicy::default());
-    config.kinds.insert(
-        "send_email".into(),
-        KindPolicy {
-            queue: "mail".into(),
-            ..KindPolicy::default()
-        },
-    );
-    config.events.insert(
-        "comment.created".into(),
-        vec!["send_email".into(), "resize".into()],
-    );
-    config
-        .events
-        .insert("order.paid".into(), vec!["resize".into()]);
-    config
+    config_with(&[])
+}
+
+/// The test configuration plus `extra` kinds with the default policy.
+pub fn config_with(extra: &[&str]) -> ServerConfig {
+    ServerConfig {
+        catalog: Arc::new(catalog(extra, Vec::new())),
+        ..ServerConfig::default()
+    }
+}
+
+/// The test catalogue plus `extra` kinds and `schedules`.
+pub fn catalog(extra: &[&str], schedules: Vec<ScheduleSpec>) -> Catalog {
+    let mut kinds = BTreeMap::from([
+        ("resize".to_string(), KindPolicy::default()),
+        (
+            "send_email".to_string(),
+            KindPolicy {
+                queue: "mail".into(),
+                ..KindPolicy::default()
+            },
+        ),
+    ]);
+    kinds.extend(extra.iter().map(|k| (k.to_string(), KindPolicy::default())));
+    let events = BTreeMap::from([
+        (
+            "comment.created".to_string(),
+            vec!["send_email".into(), "resize".into()],
+        ),
+        ("order.paid".to_string(), vec!["resize".into()]),
+    ]);
+    Catalog::new(kinds, events, schedules).expect("a valid catalogue")
 }
 
 /// An answer read as JSON, with its status and headers.

@@ -2,7 +2,8 @@
 //! values under every known key, are read and checked without a panic, and
 //! every duration a loaded file holds lies within `duration::MAX`.
 
-use super::Config;
+use super::ConfigFile;
+use crate::plan::{NodePlan, Overrides};
 use errand_core::duration::MAX;
 use proptest::prelude::*;
 use toml::{Table, Value};
@@ -131,17 +132,11 @@ fn document() -> impl Strategy<Value = String> {
     })
 }
 
-/// Parses and checks `text` the way `Config::load` does, then uses what
-/// the node would use; a refusal is fine, a panic is not.
-fn load(text: &str) -> Option<Config> {
-    let config = Config::parse(text).ok()?;
-    config.validate().ok()?;
-    let _ = (
-        config.policies(),
-        config.queue_concurrency(),
-        config.database(),
-    );
-    Some(config)
+/// Parses and resolves `text` the way a node does into its plan; a
+/// refusal is fine, a panic is not.
+fn load(text: &str) -> Option<NodePlan> {
+    let file = ConfigFile::parse(text).ok()?;
+    NodePlan::resolve(file, std::path::Path::new("."), Overrides::default()).ok()
 }
 
 proptest! {
@@ -161,7 +156,7 @@ proptest! {
                       c.retention.completed, c.retention.failed, c.retention.cancelled] {
                 prop_assert!(d <= MAX, "{text}");
             }
-            for p in c.policies().values() {
+            for p in c.catalog.kinds().values() {
                 prop_assert!(p.backoff.validate().is_ok(), "{text}");
                 prop_assert!(p.timeout.is_none_or(|t| t <= MAX) && p.unique_for.is_none_or(|t| t <= MAX));
             }
