@@ -7,14 +7,13 @@ use crate::config::{Config, Database, KindSection, SyncMode};
 use anyhow::{Context, Result};
 use errand_core::health::WriteTracked;
 use errand_core::{KindPolicy, Store, StoreError};
+use errand_executors::command::{CommandExecutor, CommandSpec};
 use errand_executors::email::EmailExecutor;
 use errand_executors::pool::{PoolConfig, PoolExecutor};
 use errand_executors::webhook::WebhookExecutor;
 use errand_postgres::{PostgresOptions, PostgresStore};
 use errand_sqlite::{SqliteOptions, SqliteStore, Synchronous};
-use errand_worker::{
-    CommandExecutor, CommandSpec, Executor, MaintenanceConfig, Worker, WorkerConfig,
-};
+use errand_worker::{Executor, MaintenanceConfig, Worker, WorkerConfig};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -284,7 +283,7 @@ fn executor_for(config: &Config, name: &str, kind: &KindSection) -> Result<Arc<d
         cwd: Some(config.resolve(spec.cwd.as_deref())),
         ..spec
     };
-    Ok(Arc::new(CommandExecutor::new(spec)))
+    Ok(Arc::new(CommandExecutor::new(spec)?))
 }
 
 /// Raises the soft open-files limit to the hard one (each connection and
