@@ -37,6 +37,19 @@ pub fn program_exists(program: &str, cwd: Option<&Path>) -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
+/// Checks a configured argv before anything runs: it names a program, and
+/// that program exists ([`program_exists`]); the error says what is wrong.
+pub fn check_program(argv: &[String], cwd: Option<&Path>) -> Result<(), String> {
+    match argv.first() {
+        None => Err("must name a program".into()),
+        Some(program) if program.trim().is_empty() => Err("must name a program".into()),
+        Some(program) if !program_exists(program, cwd) => {
+            Err(format!("program {program:?} not found"))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
 /// Starts the guardian now if it does not run yet. Call it before starting
 /// a job's process: when it fails (typically a resource limit) the job
 /// should be handed back rather than run unguarded. The first call also

@@ -51,19 +51,8 @@ impl CommandSpec {
     /// checks it too. A program that goes missing later is retried, since
     /// it may come back (a deployment in progress).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        match self.argv.first() {
-            None => return Err(ConfigError::new("command", "must name a program")),
-            Some(program) if program.is_empty() => {
-                return Err(ConfigError::new("command", "must name a program"));
-            }
-            Some(program) if !process::program_exists(program, self.cwd.as_deref()) => {
-                return Err(ConfigError::new(
-                    "command",
-                    format!("program {program:?} not found"),
-                ));
-            }
-            Some(_) => {}
-        }
+        process::check_program(&self.argv, self.cwd.as_deref())
+            .map_err(|e| ConfigError::new("command", e))?;
         self.checked().map(drop)
     }
 

@@ -65,16 +65,8 @@ impl PoolConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad =
             |key: &str, message: String| Err(ConfigError::new(format!("pool.{key}"), message));
-        match self.command.first() {
-            None => return bad("command", "must name a program to run".into()),
-            Some(program) if program.trim().is_empty() => {
-                return bad("command", "the program (first element) is empty".into());
-            }
-            Some(program) if !crate::process::program_exists(program, self.cwd.as_deref()) => {
-                return bad("command", format!("program {program:?} not found"));
-            }
-            Some(_) => {}
-        }
+        crate::process::check_program(&self.command, self.cwd.as_deref())
+            .map_err(|e| ConfigError::new("pool.command", e))?;
         if !(1..=MAX_PROCESSES).contains(&self.processes) {
             return bad(
                 "processes",
