@@ -1,7 +1,9 @@
 //! Checks of claiming: order, due time, limits, filters, and atomicity under
 //! concurrent claimers.
 
-use crate::support::{LONG_LEASE, claim, claim_req, enqueue, eventually, job, job_in, plus};
+use crate::support::{
+    DEADLINE, LONG_LEASE, claim, claim_req, enqueue, eventually, job, job_in, plus,
+};
 use errand_core::store::ClaimRequest;
 use errand_core::{JobId, JobState, NewJob, Store};
 use jiff::Timestamp;
@@ -76,7 +78,7 @@ pub async fn future_jobs_wait_until_due(store: Arc<dyn Store>) {
     if Timestamp::now() < run_at {
         assert_eq!(enqueued[0].job.state, JobState::Scheduled);
     }
-    let claimed = eventually("the scheduled job to be claimable", || async {
+    let claimed = eventually(DEADLINE, "the scheduled job to be claimable", || async {
         let got = claim(&*store, "default", 10).await;
         if !got.is_empty() {
             assert!(Timestamp::now() >= due, "claimed before its run_at");

@@ -1,5 +1,6 @@
 //! Small helpers the checks share: building jobs and requests, and reading
-//! a job back.
+//! a job back. Waiting for something to hold is errand-core's
+//! [`eventually`], shared with every crate's tests.
 
 use errand_core::store::{ClaimRequest, Finish, ListFilter};
 use errand_core::{Backoff, Job, JobId, JobState, Lease, NewJob, Outcome, Store, StoreEvent};
@@ -7,6 +8,8 @@ use jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::broadcast;
+
+pub(crate) use errand_core::testing::{DEADLINE, eventually};
 
 /// A lease long enough never to expire during a check.
 pub(crate) const LONG_LEASE: Duration = Duration::from_secs(3600);
@@ -99,25 +102,6 @@ pub(crate) fn plus(t: Timestamp, d: Duration) -> Timestamp {
     t + jiff::SignedDuration::try_from(d).unwrap()
 }
 
-/// Polls `check` until it returns `Some`, failing after 20 s.
-pub(crate) async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Waits for an event matching `wanted`, skipping others.
 pub(crate) async fn expect_event(
     events: &mut broadcast::Receiver<StoreEvent>,
@@ -145,12 +129,7 @@ pub(crate) async fn count_kind(store: &dyn Store, kind: &str) -> u64 {
 
 /// How many jobs of `kind` are in `state`.
 pub(crate) async fn count_kind_in(store: &dyn Store, kind: &str, state: JobState) -> u64 {
-    let stats = store.stats().await.expect("stats");
-    stats
-        .kinds
-        .get(kind)
-        .and_then(|by| by.get(&state).copied())
-        .unwrap_or(0)
+    store.stats().await.expect("stats").of_kind(kind, state)
 }
 
 /// Every job of `kind`, oldest first.

@@ -24,6 +24,8 @@ pub mod schedule;
 pub mod size;
 pub mod state;
 pub mod store;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 
 pub use backoff::Backoff;
 pub use batch::{Batch, BatchId, NewBatch};

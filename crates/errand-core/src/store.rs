@@ -157,6 +157,20 @@ impl Stats {
             .entry(state)
             .or_default() += n;
     }
+
+    /// How many jobs are in `state`.
+    pub fn in_state(&self, state: JobState) -> u64 {
+        self.total.get(&state).copied().unwrap_or(0)
+    }
+
+    /// How many jobs of `kind` are in `state`.
+    pub fn of_kind(&self, kind: &str, state: JobState) -> u64 {
+        self.kinds
+            .get(kind)
+            .and_then(|by| by.get(&state))
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 /// One queue: whether it is paused and its jobs by state.

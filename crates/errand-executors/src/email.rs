@@ -11,7 +11,7 @@ mod payload;
 
 pub use config::{SmtpConfig, SmtpTls};
 
-use crate::ExecutorConfigError;
+use crate::ConfigError;
 use async_trait::async_trait;
 use errand_core::{Job, Outcome};
 use errand_worker::Executor;
@@ -31,7 +31,7 @@ pub struct EmailExecutor {
 
 impl EmailExecutor {
     /// Validates `config`; no connection is made until the first job.
-    pub fn new(config: SmtpConfig) -> Result<EmailExecutor, ExecutorConfigError> {
+    pub fn new(config: SmtpConfig) -> Result<EmailExecutor, ConfigError> {
         let (from, builder) = config.parts()?;
         Ok(EmailExecutor {
             from,

@@ -11,7 +11,7 @@ mod supervisor;
 pub use config::PoolConfig;
 pub use errand_core::size::ByteSize;
 
-use crate::ExecutorConfigError;
+use crate::ConfigError;
 use async_trait::async_trait;
 use errand_core::{Job, Outcome};
 use errand_worker::Executor;
@@ -31,7 +31,7 @@ pub struct PoolExecutor {
 impl PoolExecutor {
     /// Validates `config` and starts its processes in the background; `name`
     /// (the kind) labels the processes' logs. Must be called within a Tokio runtime.
-    pub fn new(name: &str, config: PoolConfig) -> Result<PoolExecutor, ExecutorConfigError> {
+    pub fn new(name: &str, config: PoolConfig) -> Result<PoolExecutor, ConfigError> {
         config.validate()?;
         let supervisor = Supervisor::start(name, config);
         let guard = supervisor.shutdown_token().clone().drop_guard();

@@ -7,7 +7,7 @@
 mod answer;
 mod signature;
 
-use crate::ExecutorConfigError;
+use crate::ConfigError;
 use async_trait::async_trait;
 use errand_core::duration::serde_human;
 use errand_core::{Job, Outcome, redact};
@@ -68,17 +68,17 @@ impl WebhookConfig {
     }
 
     /// Checks every key; the error names the first bad one (`webhook.url`).
-    pub fn validate(&self) -> Result<(), ExecutorConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.parts().map(|_| ())
     }
 
     /// The parsed URL and headers, or the first bad key.
-    fn parts(&self) -> Result<(reqwest::Url, HeaderMap), ExecutorConfigError> {
+    fn parts(&self) -> Result<(reqwest::Url, HeaderMap), ConfigError> {
         let url = reqwest::Url::parse(&self.url).map_err(|e| {
-            ExecutorConfigError::new("webhook.url", format!("{:?}: {e}", redact::urls(&self.url)))
+            ConfigError::new("webhook.url", format!("{:?}: {e}", redact::urls(&self.url)))
         })?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(ExecutorConfigError::new(
+            return Err(ConfigError::new(
                 "webhook.url",
                 format!(
                     "{:?}: must be an http:// or https:// URL with a host",
@@ -87,13 +87,13 @@ impl WebhookConfig {
             ));
         }
         if self.timeout.is_zero() {
-            return Err(ExecutorConfigError::new(
+            return Err(ConfigError::new(
                 "webhook.timeout",
                 "must be greater than zero",
             ));
         }
         if self.secret.is_empty() {
-            return Err(ExecutorConfigError::new(
+            return Err(ConfigError::new(
                 "webhook.secret",
                 "must not be empty: receivers verify the signature with it",
             ));
@@ -101,7 +101,7 @@ impl WebhookConfig {
         let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
             let key = format!("webhook.headers.{name}");
-            let bad = |message: String| ExecutorConfigError::new(&key, message);
+            let bad = |message: String| ConfigError::new(&key, message);
             if RESERVED_HEADERS
                 .iter()
                 .any(|r| r.eq_ignore_ascii_case(name))
@@ -129,7 +129,7 @@ pub struct WebhookExecutor {
 
 impl WebhookExecutor {
     /// Validates `config` and builds the executor's client.
-    pub fn new(config: WebhookConfig) -> Result<WebhookExecutor, ExecutorConfigError> {
+    pub fn new(config: WebhookConfig) -> Result<WebhookExecutor, ConfigError> {
         let (url, mut headers) = config.parts()?;
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers
@@ -147,7 +147,7 @@ impl WebhookExecutor {
             .connect_timeout(config.timeout)
             .build()
             .map_err(|e| {
-                ExecutorConfigError::new("webhook", format!("cannot build the HTTP client: {e}"))
+                ConfigError::new("webhook", format!("cannot build the HTTP client: {e}"))
             })?;
         Ok(WebhookExecutor {
             client,

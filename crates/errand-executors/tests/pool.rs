@@ -137,7 +137,7 @@ async fn a_crash_mid_job_is_retried_and_the_pool_keeps_its_size(lang: Lang) {
         let job = run_job(&run, json!({"op": "crash", "once": true})).await;
         assert_ne!(job.state, JobState::Failed, "{job:?}");
     }
-    eventually("two live processes again", || {
+    eventually(DEADLINE, "two live processes again", || async {
         live_with(&run.tag).len() == 2
     })
     .await;
@@ -211,7 +211,7 @@ async fn processes_are_recycled_after_max_jobs(lang: Lang) {
     );
     assert!(per_pid.values().all(|&n| n <= 10), "{per_pid:?}");
     let pids: BTreeSet<u32> = per_pid.keys().copied().collect();
-    eventually("recycled processes are gone", || {
+    eventually(DEADLINE, "recycled processes are gone", || async {
         let live: BTreeSet<u32> = live_with(&run.tag).into_iter().collect();
         live.len() == 2
             && pids
@@ -223,8 +223,8 @@ async fn processes_are_recycled_after_max_jobs(lang: Lang) {
     // The grandchild a worker started died with its group (a zombie awaiting
     // its new parent's reaping is dead too).
     let grandchild = grandchildren[0];
-    eventually("the worker's own child is gone", || {
-        proc_of(grandchild).is_none_or(|p| p.state == 'Z')
+    eventually(DEADLINE, "the worker's own child is gone", || async {
+        dead(grandchild)
     })
     .await;
     run.stop().await;
@@ -246,7 +246,10 @@ async fn a_process_over_max_rss_is_recycled(lang: Lang) {
     assert_eq!(grown, small);
     let next = pid_of(&complete_job(&run, json!({"op": "echo"})).await);
     assert_ne!(next, grown, "the process over max_rss was replaced");
-    eventually("the grown process is gone", || proc_of(grown).is_none()).await;
+    eventually(DEADLINE, "the grown process is gone", || async {
+        proc_of(grown).is_none()
+    })
+    .await;
     run.stop().await;
 }
 

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_out_of_descriptors_hands_jobs_back_as_deadly() {
     // The guardian first, so that the spawn itself meets the limit.
-    errand_worker::process::ensure_guardian().unwrap();
+    errand_executors::process::ensure_guardian().unwrap();
     let tag = tag("rlimit", Lang::Python);
     let config = PoolConfig {
         processes: 1,

@@ -12,46 +12,27 @@
 mod common;
 mod pool_support;
 
+use common::*;
 use errand_core::Outcome;
+use errand_executors::command::{CommandExecutor, CommandSpec};
 use errand_executors::pool::{PoolConfig, PoolExecutor};
-use errand_worker::{CommandExecutor, CommandSpec, Executor};
+use errand_worker::Executor;
 use pool_support::*;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// What errand itself holds, read from /proc/self.
-#[derive(Debug)]
-struct Footprint {
-    fds: usize,
-    threads: u64,
-    rss_kib: u64,
-}
-
-fn footprint() -> Footprint {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let field = |name: &str| -> u64 {
-        let line = status.lines().find_map(|l| l.strip_prefix(name)).unwrap();
-        line.trim().trim_end_matches("kB").trim().parse().unwrap()
-    };
-    Footprint {
-        fds: std::fs::read_dir("/proc/self/fd").unwrap().count(),
-        threads: field("Threads:"),
-        rss_kib: field("VmRSS:"),
-    }
-}
-
 /// The footprint once recycling in flight has finished: only the pool's 4
 /// current processes are left (none retiring, none a zombie).
 async fn settled_footprint() -> Footprint {
-    eventually("only the 4 current processes remain", || {
+    eventually(DEADLINE, "only the 4 current processes remain", || async {
         let children = own_children();
         children.len() == 4 && children.iter().all(|c| c.state != 'Z')
     })
     .await;
     // Their stderr readers end just after they exit.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    footprint()
+    Footprint::now()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,11 +105,17 @@ async fn bench_pool_against_a_process_per_job() {
         ..PoolConfig::new(worker_command(Lang::Php, &tag))
     };
     let pool = Arc::new(PoolExecutor::new(KIND, config).unwrap());
-    eventually("the pool is up", || live_with(&tag).len() == 4).await;
-    let per_job = Arc::new(CommandExecutor::new(CommandSpec {
-        argv: ["php", "-r", "echo '{}';"].map(String::from).to_vec(),
-        ..CommandSpec::default()
-    }));
+    eventually(DEADLINE, "the pool is up", || async {
+        live_with(&tag).len() == 4
+    })
+    .await;
+    let per_job = Arc::new(
+        CommandExecutor::new(CommandSpec {
+            argv: ["php", "-r", "echo '{}';"].map(String::from).to_vec(),
+            ..CommandSpec::default()
+        })
+        .unwrap(),
+    );
     let ignore: Arc<dyn Fn(&Outcome) + Send + Sync> = Arc::new(|_| {});
     let rate = async |executor: Arc<dyn Executor>, jobs: i64| {
         let start = Instant::now();

@@ -7,6 +7,7 @@ mod common;
 
 use common::{Server, config_with};
 use errand_client::{NewBatchRequest, job};
+use errand_core::testing::{DEADLINE, eventually};
 use errand_core::{EnqueueRequest, JobState, KindPolicy, Outcome};
 use errand_worker::{JobContext, Worker, WorkerConfig};
 use serde_json::{Value, json};
@@ -160,22 +161,12 @@ async fn ten_one_second_jobs_come_back_together_in_order() {
     );
 
     // The on-complete job runs once, with the outcome and the caller's payload.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let on_complete = loop {
-        let batch = handle.get().await.unwrap();
-        if let Some(id) = batch.on_complete_job {
-            let job = server
-                .client
-                .wait(id, Duration::from_secs(30))
-                .await
-                .unwrap();
-            if job.state == JobState::Completed {
-                break job;
-            }
-        }
-        assert!(Instant::now() < deadline, "the on-complete job never ran");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let on_complete = eventually(DEADLINE, "the on-complete job to run", || async {
+        let id = handle.get().await.unwrap().on_complete_job?;
+        let job = server.client.wait(id, DEADLINE).await.unwrap();
+        (job.state == JobState::Completed).then_some(job)
+    })
+    .await;
     assert_eq!(on_complete.kind, "collect");
     let payloads = collected.lock().unwrap().clone();
     assert_eq!(payloads.len(), 1, "ran once: {payloads:?}");

@@ -1,5 +1,6 @@
 //! errand-worker: the worker runtime that claims jobs from a [`Store`],
-//! runs them through executors (typed Rust handlers or a command per job),
+//! runs them through executors (typed Rust handlers here; processes, pools,
+//! webhooks and email in errand-executors),
 //! heartbeats their leases, batches their completions and shuts down
 //! gracefully; plus the maintenance loop that rescues and promotes jobs,
 //! and the scheduler loop that enqueues cron schedules' jobs.
@@ -8,7 +9,6 @@
 
 mod breaker;
 mod capacity;
-mod command;
 mod completer;
 mod config;
 mod execution;
@@ -17,7 +17,6 @@ mod fetch;
 mod handler;
 mod heartbeat;
 mod maintenance;
-pub mod process;
 mod retry_delay;
 mod running;
 mod runtime;
@@ -26,7 +25,6 @@ mod scheduler;
 pub mod testing;
 
 pub use breaker::BreakerConfig;
-pub use command::{CommandExecutor, CommandSpec, CommandSpecError};
 pub use config::{MIN_LEASE, WorkerConfig, WorkerSettings, check_queue};
 pub use executor::Executor;
 pub use handler::{HandlerResult, JobContext, JobError};

@@ -1,10 +1,11 @@
 //! Helpers for tests of workers and executors (feature `test-util`): a real
 //! SQLite store in a temporary directory, a quick-reacting worker
 //! configuration, a worker running in the background, and polling until a
-//! job reaches the state a test waits for.
+//! job reaches the state a test waits for (with errand-core's
+//! [`eventually`], re-exported here with its [`DEADLINE`]).
 
 use crate::{Worker, WorkerConfig, WorkerError};
-use errand_core::{Backoff, Job, JobId, KindPolicy, Store};
+use errand_core::{Backoff, Job, JobId, JobState, KindPolicy, Store};
 use errand_sqlite::{SqliteOptions, SqliteStore};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,9 +14,7 @@ use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// How long a test waits for something to happen: long enough for a loaded
-/// 2-core machine.
-pub const DEADLINE: Duration = Duration::from_secs(30);
+pub use errand_core::testing::{DEADLINE, eventually, eventually_blocking};
 
 /// A fresh SQLite store in its own directory (kept alive by the guard).
 pub async fn store() -> (Arc<dyn Store>, TempDir) {
@@ -84,18 +83,17 @@ impl Running {
 
 /// Polls job `id` until `done` holds, panicking after [`DEADLINE`].
 pub async fn wait_for(store: &Arc<dyn Store>, id: JobId, done: impl Fn(&Job) -> bool) -> Job {
-    let start = tokio::time::Instant::now();
-    loop {
+    let what = format!("job {id} to reach the expected state");
+    eventually(DEADLINE, &what, || async {
         let job = store.get(id).await.unwrap().expect("job exists");
-        if done(&job) {
-            return job;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "job {id} never reached the expected state; last seen: {job:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        done(&job).then_some(job)
+    })
+    .await
+}
+
+/// Polls job `id` until it is in `state`.
+pub async fn wait_state(store: &Arc<dyn Store>, id: JobId, state: JobState) -> Job {
+    wait_for(store, id, |j| j.state == state).await
 }
 
 /// A running job of `kind` (attempt 1 of 3) that never touched a store,

@@ -36,29 +36,6 @@ async fn reported(store: &Arc<dyn Store>) -> Option<BreakerState> {
         .cloned()
 }
 
-/// Polls `check` until it holds, failing after [`DEADLINE`].
-async fn eventually<F, Fut>(what: &str, check: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = tokio::time::Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn count(store: &Arc<dyn Store>, kind: &str, state: JobState) -> u64 {
-    let stats = store.stats().await.unwrap();
-    stats
-        .kinds
-        .get(kind)
-        .and_then(|s| s.get(&state))
-        .copied()
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadly_kind_stops_being_claimed_until_a_probe_succeeds() {
     let (store, _dir) = store().await;
@@ -107,7 +84,7 @@ async fn deadly_kind_stops_being_claimed_until_a_probe_succeeds() {
         .collect();
     let running = Running::spawn(worker);
 
-    eventually("the registry shows the breaker", || async {
+    eventually(DEADLINE, "the registry shows the breaker", || async {
         reported(&store).await.is_some()
     })
     .await;
@@ -121,8 +98,13 @@ async fn deadly_kind_stops_being_claimed_until_a_probe_succeeds() {
     for i in 0..20 {
         enqueue(&store, job("steady", json!(i))).await;
     }
-    eventually("the other kind completes", || async {
-        count(&store, "steady", JobState::Completed).await == 20
+    eventually(DEADLINE, "the other kind completes", || async {
+        store
+            .stats()
+            .await
+            .unwrap()
+            .of_kind("steady", JobState::Completed)
+            == 20
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -134,7 +116,14 @@ async fn deadly_kind_stops_being_claimed_until_a_probe_succeeds() {
         calls.most_at_once.load(Ordering::SeqCst) <= 1,
         "probes run alone"
     );
-    assert_eq!(count(&store, "flaky", JobState::Completed).await, 0);
+    assert_eq!(
+        store
+            .stats()
+            .await
+            .unwrap()
+            .of_kind("flaky", JobState::Completed),
+        0
+    );
     let state = reported(&store).await.expect("still not closed");
     assert!(
         matches!(state.state, BreakerPhase::Open | BreakerPhase::HalfOpen),
@@ -142,13 +131,20 @@ async fn deadly_kind_stops_being_claimed_until_a_probe_succeeds() {
     );
 
     down.store(false, Ordering::SeqCst);
-    eventually("every flaky job completes", || async {
-        count(&store, "flaky", JobState::Completed).await == JOBS as u64
+    eventually(DEADLINE, "every flaky job completes", || async {
+        store
+            .stats()
+            .await
+            .unwrap()
+            .of_kind("flaky", JobState::Completed)
+            == JOBS as u64
     })
     .await;
-    eventually("the registry shows the breaker closed", || async {
-        reported(&store).await.is_none()
-    })
+    eventually(
+        DEADLINE,
+        "the registry shows the breaker closed",
+        || async { reported(&store).await.is_none() },
+    )
     .await;
     running.stop().await;
 
@@ -164,6 +160,10 @@ async fn deadly_kind_stops_being_claimed_until_a_probe_succeeds() {
         assert!(job.errors.len() <= 7, "job {id}: {:?}", job.errors);
     }
     for state in [JobState::Failed, JobState::Retryable] {
-        assert_eq!(count(&store, "flaky", state).await, 0, "{state:?}");
+        assert_eq!(
+            store.stats().await.unwrap().of_kind("flaky", state),
+            0,
+            "{state:?}"
+        );
     }
 }

@@ -84,14 +84,6 @@ async fn states(store: &Arc<dyn Store>, ids: &[JobId]) -> Vec<(JobState, u32)> {
     out
 }
 
-async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let start = tokio::time::Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < DEADLINE, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_more_jobs_are_claimed_than_the_executor_has_room_for() {
     let (store, _dir) = store().await;
@@ -101,7 +93,7 @@ async fn no_more_jobs_are_claimed_than_the_executor_has_room_for() {
     let ids = enqueue_n(&store, "gated", 6).await;
     let running = Running::spawn(worker);
 
-    until("two attempts inside the executor", async || {
+    eventually(DEADLINE, "two attempts inside the executor", || async {
         gate.inside.load(Ordering::SeqCst) == 2
     })
     .await;
@@ -138,7 +130,7 @@ async fn a_claim_over_two_limited_kinds_hands_back_what_one_has_no_room_for() {
     let b_ids = enqueue_n(&store, "b", 4).await;
     let running = Running::spawn(worker);
 
-    until("one attempt of each kind running", async || {
+    eventually(DEADLINE, "one attempt of each kind running", || async {
         a.inside.load(Ordering::SeqCst) == 1 && b.inside.load(Ordering::SeqCst) == 1
     })
     .await;

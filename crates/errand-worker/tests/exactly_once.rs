@@ -44,19 +44,12 @@ async fn every_job_runs_exactly_once() {
     );
     let running = Running::spawn(worker);
 
-    let start = tokio::time::Instant::now();
-    loop {
-        let stats = store.stats().await.unwrap();
-        let completed = stats.total.get(&JobState::Completed).copied().unwrap_or(0);
-        if completed == JOBS as u64 {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "only {completed} of {JOBS} completed: {stats:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(120),
+        "every job to complete",
+        || async { store.stats().await.unwrap().in_state(JobState::Completed) == JOBS as u64 },
+    )
+    .await;
     running.stop().await;
 
     let runs = runs.lock().unwrap();

@@ -8,12 +8,13 @@ use crate::plan::{Database, NodePlan, Overrides};
 use anyhow::{Context, Result};
 use errand_core::health::WriteTracked;
 use errand_core::{Store, StoreError};
+use errand_executors::command::CommandExecutor;
 use errand_executors::email::EmailExecutor;
 use errand_executors::pool::PoolExecutor;
 use errand_executors::webhook::WebhookExecutor;
 use errand_postgres::PostgresStore;
 use errand_sqlite::SqliteStore;
-use errand_worker::{CommandExecutor, Executor, Worker};
+use errand_worker::{Executor, Worker};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -209,7 +210,7 @@ fn executors(plan: &NodePlan) -> Result<BTreeMap<String, Arc<dyn Executor>>> {
 /// Builds the executor a kind's checked spec names.
 fn executor_for(name: &str, spec: &ExecutorSpec) -> Result<Arc<dyn Executor>> {
     Ok(match spec {
-        ExecutorSpec::Command(spec) => Arc::new(CommandExecutor::new(spec.clone())),
+        ExecutorSpec::Command(spec) => Arc::new(CommandExecutor::new(spec.clone())?),
         ExecutorSpec::Pool(pool) => Arc::new(PoolExecutor::new(name, pool.clone())?),
         ExecutorSpec::Webhook(webhook) => Arc::new(WebhookExecutor::new(webhook.clone())?),
         ExecutorSpec::Smtp(smtp) => Arc::new(EmailExecutor::new(smtp.clone())?),

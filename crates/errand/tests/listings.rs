@@ -18,11 +18,7 @@ const MAX_RSS_MIB: u64 = 200;
 
 /// A `/proc/<pid>/status` field in KiB (`VmHWM`: peak resident set).
 fn proc_status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    errand_executors::process::procfs::status(pid, field)
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 

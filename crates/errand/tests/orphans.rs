@@ -9,6 +9,7 @@
 mod common;
 
 use common::*;
+use errand_executors::process::procfs;
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -82,18 +83,10 @@ impl Drop for KillGroups<'_> {
 
 /// The guardian forked by errand process `errand`.
 fn guardian_of(errand: u32) -> i32 {
-    let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
-        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let comm = &stat[stat.find('(')? + 1..stat.rfind(')')?];
-        let ppid: u32 = stat[stat.rfind(')')? + 2..]
-            .split(' ')
-            .nth(1)?
-            .parse()
-            .ok()?;
-        (comm == "errand-guard" && ppid == errand).then_some(pid)
-    });
-    found.expect("errand runs a guardian")
+    let found = procfs::children(errand)
+        .into_iter()
+        .find(|&pid| procfs::stat(pid).is_some_and(|s| s.comm == "errand-guard"));
+    found.expect("errand runs a guardian") as i32
 }
 
 /// Runs the scenario with `kind` (a `[kinds.tick]` section); `start`

@@ -5,7 +5,7 @@
 //! `smtps://…` for implicit TLS); the separate `tls` key says how, so the
 //! choice is spelled out instead of hidden in a query string.
 
-use crate::ExecutorConfigError;
+use crate::ConfigError;
 use errand_core::duration::serde_human;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
@@ -73,15 +73,13 @@ impl SmtpConfig {
     }
 
     /// Checks every key; the error names the first bad one (`smtp.url`).
-    pub fn validate(&self) -> Result<(), ExecutorConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.parts().map(|_| ())
     }
 
     /// The sender and a transport builder, or the first bad key.
-    pub(super) fn parts(
-        &self,
-    ) -> Result<(Mailbox, AsyncSmtpTransportBuilder), ExecutorConfigError> {
-        let bad_url = |message: String| ExecutorConfigError::new("smtp.url", message);
+    pub(super) fn parts(&self) -> Result<(Mailbox, AsyncSmtpTransportBuilder), ConfigError> {
+        let bad_url = |message: String| ConfigError::new("smtp.url", message);
         let url = reqwest::Url::parse(&self.url).map_err(|e| bad_url(e.to_string()))?;
         let implied = match url.scheme() {
             "smtp" => SmtpTls::None,
@@ -95,7 +93,7 @@ impl SmtpConfig {
         let tls = match self.tls {
             None => implied,
             Some(tls) if implied == SmtpTls::Implicit && tls != SmtpTls::Implicit => {
-                return Err(ExecutorConfigError::new(
+                return Err(ConfigError::new(
                     "smtp.tls",
                     "an smtps:// URL is always implicit TLS; use smtp:// for none or starttls",
                 ));
@@ -114,7 +112,7 @@ impl SmtpConfig {
             ));
         }
         if self.timeout.is_zero() {
-            return Err(ExecutorConfigError::new(
+            return Err(ConfigError::new(
                 "smtp.timeout",
                 "must be greater than zero",
             ));
@@ -122,7 +120,7 @@ impl SmtpConfig {
         let from: Mailbox = self
             .from
             .parse()
-            .map_err(|e| ExecutorConfigError::new("smtp.from", format!("{:?}: {e}", self.from)))?;
+            .map_err(|e| ConfigError::new("smtp.from", format!("{:?}: {e}", self.from)))?;
 
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
             .port(url.port().unwrap_or(tls.default_port()))
@@ -145,13 +143,13 @@ impl SmtpConfig {
     }
 }
 
-fn tls_parameters(host: &str) -> Result<TlsParameters, ExecutorConfigError> {
+fn tls_parameters(host: &str) -> Result<TlsParameters, ConfigError> {
     TlsParameters::new(host.to_string())
-        .map_err(|e| ExecutorConfigError::new("smtp.tls", format!("cannot set up TLS: {e}")))
+        .map_err(|e| ConfigError::new("smtp.tls", format!("cannot set up TLS: {e}")))
 }
 
 /// AUTH credentials from the URL's user info, percent-decoded.
-fn credentials(url: &reqwest::Url) -> Result<Option<Credentials>, ExecutorConfigError> {
+fn credentials(url: &reqwest::Url) -> Result<Option<Credentials>, ConfigError> {
     let Some(password) = url.password() else {
         return Ok(None);
     };
@@ -160,7 +158,7 @@ fn credentials(url: &reqwest::Url) -> Result<Option<Credentials>, ExecutorConfig
             .decode_utf8()
             .map(|s| s.into_owned())
             .map_err(|_| {
-                ExecutorConfigError::new(
+                ConfigError::new(
                     "smtp.url",
                     "credentials are not valid percent-encoded UTF-8",
                 )

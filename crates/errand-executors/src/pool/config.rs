@@ -1,7 +1,7 @@
 //! `[kinds.<kind>] pool = { … }`: what a pool runs and the limits it
 //! recycles its processes at.
 
-use crate::ExecutorConfigError;
+use crate::ConfigError;
 use errand_core::size::ByteSize;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -62,22 +62,11 @@ impl PoolConfig {
     }
 
     /// Checks what serde cannot; the error names the key (`pool.<key>`).
-    pub fn validate(&self) -> Result<(), ExecutorConfigError> {
-        let bad = |key: &str, message: String| {
-            Err(ExecutorConfigError::new(format!("pool.{key}"), message))
-        };
-        match self.command.first() {
-            None => return bad("command", "must name a program to run".into()),
-            Some(program) if program.trim().is_empty() => {
-                return bad("command", "the program (first element) is empty".into());
-            }
-            Some(program)
-                if !errand_worker::process::program_exists(program, self.cwd.as_deref()) =>
-            {
-                return bad("command", format!("program {program:?} not found"));
-            }
-            Some(_) => {}
-        }
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad =
+            |key: &str, message: String| Err(ConfigError::new(format!("pool.{key}"), message));
+        crate::process::check_program(&self.command, self.cwd.as_deref())
+            .map_err(|e| ConfigError::new("pool.command", e))?;
         if !(1..=MAX_PROCESSES).contains(&self.processes) {
             return bad(
                 "processes",
@@ -88,8 +77,8 @@ impl PoolConfig {
             );
         }
         if let Some(names) = &self.env_allow {
-            errand_worker::process::check_env_allow(names)
-                .map_err(|e| ExecutorConfigError::new("pool.env_allow".to_string(), e))?;
+            crate::process::check_env_allow(names)
+                .map_err(|e| ConfigError::new("pool.env_allow".to_string(), e))?;
         }
         if self.max_rss == Some(ByteSize(0)) {
             return bad("max_rss", "must be more than 0 bytes".into());

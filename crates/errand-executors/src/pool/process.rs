@@ -5,11 +5,9 @@
 
 use super::PoolConfig;
 use super::protocol::{self, Line, MAX_LINE, Reply};
+use crate::process::{self, ProcessGroup, SpawnError, Spawned};
 use errand_core::{Job, Outcome};
-use errand_worker::process::{self, ProcessGroup};
-use nix::sys::signal::Signal;
-use std::os::unix::process::ExitStatusExt;
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -44,21 +42,11 @@ pub(super) struct WorkerProcess {
 /// Why a process could not finish a job: it must be replaced.
 pub(super) struct Fault(pub(super) String);
 
-/// Why a process could not be started.
-pub(super) struct StartError {
-    /// What happened, naming the program.
-    pub(super) error: String,
-    /// Whether a resource limit of the machine or of errand was the cause
-    /// (no file descriptor, process or memory left), not the program.
-    pub(super) resource: bool,
-}
-
-impl StartError {
-    fn program(error: String) -> Self {
-        StartError {
-            error,
-            resource: false,
-        }
+/// A process that started but did not greet: the program's fault.
+fn program_fault(error: String) -> SpawnError {
+    SpawnError {
+        error,
+        machine: false,
     }
 }
 
@@ -69,7 +57,7 @@ impl WorkerProcess {
         config: &PoolConfig,
         slot: super::supervisor::Slot,
         stop: &CancellationToken,
-    ) -> Result<WorkerProcess, StartError> {
+    ) -> Result<WorkerProcess, SpawnError> {
         let program = &config.command[0];
         let mut command = Command::new(program);
         process::set_environment(&mut command, config.env_allow.as_deref(), &config.env);
@@ -78,32 +66,15 @@ impl WorkerProcess {
             .env("ERRAND_POOL", &**pool)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own group, so that stopping it reaches everything it started.
-            .process_group(0);
+            .stderr(Stdio::piped());
         if let Some(cwd) = &config.cwd {
             command.current_dir(cwd);
         }
-        let resource_error = |what: &str, e: std::io::Error| StartError {
-            resource: process::is_resource_limit(&e),
-            error: format!("cannot {what} {program:?}: {e}"),
-        };
-        process::ensure_guardian().map_err(|e| resource_error("guard", e))?;
-        let mut child = command.spawn().map_err(|e| resource_error("start", e))?;
-        let Some(pid) = child.id() else {
-            let status = child.wait().await;
-            return Err(StartError::program(format!(
-                "{program:?} exited at once ({status:?})"
-            )));
-        };
-        let group = match ProcessGroup::guard(pid) {
-            Ok(group) => group,
-            Err(e) => {
-                // Killed already: it must not run unguarded.
-                let _ = child.wait().await;
-                return Err(resource_error("guard", e));
-            }
-        };
+        let Spawned {
+            mut child,
+            pid,
+            group,
+        } = process::spawn(&mut command, program).await?;
         if let Some(stderr) = child.stderr.take() {
             tokio::spawn(log_stderr(pool.clone(), pid, stderr));
         }
@@ -126,7 +97,7 @@ impl WorkerProcess {
         };
         match handshake {
             Ok(()) => Ok(process),
-            Err(fault) => Err(StartError::program(format!(
+            Err(fault) => Err(program_fault(format!(
                 "{program:?} (pid {pid}) {}",
                 process.kill(fault).await
             ))),
@@ -187,7 +158,7 @@ impl WorkerProcess {
             Ok(Line::Eof) => {
                 // It closed stdout: it is exiting (or has); say how.
                 let exit = match tokio::time::timeout(EXIT_WAIT, self.child.wait()).await {
-                    Ok(Ok(status)) => describe(status),
+                    Ok(Ok(status)) => process::describe_exit(status),
                     Ok(Err(e)) => format!("status unknown: {e}"),
                     Err(_) => "closed its stdout".into(),
                 };
@@ -204,8 +175,7 @@ impl WorkerProcess {
 
     /// Stops it at once: kills its group and reaps it. Returns `fault`'s text.
     pub(super) async fn kill(mut self, fault: Fault) -> String {
-        self.group.kill();
-        let _ = self.child.wait().await;
+        let _ = process::stop(&mut self.child, &self.group, Duration::ZERO).await;
         fault.0
     }
 
@@ -213,23 +183,7 @@ impl WorkerProcess {
     /// little, then kills whatever is left of its group; always reaps.
     pub(super) async fn stop(mut self) {
         drop(self.stdin.take());
-        let exited = tokio::time::timeout(STOP_GRACE, self.child.wait()).await;
-        // Also after a clean exit: its own children may still be around.
-        self.group.kill();
-        if exited.is_err() {
-            let _ = self.child.wait().await;
-        }
-    }
-}
-
-fn describe(status: ExitStatus) -> String {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit status {code}"),
-        (None, Some(signal)) => match Signal::try_from(signal) {
-            Ok(name) => format!("killed by {name}"),
-            Err(_) => format!("killed by signal {signal}"),
-        },
-        (None, None) => status.to_string(),
+        let _ = process::stop(&mut self.child, &self.group, STOP_GRACE).await;
     }
 }
 

@@ -1,6 +1,6 @@
 //! Resident memory of a process and its descendants, from /proc.
 
-use std::fs;
+use crate::process::procfs;
 
 /// Deepest descendant level counted: workers rarely nest deeper, and a
 /// bound keeps a fork bomb from making this loop long.
@@ -10,38 +10,19 @@ const MAX_DEPTH: usize = 4;
 /// process is gone or /proc is unavailable.
 pub(super) fn tree_rss(pid: u32) -> Option<u64> {
     let mut total = vm_rss(pid)?;
-    let mut level = children(pid);
+    let mut level = procfs::children(pid);
     for _ in 0..MAX_DEPTH {
         if level.is_empty() {
             break;
         }
         total += level.iter().filter_map(|&child| vm_rss(child)).sum::<u64>();
-        level = level.into_iter().flat_map(children).collect();
+        level = level.into_iter().flat_map(procfs::children).collect();
     }
     Some(total)
 }
 
 fn vm_rss(pid: u32) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
-    let kib: u64 = line.trim().trim_end_matches("kB").trim().parse().ok()?;
-    Some(kib * 1024)
-}
-
-/// Children of the process's threads (/proc/<pid>/task/*/children).
-fn children(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .flatten()
-        .filter_map(|task| fs::read_to_string(task.path().join("children")).ok())
-        .flat_map(|list| {
-            list.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
+    Some(procfs::status(pid, "VmRSS")? * 1024)
 }
 
 #[cfg(test)]

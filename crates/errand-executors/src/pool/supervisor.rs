@@ -53,7 +53,16 @@ pub(super) struct Supervisor {
     ready: watch::Sender<usize>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-    /// Why the last start failed, while that was a resource limit.
+    /// Why the last start failed, while that was the machine's fault (a
+    /// resource limit). This overlaps capacity gating (docs/decisions/0010)
+    /// without duplicating it: the worker claims a job only while a process
+    /// is ready, so with no process starting nothing more is claimed; but a
+    /// job claimed just before its process died (crashed, recycled) waits
+    /// here for the replacement, and if that cannot start it would wait
+    /// with its lease held until its timeout. `start_blocked` hands such a
+    /// job back as deadly (no attempt used; the kind's breaker hears of
+    /// it) instead. Neither can go: gating stops the claims, this frees
+    /// the few jobs caught between a claim and a failed restart.
     start_blocked: std::sync::Mutex<Option<String>>,
     /// Woken when a start fails for a resource limit.
     start_failed: Notify,
@@ -203,7 +212,7 @@ impl Supervisor {
                     Err(e) => {
                         delay = slot.after_failure(Duration::ZERO);
                         tracing::error!(pool = %this.pool, slot = slot.index, ?delay, "pool process failed to start: {}", e.error);
-                        this.set_blocked(e.resource.then_some(e.error));
+                        this.set_blocked(e.machine.then_some(e.error));
                     }
                 }
             }

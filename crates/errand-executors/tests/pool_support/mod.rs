@@ -3,7 +3,9 @@
 //! processes in /proc, and a worker running a pool against a real store.
 #![allow(dead_code)] // each test file uses its own subset
 
-use crate::common::{DEADLINE, Running, run_executor, store};
+use crate::common::{
+    DEADLINE, Running, eventually, live_with, processes_with, run_executor, store,
+};
 use errand_core::{Backoff, KindPolicy, Store};
 use errand_executors::pool::{PoolConfig, PoolExecutor};
 use errand_worker::Executor;
@@ -48,60 +50,6 @@ pub fn quick_retry_policy(timeout: Option<Duration>) -> KindPolicy {
     }
 }
 
-/// A process seen in /proc.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Proc {
-    pub pid: u32,
-    pub ppid: u32,
-    /// The state letter of /proc/<pid>/stat (`Z` for a zombie).
-    pub state: char,
-}
-
-/// `pid`'s entry in /proc, if it still exists.
-pub fn proc_of(pid: u32) -> Option<Proc> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and parentheses: fields follow the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split(' ');
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some(Proc { pid, ppid, state })
-}
-
-/// Every process whose command line mentions `tag`.
-pub fn processes_with(tag: &str) -> Vec<Proc> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains(tag))
-        })
-        .filter_map(proc_of)
-        .collect()
-}
-
-/// Live (not zombie) processes mentioning `tag`.
-pub fn live_with(tag: &str) -> Vec<u32> {
-    processes_with(tag)
-        .into_iter()
-        .filter(|p| p.state != 'Z')
-        .map(|p| p.pid)
-        .collect()
-}
-
-/// Polls `condition` until it holds, failing after [`DEADLINE`] with `what`.
-pub async fn eventually(what: &str, condition: impl Fn() -> bool) {
-    let start = tokio::time::Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < DEADLINE, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// A worker running one pool of reference workers against a real store.
 pub struct PoolRun {
     pub store: Arc<dyn Store>,
@@ -128,7 +76,7 @@ impl PoolRun {
         tweak(&mut config);
         let processes = config.processes;
         let pool = Arc::new(PoolExecutor::new(KIND, config).unwrap());
-        eventually("every process started", || {
+        eventually(DEADLINE, "every process started", || async {
             live_with(&tag).len() == processes
         })
         .await;
@@ -197,20 +145,4 @@ pub async fn drive(
     for task in tasks {
         task.await.unwrap();
     }
-}
-
-/// Child processes of this test process.
-pub fn own_children() -> Vec<Proc> {
-    let me = std::process::id();
-    // errand's process guardian lives as long as the test process: not a job's.
-    let guardian = errand_worker::process::guardian_pid();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(proc_of)
-        .filter(|p| p.ppid == me && Some(p.pid) != guardian)
-        .collect()
 }

@@ -9,9 +9,10 @@ use super::{Bench, median};
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use errand_core::{Job, KindPolicy, Outcome};
+use errand_executors::command::{CommandExecutor, CommandSpec};
 use errand_executors::pool::{PoolConfig, PoolExecutor};
 use errand_executors::webhook::{WebhookConfig, WebhookExecutor};
-use errand_worker::{CommandExecutor, CommandSpec, Executor, Worker, WorkerConfig};
+use errand_worker::{Executor, Worker, WorkerConfig};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -91,7 +92,7 @@ impl Scenario {
             Setup::Command(argv) => Arc::new(CommandExecutor::new(CommandSpec {
                 argv: argv.clone(),
                 ..CommandSpec::default()
-            })),
+            })?),
             Setup::Pool(argv) => Arc::new(PoolExecutor::new(
                 self.kind,
                 PoolConfig {

@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 pub mod pg;
 
+/// Polls until a check holds (`true` or `Some`), at most `limit`: errand-core's
+/// one waiting helper, in its blocking form.
+pub use errand_core::testing::eventually_blocking as eventually;
+
 /// The binary under test.
 pub fn errand_bin() -> &'static str {
     env!("CARGO_BIN_EXE_errand")
@@ -210,21 +214,6 @@ pub fn get(url: &str) -> (u16, Value) {
     let resp = http().get(url).send().unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().unwrap_or(Value::Null))
-}
-
-/// Polls `f` until it returns Some or `limit` passes.
-pub fn eventually<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The job's state, via the API.

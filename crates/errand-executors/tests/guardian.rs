@@ -8,29 +8,13 @@ mod command_support;
 mod common;
 
 use command_support::*;
+use common::*;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Set (to a directory) in the child test process.
 const CHILD_DIR: &str = "GUARDIAN_TEST_CHILD_DIR";
-
-/// Whether `pid` is gone (or a zombie: dead, waiting to be reaped).
-fn dead(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        // "pid (comm) S ...": the state follows the last ')'.
-        Ok(stat) => stat[stat.rfind(')').unwrap() + 2..].starts_with('Z'),
-    }
-}
-
-fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Runs a job (until this process is killed) that starts a grandchild and
 /// writes its shell's and grandchild's pids to `dir/<name>`.
@@ -51,7 +35,7 @@ async fn pids_in(path: &Path) -> String {
 }
 
 fn guardian() -> u32 {
-    errand_worker::process::guardian_pid().expect("a guardian runs")
+    errand_executors::process::guardian_pid().expect("a guardian runs")
 }
 
 /// In the child: runs job `a`; with `replace`, kills the guardian and runs
@@ -95,17 +79,17 @@ fn jobs_die_with_their_process(test: &str) {
         .spawn()
         .unwrap();
     let pids_file = dir.path().join("pids");
-    wait_until(Duration::from_secs(30), "the jobs to start", || {
+    eventually_blocking(Duration::from_secs(30), "the jobs to start", || {
         pids_file.exists()
     });
-    let pids: Vec<i32> = std::fs::read_to_string(&pids_file)
+    let pids: Vec<u32> = std::fs::read_to_string(&pids_file)
         .unwrap()
         .split_whitespace()
         .map(|p| p.parse().unwrap())
         .collect();
     assert!(pids.iter().all(|&p| !dead(p)), "all alive before the kill");
     // Terminal and pkill signals do not stop the guardian.
-    let guardian = nix::unistd::Pid::from_raw(*pids.last().unwrap());
+    let guardian = nix::unistd::Pid::from_raw(*pids.last().unwrap() as i32);
     for signal in [
         nix::sys::signal::Signal::SIGTERM,
         nix::sys::signal::Signal::SIGINT,
@@ -114,11 +98,14 @@ fn jobs_die_with_their_process(test: &str) {
         nix::sys::signal::kill(guardian, signal).unwrap();
     }
     std::thread::sleep(Duration::from_millis(100));
-    assert!(!dead(guardian.as_raw()), "the guardian ignored SIGTERM");
+    assert!(
+        !dead(guardian.as_raw() as u32),
+        "the guardian ignored SIGTERM"
+    );
 
     test_process.kill().unwrap();
     test_process.wait().unwrap();
-    wait_until(Duration::from_secs(2), "the jobs' processes to die", || {
+    eventually_blocking(Duration::from_secs(2), "the jobs' processes to die", || {
         pids.iter().all(|&p| dead(p))
     });
 }

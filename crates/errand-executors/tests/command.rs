@@ -8,7 +8,7 @@ mod common;
 use command_support::*;
 use common::*;
 use errand_core::JobState;
-use errand_worker::CommandSpec;
+use errand_executors::command::{CommandExecutor, CommandSpec};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -102,27 +102,50 @@ async fn nonzero_exit_retries_with_the_stderr_tail() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_program_is_named() {
+async fn a_program_gone_after_start_up_is_retried_and_named() {
+    // Start-up refuses a missing program; one that goes missing later (a
+    // deployment in progress) may come back, so its jobs are retried.
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("errand-test-program");
+    std::fs::write(&program, "#!/bin/sh\n").unwrap();
     let spec = CommandSpec {
-        argv: vec!["/nonexistent/errand-test-program".into()],
+        argv: vec![program.display().to_string()],
         ..CommandSpec::default()
     };
-    let job = run_one(spec, None, json!(null)).await;
+    let executor = CommandExecutor::new(spec).unwrap();
+    std::fs::remove_file(&program).unwrap();
+    let job = run_with(executor, None, json!(null), |j| {
+        j.attempt > 0 && j.state != JobState::Running
+    })
+    .await;
     assert_eq!(job.state, JobState::Retryable);
     let error = &job.errors[0].error;
     assert!(
-        error.contains("/nonexistent/errand-test-program") && error.contains("No such file"),
+        error.contains("errand-test-program") && error.contains("No such file"),
         "{error}"
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_empty_argv_fails_the_job_with_a_clear_error() {
-    let job = run_one(CommandSpec::default(), None, json!(null)).await;
-    assert_eq!(job.state, JobState::Failed);
+#[test]
+fn an_unusable_spec_is_refused_naming_its_key() {
+    let refused = |spec: CommandSpec| CommandExecutor::new(spec).unwrap_err().to_string();
     assert_eq!(
-        job.errors[0].error,
-        "command has an empty argv: no program to run"
+        refused(CommandSpec::default()),
+        "command: must name a program"
+    );
+    assert_eq!(
+        refused(CommandSpec {
+            argv: vec!["/nonexistent/errand-test-program".into()],
+            ..CommandSpec::default()
+        }),
+        "command: program \"/nonexistent/errand-test-program\" not found"
+    );
+    assert_eq!(
+        refused(CommandSpec {
+            deadly_exit_codes: vec![0],
+            ..sh("true")
+        }),
+        "deadly_exit_codes: 0 means success and cannot be mapped"
     );
 }
 
@@ -143,7 +166,7 @@ async fn a_timeout_kills_the_whole_group_and_reaps_the_child() {
     // take a moment to reap it, so wait for it to stop being a live process.
     wait_until_dead(grandchild).await;
     // Our own child must be reaped by us: no zombie, no process at all.
-    assert_eq!(proc_state(child), None, "child {child} still exists");
+    assert_eq!(proc_of(child), None, "child {child} still exists");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,7 +185,7 @@ async fn stray_background_processes_die_with_a_successful_job() {
     wait_until_dead(read_pid(&dir.path().join("grandchild"))).await;
 }
 
-fn read_pid(path: &Path) -> i32 {
+fn read_pid(path: &Path) -> u32 {
     std::fs::read_to_string(path)
         .unwrap()
         .trim()
@@ -170,24 +193,10 @@ fn read_pid(path: &Path) -> i32 {
         .unwrap()
 }
 
-/// The process's state letter from /proc (R, S, Z, ...), or None when gone.
-fn proc_state(pid: i32) -> Option<char> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("State:"))?;
-    line.split_whitespace().nth(1)?.chars().next()
-}
-
 /// Waits until `pid` is gone (or a zombie of a parent that is not us).
-async fn wait_until_dead(pid: i32) {
-    let start = tokio::time::Instant::now();
-    while let Some(state) = proc_state(pid) {
-        if state == 'Z' {
-            return;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "process {pid} still alive ({state})"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+async fn wait_until_dead(pid: u32) {
+    eventually(DEADLINE, &format!("process {pid} to die"), || async {
+        dead(pid)
+    })
+    .await;
 }

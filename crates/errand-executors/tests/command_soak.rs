@@ -7,14 +7,15 @@
 //! fills as the database grows, which is no per-job leak but would hide
 //! one. Run it
 //! with
-//! `cargo test -p errand-worker --release --test command_soak -- --ignored --nocapture`
+//! `cargo test -p errand-executors --release --test command_soak -- --ignored --nocapture`
 //! (`ERRAND_SOAK_JOBS=20000` for a shorter run).
 
 mod common;
 
 use common::*;
 use errand_core::{JobState, KindPolicy, NewJob, Retention, Store};
-use errand_worker::{CommandExecutor, CommandSpec, Worker};
+use errand_executors::command::{CommandExecutor, CommandSpec};
+use errand_worker::Worker;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,48 +26,6 @@ const BATCH: u64 = 1_000;
 const ROUND: u64 = 10_000;
 /// A phase of the soak may take this long on a loaded machine.
 const PHASE_DEADLINE: Duration = Duration::from_secs(1800);
-
-/// What errand itself holds, read from /proc/self.
-#[derive(Debug)]
-struct Footprint {
-    fds: usize,
-    threads: u64,
-    rss_kib: u64,
-}
-
-fn footprint() -> Footprint {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let field = |name: &str| -> u64 {
-        let line = status.lines().find_map(|l| l.strip_prefix(name)).unwrap();
-        line.trim().trim_end_matches("kB").trim().parse().unwrap()
-    };
-    Footprint {
-        fds: std::fs::read_dir("/proc/self/fd").unwrap().count(),
-        threads: field("Threads:"),
-        rss_kib: field("VmRSS:"),
-    }
-}
-
-/// Pids of this process's children (live or zombie), from every thread,
-/// but errand's process guardian, which lives as long as the test process.
-fn children() -> Vec<String> {
-    let guardian = errand_worker::process::guardian_pid().map(|pid| pid.to_string());
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
-        .flat_map(|list| {
-            list.split_whitespace()
-                .map(String::from)
-                .collect::<Vec<_>>()
-        })
-        .filter(|pid| Some(pid) != guardian.as_ref())
-        .collect()
-}
-
-async fn completed(store: &Arc<dyn Store>) -> u64 {
-    let stats = store.stats().await.unwrap();
-    stats.total.get(&JobState::Completed).copied().unwrap_or(0)
-}
 
 /// Runs `jobs` jobs in rounds of at most [`ROUND`], pruning the completed
 /// ones after each, and returns the footprint once no child is left.
@@ -83,24 +42,22 @@ async fn run(store: &Arc<dyn Store>, jobs: u64) -> Footprint {
             let batch = (0..n).map(|_| NewJob::new("noop", json!(null))).collect();
             store.enqueue(batch).await.unwrap();
         }
-        while completed(store).await < round {
-            assert!(start.elapsed() < PHASE_DEADLINE, "jobs stopped completing");
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        let left = PHASE_DEADLINE.saturating_sub(start.elapsed());
+        eventually(left, "the round's jobs to complete", || async {
+            store.stats().await.unwrap().in_state(JobState::Completed) >= round
+        })
+        .await;
         let mut pruned = 0;
         while pruned < round {
             pruned += store.prune(&everything).await.unwrap();
         }
     }
-    while !children().is_empty() {
-        assert!(
-            start.elapsed() < PHASE_DEADLINE,
-            "children left: {:?}",
-            children()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    footprint()
+    let left = PHASE_DEADLINE.saturating_sub(start.elapsed());
+    eventually(left, "every child to be reaped", || async {
+        own_children().is_empty()
+    })
+    .await;
+    Footprint::now()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,7 +73,7 @@ async fn soak_command_per_job_leaks_nothing() {
     worker.register(
         "noop",
         KindPolicy::default(),
-        Arc::new(CommandExecutor::new(spec)),
+        Arc::new(CommandExecutor::new(spec).unwrap()),
     );
     let running = Running::spawn(worker);
 
@@ -145,9 +102,5 @@ async fn soak_command_per_job_leaks_nothing() {
         end.rss_kib <= warm.rss_kib + 10 * 1024,
         "rss: {warm:?} -> {end:?}"
     );
-    assert_eq!(
-        children(),
-        Vec::<String>::new(),
-        "no child outlives its job"
-    );
+    assert_eq!(own_children(), vec![], "no child outlives its job");
 }

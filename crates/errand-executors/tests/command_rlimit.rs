@@ -4,8 +4,9 @@
 //! test in its own binary, because it exhausts the test process's descriptors.
 
 use errand_core::{Job, Outcome};
+use errand_executors::command::{CommandExecutor, CommandSpec};
+use errand_worker::Executor;
 use errand_worker::testing::{bare_job, exhaust_descriptors};
-use errand_worker::{CommandExecutor, CommandSpec, Executor};
 use tokio_util::sync::CancellationToken;
 
 fn job() -> Job {
@@ -17,7 +18,8 @@ async fn a_command_that_cannot_start_for_lack_of_descriptors_is_deadly() {
     let executor = CommandExecutor::new(CommandSpec {
         argv: vec!["true".into()],
         ..CommandSpec::default()
-    });
+    })
+    .unwrap();
     // Runs once, which also starts the guardian, so the limit is met by the spawn.
     let ok = executor.execute(&job(), CancellationToken::new()).await;
     assert!(matches!(ok, Outcome::Success(_)), "{ok:?}");

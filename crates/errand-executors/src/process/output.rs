@@ -1,12 +1,13 @@
-//! Reading a child's stderr without letting it grow without bound: only its
-//! tail is kept (stdout has its own reader, which also finds status lines).
+//! Reading a child's output without letting it grow without bound: only its
+//! tail is kept, e.g. a command's stderr for its error (a command's stdout
+//! has its own reader, which also finds status lines).
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 const CHUNK: usize = 16 << 10;
 
 /// Reads `pipe` to its end, keeping only its last `tail` bytes in `kept`.
-pub(super) async fn read_tail<R: AsyncRead + Unpin>(
+pub async fn read_tail<R: AsyncRead + Unpin>(
     pipe: Option<&mut R>,
     tail: usize,
     kept: &mut Vec<u8>,

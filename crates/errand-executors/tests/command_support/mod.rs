@@ -1,12 +1,10 @@
 //! Helpers shared by the command executor's test files: a shell script as a
-//! spec and running one job through a real
-//! worker and store.
+//! spec and running one job through a real worker and store.
 #![allow(dead_code)] // each test file uses its own subset
 
 use crate::common::*;
 use errand_core::{Job, JobState};
-use errand_worker::testing::hour_backoff;
-use errand_worker::{CommandExecutor, CommandSpec, Worker};
+use errand_executors::command::{CommandExecutor, CommandSpec};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +16,22 @@ pub fn sh(script: &str) -> CommandSpec {
     }
 }
 
+/// Runs one job of kind `cmd` through `executor` and returns it once
+/// `done` holds.
+pub async fn run_with(
+    executor: CommandExecutor,
+    timeout: Option<Duration>,
+    payload: serde_json::Value,
+    done: impl Fn(&Job) -> bool,
+) -> Job {
+    let (store, _dir) = store().await;
+    let running = run_executor(&store, "cmd", hour_backoff(timeout), Arc::new(executor), 2);
+    let id = enqueue(&store, "cmd", payload).await;
+    let job = wait_for(&store, id, done).await;
+    running.stop().await;
+    job
+}
+
 /// Runs one job of kind `cmd` and returns it once `done` holds.
 pub async fn run_until(
     spec: CommandSpec,
@@ -25,18 +39,8 @@ pub async fn run_until(
     payload: serde_json::Value,
     done: impl Fn(&Job) -> bool,
 ) -> Job {
-    let (store, _dir) = store().await;
-    let mut worker = Worker::new(store.clone(), config("default", 2));
-    worker.register(
-        "cmd",
-        hour_backoff(timeout),
-        Arc::new(CommandExecutor::new(spec)),
-    );
-    let running = Running::spawn(worker);
-    let id = enqueue(&store, job("cmd", payload)).await;
-    let job = wait_for(&store, id, done).await;
-    running.stop().await;
-    job
+    let executor = CommandExecutor::new(spec).expect("a valid spec");
+    run_with(executor, timeout, payload, done).await
 }
 
 /// Runs one job and returns it once its first attempt left `running`.

@@ -39,12 +39,8 @@ fn dir() -> PathBuf {
 
 /// The start time (in clock ticks since boot) and process group of `pid`.
 fn stat(pid: i32) -> Option<(u64, i32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces): state is field 3.
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
-    let pgid = fields.get(5 - 3)?.parse().ok()?;
-    let start = fields.get(22 - 3)?.parse().ok()?;
-    Some((start, pgid))
+    let stat = super::procfs::stat(u32::try_from(pid).ok()?)?;
+    Some((stat.start_time, stat.pgid))
 }
 
 /// Once per errand process, before its first job process: kills the groups

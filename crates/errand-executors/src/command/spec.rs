@@ -3,6 +3,8 @@
 //! variable name that cannot be one) before any job runs.
 
 use super::exit_codes::ExitCodes;
+use crate::ConfigError;
+use crate::process;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -35,25 +37,6 @@ pub struct CommandSpec {
     pub env_allow: Option<Vec<String>>,
 }
 
-/// Why a [`CommandSpec`] is unusable: the key at fault and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {message}")]
-pub struct CommandSpecError {
-    /// The field (and configuration key) at fault, e.g. `deadly_exit_codes`.
-    pub key: &'static str,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl CommandSpecError {
-    pub(super) fn new(key: &'static str, message: impl Into<String>) -> Self {
-        CommandSpecError {
-            key,
-            message: message.into(),
-        }
-    }
-}
-
 impl CommandSpec {
     /// Exit codes that fail a job without retry unless configured
     /// otherwise: 64 (EX_USAGE) and 65 (EX_DATAERR) from sysexits.h.
@@ -63,35 +46,23 @@ impl CommandSpec {
     pub const DEFAULT_DEADLY_EXIT_CODES: &[i32] = &[69];
 
     /// Checks the spec without running anything, as at start-up: the
-    /// program must exist (on `PATH`, or as a path relative to `cwd`). The
-    /// executor applies the other checks too and fails every job of an
-    /// invalid spec; a program that is missing later is retried, since it
-    /// may come back (a deployment in progress).
-    pub fn validate(&self) -> Result<(), CommandSpecError> {
-        match self.argv.first() {
-            None => return Err(CommandSpecError::new("command", "must name a program")),
-            Some(program) if program.is_empty() => {
-                return Err(CommandSpecError::new("command", "must name a program"));
-            }
-            Some(program) if !crate::process::program_exists(program, self.cwd.as_deref()) => {
-                return Err(CommandSpecError::new(
-                    "command",
-                    format!("program {program:?} not found"),
-                ));
-            }
-            Some(_) => {}
-        }
+    /// program must exist (on `PATH`, or as a path relative to `cwd`); the
+    /// error names the key. [`CommandExecutor::new`](super::CommandExecutor::new)
+    /// checks it too. A program that goes missing later is retried, since
+    /// it may come back (a deployment in progress).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        process::check_program(&self.argv, self.cwd.as_deref())
+            .map_err(|e| ConfigError::new("command", e))?;
         self.checked().map(drop)
     }
 
     /// The exit-code mapping of a valid spec.
-    pub(super) fn checked(&self) -> Result<ExitCodes, CommandSpecError> {
+    pub(super) fn checked(&self) -> Result<ExitCodes, ConfigError> {
         if self.max_processes == Some(0) {
-            return Err(CommandSpecError::new("max_processes", "must be at least 1"));
+            return Err(ConfigError::new("max_processes", "must be at least 1"));
         }
         if let Some(names) = &self.env_allow {
-            crate::process::check_env_allow(names)
-                .map_err(|e| CommandSpecError::new("env_allow", e))?;
+            process::check_env_allow(names).map_err(|e| ConfigError::new("env_allow", e))?;
         }
         ExitCodes::new(
             &self.permanent_exit_codes,

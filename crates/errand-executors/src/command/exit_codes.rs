@@ -1,7 +1,8 @@
 //! Which outcome a non-zero exit code means: the defaults (sysexits.h) with
 //! the configured lists laid over them.
 
-use super::spec::{CommandSpec, CommandSpecError};
+use super::spec::CommandSpec;
+use crate::ConfigError;
 use errand_core::Outcome;
 
 /// What a failed attempt's exit code asks for.
@@ -25,7 +26,7 @@ impl ExitCodes {
         permanent: &[i32],
         deadly: &[i32],
         retry: &[i32],
-    ) -> Result<Self, CommandSpecError> {
+    ) -> Result<Self, ConfigError> {
         let mut classes = [ExitClass::Retry; 256];
         for &code in CommandSpec::DEFAULT_PERMANENT_EXIT_CODES {
             classes[code as usize] = ExitClass::Permanent;
@@ -43,21 +44,21 @@ impl ExitCodes {
             for &code in codes {
                 let index = match usize::try_from(code) {
                     Ok(0) => {
-                        return Err(CommandSpecError::new(
+                        return Err(ConfigError::new(
                             key,
                             "0 means success and cannot be mapped",
                         ));
                     }
                     Ok(i @ 1..=255) => i,
                     _ => {
-                        return Err(CommandSpecError::new(
+                        return Err(ConfigError::new(
                             key,
                             format!("{code} is not an exit code (1 to 255)"),
                         ));
                     }
                 };
                 if let Some(other) = listed_in[index].filter(|other| *other != key) {
-                    return Err(CommandSpecError::new(
+                    return Err(ConfigError::new(
                         key,
                         format!(
                             "exit code {code} is also in {other}; a code may be in one list only"

@@ -3,24 +3,23 @@
 //! identity in the environment; its stdout is the result (minus status
 //! lines such as a snooze), its exit status the outcome (mapped through the
 //! configured exit-code lists). The whole group is killed when the attempt
-//! ends (or when errand dies: see [`crate::process`]), and at most
+//! ends (or when errand dies: see [`crate::process`], shared with the pool
+//! executor), and at most
 //! `max_processes` run at once. A process that cannot start for lack of a
 //! resource is a deadly outcome: the machine's fault, not the job's.
 
-mod capture;
 mod exit_codes;
 mod spec;
 mod stdout;
 
-pub use spec::{CommandSpec, CommandSpecError};
+pub use spec::CommandSpec;
 
-use crate::Executor;
-use crate::process::{self, ProcessGroup};
+use crate::ConfigError;
+use crate::process::{self, ProcessGroup, Spawned, output::read_tail};
 use async_trait::async_trait;
-use capture::read_tail;
 use errand_core::{Job, Outcome};
+use errand_worker::Executor;
 use exit_codes::ExitCodes;
-use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,27 +43,24 @@ const PIPE_GRACE: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct CommandExecutor {
     spec: CommandSpec,
-    /// The exit-code mapping, or why the spec is unusable (every job then
-    /// fails with that error).
-    exit_codes: Result<ExitCodes, CommandSpecError>,
+    /// The exit-code mapping.
+    exit_codes: ExitCodes,
     /// One permit per process allowed at once, when limited.
     slots: Option<Arc<Semaphore>>,
 }
 
 impl CommandExecutor {
-    /// An executor that runs `spec` for each job. Check the spec first
-    /// with [`CommandSpec::validate`]: the jobs of an invalid one fail.
-    pub fn new(spec: CommandSpec) -> Self {
-        let exit_codes = spec.checked();
-        let slots = spec
-            .max_processes
-            .filter(|_| exit_codes.is_ok())
-            .map(|n| Arc::new(Semaphore::new(n)));
-        CommandExecutor {
+    /// Validates `spec` ([`CommandSpec::validate`]: the program must exist)
+    /// and makes an executor that runs it for each job.
+    pub fn new(spec: CommandSpec) -> Result<CommandExecutor, ConfigError> {
+        spec.validate()?;
+        let exit_codes = spec.checked()?;
+        let slots = spec.max_processes.map(|n| Arc::new(Semaphore::new(n)));
+        Ok(CommandExecutor {
             spec,
             exit_codes,
             slots,
-        }
+        })
     }
 
     fn command(&self, program: &str, job: &Job) -> Command {
@@ -72,9 +68,7 @@ impl CommandExecutor {
         cmd.args(&self.spec.argv[1..])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own group, so that killing the group reaches every descendant.
-            .process_group(0);
+            .stderr(Stdio::piped());
         process::set_environment(&mut cmd, self.spec.env_allow.as_deref(), &self.spec.env);
         // The job's identity, which nothing can override.
         cmd.env("ERRAND_JOB_ID", job.id.to_string())
@@ -103,39 +97,19 @@ impl CommandExecutor {
 #[async_trait]
 impl Executor for CommandExecutor {
     async fn execute(&self, job: &Job, cancel: CancellationToken) -> Outcome {
-        let exit_codes = match &self.exit_codes {
-            Ok(codes) => codes,
-            Err(e) => return Outcome::Permanent(format!("invalid command configuration: {e}")),
-        };
-        let Some(program) = self.spec.argv.first() else {
-            return Outcome::Permanent("command has an empty argv: no program to run".into());
-        };
+        // `new` checked that there is one.
+        let program = &self.spec.argv[0];
         // Held until the process is reaped and its pipes are closed.
         let Some(_slot) = self.slot(&cancel).await else {
             return Outcome::Retry("cancelled while waiting for a process slot".into());
         };
-        if let Err(e) = process::ensure_guardian() {
-            return Outcome::Deadly(format!(
-                "cannot start {program:?}: no process guardian: {e}"
-            ));
-        }
-        let mut child = match self.command(program, job).spawn() {
-            Ok(child) => child,
-            Err(e) if process::is_resource_limit(&e) => {
-                return Outcome::Deadly(format!("cannot start {program:?}: {e}"));
-            }
-            Err(e) => return Outcome::Retry(format!("cannot start {program:?}: {e}")),
-        };
-        let Some(pid) = child.id() else {
-            return Outcome::Retry(format!("{program:?} exited before it could be tracked"));
-        };
-        let group = match ProcessGroup::guard(pid) {
-            Ok(group) => group,
-            Err(e) => {
-                // Killed already: it must not run unguarded.
-                let _ = child.wait().await;
-                return Outcome::Deadly(format!("cannot guard {program:?}: {e}"));
-            }
+        let Spawned {
+            mut child, group, ..
+        } = match process::spawn(&mut self.command(program, job), program).await {
+            Ok(spawned) => spawned,
+            // The machine's fault, not the job's: hand it back without using an attempt.
+            Err(e) if e.machine => return Outcome::Deadly(e.error),
+            Err(e) => return Outcome::Retry(e.error),
         };
         let payload = serde_json::to_vec(&job.payload).expect("a JSON value serializes");
         let (mut stdin, mut stdout, mut stderr) =
@@ -178,7 +152,7 @@ impl Executor for CommandExecutor {
             return Outcome::Retry("cancelled".into());
         }
         match status {
-            Ok(status) => outcome_of(status, out, &err, exit_codes),
+            Ok(status) => outcome_of(status, out, &err, &self.exit_codes),
             Err(e) => Outcome::Retry(format!("waiting for {program:?} failed: {e}")),
         }
     }
@@ -203,11 +177,7 @@ async fn wait_or_stop(
         _ = cancel.cancelled() => {}
     }
     group.terminate();
-    if let Ok(status) = tokio::time::timeout(TERM_GRACE, child.wait()).await {
-        return (status, true);
-    }
-    group.kill();
-    (child.wait().await, true)
+    (process::stop(child, group, TERM_GRACE).await, true)
 }
 
 /// The outcome of a process that exited on its own: success (or the
@@ -222,14 +192,7 @@ fn outcome_of(status: ExitStatus, out: Stdout, err: &[u8], exit_codes: &ExitCode
     }
     let stderr = String::from_utf8_lossy(err);
     let stderr = stderr.trim();
-    let cause = match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit status {code}"),
-        (None, Some(sig)) => match nix::sys::signal::Signal::try_from(sig) {
-            Ok(name) => format!("killed by signal {name}"),
-            Err(_) => format!("killed by signal {sig}"),
-        },
-        (None, None) => format!("ended abnormally ({status})"),
-    };
+    let cause = process::describe_exit(status);
     let error = if stderr.is_empty() {
         cause
     } else {

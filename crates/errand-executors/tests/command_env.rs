@@ -9,7 +9,7 @@ mod common;
 
 use command_support::*;
 use errand_core::JobState;
-use errand_worker::CommandSpec;
+use errand_executors::command::CommandSpec;
 use serde_json::json;
 use std::collections::BTreeMap;
 
