@@ -425,7 +425,6 @@ fn help_is_everywhere() {
         &["publish", "--help"],
         &["events", "show", "--help"],
         &["batch", "--help"],
-        &["bench", "--help"],
     ] {
         let out = Command::new(errand_bin()).args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -454,7 +453,6 @@ fn help_lists_every_command_and_sets_global_options_apart() {
         "publish",
         "events",
         "batch",
-        "bench",
     ];
     for command in commands {
         assert!(top.contains(&format!("\n  {command} ")), "{command}: {top}");
@@ -470,6 +468,8 @@ fn help_lists_every_command_and_sets_global_options_apart() {
             "{command}: {own}"
         );
     }
+    // The benchmark is a binary of its own (errand-bench).
+    assert!(!top.contains("\n  bench "), "{top}");
     // The one-line description no longer names a handful of commands.
     assert!(!top.lines().next().unwrap().contains("migrate"), "{top}");
 }
@@ -521,26 +521,4 @@ fn nodes_lists_the_serving_node_and_work_shares_no_sqlite_file() {
         "{}",
         stderr(&out)
     );
-}
-
-#[test]
-fn bench_executors_refuses_the_other_scenarios_options() {
-    for args in [
-        &["bench", "--executors", "--history"][..],
-        &[
-            "bench",
-            "--executors",
-            "--database",
-            "postgres://localhost/x",
-        ],
-        &["bench", "--examples", "examples"],
-    ] {
-        let out = Command::new(errand_bin()).args(args).output().unwrap();
-        assert!(!out.status.success(), "{args:?}");
-        assert!(
-            stderr(&out).contains("--executors"),
-            "{args:?}: {}",
-            stderr(&out)
-        );
-    }
 }
