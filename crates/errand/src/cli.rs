@@ -153,9 +153,12 @@ pub struct EnqueueArgs {
     /// Wait for the job to end and print its result.
     #[arg(long)]
     pub wait: bool,
-    /// How long --wait waits.
+    /// How long --wait waits, e.g. 2m (the job's own limit is --job-timeout).
     #[arg(long, default_value = "60s", requires = "wait")]
-    pub timeout: String,
+    pub wait_timeout: String,
+    /// The old spelling of --wait-timeout, refused naming it.
+    #[command(flatten)]
+    pub old_timeout: OldTimeout,
     /// Server and output.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -303,9 +306,12 @@ pub struct BatchArgs {
     /// (exit code 1 unless all completed in time).
     #[arg(long)]
     pub wait: bool,
-    /// How long --wait waits.
+    /// How long --wait waits, e.g. 2m.
     #[arg(long, default_value = "30s", requires = "wait")]
-    pub timeout: String,
+    pub wait_timeout: String,
+    /// The old spelling of --wait-timeout, refused naming it.
+    #[command(flatten)]
+    pub old_timeout: OldTimeout,
     /// A kind to run once after the last job ends, with the batch's outcome.
     #[arg(long)]
     pub on_complete: Option<String>,
@@ -315,4 +321,26 @@ pub struct BatchArgs {
     /// Server and output.
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+/// `--timeout`, the old name of `--wait-timeout`. It read like the job's
+/// own time limit (`--job-timeout`), so it is not kept as an alias: given,
+/// with or without a value, it is refused with a message naming the new flag.
+#[derive(Debug, Args)]
+pub struct OldTimeout {
+    #[arg(long = "timeout", hide = true, num_args = 0..=1, default_missing_value = "")]
+    timeout: Option<String>,
+}
+
+impl OldTimeout {
+    /// Refuses the old spelling when it was given.
+    pub fn refuse(&self) -> anyhow::Result<()> {
+        if self.timeout.is_some() {
+            anyhow::bail!(
+                "--timeout is now --wait-timeout (how long --wait waits), so that it \
+                 cannot be mistaken for a job's own time limit"
+            );
+        }
+        Ok(())
+    }
 }

@@ -189,7 +189,7 @@ fn enqueue_wait_prints_the_result_and_json_mode_is_parseable() {
         "echo",
         r#"{"word": "héllo"}"#,
         "--wait",
-        "--timeout",
+        "--wait-timeout",
         "30s",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -224,6 +224,58 @@ fn enqueue_wait_prints_the_result_and_json_mode_is_parseable() {
     let out = child.wait_with_output().unwrap();
     let enq: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(enq["payload"], json!({"from": "stdin"}));
+}
+
+#[test]
+fn wait_timeout_bounds_the_wait_and_the_old_timeout_spelling_is_refused() {
+    let server = Server::start(
+        r#"
+[kinds.slow]
+command = ["sleep", "10"]
+"#,
+    );
+    // --wait-timeout bounds how long --wait waits, not the job.
+    let started = std::time::Instant::now();
+    let out = server.cli(&["enqueue", "slow", "--wait", "--wait-timeout", "1s"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("still running after waiting 1s"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "waited for the job"
+    );
+
+    // The old spelling, which read like the job's own time limit, is
+    // refused naming the new flag, with or without --wait or a value, and
+    // nothing is enqueued.
+    let jobs_before = stdout(&server.cli(&["jobs", "list", "--json"]));
+    for args in [
+        &["enqueue", "slow", "--wait", "--timeout", "30s"][..],
+        &["enqueue", "slow", "--timeout", "5m"],
+        &["enqueue", "slow", "--wait", "--timeout"],
+        &["batch", "-", "--wait", "--timeout", "30s"],
+    ] {
+        let out = server.cli(args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            stderr(&out).contains("--timeout is now --wait-timeout"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(
+        stdout(&server.cli(&["jobs", "list", "--json"])),
+        jobs_before
+    );
+    // Neither --help mentions the old spelling.
+    for command in ["enqueue", "batch"] {
+        let help = stdout(&server.cli(&[command, "--help"]));
+        assert!(help.contains("--wait-timeout"), "{help}");
+        assert!(!help.contains("--timeout"), "{help}");
+    }
 }
 
 #[test]
