@@ -1,7 +1,8 @@
-//! The benchmark scenarios: runs a server and workers in this process on a temporary
-//! SQLite database (or, with `--database postgres://…`, on an empty
-//! PostgreSQL database) with the shipped durable settings, and measures HTTP
-//! enqueue, batch enqueue, end-to-end throughput, pickup latency and memory.
+//! The benchmark scenarios: runs a server and workers in this process on a
+//! temporary SQLite database (or, with `--database postgres://…`, on an
+//! empty PostgreSQL database) with the shipped durable settings, and
+//! measures HTTP enqueue, batch enqueue, end-to-end throughput, pickup
+//! latency and memory.
 //! Each scenario runs `--runs` times and the median is reported. On
 //! PostgreSQL, `--history` first measures claims against a large history
 //! and a long transaction (see [`history`]), once. `--executors` measures

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 /// `errand batch`
 pub async fn batch(args: BatchArgs) -> Result<ExitCode> {
-    args.old_timeout.refuse()?;
+    args.old_timeout.refuse("each line's \"timeout\"")?;
     let wait_for = errand_core::duration::parse(&args.wait_timeout).context("--wait-timeout")?;
     let jobs = parse_jobs(&read_input(&args.file)?).with_context(|| source_name(&args.file))?;
     let on_complete = match args.on_complete {

@@ -333,12 +333,13 @@ pub struct OldTimeout {
 }
 
 impl OldTimeout {
-    /// Refuses the old spelling when it was given.
-    pub fn refuse(&self) -> anyhow::Result<()> {
+    /// Refuses the old spelling when it was given; `job_limit` says where
+    /// this command sets a job's own time limit instead.
+    pub fn refuse(&self, job_limit: &str) -> anyhow::Result<()> {
         if self.timeout.is_some() {
             anyhow::bail!(
-                "--timeout is now --wait-timeout (how long --wait waits), so that it \
-                 cannot be mistaken for a job's own time limit"
+                "--timeout is now --wait-timeout (how long --wait waits); \
+                 a job's own time limit is {job_limit}"
             );
         }
         Ok(())

@@ -67,7 +67,7 @@ fn duration_flag(flag: &str, value: Option<&str>) -> Result<Option<Duration>> {
 
 /// `errand enqueue`
 pub async fn enqueue(args: EnqueueArgs) -> Result<ExitCode> {
-    args.old_timeout.refuse()?;
+    args.old_timeout.refuse("--job-timeout")?;
     let delay = duration_flag("--delay", args.delay.as_deref())?;
     let run_at = args
         .at

@@ -252,18 +252,24 @@ command = ["sleep", "10"]
     // refused naming the new flag, with or without --wait or a value, and
     // nothing is enqueued.
     let jobs_before = stdout(&server.cli(&["jobs", "list", "--json"]));
-    for args in [
-        &["enqueue", "slow", "--wait", "--timeout", "30s"][..],
-        &["enqueue", "slow", "--timeout", "5m"],
-        &["enqueue", "slow", "--wait", "--timeout"],
-        &["batch", "-", "--wait", "--timeout", "30s"],
+    for (args, job_limit) in [
+        (
+            &["enqueue", "slow", "--wait", "--timeout", "30s"][..],
+            "--job-timeout",
+        ),
+        (&["enqueue", "slow", "--timeout", "5m"], "--job-timeout"),
+        (&["enqueue", "slow", "--wait", "--timeout"], "--job-timeout"),
+        (
+            &["batch", "-", "--wait", "--timeout", "30s"],
+            r#"line's "timeout""#,
+        ),
     ] {
         let out = server.cli(args);
         assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
         assert!(
-            stderr(&out).contains("--timeout is now --wait-timeout"),
-            "{args:?}: {}",
-            stderr(&out)
+            err.contains("--timeout is now --wait-timeout") && err.contains(job_limit),
+            "{args:?}: {err}"
         );
     }
     assert_eq!(
