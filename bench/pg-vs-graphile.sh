@@ -2,17 +2,17 @@
 # errand and graphile-worker on the same throwaway PostgreSQL cluster, same
 # machine, same run: starts a cluster (bench/pg-cluster.sh: fsync on,
 # synchronous_commit on), runs graphile-worker's benchmark RUNS times, each
-# on a fresh database, and `errand bench --json --runs RUNS` on another
+# on a fresh database, and `errand-bench --json --runs RUNS` on another
 # fresh database, prints both side by side with the ratio, and stops the
 # cluster (also on failure or Ctrl-C).
 #
-#   bench/pg-vs-graphile.sh [--runs N] [--jobs N] [--history] [--errand PATH] [--keep-json DIR]
+#   bench/pg-vs-graphile.sh [--runs N] [--jobs N] [--history] [--errand-bench PATH] [--keep-json DIR]
 #
 # --runs N      repetitions of each side; medians are compared (default 3)
 # --jobs N      jobs in each end-to-end run, both sides (default 100000)
 # --history     also run errand's claim-against-history scenarios (slow)
-# --errand PATH the errand binary (default target/release/errand; build it
-#               with `cargo build --release -p errand`)
+# --errand-bench PATH  the benchmark binary (default target/release/errand-bench;
+#               build it with `cargo build --release -p errand-bench`)
 # --keep-json DIR  keep the raw JSON of both sides in DIR
 set -euo pipefail
 
@@ -20,7 +20,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 runs=3
 jobs=100000
 history=()
-errand="$root/target/release/errand"
+errand="$root/target/release/errand-bench"
 keep=""
 
 die() {
@@ -33,14 +33,14 @@ while [[ $# -gt 0 ]]; do
     --runs) runs=${2:?}; shift 2 ;;
     --jobs) jobs=${2:?}; shift 2 ;;
     --history) history=(--history); shift ;;
-    --errand) errand=${2:?}; shift 2 ;;
+    --errand-bench) errand=${2:?}; shift 2 ;;
     --keep-json) keep=${2:?}; shift 2 ;;
     *) die "unknown argument '$1' (see the header of $0)" ;;
     esac
 done
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "--runs wants a positive integer, not '$runs'"
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "--jobs wants a positive integer, not '$jobs'"
-[[ -x "$errand" ]] || die "$errand not found: cargo build --release -p errand"
+[[ -x "$errand" ]] || die "$errand not found: cargo build --release -p errand-bench"
 command -v node >/dev/null || die "node is not installed (graphile-worker needs it)"
 
 cluster=$(mktemp -d -u /tmp/pg-vs-graphile.XXXXXX)
@@ -61,9 +61,9 @@ for n in $(seq 1 "$runs"); do
     url=$("$root/bench/pg-cluster.sh" createdb "$cluster" "graphile_$n")
     "$root/bench/peers/run-graphile.sh" "$url" --jobs "$jobs" >"$out/graphile_$n.json"
 done
-echo "errand bench --runs $runs…" >&2
+echo "errand-bench --runs $runs…" >&2
 url=$("$root/bench/pg-cluster.sh" createdb "$cluster" errand)
-"$errand" bench --database "$url" --json --runs "$runs" --jobs "$jobs" "${history[@]}" \
+"$errand" --database "$url" --json --runs "$runs" --jobs "$jobs" "${history[@]}" \
     >"$out/errand.json" 2> >(grep -v ' INFO ' >&2)
 server=$("$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/postgres" --version 2>/dev/null || echo "PostgreSQL")
 

@@ -33,6 +33,7 @@
 mod batch;
 mod builder;
 mod error;
+mod table;
 
 pub use batch::BatchHandle;
 pub use builder::{JobBuilder, job};
@@ -41,6 +42,7 @@ pub use errand_core::api::{
     PublishResponse,
 };
 pub use error::ClientError;
+pub use table::table;
 
 use errand_core::api::{
     BatchRequest, BatchResponse, BatchView, Health, NodeList, QueueList, StatsResponse,

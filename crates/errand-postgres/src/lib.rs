@@ -22,6 +22,8 @@ mod queues;
 mod read;
 mod rows;
 mod schedules;
+#[cfg(feature = "seed")]
+pub mod seed;
 
 use crate::events::{Changes, Events};
 use crate::rows::{db_error, pool_error};
@@ -177,7 +179,7 @@ async fn connect_one(
         .map_err(db_error)?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "migration connection ended");
+            tracing::debug!(error = %e, "unpooled connection ended");
         }
     });
     Ok(client)

@@ -11,7 +11,8 @@ use std::process::ExitCode;
 
 /// `errand batch`
 pub async fn batch(args: BatchArgs) -> Result<ExitCode> {
-    let wait_for = errand_core::duration::parse(&args.timeout).context("--timeout")?;
+    args.old_timeout.refuse("each line's \"timeout\"")?;
+    let wait_for = errand_core::duration::parse(&args.wait_timeout).context("--wait-timeout")?;
     let jobs = parse_jobs(&read_input(&args.file)?).with_context(|| source_name(&args.file))?;
     let on_complete = match args.on_complete {
         Some(kind) => Some(EnqueueRequest {
@@ -43,7 +44,7 @@ pub async fn batch(args: BatchArgs) -> Result<ExitCode> {
         bail!(
             "batch {} not finished after {}: {ended} of {} jobs ended",
             batch.id,
-            args.timeout,
+            args.wait_timeout,
             batch.total
         );
     }

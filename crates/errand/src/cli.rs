@@ -74,8 +74,6 @@ pub enum Command {
     Events(EventsCommand),
     /// Enqueue jobs (JSON lines) as one batch; optionally wait for their results.
     Batch(BatchArgs),
-    /// Measure throughput and latency on a temporary database.
-    Bench(BenchArgs),
 }
 
 /// Where a node finds its settings.
@@ -155,9 +153,12 @@ pub struct EnqueueArgs {
     /// Wait for the job to end and print its result.
     #[arg(long)]
     pub wait: bool,
-    /// How long --wait waits.
+    /// How long --wait waits, e.g. 2m (the job's own limit is --job-timeout).
     #[arg(long, default_value = "60s", requires = "wait")]
-    pub timeout: String,
+    pub wait_timeout: String,
+    /// The old spelling of --wait-timeout, refused naming it.
+    #[command(flatten)]
+    pub old_timeout: OldTimeout,
     /// Server and output.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -305,9 +306,12 @@ pub struct BatchArgs {
     /// (exit code 1 unless all completed in time).
     #[arg(long)]
     pub wait: bool,
-    /// How long --wait waits.
+    /// How long --wait waits, e.g. 2m.
     #[arg(long, default_value = "30s", requires = "wait")]
-    pub timeout: String,
+    pub wait_timeout: String,
+    /// The old spelling of --wait-timeout, refused naming it.
+    #[command(flatten)]
+    pub old_timeout: OldTimeout,
     /// A kind to run once after the last job ends, with the batch's outcome.
     #[arg(long)]
     pub on_complete: Option<String>,
@@ -319,46 +323,25 @@ pub struct BatchArgs {
     pub client: ClientArgs,
 }
 
-/// `errand bench`
+/// `--timeout`, the old name of `--wait-timeout`. It read like the job's
+/// own time limit (`--job-timeout`), so it is not kept as an alias: given,
+/// with or without a value, it is refused with a message naming the new flag.
 #[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// An empty PostgreSQL database to measure instead of a temporary SQLite file.
-    #[arg(long)]
-    pub database: Option<String>,
-    /// Jobs in the end-to-end run (with --limits: in each variant's run).
-    #[arg(long, default_value_t = 100_000)]
-    pub jobs: usize,
-    /// Jobs in each enqueue measurement (with --events: events published,
-    /// and calls enqueuing 3 jobs, in each measurement).
-    #[arg(long, default_value_t = 30_000)]
-    pub enqueue_jobs: usize,
-    /// Jobs in the pickup-latency run.
-    #[arg(long, default_value_t = 500)]
-    pub pickup_jobs: usize,
-    /// Repetitions of each scenario; medians are reported.
-    #[arg(long, default_value_t = 3)]
-    pub runs: usize,
-    /// Print one JSON object instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// PostgreSQL only: also measure claims with 10,000 and 1,000,000
-    /// terminal jobs in the table and with a long transaction open (slow).
-    #[arg(long)]
-    pub history: bool,
-    /// Instead of the usual scenarios, measure no-op jobs per second through
-    /// the executors: a process per job, PHP and Python pools, a webhook.
-    #[arg(long, conflicts_with_all = ["database", "history"])]
-    pub executors: bool,
-    /// With --executors: the directory holding pool/worker.php and pool/worker.py.
-    #[arg(long, default_value = "examples", requires = "executors")]
-    pub examples: PathBuf,
-    /// Instead of the usual scenarios, measure publishing an event with 3
-    /// listeners against enqueuing 3 jobs per call (may join --limits).
-    #[arg(long, conflicts_with_all = ["executors", "history"])]
-    pub events: bool,
-    /// Instead of the usual scenarios, measure end-to-end jobs/s of kinds
-    /// with a rate or concurrency limit far above the load against an
-    /// unlimited kind (may join --events).
-    #[arg(long, conflicts_with_all = ["executors", "history"])]
-    pub limits: bool,
+pub struct OldTimeout {
+    #[arg(long = "timeout", hide = true, num_args = 0..=1, default_missing_value = "")]
+    timeout: Option<String>,
+}
+
+impl OldTimeout {
+    /// Refuses the old spelling when it was given; `job_limit` says where
+    /// this command sets a job's own time limit instead.
+    pub fn refuse(&self, job_limit: &str) -> anyhow::Result<()> {
+        if self.timeout.is_some() {
+            anyhow::bail!(
+                "--timeout is now --wait-timeout (how long --wait waits); \
+                 a job's own time limit is {job_limit}"
+            );
+        }
+        Ok(())
+    }
 }

@@ -67,6 +67,7 @@ fn duration_flag(flag: &str, value: Option<&str>) -> Result<Option<Duration>> {
 
 /// `errand enqueue`
 pub async fn enqueue(args: EnqueueArgs) -> Result<ExitCode> {
+    args.old_timeout.refuse("--job-timeout")?;
     let delay = duration_flag("--delay", args.delay.as_deref())?;
     let run_at = args
         .at
@@ -75,7 +76,7 @@ pub async fn enqueue(args: EnqueueArgs) -> Result<ExitCode> {
         .transpose()?;
     let timeout = duration_flag("--job-timeout", args.job_timeout.as_deref())?;
     let unique_for = duration_flag("--unique-for", args.unique_for.as_deref())?;
-    let wait_for = errand_core::duration::parse(&args.timeout).context("--timeout")?;
+    let wait_for = errand_core::duration::parse(&args.wait_timeout).context("--wait-timeout")?;
     let request = EnqueueRequest {
         kind: args.kind,
         payload: read_json("payload", args.payload.as_deref())?,
@@ -120,7 +121,7 @@ pub async fn enqueue(args: EnqueueArgs) -> Result<ExitCode> {
         state => bail!(
             "job {} still {state} after waiting {}",
             job.id,
-            args.timeout
+            args.wait_timeout
         ),
     }
 }

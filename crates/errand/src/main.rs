@@ -3,7 +3,6 @@
 //! stderr and a non-zero exit code.
 
 mod batch_cmd;
-mod bench;
 mod cli;
 mod client_cmd;
 mod config;
@@ -45,7 +44,6 @@ fn main() -> ExitCode {
             Command::Publish(args) => event_cmd::publish(args).await,
             Command::Events(cmd) => event_cmd::events(cmd).await,
             Command::Batch(args) => batch_cmd::batch(args).await,
-            Command::Bench(args) => bench::run(args).await,
         }
     });
     match result {

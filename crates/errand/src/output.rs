@@ -7,29 +7,7 @@ use errand_core::{Event, Job};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-/// Columns padded to their widest cell.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut text = String::new();
-        for (cell, w) in cells.zip(&widths) {
-            let _ = write!(text, "{cell:<w$}  ");
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    };
-    line(&mut headers.iter().copied());
-    for row in rows {
-        line(&mut row.iter().map(String::as_str));
-    }
-    out
-}
+pub use errand_client::table;
 
 /// One line per job.
 pub fn jobs_table(jobs: &[Job]) -> String {
@@ -377,12 +355,6 @@ fn one_line(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn table_aligns_columns() {
-        let t = table(&["A", "LONG"], &[vec!["xyz".into(), "1".into()]]);
-        assert_eq!(t, "A    LONG\nxyz  1\n");
-    }
 
     #[test]
     fn stats_list_open_breakers_under_the_counts() {

@@ -189,7 +189,7 @@ fn enqueue_wait_prints_the_result_and_json_mode_is_parseable() {
         "echo",
         r#"{"word": "héllo"}"#,
         "--wait",
-        "--timeout",
+        "--wait-timeout",
         "30s",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -224,6 +224,64 @@ fn enqueue_wait_prints_the_result_and_json_mode_is_parseable() {
     let out = child.wait_with_output().unwrap();
     let enq: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(enq["payload"], json!({"from": "stdin"}));
+}
+
+#[test]
+fn wait_timeout_bounds_the_wait_and_the_old_timeout_spelling_is_refused() {
+    let server = Server::start(
+        r#"
+[kinds.slow]
+command = ["sleep", "10"]
+"#,
+    );
+    // --wait-timeout bounds how long --wait waits, not the job.
+    let started = std::time::Instant::now();
+    let out = server.cli(&["enqueue", "slow", "--wait", "--wait-timeout", "1s"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("still running after waiting 1s"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "waited for the job"
+    );
+
+    // The old spelling, which read like the job's own time limit, is
+    // refused naming the new flag, with or without --wait or a value, and
+    // nothing is enqueued.
+    let jobs_before = stdout(&server.cli(&["jobs", "list", "--json"]));
+    for (args, job_limit) in [
+        (
+            &["enqueue", "slow", "--wait", "--timeout", "30s"][..],
+            "--job-timeout",
+        ),
+        (&["enqueue", "slow", "--timeout", "5m"], "--job-timeout"),
+        (&["enqueue", "slow", "--wait", "--timeout"], "--job-timeout"),
+        (
+            &["batch", "-", "--wait", "--timeout", "30s"],
+            r#"line's "timeout""#,
+        ),
+    ] {
+        let out = server.cli(args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("--timeout is now --wait-timeout") && err.contains(job_limit),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        stdout(&server.cli(&["jobs", "list", "--json"])),
+        jobs_before
+    );
+    // Neither --help mentions the old spelling.
+    for command in ["enqueue", "batch"] {
+        let help = stdout(&server.cli(&[command, "--help"]));
+        assert!(help.contains("--wait-timeout"), "{help}");
+        assert!(!help.contains("--timeout"), "{help}");
+    }
 }
 
 #[test]
@@ -425,7 +483,6 @@ fn help_is_everywhere() {
         &["publish", "--help"],
         &["events", "show", "--help"],
         &["batch", "--help"],
-        &["bench", "--help"],
     ] {
         let out = Command::new(errand_bin()).args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -454,7 +511,6 @@ fn help_lists_every_command_and_sets_global_options_apart() {
         "publish",
         "events",
         "batch",
-        "bench",
     ];
     for command in commands {
         assert!(top.contains(&format!("\n  {command} ")), "{command}: {top}");
@@ -470,6 +526,8 @@ fn help_lists_every_command_and_sets_global_options_apart() {
             "{command}: {own}"
         );
     }
+    // The benchmark is a binary of its own (errand-bench).
+    assert!(!top.contains("\n  bench "), "{top}");
     // The one-line description no longer names a handful of commands.
     assert!(!top.lines().next().unwrap().contains("migrate"), "{top}");
 }
@@ -521,26 +579,4 @@ fn nodes_lists_the_serving_node_and_work_shares_no_sqlite_file() {
         "{}",
         stderr(&out)
     );
-}
-
-#[test]
-fn bench_executors_refuses_the_other_scenarios_options() {
-    for args in [
-        &["bench", "--executors", "--history"][..],
-        &[
-            "bench",
-            "--executors",
-            "--database",
-            "postgres://localhost/x",
-        ],
-        &["bench", "--examples", "examples"],
-    ] {
-        let out = Command::new(errand_bin()).args(args).output().unwrap();
-        assert!(!out.status.success(), "{args:?}");
-        assert!(
-            stderr(&out).contains("--executors"),
-            "{args:?}: {}",
-            stderr(&out)
-        );
-    }
 }

@@ -285,7 +285,11 @@ fn batch_wait_exits_non_zero_on_timeout_or_failure() {
         json!({"kind": "square", "payload": {"n": 2}}),
         json!({"kind": "slow"})
     );
-    let out = cli_with_stdin(&server, &["batch", "-", "--wait", "--timeout", "1s"], &slow);
+    let out = cli_with_stdin(
+        &server,
+        &["batch", "-", "--wait", "--wait-timeout", "1s"],
+        &slow,
+    );
     assert!(!out.status.success(), "{}", stdout(&out));
     assert!(
         stderr(&out).contains("not finished after 1s"),

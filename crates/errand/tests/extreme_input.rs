@@ -63,16 +63,16 @@ fn extreme_cli_durations_and_times_exit_1_naming_the_flag() {
             "--unique-for: invalid duration",
             value,
         );
-        let args = ["enqueue", "k", "{}", "--wait", &flag("--timeout")];
+        let args = ["enqueue", "k", "{}", "--wait", &flag("--wait-timeout")];
         refused(
             &run(dir.path(), &args),
-            "--timeout: invalid duration",
+            "--wait-timeout: invalid duration",
             value,
         );
-        let args = ["batch", "jobs.jsonl", "--wait", &flag("--timeout")];
+        let args = ["batch", "jobs.jsonl", "--wait", &flag("--wait-timeout")];
         refused(
             &run(dir.path(), &args),
-            "--timeout: invalid duration",
+            "--wait-timeout: invalid duration",
             value,
         );
     }

@@ -1,4 +1,4 @@
-//! `errand bench --events`: publish throughput of an event with three
+//! `errand-bench --events`: publish throughput of an event with three
 //! listeners, straight against the store (`Store::publish`: the event row
 //! and three jobs in one transaction) from concurrent tasks, against plain
 //! `Store::enqueue` of three jobs per call in the same run as the baseline.

@@ -1,4 +1,4 @@
-//! PostgreSQL-only scenarios of `errand bench --history`: claim throughput
+//! PostgreSQL-only scenarios of `errand-bench --history`: claim throughput
 //! with 10,000 and then 1,000,000 terminal jobs in the table (the claim's
 //! cost must not grow with history), and while a long transaction is open
 //! elsewhere in the database, holding back vacuum.
@@ -6,12 +6,15 @@
 use anyhow::{Context, Result};
 use errand_core::store::{ClaimRequest, Finish};
 use errand_core::{Backoff, NewJob, Outcome, Store};
+use errand_postgres::seed::Seeder;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The queue the claim measurements use, away from every other scenario's.
 const QUEUE: &str = "claim_bench";
+/// The kind and queue of the terminal jobs that make the history.
+const HISTORY: &str = "history";
 /// Jobs claimed and finished in one measurement.
 const JOBS: usize = 10_000;
 /// Concurrent claimers and the batch each claims.
@@ -33,31 +36,41 @@ pub(super) struct HistoryReport {
 
 /// Runs the history scenarios on the (PostgreSQL) `store` at `url`.
 pub(super) async fn run(store: &Arc<dyn Store>, url: &str) -> Result<HistoryReport> {
-    let admin = connect(url).await?;
-    add_terminal_jobs(&admin, 10_000).await?;
+    let admin = Seeder::connect(url)
+        .await
+        .context("cannot connect to the benchmark database")?;
+    // Terminal jobs, vacuumed and analyzed as autovacuum eventually would.
+    admin
+        .fill_completed(HISTORY, 10_000)
+        .await
+        .context("cannot insert terminal jobs")?;
     eprintln!("claim throughput, 10,000 terminal jobs…");
     let small = claim_throughput(store).await?;
     let loading = Instant::now();
-    add_terminal_jobs(&admin, 1_000_000).await?;
+    admin
+        .fill_completed(HISTORY, 1_000_000)
+        .await
+        .context("cannot insert terminal jobs")?;
     let history_load_s = loading.elapsed().as_secs_f64();
     eprintln!("claim throughput, 1,000,000 terminal jobs (loaded in {history_load_s:.1} s)…");
     let large = claim_throughput(store).await?;
     eprintln!("claim throughput, long transaction open…");
-    let long = connect(url).await?;
-    long.batch_execute("BEGIN; SELECT txid_current();")
+    let long = Seeder::connect(url)
+        .await
+        .context("cannot connect to the benchmark database")?;
+    long.begin_long_transaction()
         .await
         .context("cannot open the long transaction")?;
     // The first round leaves dead rows vacuum may not remove; the second
     // is measured among them.
     claim_throughput(store).await?;
     let held_back = claim_throughput(store).await?;
-    long.batch_execute("ROLLBACK").await?;
+    long.end_long_transaction().await?;
     // The other scenarios start from a table without this history.
     admin
-        .batch_execute("DELETE FROM jobs WHERE queue IN ('history', 'claim_bench')")
+        .delete_queues(&[HISTORY, QUEUE])
         .await
         .context("cannot remove the history")?;
-    admin.batch_execute("VACUUM ANALYZE jobs").await?;
     Ok(HistoryReport {
         claim_10k_terminal_jobs_per_s: small,
         claim_1m_terminal_jobs_per_s: large,
@@ -82,38 +95,6 @@ pub(super) fn rows(report: &HistoryReport) -> Vec<(String, f64)> {
             report.claim_long_transaction_jobs_per_s,
         ),
     ]
-}
-
-/// A connection of its own, driven by a task until dropped.
-async fn connect(url: &str) -> Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .context("cannot connect to the benchmark database")?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "bench connection ended");
-        }
-    });
-    Ok(client)
-}
-
-/// Tops the completed jobs of the table up to `total`, in one server-side
-/// statement, then vacuums and analyzes as autovacuum eventually would.
-async fn add_terminal_jobs(admin: &tokio_postgres::Client, total: i64) -> Result<()> {
-    admin
-        .execute(
-            "INSERT INTO jobs (kind, queue, payload, priority, state, attempt, max_attempts, \
-                 run_at, created_at, started_at, finished_at) \
-             SELECT 'history', 'history', jsonb_build_object('n', g), 0, 'completed', 1, 25, \
-                 now(), now(), now(), now() \
-             FROM generate_series( \
-                 (SELECT count(*) FROM jobs WHERE state = 'completed') + 1, $1::bigint) AS g",
-            &[&total],
-        )
-        .await
-        .context("cannot insert terminal jobs")?;
-    admin.batch_execute("VACUUM ANALYZE jobs").await?;
-    Ok(())
 }
 
 /// Enqueues [`JOBS`] jobs, then [`CLAIMERS`] tasks claim batches of

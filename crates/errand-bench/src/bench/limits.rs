@@ -1,4 +1,4 @@
-//! `errand bench --limits`: what a global kind limit costs when it never
+//! `errand-bench --limits`: what a global kind limit costs when it never
 //! binds. The same no-op end-to-end workload runs unlimited, with a rate far
 //! above the load and with a concurrency far above the worker's slots, in
 //! the same run; the limited kinds should stay within 10% of unlimited

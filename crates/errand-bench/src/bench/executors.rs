@@ -1,4 +1,4 @@
-//! `errand bench --executors`: no-op jobs per second through the shipped
+//! `errand-bench --executors`: no-op jobs per second through the shipped
 //! executors on a temporary SQLite store with a real worker: a process per
 //! job (`/bin/true`, then PHP), pools of 4 PHP and 4 Python processes (the
 //! reference workers under `--examples`), and a webhook to a receiver in

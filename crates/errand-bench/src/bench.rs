@@ -1,7 +1,8 @@
-//! `errand bench`: runs a server and workers in this process on a temporary
-//! SQLite database (or, with `--database postgres://…`, on an empty
-//! PostgreSQL database) with the shipped durable settings, and measures HTTP
-//! enqueue, batch enqueue, end-to-end throughput, pickup latency and memory.
+//! The benchmark scenarios: runs a server and workers in this process on a
+//! temporary SQLite database (or, with `--database postgres://…`, on an
+//! empty PostgreSQL database) with the shipped durable settings, and
+//! measures HTTP enqueue, batch enqueue, end-to-end throughput, pickup
+//! latency and memory.
 //! Each scenario runs `--runs` times and the median is reported. On
 //! PostgreSQL, `--history` first measures claims against a large history
 //! and a long transaction (see [`history`]), once. `--executors` measures
@@ -14,7 +15,7 @@ mod executors;
 mod history;
 mod limits;
 
-use crate::cli::BenchArgs;
+use crate::BenchArgs;
 use anyhow::{Context, Result, bail};
 use errand_core::{EnqueueRequest, KindPolicy, NewJob, Store};
 use errand_postgres::{PostgresOptions, PostgresStore};
@@ -28,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// The figures `errand bench --json` prints.
+/// The figures `errand-bench --json` prints.
 #[derive(Debug, Serialize)]
 struct Report {
     enqueue_jobs_per_s: f64,
@@ -456,7 +457,7 @@ fn rss_mb() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// `errand bench --executors`
+/// `errand-bench --executors`
 async fn run_executors(args: &BenchArgs, runs: usize) -> Result<ExitCode> {
     let report = executors::run(&args.examples, runs).await?;
     if args.json {
@@ -464,12 +465,12 @@ async fn run_executors(args: &BenchArgs, runs: usize) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "errand bench --executors: medians of {runs} run(s), SQLite synchronous=FULL, {}",
+        "errand-bench --executors: medians of {runs} run(s), SQLite synchronous=FULL, {}",
         jiff::Timestamp::now()
     );
     print!(
         "{}",
-        crate::output::table(
+        errand_client::table(
             &["SCENARIO", "JOBS", "CONCURRENCY", "MEDIAN"],
             &executors::rows(&report)
         )
@@ -477,7 +478,7 @@ async fn run_executors(args: &BenchArgs, runs: usize) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What `errand bench --events --limits --json` prints.
+/// What `errand-bench --events --limits --json` prints.
 #[derive(Debug, Serialize)]
 struct EventsLimitsReport {
     events: Option<events::EventsReport>,
@@ -486,7 +487,7 @@ struct EventsLimitsReport {
     database: &'static str,
 }
 
-/// `errand bench --events` and/or `--limits`
+/// `errand-bench --events` and/or `--limits`
 async fn run_events_and_limits(args: &BenchArgs, runs: usize) -> Result<ExitCode> {
     let bench = Bench::start(args.database.as_deref()).await?;
     let report = EventsLimitsReport {
@@ -512,18 +513,18 @@ async fn run_events_and_limits(args: &BenchArgs, runs: usize) -> Result<ExitCode
         rows.extend(limits::rows(l)?);
     }
     println!(
-        "errand bench: medians of {runs} run(s), {}, {}",
+        "errand-bench: medians of {runs} run(s), {}, {}",
         bench.database_label(),
         jiff::Timestamp::now()
     );
     print!(
         "{}",
-        crate::output::table(&["SCENARIO", "MEDIAN", "VS BASELINE"], &rows)
+        errand_client::table(&["SCENARIO", "MEDIAN", "VS BASELINE"], &rows)
     );
     Ok(ExitCode::SUCCESS)
 }
 
-/// `errand bench`
+/// `errand-bench`: the scenarios `args` ask for.
 pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     let runs = args.runs.max(1);
     if args.executors {
@@ -624,12 +625,12 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         plain("RSS, peak", report.peak_rss_mb, "MB"),
     ]);
     println!(
-        "errand bench: medians of {runs} run(s), {database}, {}",
+        "errand-bench: medians of {runs} run(s), {database}, {}",
         jiff::Timestamp::now()
     );
     print!(
         "{}",
-        crate::output::table(&["SCENARIO", "MEDIAN", "VS BASELINE"], &rows)
+        errand_client::table(&["SCENARIO", "MEDIAN", "VS BASELINE"], &rows)
     );
     Ok(ExitCode::SUCCESS)
 }
