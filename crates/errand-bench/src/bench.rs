@@ -337,12 +337,7 @@ impl Bench {
     /// Completed jobs of `kind` so far.
     async fn completed(&self, kind: &str) -> Result<u64> {
         let stats = self.store.stats().await?;
-        Ok(stats
-            .kinds
-            .get(kind)
-            .and_then(|s| s.get(&errand_core::JobState::Completed))
-            .copied()
-            .unwrap_or(0))
+        Ok(stats.of_kind(kind, errand_core::JobState::Completed))
     }
 
     /// Polls the store until `kind` has `n` completed jobs; returns when.
@@ -446,15 +441,11 @@ fn median(values: &[f64]) -> f64 {
 
 /// Resident memory of this process now and at its peak, in MB.
 fn rss_mb() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(f64::NAN, |kb| kb / 1024.0)
+        errand_executors::process::procfs::status(std::process::id(), name)
+            .map_or(f64::NAN, |kb| kb as f64 / 1024.0)
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    (field("VmRSS"), field("VmHWM"))
 }
 
 /// `errand-bench --executors`

@@ -4,7 +4,7 @@
 //! Run it with `cargo run -p errand-example-embedded`.
 
 use errand_client::Client;
-use errand_core::{EnqueueRequest, JobState, KindPolicy, Store};
+use errand_core::{Catalog, EnqueueRequest, JobState, KindPolicy, Store};
 use errand_sqlite::{SqliteOptions, SqliteStore};
 use errand_worker::{HandlerResult, JobContext, JobError, Worker, WorkerConfig};
 use serde::Deserialize;
@@ -39,12 +39,13 @@ async fn main() -> anyhow::Result<()> {
 
     // The HTTP API, so other programs (PHP, Python, curl) can enqueue too.
     let kinds = BTreeMap::from([("greet".to_string(), KindPolicy::default())]);
+    let catalog = Catalog::new(kinds, BTreeMap::new(), Vec::new())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let router = errand_server::router(
         store.clone(),
         errand_server::ServerConfig {
-            kinds,
+            catalog: Arc::new(catalog),
             ..Default::default()
         },
     );

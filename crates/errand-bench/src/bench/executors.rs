@@ -110,11 +110,7 @@ impl Scenario {
 
 /// Whether `program` names an existing file or one found on `PATH`.
 fn on_path(program: &str) -> bool {
-    if program.contains('/') {
-        return Path::new(program).is_file();
-    }
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+    errand_executors::process::program_exists(program, None)
 }
 
 fn scenarios(examples: &Path, webhook_url: String) -> Vec<Scenario> {
