@@ -280,8 +280,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, StoreError>;
 
     /// Takes up to `limit` due jobs of a queue, ordered by priority, then
-    /// `run_at`, then id; each becomes `running` with its attempt raised by
-    /// one and a lease of `lease`. For a kind in `req.limits`, never lets
+    /// `run_at`, then id; each becomes `running` with its attempt and its
+    /// fence raised by one and a lease of `lease`. For a kind in `req.limits`, never lets
     /// the kind's running jobs (on every node) exceed its `max_running` nor
     /// its starts within any window of its rate exceed the rate's count.
     async fn claim(&self, req: &ClaimRequest) -> Result<Claimed, StoreError>;
@@ -297,7 +297,8 @@ pub trait Store: Send + Sync + 'static {
     /// Cancels a job that has not ended.
     async fn cancel(&self, id: JobId) -> Result<Job, StoreError>;
 
-    /// Makes a failed or cancelled job available again.
+    /// Makes a failed or cancelled job available again, with its attempt
+    /// from [`crate::outcome::attempt_on_manual_retry`].
     async fn retry(&self, id: JobId) -> Result<Job, StoreError>;
 
     /// Counts by state.

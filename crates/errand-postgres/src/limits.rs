@@ -42,7 +42,7 @@ const CLAIM: &str = "SELECT * FROM errand_claim_limited($1, $2, $3, $4::text[], 
 const BEATEN_TO_THE_ROOM: &str = "EL001";
 
 /// Where `held` and `retry_at` are in a row of [`CLAIM`].
-const HELD_COLUMN: usize = 20;
+const HELD_COLUMN: usize = 21;
 
 /// A claim with the given limited kinds (from
 /// [`ClaimRequest::limited_kinds`], not empty).
