@@ -47,7 +47,44 @@ DROP FUNCTION errand_claim_limited(bigint, text, text, text[], bigint, text[], b
 DROP FUNCTION errand_claim_limited(bigint, text, text, text[], bigint, text[], bigint[],
     bigint[], bigint[], boolean);
 
--- As in 0009, with the fence.
+-- The slice of a rate window that the start log buckets by is errand's
+-- rule (errand_core's Rate::slice), passed in as p_rate_slice_us, one per
+-- limited kind like p_rate_per_us, instead of computed here a second time.
+-- Otherwise as 0009's.
+DROP FUNCTION errand_limit_log(timestamptz, text[], bigint[], text[]);
+DROP FUNCTION errand_limit_bucket(timestamptz, bigint);
+
+CREATE FUNCTION errand_limit_log(
+    p_now timestamptz,
+    p_limited text[],
+    p_rate_per_us bigint[],
+    p_rate_slice_us bigint[],
+    p_started text[]
+) RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+AS $$
+BEGIN
+    DELETE FROM kind_starts s
+    USING unnest(p_limited, p_rate_per_us) AS u(kind, per_us)
+    WHERE u.per_us IS NOT NULL AND s.kind = u.kind
+      AND s.bucket <= p_now - u.per_us * interval '1 microsecond' - errand_limit_log_margin();
+    INSERT INTO kind_starts AS s (kind, bucket, started_at, starts)
+    SELECT k.kind,
+        date_bin(u.slice_us * interval '1 microsecond', p_now,
+            timestamptz '1970-01-01 00:00:00+00') + u.slice_us * interval '1 microsecond',
+        p_now, count(*)
+    FROM unnest(p_started) AS k(kind)
+    JOIN unnest(p_limited, p_rate_slice_us) AS u(kind, slice_us)
+        ON u.kind = k.kind AND u.slice_us IS NOT NULL
+    GROUP BY k.kind, u.slice_us
+    ON CONFLICT (kind, bucket) DO UPDATE
+    SET starts = s.starts + excluded.starts,
+        started_at = GREATEST(s.started_at, excluded.started_at);
+END
+$$;
+
+-- The limited claim as in 0009, with the fence and the rate slices.
 CREATE FUNCTION errand_claim_limited(
     p_lease_us bigint,
     p_worker text,
@@ -58,6 +95,7 @@ CREATE FUNCTION errand_claim_limited(
     p_concurrency bigint[],
     p_rate_count bigint[],
     p_rate_per_us bigint[],
+    p_rate_slice_us bigint[],
     p_locked boolean
 ) RETURNS TABLE (
     -- The job's columns, in the order of the jobs table (all NULL on the
@@ -125,7 +163,8 @@ BEGIN
                 HINT = 'claim again with p_locked';
         END IF;
         IF v_rated AND v_started_kinds IS NOT NULL THEN
-            PERFORM errand_limit_log(v_now, p_limited, p_rate_per_us, v_started_kinds);
+            PERFORM errand_limit_log(v_now, p_limited, p_rate_per_us, p_rate_slice_us,
+                v_started_kinds);
         END IF;
         RETURN;
     END IF;
@@ -194,7 +233,8 @@ BEGIN
     END IF;
 
     IF v_rated THEN
-        PERFORM errand_limit_log(v_now, p_limited, p_rate_per_us, v_started_kinds);
+        PERFORM errand_limit_log(v_now, p_limited, p_rate_per_us, p_rate_slice_us,
+            v_started_kinds);
     END IF;
 
     WITH claimed AS (

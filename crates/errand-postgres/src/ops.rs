@@ -13,7 +13,7 @@ use crate::rows::{
 use deadpool_postgres::{Client, GenericClient};
 use errand_core::batch::BatchId;
 use errand_core::outcome::{attempt_on_manual_retry, resolve};
-use errand_core::store::{ClaimRequest, Finish};
+use errand_core::store::{ClaimRequest, Finish, claim_key};
 use errand_core::{
     Backoff, Job, JobId, JobState, Lease, Outcome, Retention, StoreError, Transition,
 };
@@ -50,7 +50,7 @@ pub(crate) async fn claim(client: &Client, req: &ClaimRequest) -> Result<Vec<Job
         .map_err(db_error)?;
     let mut jobs = jobs_from_rows(&rows)?;
     // RETURNING does not promise any order.
-    jobs.sort_by_key(|j| (j.priority, j.run_at, j.id));
+    jobs.sort_by_key(claim_key);
     Ok(jobs)
 }
 
@@ -494,11 +494,7 @@ const PRUNE_BATCH: i64 = 5000;
 /// the three; answers how many jobs.
 pub(crate) async fn prune(client: &Client, retention: &Retention) -> Result<u64, StoreError> {
     let now = now();
-    let longest = retention
-        .completed
-        .max(retention.failed)
-        .max(retention.cancelled);
-    let cutoff = sql_time(before(now, longest));
+    let cutoff = sql_time(before(now, retention.longest()));
     let events = client
         .prepare_cached("DELETE FROM events WHERE published_at < $1")
         .await
@@ -515,14 +511,11 @@ pub(crate) async fn prune(client: &Client, retention: &Retention) -> Result<u64,
         .execute(&batches, &[&cutoff])
         .await
         .map_err(db_error)?;
-    let (states, cutoffs): (Vec<&str>, Vec<SystemTime>) = [
-        (JobState::Completed, retention.completed),
-        (JobState::Failed, retention.failed),
-        (JobState::Cancelled, retention.cancelled),
-    ]
-    .into_iter()
-    .map(|(state, keep)| (state.as_str(), sql_time(before(now, keep))))
-    .unzip();
+    let (states, cutoffs): (Vec<&str>, Vec<SystemTime>) = retention
+        .by_state()
+        .into_iter()
+        .map(|(state, keep)| (state.as_str(), sql_time(before(now, keep))))
+        .unzip();
     // Small batches keep each transaction short, so vacuum is never held
     // back for long and row locks are released quickly.
     let stmt = client

@@ -9,7 +9,7 @@ use crate::rows::{
 use crate::writer::Events;
 use crate::{batches, events, limits};
 use errand_core::outcome::{attempt_on_manual_retry, resolve};
-use errand_core::store::{ClaimRequest, Claimed, Finish};
+use errand_core::store::{CLAIM_ORDER, ClaimRequest, Claimed, Finish, claim_key};
 use errand_core::{
     Backoff, BatchId, Enqueued, Job, JobId, JobState, Lease, NewJob, Outcome, Retention,
     StoreError, Transition,
@@ -219,7 +219,7 @@ pub(crate) fn due_jobs(columns: &str, extra: &str) -> String {
            AND queue = :queue AND run_at <= :now \
            AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds))) {extra} \
            AND NOT EXISTS (SELECT 1 FROM queues WHERE name = :queue AND paused) \
-         ORDER BY priority, run_at, id LIMIT :limit"
+         ORDER BY {CLAIM_ORDER} LIMIT :limit"
     )
 }
 
@@ -258,7 +258,7 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> Result<Claimed, St
 
 /// `jobs` in claim order (RETURNING does not promise any order).
 pub(crate) fn in_claim_order(mut jobs: Vec<Job>) -> Vec<Job> {
-    jobs.sort_by_key(|j| (j.priority, j.run_at, j.id));
+    jobs.sort_by_key(claim_key);
     jobs
 }
 
@@ -568,17 +568,11 @@ pub(crate) fn prune(conn: &Connection, retention: &Retention) -> Result<u64, Sto
         )
         .map_err(db_error)?;
     let mut deleted = 0;
-    let mut longest = Duration::ZERO;
-    for (state, keep) in [
-        (JobState::Completed, retention.completed),
-        (JobState::Failed, retention.failed),
-        (JobState::Cancelled, retention.cancelled),
-    ] {
+    for (state, keep) in retention.by_state() {
         let cutoff = now.saturating_sub(duration_micros(keep));
         deleted += stmt.execute((state.as_str(), cutoff)).map_err(db_error)? as u64;
-        longest = longest.max(keep);
     }
-    let cutoff = now.saturating_sub(duration_micros(longest));
+    let cutoff = now.saturating_sub(duration_micros(retention.longest()));
     events::prune(conn, cutoff)?;
     batches::prune(conn, cutoff)?;
     Ok(deleted)
