@@ -21,13 +21,9 @@ const MAX_ATTEMPTS: u32 = 25;
 
 /// Fails on its first run with `code` (saying why on stderr), then
 /// succeeds. A deadly exit gives its attempt back, so `ERRAND_ATTEMPT` is 1
-/// again on the next run: a marker file (under the system's temporary
-/// directory, one per call) tells the runs apart.
-fn first_attempt_exits(code: i32) -> CommandSpec {
-    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let marker = std::env::temp_dir().join(format!("errand-first-run-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_file(&marker);
+/// again on the next run: a marker file in `dir` tells the runs apart.
+fn first_attempt_exits(code: i32, dir: &std::path::Path) -> CommandSpec {
+    let marker = dir.join("ran-once");
     let marker = marker.display();
     sh(&format!(
         r#"if [ ! -e '{marker}' ]; then touch '{marker}'; echo 'database unreachable' >&2; exit {code}; fi; echo ok"#
@@ -65,7 +61,8 @@ async fn default_exit_codes_follow_sysexits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadly_exit_hands_the_job_back_without_using_an_attempt() {
-    let job = run_to_completion(first_attempt_exits(69)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let job = run_to_completion(first_attempt_exits(69, dir.path())).await;
     assert_eq!(job.result, Some(json!("ok")));
     assert_eq!(
         (job.attempt, job.max_attempts),
@@ -92,9 +89,10 @@ async fn configured_lists_override_the_defaults() {
         let job = run_one(custom(&format!("exit {code}")), None, json!(null)).await;
         assert_eq!((code, job.state), (code, JobState::Retryable));
     }
+    let marker_dir = tempfile::tempdir().unwrap();
     let deadly = CommandSpec {
         deadly_exit_codes: vec![4],
-        ..first_attempt_exits(4)
+        ..first_attempt_exits(4, marker_dir.path())
     };
     let job = run_to_completion(deadly).await;
     assert_eq!((job.attempt, job.max_attempts), (1, MAX_ATTEMPTS));
