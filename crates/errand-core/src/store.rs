@@ -289,10 +289,11 @@ pub trait Store: Send + Sync + 'static {
     /// as empty) and its size is in [`Job::omitted`]; smaller ones are whole.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, StoreError>;
 
-    /// Takes up to `limit` due jobs of a queue in [`CLAIM_ORDER`]; each becomes `running` with its attempt and its
-    /// fence raised by one and a lease of `lease`. For a kind in `req.limits`, never lets
-    /// the kind's running jobs (on every node) exceed its `max_running` nor
-    /// its starts within any window of its rate exceed the rate's count.
+    /// Takes up to `limit` due jobs of a queue in [`CLAIM_ORDER`]; each
+    /// becomes `running` with its attempt and its fence raised by one and a
+    /// lease of `lease`. For a kind in `req.limits`, never lets the kind's
+    /// running jobs (on every node) exceed its `max_running` nor its starts
+    /// within any window of its rate exceed the rate's count.
     async fn claim(&self, req: &ClaimRequest) -> Result<Claimed, StoreError>;
 
     /// Extends the leases still held; returns the ones that are no longer
