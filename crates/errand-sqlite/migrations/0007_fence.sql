@@ -7,4 +7,4 @@
 -- `max_attempts` that earlier refunds raised cannot be told from one a
 -- caller set, so it is kept as it is.
 ALTER TABLE jobs ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;
-UPDATE jobs SET fence = attempt;
+UPDATE jobs SET fence = attempt WHERE attempt <> 0;
