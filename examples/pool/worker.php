@@ -5,7 +5,10 @@
 // picks what to do, so tests can drive every path of the protocol:
 // echo, sleep, fail, permanent, snooze, deadly, crash, grow, progress,
 // garbage, spawn. With "once": true the op applies to the first attempt
-// only (later attempts echo), so tests can watch a job recover.
+// only (later attempts echo), so tests can watch a job recover. An attempt
+// that does not count (deadly, snooze) comes again with the same number, so
+// for those "once_file": PATH applies the op only while PATH does not exist
+// (the worker creates it).
 
 $hoard = []; // memory kept by "grow", to push the process over max_rss
 
@@ -22,8 +25,12 @@ function run(array $job): ?array
     global $hoard;
     $p = is_array($job['payload']) ? $job['payload'] : [];
     $op = $p['op'] ?? 'echo';
-    if (($p['once'] ?? false) && $job['attempt'] > 1) {
+    $onceFile = $p['once_file'] ?? null;
+    if ((($p['once'] ?? false) && $job['attempt'] > 1)
+        || ($onceFile !== null && file_exists($onceFile))) {
         $op = 'echo';
+    } elseif ($onceFile !== null) {
+        touch($onceFile);
     }
     $id = $job['id'];
     $done = ['type' => 'result', 'id' => $id, 'result' => ['pid' => getmypid(), 'data' => $p['data'] ?? null]];

@@ -5,7 +5,10 @@ Reads one job per line on stdin and answers on stdout. The payload's "op"
 picks what to do, so tests can drive every path of the protocol:
 echo, sleep, fail, permanent, snooze, deadly, crash, grow, progress,
 garbage, spawn. With "once": true the op applies to the first attempt
-only (later attempts echo), so tests can watch a job recover.
+only (later attempts echo), so tests can watch a job recover. An attempt
+that does not count (deadly, snooze) comes again with the same number, so
+for those "once_file": PATH applies the op only while PATH does not exist
+(the worker creates it).
 """
 
 import json
@@ -27,8 +30,11 @@ def run(job):
     """Returns the answer to one job (or None once it answered itself)."""
     p = job["payload"] if isinstance(job["payload"], dict) else {}
     op, jid = p.get("op", "echo"), job["id"]
-    if p.get("once") and job["attempt"] > 1:
+    once_file = p.get("once_file")
+    if (p.get("once") and job["attempt"] > 1) or (once_file and os.path.exists(once_file)):
         op = "echo"
+    elif once_file:
+        open(once_file, "a").close()
     done = {"type": "result", "id": jid, "result": {"pid": os.getpid(), "data": p.get("data")}}
     if op == "sleep":
         time.sleep(float(p.get("seconds", 1)))

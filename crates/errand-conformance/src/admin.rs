@@ -93,13 +93,14 @@ pub async fn retry_rules(store: Arc<dyn Store>) {
     assert!(retried.finished_at.is_none());
     assert_eq!(
         (retried.attempt, retried.max_attempts),
-        (1, 2),
-        "one more attempt"
+        (0, 1),
+        "its last attempt given back"
     );
     assert!(retried.run_at >= before - jiff::SignedDuration::from_secs(1));
     assert_eq!(retried.errors.len(), 1, "history is kept");
     let again = claim(&*store, "default", 1).await;
-    assert_eq!((again[0].id, again[0].attempt), (f.id, 2));
+    assert_eq!((again[0].id, again[0].attempt), (f.id, 1));
+    assert!(again[0].fence > f.fence, "a new claim, a new fence");
     assert_conflict(store.retry(f.id).await, f.id, JobState::Running, "retry");
 
     let c = enqueue(&*store, vec![job("r")]).await[0];

@@ -4,6 +4,7 @@
 //! turns the whole list into one named test per check.
 
 mod admin;
+mod attempts;
 mod batches;
 mod claim;
 mod enqueue;
@@ -18,6 +19,7 @@ mod ticks;
 mod unique;
 
 pub use admin::*;
+pub use attempts::*;
 pub use batches::*;
 pub use claim::*;
 pub use enqueue::*;
@@ -102,6 +104,10 @@ macro_rules! store_conformance {
             rate_limit_holds_starts_and_names_retry_at,
             concurrent_claimers_never_exceed_rate,
             prune_removes_old_events_and_finished_batches,
+            snooze_keeps_the_attempt_and_the_next_claim_gets_a_new_fence,
+            a_late_finish_after_a_snooze_or_a_rescue_is_refused,
+            snoozes_never_add_real_attempts,
+            errors_carry_the_attempt_that_ran,
         );
     };
     (@checks $fresh:expr; $($check:ident,)*) => {

@@ -1,5 +1,5 @@
 //! Checks of an attempt's life after the claim: heartbeats, fencing by
-//! attempt number, each outcome's effect, and lease rescue.
+//! the claim's fence, each outcome's effect, and lease rescue.
 
 use crate::support::{
     LONG_LEASE, claim, claim_req, finish, fixed_backoff, get, job, plus, running,
@@ -15,7 +15,7 @@ use std::time::Duration;
 const SHORT_LEASE: Duration = Duration::from_millis(50);
 
 /// Claims one job of `new` with a short lease and waits until it has expired.
-async fn expired(store: &dyn Store, new: NewJob) -> errand_core::Job {
+pub(crate) async fn expired(store: &dyn Store, new: NewJob) -> errand_core::Job {
     let id = store.enqueue(vec![new]).await.unwrap()[0].job.id;
     let req = errand_core::store::ClaimRequest {
         lease: SHORT_LEASE,
@@ -35,11 +35,11 @@ pub async fn heartbeat_extends_and_reports_lost_leases(store: Arc<dyn Store>) {
     store.cancel(cancelled.id).await.unwrap();
     let stale = Lease {
         id: held.id,
-        attempt: held.attempt + 1,
+        fence: held.fence + 1,
     };
     let unknown = Lease {
         id: held.id + 10_000,
-        attempt: 1,
+        fence: 1,
     };
     let before = Timestamp::now();
     let lost = store
@@ -57,14 +57,14 @@ pub async fn heartbeat_extends_and_reports_lost_leases(store: Arc<dyn Store>) {
     assert_eq!(get(&*store, cancelled.id).await.state, JobState::Cancelled);
 }
 
-/// Only the current attempt of a running job may end it: a stale attempt,
+/// Only the current claim of a running job may end it: a stale fence,
 /// a finish after cancel and a finish after rescue answer false and change
 /// nothing.
 pub async fn finish_is_fenced_by_attempt(store: Arc<dyn Store>) {
     let j = running(&*store, job("fenced")).await;
     let stale = Lease {
         id: j.id,
-        attempt: j.attempt + 1,
+        fence: j.fence + 1,
     };
     assert!(!finish(&*store, stale, Outcome::Success(None)).await);
     assert_eq!(
@@ -86,7 +86,7 @@ pub async fn finish_is_fenced_by_attempt(store: Arc<dyn Store>) {
 
     let unknown = Lease {
         id: j.id + 10_000,
-        attempt: 1,
+        fence: 1,
     };
     let answers = store
         .finish(vec![
@@ -211,8 +211,8 @@ pub async fn permanent_error_fails_at_once(store: Arc<dyn Store>) {
     assert!(f.finished_at.is_some());
 }
 
-/// Snooze, deadly and handback give the attempt back (max_attempts + 1)
-/// and keep the attempt number, so it stays a fencing token.
+/// Snooze, deadly and handback give the attempt back (attempt - 1) and
+/// leave `max_attempts` as it was.
 pub async fn snooze_deadly_and_handback_refund_the_attempt(store: Arc<dyn Store>) {
     let new = NewJob {
         max_attempts: 1,
@@ -223,18 +223,18 @@ pub async fn snooze_deadly_and_handback_refund_the_attempt(store: Arc<dyn Store>
     let d = get(&*store, j.id).await;
     assert_eq!(
         (d.state, d.attempt, d.max_attempts),
-        (JobState::Available, 1, 2)
+        (JobState::Available, 0, 1)
     );
     assert_eq!(d.errors.len(), 1);
     assert!(d.errors[0].error.contains("db down"));
 
     let j2 = claim(&*store, "default", 1).await.remove(0);
-    assert_eq!(j2.attempt, 2);
+    assert_eq!(j2.attempt, 1);
     assert!(finish(&*store, j2.lease(), Outcome::Handback).await);
     let h = get(&*store, j.id).await;
     assert_eq!(
         (h.state, h.attempt, h.max_attempts),
-        (JobState::Available, 2, 3)
+        (JobState::Available, 0, 1)
     );
     assert_eq!(h.errors.len(), 1, "a handback records no error");
 
@@ -251,7 +251,7 @@ pub async fn snooze_deadly_and_handback_refund_the_attempt(store: Arc<dyn Store>
     let s = get(&*store, j.id).await;
     assert_eq!(
         (s.state, s.attempt, s.max_attempts),
-        (JobState::Scheduled, 3, 4)
+        (JobState::Scheduled, 0, 1)
     );
     assert!(s.run_at >= plus(before, Duration::from_secs(3599)));
     assert!(

@@ -76,9 +76,10 @@ pub struct Job {
     pub priority: i16,
     /// Where it is in its life.
     pub state: JobState,
-    /// Attempts started so far; the current one is its fencing token.
+    /// Attempts used so far, the running one included: a snooze, a deadly
+    /// outcome or a hand-back gives its attempt back.
     pub attempt: u32,
-    /// Attempts it may use.
+    /// Attempts it may use, as enqueued; the store never changes it.
     pub max_attempts: u32,
     /// Earliest time it may run.
     pub run_at: Timestamp,
@@ -116,6 +117,10 @@ pub struct Job {
     /// The batch it belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<BatchId>,
+    /// The fencing token of its latest claim (see [`Lease`]); internal to
+    /// the store and its workers, so never serialized.
+    #[serde(skip)]
+    pub fence: i64,
     /// In a listing: the values left out for being over
     /// [`crate::store::LIST_VALUE_CAP`], with their sizes. Empty elsewhere.
     #[serde(default, skip_serializing_if = "Omitted::is_empty")]
@@ -161,19 +166,21 @@ impl Job {
     pub fn lease(&self) -> Lease {
         Lease {
             id: self.id,
-            attempt: self.attempt,
+            fence: self.fence,
         }
     }
 }
 
-/// The pair that fences a running attempt: only the holder of the current
-/// attempt may change the job.
+/// The pair that fences a running attempt: only the holder of the job's
+/// latest claim may change the job. The fence grows by one on every claim
+/// and never goes back, unlike the attempt count, which a refund lowers
+/// (docs/decisions/0015).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Lease {
     /// The job.
     pub id: JobId,
-    /// The attempt the worker runs.
-    pub attempt: u32,
+    /// The fencing token of the claim the worker holds.
+    pub fence: i64,
 }
 
 /// A job ready to insert: every default applied, every field checked.

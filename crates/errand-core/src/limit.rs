@@ -17,6 +17,19 @@ pub struct Rate {
     pub per: Duration,
 }
 
+impl Rate {
+    /// Into how many fixed slices a window is cut for the start log: a
+    /// claim sums about this many rows per window whatever the claim rate.
+    pub const SLICES_PER_WINDOW: u32 = 100;
+
+    /// The length of one slice of the window (at least a microsecond, the
+    /// precision stores keep). Slices start at the unix epoch, and a
+    /// store's start log keeps one row per kind and slice.
+    pub fn slice(&self) -> Duration {
+        (self.per / Self::SLICES_PER_WINDOW).max(Duration::from_micros(1))
+    }
+}
+
 /// A rate that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -127,6 +140,18 @@ mod tests {
         for bad in ["", "14", "0/s", "-1/s", "14/x", "x/s", "14/"] {
             assert!(bad.parse::<Rate>().is_err(), "{bad} parsed");
         }
+    }
+
+    #[test]
+    fn a_slice_is_a_hundredth_of_the_window_and_at_least_a_microsecond() {
+        let slice = |s: &str| s.parse::<Rate>().unwrap().slice();
+        assert_eq!(slice("4/d"), Duration::from_secs(864));
+        assert_eq!(slice("10/s"), Duration::from_millis(10));
+        let tiny = Rate {
+            count: 1,
+            per: Duration::from_nanos(50),
+        };
+        assert_eq!(tiny.slice(), Duration::from_micros(1));
     }
 
     #[test]

@@ -38,9 +38,9 @@ pub struct Transition {
     pub result: Option<Value>,
     /// An error to append to the job's list, for its current attempt.
     pub error: Option<String>,
-    /// True when the attempt does not count: the store raises
-    /// `max_attempts` by one, so the attempt number stays a monotonic
-    /// fencing token while the job keeps its budget.
+    /// True when the attempt does not count: the store lowers `attempt` by
+    /// one (after recording any error under the attempt that ran). The
+    /// job's fence is not touched, so the lease stays dead either way.
     pub refund_attempt: bool,
 }
 
@@ -49,6 +49,23 @@ impl Transition {
     pub fn is_terminal(&self) -> bool {
         self.state.is_terminal()
     }
+}
+
+impl Outcome {
+    /// Whether [`resolve`] needs the job's `attempt` and `max_attempts` to
+    /// place this outcome (whether attempts are used up, the backoff of a
+    /// retry): a store reads them only then.
+    pub fn uses_attempts_left(&self) -> bool {
+        matches!(self, Outcome::Retry(_) | Outcome::LeaseExpired)
+    }
+}
+
+/// The `attempt` a failed or cancelled job gets when an operator retries
+/// it: the same, unless its attempts are used up, then one fewer (its last
+/// attempt given back), so it runs once more while `max_attempts` stays
+/// what it was enqueued with.
+pub fn attempt_on_manual_retry(attempt: u32, max_attempts: u32) -> u32 {
+    attempt.min(max_attempts.saturating_sub(1))
 }
 
 /// Decides a running job's next state from the outcome of `attempt` out of
@@ -191,6 +208,33 @@ mod tests {
             (t.state, t.refund_attempt, t.error),
             (JobState::Available, true, None)
         );
+    }
+
+    #[test]
+    fn only_retry_and_lease_expiry_read_the_attempts_left() {
+        for (o, uses) in [
+            (Outcome::Success(None), false),
+            (Outcome::Retry("x".into()), true),
+            (Outcome::Permanent("x".into()), false),
+            (Outcome::Snooze(Duration::ZERO), false),
+            (Outcome::Deadly("x".into()), false),
+            (Outcome::Handback, false),
+            (Outcome::LeaseExpired, true),
+        ] {
+            assert_eq!(o.uses_attempts_left(), uses, "{o:?}");
+            if !uses {
+                // Whatever the attempts, the transition is the same.
+                assert_eq!(go(1, 3, o.clone()), go(3, 3, o.clone()), "{o:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_manual_retry_gives_back_only_a_used_up_last_attempt() {
+        assert_eq!(attempt_on_manual_retry(3, 3), 2);
+        assert_eq!(attempt_on_manual_retry(1, 3), 1);
+        assert_eq!(attempt_on_manual_retry(0, 1), 0);
+        assert_eq!(attempt_on_manual_retry(0, 0), 0);
     }
 
     #[test]

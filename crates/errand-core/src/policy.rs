@@ -1,10 +1,10 @@
 //! Per-kind policy (defaults for new jobs and retry behaviour) and the
 //! retention of terminal jobs. Configuration fills these; rules read them.
 
-use crate::Backoff;
 use crate::duration::serde_human;
 use crate::job::{MAX_ATTEMPTS_LIMIT, ValidationError, check_duration, check_name};
 use crate::limit::KindLimit;
+use crate::{Backoff, JobState};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -88,6 +88,23 @@ pub struct Retention {
     /// Cancelled jobs.
     #[serde(with = "serde_human")]
     pub cancelled: Duration,
+}
+
+impl Retention {
+    /// Each terminal state with how long its jobs are kept.
+    pub fn by_state(&self) -> [(JobState, Duration); 3] {
+        [
+            (JobState::Completed, self.completed),
+            (JobState::Failed, self.failed),
+            (JobState::Cancelled, self.cancelled),
+        ]
+    }
+
+    /// The longest of the three: events and finished batches are kept this
+    /// long, so a job's event or batch outlives the job.
+    pub fn longest(&self) -> Duration {
+        self.completed.max(self.failed).max(self.cancelled)
+    }
 }
 
 impl Default for Retention {

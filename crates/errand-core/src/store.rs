@@ -97,6 +97,16 @@ pub struct Held {
     pub retry_at: Option<jiff::Timestamp>,
 }
 
+/// The order a claim takes due jobs in, as the jobs table's columns for an
+/// SQL `ORDER BY`: lower priority first, then earlier `run_at`, then lower
+/// id. [`claim_key`] is the same order over jobs.
+pub const CLAIM_ORDER: &str = "priority, run_at, id";
+
+/// A job's place in the claim order ([`CLAIM_ORDER`]), for sorting.
+pub fn claim_key(job: &Job) -> (i16, jiff::Timestamp, JobId) {
+    (job.priority, job.run_at, job.id)
+}
+
 /// The end of one attempt, reported by the worker that holds its lease.
 #[derive(Debug, Clone)]
 pub struct Finish {
@@ -293,11 +303,11 @@ pub trait Store: Send + Sync + 'static {
     /// as empty) and its size is in [`Job::omitted`]; smaller ones are whole.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, StoreError>;
 
-    /// Takes up to `limit` due jobs of a queue, ordered by priority, then
-    /// `run_at`, then id; each becomes `running` with its attempt raised by
-    /// one and a lease of `lease`. For a kind in `req.limits`, never lets
-    /// the kind's running jobs (on every node) exceed its `max_running` nor
-    /// its starts within any window of its rate exceed the rate's count.
+    /// Takes up to `limit` due jobs of a queue in [`CLAIM_ORDER`]; each
+    /// becomes `running` with its attempt and its fence raised by one and a
+    /// lease of `lease`. For a kind in `req.limits`, never lets the kind's
+    /// running jobs (on every node) exceed its `max_running` nor its starts
+    /// within any window of its rate exceed the rate's count.
     async fn claim(&self, req: &ClaimRequest) -> Result<Claimed, StoreError>;
 
     /// Extends the leases still held; returns the ones that are no longer
@@ -311,7 +321,8 @@ pub trait Store: Send + Sync + 'static {
     /// Cancels a job that has not ended.
     async fn cancel(&self, id: JobId) -> Result<Job, StoreError>;
 
-    /// Makes a failed or cancelled job available again.
+    /// Makes a failed or cancelled job available again, with its attempt
+    /// from [`crate::outcome::attempt_on_manual_retry`].
     async fn retry(&self, id: JobId) -> Result<Job, StoreError>;
 
     /// Counts by state.

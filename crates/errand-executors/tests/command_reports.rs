@@ -17,13 +17,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// The default budget of a job, raised by one for each refunded attempt.
+/// The default budget of a job; refunds never change it.
 const MAX_ATTEMPTS: u32 = 25;
 
-/// Fails on the first attempt with `code` (saying why on stderr), then succeeds.
-fn first_attempt_exits(code: i32) -> CommandSpec {
+/// Fails on its first run with `code` (saying why on stderr), then
+/// succeeds. A deadly exit gives its attempt back, so `ERRAND_ATTEMPT` is 1
+/// again on the next run: a marker file in `dir` tells the runs apart.
+fn first_attempt_exits(code: i32, dir: &std::path::Path) -> CommandSpec {
+    let marker = dir.join("ran-once");
+    let marker = marker.display();
     sh(&format!(
-        r#"if [ "$ERRAND_ATTEMPT" = 1 ]; then echo 'database unreachable' >&2; exit {code}; fi; echo ok"#
+        r#"if [ ! -e '{marker}' ]; then touch '{marker}'; echo 'database unreachable' >&2; exit {code}; fi; echo ok"#
     ))
 }
 
@@ -58,12 +62,12 @@ async fn default_exit_codes_follow_sysexits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadly_exit_hands_the_job_back_without_using_an_attempt() {
-    let job = run_to_completion(first_attempt_exits(69)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let job = run_to_completion(first_attempt_exits(69, dir.path())).await;
     assert_eq!(job.result, Some(json!("ok")));
-    assert_eq!(job.attempt, 2);
     assert_eq!(
-        job.max_attempts,
-        MAX_ATTEMPTS + 1,
+        (job.attempt, job.max_attempts),
+        (1, MAX_ATTEMPTS),
         "the attempt was refunded"
     );
     assert_eq!(
@@ -86,12 +90,13 @@ async fn configured_lists_override_the_defaults() {
         let job = run_one(custom(&format!("exit {code}")), None, json!(null)).await;
         assert_eq!((code, job.state), (code, JobState::Retryable));
     }
+    let marker_dir = tempfile::tempdir().unwrap();
     let deadly = CommandSpec {
         deadly_exit_codes: vec![4],
-        ..first_attempt_exits(4)
+        ..first_attempt_exits(4, marker_dir.path())
     };
     let job = run_to_completion(deadly).await;
-    assert_eq!((job.attempt, job.max_attempts), (2, MAX_ATTEMPTS + 1));
+    assert_eq!((job.attempt, job.max_attempts), (1, MAX_ATTEMPTS));
 }
 
 #[test]
@@ -114,7 +119,7 @@ async fn a_snooze_line_reschedules_without_using_an_attempt() {
     let job = run_one(sh(script), None, json!(null)).await;
     let after = jiff::Timestamp::now();
     assert_eq!(job.state, JobState::Scheduled);
-    assert_eq!((job.attempt, job.max_attempts), (1, MAX_ATTEMPTS + 1));
+    assert_eq!((job.attempt, job.max_attempts), (0, MAX_ATTEMPTS));
     assert!(job.errors.is_empty(), "{:?}", job.errors);
     assert_eq!(job.result, None);
     let in_two_minutes = |t: jiff::Timestamp| t + jiff::SignedDuration::from_secs(120);

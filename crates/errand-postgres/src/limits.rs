@@ -9,7 +9,7 @@
 //! kinds and unlimited claims never wait. Usage is the kind's running jobs
 //! (every node, expired leases included, which errs on the safe side) and
 //! its starts within the rate window, from the `kind_starts` log: one row
-//! per kind and fixed slice of a hundredth of its window (migration 0009),
+//! per kind and fixed slice of its window (`Rate::slice`, migration 0010),
 //! with the slice's number of starts and latest start, so the window sums
 //! about a hundred rows whatever the claim rate; a slice counts whole
 //! while its latest start is inside the window, which errs on the safe side.
@@ -24,7 +24,7 @@
 
 use crate::rows::{db_error, duration_micros, job_from_row, optional_time};
 use deadpool_postgres::Client;
-use errand_core::store::{ClaimRequest, Claimed, Held};
+use errand_core::store::{ClaimRequest, Claimed, Held, claim_key};
 use errand_core::{KindLimit, StoreError};
 use tokio_postgres::error::SqlState;
 
@@ -34,7 +34,7 @@ use tokio_postgres::error::SqlState;
 ///
 /// [`JOB_COLUMNS`]: crate::rows::JOB_COLUMNS
 const CLAIM: &str = "SELECT * FROM errand_claim_limited($1, $2, $3, $4::text[], $5, \
-     $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10)";
+     $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11)";
 
 /// What [`CLAIM`] fails with when, far from the limits, it started its jobs
 /// first and then found another claim had taken the room while it waited
@@ -42,7 +42,7 @@ const CLAIM: &str = "SELECT * FROM errand_claim_limited($1, $2, $3, $4::text[], 
 const BEATEN_TO_THE_ROOM: &str = "EL001";
 
 /// Where `held` and `retry_at` are in a row of [`CLAIM`].
-const HELD_COLUMN: usize = 20;
+const HELD_COLUMN: usize = 21;
 
 /// A claim with the given limited kinds (from
 /// [`ClaimRequest::limited_kinds`], not empty).
@@ -64,11 +64,22 @@ pub(crate) async fn claim(
         .iter()
         .map(|(_, l)| l.rate.map(|r| duration_micros(r.per)))
         .collect();
+    // The log's slices are errand's rule (Rate::slice), not the database's.
+    let rate_slice: Vec<Option<i64>> = limited
+        .iter()
+        .map(|(_, l)| l.rate.map(|r| duration_micros(r.slice())))
+        .collect();
     let stmt = client.prepare_cached(CLAIM).await.map_err(db_error)?;
     let lease = duration_micros(req.lease);
     let limit = i64::from(req.limit);
-    let (stmt, kinds, concurrency, rate_count, rate_per) =
-        (&stmt, &kinds, &concurrency, &rate_count, &rate_per);
+    let (stmt, kinds, concurrency, rate_count, rate_per, rate_slice) = (
+        &stmt,
+        &kinds,
+        &concurrency,
+        &rate_count,
+        &rate_per,
+        &rate_slice,
+    );
     let claim = |locked: bool| async move {
         client
             .query(
@@ -83,6 +94,7 @@ pub(crate) async fn claim(
                     concurrency,
                     rate_count,
                     rate_per,
+                    rate_slice,
                     &locked,
                 ],
             )
@@ -105,6 +117,6 @@ pub(crate) async fn claim(
         }
     }
     // RETURNING does not promise any order.
-    jobs.sort_by_key(|j| (j.priority, j.run_at, j.id));
+    jobs.sort_by_key(claim_key);
     Ok(Claimed { jobs, held })
 }

@@ -27,6 +27,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("../migrations/0008_limited_claim_function.sql"),
     ),
     (9, include_str!("../migrations/0009_kind_start_buckets.sql")),
+    (10, include_str!("../migrations/0010_fence.sql")),
 ];
 
 /// The newest schema this build knows.
@@ -92,4 +93,35 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<u32, StoreError> {
     }
     tx.commit().await.map_err(db_error)?;
     Ok(current.max(LATEST))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use errand_core::store::CLAIM_ORDER;
+
+    /// The claim functions (the latest migration defines them) spell the
+    /// claim order in SQL, with or without a table alias: it must be core's.
+    #[test]
+    fn the_claim_functions_order_by_cores_claim_order() {
+        let (_, latest) = MIGRATIONS[MIGRATIONS.len() - 1];
+        let orders: Vec<&str> = latest
+            .match_indices("ORDER BY ")
+            .map(|(i, _)| &latest[i + "ORDER BY ".len()..])
+            .collect();
+        assert_eq!(orders.len(), 4, "the claims order their jobs");
+        for order in orders {
+            let unaliased = order.get(..CLAIM_ORDER.len()) == Some(CLAIM_ORDER);
+            let alias = &order[..2];
+            let aliased = format!(
+                "{alias}{}",
+                CLAIM_ORDER.replace(", ", &format!(", {alias}"))
+            );
+            assert!(
+                unaliased || (alias.ends_with('.') && order.starts_with(&aliased)),
+                "{}",
+                &order[..order.len().min(40)]
+            );
+        }
+    }
 }

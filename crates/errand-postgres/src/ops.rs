@@ -12,8 +12,8 @@ use crate::rows::{
 };
 use deadpool_postgres::{Client, GenericClient};
 use errand_core::batch::BatchId;
-use errand_core::outcome::resolve;
-use errand_core::store::{ClaimRequest, Finish};
+use errand_core::outcome::{attempt_on_manual_retry, resolve};
+use errand_core::store::{ClaimRequest, Finish, claim_key};
 use errand_core::{
     Backoff, Job, JobId, JobState, Lease, Outcome, Retention, StoreError, Transition,
 };
@@ -50,7 +50,7 @@ pub(crate) async fn claim(client: &Client, req: &ClaimRequest) -> Result<Vec<Job
         .map_err(db_error)?;
     let mut jobs = jobs_from_rows(&rows)?;
     // RETURNING does not promise any order.
-    jobs.sort_by_key(|j| (j.priority, j.run_at, j.id));
+    jobs.sort_by_key(claim_key);
     Ok(jobs)
 }
 
@@ -63,53 +63,49 @@ pub(crate) async fn heartbeat(
     if leases.is_empty() {
         return Ok(Vec::new());
     }
-    let (ids, attempts) = lease_arrays(leases);
+    let (ids, fences): (Vec<i64>, Vec<i64>) = leases.iter().map(|l| (l.id, l.fence)).unzip();
     let stmt = client
         .prepare_cached(
             "UPDATE jobs j SET lease_expires_at = $1 \
-             FROM unnest($2::bigint[], $3::int[]) AS u(id, attempt) \
-             WHERE j.id = u.id AND j.attempt = u.attempt AND j.state = 'running' \
-             RETURNING j.id, j.attempt",
+             FROM unnest($2::bigint[], $3::bigint[]) AS u(id, fence) \
+             WHERE j.id = u.id AND j.fence = u.fence AND j.state = 'running' \
+             RETURNING j.id, j.fence",
         )
         .await
         .map_err(db_error)?;
     let rows = client
-        .query(&stmt, &[&sql_time(after(now(), lease)), &ids, &attempts])
+        .query(&stmt, &[&sql_time(after(now(), lease)), &ids, &fences])
         .await
         .map_err(db_error)?;
-    let held: HashSet<(i64, i32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let held: HashSet<(i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     Ok(leases
         .iter()
-        .filter(|l| !held.contains(&(l.id, int(l.attempt))))
+        .filter(|l| !held.contains(&(l.id, l.fence)))
         .copied()
         .collect())
 }
 
-fn lease_arrays(leases: &[Lease]) -> (Vec<i64>, Vec<i32>) {
-    leases.iter().map(|l| (l.id, int(l.attempt))).unzip()
-}
-
-/// A running attempt, as the fencing check sees it. While an attempt runs
-/// nothing but its own end changes `max_attempts`, so a value read without
-/// a lock is still current when the fenced UPDATE applies.
+/// A running attempt, as the fencing check sees it. While a claim runs
+/// nothing but its own end changes the job's attempt (a claim raises the
+/// fence too, and `max_attempts` never changes), so values read without a
+/// lock are still current when the UPDATE fenced on the claim applies.
 struct Running {
     lease: Lease,
-    /// Read only for the outcomes that depend on the attempts left.
-    max_attempts: Option<u32>,
-}
-
-/// Whether `resolve` needs the attempts left to decide this outcome.
-fn needs_budget(outcome: &Outcome) -> bool {
-    matches!(outcome, Outcome::Retry(_) | Outcome::LeaseExpired)
+    /// `attempt` and `max_attempts`, read only for the outcomes that
+    /// depend on them ([`Outcome::uses_attempts_left`]).
+    attempts: Option<(u32, u32)>,
 }
 
 fn running_from_row(row: &tokio_postgres::Row) -> Result<Running, StoreError> {
     Ok(Running {
         lease: Lease {
             id: row.get(0),
-            attempt: uint(row.get(1), "attempt")?,
+            fence: row.get(1),
         },
-        max_attempts: Some(uint(row.get(2), "max_attempts")?),
+        attempts: Some((
+            uint(row.get(2), "attempt")?,
+            uint(row.get(3), "max_attempts")?,
+        )),
     })
 }
 
@@ -126,7 +122,7 @@ pub(crate) async fn finish(
         return Ok((Vec::new(), Changes::default()));
     }
     let now = now();
-    let budgets = attempt_budgets(client, &finishes).await?;
+    let budgets = attempts_of(client, &finishes).await?;
     let mut seen = HashSet::with_capacity(finishes.len());
     let mut first = Vec::with_capacity(finishes.len());
     let mut planned = Vec::with_capacity(finishes.len());
@@ -134,9 +130,9 @@ pub(crate) async fn finish(
         // A second finish of the same lease in one batch loses.
         let is_first = seen.insert(f.lease);
         first.push(is_first);
-        let max_attempts = if needs_budget(&f.outcome) {
+        let attempts = if f.outcome.uses_attempts_left() {
             match budgets.get(&f.lease) {
-                Some(max) => Some(*max),
+                Some(attempts) => Some(*attempts),
                 // Not running under this lease any more: nothing to write.
                 None => continue,
             }
@@ -146,7 +142,7 @@ pub(crate) async fn finish(
         if is_first {
             let job = Running {
                 lease: f.lease,
-                max_attempts,
+                attempts,
             };
             planned.push((job, f.outcome.clone(), f.backoff));
         }
@@ -160,15 +156,15 @@ pub(crate) async fn finish(
     Ok((answers, changes))
 }
 
-/// The `max_attempts` of the running jobs whose outcome depends on it, by
-/// lease; no statement at all when none does.
-async fn attempt_budgets(
+/// The `attempt` and `max_attempts` of the running jobs whose outcome
+/// depends on them, by lease; no statement at all when none does.
+async fn attempts_of(
     client: &Client,
     finishes: &[Finish],
-) -> Result<HashMap<Lease, u32>, StoreError> {
+) -> Result<HashMap<Lease, (u32, u32)>, StoreError> {
     let ids: Vec<i64> = finishes
         .iter()
-        .filter(|f| needs_budget(&f.outcome))
+        .filter(|f| f.outcome.uses_attempts_left())
         .map(|f| f.lease.id)
         .collect();
     if ids.is_empty() {
@@ -176,7 +172,7 @@ async fn attempt_budgets(
     }
     let stmt = client
         .prepare_cached(
-            "SELECT id, attempt, max_attempts FROM jobs \
+            "SELECT id, fence, attempt, max_attempts FROM jobs \
              WHERE id = ANY($1::bigint[]) AND state = 'running'",
         )
         .await
@@ -184,7 +180,7 @@ async fn attempt_budgets(
     let mut budgets = HashMap::with_capacity(ids.len());
     for row in client.query(&stmt, &[&ids]).await.map_err(db_error)? {
         let job = running_from_row(&row)?;
-        budgets.insert(job.lease, job.max_attempts.unwrap_or_default());
+        budgets.insert(job.lease, job.attempts.unwrap_or_default());
     }
     Ok(budgets)
 }
@@ -198,7 +194,7 @@ pub(crate) async fn rescue_expired(
     let now = now();
     let stmt = client
         .prepare_cached(
-            "SELECT id, attempt, max_attempts FROM jobs \
+            "SELECT id, fence, attempt, max_attempts FROM jobs \
              WHERE state = 'running' AND lease_expires_at < $1",
         )
         .await
@@ -224,7 +220,6 @@ pub(crate) async fn rescue_expired(
 /// The write of one ended attempt, as `resolve` decided it.
 struct Ending {
     lease: Lease,
-    max_attempts: Option<i32>,
     state: &'static str,
     run_at: Option<SystemTime>,
     result: Option<Value>,
@@ -255,12 +250,11 @@ async fn end_attempts(
     let endings: Vec<Ending> = planned
         .into_iter()
         .map(|(job, outcome, backoff)| {
-            // Without a budget the outcome does not depend on it (see needs_budget).
-            let budget = job.max_attempts.unwrap_or(u32::MAX);
-            let t: Transition = resolve(job.lease.attempt, budget, outcome, &backoff, now);
+            // Unread, the outcome does not depend on them (uses_attempts_left).
+            let (attempt, max_attempts) = job.attempts.unwrap_or((0, u32::MAX));
+            let t: Transition = resolve(attempt, max_attempts, outcome, &backoff, now);
             Ending {
                 lease: job.lease,
-                max_attempts: job.max_attempts.map(int),
                 state: t.state.as_str(),
                 run_at: t.run_at.map(sql_time),
                 finished_at: t.is_terminal().then(|| sql_time(now)),
@@ -319,15 +313,15 @@ async fn write_endings(
     expired_before: Option<Timestamp>,
 ) -> Result<Vec<Ended>, StoreError> {
     let ids: Vec<i64> = endings.iter().map(|e| e.lease.id).collect();
-    let attempts: Vec<i32> = endings.iter().map(|e| int(e.lease.attempt)).collect();
-    let max_attempts: Vec<Option<i32>> = endings.iter().map(|e| e.max_attempts).collect();
+    let fences: Vec<i64> = endings.iter().map(|e| e.lease.fence).collect();
     let states: Vec<&str> = endings.iter().map(|e| e.state).collect();
     let run_at: Vec<Option<SystemTime>> = endings.iter().map(|e| e.run_at).collect();
     let results: Vec<Option<&Value>> = endings.iter().map(|e| e.result.as_ref()).collect();
     let errors: Vec<Option<&str>> = endings.iter().map(|e| e.error.as_deref()).collect();
     let refunds: Vec<i32> = endings.iter().map(|e| e.refund).collect();
     let finished_at: Vec<Option<SystemTime>> = endings.iter().map(|e| e.finished_at).collect();
-    // `resolve` never answers `running`, so the lease always ends here.
+    // `resolve` never answers `running`, so the lease always ends here. An
+    // error is recorded under the attempt that ran, before a refund lowers it.
     let stmt = client
         .prepare_cached(
             "UPDATE jobs j SET state = u.state, run_at = COALESCE(u.run_at, j.run_at), \
@@ -335,17 +329,15 @@ async fn write_endings(
                  errors = CASE WHEN u.error IS NULL THEN j.errors ELSE j.errors || \
                      jsonb_build_array(jsonb_build_object('attempt', j.attempt, 'at', $9::text, \
                          'error', u.error)) END, \
-                 max_attempts = j.max_attempts + u.refund, finished_at = u.finished_at, \
+                 attempt = j.attempt - u.refund, finished_at = u.finished_at, \
                  lease_expires_at = NULL, worker = NULL \
-             FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::jsonb[], \
-                 $6::text[], $7::int[], $8::timestamptz[], $10::int[]) \
-                 AS u(id, attempt, state, run_at, result, error, refund, finished_at, \
-                      max_attempts) \
-             WHERE j.id = u.id AND j.attempt = u.attempt AND j.state = 'running' \
-               AND (u.max_attempts IS NULL OR j.max_attempts = u.max_attempts) \
-               AND ($11::timestamptz IS NULL OR j.lease_expires_at < $11) \
-               AND (NOT $12 OR j.batch_id IS NULL) \
-             RETURNING j.id, u.attempt, j.state, j.queue, j.batch_id",
+             FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], \
+                 $5::jsonb[], $6::text[], $7::int[], $8::timestamptz[]) \
+                 AS u(id, fence, state, run_at, result, error, refund, finished_at) \
+             WHERE j.id = u.id AND j.fence = u.fence AND j.state = 'running' \
+               AND ($10::timestamptz IS NULL OR j.lease_expires_at < $10) \
+               AND (NOT $11 OR j.batch_id IS NULL) \
+             RETURNING j.id, u.fence, j.state, j.queue, j.batch_id",
         )
         .await
         .map_err(db_error)?;
@@ -354,7 +346,7 @@ async fn write_endings(
             &stmt,
             &[
                 &ids,
-                &attempts,
+                &fences,
                 &states,
                 &run_at,
                 &results,
@@ -362,7 +354,6 @@ async fn write_endings(
                 &refunds,
                 &finished_at,
                 &now.to_string(),
-                &max_attempts,
                 &expired_before.map(sql_time),
                 &plain_only,
             ],
@@ -374,7 +365,7 @@ async fn write_endings(
             Ok(Ended {
                 lease: Lease {
                     id: row.get(0),
-                    attempt: uint(row.get(1), "attempt")?,
+                    fence: row.get(1),
                 },
                 state: parse_state(row.get(2))?,
                 queue: row.get(3),
@@ -384,19 +375,22 @@ async fn write_endings(
         .collect()
 }
 
-/// Runs `sql` (which takes the id and now, and RETURNs the job's columns)
-/// on job `id` when `allowed` accepts its state, else answers Conflict.
-/// A batch job it ends settles its batch in the same transaction.
+/// Runs `sql` (which takes the id, now and the job's attempt afterwards,
+/// and RETURNs the job's columns) on job `id` when `allowed` accepts its
+/// state, else answers Conflict; `attempt` computes the attempt afterwards
+/// from the job's attempt and `max_attempts`. A batch job it ends settles
+/// its batch in the same transaction.
 async fn change_one(
     client: &mut Client,
     id: JobId,
     action: &'static str,
     allowed: fn(JobState) -> bool,
     sql: &str,
+    attempt: fn(u32, u32) -> u32,
 ) -> Result<(Job, Changes), StoreError> {
     let tx = client.transaction().await.map_err(db_error)?;
     let lock = tx
-        .prepare_cached("SELECT state FROM jobs WHERE id = $1 FOR UPDATE")
+        .prepare_cached("SELECT state, attempt, max_attempts FROM jobs WHERE id = $1 FOR UPDATE")
         .await
         .map_err(db_error)?;
     let row = tx
@@ -409,8 +403,15 @@ async fn change_one(
     if !allowed(state) {
         return Err(conflict());
     }
+    let attempt = int(attempt(
+        uint(row.get(1), "attempt")?,
+        uint(row.get(2), "max_attempts")?,
+    ));
     let stmt = tx.prepare_cached(sql).await.map_err(db_error)?;
-    let job = match tx.query_one(&stmt, &[&id, &sql_time(now())]).await {
+    let job = match tx
+        .query_one(&stmt, &[&id, &sql_time(now()), &attempt])
+        .await
+    {
         Ok(row) => job_from_row(&row)?,
         // A retry that would give the kind a second live job with the same
         // unique key: the other job must end first.
@@ -438,15 +439,17 @@ pub(crate) async fn cancel(client: &mut Client, id: JobId) -> Result<(Job, Chang
         "cancel",
         JobState::can_cancel,
         &format!(
-            "UPDATE jobs SET state = 'cancelled', finished_at = $2, lease_expires_at = NULL, \
-                 worker = NULL \
+            "UPDATE jobs SET state = 'cancelled', finished_at = $2, attempt = $3, \
+                 lease_expires_at = NULL, worker = NULL \
              WHERE id = $1 RETURNING {JOB_COLUMNS}"
         ),
+        |attempt, _| attempt,
     )
     .await
 }
 
-/// Makes a failed or cancelled job available now, with at least one attempt left.
+/// Makes a failed or cancelled job available now, with at least one
+/// attempt left ([`attempt_on_manual_retry`]).
 pub(crate) async fn retry(client: &mut Client, id: JobId) -> Result<(Job, Changes), StoreError> {
     change_one(
         client,
@@ -455,10 +458,10 @@ pub(crate) async fn retry(client: &mut Client, id: JobId) -> Result<(Job, Change
         JobState::can_retry,
         &format!(
             "UPDATE jobs SET state = 'available', run_at = $2, finished_at = NULL, \
-                 max_attempts = GREATEST(max_attempts, attempt + 1), lease_expires_at = NULL, \
-                 worker = NULL \
+                 attempt = $3, lease_expires_at = NULL, worker = NULL \
              WHERE id = $1 RETURNING {JOB_COLUMNS}"
         ),
+        attempt_on_manual_retry,
     )
     .await
 }
@@ -491,11 +494,7 @@ const PRUNE_BATCH: i64 = 5000;
 /// the three; answers how many jobs.
 pub(crate) async fn prune(client: &Client, retention: &Retention) -> Result<u64, StoreError> {
     let now = now();
-    let longest = retention
-        .completed
-        .max(retention.failed)
-        .max(retention.cancelled);
-    let cutoff = sql_time(before(now, longest));
+    let cutoff = sql_time(before(now, retention.longest()));
     let events = client
         .prepare_cached("DELETE FROM events WHERE published_at < $1")
         .await
@@ -512,14 +511,11 @@ pub(crate) async fn prune(client: &Client, retention: &Retention) -> Result<u64,
         .execute(&batches, &[&cutoff])
         .await
         .map_err(db_error)?;
-    let (states, cutoffs): (Vec<&str>, Vec<SystemTime>) = [
-        (JobState::Completed, retention.completed),
-        (JobState::Failed, retention.failed),
-        (JobState::Cancelled, retention.cancelled),
-    ]
-    .into_iter()
-    .map(|(state, keep)| (state.as_str(), sql_time(before(now, keep))))
-    .unzip();
+    let (states, cutoffs): (Vec<&str>, Vec<SystemTime>) = retention
+        .by_state()
+        .into_iter()
+        .map(|(state, keep)| (state.as_str(), sql_time(before(now, keep))))
+        .unzip();
     // Small batches keep each transaction short, so vacuum is never held
     // back for long and row locks are released quickly.
     let stmt = client

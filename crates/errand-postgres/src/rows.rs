@@ -22,7 +22,7 @@ macro_rules! job_columns {
             $result,
             ", ",
             $errors,
-            ", lease_expires_at, worker, batch_id"
+            ", lease_expires_at, worker, batch_id, fence"
         )
     };
 }
@@ -147,6 +147,7 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
         lease_expires_at: optional_time(row, 17)?,
         worker: column(row, 18)?,
         batch_id: column(row, 19)?,
+        fence: column(row, 20)?,
         omitted: Default::default(),
     })
 }
@@ -155,7 +156,7 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
 pub(crate) fn listed_job_from_row(row: &Row) -> Result<Job, StoreError> {
     let size = |i| Ok::<_, StoreError>(column::<Option<i64>>(row, i)?.map(|n| n.max(0) as u64));
     Ok(Job {
-        omitted: Omitted::over_cap(size(20)?, size(21)?, size(22)?),
+        omitted: Omitted::over_cap(size(21)?, size(22)?, size(23)?),
         ..job_from_row(row)?
     })
 }

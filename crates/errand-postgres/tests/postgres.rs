@@ -74,7 +74,7 @@ async fn concurrent_migrations_apply_once() {
         })
         .collect();
     for t in tasks {
-        assert_eq!(t.await.unwrap().expect("migrate"), 9);
+        assert_eq!(t.await.unwrap().expect("migrate"), 10);
     }
     let applied: i64 = admin(&url)
         .await
@@ -82,12 +82,16 @@ async fn concurrent_migrations_apply_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(applied, 9, "each migration is recorded once");
+    assert_eq!(applied, 10, "each migration is recorded once");
     let store = PostgresStore::connect(&url, PostgresOptions::default())
         .await
         .unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 9);
-    assert_eq!(PostgresStore::migrate(&url).await.unwrap(), 9, "idempotent");
+    assert_eq!(store.schema_version().await.unwrap(), 10);
+    assert_eq!(
+        PostgresStore::migrate(&url).await.unwrap(),
+        10,
+        "idempotent"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

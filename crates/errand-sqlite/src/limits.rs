@@ -17,13 +17,14 @@ use crate::ops::{START, due_jobs, in_claim_order};
 use crate::rows::{
     JOB_COLUMNS, after, collect_jobs, db_error, duration_micros, from_micros, micros, to_json,
 };
-use errand_core::store::{ClaimRequest, Claimed, Held};
+use errand_core::store::{CLAIM_ORDER, ClaimRequest, Claimed, Held};
 use errand_core::{JobId, KindLimit, Rate, StoreError};
 use jiff::Timestamp;
 use rusqlite::{Connection, named_params};
 
-/// A due job found for the claim: its claim order, then which limited
-/// kind (index into the limited list) it counts against, if any.
+/// A due job found for the claim: its claim order (the columns of
+/// [`CLAIM_ORDER`]), then which limited kind (index into the limited list)
+/// it counts against, if any.
 type Candidate = (i16, i64, JobId, Option<usize>);
 
 /// Takes up to `req.limit` due jobs without letting any kind in `limited`
@@ -114,7 +115,7 @@ fn due(
 ) -> Result<Vec<Candidate>, StoreError> {
     let mut stmt = conn
         .prepare_cached(&due_jobs(
-            "priority, run_at, id",
+            CLAIM_ORDER,
             "AND (:exclude IS NULL OR kind NOT IN (SELECT value FROM json_each(:exclude)))",
         ))
         .map_err(db_error)?;
@@ -180,10 +181,10 @@ fn record_starts(
 }
 
 /// The end (exclusive, unix microseconds) of the slice of `rate`'s window
-/// that `at` falls in: slices are a hundredth of the window, on fixed
-/// boundaries, so a busy kind's log holds about a hundred rows per window.
+/// that `at` falls in ([`Rate::slice`]), so a busy kind's log holds about
+/// [`Rate::SLICES_PER_WINDOW`] rows per window.
 fn slice_end(rate: Rate, at: i64) -> i64 {
-    let slice = (duration_micros(rate.per) / 100).max(1);
+    let slice = duration_micros(rate.slice());
     (at.div_euclid(slice) + 1).saturating_mul(slice)
 }
 

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("../migrations/0005_events_batches_schedules_limits.sql"),
     ),
     (6, include_str!("../migrations/0006_kind_start_buckets.sql")),
+    (7, include_str!("../migrations/0007_fence.sql")),
 ];
 
 /// The newest schema this build knows.

@@ -8,8 +8,8 @@ use crate::rows::{
 };
 use crate::writer::Events;
 use crate::{batches, events, limits};
-use errand_core::outcome::resolve;
-use errand_core::store::{ClaimRequest, Claimed, Finish};
+use errand_core::outcome::{attempt_on_manual_retry, resolve};
+use errand_core::store::{CLAIM_ORDER, ClaimRequest, Claimed, Finish, claim_key};
 use errand_core::{
     Backoff, BatchId, Enqueued, Job, JobId, JobState, Lease, NewJob, Outcome, Retention,
     StoreError, Transition,
@@ -199,6 +199,7 @@ fn inserted_job(
         lease_expires_at: None,
         worker: None,
         batch_id,
+        fence: 0,
         omitted: Default::default(),
     }
 }
@@ -206,7 +207,7 @@ fn inserted_job(
 /// Makes the selected jobs running under the caller's lease (named
 /// parameters `:now`, `:lease`, `:worker`).
 pub(crate) const START: &str = "UPDATE jobs SET state = 'running', attempt = attempt + 1, \
-     started_at = :now, lease_expires_at = :lease, worker = :worker";
+     fence = fence + 1, started_at = :now, lease_expires_at = :lease, worker = :worker";
 
 /// Selects `columns` of the due jobs of `:queue` in claim order, at most
 /// `:limit`: of the kinds in the JSON array `:kinds` unless it is NULL,
@@ -218,7 +219,7 @@ pub(crate) fn due_jobs(columns: &str, extra: &str) -> String {
            AND queue = :queue AND run_at <= :now \
            AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds))) {extra} \
            AND NOT EXISTS (SELECT 1 FROM queues WHERE name = :queue AND paused) \
-         ORDER BY priority, run_at, id LIMIT :limit"
+         ORDER BY {CLAIM_ORDER} LIMIT :limit"
     )
 }
 
@@ -257,7 +258,7 @@ pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> Result<Claimed, St
 
 /// `jobs` in claim order (RETURNING does not promise any order).
 pub(crate) fn in_claim_order(mut jobs: Vec<Job>) -> Vec<Job> {
-    jobs.sort_by_key(|j| (j.priority, j.run_at, j.id));
+    jobs.sort_by_key(claim_key);
     jobs
 }
 
@@ -271,12 +272,12 @@ pub(crate) fn heartbeat(
     let mut stmt = conn
         .prepare_cached(
             "UPDATE jobs SET lease_expires_at = ?1 \
-             WHERE id = ?2 AND attempt = ?3 AND state = 'running'",
+             WHERE id = ?2 AND fence = ?3 AND state = 'running'",
         )
         .map_err(db_error)?;
     let mut lost = Vec::new();
     for l in leases {
-        if stmt.execute((expires, l.id, l.attempt)).map_err(db_error)? == 0 {
+        if stmt.execute((expires, l.id, l.fence)).map_err(db_error)? == 0 {
             lost.push(*l);
         }
     }
@@ -292,9 +293,9 @@ pub(crate) fn finish(
     let now = now();
     let mut applied = Vec::with_capacity(finishes.len());
     for f in finishes {
-        let max_attempts = if uses_attempts_left(&f.outcome) {
-            match max_attempts_of(conn, f.lease)? {
-                Some(max) => max,
+        let attempts = if f.outcome.uses_attempts_left() {
+            match attempts_of(conn, f.lease)? {
+                Some(attempts) => attempts,
                 None => {
                     applied.push(false);
                     continue;
@@ -303,36 +304,45 @@ pub(crate) fn finish(
         } else {
             // Not consulted by `resolve` for this outcome, so the row is
             // not read: the fenced UPDATE alone decides.
-            u32::MAX
+            Attempts::UNREAD
         };
         applied.push(end_attempt(
-            conn,
-            events,
-            f.lease,
-            max_attempts,
-            f.outcome,
-            &f.backoff,
-            now,
+            conn, events, f.lease, attempts, f.outcome, &f.backoff, now,
         )?);
     }
     batches::settle(conn, events, now)?;
     Ok(applied)
 }
 
-/// Whether `resolve` needs the job's `max_attempts` to place this outcome
-/// (whether the attempts are used up).
-fn uses_attempts_left(outcome: &Outcome) -> bool {
-    matches!(outcome, Outcome::Retry(_) | Outcome::LeaseExpired)
+/// A running job's attempt count and budget, as `resolve` takes them.
+#[derive(Debug, Clone, Copy)]
+struct Attempts {
+    attempt: u32,
+    max_attempts: u32,
 }
 
-/// `max_attempts` of a job whose attempt `lease` is still running.
-fn max_attempts_of(conn: &Connection, lease: Lease) -> Result<Option<u32>, StoreError> {
+impl Attempts {
+    /// For outcomes that do not depend on them
+    /// ([`Outcome::uses_attempts_left`]).
+    const UNREAD: Attempts = Attempts {
+        attempt: 0,
+        max_attempts: u32::MAX,
+    };
+}
+
+/// The attempts of a job whose claim `lease` is still running.
+fn attempts_of(conn: &Connection, lease: Lease) -> Result<Option<Attempts>, StoreError> {
     conn.prepare_cached(
-        "SELECT max_attempts FROM jobs WHERE id = ?1 AND attempt = ?2 AND state = 'running'",
+        "SELECT attempt, max_attempts FROM jobs WHERE id = ?1 AND fence = ?2 AND state = 'running'",
     )
     .and_then(|mut s| {
-        s.query_row((lease.id, lease.attempt), |r| r.get(0))
-            .optional()
+        s.query_row((lease.id, lease.fence), |r| {
+            Ok(Attempts {
+                attempt: r.get(0)?,
+                max_attempts: r.get(1)?,
+            })
+        })
+        .optional()
     })
     .map_err(db_error)
 }
@@ -346,7 +356,7 @@ pub(crate) fn rescue_expired(
     let expired = {
         let mut stmt = conn
             .prepare_cached(
-                "SELECT id, attempt, max_attempts FROM jobs INDEXED BY jobs_lease \
+                "SELECT id, fence, attempt, max_attempts FROM jobs INDEXED BY jobs_lease \
                  WHERE state = 'running' AND lease_expires_at < ?1",
             )
             .map_err(db_error)?;
@@ -354,20 +364,23 @@ pub(crate) fn rescue_expired(
             Ok((
                 Lease {
                     id: r.get(0)?,
-                    attempt: r.get(1)?,
+                    fence: r.get(1)?,
                 },
-                r.get::<_, u32>(2)?,
+                Attempts {
+                    attempt: r.get(2)?,
+                    max_attempts: r.get(3)?,
+                },
             ))
         })
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(db_error)?
     };
-    for &(lease, max_attempts) in &expired {
+    for &(lease, attempts) in &expired {
         end_attempt(
             conn,
             events,
             lease,
-            max_attempts,
+            attempts,
             Outcome::LeaseExpired,
             &Backoff::default(),
             now,
@@ -378,32 +391,39 @@ pub(crate) fn rescue_expired(
 }
 
 /// Applies the transition `resolve` picks for a running attempt; the WHERE
-/// clause fences it to that attempt. True when the attempt was current.
+/// clause fences it to that claim. True when the claim was current. An
+/// error is recorded under the attempt that ran, before a refund lowers it.
 fn end_attempt(
     conn: &Connection,
     events: &mut Events,
     lease: Lease,
-    max_attempts: u32,
+    attempts: Attempts,
     outcome: Outcome,
     backoff: &Backoff,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let t: Transition = resolve(lease.attempt, max_attempts, outcome, backoff, now);
+    let t: Transition = resolve(
+        attempts.attempt,
+        attempts.max_attempts,
+        outcome,
+        backoff,
+        now,
+    );
     let mut stmt = conn
         .prepare_cached(
             "UPDATE jobs SET state = ?3, run_at = COALESCE(?4, run_at), result = ?5, \
                  errors = CASE WHEN ?6 IS NULL THEN errors ELSE json_insert(errors, '$[#]', \
                      json_object('attempt', attempt, 'at', ?7, 'error', ?6)) END, \
-                 max_attempts = max_attempts + ?8, finished_at = ?9, \
+                 attempt = attempt - ?8, finished_at = ?9, \
                  lease_expires_at = NULL, worker = NULL \
-             WHERE id = ?1 AND attempt = ?2 AND state = 'running'",
+             WHERE id = ?1 AND fence = ?2 AND state = 'running'",
         )
         .map_err(db_error)?;
     // `resolve` never answers `running`, so the lease always ends here.
     let changed = stmt
         .execute((
             lease.id,
-            lease.attempt,
+            lease.fence,
             t.state.as_str(),
             t.run_at.map(micros),
             t.result.as_ref().map(to_json),
@@ -433,32 +453,45 @@ fn queue_of(conn: &Connection, id: JobId) -> Result<String, StoreError> {
         .map_err(db_error)
 }
 
-/// The state of a job, or NotFound.
-fn state_of(conn: &Connection, id: JobId) -> Result<JobState, StoreError> {
-    let state: String = conn
-        .prepare_cached("SELECT state FROM jobs WHERE id = ?1")
-        .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+/// The state and attempts of a job, or NotFound.
+fn state_of(conn: &Connection, id: JobId) -> Result<(JobState, Attempts), StoreError> {
+    let (state, attempts): (String, Attempts) = conn
+        .prepare_cached("SELECT state, attempt, max_attempts FROM jobs WHERE id = ?1")
+        .and_then(|mut s| {
+            s.query_row([id], |r| {
+                let attempts = Attempts {
+                    attempt: r.get(1)?,
+                    max_attempts: r.get(2)?,
+                };
+                Ok((r.get(0)?, attempts))
+            })
+            .optional()
+        })
         .map_err(db_error)?
         .ok_or(StoreError::NotFound(id))?;
-    parse_state(&state)
+    Ok((parse_state(&state)?, attempts))
 }
 
 /// Runs `sql` (which must RETURN the job's columns) on job `id` when
-/// `allowed` accepts its state, else answers Conflict.
+/// `allowed` accepts its state, else answers Conflict. `sql` takes the id,
+/// now, and the job's attempt afterwards, which `attempt` computes from
+/// its attempt and `max_attempts`.
 fn change_one(
     conn: &Connection,
     id: JobId,
     action: &'static str,
     allowed: fn(JobState) -> bool,
     sql: &str,
+    attempt: fn(u32, u32) -> u32,
 ) -> Result<Job, StoreError> {
-    let state = state_of(conn, id)?;
+    let (state, attempts) = state_of(conn, id)?;
     let conflict = || StoreError::Conflict { id, state, action };
     if !allowed(state) {
         return Err(conflict());
     }
+    let attempt = attempt(attempts.attempt, attempts.max_attempts);
     let mut stmt = conn.prepare_cached(sql).map_err(db_error)?;
-    let mut rows = stmt.query((id, micros(now()))).map_err(db_error)?;
+    let mut rows = stmt.query((id, micros(now()), attempt)).map_err(db_error)?;
     match rows.next() {
         Ok(Some(row)) => job_from_row(row),
         Ok(None) => Err(conflict()),
@@ -477,17 +510,19 @@ pub(crate) fn cancel(conn: &Connection, events: &mut Events, id: JobId) -> Resul
         "cancel",
         JobState::can_cancel,
         &format!(
-            "UPDATE jobs SET state = 'cancelled', finished_at = ?2, lease_expires_at = NULL, \
-                 worker = NULL \
+            "UPDATE jobs SET state = 'cancelled', finished_at = ?2, attempt = ?3, \
+                 lease_expires_at = NULL, worker = NULL \
              WHERE id = ?1 RETURNING {JOB_COLUMNS}"
         ),
+        |attempt, _| attempt,
     )?;
     events.finished.push(job.id);
     batches::settle(conn, events, now())?;
     Ok(job)
 }
 
-/// Makes a failed or cancelled job available now, with at least one attempt left.
+/// Makes a failed or cancelled job available now, with at least one
+/// attempt left ([`attempt_on_manual_retry`]).
 pub(crate) fn retry(conn: &Connection, events: &mut Events, id: JobId) -> Result<Job, StoreError> {
     let job = change_one(
         conn,
@@ -496,10 +531,10 @@ pub(crate) fn retry(conn: &Connection, events: &mut Events, id: JobId) -> Result
         JobState::can_retry,
         &format!(
             "UPDATE jobs SET state = 'available', run_at = ?2, finished_at = NULL, \
-                 max_attempts = MAX(max_attempts, attempt + 1), lease_expires_at = NULL, \
-                 worker = NULL \
+                 attempt = ?3, lease_expires_at = NULL, worker = NULL \
              WHERE id = ?1 RETURNING {JOB_COLUMNS}"
         ),
+        attempt_on_manual_retry,
     )?;
     events.enqueued.insert(job.queue.clone());
     Ok(job)
@@ -533,17 +568,11 @@ pub(crate) fn prune(conn: &Connection, retention: &Retention) -> Result<u64, Sto
         )
         .map_err(db_error)?;
     let mut deleted = 0;
-    let mut longest = Duration::ZERO;
-    for (state, keep) in [
-        (JobState::Completed, retention.completed),
-        (JobState::Failed, retention.failed),
-        (JobState::Cancelled, retention.cancelled),
-    ] {
+    for (state, keep) in retention.by_state() {
         let cutoff = now.saturating_sub(duration_micros(keep));
         deleted += stmt.execute((state.as_str(), cutoff)).map_err(db_error)? as u64;
-        longest = longest.max(keep);
     }
-    let cutoff = now.saturating_sub(duration_micros(longest));
+    let cutoff = now.saturating_sub(duration_micros(retention.longest()));
     events::prune(conn, cutoff)?;
     batches::prune(conn, cutoff)?;
     Ok(deleted)

@@ -32,7 +32,7 @@ async fn drain(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Finish>) {
                         if !ok {
                             tracing::info!(
                                 job = finish.lease.id,
-                                attempt = finish.lease.attempt,
+                                fence = finish.lease.fence,
                                 "finish not applied: the lease was no longer held"
                             );
                         }

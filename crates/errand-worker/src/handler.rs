@@ -18,7 +18,8 @@ pub struct JobContext {
     pub id: JobId,
     /// Its kind.
     pub kind: String,
-    /// This attempt (1-based).
+    /// This attempt (1-based). An attempt that did not count (snooze,
+    /// deadly, hand-back) is run again under the same number.
     pub attempt: u32,
     /// Attempts the job may use.
     pub max_attempts: u32,

@@ -36,7 +36,7 @@ impl Running {
             if let Some(cancel) = map.remove(lease) {
                 tracing::info!(
                     job = lease.id,
-                    attempt = lease.attempt,
+                    fence = lease.fence,
                     "lease lost (cancelled or rescued elsewhere); stopping the attempt"
                 );
                 cancel.cancel();

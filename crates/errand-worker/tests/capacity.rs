@@ -73,8 +73,8 @@ async fn enqueue_n(store: &Arc<dyn Store>, kind: &str, n: usize) -> Vec<JobId> {
 /// Attempts a fresh job may use (the default policy's).
 const BUDGET: u32 = 25;
 
-/// Each job's state and the attempts it has left (a hand-back refunds the
-/// attempt by raising `max_attempts`, docs/decisions/0001).
+/// Each job's state and the attempts it has left (a hand-back gives its
+/// attempt back, docs/decisions/0015).
 async fn states(store: &Arc<dyn Store>, ids: &[JobId]) -> Vec<(JobState, u32)> {
     let mut out = Vec::new();
     for &id in ids {

@@ -31,6 +31,9 @@ fn slow_retries() -> KindPolicy {
 
 fn worker(store: &std::sync::Arc<dyn errand_core::Store>) -> Worker {
     let mut w = Worker::new(store.clone(), config("default", 8));
+    // A deadly outcome gives its attempt back, so the attempt number cannot
+    // tell the runs of `deadly_once` apart: a counter does.
+    let deadly_runs = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let p = slow_retries;
     w.handler("add", p(), |x: Add, _ctx: JobContext| async move {
         Ok(Some(json!({"sum": x.a + x.b})))
@@ -51,11 +54,14 @@ fn worker(store: &std::sync::Arc<dyn errand_core::Store>) -> Worker {
     .handler(
         "deadly_once",
         p(),
-        |_: serde_json::Value, ctx: JobContext| async move {
-            if ctx.attempt == 1 {
-                Err(JobError::Deadly("database down".into()))
-            } else {
-                Ok(Some(json!(ctx.attempt)))
+        move |_: serde_json::Value, ctx: JobContext| {
+            let first = deadly_runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    Err(JobError::Deadly("database down".into()))
+                } else {
+                    Ok(Some(json!(ctx.attempt)))
+                }
             }
         },
     )
@@ -104,14 +110,23 @@ async fn each_outcome_lands_in_its_state() {
     assert_eq!(j.errors[0].error, "bad input");
 
     let j = wait_state(&store, snooze, JobState::Scheduled).await;
-    assert_eq!(j.max_attempts, 26, "a snooze does not use an attempt");
+    assert_eq!(
+        (j.attempt, j.max_attempts),
+        (0, 25),
+        "a snooze does not use an attempt"
+    );
     assert!(j.run_at > jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3000));
 
     // Deadly hands the job back at once without using the attempt; the
     // second attempt then succeeds.
     let j = wait_state(&store, deadly, JobState::Completed).await;
-    assert_eq!((j.attempt, j.max_attempts), (2, 26));
-    assert_eq!(j.result, Some(json!(2)));
+    assert_eq!((j.attempt, j.max_attempts), (1, 25));
+    assert_eq!(
+        j.result,
+        Some(json!(1)),
+        "the run after it is attempt 1 again"
+    );
+    assert_eq!(j.errors[0].attempt, 1);
     assert!(
         j.errors[0].error.contains("database down"),
         "{:?}",

@@ -52,7 +52,7 @@ pub fn job_details(job: &Job) -> String {
     let _ = writeln!(out, "kind:         {}", job.kind);
     let _ = writeln!(out, "queue:        {}", job.queue);
     let _ = writeln!(out, "state:        {}", job.state);
-    let _ = writeln!(out, "attempt:      {}/{}", job.attempt, job.max_attempts);
+    let _ = writeln!(out, "attempt:      {} of {}", job.attempt, job.max_attempts);
     let _ = writeln!(out, "priority:     {}", job.priority);
     let _ = writeln!(out, "run at:       {}", job.run_at);
     let _ = writeln!(out, "created at:   {}", job.created_at);

@@ -402,6 +402,54 @@ fn jobs_list_show_cancel_retry_and_stats() {
     assert_eq!(stats_json["kinds"]["echo"]["completed"], 1);
 }
 
+/// A job that snoozes twice has used none of its 3 attempts: lists and
+/// `jobs show` say 0 of 3 (not the 2 of 5 raised refunds used to show).
+#[test]
+fn snoozes_leave_the_attempt_count_and_its_budget_as_they_were() {
+    const SNOOZY: &str = r#"
+[kinds.snoozy]
+max_attempts = 3
+command = ["python3", "-c", """
+import json, os, sys
+marker = os.path.join(json.load(sys.stdin)['dir'], 'snoozed-once')
+seconds = 3600 if os.path.exists(marker) else 0
+open(marker, 'a').close()
+print(json.dumps({'errand': 'snooze', 'seconds': seconds}).replace(' ', ''))
+"""]
+"#;
+    let server = Server::start(SNOOZY);
+    let payload = json!({"dir": server.dir}).to_string();
+    let out = server.cli(&["enqueue", "snoozy", &payload, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let j = eventually(Duration::from_secs(30), "the second snooze", || {
+        let j = job(&server, id);
+        let snoozed_long = j["run_at"].as_str().is_some_and(|t| {
+            t.parse::<jiff::Timestamp>().unwrap()
+                > jiff::Timestamp::now() + jiff::SignedDuration::from_secs(600)
+        });
+        (j["state"] == "scheduled" && snoozed_long).then_some(j)
+    });
+    assert_eq!(
+        (j["attempt"].as_u64(), j["max_attempts"].as_u64()),
+        (Some(0), Some(3))
+    );
+    assert!(
+        j.get("fence").is_none(),
+        "the fence is not part of the job: {j}"
+    );
+    let show = stdout(&server.cli(&["jobs", "show", &id.to_string()]));
+    assert!(show.contains("attempt:      0 of 3"), "{show}");
+    let table = stdout(&server.cli(&["jobs", "list"]));
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&format!("{id} ")))
+        .unwrap();
+    assert!(row.contains(" 0/3 "), "{table}");
+}
+
 #[test]
 fn a_paused_queue_keeps_its_jobs_across_a_restart_until_resumed() {
     let tmp = tempfile::tempdir().unwrap();

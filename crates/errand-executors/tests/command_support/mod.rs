@@ -50,7 +50,7 @@ pub async fn run_one(
     payload: serde_json::Value,
 ) -> Job {
     run_until(spec, timeout, payload, |j| {
-        j.attempt > 0 && j.state != JobState::Running
+        j.started_at.is_some() && j.state != JobState::Running
     })
     .await
 }

@@ -43,7 +43,7 @@ pub async fn enqueue(store: &Arc<dyn Store>, kind: &str, payload: serde_json::Va
 /// Polls the job until its first attempt has ended (it left `running`).
 pub async fn wait_attempted(store: &Arc<dyn Store>, id: JobId) -> Job {
     wait_for(store, id, |j| {
-        j.attempt > 0 && j.state != errand_core::JobState::Running
+        j.started_at.is_some() && j.state != errand_core::JobState::Running
     })
     .await
 }
