@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Lower priority first, then earlier run_at, then lower id; claimed jobs
 /// are running with attempt 1, a lease and the worker's name.
-pub async fn claim_order_is_priority_run_at_id(store: Arc<dyn Store>) {
+async fn claim_order_is_priority_run_at_id(store: Arc<dyn Store>) {
     let now = Timestamp::now();
     let at = |secs: u64| Some(now - jiff::SignedDuration::from_secs(secs as i64));
     let with = |name: &str, priority: i16, run_at| NewJob {
@@ -58,7 +58,7 @@ async fn get_state(store: &dyn Store, id: JobId) -> JobState {
 
 /// A job whose run_at is in the future is scheduled and not claimed until
 /// that time has come.
-pub async fn future_jobs_wait_until_due(store: Arc<dyn Store>) {
+async fn future_jobs_wait_until_due(store: Arc<dyn Store>) {
     let run_at = plus(Timestamp::now(), Duration::from_millis(1500));
     let enqueued = store
         .enqueue(vec![NewJob {
@@ -90,7 +90,7 @@ pub async fn future_jobs_wait_until_due(store: Arc<dyn Store>) {
 }
 
 /// No more than `limit` jobs per claim; a limit of zero takes nothing.
-pub async fn claim_respects_limit(store: Arc<dyn Store>) {
+async fn claim_respects_limit(store: Arc<dyn Store>) {
     enqueue(&*store, (0..10).map(|_| job("k")).collect()).await;
     assert!(claim(&*store, "default", 0).await.is_empty());
     assert_eq!(claim(&*store, "default", 3).await.len(), 3);
@@ -100,7 +100,7 @@ pub async fn claim_respects_limit(store: Arc<dyn Store>) {
 }
 
 /// A claim only takes jobs of its queue and, when given, of its kinds.
-pub async fn claim_filters_queue_and_kinds(store: Arc<dyn Store>) {
+async fn claim_filters_queue_and_kinds(store: Arc<dyn Store>) {
     enqueue(
         &*store,
         vec![
@@ -128,7 +128,7 @@ pub async fn claim_filters_queue_and_kinds(store: Arc<dyn Store>) {
 }
 
 /// Eight claimers racing over 2,000 jobs: each job is claimed exactly once.
-pub async fn concurrent_claimers_take_each_job_once(store: Arc<dyn Store>) {
+async fn concurrent_claimers_take_each_job_once(store: Arc<dyn Store>) {
     const JOBS: usize = 2000;
     let mut all = HashSet::new();
     for _ in 0..(JOBS / 500) {
@@ -158,3 +158,11 @@ pub async fn concurrent_claimers_take_each_job_once(store: Arc<dyn Store>) {
     }
     assert_eq!(seen, all, "every job was claimed");
 }
+
+crate::checks![
+    claim_order_is_priority_run_at_id,
+    future_jobs_wait_until_due,
+    claim_respects_limit,
+    claim_filters_queue_and_kinds,
+    concurrent_claimers_take_each_job_once,
+];

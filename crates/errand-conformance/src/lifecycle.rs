@@ -29,7 +29,7 @@ async fn expired(store: &dyn Store, new: NewJob) -> errand_core::Job {
 }
 
 /// A heartbeat extends held leases and reports the ones no longer held.
-pub async fn heartbeat_extends_and_reports_lost_leases(store: Arc<dyn Store>) {
+async fn heartbeat_extends_and_reports_lost_leases(store: Arc<dyn Store>) {
     let held = running(&*store, job("beat")).await;
     let cancelled = running(&*store, job("beat")).await;
     store.cancel(cancelled.id).await.unwrap();
@@ -60,7 +60,7 @@ pub async fn heartbeat_extends_and_reports_lost_leases(store: Arc<dyn Store>) {
 /// Only the current attempt of a running job may end it: a stale attempt,
 /// a finish after cancel and a finish after rescue answer false and change
 /// nothing.
-pub async fn finish_is_fenced_by_attempt(store: Arc<dyn Store>) {
+async fn finish_is_fenced_by_attempt(store: Arc<dyn Store>) {
     let j = running(&*store, job("fenced")).await;
     let stale = Lease {
         id: j.id,
@@ -117,7 +117,7 @@ pub async fn finish_is_fenced_by_attempt(store: Arc<dyn Store>) {
 }
 
 /// A job finished after its lease ran out, but before any rescue, stays finished.
-pub async fn rescue_never_overwrites_a_finished_job(store: Arc<dyn Store>) {
+async fn rescue_never_overwrites_a_finished_job(store: Arc<dyn Store>) {
     let j = expired(&*store, job("late_success")).await;
     assert!(finish(&*store, j.lease(), Outcome::Success(None)).await);
     assert!(store.rescue_expired().await.unwrap().is_empty());
@@ -128,7 +128,7 @@ pub async fn rescue_never_overwrites_a_finished_job(store: Arc<dyn Store>) {
 
 /// A retryable failure waits out its backoff in `retryable` and records the
 /// error with its attempt number.
-pub async fn retry_backs_off_and_records_the_error(store: Arc<dyn Store>) {
+async fn retry_backs_off_and_records_the_error(store: Arc<dyn Store>) {
     let j = running(&*store, job("flaky")).await;
     let before = Timestamp::now();
     let applied = store
@@ -166,7 +166,7 @@ pub async fn retry_backs_off_and_records_the_error(store: Arc<dyn Store>) {
 }
 
 /// The last attempt's retryable failure fails the job.
-pub async fn used_up_attempts_fail(store: Arc<dyn Store>) {
+async fn used_up_attempts_fail(store: Arc<dyn Store>) {
     let new = NewJob {
         max_attempts: 2,
         ..job("doomed")
@@ -194,7 +194,7 @@ pub async fn used_up_attempts_fail(store: Arc<dyn Store>) {
 }
 
 /// A permanent error fails the job however many attempts remain.
-pub async fn permanent_error_fails_at_once(store: Arc<dyn Store>) {
+async fn permanent_error_fails_at_once(store: Arc<dyn Store>) {
     let j = running(&*store, job("bad_input")).await;
     assert!(j.max_attempts > 1);
     assert!(
@@ -213,7 +213,7 @@ pub async fn permanent_error_fails_at_once(store: Arc<dyn Store>) {
 
 /// Snooze, deadly and handback give the attempt back (max_attempts + 1)
 /// and keep the attempt number, so it stays a fencing token.
-pub async fn snooze_deadly_and_handback_refund_the_attempt(store: Arc<dyn Store>) {
+async fn snooze_deadly_and_handback_refund_the_attempt(store: Arc<dyn Store>) {
     let new = NewJob {
         max_attempts: 1,
         ..job("refund")
@@ -263,7 +263,7 @@ pub async fn snooze_deadly_and_handback_refund_the_attempt(store: Arc<dyn Store>
 /// A running job whose lease ran out goes back to available (the attempt
 /// counts, the error says why) and the next claim is attempt 2; when no
 /// attempts remain it fails instead.
-pub async fn rescue_expired_counts_the_attempt(store: Arc<dyn Store>) {
+async fn rescue_expired_counts_the_attempt(store: Arc<dyn Store>) {
     let healthy = running(&*store, job("healthy")).await;
     let j = expired(&*store, job("crashy")).await;
     assert_eq!(store.rescue_expired().await.unwrap(), [j.id]);
@@ -299,3 +299,14 @@ pub async fn rescue_expired_counts_the_attempt(store: Arc<dyn Store>) {
     assert_eq!(f.state, JobState::Failed);
     assert!(f.finished_at.is_some());
 }
+
+crate::checks![
+    heartbeat_extends_and_reports_lost_leases,
+    finish_is_fenced_by_attempt,
+    rescue_never_overwrites_a_finished_job,
+    retry_backs_off_and_records_the_error,
+    used_up_attempts_fail,
+    permanent_error_fails_at_once,
+    snooze_deadly_and_handback_refund_the_attempt,
+    rescue_expired_counts_the_attempt,
+];

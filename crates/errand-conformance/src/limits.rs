@@ -62,7 +62,7 @@ async fn succeed(store: &dyn Store, jobs: &[&Job]) {
 /// ended job, holding the rest back (no retry time) while unlimited kinds
 /// of the queue are claimed alongside; `held` is unset once no due job of
 /// the kind is left.
-pub async fn concurrency_limit_caps_running_jobs(store: Arc<dyn Store>) {
+async fn concurrency_limit_caps_running_jobs(store: Arc<dyn Store>) {
     let mut new = jobs(10, "lim", "email");
     new.extend(jobs(4, "lim", "other"));
     store.enqueue(new).await.unwrap();
@@ -115,7 +115,7 @@ pub async fn concurrency_limit_caps_running_jobs(store: Arc<dyn Store>) {
 
 /// The limit is per kind across queues, with explicit kinds as with none,
 /// and a claim that does not ask for the limited kind is not held.
-pub async fn concurrency_limit_spans_queues_and_explicit_kinds(store: Arc<dyn Store>) {
+async fn concurrency_limit_spans_queues_and_explicit_kinds(store: Arc<dyn Store>) {
     let mut new = jobs(3, "qa", "email");
     new.extend(jobs(3, "qb", "email"));
     new.extend(jobs(1, "qb", "other"));
@@ -144,7 +144,7 @@ pub async fn concurrency_limit_spans_queues_and_explicit_kinds(store: Arc<dyn St
 }
 
 /// A running job whose lease ran out still counts until it is rescued.
-pub async fn expired_leases_count_until_rescued(store: Arc<dyn Store>) {
+async fn expired_leases_count_until_rescued(store: Arc<dyn Store>) {
     store.enqueue(jobs(2, "lim", "solo")).await.unwrap();
     let lease = Duration::from_millis(50);
     let req = limited("lim", 10, &[], "solo", concurrency(1));
@@ -168,7 +168,7 @@ pub async fn expired_leases_count_until_rescued(store: Arc<dyn Store>) {
 
 /// Six claimers racing over 30 jobs with concurrency 3: after every claim,
 /// no more than 3 run, by the store's count and by the claimers' own.
-pub async fn concurrent_claimers_never_exceed_concurrency(store: Arc<dyn Store>) {
+async fn concurrent_claimers_never_exceed_concurrency(store: Arc<dyn Store>) {
     const JOBS: u64 = 30;
     const LIMIT: u32 = 3;
     store
@@ -236,7 +236,7 @@ async fn sleep_until(at: Timestamp) {
 /// oldest start leaves the window; a claim before then gets none; after
 /// it, more start; every start of the 20 keeps the bound. A limited kind
 /// with fewer due jobs than its room is not held.
-pub async fn rate_limit_holds_starts_and_names_retry_at(store: Arc<dyn Store>) {
+async fn rate_limit_holds_starts_and_names_retry_at(store: Arc<dyn Store>) {
     let five: KindLimit = rate("5/s");
     store.enqueue(jobs(3, "small", "api_small")).await.unwrap();
     let small = claim(&*store, &limited("small", 10, &[], "api_small", five)).await;
@@ -289,7 +289,7 @@ pub async fn rate_limit_holds_starts_and_names_retry_at(store: Arc<dyn Store>) {
 
 /// Four claimers racing over 15 jobs of a 5/s kind (asked for by name):
 /// no window of a second ever holds more than 5 starts.
-pub async fn concurrent_claimers_never_exceed_rate(store: Arc<dyn Store>) {
+async fn concurrent_claimers_never_exceed_rate(store: Arc<dyn Store>) {
     const JOBS: usize = 15;
     store.enqueue(jobs(JOBS, "lim", "api")).await.unwrap();
     let taken = Arc::new(AtomicUsize::new(0));
@@ -323,3 +323,12 @@ pub async fn concurrent_claimers_never_exceed_rate(store: Arc<dyn Store>) {
     assert_eq!(starts.len(), JOBS, "every job started once");
     assert_rate_bound(&mut starts, "5/s".parse().unwrap());
 }
+
+crate::checks![
+    concurrency_limit_caps_running_jobs,
+    concurrency_limit_spans_queues_and_explicit_kinds,
+    expired_leases_count_until_rescued,
+    concurrent_claimers_never_exceed_concurrency,
+    rate_limit_holds_starts_and_names_retry_at,
+    concurrent_claimers_never_exceed_rate,
+];

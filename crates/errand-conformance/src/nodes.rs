@@ -30,7 +30,7 @@ fn open_breaker(error: &str, consecutive: u32) -> BreakerState {
 }
 
 /// Heartbeats upsert a node; silent nodes drop out; removal is immediate.
-pub async fn nodes_register_refresh_and_expire(store: Arc<dyn Store>) {
+async fn nodes_register_refresh_and_expire(store: Arc<dyn Store>) {
     store.register_node(&node("a", 1)).await.unwrap();
     store.register_node(&node("b", 0)).await.unwrap();
     let mut a = node("a", 7);
@@ -73,7 +73,7 @@ pub async fn nodes_register_refresh_and_expire(store: Arc<dyn Store>) {
 }
 
 /// One holder per role; renewal by the holder; takeover after expiry or resignation.
-pub async fn leader_lease_has_one_holder(store: Arc<dyn Store>) {
+async fn leader_lease_has_one_holder(store: Arc<dyn Store>) {
     let ttl = Duration::from_millis(400);
     assert!(store.try_lead("maintenance", "a", ttl).await.unwrap());
     assert!(!store.try_lead("maintenance", "b", ttl).await.unwrap());
@@ -106,7 +106,7 @@ pub async fn leader_lease_has_one_holder(store: Arc<dyn Store>) {
 }
 
 /// Many nodes racing for a role: exactly one wins each round.
-pub async fn leader_lease_race_has_one_winner(store: Arc<dyn Store>) {
+async fn leader_lease_race_has_one_winner(store: Arc<dyn Store>) {
     let mut tasks = Vec::new();
     for i in 0..8 {
         let store = store.clone();
@@ -123,3 +123,9 @@ pub async fn leader_lease_race_has_one_winner(store: Arc<dyn Store>) {
     }
     assert_eq!(winners, 1);
 }
+
+crate::checks![
+    nodes_register_refresh_and_expire,
+    leader_lease_has_one_holder,
+    leader_lease_race_has_one_winner,
+];

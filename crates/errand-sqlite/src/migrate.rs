@@ -1,7 +1,8 @@
 //! Versioned schema migrations, embedded in the binary and applied in
 //! order, each in its own transaction, recorded in `schema_migrations`.
 
-use crate::rows::{db_error, micros, now};
+use crate::rows::{db_error, micros};
+use jiff::Timestamp;
 use errand_core::StoreError;
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -32,7 +33,7 @@ pub(crate) fn applied_version(conn: &Connection) -> Result<u32, StoreError> {
 }
 
 /// Applies every migration newer than the database's version.
-pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+pub(crate) fn migrate(conn: &mut Connection, now: Timestamp) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version    INTEGER PRIMARY KEY,
@@ -54,7 +55,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             .map_err(|e| StoreError::Internal(format!("migration {version} failed: {e}")))?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-            (version, micros(now())),
+            (version, micros(now)),
         )
         .map_err(db_error)?;
         tx.commit().map_err(db_error)?;
