@@ -8,7 +8,7 @@ use errand_core::store::{Finish, LIST_VALUE_CAP, ListFilter, Stats};
 use errand_core::{
     Job, JobId, JobState, NewJob, Omitted, Outcome, Retention, Store, StoreError, StoreEvent,
 };
-use jiff::Timestamp;
+
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -87,7 +87,7 @@ async fn retry_rules(store: Arc<dyn Store>) {
     let f = running(&*store, new).await;
     assert!(finish(&*store, f.lease(), Outcome::Retry("nope".into())).await);
     assert_eq!(get(&*store, f.id).await.state, JobState::Failed);
-    let before = Timestamp::now();
+    let before = store.clock().now();
     let retried = store.retry(f.id).await.unwrap();
     assert_eq!(retried.state, JobState::Available);
     assert!(retried.finished_at.is_none());
@@ -294,12 +294,13 @@ async fn prune_honours_retention_per_state(store: Arc<dyn Store>) {
     let later = enqueue(
         &*store,
         vec![NewJob {
-            run_at: Some(plus(Timestamp::now(), Duration::from_secs(3600))),
+            run_at: Some(plus(store.clock().now(), Duration::from_secs(3600))),
             ..job("p")
         }],
     )
     .await[0];
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Finished strictly before the cutoff of a zero retention.
+    store.clock().advance(Duration::from_millis(20));
 
     let hour = Duration::from_secs(3600);
     let keep_all = Retention {
@@ -340,7 +341,7 @@ async fn promote_due_makes_jobs_available(store: Arc<dyn Store>) {
     let far = enqueue(
         &*store,
         vec![NewJob {
-            run_at: Some(plus(Timestamp::now(), Duration::from_secs(3600))),
+            run_at: Some(plus(store.clock().now(), Duration::from_secs(3600))),
             ..job_in("p0", "s")
         }],
     )
@@ -359,17 +360,10 @@ async fn promote_due_makes_jobs_available(store: Arc<dyn Store>) {
     assert_eq!(get(&*store, failed.id).await.state, JobState::Retryable);
 
     let mut events = store.subscribe();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let mut promoted = 0;
-    while promoted < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "due jobs were never promoted"
-        );
-        promoted += store.promote_due().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(promoted, 2);
+    store.clock().advance(wait - Duration::from_micros(1));
+    assert_eq!(store.promote_due().await.unwrap(), 0, "not due yet");
+    store.clock().advance(Duration::from_micros(1));
+    assert_eq!(store.promote_due().await.unwrap(), 2);
     for id in [snoozed.id, failed.id] {
         assert_eq!(get(&*store, id).await.state, JobState::Available);
     }

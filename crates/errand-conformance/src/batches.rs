@@ -8,7 +8,7 @@ use crate::support::{
 use errand_core::batch::on_complete_payload;
 use errand_core::store::ClaimRequest;
 use errand_core::{Batch, BatchId, Job, JobState, NewBatch, NewJob, Outcome, Store, StoreEvent};
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -110,10 +110,10 @@ async fn create_batch_stores_its_jobs_in_order(store: Arc<dyn Store>) {
         .job
         .clone();
     assert_eq!(loose.batch_id, None, "a plain job has no batch");
-    let before = Timestamp::now() - SignedDuration::from_secs(1);
+    let before = store.clock().now() - SignedDuration::from_secs(1);
     let b = create(&*store, 5, Some(on_complete())).await;
     assert!(
-        b.created_at >= before && b.created_at <= Timestamp::now() + SignedDuration::from_secs(1)
+        b.created_at >= before && b.created_at <= store.clock().now() + SignedDuration::from_secs(1)
     );
     assert_eq!(b.total, 5);
     assert_eq!(b.counts, counts(&[(JobState::Available, 5)]));
@@ -249,7 +249,7 @@ async fn end(store: &dyn Store, j: Option<&Job>, id: errand_core::JobId, how: La
             store.cancel(id).await.expect("cancel");
         }
         LastEnd::Rescued => {
-            tokio::time::sleep(SHORT_LEASE * 4).await;
+            store.clock().advance(SHORT_LEASE * 4);
             assert_eq!(store.rescue_expired().await.unwrap(), [id]);
         }
     }

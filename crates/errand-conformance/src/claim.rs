@@ -1,10 +1,10 @@
 //! Checks of claiming: order, due time, limits, filters, and atomicity under
 //! concurrent claimers.
 
-use crate::support::{LONG_LEASE, claim, claim_req, enqueue, eventually, job, job_in, plus};
+use crate::support::{LONG_LEASE, claim, claim_req, enqueue, job, job_in, plus};
 use errand_core::store::ClaimRequest;
 use errand_core::{JobId, JobState, NewJob, Store};
-use jiff::Timestamp;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use std::time::Duration;
 /// Lower priority first, then earlier run_at, then lower id; claimed jobs
 /// are running with attempt 1, a lease and the worker's name.
 async fn claim_order_is_priority_run_at_id(store: Arc<dyn Store>) {
-    let now = Timestamp::now();
+    let now = store.clock().now();
     let at = |secs: u64| Some(now - jiff::SignedDuration::from_secs(secs as i64));
     let with = |name: &str, priority: i16, run_at| NewJob {
         priority,
@@ -30,7 +30,7 @@ async fn claim_order_is_priority_run_at_id(store: Arc<dyn Store>) {
         ],
     )
     .await;
-    let before = Timestamp::now();
+    let before = store.clock().now();
     let claimed = store.claim(&claim_req("default", 10)).await.unwrap().jobs;
     let order: Vec<&str> = claimed.iter().map(|j| j.kind.as_str()).collect();
     assert_eq!(
@@ -59,7 +59,7 @@ async fn get_state(store: &dyn Store, id: JobId) -> JobState {
 /// A job whose run_at is in the future is scheduled and not claimed until
 /// that time has come.
 async fn future_jobs_wait_until_due(store: Arc<dyn Store>) {
-    let run_at = plus(Timestamp::now(), Duration::from_millis(1500));
+    let run_at = plus(store.clock().now(), Duration::from_millis(1500));
     let enqueued = store
         .enqueue(vec![NewJob {
             run_at: Some(run_at),
@@ -73,17 +73,14 @@ async fn future_jobs_wait_until_due(store: Arc<dyn Store>) {
         due.duration_since(run_at).abs() < jiff::SignedDuration::from_millis(1),
         "run_at is kept: {due} vs {run_at}"
     );
-    if Timestamp::now() < run_at {
-        assert_eq!(enqueued[0].job.state, JobState::Scheduled);
-    }
-    let claimed = eventually("the scheduled job to be claimable", || async {
-        let got = claim(&*store, "default", 10).await;
-        if !got.is_empty() {
-            assert!(Timestamp::now() >= due, "claimed before its run_at");
-        }
-        (!got.is_empty()).then_some(got)
-    })
-    .await;
+    assert_eq!(enqueued[0].job.state, JobState::Scheduled);
+    store.clock().advance(Duration::from_millis(1499));
+    assert!(
+        claim(&*store, "default", 10).await.is_empty(),
+        "claimed before its run_at"
+    );
+    store.clock().advance(Duration::from_millis(1));
+    let claimed = claim(&*store, "default", 10).await;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].id, id);
     assert!(claimed[0].started_at.unwrap() >= due);

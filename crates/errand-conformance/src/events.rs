@@ -6,7 +6,7 @@ use crate::support::{claim, count_kind, expect_event, finish, fixed_backoff, get
 use errand_core::event::EventFilter;
 use errand_core::store::Finish;
 use errand_core::{Event, EventId, JobState, NewEvent, NewJob, Outcome, Store, StoreEvent};
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,14 +45,14 @@ async fn publish_new(store: &dyn Store, new: NewEvent, jobs: Vec<NewJob>) -> Eve
 async fn publish_stores_the_event_and_one_job_per_listener(store: Arc<dyn Store>) {
     let mut events = store.subscribe();
     let kinds = ["email_subscribers", "reindex_post", "audit"];
-    let before = Timestamp::now() - SignedDuration::from_secs(1);
+    let before = store.clock().now() - SignedDuration::from_secs(1);
     let e = publish_new(
         &*store,
         event("comment.created", json!({"post": 3, "by": "ann"})),
         listeners("listeners", &kinds),
     )
     .await;
-    let after = Timestamp::now() + SignedDuration::from_secs(1);
+    let after = store.clock().now() + SignedDuration::from_secs(1);
     assert_eq!(e.name, "comment.created");
     assert_eq!(e.data, json!({"post": 3, "by": "ann"}));
     assert_eq!(e.unique_key, None);

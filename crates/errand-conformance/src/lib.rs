@@ -5,13 +5,11 @@
 //!
 //! A check cannot be forgotten: each module names its checks in one
 //! `checks![...]` at its end, and a check left out of it is dead code,
-//! which this crate refuses to compile. A new module needs only its line
+//! which this crate refuses to compile (`deny(dead_code)` on every check
+//! module). A new module needs only its line
 //! in `modules!` below. Time in a check passes by moving the store's
 //! [`Clock`](errand_core::Clock) (engines run the suite on a manual clock),
 //! never by sleeping.
-
-// A check that no `checks!` names would never run: make that an error.
-#![deny(dead_code)]
 
 use errand_core::Store;
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -48,7 +46,9 @@ use checks;
 /// Declares the check modules; [`every_check`] walks them all.
 macro_rules! modules {
     ($($module:ident),* $(,)?) => {
-        $(mod $module;)*
+        // A check that its module's `checks!` leaves out would never run:
+        // it is dead code, made an error here.
+        $(#[deny(dead_code)] mod $module;)*
 
         /// Every registered check, module by module.
         fn every_check() -> impl Iterator<Item = &'static Check> {

@@ -6,7 +6,7 @@ use crate::support::{
 };
 use errand_core::store::Finish;
 use errand_core::{JobState, Lease, NewJob, Outcome, Store};
-use jiff::Timestamp;
+
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +24,7 @@ async fn expired(store: &dyn Store, new: NewJob) -> errand_core::Job {
     let claimed = store.claim(&req).await.unwrap().jobs;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].id, id);
-    tokio::time::sleep(SHORT_LEASE * 4).await;
+    store.clock().advance(SHORT_LEASE * 4);
     claimed.into_iter().next().unwrap()
 }
 
@@ -41,7 +41,7 @@ async fn heartbeat_extends_and_reports_lost_leases(store: Arc<dyn Store>) {
         id: held.id + 10_000,
         attempt: 1,
     };
-    let before = Timestamp::now();
+    let before = store.clock().now();
     let lost = store
         .heartbeat(
             &[held.lease(), stale, cancelled.lease(), unknown],
@@ -130,7 +130,7 @@ async fn rescue_never_overwrites_a_finished_job(store: Arc<dyn Store>) {
 /// error with its attempt number.
 async fn retry_backs_off_and_records_the_error(store: Arc<dyn Store>) {
     let j = running(&*store, job("flaky")).await;
-    let before = Timestamp::now();
+    let before = store.clock().now();
     let applied = store
         .finish(vec![Finish {
             lease: j.lease(),
@@ -139,7 +139,7 @@ async fn retry_backs_off_and_records_the_error(store: Arc<dyn Store>) {
         }])
         .await
         .unwrap();
-    let after = Timestamp::now();
+    let after = store.clock().now();
     assert_eq!(applied, [true]);
     let r = get(&*store, j.id).await;
     assert_eq!((r.state, r.attempt), (JobState::Retryable, 1));
@@ -239,7 +239,7 @@ async fn snooze_deadly_and_handback_refund_the_attempt(store: Arc<dyn Store>) {
     assert_eq!(h.errors.len(), 1, "a handback records no error");
 
     let j3 = claim(&*store, "default", 1).await.remove(0);
-    let before = Timestamp::now();
+    let before = store.clock().now();
     assert!(
         finish(
             &*store,

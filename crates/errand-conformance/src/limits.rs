@@ -154,7 +154,7 @@ async fn expired_leases_count_until_rescued(store: Arc<dyn Store>) {
     };
     let first = claim(&*store, &short).await;
     assert_eq!(first.jobs.len(), 1);
-    tokio::time::sleep(lease * 4).await;
+    store.clock().advance(lease * 4);
     let blocked = claim(&*store, &req).await;
     assert!(
         blocked.jobs.is_empty(),
@@ -224,14 +224,6 @@ fn started(jobs: &[Job]) -> Vec<Timestamp> {
         .collect()
 }
 
-/// Sleeps until just past `at`.
-async fn sleep_until(at: Timestamp) {
-    let wait = at.duration_since(Timestamp::now()) + SignedDuration::from_millis(10);
-    if let Ok(wait) = Duration::try_from(wait) {
-        tokio::time::sleep(wait).await;
-    }
-}
-
 /// With rate 5/s and 20 due jobs, a claim gets 5 and is held until the
 /// oldest start leaves the window; a claim before then gets none; after
 /// it, more start; every start of the 20 keeps the bound. A limited kind
@@ -257,21 +249,19 @@ async fn rate_limit_holds_starts_and_names_retry_at(store: Arc<dyn Store>) {
         retry_at.duration_since(expected).abs() <= SignedDuration::from_millis(50),
         "retry_at {retry_at} is the oldest start {oldest} + 1 s"
     );
-    if Timestamp::now() + SignedDuration::from_millis(200) < retry_at {
-        let early = claim(&*store, &req).await;
-        assert!(early.jobs.is_empty(), "no start before retry_at");
-        assert!(early.held.and_then(|h| h.retry_at).is_some());
-    }
+    store.clock().set(retry_at - SignedDuration::from_millis(10));
+    let early = claim(&*store, &req).await;
+    assert!(early.jobs.is_empty(), "no start before retry_at");
+    assert!(early.held.and_then(|h| h.retry_at).is_some());
 
     let mut all = first.jobs;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut next_at = retry_at;
-    while all.len() < 20 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the rate never let jobs start"
-        );
-        sleep_until(next_at).await;
+    for _ in 0..20 {
+        if all.len() == 20 {
+            break;
+        }
+        // Just past the time the held claim was told to come back.
+        store.clock().set(next_at + SignedDuration::from_millis(10));
         let got = claim(&*store, &req).await;
         assert!(got.jobs.len() <= 5);
         assert!(
@@ -284,6 +274,7 @@ async fn rate_limit_holds_starts_and_names_retry_at(store: Arc<dyn Store>) {
         }
         all.extend(got.jobs);
     }
+    assert_eq!(all.len(), 20, "the rate let every job start in turn");
     assert_rate_bound(&mut started(&all), "5/s".parse().unwrap());
 }
 
@@ -309,7 +300,9 @@ async fn concurrent_claimers_never_exceed_rate(store: Arc<dyn Store>) {
                     taken.fetch_add(got.jobs.len(), Ordering::SeqCst);
                     starts.extend(started(&got.jobs));
                     if got.jobs.is_empty() {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        // Time passes only while the rate holds claimers back.
+                        store.clock().advance(Duration::from_millis(10));
+                        tokio::task::yield_now().await;
                     }
                 }
                 starts

@@ -65,16 +65,19 @@ async fn nodes_register_refresh_and_expire(store: Arc<dyn Store>) {
     store.remove_node("b").await.unwrap();
     assert_eq!(store.nodes(Duration::from_secs(60)).await.unwrap().len(), 1);
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    store.clock().advance(Duration::from_secs(59));
     store.register_node(&node("c", 0)).await.unwrap();
-    let alive = store.nodes(Duration::from_millis(200)).await.unwrap();
+    let alive = store.nodes(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(alive.len(), 2, "a node seen within the window stays");
+    store.clock().advance(Duration::from_secs(2));
+    let alive = store.nodes(Duration::from_secs(60)).await.unwrap();
     let names: Vec<_> = alive.iter().map(|n| n.name.as_str()).collect();
     assert_eq!(names, ["c"], "a node silent past the window is gone");
 }
 
 /// One holder per role; renewal by the holder; takeover after expiry or resignation.
 async fn leader_lease_has_one_holder(store: Arc<dyn Store>) {
-    let ttl = Duration::from_millis(400);
+    let ttl = Duration::from_secs(30);
     assert!(store.try_lead("maintenance", "a", ttl).await.unwrap());
     assert!(!store.try_lead("maintenance", "b", ttl).await.unwrap());
     assert!(
@@ -86,7 +89,12 @@ async fn leader_lease_has_one_holder(store: Arc<dyn Store>) {
         "roles are independent"
     );
 
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    store.clock().advance(ttl - Duration::from_secs(1));
+    assert!(
+        !store.try_lead("maintenance", "b", ttl).await.unwrap(),
+        "held until the lease runs out"
+    );
+    store.clock().advance(Duration::from_secs(2));
     assert!(
         store.try_lead("maintenance", "b", ttl).await.unwrap(),
         "taken over after expiry"

@@ -71,11 +71,13 @@ async fn unique_for_returns_the_job_within_the_window(store: Arc<dyn Store>) {
 /// Past the window a new job is inserted; a later enqueue with a long window
 /// then returns the newest job of the key, not the first.
 async fn unique_for_expires_after_the_window(store: Arc<dyn Store>) {
-    let short = Duration::from_millis(300);
+    let short = Duration::from_secs(60);
     let first = running(&*store, keyed("digest", "d", Some(short))).await;
     assert!(finish(&*store, first.lease(), Outcome::Success(None)).await);
-    // Sleeping past the window is robust on a slow machine: time only grows.
-    tokio::time::sleep(short * 2).await;
+    store.clock().advance(short);
+    let edge = enqueue_one(&*store, keyed("digest", "d", Some(short))).await;
+    assert!(edge.duplicate, "the window includes its last instant");
+    store.clock().advance(Duration::from_micros(1));
     let second = enqueue_one(&*store, keyed("digest", "d", Some(short))).await;
     assert!(!second.duplicate, "the window has passed");
     assert!(second.job.id > first.id);
