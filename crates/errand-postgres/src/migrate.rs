@@ -27,6 +27,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("../migrations/0008_limited_claim_function.sql"),
     ),
     (9, include_str!("../migrations/0009_kind_start_buckets.sql")),
+    (
+        10,
+        include_str!("../migrations/0010_claim_limited_takes_now.sql"),
+    ),
 ];
 
 /// The newest schema this build knows.
