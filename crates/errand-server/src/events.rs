@@ -28,6 +28,7 @@ impl App {
             let e = ValidationError::new("name", format!("unknown event {name:?} ({configured})"));
             return Err(ApiError::from(e).with_known_events(&self.known_events));
         };
+        let now = self.store.clock().now();
         kinds
             .iter()
             .map(|kind| {
@@ -46,7 +47,7 @@ impl App {
                     kind: kind.clone(),
                     ..Default::default()
                 };
-                req.resolve(policy)
+                req.resolve(policy, now)
                     .map_err(|e| misconfigured(e.to_string()))
             })
             .collect()

@@ -38,7 +38,8 @@ impl App {
             );
             return Err(ApiError::from(place(e)).with_known_kinds(&self.known_kinds));
         };
-        req.resolve(policy).map_err(|e| place(e).into())
+        req.resolve(policy, self.store.clock().now())
+            .map_err(|e| place(e).into())
     }
 
     /// Checks the number of jobs sent together (1 to [`MAX_BATCH`]) and

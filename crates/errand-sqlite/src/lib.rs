@@ -24,13 +24,13 @@ use crate::read::{BUSY_TIMEOUT, Readers};
 use crate::rows::db_error;
 use crate::writer::Writer;
 use async_trait::async_trait;
+use errand_core::Clock;
 use errand_core::event::{EventFilter, Published};
 use errand_core::store::{ClaimRequest, Claimed, Finish, ListFilter, Stats};
 use errand_core::{
     Batch, BatchId, Enqueued, Event, EventId, Job, JobId, Lease, NewBatch, NewEvent, NewJob,
     NodeInfo, QueueInfo, Retention, Store, StoreError, StoreEvent,
 };
-use errand_core::Clock;
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
 use std::collections::BTreeMap;
@@ -370,7 +370,9 @@ impl Store for SqliteStore {
         let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, events| queues::set_paused(conn, events, &queue, paused, clock.now()))
+            .submit(move |conn, events| {
+                queues::set_paused(conn, events, &queue, paused, clock.now())
+            })
             .await
     }
 
@@ -386,7 +388,9 @@ impl Store for SqliteStore {
         let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, events| events::publish(conn, events, event, listeners, clock.now()))
+            .submit(move |conn, events| {
+                events::publish(conn, events, event, listeners, clock.now())
+            })
             .await
     }
 
@@ -437,7 +441,9 @@ impl Store for SqliteStore {
         let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, events| schedules::record(conn, events, &name, tick, job, clock.now()))
+            .submit(move |conn, events| {
+                schedules::record(conn, events, &name, tick, job, clock.now())
+            })
             .await
     }
 

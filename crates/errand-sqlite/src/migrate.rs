@@ -2,8 +2,8 @@
 //! order, each in its own transaction, recorded in `schema_migrations`.
 
 use crate::rows::{db_error, micros};
-use jiff::Timestamp;
 use errand_core::StoreError;
+use jiff::Timestamp;
 use rusqlite::{Connection, TransactionBehavior};
 
 /// Every migration, by version; append, never edit.

@@ -2,8 +2,8 @@
 //! and which one runs a cluster-wide duty such as maintenance.
 
 use crate::rows::{after, db_error, from_micros, micros, to_json};
-use jiff::Timestamp;
 use errand_core::{NodeInfo, StoreError};
+use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::time::Duration;
 

@@ -3,9 +3,9 @@
 
 use crate::read;
 use crate::rows::{db_error, micros};
-use jiff::Timestamp;
 use crate::writer::Events;
 use errand_core::{QueueInfo, StoreError};
+use jiff::Timestamp;
 use rusqlite::Connection;
 use std::collections::BTreeMap;
 

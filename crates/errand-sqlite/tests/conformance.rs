@@ -10,10 +10,13 @@ fn main() -> ExitCode {
     errand_conformance::run("sqlite", || async {
         let dir = tempfile::tempdir().expect("temp dir");
         let clock = Clock::manual(jiff::Timestamp::now());
-        let store =
-            SqliteStore::open_with_clock(dir.path().join("errand.db"), SqliteOptions::default(), clock)
-                .await
-                .expect("open store");
+        let store = SqliteStore::open_with_clock(
+            dir.path().join("errand.db"),
+            SqliteOptions::default(),
+            clock,
+        )
+        .await
+        .expect("open store");
         (Arc::new(store) as Arc<dyn Store>, dir)
     })
 }

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use errand_core::store::ClaimRequest;
-use errand_core::{JobState, KindPolicy};
+use errand_core::{Clock, JobState, KindPolicy};
 use errand_worker::{JobContext, MaintenanceConfig, Worker, run_maintenance};
 use serde_json::json;
 use std::sync::Arc;
@@ -185,7 +185,9 @@ async fn an_idle_worker_is_woken_by_an_enqueue_not_the_poll() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maintenance_rescues_a_dead_workers_job() {
-    let (store, _dir) = store().await;
+    let clock = Clock::manual(jiff::Timestamp::now());
+    let (store, _dir) = store_on(clock.clone()).await;
+    let lease = Duration::from_secs(30);
     let id = enqueue(&store, job("work", json!(null))).await;
     let claimed = store
         .claim(&ClaimRequest {
@@ -193,7 +195,7 @@ async fn maintenance_rescues_a_dead_workers_job() {
             kinds: vec!["work".into()],
             limit: 1,
             worker: "dead-worker".into(),
-            lease: Duration::from_millis(300),
+            lease,
             limits: Default::default(),
         })
         .await
@@ -211,6 +213,7 @@ async fn maintenance_rescues_a_dead_workers_job() {
     );
     let running = Running::spawn(worker);
     let (stop_maintenance, maintenance) = start_maintenance(&store);
+    clock.advance(lease + Duration::from_secs(1));
 
     let j = wait_state(&store, id, JobState::Completed).await;
     assert_eq!(j.attempt, 2);
@@ -231,22 +234,44 @@ async fn maintenance_rescues_a_dead_workers_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_keep_a_job_longer_than_its_lease() {
-    let (store, _dir) = store().await;
+    let clock = Clock::manual(jiff::Timestamp::now());
+    let (store, _dir) = store_on(clock.clone()).await;
     let mut cfg = config("default", 1);
-    cfg.lease = Duration::from_millis(900);
-    cfg.heartbeat = Duration::from_millis(200);
+    cfg.heartbeat = Duration::from_millis(50);
+    let lease = cfg.lease;
     let mut worker = Worker::new(store.clone(), cfg);
+    let done = Arc::new(tokio::sync::Notify::new());
+    let release = done.clone();
     worker.handler(
         "slow",
         KindPolicy::default(),
-        |_: serde_json::Value, ctx: JobContext| async move {
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            Ok(Some(json!(ctx.attempt)))
+        move |_: serde_json::Value, ctx: JobContext| {
+            let release = release.clone();
+            async move {
+                release.notified().await;
+                Ok(Some(json!(ctx.attempt)))
+            }
         },
     );
     let running = Running::spawn(worker);
     let (stop_maintenance, maintenance) = start_maintenance(&store);
     let id = enqueue(&store, job("slow", json!(null))).await;
+    wait_state(&store, id, JobState::Running).await;
+    // Three times two thirds of a lease: the first lease alone would have
+    // run out, each heartbeat pushes the expiry past the new now.
+    for _ in 0..3 {
+        clock.advance(lease * 2 / 3);
+        let now = clock.now();
+        wait_for(&store, id, |j| {
+            j.lease_expires_at.is_some_and(|at| at > now)
+        })
+        .await;
+        assert!(
+            store.rescue_expired().await.unwrap().is_empty(),
+            "nothing expired"
+        );
+    }
+    done.notify_one();
     let j = wait_state(&store, id, JobState::Completed).await;
     assert_eq!((j.attempt, j.result), (1, Some(json!(1))), "never rescued");
     assert!(j.errors.is_empty(), "{:?}", j.errors);

@@ -5,7 +5,7 @@
 use errand_core::{Job, JobId, NewJob, Store};
 use std::sync::Arc;
 
-pub use errand_worker::testing::{DEADLINE, Running, config, store, wait_for};
+pub use errand_worker::testing::{DEADLINE, Running, config, store, store_on, wait_for};
 
 /// Enqueues one job and returns its id.
 pub async fn enqueue(store: &Arc<dyn Store>, job: NewJob) -> JobId {
