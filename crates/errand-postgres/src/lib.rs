@@ -22,9 +22,12 @@ mod queues;
 mod read;
 mod rows;
 mod schedules;
+mod skew;
 
 use crate::events::{Changes, Events};
 use crate::rows::{db_error, pool_error};
+pub use crate::skew::SKEW_BOUND;
+use crate::skew::SkewWatch;
 use async_trait::async_trait;
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use errand_core::batch::{Batch, BatchId, NewBatch};
@@ -84,6 +87,7 @@ struct Inner {
     pool: Pool,
     events: Events,
     clock: Clock,
+    skew: SkewWatch,
     tasks: Vec<tokio::task::AbortHandle>,
 }
 
@@ -139,6 +143,7 @@ impl PostgresStore {
                 pool,
                 events,
                 clock,
+                skew: SkewWatch::default(),
                 tasks,
             }),
         })
@@ -158,6 +163,13 @@ impl PostgresStore {
 
     async fn client(&self) -> Result<Client, StoreError> {
         self.inner.pool.get().await.map_err(pool_error)
+    }
+
+    /// How far the database server's clock was ahead of this store's
+    /// (negative: behind) at the latest node heartbeat; a node warns in its
+    /// log when this passes [`SKEW_BOUND`].
+    pub fn clock_offset(&self) -> Option<jiff::SignedDuration> {
+        self.inner.skew.latest()
     }
 
     /// The time now, by the store's clock.
@@ -265,7 +277,11 @@ impl Store for PostgresStore {
     }
 
     async fn register_node(&self, node: &NodeInfo) -> Result<(), StoreError> {
-        nodes::register(&self.client().await?, node, self.now()).await
+        let client = self.client().await?;
+        let now = self.now();
+        let database_now = nodes::register(&client, node, now).await?;
+        self.inner.skew.observe(database_now, now);
+        Ok(())
     }
 
     async fn remove_node(&self, name: &str) -> Result<(), StoreError> {

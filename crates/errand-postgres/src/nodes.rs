@@ -9,26 +9,28 @@ use errand_core::{NodeInfo, StoreError};
 use jiff::Timestamp;
 use std::time::Duration;
 
-/// Inserts or refreshes a node; `last_seen` becomes now.
+/// Inserts or refreshes a node; `last_seen` becomes `now`. Answers the
+/// database server's own time, for [`crate::skew`].
 pub(crate) async fn register(
     client: &Client,
     node: &NodeInfo,
     now: Timestamp,
-) -> Result<(), StoreError> {
+) -> Result<Timestamp, StoreError> {
     let stmt = client
         .prepare_cached(
             "INSERT INTO nodes (name, started_at, last_seen, queues, running, http, breakers) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen, \
                  queues = excluded.queues, running = excluded.running, http = excluded.http, \
-                 breakers = excluded.breakers",
+                 breakers = excluded.breakers \
+             RETURNING statement_timestamp()",
         )
         .await
         .map_err(db_error)?;
     let queues = serde_json::to_value(&node.queues).expect("queue maps serialize");
     let breakers = serde_json::to_value(&node.breakers).expect("breaker maps serialize");
-    client
-        .execute(
+    let row = client
+        .query_one(
             &stmt,
             &[
                 &node.name,
@@ -42,7 +44,7 @@ pub(crate) async fn register(
         )
         .await
         .map_err(db_error)?;
-    Ok(())
+    time_column(&row, 0)
 }
 
 /// Deletes a node's record.
