@@ -19,6 +19,9 @@ use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// A check's run on one store.
+type CheckRun = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// One check of the contract.
 struct Check {
     /// Its module, e.g. `lifecycle`.
@@ -26,7 +29,7 @@ struct Check {
     /// Its function's name.
     name: &'static str,
     /// Runs it on a store.
-    run: fn(Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + Send>>,
+    run: fn(Arc<dyn Store>) -> CheckRun,
 }
 
 /// Registers a module's checks: every `async fn(Arc<dyn Store>)` in it.

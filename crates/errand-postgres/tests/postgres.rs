@@ -86,12 +86,20 @@ async fn concurrent_migrations_apply_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(applied, i64::from(latest), "each migration is recorded once");
+    assert_eq!(
+        applied,
+        i64::from(latest),
+        "each migration is recorded once"
+    );
     let store = PostgresStore::connect(&url, PostgresOptions::default())
         .await
         .unwrap();
     assert_eq!(store.schema_version().await.unwrap(), latest);
-    assert_eq!(PostgresStore::migrate(&url).await.unwrap(), latest, "idempotent");
+    assert_eq!(
+        PostgresStore::migrate(&url).await.unwrap(),
+        latest,
+        "idempotent"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
