@@ -279,3 +279,38 @@ async fn heartbeats_keep_a_job_longer_than_its_lease() {
     maintenance.await.unwrap();
     running.stop().await;
 }
+
+/// A job held back by its kind's rate starts when the store's clock
+/// reaches the rate window's end, not at the next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_held_job_starts_when_the_clock_reopens_the_window() {
+    let clock = Clock::manual(jiff::Timestamp::now());
+    let (store, _dir) = store_on(clock.clone()).await;
+    let mut cfg = config("default", 4);
+    // Only the clock can wake the held claim in time.
+    cfg.poll_interval = Duration::from_secs(300);
+    let mut worker = Worker::new(store.clone(), cfg);
+    let policy = KindPolicy {
+        limit: errand_core::KindLimit {
+            max_running: None,
+            rate: Some("1/min".parse().unwrap()),
+        },
+        ..KindPolicy::default()
+    };
+    worker.handler("rated", policy, |_: serde_json::Value, _| async {
+        Ok(Some(json!("sent")))
+    });
+    let first = enqueue(&store, job("rated", json!(1))).await;
+    let second = enqueue(&store, job("rated", json!(2))).await;
+    let running = Running::spawn(worker);
+    wait_state(&store, first, JobState::Completed).await;
+    assert_eq!(
+        store.get(second).await.unwrap().unwrap().state,
+        JobState::Available,
+        "held by the rate"
+    );
+    clock.advance(Duration::from_secs(61));
+    let j = wait_state(&store, second, JobState::Completed).await;
+    assert!(j.started_at.unwrap() >= clock.now() - jiff::SignedDuration::from_secs(1));
+    running.stop().await;
+}
