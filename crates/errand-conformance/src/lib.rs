@@ -6,10 +6,10 @@
 //! A check cannot be forgotten: each module names its checks in one
 //! `checks![...]` at its end, and a check left out of it is dead code,
 //! which this crate refuses to compile (`deny(dead_code)` on every check
-//! module). A new module needs only its line
-//! in `modules!` below. Time in a check passes by moving the store's
-//! [`Clock`](errand_core::Clock) (engines run the suite on a manual clock),
-//! never by sleeping.
+//! module, `pub` or not; nothing here is re-exported). A new module needs
+//! only its name in `modules!` below. Time in a check passes by moving the
+//! store's [`Clock`](errand_core::Clock) (engines run the suite on a manual
+//! clock), never by sleeping.
 
 use errand_core::Store;
 use libtest_mimic::{Arguments, Failed, Trial};
