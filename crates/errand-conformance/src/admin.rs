@@ -8,7 +8,7 @@ use errand_core::store::{Finish, LIST_VALUE_CAP, ListFilter, Stats};
 use errand_core::{
     Job, JobId, JobState, NewJob, Omitted, Outcome, Retention, Store, StoreError, StoreEvent,
 };
-use jiff::Timestamp;
+
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ fn assert_not_found(result: Result<errand_core::Job, StoreError>, id: JobId) {
 
 /// Running and available jobs can be cancelled; terminal ones conflict and
 /// stay as they were; unknown ids are NotFound.
-pub async fn cancel_rules(store: Arc<dyn Store>) {
+async fn cancel_rules(store: Arc<dyn Store>) {
     let r = running(&*store, job("c")).await;
     let a = enqueue(&*store, vec![job("c")]).await[0];
     let cancelled = store.cancel(r.id).await.unwrap();
@@ -79,7 +79,7 @@ pub async fn cancel_rules(store: Arc<dyn Store>) {
 
 /// Failed and cancelled jobs can be retried: available now, with an attempt
 /// left; any other state conflicts.
-pub async fn retry_rules(store: Arc<dyn Store>) {
+async fn retry_rules(store: Arc<dyn Store>) {
     let new = NewJob {
         max_attempts: 1,
         ..job("r")
@@ -87,7 +87,7 @@ pub async fn retry_rules(store: Arc<dyn Store>) {
     let f = running(&*store, new).await;
     assert!(finish(&*store, f.lease(), Outcome::Retry("nope".into())).await);
     assert_eq!(get(&*store, f.id).await.state, JobState::Failed);
-    let before = Timestamp::now();
+    let before = store.clock().now();
     let retried = store.retry(f.id).await.unwrap();
     assert_eq!(retried.state, JobState::Available);
     assert!(retried.finished_at.is_none());
@@ -128,7 +128,7 @@ async fn ids(store: &dyn Store, filter: ListFilter) -> Vec<JobId> {
 
 /// Filters by state, kind and queue combine; pages follow the cursor
 /// newest first without gaps or repeats.
-pub async fn list_filters_and_paginates_newest_first(store: Arc<dyn Store>) {
+async fn list_filters_and_paginates_newest_first(store: Arc<dyn Store>) {
     let all = enqueue(
         &*store,
         vec![
@@ -190,7 +190,7 @@ pub async fn list_filters_and_paginates_newest_first(store: Arc<dyn Store>) {
 
 /// A listing carries payloads, results and errors up to the cap whole and
 /// leaves larger ones out with their sizes; `get` still has them in full.
-pub async fn list_leaves_out_values_over_the_cap(store: Arc<dyn Store>) {
+async fn list_leaves_out_values_over_the_cap(store: Arc<dyn Store>) {
     let cap = LIST_VALUE_CAP as usize;
     let big = json!("x".repeat(cap + 100));
     let fits = json!("y".repeat(cap - 100));
@@ -255,7 +255,7 @@ pub async fn list_leaves_out_values_over_the_cap(store: Arc<dyn Store>) {
 }
 
 /// Counts per state, overall and per queue and kind.
-pub async fn stats_count_by_queue_kind_and_state(store: Arc<dyn Store>) {
+async fn stats_count_by_queue_kind_and_state(store: Arc<dyn Store>) {
     assert_eq!(
         store.stats().await.unwrap(),
         Stats::default(),
@@ -284,7 +284,7 @@ pub async fn stats_count_by_queue_kind_and_state(store: Arc<dyn Store>) {
 
 /// Pruning deletes terminal jobs older than their state's retention and
 /// nothing else.
-pub async fn prune_honours_retention_per_state(store: Arc<dyn Store>) {
+async fn prune_honours_retention_per_state(store: Arc<dyn Store>) {
     let completed = running(&*store, job("p")).await;
     assert!(finish(&*store, completed.lease(), Outcome::Success(None)).await);
     let failed = running(&*store, job("p")).await;
@@ -295,12 +295,13 @@ pub async fn prune_honours_retention_per_state(store: Arc<dyn Store>) {
     let later = enqueue(
         &*store,
         vec![NewJob {
-            run_at: Some(plus(Timestamp::now(), Duration::from_secs(3600))),
+            run_at: Some(plus(store.clock().now(), Duration::from_secs(3600))),
             ..job("p")
         }],
     )
     .await[0];
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Finished strictly before the cutoff of a zero retention.
+    store.clock().advance(Duration::from_millis(20));
 
     let hour = Duration::from_secs(3600);
     let keep_all = Retention {
@@ -337,11 +338,11 @@ pub async fn prune_honours_retention_per_state(store: Arc<dyn Store>) {
 
 /// Snoozed (scheduled) and retryable jobs become available once due, with
 /// an Enqueued event; jobs not yet due stay scheduled.
-pub async fn promote_due_makes_jobs_available(store: Arc<dyn Store>) {
+async fn promote_due_makes_jobs_available(store: Arc<dyn Store>) {
     let far = enqueue(
         &*store,
         vec![NewJob {
-            run_at: Some(plus(Timestamp::now(), Duration::from_secs(3600))),
+            run_at: Some(plus(store.clock().now(), Duration::from_secs(3600))),
             ..job_in("p0", "s")
         }],
     )
@@ -360,17 +361,10 @@ pub async fn promote_due_makes_jobs_available(store: Arc<dyn Store>) {
     assert_eq!(get(&*store, failed.id).await.state, JobState::Retryable);
 
     let mut events = store.subscribe();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let mut promoted = 0;
-    while promoted < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "due jobs were never promoted"
-        );
-        promoted += store.promote_due().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(promoted, 2);
+    store.clock().advance(wait - Duration::from_micros(1));
+    assert_eq!(store.promote_due().await.unwrap(), 0, "not due yet");
+    store.clock().advance(Duration::from_micros(1));
+    assert_eq!(store.promote_due().await.unwrap(), 2);
     for id in [snoozed.id, failed.id] {
         assert_eq!(get(&*store, id).await.state, JobState::Available);
     }
@@ -386,7 +380,7 @@ pub async fn promote_due_makes_jobs_available(store: Arc<dyn Store>) {
 
 /// Enqueued names the queue of due jobs; Finished names jobs that ended,
 /// including by cancel.
-pub async fn events_follow_commits(store: Arc<dyn Store>) {
+async fn events_follow_commits(store: Arc<dyn Store>) {
     let mut events = store.subscribe();
     let id = enqueue(&*store, vec![job_in("evq", "e")]).await[0];
     expect_event(
@@ -423,3 +417,14 @@ pub async fn events_follow_commits(store: Arc<dyn Store>) {
     )
     .await;
 }
+
+crate::checks![
+    cancel_rules,
+    retry_rules,
+    list_filters_and_paginates_newest_first,
+    list_leaves_out_values_over_the_cap,
+    stats_count_by_queue_kind_and_state,
+    prune_honours_retention_per_state,
+    promote_due_makes_jobs_available,
+    events_follow_commits,
+];

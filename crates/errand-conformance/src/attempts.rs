@@ -42,7 +42,7 @@ async fn claim_one(store: &dyn Store, id: i64) -> errand_core::Job {
 
 /// A snooze leaves the attempt and `max_attempts` as they were before the
 /// claim, and the next claim of the job gets a larger fence.
-pub async fn snooze_keeps_the_attempt_and_the_next_claim_gets_a_new_fence(store: Arc<dyn Store>) {
+async fn snooze_keeps_the_attempt_and_the_next_claim_gets_a_new_fence(store: Arc<dyn Store>) {
     let id = store
         .enqueue(vec![with_attempts("snoozy", 3)])
         .await
@@ -71,7 +71,7 @@ pub async fn snooze_keeps_the_attempt_and_the_next_claim_gets_a_new_fence(store:
 /// holder's late finish and heartbeat are refused (its fence is stale even
 /// though the attempt number is the same again), and the new holder's
 /// finish applies.
-pub async fn a_late_finish_after_a_snooze_or_a_rescue_is_refused(store: Arc<dyn Store>) {
+async fn a_late_finish_after_a_snooze_or_a_rescue_is_refused(store: Arc<dyn Store>) {
     let id = store.enqueue(vec![job("late")]).await.unwrap()[0].job.id;
     let old = claim_one(&*store, id).await;
     assert!(finish(&*store, old.lease(), Outcome::Snooze(Duration::ZERO)).await);
@@ -98,7 +98,7 @@ pub async fn a_late_finish_after_a_snooze_or_a_rescue_is_refused(store: Arc<dyn 
 
 /// However often it is snoozed, a job with `max_attempts = 2` runs exactly
 /// two attempts that count: the second failure fails it, at `2 of 2`.
-pub async fn snoozes_never_add_real_attempts(store: Arc<dyn Store>) {
+async fn snoozes_never_add_real_attempts(store: Arc<dyn Store>) {
     let id = store
         .enqueue(vec![with_attempts("snoozer", 2)])
         .await
@@ -137,7 +137,7 @@ pub async fn snoozes_never_add_real_attempts(store: Arc<dyn Store>) {
 /// Errors are recorded under the attempt that ran: a deadly outcome that
 /// gives its attempt back is recorded under that number, and the attempt
 /// run again in its place records under the same number.
-pub async fn errors_carry_the_attempt_that_ran(store: Arc<dyn Store>) {
+async fn errors_carry_the_attempt_that_ran(store: Arc<dyn Store>) {
     let id = store
         .enqueue(vec![with_attempts("erring", 3)])
         .await
@@ -172,3 +172,10 @@ pub async fn errors_carry_the_attempt_that_ran(store: Arc<dyn Store>) {
         ]
     );
 }
+
+crate::checks![
+    snooze_keeps_the_attempt_and_the_next_claim_gets_a_new_fence,
+    a_late_finish_after_a_snooze_or_a_rescue_is_refused,
+    snoozes_never_add_real_attempts,
+    errors_carry_the_attempt_that_ran,
+];

@@ -8,7 +8,7 @@ use crate::support::{
 use errand_core::batch::on_complete_payload;
 use errand_core::store::ClaimRequest;
 use errand_core::{Batch, BatchId, Job, JobState, NewBatch, NewJob, Outcome, Store, StoreEvent};
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -105,15 +105,15 @@ async fn assert_completed(store: &dyn Store, id: BatchId, expected: &[(JobState,
 
 /// Ids, order, batch ids, counts and totals as created; unknown ids read
 /// as absent; nothing runs on completion yet.
-pub async fn create_batch_stores_its_jobs_in_order(store: Arc<dyn Store>) {
+async fn create_batch_stores_its_jobs_in_order(store: Arc<dyn Store>) {
     let loose = store.enqueue(vec![job("loose")]).await.unwrap()[0]
         .job
         .clone();
     assert_eq!(loose.batch_id, None, "a plain job has no batch");
-    let before = Timestamp::now() - SignedDuration::from_secs(1);
+    let before = store.clock().now() - SignedDuration::from_secs(1);
     let b = create(&*store, 5, Some(on_complete())).await;
     assert!(
-        b.created_at >= before && b.created_at <= Timestamp::now() + SignedDuration::from_secs(1)
+        b.created_at >= before && b.created_at <= store.clock().now() + SignedDuration::from_secs(1)
     );
     assert_eq!(b.total, 5);
     assert_eq!(b.counts, counts(&[(JobState::Available, 5)]));
@@ -147,7 +147,7 @@ pub async fn create_batch_stores_its_jobs_in_order(store: Arc<dyn Store>) {
 /// The on-complete job appears only once every job has ended, is announced
 /// to its queue, and a retry of a job of the finished batch runs nothing
 /// more on completion.
-pub async fn batch_on_complete_runs_once_after_the_last_job(store: Arc<dyn Store>) {
+async fn batch_on_complete_runs_once_after_the_last_job(store: Arc<dyn Store>) {
     let b = create(&*store, 3, Some(on_complete())).await;
     let claimed = claim(&*store, WORK, 3).await;
     assert_eq!(claimed.len(), 3);
@@ -249,7 +249,7 @@ async fn end(store: &dyn Store, j: Option<&Job>, id: errand_core::JobId, how: La
             store.cancel(id).await.expect("cancel");
         }
         LastEnd::Rescued => {
-            tokio::time::sleep(SHORT_LEASE * 4).await;
+            store.clock().advance(SHORT_LEASE * 4);
             assert_eq!(store.rescue_expired().await.unwrap(), [id]);
         }
     }
@@ -273,34 +273,34 @@ async fn completes_when_the_last_job(store: Arc<dyn Store>, how: LastEnd) {
 }
 
 /// The last job failing with a permanent error completes the batch.
-pub async fn batch_completes_when_the_last_job_fails(store: Arc<dyn Store>) {
+async fn batch_completes_when_the_last_job_fails(store: Arc<dyn Store>) {
     completes_when_the_last_job(store, LastEnd::Permanent).await;
 }
 
 /// The last job failing its last attempt completes the batch.
-pub async fn batch_completes_when_the_last_job_uses_up_its_attempts(store: Arc<dyn Store>) {
+async fn batch_completes_when_the_last_job_uses_up_its_attempts(store: Arc<dyn Store>) {
     completes_when_the_last_job(store, LastEnd::AttemptsUsedUp).await;
 }
 
 /// Cancelling the last job while it waits completes the batch.
-pub async fn batch_completes_when_the_last_job_is_cancelled(store: Arc<dyn Store>) {
+async fn batch_completes_when_the_last_job_is_cancelled(store: Arc<dyn Store>) {
     completes_when_the_last_job(store, LastEnd::CancelQueued).await;
 }
 
 /// Cancelling the last job while it runs completes the batch.
-pub async fn batch_completes_when_the_running_last_job_is_cancelled(store: Arc<dyn Store>) {
+async fn batch_completes_when_the_running_last_job_is_cancelled(store: Arc<dyn Store>) {
     completes_when_the_last_job(store, LastEnd::CancelRunning).await;
 }
 
 /// Rescuing the last job's expired lease on its last attempt completes
 /// the batch.
-pub async fn batch_completes_when_the_last_job_is_rescued(store: Arc<dyn Store>) {
+async fn batch_completes_when_the_last_job_is_rescued(store: Arc<dyn Store>) {
     completes_when_the_last_job(store, LastEnd::Rescued).await;
 }
 
 /// Six jobs ending by six paths, in a mixed order: the batch finishes
 /// after the sixth, with each path counted.
-pub async fn batch_completion_mixes_every_path(store: Arc<dyn Store>) {
+async fn batch_completion_mixes_every_path(store: Arc<dyn Store>) {
     let b = create(&*store, 6, Some(on_complete())).await;
     let mut held = claim(&*store, WORK, 4).await;
     let rescued = claim_one(&*store, SHORT_LEASE).await;
@@ -340,7 +340,7 @@ pub async fn batch_completion_mixes_every_path(store: Arc<dyn Store>) {
 
 /// A batch without an on-complete job still records when it finished and
 /// enqueues nothing.
-pub async fn batch_without_on_complete_still_finishes(store: Arc<dyn Store>) {
+async fn batch_without_on_complete_still_finishes(store: Arc<dyn Store>) {
     let b = create(&*store, 2, None).await;
     for j in claim(&*store, WORK, 2).await {
         assert_eq!(batch(&*store, b.id).await.finished_at, None);
@@ -356,7 +356,7 @@ pub async fn batch_without_on_complete_still_finishes(store: Arc<dyn Store>) {
 
 /// Every job of a batch finished at the same moment from its own task:
 /// exactly one on-complete job, round after round.
-pub async fn concurrent_last_finishes_enqueue_one_on_complete(store: Arc<dyn Store>) {
+async fn concurrent_last_finishes_enqueue_one_on_complete(store: Arc<dyn Store>) {
     const ROUNDS: usize = 5;
     const JOBS: usize = 12;
     for round in 1..=ROUNDS {
@@ -381,3 +381,16 @@ pub async fn concurrent_last_finishes_enqueue_one_on_complete(store: Arc<dyn Sto
         assert_eq!(count_kind(&*store, DONE_KIND).await, round as u64);
     }
 }
+
+crate::checks![
+    create_batch_stores_its_jobs_in_order,
+    batch_on_complete_runs_once_after_the_last_job,
+    batch_completes_when_the_last_job_fails,
+    batch_completes_when_the_last_job_uses_up_its_attempts,
+    batch_completes_when_the_last_job_is_cancelled,
+    batch_completes_when_the_running_last_job_is_cancelled,
+    batch_completes_when_the_last_job_is_rescued,
+    batch_completion_mixes_every_path,
+    batch_without_on_complete_still_finishes,
+    concurrent_last_finishes_enqueue_one_on_complete,
+];

@@ -1,20 +1,18 @@
 //! Checks of claiming: order, due time, limits, filters, and atomicity under
 //! concurrent claimers.
 
-use crate::support::{
-    DEADLINE, LONG_LEASE, claim, claim_req, enqueue, eventually, job, job_in, plus,
-};
+use crate::support::{LONG_LEASE, claim, claim_req, enqueue, job, job_in, plus};
 use errand_core::store::ClaimRequest;
 use errand_core::{JobId, JobState, NewJob, Store};
-use jiff::Timestamp;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Lower priority first, then earlier run_at, then lower id; claimed jobs
 /// are running with attempt 1, a lease and the worker's name.
-pub async fn claim_order_is_priority_run_at_id(store: Arc<dyn Store>) {
-    let now = Timestamp::now();
+async fn claim_order_is_priority_run_at_id(store: Arc<dyn Store>) {
+    let now = store.clock().now();
     let at = |secs: u64| Some(now - jiff::SignedDuration::from_secs(secs as i64));
     let with = |name: &str, priority: i16, run_at| NewJob {
         priority,
@@ -32,7 +30,7 @@ pub async fn claim_order_is_priority_run_at_id(store: Arc<dyn Store>) {
         ],
     )
     .await;
-    let before = Timestamp::now();
+    let before = store.clock().now();
     let claimed = store.claim(&claim_req("default", 10)).await.unwrap().jobs;
     let order: Vec<&str> = claimed.iter().map(|j| j.kind.as_str()).collect();
     assert_eq!(
@@ -60,8 +58,8 @@ async fn get_state(store: &dyn Store, id: JobId) -> JobState {
 
 /// A job whose run_at is in the future is scheduled and not claimed until
 /// that time has come.
-pub async fn future_jobs_wait_until_due(store: Arc<dyn Store>) {
-    let run_at = plus(Timestamp::now(), Duration::from_millis(1500));
+async fn future_jobs_wait_until_due(store: Arc<dyn Store>) {
+    let run_at = plus(store.clock().now(), Duration::from_millis(1500));
     let enqueued = store
         .enqueue(vec![NewJob {
             run_at: Some(run_at),
@@ -75,24 +73,21 @@ pub async fn future_jobs_wait_until_due(store: Arc<dyn Store>) {
         due.duration_since(run_at).abs() < jiff::SignedDuration::from_millis(1),
         "run_at is kept: {due} vs {run_at}"
     );
-    if Timestamp::now() < run_at {
-        assert_eq!(enqueued[0].job.state, JobState::Scheduled);
-    }
-    let claimed = eventually(DEADLINE, "the scheduled job to be claimable", || async {
-        let got = claim(&*store, "default", 10).await;
-        if !got.is_empty() {
-            assert!(Timestamp::now() >= due, "claimed before its run_at");
-        }
-        (!got.is_empty()).then_some(got)
-    })
-    .await;
+    assert_eq!(enqueued[0].job.state, JobState::Scheduled);
+    store.clock().advance(Duration::from_millis(1499));
+    assert!(
+        claim(&*store, "default", 10).await.is_empty(),
+        "claimed before its run_at"
+    );
+    store.clock().advance(Duration::from_millis(1));
+    let claimed = claim(&*store, "default", 10).await;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].id, id);
     assert!(claimed[0].started_at.unwrap() >= due);
 }
 
 /// No more than `limit` jobs per claim; a limit of zero takes nothing.
-pub async fn claim_respects_limit(store: Arc<dyn Store>) {
+async fn claim_respects_limit(store: Arc<dyn Store>) {
     enqueue(&*store, (0..10).map(|_| job("k")).collect()).await;
     assert!(claim(&*store, "default", 0).await.is_empty());
     assert_eq!(claim(&*store, "default", 3).await.len(), 3);
@@ -102,7 +97,7 @@ pub async fn claim_respects_limit(store: Arc<dyn Store>) {
 }
 
 /// A claim only takes jobs of its queue and, when given, of its kinds.
-pub async fn claim_filters_queue_and_kinds(store: Arc<dyn Store>) {
+async fn claim_filters_queue_and_kinds(store: Arc<dyn Store>) {
     enqueue(
         &*store,
         vec![
@@ -130,7 +125,7 @@ pub async fn claim_filters_queue_and_kinds(store: Arc<dyn Store>) {
 }
 
 /// Eight claimers racing over 2,000 jobs: each job is claimed exactly once.
-pub async fn concurrent_claimers_take_each_job_once(store: Arc<dyn Store>) {
+async fn concurrent_claimers_take_each_job_once(store: Arc<dyn Store>) {
     const JOBS: usize = 2000;
     let mut all = HashSet::new();
     for _ in 0..(JOBS / 500) {
@@ -160,3 +155,11 @@ pub async fn concurrent_claimers_take_each_job_once(store: Arc<dyn Store>) {
     }
     assert_eq!(seen, all, "every job was claimed");
 }
+
+crate::checks![
+    claim_order_is_priority_run_at_id,
+    future_jobs_wait_until_due,
+    claim_respects_limit,
+    claim_filters_queue_and_kinds,
+    concurrent_claimers_take_each_job_once,
+];

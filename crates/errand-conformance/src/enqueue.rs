@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// One job and a batch: every field is stored, answers come in input order
 /// with increasing ids.
-pub async fn enqueue_one_and_batch(store: Arc<dyn Store>) {
+async fn enqueue_one_and_batch(store: Arc<dyn Store>) {
     let one = NewJob {
         queue: "mail".into(),
         priority: -3,
@@ -64,7 +64,7 @@ pub async fn enqueue_one_and_batch(store: Arc<dyn Store>) {
 /// A live job with the same kind and key is returned instead of inserting;
 /// other kinds may reuse the key; once the job ends, the key is free again;
 /// duplicates inside one batch resolve to the first entry.
-pub async fn unique_key_dedupes_live_jobs(store: Arc<dyn Store>) {
+async fn unique_key_dedupes_live_jobs(store: Arc<dyn Store>) {
     let keyed = |kind: &str, key: &str| NewJob {
         unique_key: Some(key.into()),
         ..job(kind)
@@ -115,3 +115,8 @@ pub async fn unique_key_dedupes_live_jobs(store: Arc<dyn Store>) {
     let syncs = store.list(&filter).await.unwrap();
     assert_eq!(syncs.len(), 2, "the duplicate inserted nothing");
 }
+
+crate::checks![
+    enqueue_one_and_batch,
+    unique_key_dedupes_live_jobs,
+];

@@ -6,7 +6,7 @@ use crate::support::{claim, count_kind, expect_event, finish, fixed_backoff, get
 use errand_core::event::EventFilter;
 use errand_core::store::Finish;
 use errand_core::{Event, EventId, JobState, NewEvent, NewJob, Outcome, Store, StoreEvent};
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,17 +42,17 @@ async fn publish_new(store: &dyn Store, new: NewEvent, jobs: Vec<NewJob>) -> Eve
 /// The event and one job per listener, in listener order, each with the
 /// event as its payload; the event reads back as published; the listener
 /// queue is announced; zero listeners still records the event.
-pub async fn publish_stores_the_event_and_one_job_per_listener(store: Arc<dyn Store>) {
+async fn publish_stores_the_event_and_one_job_per_listener(store: Arc<dyn Store>) {
     let mut events = store.subscribe();
     let kinds = ["email_subscribers", "reindex_post", "audit"];
-    let before = Timestamp::now() - SignedDuration::from_secs(1);
+    let before = store.clock().now() - SignedDuration::from_secs(1);
     let e = publish_new(
         &*store,
         event("comment.created", json!({"post": 3, "by": "ann"})),
         listeners("listeners", &kinds),
     )
     .await;
-    let after = Timestamp::now() + SignedDuration::from_secs(1);
+    let after = store.clock().now() + SignedDuration::from_secs(1);
     assert_eq!(e.name, "comment.created");
     assert_eq!(e.data, json!({"post": 3, "by": "ann"}));
     assert_eq!(e.unique_key, None);
@@ -89,7 +89,7 @@ async fn event_ids(store: &dyn Store, filter: EventFilter) -> Vec<EventId> {
 
 /// Newest first, by name, by cursor and by page size; pages follow the
 /// cursor without gaps or repeats.
-pub async fn events_list_newest_first_by_name_and_cursor(store: Arc<dyn Store>) {
+async fn events_list_newest_first_by_name_and_cursor(store: Arc<dyn Store>) {
     let mut ids = Vec::new();
     for name in ["a.x", "b.x", "a.x", "c.x", "a.x"] {
         let e = publish_new(&*store, event(name, json!({"n": ids.len()})), Vec::new()).await;
@@ -134,7 +134,7 @@ pub async fn events_list_newest_first_by_name_and_cursor(store: Arc<dyn Store>) 
 
 /// A second publish with the same name and key returns the first event
 /// and stores nothing; the same key under another name is a new event.
-pub async fn event_unique_key_dedupes_per_name(store: Arc<dyn Store>) {
+async fn event_unique_key_dedupes_per_name(store: Arc<dyn Store>) {
     let keyed = |name: &str, data| NewEvent {
         unique_key: Some("order-17".into()),
         ..event(name, data)
@@ -175,7 +175,7 @@ pub async fn event_unique_key_dedupes_per_name(store: Arc<dyn Store>) {
 
 /// One listener's failure or retry leaves the others as they were: only
 /// the retried job runs again.
-pub async fn listener_jobs_are_independent(store: Arc<dyn Store>) {
+async fn listener_jobs_are_independent(store: Arc<dyn Store>) {
     let e = publish_new(
         &*store,
         event("post.published", json!({"post": 9})),
@@ -226,3 +226,10 @@ pub async fn listener_jobs_are_independent(store: Arc<dyn Store>) {
         "the event is unchanged"
     );
 }
+
+crate::checks![
+    publish_stores_the_event_and_one_job_per_listener,
+    events_list_newest_first_by_name_and_cursor,
+    event_unique_key_dedupes_per_name,
+    listener_jobs_are_independent,
+];

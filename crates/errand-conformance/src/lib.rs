@@ -1,122 +1,129 @@
 //! The Store contract as executable checks. Every engine runs the same
-//! suite: each check is a `pub async fn` that takes a fresh, empty store and
-//! panics when the engine breaks the contract, and [`store_conformance!`]
-//! turns the whole list into one named test per check.
+//! suite: each check is a private `async fn(Arc<dyn Store>)` that panics
+//! when the engine breaks the contract, and [`run`] runs every check as a
+//! named trial (`<engine>::<module>::<check>`) on a fresh store.
+//!
+//! A check cannot be forgotten: each module names its checks in one
+//! `checks![...]` at its end, and a check left out of it is dead code,
+//! which this crate refuses to compile (`deny(dead_code)` on every check
+//! module, `pub` or not; nothing here is re-exported). A new module needs
+//! only its name in `modules!` below. Time in a check passes by moving the
+//! store's [`Clock`](errand_core::Clock) (engines run the suite on a manual
+//! clock), never by sleeping.
 
-mod admin;
-mod attempts;
-mod batches;
-mod claim;
-mod enqueue;
-mod events;
-mod lifecycle;
-mod limits;
-mod nodes;
-mod queues;
-mod retention;
+use errand_core::Store;
+use libtest_mimic::{Arguments, Failed, Trial};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// A check's run on one store.
+type CheckRun = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// One check of the contract.
+struct Check {
+    /// Its module, e.g. `lifecycle`.
+    module: &'static str,
+    /// Its function's name.
+    name: &'static str,
+    /// Runs it on a store.
+    run: fn(Arc<dyn Store>) -> CheckRun,
+}
+
+/// Registers a module's checks: every `async fn(Arc<dyn Store>)` in it.
+macro_rules! checks {
+    ($($check:ident),* $(,)?) => {
+        pub(crate) const CHECKS: &[$crate::Check] = &[$(
+            $crate::Check {
+                module: module_path!(),
+                name: stringify!($check),
+                run: |store| Box::pin($check(store)),
+            }
+        ),*];
+    };
+}
+use checks;
+
+/// Declares the check modules; [`every_check`] walks them all.
+macro_rules! modules {
+    ($($module:ident),* $(,)?) => {
+        // A check that its module's `checks!` leaves out would never run:
+        // it is dead code, made an error here.
+        $(#[deny(dead_code)] mod $module;)*
+
+        /// Every registered check, module by module.
+        fn every_check() -> impl Iterator<Item = &'static Check> {
+            [$($module::CHECKS),*].into_iter().flatten()
+        }
+    };
+}
+
+modules!(
+    admin, attempts, batches, claim, enqueue, events, lifecycle, limits, nodes, queues, retention,
+    ticks, unique,
+);
 mod support;
-mod ticks;
-mod unique;
 
-pub use admin::*;
-pub use attempts::*;
-pub use batches::*;
-pub use claim::*;
-pub use enqueue::*;
-pub use events::*;
-pub use lifecycle::*;
-pub use limits::*;
-pub use nodes::*;
-pub use queues::*;
-pub use retention::*;
-pub use ticks::*;
-pub use unique::*;
-
-/// Generates one `#[tokio::test(flavor = "multi_thread")]` per check.
-///
-/// `$fresh` is an expression (typically an `async` block) that evaluates to a
-/// future of `(Arc<dyn Store>, guard)`: a new, empty store and whatever must
-/// live as long as it (a temporary directory, say). The calling crate needs
-/// `tokio` as a dependency.
+/// Runs every check as one trial named `<engine>::<module>::<check>`, each
+/// on its own runtime with a store from `fresh` (a new, empty store and
+/// whatever must live as long as it, such as a temporary directory).
+/// Honours `cargo test`'s filter, `--test-threads`, `--list`, and exits
+/// non-zero when a trial fails: call it from the `main` of a
+/// `harness = false` test target.
 ///
 /// ```ignore
-/// errand_conformance::store_conformance!(async {
-///     let dir = tempfile::tempdir().unwrap();
-///     let store = MyStore::open(dir.path()).await.unwrap();
-///     (std::sync::Arc::new(store) as std::sync::Arc<dyn errand_core::Store>, dir)
-/// });
+/// fn main() -> std::process::ExitCode {
+///     errand_conformance::run("mine", || async {
+///         let dir = tempfile::tempdir().unwrap();
+///         let store = MyStore::open(dir.path()).await.unwrap();
+///         (std::sync::Arc::new(store) as std::sync::Arc<dyn errand_core::Store>, dir)
+///     })
+/// }
 /// ```
-#[macro_export]
-macro_rules! store_conformance {
-    ($fresh:expr) => {
-        $crate::store_conformance!(@checks $fresh;
-            enqueue_one_and_batch,
-            unique_key_dedupes_live_jobs,
-            claim_order_is_priority_run_at_id,
-            future_jobs_wait_until_due,
-            claim_respects_limit,
-            claim_filters_queue_and_kinds,
-            concurrent_claimers_take_each_job_once,
-            heartbeat_extends_and_reports_lost_leases,
-            finish_is_fenced_by_attempt,
-            rescue_never_overwrites_a_finished_job,
-            retry_backs_off_and_records_the_error,
-            used_up_attempts_fail,
-            permanent_error_fails_at_once,
-            snooze_deadly_and_handback_refund_the_attempt,
-            rescue_expired_counts_the_attempt,
-            cancel_rules,
-            retry_rules,
-            list_filters_and_paginates_newest_first,
-            list_leaves_out_values_over_the_cap,
-            stats_count_by_queue_kind_and_state,
-            prune_honours_retention_per_state,
-            promote_due_makes_jobs_available,
-            events_follow_commits,
-            nodes_register_refresh_and_expire,
-            leader_lease_has_one_holder,
-            leader_lease_race_has_one_winner,
-            paused_queue_accepts_but_claims_nothing,
-            queues_list_counts_and_paused_flags,
-            unique_for_returns_the_job_within_the_window,
-            unique_for_expires_after_the_window,
-            without_unique_for_an_ended_key_is_free,
-            publish_stores_the_event_and_one_job_per_listener,
-            events_list_newest_first_by_name_and_cursor,
-            event_unique_key_dedupes_per_name,
-            listener_jobs_are_independent,
-            create_batch_stores_its_jobs_in_order,
-            batch_on_complete_runs_once_after_the_last_job,
-            batch_completes_when_the_last_job_fails,
-            batch_completes_when_the_last_job_uses_up_its_attempts,
-            batch_completes_when_the_last_job_is_cancelled,
-            batch_completes_when_the_running_last_job_is_cancelled,
-            batch_completes_when_the_last_job_is_rescued,
-            batch_completion_mixes_every_path,
-            batch_without_on_complete_still_finishes,
-            concurrent_last_finishes_enqueue_one_on_complete,
-            record_tick_enqueues_once_per_tick,
-            record_tick_race_has_one_winner,
-            concurrency_limit_caps_running_jobs,
-            concurrency_limit_spans_queues_and_explicit_kinds,
-            expired_leases_count_until_rescued,
-            concurrent_claimers_never_exceed_concurrency,
-            rate_limit_holds_starts_and_names_retry_at,
-            concurrent_claimers_never_exceed_rate,
-            prune_removes_old_events_and_finished_batches,
-            snooze_keeps_the_attempt_and_the_next_claim_gets_a_new_fence,
-            a_late_finish_after_a_snooze_or_a_rescue_is_refused,
-            snoozes_never_add_real_attempts,
-            errors_carry_the_attempt_that_ran,
-        );
-    };
-    (@checks $fresh:expr; $($check:ident,)*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread")]
-            async fn $check() {
-                let (store, _guard) = $fresh.await;
-                $crate::$check(store).await;
-            }
-        )*
-    };
+pub fn run<F, Fut, G>(engine: &str, fresh: F) -> ExitCode
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = (Arc<dyn Store>, G)>,
+    G: Send + 'static,
+{
+    let args = Arguments::from_args();
+    let trials = every_check()
+        .map(|check| {
+            let module = check.module.rsplit("::").next().unwrap_or(check.module);
+            let fresh = fresh.clone();
+            Trial::test(format!("{engine}::{module}::{}", check.name), move || {
+                trial(check, fresh)
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// One check on a fresh store; a panic anywhere in it fails the trial.
+fn trial<F, Fut, G>(check: &Check, fresh: F) -> Result<(), Failed>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = (Arc<dyn Store>, G)>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            let (store, guard) = fresh().await;
+            (check.run)(store).await;
+            drop(guard);
+        })
+    }));
+    outcome.map_err(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("the check panicked");
+        Failed::from(message)
+    })
 }

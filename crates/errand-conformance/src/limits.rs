@@ -62,7 +62,7 @@ async fn succeed(store: &dyn Store, jobs: &[&Job]) {
 /// ended job, holding the rest back (no retry time) while unlimited kinds
 /// of the queue are claimed alongside; `held` is unset once no due job of
 /// the kind is left.
-pub async fn concurrency_limit_caps_running_jobs(store: Arc<dyn Store>) {
+async fn concurrency_limit_caps_running_jobs(store: Arc<dyn Store>) {
     let mut new = jobs(10, "lim", "email");
     new.extend(jobs(4, "lim", "other"));
     store.enqueue(new).await.unwrap();
@@ -115,7 +115,7 @@ pub async fn concurrency_limit_caps_running_jobs(store: Arc<dyn Store>) {
 
 /// The limit is per kind across queues, with explicit kinds as with none,
 /// and a claim that does not ask for the limited kind is not held.
-pub async fn concurrency_limit_spans_queues_and_explicit_kinds(store: Arc<dyn Store>) {
+async fn concurrency_limit_spans_queues_and_explicit_kinds(store: Arc<dyn Store>) {
     let mut new = jobs(3, "qa", "email");
     new.extend(jobs(3, "qb", "email"));
     new.extend(jobs(1, "qb", "other"));
@@ -144,7 +144,7 @@ pub async fn concurrency_limit_spans_queues_and_explicit_kinds(store: Arc<dyn St
 }
 
 /// A running job whose lease ran out still counts until it is rescued.
-pub async fn expired_leases_count_until_rescued(store: Arc<dyn Store>) {
+async fn expired_leases_count_until_rescued(store: Arc<dyn Store>) {
     store.enqueue(jobs(2, "lim", "solo")).await.unwrap();
     let lease = Duration::from_millis(50);
     let req = limited("lim", 10, &[], "solo", concurrency(1));
@@ -154,7 +154,7 @@ pub async fn expired_leases_count_until_rescued(store: Arc<dyn Store>) {
     };
     let first = claim(&*store, &short).await;
     assert_eq!(first.jobs.len(), 1);
-    tokio::time::sleep(lease * 4).await;
+    store.clock().advance(lease * 4);
     let blocked = claim(&*store, &req).await;
     assert!(
         blocked.jobs.is_empty(),
@@ -168,7 +168,7 @@ pub async fn expired_leases_count_until_rescued(store: Arc<dyn Store>) {
 
 /// Six claimers racing over 30 jobs with concurrency 3: after every claim,
 /// no more than 3 run, by the store's count and by the claimers' own.
-pub async fn concurrent_claimers_never_exceed_concurrency(store: Arc<dyn Store>) {
+async fn concurrent_claimers_never_exceed_concurrency(store: Arc<dyn Store>) {
     const JOBS: u64 = 30;
     const LIMIT: u32 = 3;
     store
@@ -224,19 +224,11 @@ fn started(jobs: &[Job]) -> Vec<Timestamp> {
         .collect()
 }
 
-/// Sleeps until just past `at`.
-async fn sleep_until(at: Timestamp) {
-    let wait = at.duration_since(Timestamp::now()) + SignedDuration::from_millis(10);
-    if let Ok(wait) = Duration::try_from(wait) {
-        tokio::time::sleep(wait).await;
-    }
-}
-
 /// With rate 5/s and 20 due jobs, a claim gets 5 and is held until the
 /// oldest start leaves the window; a claim before then gets none; after
 /// it, more start; every start of the 20 keeps the bound. A limited kind
 /// with fewer due jobs than its room is not held.
-pub async fn rate_limit_holds_starts_and_names_retry_at(store: Arc<dyn Store>) {
+async fn rate_limit_holds_starts_and_names_retry_at(store: Arc<dyn Store>) {
     let five: KindLimit = rate("5/s");
     store.enqueue(jobs(3, "small", "api_small")).await.unwrap();
     let small = claim(&*store, &limited("small", 10, &[], "api_small", five)).await;
@@ -257,21 +249,19 @@ pub async fn rate_limit_holds_starts_and_names_retry_at(store: Arc<dyn Store>) {
         retry_at.duration_since(expected).abs() <= SignedDuration::from_millis(50),
         "retry_at {retry_at} is the oldest start {oldest} + 1 s"
     );
-    if Timestamp::now() + SignedDuration::from_millis(200) < retry_at {
-        let early = claim(&*store, &req).await;
-        assert!(early.jobs.is_empty(), "no start before retry_at");
-        assert!(early.held.and_then(|h| h.retry_at).is_some());
-    }
+    store.clock().set(retry_at - SignedDuration::from_millis(10));
+    let early = claim(&*store, &req).await;
+    assert!(early.jobs.is_empty(), "no start before retry_at");
+    assert!(early.held.and_then(|h| h.retry_at).is_some());
 
     let mut all = first.jobs;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut next_at = retry_at;
-    while all.len() < 20 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the rate never let jobs start"
-        );
-        sleep_until(next_at).await;
+    for _ in 0..20 {
+        if all.len() == 20 {
+            break;
+        }
+        // Just past the time the held claim was told to come back.
+        store.clock().set(next_at + SignedDuration::from_millis(10));
         let got = claim(&*store, &req).await;
         assert!(got.jobs.len() <= 5);
         assert!(
@@ -284,12 +274,13 @@ pub async fn rate_limit_holds_starts_and_names_retry_at(store: Arc<dyn Store>) {
         }
         all.extend(got.jobs);
     }
+    assert_eq!(all.len(), 20, "the rate let every job start in turn");
     assert_rate_bound(&mut started(&all), "5/s".parse().unwrap());
 }
 
 /// Four claimers racing over 15 jobs of a 5/s kind (asked for by name):
 /// no window of a second ever holds more than 5 starts.
-pub async fn concurrent_claimers_never_exceed_rate(store: Arc<dyn Store>) {
+async fn concurrent_claimers_never_exceed_rate(store: Arc<dyn Store>) {
     const JOBS: usize = 15;
     store.enqueue(jobs(JOBS, "lim", "api")).await.unwrap();
     let taken = Arc::new(AtomicUsize::new(0));
@@ -309,7 +300,9 @@ pub async fn concurrent_claimers_never_exceed_rate(store: Arc<dyn Store>) {
                     taken.fetch_add(got.jobs.len(), Ordering::SeqCst);
                     starts.extend(started(&got.jobs));
                     if got.jobs.is_empty() {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        // Time passes only while the rate holds claimers back.
+                        store.clock().advance(Duration::from_millis(10));
+                        tokio::task::yield_now().await;
                     }
                 }
                 starts
@@ -323,3 +316,12 @@ pub async fn concurrent_claimers_never_exceed_rate(store: Arc<dyn Store>) {
     assert_eq!(starts.len(), JOBS, "every job started once");
     assert_rate_bound(&mut starts, "5/s".parse().unwrap());
 }
+
+crate::checks![
+    concurrency_limit_caps_running_jobs,
+    concurrency_limit_spans_queues_and_explicit_kinds,
+    expired_leases_count_until_rescued,
+    concurrent_claimers_never_exceed_concurrency,
+    rate_limit_holds_starts_and_names_retry_at,
+    concurrent_claimers_never_exceed_rate,
+];

@@ -30,7 +30,7 @@ fn open_breaker(error: &str, consecutive: u32) -> BreakerState {
 }
 
 /// Heartbeats upsert a node; silent nodes drop out; removal is immediate.
-pub async fn nodes_register_refresh_and_expire(store: Arc<dyn Store>) {
+async fn nodes_register_refresh_and_expire(store: Arc<dyn Store>) {
     store.register_node(&node("a", 1)).await.unwrap();
     store.register_node(&node("b", 0)).await.unwrap();
     let mut a = node("a", 7);
@@ -65,16 +65,19 @@ pub async fn nodes_register_refresh_and_expire(store: Arc<dyn Store>) {
     store.remove_node("b").await.unwrap();
     assert_eq!(store.nodes(Duration::from_secs(60)).await.unwrap().len(), 1);
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    store.clock().advance(Duration::from_secs(59));
     store.register_node(&node("c", 0)).await.unwrap();
-    let alive = store.nodes(Duration::from_millis(200)).await.unwrap();
+    let alive = store.nodes(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(alive.len(), 2, "a node seen within the window stays");
+    store.clock().advance(Duration::from_secs(2));
+    let alive = store.nodes(Duration::from_secs(60)).await.unwrap();
     let names: Vec<_> = alive.iter().map(|n| n.name.as_str()).collect();
     assert_eq!(names, ["c"], "a node silent past the window is gone");
 }
 
 /// One holder per role; renewal by the holder; takeover after expiry or resignation.
-pub async fn leader_lease_has_one_holder(store: Arc<dyn Store>) {
-    let ttl = Duration::from_millis(400);
+async fn leader_lease_has_one_holder(store: Arc<dyn Store>) {
+    let ttl = Duration::from_secs(30);
     assert!(store.try_lead("maintenance", "a", ttl).await.unwrap());
     assert!(!store.try_lead("maintenance", "b", ttl).await.unwrap());
     assert!(
@@ -86,7 +89,12 @@ pub async fn leader_lease_has_one_holder(store: Arc<dyn Store>) {
         "roles are independent"
     );
 
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    store.clock().advance(ttl - Duration::from_secs(1));
+    assert!(
+        !store.try_lead("maintenance", "b", ttl).await.unwrap(),
+        "held until the lease runs out"
+    );
+    store.clock().advance(Duration::from_secs(2));
     assert!(
         store.try_lead("maintenance", "b", ttl).await.unwrap(),
         "taken over after expiry"
@@ -106,7 +114,7 @@ pub async fn leader_lease_has_one_holder(store: Arc<dyn Store>) {
 }
 
 /// Many nodes racing for a role: exactly one wins each round.
-pub async fn leader_lease_race_has_one_winner(store: Arc<dyn Store>) {
+async fn leader_lease_race_has_one_winner(store: Arc<dyn Store>) {
     let mut tasks = Vec::new();
     for i in 0..8 {
         let store = store.clone();
@@ -123,3 +131,9 @@ pub async fn leader_lease_race_has_one_winner(store: Arc<dyn Store>) {
     }
     assert_eq!(winners, 1);
 }
+
+crate::checks![
+    nodes_register_refresh_and_expire,
+    leader_lease_has_one_holder,
+    leader_lease_race_has_one_winner,
+];

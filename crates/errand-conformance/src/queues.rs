@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 /// A paused queue takes enqueues but its claims return nothing, while
 /// other queues run on; resuming makes its jobs claimable and announces it.
-pub async fn paused_queue_accepts_but_claims_nothing(store: Arc<dyn Store>) {
+async fn paused_queue_accepts_but_claims_nothing(store: Arc<dyn Store>) {
     store.set_queue_paused("pq", true).await.unwrap();
     let ids = enqueue(&*store, vec![job_in("pq", "a"), job_in("pq", "b")]).await;
     assert_eq!(ids.len(), 2, "a paused queue still accepts jobs");
@@ -40,7 +40,7 @@ pub async fn paused_queue_accepts_but_claims_nothing(store: Arc<dyn Store>) {
 
 /// `queues()` lists queues with jobs and paused queues without any, with
 /// their counts by state and paused flags, by name.
-pub async fn queues_list_counts_and_paused_flags(store: Arc<dyn Store>) {
+async fn queues_list_counts_and_paused_flags(store: Arc<dyn Store>) {
     assert!(
         store.queues().await.unwrap().is_empty(),
         "a new store has none"
@@ -72,3 +72,8 @@ pub async fn queues_list_counts_and_paused_flags(store: Arc<dyn Store>) {
         ]
     );
 }
+
+crate::checks![
+    paused_queue_accepts_but_claims_nothing,
+    queues_list_counts_and_paused_flags,
+];

@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Events and finished batches survive while any retention age is longer
 /// than they are old, and are deleted once every age is shorter; an
 /// unfinished batch and a live listener job are never deleted.
-pub async fn prune_removes_old_events_and_finished_batches(store: Arc<dyn Store>) {
+async fn prune_removes_old_events_and_finished_batches(store: Arc<dyn Store>) {
     let event = NewEvent {
         name: "old.news".into(),
         data: json!({"n": 1}),
@@ -38,7 +38,8 @@ pub async fn prune_removes_old_events_and_finished_batches(store: Arc<dyn Store>
             .unwrap()
             .is_finished()
     );
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Finished strictly before the cutoff of a zero retention.
+    store.clock().advance(Duration::from_millis(20));
 
     let hour = Duration::from_secs(3600);
     let one_long = Retention {
@@ -78,3 +79,7 @@ pub async fn prune_removes_old_events_and_finished_batches(store: Arc<dyn Store>
         "a live listener job stays"
     );
 }
+
+crate::checks![
+    prune_removes_old_events_and_finished_batches,
+];

@@ -1,6 +1,5 @@
 //! Small helpers the checks share: building jobs and requests, and reading
-//! a job back. Waiting for something to hold is errand-core's
-//! [`eventually`], shared with every crate's tests.
+//! a job back. Checks move the store's manual clock rather than wait.
 
 use errand_core::store::{ClaimRequest, Finish, ListFilter};
 use errand_core::{Backoff, Job, JobId, JobState, Lease, NewJob, Outcome, Store, StoreEvent};
@@ -8,8 +7,6 @@ use jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::broadcast;
-
-pub(crate) use errand_core::testing::{DEADLINE, eventually};
 
 /// A lease long enough never to expire during a check.
 pub(crate) const LONG_LEASE: Duration = Duration::from_secs(3600);

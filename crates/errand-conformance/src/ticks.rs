@@ -15,7 +15,7 @@ fn tick(minutes: i64) -> Timestamp {
 /// The first tick enqueues; the same or an older tick changes nothing; a
 /// newer one enqueues again; a tick without a job is recorded all the same;
 /// schedules are independent; `ticks()` holds the latest of each.
-pub async fn record_tick_enqueues_once_per_tick(store: Arc<dyn Store>) {
+async fn record_tick_enqueues_once_per_tick(store: Arc<dyn Store>) {
     let cleanup = || Some(job_in("sched", "cleanup"));
     let first = store
         .record_tick("nightly", tick(0), cleanup())
@@ -76,7 +76,7 @@ pub async fn record_tick_enqueues_once_per_tick(store: Arc<dyn Store>) {
 }
 
 /// Twenty callers racing on one tick: exactly one enqueues, round after round.
-pub async fn record_tick_race_has_one_winner(store: Arc<dyn Store>) {
+async fn record_tick_race_has_one_winner(store: Arc<dyn Store>) {
     const CALLERS: usize = 20;
     for round in 1..=3 {
         let tasks: Vec<_> = (0..CALLERS)
@@ -99,3 +99,8 @@ pub async fn record_tick_race_has_one_winner(store: Arc<dyn Store>) {
         assert_eq!(store.ticks().await.unwrap()["race"], tick(round));
     }
 }
+
+crate::checks![
+    record_tick_enqueues_once_per_tick,
+    record_tick_race_has_one_winner,
+];

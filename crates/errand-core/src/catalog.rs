@@ -9,6 +9,7 @@
 use crate::job::check_name;
 use crate::schedule::{Schedule, ScheduleSpec};
 use crate::{EnqueueRequest, KindPolicy, NewJob, ValidationError};
+use jiff::Timestamp;
 use std::collections::BTreeMap;
 
 /// Kinds, events and schedules, checked to refer to one another correctly.
@@ -178,7 +179,7 @@ impl Catalog {
     /// The job an enqueue request becomes: its kind's policy fills what the
     /// request leaves unset. An unknown kind is refused, naming the
     /// configured ones.
-    pub fn resolve(&self, req: EnqueueRequest) -> Result<NewJob, ValidationError> {
+    pub fn resolve(&self, req: EnqueueRequest, now: Timestamp) -> Result<NewJob, ValidationError> {
         let Some(policy) = self.kinds.get(&req.kind) else {
             let configured = if self.kinds.is_empty() {
                 "no kinds are configured".to_string()
@@ -190,13 +191,18 @@ impl Catalog {
                 format!("unknown kind {:?} ({configured})", req.kind),
             ));
         };
-        req.resolve(policy)
+        req.resolve(policy, now)
     }
 
-    /// One job per listener of event `name`, in configured order. An event
-    /// the catalogue does not name is refused (field `name`) unless unknown
-    /// events are recorded, which gives it no listeners.
-    pub fn listener_jobs(&self, name: &str) -> Result<Vec<NewJob>, ValidationError> {
+    /// One job per listener of event `name` published at `now`, in
+    /// configured order. An event the catalogue does not name is refused
+    /// (field `name`) unless unknown events are recorded, which gives it no
+    /// listeners.
+    pub fn listener_jobs(
+        &self,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<Vec<NewJob>, ValidationError> {
         let Some(kinds) = self.events.get(name) else {
             if self.record_unknown_events {
                 return Ok(Vec::new());
@@ -219,10 +225,13 @@ impl Catalog {
         kinds
             .iter()
             .map(|kind| {
-                self.resolve(EnqueueRequest {
-                    kind: kind.clone(),
-                    ..Default::default()
-                })
+                self.resolve(
+                    EnqueueRequest {
+                        kind: kind.clone(),
+                        ..Default::default()
+                    },
+                    now,
+                )
             })
             .collect()
     }
@@ -231,7 +240,7 @@ impl Catalog {
     pub fn schedule_job(
         &self,
         schedule: &Schedule,
-        tick: jiff::Timestamp,
+        tick: Timestamp,
     ) -> Result<NewJob, ValidationError> {
         let policy = self.kinds.get(&schedule.kind).cloned().unwrap_or_default();
         schedule.job(&policy, tick)
@@ -265,14 +274,18 @@ mod tests {
     fn listeners_become_one_job_each_in_order() {
         let events = BTreeMap::from([("c.new".to_string(), vec!["b".into(), "a".into()])]);
         let c = Catalog::new(kinds(&["a", "b"]), events, vec![]).unwrap();
-        let jobs = c.listener_jobs("c.new").unwrap();
+        let jobs = c.listener_jobs("c.new", Timestamp::UNIX_EPOCH).unwrap();
         let names: Vec<_> = jobs.iter().map(|j| j.kind.as_str()).collect();
         assert_eq!(names, ["b", "a"]);
-        let e = c.listener_jobs("other").unwrap_err();
+        let e = c.listener_jobs("other", Timestamp::UNIX_EPOCH).unwrap_err();
         assert_eq!(e.field, "name");
         assert!(e.message.contains("configured: c.new"), "{e}");
         let c = c.record_unknown_events(true);
-        assert!(c.listener_jobs("other").unwrap().is_empty());
+        assert!(
+            c.listener_jobs("other", Timestamp::UNIX_EPOCH)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -282,14 +295,17 @@ mod tests {
             kind: kind.into(),
             ..Default::default()
         };
-        assert_eq!(c.resolve(req("a")).unwrap().kind, "a");
-        let e = c.resolve(req("z")).unwrap_err();
+        assert_eq!(
+            c.resolve(req("a"), Timestamp::UNIX_EPOCH).unwrap().kind,
+            "a"
+        );
+        let e = c.resolve(req("z"), Timestamp::UNIX_EPOCH).unwrap_err();
         assert_eq!(e.field, "kind");
         assert!(e.message.contains("configured: a, b"), "{e}");
         let empty = Catalog::default();
         assert!(
             empty
-                .resolve(req("a"))
+                .resolve(req("a"), Timestamp::UNIX_EPOCH)
                 .unwrap_err()
                 .message
                 .contains("no kinds")
@@ -338,7 +354,10 @@ mod tests {
             .unwrap()
             .retain_kinds(|name, _| name == "a");
         assert_eq!(c.kinds().len(), 1);
-        assert_eq!(c.listener_jobs("e").unwrap().len(), 1);
+        assert_eq!(
+            c.listener_jobs("e", Timestamp::UNIX_EPOCH).unwrap().len(),
+            1
+        );
         assert!(c.schedules().is_empty());
     }
 }

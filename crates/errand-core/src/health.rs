@@ -5,13 +5,13 @@
 //! (the API and the worker) shares the wrapped store, so `/healthz` reports
 //! what all of them see.
 
-use crate::Retention;
 use crate::batch::{Batch, BatchId, NewBatch};
 use crate::event::{Event, EventFilter, EventId, NewEvent, Published};
 use crate::job::{Enqueued, Job, JobId, Lease, NewJob};
 use crate::store::{
     Claimed, Finish, ListFilter, NodeInfo, QueueInfo, Stats, Store, StoreError, StoreEvent,
 };
+use crate::{Clock, Retention};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use std::collections::BTreeMap;
@@ -52,17 +52,19 @@ impl WriteHealth {
     /// Takes in the outcome of one write; `changed` says whether a success
     /// wrote anything. A write with nothing to do (an empty claim) commits
     /// even on a full disk, so only one that changed data proves writes work.
-    fn record<T>(&mut self, result: &Result<T, StoreError>, changed: impl FnOnce(&T) -> bool) {
+    fn record<T>(
+        &mut self,
+        result: &Result<T, StoreError>,
+        changed: impl FnOnce(&T) -> bool,
+        now: Timestamp,
+    ) {
         match result {
             Ok(value) if changed(value) => {
                 self.failing = None;
-                self.last_success = Some(Timestamp::now());
+                self.last_success = Some(now);
             }
             Err(StoreError::Unavailable(reason)) => {
-                let since = self
-                    .failing
-                    .as_ref()
-                    .map_or_else(Timestamp::now, |f| f.since);
+                let since = self.failing.as_ref().map_or(now, |f| f.since);
                 self.failing = Some(WriteFailure {
                     since,
                     reason: reason.clone(),
@@ -97,7 +99,7 @@ impl WriteTracked {
     ) -> Result<T, StoreError> {
         // A poisoned lock only means a panic while recording: the data is plain.
         let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
-        health.record(&result, changed);
+        health.record(&result, changed, self.inner.clock().now());
         result
     }
 }
@@ -175,6 +177,10 @@ impl Store for WriteTracked {
 
     fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
         self.inner.subscribe()
+    }
+
+    fn clock(&self) -> Clock {
+        self.inner.clock()
     }
 
     async fn register_node(&self, node: &NodeInfo) -> Result<(), StoreError> {
@@ -262,23 +268,24 @@ mod tests {
     #[test]
     fn a_failure_lasts_until_a_write_changes_something() {
         let mut health = WriteHealth::default();
+        let start = Timestamp::from_second(1_900_000_000).unwrap();
+        let later = start + jiff::SignedDuration::from_secs(60);
         assert_eq!(health.degraded(), None);
         let full: Result<u64, _> = Err(StoreError::Unavailable("database or disk is full".into()));
-        health.record(&full, |_| true);
-        let first = health.failing.clone().unwrap();
+        health.record(&full, |_| true, start);
         let message = health.degraded().unwrap();
         assert!(
             message.starts_with("degraded: writes are failing: database or disk is full (since "),
             "{message}"
         );
         // A refused request and a write with nothing to do change nothing.
-        health.record(&Err::<u64, _>(StoreError::NotFound(7)), |_| true);
-        health.record(&Ok(0u64), |n| *n > 0);
+        health.record(&Err::<u64, _>(StoreError::NotFound(7)), |_| true, later);
+        health.record(&Ok(0u64), |n| *n > 0, later);
         // A second failure keeps the start of the run.
-        health.record(&full, |_| true);
-        assert_eq!(health.failing.as_ref().unwrap().since, first.since);
-        health.record(&Ok(3u64), |n| *n > 0);
+        health.record(&full, |_| true, later);
+        assert_eq!(health.failing.as_ref().unwrap().since, start);
+        health.record(&Ok(3u64), |n| *n > 0, later);
         assert_eq!(health.degraded(), None);
-        assert!(health.last_success.is_some());
+        assert_eq!(health.last_success, Some(later));
     }
 }

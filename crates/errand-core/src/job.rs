@@ -217,7 +217,8 @@ impl NewJob {
             payload,
             ..Default::default()
         }
-        .resolve(&KindPolicy::default())
+        // Without run_at or delay, resolving does not read the time.
+        .resolve(&KindPolicy::default(), Timestamp::UNIX_EPOCH)
         .expect("defaults are valid")
     }
 }
@@ -289,12 +290,12 @@ pub struct EnqueueRequest {
 }
 
 impl EnqueueRequest {
-    /// Applies the kind's defaults and checks every field.
-    pub fn resolve(self, policy: &KindPolicy) -> Result<NewJob, ValidationError> {
+    /// Applies the kind's defaults and checks every field; `delay` and
+    /// `run_at` count from `now`.
+    pub fn resolve(self, policy: &KindPolicy, now: Timestamp) -> Result<NewJob, ValidationError> {
         check_name("kind", &self.kind)?;
         let queue = self.queue.unwrap_or_else(|| policy.queue.clone());
         check_name("queue", &queue)?;
-        let now = Timestamp::now();
         let run_at = match (self.run_at, self.delay) {
             (Some(_), Some(_)) => {
                 return Err(ValidationError::new(
@@ -471,7 +472,7 @@ mod tests {
             ..Default::default()
         };
         let job = req(json!({"kind": "send_email", "payload": {"to": "a@b"}}))
-            .resolve(&policy)
+            .resolve(&policy, Timestamp::now())
             .unwrap();
         assert_eq!(
             (job.queue.as_str(), job.priority, job.max_attempts),
@@ -481,7 +482,7 @@ mod tests {
         let job = req(
             json!({"kind": "k", "queue": "q", "priority": -1, "max_attempts": 2, "timeout": "1s"}),
         )
-        .resolve(&policy)
+        .resolve(&policy, Timestamp::now())
         .unwrap();
         assert_eq!(
             (job.queue.as_str(), job.priority, job.max_attempts),
@@ -497,14 +498,16 @@ mod tests {
             ..Default::default()
         };
         let keyed = req(json!({"kind": "k", "unique_key": "a"}))
-            .resolve(&policy)
+            .resolve(&policy, Timestamp::now())
             .unwrap();
         assert_eq!(keyed.unique_for, Some(Duration::from_secs(60)));
         let own = req(json!({"kind": "k", "unique_key": "a", "unique_for": "1h"}))
-            .resolve(&policy)
+            .resolve(&policy, Timestamp::now())
             .unwrap();
         assert_eq!(own.unique_for, Some(Duration::from_secs(3600)));
-        let keyless = req(json!({"kind": "k"})).resolve(&policy).unwrap();
+        let keyless = req(json!({"kind": "k"}))
+            .resolve(&policy, Timestamp::now())
+            .unwrap();
         assert_eq!(keyless.unique_for, None);
     }
 
@@ -512,7 +515,7 @@ mod tests {
     fn delay_sets_run_at_in_the_future() {
         let before = Timestamp::now();
         let job = req(json!({"kind": "k", "delay": "1h"}))
-            .resolve(&KindPolicy::default())
+            .resolve(&KindPolicy::default(), Timestamp::now())
             .unwrap();
         let at = job.run_at.unwrap();
         assert!(at >= before + jiff::SignedDuration::from_secs(3600));
@@ -521,7 +524,7 @@ mod tests {
     #[test]
     fn bad_fields_are_named() {
         let p = KindPolicy::default();
-        let field = |v: Value| req(v).resolve(&p).unwrap_err().field;
+        let field = |v: Value| req(v).resolve(&p, Timestamp::now()).unwrap_err().field;
         assert_eq!(field(json!({"kind": ""})), "kind");
         assert_eq!(field(json!({"kind": "a b"})), "kind");
         assert_eq!(field(json!({"kind": "k", "queue": "x/y"})), "queue");
@@ -550,7 +553,7 @@ mod tests {
     fn extreme_times_are_refused_naming_the_field() {
         let p = KindPolicy::default();
         let err = |v: Value| {
-            let e = req(v).resolve(&p).unwrap_err();
+            let e = req(v).resolve(&p, Timestamp::now()).unwrap_err();
             (e.field, e.message)
         };
         let e = serde_json::from_value::<EnqueueRequest>(
@@ -575,7 +578,7 @@ mod tests {
             );
         }
         let timeout = Some(duration::MAX + Duration::from_secs(1));
-        let built = |r: EnqueueRequest| r.resolve(&p).unwrap_err().field;
+        let built = |r: EnqueueRequest| r.resolve(&p, Timestamp::now()).unwrap_err().field;
         let base = || EnqueueRequest {
             kind: "k".into(),
             ..Default::default()
@@ -608,15 +611,18 @@ mod tests {
             timeout,
             ..KindPolicy::default()
         };
-        assert_eq!(base().resolve(&long).unwrap_err().field, "timeout");
+        assert_eq!(
+            base().resolve(&long, Timestamp::now()).unwrap_err().field,
+            "timeout"
+        );
         assert!(
             req(json!({"kind": "k", "run_at": "2000-01-01T00:00:00Z"}))
-                .resolve(&p)
+                .resolve(&p, Timestamp::now())
                 .is_ok()
         );
         assert!(
             req(json!({"kind": "k", "delay": "36500d"}))
-                .resolve(&p)
+                .resolve(&p, Timestamp::now())
                 .is_ok()
         );
     }

@@ -5,13 +5,17 @@
 //! attempt's outcome does to a job ([`outcome`]), retry backoff ([`backoff`]),
 //! duration and size parsing ([`duration`], [`size`]), events ([`event`]),
 //! batches ([`batch`]), global kind limits ([`limit`]), cron schedules
-//! ([`schedule`]), the catalogue of kinds, events and schedules ([`catalog`]), write health ([`health`]), and the
-//! [`store::Store`] contract that each database engine implements. Nothing here does I/O.
+//! ([`schedule`]), the catalogue of kinds, events and schedules ([`catalog`]),
+//! write health ([`health`]), the [`clock::Clock`] all of them read time
+//! from, and the [`store::Store`] contract that each database engine
+//! implements. Nothing here does I/O: the time is an input, a timestamp or
+//! a clock passed in.
 
 pub mod api;
 pub mod backoff;
 pub mod batch;
 pub mod catalog;
+pub mod clock;
 pub mod duration;
 pub mod event;
 pub mod health;
@@ -30,6 +34,7 @@ pub mod testing;
 pub use backoff::Backoff;
 pub use batch::{Batch, BatchId, NewBatch};
 pub use catalog::{Catalog, CatalogError};
+pub use clock::Clock;
 pub use event::{Event, EventId, NewEvent};
 pub use job::{
     AttemptError, EnqueueRequest, Enqueued, Job, JobId, Lease, NewJob, Omitted, ValidationError,

@@ -215,7 +215,8 @@ impl Schedule {
             tags: vec![format!("{TAG_PREFIX}{}", self.name)],
             ..EnqueueRequest::default()
         }
-        .resolve(policy)
+        // The tick is the time this job is for.
+        .resolve(policy, tick)
     }
 
     /// How the API lists this schedule at `now`.

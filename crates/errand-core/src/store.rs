@@ -6,7 +6,7 @@
 use crate::batch::{Batch, BatchId, NewBatch};
 use crate::event::{Event, EventFilter, EventId, NewEvent, Published};
 use crate::job::{Enqueued, Job, JobId, Lease, NewJob};
-use crate::{Backoff, JobState, KindLimit, Outcome, Retention};
+use crate::{Backoff, Clock, JobState, KindLimit, Outcome, Retention};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -410,6 +410,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The latest recorded tick of every schedule, by name.
     async fn ticks(&self) -> Result<BTreeMap<String, jiff::Timestamp>, StoreError>;
+
+    /// The clock this store reads for every timestamp it writes and every
+    /// deadline it checks; whatever runs on the store reads the same one.
+    fn clock(&self) -> Clock;
 
     /// Whether writes are failing, for health checks. Engines know nothing
     /// of it; [`crate::health::WriteTracked`] keeps it.

@@ -121,7 +121,7 @@ proptest! {
     #[test]
     fn enqueue_requests_never_panic(body in enqueue_body(), policy in policy()) {
         if let Ok(req) = serde_json::from_value::<EnqueueRequest>(body)
-            && let Ok(job) = req.resolve(&policy)
+            && let Ok(job) = req.resolve(&policy, jiff::Timestamp::now())
         {
             prop_assert!(job.timeout.is_none_or(|t| t <= MAX));
             prop_assert!(job.unique_for.is_none_or(|t| t <= MAX));
@@ -138,7 +138,7 @@ proptest! {
         let batch = json!({"jobs": jobs});
         if let Ok(b) = serde_json::from_value::<BatchRequest>(batch.clone()) {
             for job in b.jobs {
-                let _ = job.resolve(&policy);
+                let _ = job.resolve(&policy, jiff::Timestamp::now());
             }
         }
         let mut new_batch = batch;
@@ -147,7 +147,7 @@ proptest! {
         }
         if let Ok(b) = serde_json::from_value::<NewBatchRequest>(new_batch) {
             for job in b.jobs.into_iter().chain(b.on_complete) {
-                let _ = job.resolve(&policy);
+                let _ = job.resolve(&policy, jiff::Timestamp::now());
             }
         }
         if let Ok(e) = serde_json::from_value::<NewEvent>(event) {

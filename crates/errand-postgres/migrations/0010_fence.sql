@@ -84,8 +84,21 @@ BEGIN
 END
 $$;
 
--- The limited claim as in 0009, with the fence and the rate slices.
+-- The limited claim as in 0009, with the fence, the rate slices, and one
+-- clock (docs/decisions/0014-one-clock.md): it takes its instant from the
+-- caller (p_now, the errand process's clock, as the plain claim
+-- errand_claim always has) instead of the database server's
+-- clock_timestamp(). Lease expiry, leader leases and every other deadline
+-- are read from that same clock, so a node whose clock is off by a second
+-- is off by that second everywhere, never by the difference between two
+-- clocks. The server clock still measures durations inside the call (how
+-- long it waited for a kind's lock): the locked path moves p_now on by
+-- that wait, and the optimistic path gives up, as before, when the wait
+-- outlasts errand_limit_log_margin(), which also bounds how far apart two
+-- nodes' instants may be before one could forget starts the other should
+-- count (nodes need clocks synchronised well within it: NTP).
 CREATE FUNCTION errand_claim_limited(
+    p_now timestamptz,
     p_lease_us bigint,
     p_worker text,
     p_queue text,
@@ -118,7 +131,10 @@ SET enable_sort = off
 SET jit = off
 AS $$
 DECLARE
-    v_now timestamptz := clock_timestamp();
+    -- The server's clock measures only how long this call waits, never
+    -- what time it is.
+    v_start timestamptz := clock_timestamp();
+    v_now timestamptz := p_now;
     v_lease_until timestamptz := v_now + p_lease_us * interval '1 microsecond';
     v_jobs jobs[];
     v_ids bigint[];
@@ -156,7 +172,7 @@ BEGIN
                 GROUP BY 1
             ) AS mine ON mine.kind = u.kind
             WHERE u.by_concurrency < 0 OR u.by_rate < COALESCE(mine.n, 0))
-           OR clock_timestamp() - v_now > errand_limit_log_margin()
+           OR clock_timestamp() - v_start > errand_limit_log_margin()
         THEN
             RAISE EXCEPTION USING ERRCODE = 'EL001',
                 MESSAGE = 'errand: a limit ran out while the claim waited for its lock',
@@ -170,7 +186,8 @@ BEGIN
     END IF;
 
     PERFORM errand_limit_lock(p_limited);
-    v_now := clock_timestamp();
+    -- The caller's instant, moved on by the wait for the lock.
+    v_now := p_now + (clock_timestamp() - v_start);
 
     -- Candidates locked FOR UPDATE SKIP LOCKED: per limited kind at most
     -- its room plus one (the extra row tells whether jobs were held back),

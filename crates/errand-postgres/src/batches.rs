@@ -22,12 +22,13 @@
 use crate::enqueue;
 use crate::events::Changes;
 use crate::rows::{
-    JOB_COLUMNS, TERMINAL, db_error, duration_micros, int, jobs_from_rows, micros_duration, now,
+    JOB_COLUMNS, TERMINAL, db_error, duration_micros, int, jobs_from_rows, micros_duration,
     optional_time, parse_state, sql_time, time_column, uint,
 };
 use deadpool_postgres::{Client, GenericClient};
 use errand_core::batch::{Batch, BatchId, NewBatch, on_complete_payload};
 use errand_core::{Job, JobState, NewJob, StoreError};
+use jiff::Timestamp;
 use std::collections::BTreeMap;
 
 /// Inserts the batch row (with its on-complete job's fields) and its jobs
@@ -35,8 +36,8 @@ use std::collections::BTreeMap;
 pub(crate) async fn create(
     client: &mut Client,
     batch: NewBatch,
+    now: Timestamp,
 ) -> Result<(Batch, Changes), StoreError> {
-    let now = now();
     let tx = client.transaction().await.map_err(db_error)?;
     let on_complete = batch.on_complete.as_ref();
     let stmt = tx
@@ -66,7 +67,7 @@ pub(crate) async fn create(
         .await
         .map_err(db_error)?
         .get(0);
-    let (jobs, changes) = enqueue::insert(&tx, &batch.jobs, Some(id)).await?;
+    let (jobs, changes) = enqueue::insert(&tx, &batch.jobs, Some(id), now).await?;
     tx.commit().await.map_err(db_error)?;
     let mut counts = BTreeMap::new();
     for e in &jobs {
@@ -139,6 +140,7 @@ async fn counts(
 pub(crate) async fn settle(
     tx: &impl GenericClient,
     batches: &[BatchId],
+    now: Timestamp,
 ) -> Result<Changes, StoreError> {
     let mut changes = Changes::default();
     if batches.is_empty() {
@@ -174,7 +176,7 @@ pub(crate) async fn settle(
         .await
         .map_err(db_error)?;
     let finished = tx
-        .query(&finish, &[&open, &sql_time(now())])
+        .query(&finish, &[&open, &sql_time(now)])
         .await
         .map_err(db_error)?;
     let record = tx
@@ -199,7 +201,7 @@ pub(crate) async fn settle(
             unique_for: None,
             tags: row.get(7),
         };
-        let (enqueued, enqueue_changes) = enqueue::insert(tx, &[job], None).await?;
+        let (enqueued, enqueue_changes) = enqueue::insert(tx, &[job], None, now).await?;
         changes.absorb(enqueue_changes);
         let job_id = enqueued[0].job.id;
         tx.execute(&record, &[&id, &job_id])

@@ -8,8 +8,7 @@
 
 use crate::events::Changes;
 use crate::rows::{
-    JOB_COLUMNS, TERMINAL, db_error, duration_micros, int, job_from_row, jobs_from_rows, now,
-    sql_time,
+    JOB_COLUMNS, TERMINAL, db_error, duration_micros, int, job_from_row, jobs_from_rows, sql_time,
 };
 use deadpool_postgres::GenericClient;
 use errand_core::batch::BatchId;
@@ -27,12 +26,12 @@ pub(crate) async fn insert(
     client: &impl GenericClient,
     jobs: &[NewJob],
     batch: Option<BatchId>,
+    now: Timestamp,
 ) -> Result<(Vec<Enqueued>, Changes), StoreError> {
     let mut changes = Changes::default();
     if jobs.is_empty() {
         return Ok((Vec::new(), changes));
     }
-    let now = now();
     // Ids are drawn first so each answer can be matched to its input.
     let draw = client
         .prepare_cached(

@@ -24,16 +24,19 @@ mod rows;
 mod schedules;
 #[cfg(feature = "seed")]
 pub mod seed;
+mod skew;
 
 use crate::events::{Changes, Events};
 use crate::rows::{db_error, pool_error};
+pub use crate::skew::SKEW_BOUND;
+use crate::skew::SkewWatch;
 use async_trait::async_trait;
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use errand_core::batch::{Batch, BatchId, NewBatch};
 use errand_core::event::{Event, EventFilter, EventId, NewEvent, Published};
 use errand_core::store::{ClaimRequest, Claimed, Finish, ListFilter, Stats};
 use errand_core::{
-    Enqueued, Job, JobId, Lease, NewJob, NodeInfo, QueueInfo, Retention, Store, StoreError,
+    Clock, Enqueued, Job, JobId, Lease, NewJob, NodeInfo, QueueInfo, Retention, Store, StoreError,
     StoreEvent,
 };
 use std::collections::BTreeMap;
@@ -91,6 +94,8 @@ pub struct PostgresStore {
 struct Inner {
     pool: Pool,
     events: Events,
+    clock: Clock,
+    skew: SkewWatch,
     tasks: Vec<tokio::task::AbortHandle>,
 }
 
@@ -105,6 +110,17 @@ impl Drop for Inner {
 impl PostgresStore {
     /// Connects, applies pending migrations, and starts the event listener.
     pub async fn connect(url: &str, opts: PostgresOptions) -> Result<PostgresStore, StoreError> {
+        PostgresStore::connect_with_clock(url, opts, Clock::system()).await
+    }
+
+    /// [`PostgresStore::connect`] with the time read from `clock` (a manual
+    /// one in tests). Every timestamp and deadline, leader leases and rate
+    /// windows included, comes from it, never from the server's `now()`.
+    pub async fn connect_with_clock(
+        url: &str,
+        opts: PostgresOptions,
+        clock: Clock,
+    ) -> Result<PostgresStore, StoreError> {
         let mut config = parse_url(url)?;
         config
             .application_name(&opts.application_name)
@@ -134,6 +150,8 @@ impl PostgresStore {
             inner: Arc::new(Inner {
                 pool,
                 events,
+                clock,
+                skew: SkewWatch::default(),
                 tasks,
             }),
         })
@@ -153,6 +171,18 @@ impl PostgresStore {
 
     async fn client(&self) -> Result<Client, StoreError> {
         self.inner.pool.get().await.map_err(pool_error)
+    }
+
+    /// How far the database server's clock was ahead of this store's
+    /// (negative: behind) at the latest node heartbeat; a node warns in its
+    /// log when this passes [`SKEW_BOUND`].
+    pub fn clock_offset(&self) -> Option<jiff::SignedDuration> {
+        self.inner.skew.latest()
+    }
+
+    /// The time now, by the store's clock.
+    fn now(&self) -> jiff::Timestamp {
+        self.inner.clock.now()
     }
 
     /// Answers `value`, after telling waiters what changed.
@@ -188,7 +218,7 @@ async fn connect_one(
 #[async_trait]
 impl Store for PostgresStore {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {
-        let answer = enqueue::insert(&self.client().await?, &jobs, None).await?;
+        let answer = enqueue::insert(&self.client().await?, &jobs, None, self.now()).await?;
         Ok(self.announce(answer))
     }
 
@@ -203,28 +233,28 @@ impl Store for PostgresStore {
     async fn claim(&self, req: &ClaimRequest) -> Result<Claimed, StoreError> {
         let limited = req.limited_kinds();
         if limited.is_empty() {
-            let jobs = ops::claim(&self.client().await?, req).await?;
+            let jobs = ops::claim(&self.client().await?, req, self.now()).await?;
             return Ok(Claimed { jobs, held: None });
         }
-        limits::claim(&self.client().await?, req, &limited).await
+        limits::claim(&self.client().await?, req, &limited, self.now()).await
     }
 
     async fn heartbeat(&self, leases: &[Lease], lease: Duration) -> Result<Vec<Lease>, StoreError> {
-        ops::heartbeat(&self.client().await?, leases, lease).await
+        ops::heartbeat(&self.client().await?, leases, lease, self.now()).await
     }
 
     async fn finish(&self, finishes: Vec<Finish>) -> Result<Vec<bool>, StoreError> {
-        let answer = ops::finish(&mut self.client().await?, finishes).await?;
+        let answer = ops::finish(&mut self.client().await?, finishes, self.now()).await?;
         Ok(self.announce(answer))
     }
 
     async fn cancel(&self, id: JobId) -> Result<Job, StoreError> {
-        let answer = ops::cancel(&mut self.client().await?, id).await?;
+        let answer = ops::cancel(&mut self.client().await?, id, self.now()).await?;
         Ok(self.announce(answer))
     }
 
     async fn retry(&self, id: JobId) -> Result<Job, StoreError> {
-        let answer = ops::retry(&mut self.client().await?, id).await?;
+        let answer = ops::retry(&mut self.client().await?, id, self.now()).await?;
         Ok(self.announce(answer))
     }
 
@@ -233,25 +263,33 @@ impl Store for PostgresStore {
     }
 
     async fn rescue_expired(&self) -> Result<Vec<JobId>, StoreError> {
-        let answer = ops::rescue_expired(&mut self.client().await?).await?;
+        let answer = ops::rescue_expired(&mut self.client().await?, self.now()).await?;
         Ok(self.announce(answer))
     }
 
     async fn promote_due(&self) -> Result<u64, StoreError> {
-        let answer = ops::promote_due(&self.client().await?).await?;
+        let answer = ops::promote_due(&self.client().await?, self.now()).await?;
         Ok(self.announce(answer))
     }
 
     async fn prune(&self, retention: &Retention) -> Result<u64, StoreError> {
-        ops::prune(&self.client().await?, retention).await
+        ops::prune(&self.client().await?, retention, self.now()).await
     }
 
     fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
         self.inner.events.subscribe()
     }
 
+    fn clock(&self) -> Clock {
+        self.inner.clock.clone()
+    }
+
     async fn register_node(&self, node: &NodeInfo) -> Result<(), StoreError> {
-        nodes::register(&self.client().await?, node).await
+        let client = self.client().await?;
+        let now = self.now();
+        let database_now = nodes::register(&client, node, now).await?;
+        self.inner.skew.observe(database_now, now);
+        Ok(())
     }
 
     async fn remove_node(&self, name: &str) -> Result<(), StoreError> {
@@ -259,11 +297,11 @@ impl Store for PostgresStore {
     }
 
     async fn nodes(&self, alive_within: Duration) -> Result<Vec<NodeInfo>, StoreError> {
-        nodes::list(&self.client().await?, alive_within).await
+        nodes::list(&self.client().await?, alive_within, self.now()).await
     }
 
     async fn try_lead(&self, role: &str, node: &str, ttl: Duration) -> Result<bool, StoreError> {
-        nodes::try_lead(&self.client().await?, role, node, ttl).await
+        nodes::try_lead(&self.client().await?, role, node, ttl, self.now()).await
     }
 
     async fn resign(&self, role: &str, node: &str) -> Result<(), StoreError> {
@@ -271,7 +309,7 @@ impl Store for PostgresStore {
     }
 
     async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {
-        let changes = queues::set_paused(&self.client().await?, queue, paused).await?;
+        let changes = queues::set_paused(&self.client().await?, queue, paused, self.now()).await?;
         self.inner.events.publish(changes);
         Ok(())
     }
@@ -285,7 +323,8 @@ impl Store for PostgresStore {
         event: NewEvent,
         listeners: Vec<NewJob>,
     ) -> Result<Published, StoreError> {
-        let answer = published::publish(&mut self.client().await?, event, listeners).await?;
+        let answer =
+            published::publish(&mut self.client().await?, event, listeners, self.now()).await?;
         Ok(self.announce(answer))
     }
 
@@ -298,7 +337,7 @@ impl Store for PostgresStore {
     }
 
     async fn create_batch(&self, batch: NewBatch) -> Result<Batch, StoreError> {
-        let answer = batches::create(&mut self.client().await?, batch).await?;
+        let answer = batches::create(&mut self.client().await?, batch, self.now()).await?;
         Ok(self.announce(answer))
     }
 
@@ -316,7 +355,8 @@ impl Store for PostgresStore {
         tick: jiff::Timestamp,
         job: Option<NewJob>,
     ) -> Result<Option<Enqueued>, StoreError> {
-        let answer = schedules::record_tick(&mut self.client().await?, name, tick, job).await?;
+        let answer =
+            schedules::record_tick(&mut self.client().await?, name, tick, job, self.now()).await?;
         Ok(self.announce(answer))
     }
 

@@ -22,10 +22,11 @@
 //! lock lasts until the commit that immediately follows the statement, and
 //! jobs not taken stay available, untouched.
 
-use crate::rows::{db_error, duration_micros, job_from_row, optional_time};
+use crate::rows::{db_error, duration_micros, job_from_row, optional_time, sql_time};
 use deadpool_postgres::Client;
 use errand_core::store::{ClaimRequest, Claimed, Held, claim_key};
 use errand_core::{KindLimit, StoreError};
+use jiff::Timestamp;
 use tokio_postgres::error::SqlState;
 
 /// The claim statement: the job's columns in [`JOB_COLUMNS`] order (all
@@ -33,8 +34,8 @@ use tokio_postgres::error::SqlState;
 /// `retry_at`.
 ///
 /// [`JOB_COLUMNS`]: crate::rows::JOB_COLUMNS
-const CLAIM: &str = "SELECT * FROM errand_claim_limited($1, $2, $3, $4::text[], $5, \
-     $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11)";
+const CLAIM: &str = "SELECT * FROM errand_claim_limited($1, $2, $3, $4, $5::text[], $6, \
+     $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12)";
 
 /// What [`CLAIM`] fails with when, far from the limits, it started its jobs
 /// first and then found another claim had taken the room while it waited
@@ -50,6 +51,7 @@ pub(crate) async fn claim(
     client: &Client,
     req: &ClaimRequest,
     limited: &[(&str, KindLimit)],
+    now: Timestamp,
 ) -> Result<Claimed, StoreError> {
     let kinds: Vec<&str> = limited.iter().map(|(kind, _)| *kind).collect();
     let concurrency: Vec<Option<i64>> = limited
@@ -72,6 +74,7 @@ pub(crate) async fn claim(
     let stmt = client.prepare_cached(CLAIM).await.map_err(db_error)?;
     let lease = duration_micros(req.lease);
     let limit = i64::from(req.limit);
+    let now = sql_time(now);
     let (stmt, kinds, concurrency, rate_count, rate_per, rate_slice) = (
         &stmt,
         &kinds,
@@ -85,6 +88,7 @@ pub(crate) async fn claim(
             .query(
                 stmt,
                 &[
+                    &now,
                     &lease,
                     &req.worker,
                     &req.queue,

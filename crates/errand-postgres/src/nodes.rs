@@ -1,34 +1,41 @@
 //! The node registry and leader leases: which errand processes are alive,
 //! and which one runs a cluster-wide duty such as maintenance. Leader
-//! leases are timed by the database's clock, so nodes whose clocks
-//! disagree still agree on who leads.
+//! leases are timed by the store's clock like every other deadline
+//! (docs/decisions/0014-one-clock.md): nodes need synchronised clocks.
 
-use crate::rows::{before, db_error, duration_micros, int, now, sql_time, time_column, uint};
+use crate::rows::{after, before, db_error, int, sql_time, time_column, uint};
 use deadpool_postgres::Client;
 use errand_core::{NodeInfo, StoreError};
+use jiff::Timestamp;
 use std::time::Duration;
 
-/// Inserts or refreshes a node; `last_seen` becomes now.
-pub(crate) async fn register(client: &Client, node: &NodeInfo) -> Result<(), StoreError> {
+/// Inserts or refreshes a node; `last_seen` becomes `now`. Answers the
+/// database server's own time, for [`crate::skew`].
+pub(crate) async fn register(
+    client: &Client,
+    node: &NodeInfo,
+    now: Timestamp,
+) -> Result<Timestamp, StoreError> {
     let stmt = client
         .prepare_cached(
             "INSERT INTO nodes (name, started_at, last_seen, queues, running, http, breakers) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen, \
                  queues = excluded.queues, running = excluded.running, http = excluded.http, \
-                 breakers = excluded.breakers",
+                 breakers = excluded.breakers \
+             RETURNING statement_timestamp()",
         )
         .await
         .map_err(db_error)?;
     let queues = serde_json::to_value(&node.queues).expect("queue maps serialize");
     let breakers = serde_json::to_value(&node.breakers).expect("breaker maps serialize");
-    client
-        .execute(
+    let row = client
+        .query_one(
             &stmt,
             &[
                 &node.name,
                 &sql_time(node.started_at),
-                &sql_time(now()),
+                &sql_time(now),
                 &queues,
                 &int(node.running),
                 &node.http,
@@ -37,7 +44,7 @@ pub(crate) async fn register(client: &Client, node: &NodeInfo) -> Result<(), Sto
         )
         .await
         .map_err(db_error)?;
-    Ok(())
+    time_column(&row, 0)
 }
 
 /// Deletes a node's record.
@@ -53,8 +60,9 @@ pub(crate) async fn remove(client: &Client, name: &str) -> Result<(), StoreError
 pub(crate) async fn list(
     client: &Client,
     alive_within: Duration,
+    now: Timestamp,
 ) -> Result<Vec<NodeInfo>, StoreError> {
-    let cutoff = before(now(), alive_within);
+    let cutoff = before(now, alive_within);
     client
         .execute(
             "DELETE FROM nodes WHERE last_seen < $1",
@@ -93,20 +101,24 @@ pub(crate) async fn try_lead(
     role: &str,
     node: &str,
     ttl: Duration,
+    now: Timestamp,
 ) -> Result<bool, StoreError> {
     let stmt = client
         .prepare_cached(
             "INSERT INTO leaders (role, node, expires_at) \
-             VALUES ($1, $2, statement_timestamp() + $3::bigint * interval '1 microsecond') \
+             VALUES ($1, $2, $3) \
              ON CONFLICT (role) DO UPDATE SET node = excluded.node, \
                  expires_at = excluded.expires_at \
-                 WHERE leaders.node = excluded.node OR leaders.expires_at < statement_timestamp() \
+                 WHERE leaders.node = excluded.node OR leaders.expires_at < $4 \
              RETURNING node",
         )
         .await
         .map_err(db_error)?;
     let holder = client
-        .query_opt(&stmt, &[&role, &node, &duration_micros(ttl)])
+        .query_opt(
+            &stmt,
+            &[&role, &node, &sql_time(after(now, ttl)), &sql_time(now)],
+        )
         .await
         .map_err(db_error)?;
     Ok(holder.is_some_and(|r| r.get::<_, &str>(0) == node))

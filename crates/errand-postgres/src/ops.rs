@@ -7,8 +7,8 @@
 use crate::batches;
 use crate::events::Changes;
 use crate::rows::{
-    JOB_COLUMNS, after, before, db_error, int, job_from_row, jobs_from_rows, now, parse_state,
-    sql_time, uint,
+    JOB_COLUMNS, after, before, db_error, int, job_from_row, jobs_from_rows, parse_state, sql_time,
+    uint,
 };
 use deadpool_postgres::{Client, GenericClient};
 use errand_core::batch::BatchId;
@@ -25,8 +25,11 @@ use tokio_postgres::error::SqlState;
 
 /// Takes up to `req.limit` due jobs of a queue in claim order; rows another
 /// claimer holds are skipped, not waited for.
-pub(crate) async fn claim(client: &Client, req: &ClaimRequest) -> Result<Vec<Job>, StoreError> {
-    let now = now();
+pub(crate) async fn claim(
+    client: &Client,
+    req: &ClaimRequest,
+    now: Timestamp,
+) -> Result<Vec<Job>, StoreError> {
     // errand_claim (migration 0003) pins the ordered scan of the claim index.
     let stmt = client
         .prepare_cached(&format!(
@@ -59,6 +62,7 @@ pub(crate) async fn heartbeat(
     client: &Client,
     leases: &[Lease],
     lease: Duration,
+    now: Timestamp,
 ) -> Result<Vec<Lease>, StoreError> {
     if leases.is_empty() {
         return Ok(Vec::new());
@@ -74,7 +78,7 @@ pub(crate) async fn heartbeat(
         .await
         .map_err(db_error)?;
     let rows = client
-        .query(&stmt, &[&sql_time(after(now(), lease)), &ids, &fences])
+        .query(&stmt, &[&sql_time(after(now, lease)), &ids, &fences])
         .await
         .map_err(db_error)?;
     let held: HashSet<(i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
@@ -117,11 +121,11 @@ fn running_from_row(row: &tokio_postgres::Row) -> Result<Running, StoreError> {
 pub(crate) async fn finish(
     client: &mut Client,
     finishes: Vec<Finish>,
+    now: Timestamp,
 ) -> Result<(Vec<bool>, Changes), StoreError> {
     if finishes.is_empty() {
         return Ok((Vec::new(), Changes::default()));
     }
-    let now = now();
     let budgets = attempts_of(client, &finishes).await?;
     let mut seen = HashSet::with_capacity(finishes.len());
     let mut first = Vec::with_capacity(finishes.len());
@@ -190,8 +194,8 @@ async fn attempts_of(
 /// write wins: the write is fenced on the lease still being expired.
 pub(crate) async fn rescue_expired(
     client: &mut Client,
+    now: Timestamp,
 ) -> Result<(Vec<JobId>, Changes), StoreError> {
-    let now = now();
     let stmt = client
         .prepare_cached(
             "SELECT id, fence, attempt, max_attempts FROM jobs \
@@ -280,7 +284,7 @@ async fn end_attempts(
             .collect();
         batches.sort_unstable();
         batches.dedup();
-        changes.absorb(batches::settle(&tx, &batches).await?);
+        changes.absorb(batches::settle(&tx, &batches, now).await?);
         tx.commit().await.map_err(db_error)?;
         ended.extend(more);
     }
@@ -387,6 +391,7 @@ async fn change_one(
     allowed: fn(JobState) -> bool,
     sql: &str,
     attempt: fn(u32, u32) -> u32,
+    now: Timestamp,
 ) -> Result<(Job, Changes), StoreError> {
     let tx = client.transaction().await.map_err(db_error)?;
     let lock = tx
@@ -408,10 +413,7 @@ async fn change_one(
         uint(row.get(2), "max_attempts")?,
     ));
     let stmt = tx.prepare_cached(sql).await.map_err(db_error)?;
-    let job = match tx
-        .query_one(&stmt, &[&id, &sql_time(now()), &attempt])
-        .await
-    {
+    let job = match tx.query_one(&stmt, &[&id, &sql_time(now), &attempt]).await {
         Ok(row) => job_from_row(&row)?,
         // A retry that would give the kind a second live job with the same
         // unique key: the other job must end first.
@@ -422,7 +424,7 @@ async fn change_one(
     if job.state.is_terminal() {
         changes.finished.push(job.id);
         if let Some(batch) = job.batch_id {
-            changes.absorb(batches::settle(&tx, &[batch]).await?);
+            changes.absorb(batches::settle(&tx, &[batch], now).await?);
         }
     } else if job.state == JobState::Available {
         changes.enqueued.insert(job.queue.clone());
@@ -432,7 +434,11 @@ async fn change_one(
 }
 
 /// Cancels a job that has not ended.
-pub(crate) async fn cancel(client: &mut Client, id: JobId) -> Result<(Job, Changes), StoreError> {
+pub(crate) async fn cancel(
+    client: &mut Client,
+    id: JobId,
+    now: Timestamp,
+) -> Result<(Job, Changes), StoreError> {
     change_one(
         client,
         id,
@@ -444,13 +450,18 @@ pub(crate) async fn cancel(client: &mut Client, id: JobId) -> Result<(Job, Chang
              WHERE id = $1 RETURNING {JOB_COLUMNS}"
         ),
         |attempt, _| attempt,
+        now,
     )
     .await
 }
 
 /// Makes a failed or cancelled job available now, with at least one
 /// attempt left ([`attempt_on_manual_retry`]).
-pub(crate) async fn retry(client: &mut Client, id: JobId) -> Result<(Job, Changes), StoreError> {
+pub(crate) async fn retry(
+    client: &mut Client,
+    id: JobId,
+    now: Timestamp,
+) -> Result<(Job, Changes), StoreError> {
     change_one(
         client,
         id,
@@ -462,12 +473,16 @@ pub(crate) async fn retry(client: &mut Client, id: JobId) -> Result<(Job, Change
              WHERE id = $1 RETURNING {JOB_COLUMNS}"
         ),
         attempt_on_manual_retry,
+        now,
     )
     .await
 }
 
 /// Marks scheduled and retryable jobs that are due as available.
-pub(crate) async fn promote_due(client: &Client) -> Result<(u64, Changes), StoreError> {
+pub(crate) async fn promote_due(
+    client: &Client,
+    now: Timestamp,
+) -> Result<(u64, Changes), StoreError> {
     let stmt = client
         .prepare_cached(
             "UPDATE jobs SET state = 'available' \
@@ -476,7 +491,7 @@ pub(crate) async fn promote_due(client: &Client) -> Result<(u64, Changes), Store
         .await
         .map_err(db_error)?;
     let rows = client
-        .query(&stmt, &[&sql_time(now())])
+        .query(&stmt, &[&sql_time(now)])
         .await
         .map_err(db_error)?;
     let changes = Changes {
@@ -492,8 +507,11 @@ const PRUNE_BATCH: i64 = 5000;
 /// Deletes terminal jobs that finished longer ago than their state's
 /// retention, and events and finished batches older than the longest of
 /// the three; answers how many jobs.
-pub(crate) async fn prune(client: &Client, retention: &Retention) -> Result<u64, StoreError> {
-    let now = now();
+pub(crate) async fn prune(
+    client: &Client,
+    retention: &Retention,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
     let cutoff = sql_time(before(now, retention.longest()));
     let events = client
         .prepare_cached("DELETE FROM events WHERE published_at < $1")

@@ -9,10 +9,11 @@
 
 use crate::enqueue;
 use crate::events::Changes;
-use crate::rows::{Listing, by_id, db_error, now, sql_time, time_column};
+use crate::rows::{Listing, by_id, db_error, sql_time, time_column};
 use deadpool_postgres::{Client, GenericClient};
 use errand_core::event::{Event, EventFilter, EventId, NewEvent, Published};
 use errand_core::{NewJob, StoreError};
+use jiff::Timestamp;
 use tokio_postgres::Row;
 
 /// Every column of an event, in the order [`event_from_row`] reads them.
@@ -35,8 +36,8 @@ pub(crate) async fn publish(
     client: &mut Client,
     event: NewEvent,
     listeners: Vec<NewJob>,
+    now: Timestamp,
 ) -> Result<(Published, Changes), StoreError> {
-    let now = now();
     let tx = client.transaction().await.map_err(db_error)?;
     let insert = tx
         .prepare_cached(
@@ -79,7 +80,7 @@ pub(crate) async fn publish(
             ..job
         })
         .collect();
-    let (jobs, changes) = enqueue::insert(&tx, &listeners, None).await?;
+    let (jobs, changes) = enqueue::insert(&tx, &listeners, None, now).await?;
     stored.jobs = jobs.iter().map(|e| e.job.id).collect();
     let record = tx
         .prepare_cached("UPDATE events SET jobs = $2 WHERE id = $1")

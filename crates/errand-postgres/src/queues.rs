@@ -3,9 +3,10 @@
 
 use crate::events::Changes;
 use crate::read;
-use crate::rows::db_error;
+use crate::rows::{db_error, sql_time};
 use deadpool_postgres::Client;
 use errand_core::{QueueInfo, StoreError};
+use jiff::Timestamp;
 use std::collections::BTreeMap;
 
 /// Records `queue` as paused or not; answers what to announce (resuming
@@ -14,17 +15,18 @@ pub(crate) async fn set_paused(
     client: &Client,
     queue: &str,
     paused: bool,
+    now: Timestamp,
 ) -> Result<Changes, StoreError> {
     let stmt = client
         .prepare_cached(
-            "INSERT INTO queues (name, paused, updated_at) VALUES ($1, $2, now()) \
+            "INSERT INTO queues (name, paused, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, \
                  updated_at = excluded.updated_at",
         )
         .await
         .map_err(db_error)?;
     client
-        .execute(&stmt, &[&queue, &paused])
+        .execute(&stmt, &[&queue, &paused, &sql_time(now)])
         .await
         .map_err(db_error)?;
     let mut changes = Changes::default();

@@ -52,12 +52,6 @@ pub(crate) const LIST_SIZES: &str = "LATERAL (SELECT octet_length(page.payload::
 /// Terminal states, as an SQL list.
 pub(crate) const TERMINAL: &str = "('completed', 'failed', 'cancelled')";
 
-/// Now, at the microsecond precision PostgreSQL keeps, so what is written
-/// reads back equal.
-pub(crate) fn now() -> Timestamp {
-    Timestamp::from_microsecond(Timestamp::now().as_microsecond()).expect("now is in range")
-}
-
 /// A timestamp as a `timestamptz` parameter.
 pub(crate) fn sql_time(t: Timestamp) -> SystemTime {
     SystemTime::from(t)

@@ -20,6 +20,7 @@ pub(crate) async fn record_tick(
     name: &str,
     tick: Timestamp,
     job: Option<NewJob>,
+    now: Timestamp,
 ) -> Result<(Option<Enqueued>, Changes), StoreError> {
     let tx = client.transaction().await.map_err(db_error)?;
     let stmt = tx
@@ -40,7 +41,7 @@ pub(crate) async fn record_tick(
         return Ok((None, Changes::default()));
     }
     let (enqueued, changes) = match job {
-        Some(job) => enqueue::insert(&tx, &[job], None).await?,
+        Some(job) => enqueue::insert(&tx, &[job], None, now).await?,
         None => Default::default(),
     };
     tx.commit().await.map_err(db_error)?;

@@ -19,7 +19,7 @@ impl App {
     fn listener_jobs(&self, name: &str) -> Result<Vec<NewJob>, ApiError> {
         self.config
             .catalog
-            .listener_jobs(name)
+            .listener_jobs(name, self.store.clock().now())
             .map_err(|e| ApiError::from(e).with_known_events(&self.known_events))
     }
 }

@@ -26,7 +26,8 @@ impl App {
             Some(prefix) => e.within(prefix),
             None => e,
         };
-        self.config.catalog.resolve(req).map_err(|e| {
+        let now = self.store.clock().now();
+        self.config.catalog.resolve(req, now).map_err(|e| {
             let unknown_kind = e.field == "kind" && e.message.starts_with("unknown kind");
             let error = ApiError::from(place(e));
             if unknown_kind {

@@ -10,7 +10,7 @@ use errand_core::schedule::ScheduleList;
 /// `GET /v1/schedules`: every configured schedule, in configuration order.
 pub(crate) async fn list(State(app): State<Shared>) -> Result<Json<ScheduleList>, ApiError> {
     let ticks = app.store.ticks().await?;
-    let now = jiff::Timestamp::now();
+    let now = app.store.clock().now();
     let catalog = &app.config.catalog;
     let schedules = catalog
         .schedules()

@@ -21,9 +21,10 @@ mod writer;
 
 use crate::lock::DbLock;
 use crate::read::{BUSY_TIMEOUT, Readers};
-use crate::rows::{db_error, now};
+use crate::rows::db_error;
 use crate::writer::Writer;
 use async_trait::async_trait;
+use errand_core::Clock;
 use errand_core::event::{EventFilter, Published};
 use errand_core::store::{ClaimRequest, Claimed, Finish, ListFilter, Stats};
 use errand_core::{
@@ -108,6 +109,7 @@ struct Inner {
     writer: Writer,
     readers: Readers,
     events: broadcast::Sender<StoreEvent>,
+    clock: Clock,
     _lock: DbLock,
 }
 
@@ -117,12 +119,22 @@ impl SqliteStore {
         path: impl AsRef<Path>,
         opts: SqliteOptions,
     ) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with_clock(path, opts, Clock::system()).await
+    }
+
+    /// [`SqliteStore::open`] with the time read from `clock` (a manual one in tests).
+    pub async fn open_with_clock(
+        path: impl AsRef<Path>,
+        opts: SqliteOptions,
+        clock: Clock,
+    ) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         let lock = DbLock::acquire(&path)?;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let writer_path = path.clone();
+        let writer_clock = clock.clone();
         let writer = Writer::start(
-            move || open_writer(&writer_path, opts.synchronous),
+            move || open_writer(&writer_path, opts.synchronous, writer_clock.now()),
             events.clone(),
         )
         .await?;
@@ -131,6 +143,7 @@ impl SqliteStore {
                 writer,
                 readers: Readers::new(path, opts.readers),
                 events,
+                clock,
                 _lock: lock,
             }),
         })
@@ -175,7 +188,11 @@ fn disable_memstatus() {
 }
 
 /// The write connection: WAL, the chosen durability, migrated.
-fn open_writer(path: &PathBuf, synchronous: Synchronous) -> Result<Connection, StoreError> {
+fn open_writer(
+    path: &PathBuf,
+    synchronous: Synchronous,
+    now: jiff::Timestamp,
+) -> Result<Connection, StoreError> {
     disable_memstatus();
     let mut conn = Connection::open(path).map_err(|e| {
         StoreError::Unavailable(format!("cannot open database {}: {e}", path.display()))
@@ -203,16 +220,17 @@ fn open_writer(path: &PathBuf, synchronous: Synchronous) -> Result<Connection, S
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
         .map_err(db_error)?;
     conn.set_prepared_statement_cache_capacity(64);
-    migrate::migrate(&mut conn)?;
+    migrate::migrate(&mut conn, now)?;
     Ok(conn)
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {
+        let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, events| ops::enqueue(conn, events, jobs))
+            .submit(move |conn, events| ops::enqueue(conn, events, jobs, clock.now()))
             .await
     }
 
@@ -233,38 +251,43 @@ impl Store for SqliteStore {
 
     async fn claim(&self, req: &ClaimRequest) -> Result<Claimed, StoreError> {
         let req = req.clone();
+        let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, _| ops::claim(conn, &req))
+            .submit(move |conn, _| ops::claim(conn, &req, clock.now()))
             .await
     }
 
     async fn heartbeat(&self, leases: &[Lease], lease: Duration) -> Result<Vec<Lease>, StoreError> {
         let leases = leases.to_vec();
+        let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, _| ops::heartbeat(conn, &leases, lease))
+            .submit(move |conn, _| ops::heartbeat(conn, &leases, lease, clock.now()))
             .await
     }
 
     async fn finish(&self, finishes: Vec<Finish>) -> Result<Vec<bool>, StoreError> {
+        let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, events| ops::finish(conn, events, finishes))
+            .submit(move |conn, events| ops::finish(conn, events, finishes, clock.now()))
             .await
     }
 
     async fn cancel(&self, id: JobId) -> Result<Job, StoreError> {
+        let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, events| ops::cancel(conn, events, id))
+            .submit(move |conn, events| ops::cancel(conn, events, id, clock.now()))
             .await
     }
 
     async fn retry(&self, id: JobId) -> Result<Job, StoreError> {
+        let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, events| ops::retry(conn, events, id))
+            .submit(move |conn, events| ops::retry(conn, events, id, clock.now()))
             .await
     }
 
@@ -273,18 +296,27 @@ impl Store for SqliteStore {
     }
 
     async fn rescue_expired(&self) -> Result<Vec<JobId>, StoreError> {
-        self.inner.writer.submit(ops::rescue_expired).await
+        let clock = self.clock();
+        self.inner
+            .writer
+            .submit(move |conn, events| ops::rescue_expired(conn, events, clock.now()))
+            .await
     }
 
     async fn promote_due(&self) -> Result<u64, StoreError> {
-        self.inner.writer.submit(ops::promote_due).await
+        let clock = self.clock();
+        self.inner
+            .writer
+            .submit(move |conn, events| ops::promote_due(conn, events, clock.now()))
+            .await
     }
 
     async fn prune(&self, retention: &Retention) -> Result<u64, StoreError> {
         let retention = *retention;
+        let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, _| ops::prune(conn, &retention))
+            .submit(move |conn, _| ops::prune(conn, &retention, clock.now()))
             .await
     }
 
@@ -292,11 +324,16 @@ impl Store for SqliteStore {
         self.inner.events.subscribe()
     }
 
+    fn clock(&self) -> Clock {
+        self.inner.clock.clone()
+    }
+
     async fn register_node(&self, node: &NodeInfo) -> Result<(), StoreError> {
         let node = node.clone();
+        let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, _| nodes::register(conn, &node))
+            .submit(move |conn, _| nodes::register(conn, &node, clock.now()))
             .await
     }
 
@@ -309,17 +346,19 @@ impl Store for SqliteStore {
     }
 
     async fn nodes(&self, alive_within: Duration) -> Result<Vec<NodeInfo>, StoreError> {
+        let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, _| nodes::list(conn, alive_within))
+            .submit(move |conn, _| nodes::list(conn, alive_within, clock.now()))
             .await
     }
 
     async fn try_lead(&self, role: &str, node: &str, ttl: Duration) -> Result<bool, StoreError> {
         let (role, node) = (role.to_string(), node.to_string());
+        let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, _| nodes::try_lead(conn, &role, &node, ttl))
+            .submit(move |conn, _| nodes::try_lead(conn, &role, &node, ttl, clock.now()))
             .await
     }
 
@@ -333,9 +372,12 @@ impl Store for SqliteStore {
 
     async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {
         let queue = queue.to_string();
+        let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, events| queues::set_paused(conn, events, &queue, paused))
+            .submit(move |conn, events| {
+                queues::set_paused(conn, events, &queue, paused, clock.now())
+            })
             .await
     }
 
@@ -348,9 +390,12 @@ impl Store for SqliteStore {
         event: NewEvent,
         listeners: Vec<NewJob>,
     ) -> Result<Published, StoreError> {
+        let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, events| events::publish(conn, events, event, listeners, now()))
+            .submit(move |conn, events| {
+                events::publish(conn, events, event, listeners, clock.now())
+            })
             .await
     }
 
@@ -370,9 +415,10 @@ impl Store for SqliteStore {
     }
 
     async fn create_batch(&self, batch: NewBatch) -> Result<Batch, StoreError> {
+        let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, events| batches::create(conn, events, batch, now()))
+            .submit(move |conn, events| batches::create(conn, events, batch, clock.now()))
             .await
     }
 
@@ -397,9 +443,12 @@ impl Store for SqliteStore {
         job: Option<NewJob>,
     ) -> Result<Option<Enqueued>, StoreError> {
         let name = name.to_string();
+        let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, events| schedules::record(conn, events, &name, tick, job, now()))
+            .submit(move |conn, events| {
+                schedules::record(conn, events, &name, tick, job, clock.now())
+            })
             .await
     }
 

@@ -1,8 +1,9 @@
 //! Versioned schema migrations, embedded in the binary and applied in
 //! order, each in its own transaction, recorded in `schema_migrations`.
 
-use crate::rows::{db_error, micros, now};
+use crate::rows::{db_error, micros};
 use errand_core::StoreError;
+use jiff::Timestamp;
 use rusqlite::{Connection, TransactionBehavior};
 
 /// Every migration, by version; append, never edit.
@@ -33,7 +34,7 @@ pub(crate) fn applied_version(conn: &Connection) -> Result<u32, StoreError> {
 }
 
 /// Applies every migration newer than the database's version.
-pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+pub(crate) fn migrate(conn: &mut Connection, now: Timestamp) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version    INTEGER PRIMARY KEY,
@@ -55,7 +56,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             .map_err(|e| StoreError::Internal(format!("migration {version} failed: {e}")))?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-            (version, micros(now())),
+            (version, micros(now)),
         )
         .map_err(db_error)?;
         tx.commit().map_err(db_error)?;

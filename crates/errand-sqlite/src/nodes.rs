@@ -1,13 +1,18 @@
 //! The node registry and leader leases: which errand processes are alive,
 //! and which one runs a cluster-wide duty such as maintenance.
 
-use crate::rows::{after, db_error, from_micros, micros, now, to_json};
+use crate::rows::{after, db_error, from_micros, micros, to_json};
 use errand_core::{NodeInfo, StoreError};
+use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::time::Duration;
 
 /// Inserts or refreshes a node; `last_seen` becomes now.
-pub(crate) fn register(conn: &Connection, node: &NodeInfo) -> Result<(), StoreError> {
+pub(crate) fn register(
+    conn: &Connection,
+    node: &NodeInfo,
+    now: Timestamp,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO nodes (name, started_at, last_seen, queues, running, http, breakers)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -19,7 +24,7 @@ pub(crate) fn register(conn: &Connection, node: &NodeInfo) -> Result<(), StoreEr
         st.execute(params![
             node.name,
             micros(node.started_at),
-            micros(now()),
+            micros(now),
             to_json(&node.queues),
             node.running,
             node.http,
@@ -38,8 +43,12 @@ pub(crate) fn remove(conn: &Connection, name: &str) -> Result<(), StoreError> {
 }
 
 /// Deletes nodes silent for longer than `alive_within` and lists the rest.
-pub(crate) fn list(conn: &Connection, alive_within: Duration) -> Result<Vec<NodeInfo>, StoreError> {
-    let cutoff = micros(now()) - crate::rows::duration_micros(alive_within);
+pub(crate) fn list(
+    conn: &Connection,
+    alive_within: Duration,
+    now: Timestamp,
+) -> Result<Vec<NodeInfo>, StoreError> {
+    let cutoff = micros(now) - crate::rows::duration_micros(alive_within);
     conn.execute("DELETE FROM nodes WHERE last_seen < ?1", [cutoff])
         .map_err(db_error)?;
     let mut st = conn
@@ -84,8 +93,8 @@ pub(crate) fn try_lead(
     role: &str,
     node: &str,
     ttl: Duration,
+    now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let now = now();
     let holder: Option<String> = conn
         .query_row(
             "INSERT INTO leaders (role, node, expires_at) VALUES (?1, ?2, ?3)

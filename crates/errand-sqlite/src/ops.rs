@@ -4,7 +4,7 @@
 
 use crate::rows::{
     JOB_COLUMNS, after, collect_jobs, db_error, duration_micros, from_micros, job_from_row, micros,
-    now, parse_state, timeout_from_micros, to_json,
+    parse_state, timeout_from_micros, to_json,
 };
 use crate::writer::Events;
 use crate::{batches, events, limits};
@@ -25,8 +25,9 @@ pub(crate) fn enqueue(
     conn: &Connection,
     events: &mut Events,
     jobs: Vec<NewJob>,
+    now: Timestamp,
 ) -> Result<Vec<Enqueued>, StoreError> {
-    let mut inserter = Inserter::new(conn, now())?;
+    let mut inserter = Inserter::new(conn, now)?;
     jobs.into_iter()
         .map(|job| inserter.enqueue(events, job, None))
         .collect()
@@ -226,8 +227,11 @@ pub(crate) fn due_jobs(columns: &str, extra: &str) -> String {
 /// Takes up to `req.limit` due jobs of a queue in claim order. Without a
 /// limited kind in the request this is one statement; kind limits take
 /// the slower path in [`crate::limits`].
-pub(crate) fn claim(conn: &Connection, req: &ClaimRequest) -> Result<Claimed, StoreError> {
-    let now = now();
+pub(crate) fn claim(
+    conn: &Connection,
+    req: &ClaimRequest,
+    now: Timestamp,
+) -> Result<Claimed, StoreError> {
     let limited = req.limited_kinds();
     if !limited.is_empty() {
         return limits::claim(conn, req, &limited, now);
@@ -267,8 +271,9 @@ pub(crate) fn heartbeat(
     conn: &Connection,
     leases: &[Lease],
     lease: Duration,
+    now: Timestamp,
 ) -> Result<Vec<Lease>, StoreError> {
-    let expires = micros(after(now(), lease));
+    let expires = micros(after(now, lease));
     let mut stmt = conn
         .prepare_cached(
             "UPDATE jobs SET lease_expires_at = ?1 \
@@ -289,8 +294,8 @@ pub(crate) fn finish(
     conn: &Connection,
     events: &mut Events,
     finishes: Vec<Finish>,
+    now: Timestamp,
 ) -> Result<Vec<bool>, StoreError> {
-    let now = now();
     let mut applied = Vec::with_capacity(finishes.len());
     for f in finishes {
         let attempts = if f.outcome.uses_attempts_left() {
@@ -351,8 +356,8 @@ fn attempts_of(conn: &Connection, lease: Lease) -> Result<Option<Attempts>, Stor
 pub(crate) fn rescue_expired(
     conn: &Connection,
     events: &mut Events,
+    now: Timestamp,
 ) -> Result<Vec<JobId>, StoreError> {
-    let now = now();
     let expired = {
         let mut stmt = conn
             .prepare_cached(
@@ -483,6 +488,7 @@ fn change_one(
     allowed: fn(JobState) -> bool,
     sql: &str,
     attempt: fn(u32, u32) -> u32,
+    now: Timestamp,
 ) -> Result<Job, StoreError> {
     let (state, attempts) = state_of(conn, id)?;
     let conflict = || StoreError::Conflict { id, state, action };
@@ -491,7 +497,7 @@ fn change_one(
     }
     let attempt = attempt(attempts.attempt, attempts.max_attempts);
     let mut stmt = conn.prepare_cached(sql).map_err(db_error)?;
-    let mut rows = stmt.query((id, micros(now()), attempt)).map_err(db_error)?;
+    let mut rows = stmt.query((id, micros(now), attempt)).map_err(db_error)?;
     match rows.next() {
         Ok(Some(row)) => job_from_row(row),
         Ok(None) => Err(conflict()),
@@ -503,7 +509,12 @@ fn change_one(
 }
 
 /// Cancels a job that has not ended.
-pub(crate) fn cancel(conn: &Connection, events: &mut Events, id: JobId) -> Result<Job, StoreError> {
+pub(crate) fn cancel(
+    conn: &Connection,
+    events: &mut Events,
+    id: JobId,
+    now: Timestamp,
+) -> Result<Job, StoreError> {
     let job = change_one(
         conn,
         id,
@@ -515,15 +526,21 @@ pub(crate) fn cancel(conn: &Connection, events: &mut Events, id: JobId) -> Resul
              WHERE id = ?1 RETURNING {JOB_COLUMNS}"
         ),
         |attempt, _| attempt,
+        now,
     )?;
     events.finished.push(job.id);
-    batches::settle(conn, events, now())?;
+    batches::settle(conn, events, now)?;
     Ok(job)
 }
 
 /// Makes a failed or cancelled job available now, with at least one
 /// attempt left ([`attempt_on_manual_retry`]).
-pub(crate) fn retry(conn: &Connection, events: &mut Events, id: JobId) -> Result<Job, StoreError> {
+pub(crate) fn retry(
+    conn: &Connection,
+    events: &mut Events,
+    id: JobId,
+    now: Timestamp,
+) -> Result<Job, StoreError> {
     let job = change_one(
         conn,
         id,
@@ -535,13 +552,18 @@ pub(crate) fn retry(conn: &Connection, events: &mut Events, id: JobId) -> Result
              WHERE id = ?1 RETURNING {JOB_COLUMNS}"
         ),
         attempt_on_manual_retry,
+        now,
     )?;
     events.enqueued.insert(job.queue.clone());
     Ok(job)
 }
 
 /// Marks scheduled and retryable jobs that are due as available.
-pub(crate) fn promote_due(conn: &Connection, events: &mut Events) -> Result<u64, StoreError> {
+pub(crate) fn promote_due(
+    conn: &Connection,
+    events: &mut Events,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "UPDATE jobs INDEXED BY jobs_due SET state = 'available' \
@@ -549,7 +571,7 @@ pub(crate) fn promote_due(conn: &Connection, events: &mut Events) -> Result<u64,
         )
         .map_err(db_error)?;
     let queues = stmt
-        .query_map([micros(now())], |r| r.get::<_, String>(0))
+        .query_map([micros(now)], |r| r.get::<_, String>(0))
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(db_error)?;
     let promoted = queues.len() as u64;
@@ -560,8 +582,12 @@ pub(crate) fn promote_due(conn: &Connection, events: &mut Events) -> Result<u64,
 /// Deletes terminal jobs that finished longer ago than their state's
 /// retention, and events and finished batches older than the longest of
 /// the three; answers how many jobs.
-pub(crate) fn prune(conn: &Connection, retention: &Retention) -> Result<u64, StoreError> {
-    let now = micros(now());
+pub(crate) fn prune(
+    conn: &Connection,
+    retention: &Retention,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let now = micros(now);
     let mut stmt = conn
         .prepare_cached(
             "DELETE FROM jobs WHERE state = ?1 AND finished_at IS NOT NULL AND finished_at < ?2",

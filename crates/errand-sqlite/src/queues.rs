@@ -2,9 +2,10 @@
 //! queue, so a pause holds across restarts with no cache to invalidate.
 
 use crate::read;
-use crate::rows::{db_error, micros, now};
+use crate::rows::{db_error, micros};
 use crate::writer::Events;
 use errand_core::{QueueInfo, StoreError};
+use jiff::Timestamp;
 use rusqlite::Connection;
 use std::collections::BTreeMap;
 
@@ -14,13 +15,14 @@ pub(crate) fn set_paused(
     events: &mut Events,
     queue: &str,
     paused: bool,
+    now: Timestamp,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO queues (name, paused, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,
              updated_at = excluded.updated_at",
     )
-    .and_then(|mut st| st.execute((queue, paused, micros(now()))))
+    .and_then(|mut st| st.execute((queue, paused, micros(now))))
     .map_err(db_error)?;
     if !paused {
         events.enqueued.insert(queue.to_string());

@@ -44,11 +44,6 @@ pub(crate) fn micros(t: Timestamp) -> i64 {
     t.as_microsecond()
 }
 
-/// Now, at the precision the database keeps, so what is written reads back equal.
-pub(crate) fn now() -> Timestamp {
-    from_micros(micros(Timestamp::now())).expect("now is in range")
-}
-
 pub(crate) fn from_micros(us: i64) -> Result<Timestamp, StoreError> {
     Timestamp::from_microsecond(us).map_err(|e| StoreError::Internal(format!("bad time {us}: {e}")))
 }

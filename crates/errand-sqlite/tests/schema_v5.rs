@@ -5,7 +5,7 @@
 //! two last batch jobs ended in one group commit.
 
 use errand_core::store::{ClaimRequest, Finish};
-use errand_core::{Backoff, KindLimit, NewBatch, NewJob, Outcome, Store};
+use errand_core::{Backoff, Clock, KindLimit, NewBatch, NewJob, Outcome, Store};
 use errand_sqlite::{SqliteOptions, SqliteStore};
 use rusqlite::Connection;
 use serde_json::json;
@@ -143,7 +143,10 @@ fn rated(kind: &str, rate: &str) -> BTreeMap<String, KindLimit> {
 async fn the_rate_start_log_forgets_starts_outside_the_window() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("errand.db");
-    let store = open(&path).await;
+    let clock = Clock::manual(jiff::Timestamp::now());
+    let store = SqliteStore::open_with_clock(&path, SqliteOptions::default(), clock.clone())
+        .await
+        .expect("open store");
     store
         .enqueue((0..6).map(|i| NewJob::new("mail", json!(i))).collect())
         .await
@@ -154,7 +157,7 @@ async fn the_rate_start_log_forgets_starts_outside_the_window() {
         .await
         .unwrap();
     assert_eq!(first.jobs.len(), 3);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_millis(1100));
     let second = store.claim(&claim_req("mail", 2, limits)).await.unwrap();
     assert_eq!(second.jobs.len(), 2);
     assert_eq!(

@@ -5,7 +5,7 @@
 //! reopens it for longer. Jobs stay queued meanwhile instead of cycling
 //! through the outage.
 
-use errand_core::{BreakerPhase, BreakerState, Outcome};
+use errand_core::{BreakerPhase, BreakerState, Clock, Outcome};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -92,13 +92,13 @@ struct Breaker {
 }
 
 impl Breaker {
-    fn closed() -> Breaker {
+    fn closed(since: jiff::Timestamp) -> Breaker {
         Breaker {
             phase: Phase::Closed,
             consecutive: 0,
             failed_probes: 0,
             last_error: String::new(),
-            since: jiff::Timestamp::now(),
+            since,
         }
     }
 }
@@ -119,13 +119,16 @@ pub(crate) struct Plan {
 pub(crate) struct Breakers {
     config: BreakerConfig,
     kinds: Mutex<HashMap<String, Breaker>>,
+    /// The store's clock, for the wall-clock times the registry shows.
+    clock: Clock,
 }
 
 impl Breakers {
-    pub(crate) fn new(config: BreakerConfig) -> Breakers {
+    pub(crate) fn new(config: BreakerConfig, clock: Clock) -> Breakers {
         Breakers {
             config,
             kinds: Mutex::new(HashMap::new()),
+            clock,
         }
     }
 
@@ -144,7 +147,7 @@ impl Breakers {
         let mut kinds = self.kinds.lock().expect("breaker lock");
         let b = kinds
             .entry(kind.to_string())
-            .or_insert_with(Breaker::closed);
+            .or_insert_with(|| Breaker::closed(self.clock.now()));
         b.consecutive = b.consecutive.saturating_add(1);
         b.last_error = error.to_string();
         match b.phase {
@@ -154,7 +157,7 @@ impl Breakers {
                     retry_at: now + wait,
                 };
                 b.failed_probes = 0;
-                b.since = jiff::Timestamp::now();
+                b.since = self.clock.now();
                 tracing::warn!(
                     kind,
                     consecutive = b.consecutive,
@@ -190,7 +193,7 @@ impl Breakers {
         if b.phase != Phase::Closed {
             tracing::info!(kind, last_error = b.last_error, "breaker closed");
         }
-        *b = Breaker::closed();
+        *b = Breaker::closed(self.clock.now());
     }
 
     /// Splits `kinds` into those claimable as usual and at most one whose
@@ -240,7 +243,7 @@ impl Breakers {
     /// The non-closed breakers, for the node registry.
     pub(crate) fn snapshot(&self, now: Instant) -> BTreeMap<String, BreakerState> {
         let kinds = self.kinds.lock().expect("breaker lock");
-        let wall = jiff::Timestamp::now();
+        let wall = self.clock.now();
         kinds
             .iter()
             .filter_map(|(kind, b)| {
@@ -271,11 +274,14 @@ mod tests {
     use super::*;
 
     fn breakers() -> Breakers {
-        Breakers::new(BreakerConfig {
-            threshold: 3,
-            base: Duration::from_secs(1),
-            max: Duration::from_secs(60),
-        })
+        Breakers::new(
+            BreakerConfig {
+                threshold: 3,
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(60),
+            },
+            Clock::system(),
+        )
     }
 
     fn deadly() -> Outcome {

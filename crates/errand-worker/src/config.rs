@@ -57,9 +57,8 @@ fn default_name() -> String {
 }
 
 impl WorkerConfig {
-    /// This node's entry in the registry (running count filled per heartbeat).
-    pub(crate) fn node_info(&self) -> NodeInfo {
-        let now = jiff::Timestamp::now();
+    /// This node's entry in the registry, started `now` (running count filled per heartbeat).
+    pub(crate) fn node_info(&self, now: jiff::Timestamp) -> NodeInfo {
         NodeInfo {
             name: self.name.clone(),
             started_at: now,

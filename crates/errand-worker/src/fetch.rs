@@ -51,8 +51,8 @@ enum Idle {
     /// The last claim found nothing: wait for an enqueue or the poll.
     Empty,
     /// A kind limit held due jobs back: also wake when any job ends, or
-    /// when the rate window reopens (`retry_at`).
-    Held(Option<Instant>),
+    /// when the rate window reopens (`retry_at`, by the store's clock).
+    Held(Option<Timestamp>),
 }
 
 /// Everything one queue's loop needs.
@@ -293,12 +293,17 @@ impl QueueLoop {
         idle: Idle,
         room_freed: Option<Pin<&mut Notified<'_>>>,
     ) {
-        let (on_finish, until) = match idle {
+        let (on_finish, retry_at) = match idle {
             Idle::Held(retry_at) => (true, retry_at),
             Idle::No | Idle::Empty => (false, None),
         };
-        let poll = Instant::now() + self.poll_interval;
-        let until = until.map_or(poll, |at| at.min(poll));
+        let clock = self.store.clock();
+        let window_reopens = async {
+            match retry_at {
+                Some(at) => clock.sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let room = async {
             match room_freed {
                 Some(notified) => notified.await,
@@ -307,7 +312,8 @@ impl QueueLoop {
         };
         tokio::select! {
             _ = self.shutdown.cancelled() => {}
-            _ = tokio::time::sleep_until(until) => {}
+            _ = tokio::time::sleep(self.poll_interval) => {}
+            _ = window_reopens => {}
             _ = work_event(events, &self.queue, on_finish) => {}
             _ = room => {}
         }
@@ -325,10 +331,7 @@ impl QueueLoop {
 /// wait; held-back jobs wait for room under their kind's limit.
 fn idle_after(claimed: &Claimed) -> Idle {
     match claimed.held {
-        Some(held) => Idle::Held(held.retry_at.map(|at| {
-            let wait = Timestamp::now().duration_until(at);
-            Instant::now() + std::time::Duration::try_from(wait).unwrap_or_default()
-        })),
+        Some(held) => Idle::Held(held.retry_at),
         None if claimed.jobs.is_empty() => Idle::Empty,
         None => Idle::No,
     }

@@ -92,7 +92,8 @@ impl Worker {
         let registrations = Arc::new(registrations);
         let (completions, completer) = completer::start(store.clone());
         let running = Arc::new(Running::default());
-        let breakers = Arc::new(Breakers::new(config.breaker.clone()));
+        let clock = store.clock();
+        let breakers = Arc::new(Breakers::new(config.breaker.clone(), clock.clone()));
         let attempts = Arc::new(Attempts {
             running: running.clone(),
             completions,
@@ -108,7 +109,7 @@ impl Worker {
             store.clone(),
             running,
             heartbeat::Beat {
-                node: config.node_info(),
+                node: config.node_info(clock.now()),
                 every: config.heartbeat,
                 lease: config.lease,
                 breakers: breakers.clone(),

@@ -4,9 +4,9 @@
 //! fires ticks, so nodes sharing a database do not all do the work. Even
 //! when two nodes both believe they lead (a lease moving over), each tick is
 //! recorded with [`Store::record_tick`], which lets exactly one of them
-//! enqueue it. The loop sleeps until the next tick of any schedule, but
-//! wakes at least every [`RECHECK`] to renew the lease, or to take it over
-//! from a node that died.
+//! enqueue it. The loop sleeps until the next tick of any schedule (by the
+//! store's clock), but wakes at least every [`RECHECK`] to renew the lease,
+//! or to take it over from a node that died.
 
 use errand_core::schedule::{Decision, Schedule};
 use errand_core::{Catalog, Store, StoreError};
@@ -38,6 +38,7 @@ pub async fn run_scheduler(
         return;
     }
     let ttl = RECHECK * 5;
+    let clock = store.clock();
     let mut leading = false;
     loop {
         let now_leading = match store.try_lead(ROLE, &node, ttl).await {
@@ -56,10 +57,18 @@ pub async fn run_scheduler(
         } else {
             None
         };
-        let pause = next_tick.map(|t| until(t).min(RECHECK)).unwrap_or(RECHECK);
+        // The next tick by the store's clock (which tests move by hand),
+        // the lease by the runtime's timer.
+        let tick_due = async {
+            match next_tick {
+                Some(t) => clock.sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(pause) => {}
+            _ = tokio::time::sleep(RECHECK) => {}
+            _ = tick_due => {}
         }
     }
     if leading && let Err(e) = store.resign(ROLE, &node).await {
@@ -104,7 +113,7 @@ async fn fire_schedule(
 ) -> Result<Option<Timestamp>, StoreError> {
     let name = schedule.name.as_str();
     loop {
-        let (tick, job) = match schedule.decide(last, Timestamp::now(), MISFIRE_GRACE) {
+        let (tick, job) = match schedule.decide(last, store.clock().now(), MISFIRE_GRACE) {
             Decision::Wait(next) => return Ok(next),
             Decision::Skip(tick) => (tick, None),
             Decision::Enqueue(tick) => match catalog.schedule_job(schedule, tick) {
@@ -126,10 +135,4 @@ async fn fire_schedule(
         }
         last = Some(tick);
     }
-}
-
-/// The time from now until `t` (zero when it has passed).
-fn until(t: Timestamp) -> Duration {
-    let left = t.duration_since(Timestamp::now());
-    Duration::try_from(left).unwrap_or(Duration::ZERO)
 }

@@ -5,7 +5,7 @@
 //! [`eventually`], re-exported here with its [`DEADLINE`]).
 
 use crate::{Worker, WorkerConfig, WorkerError};
-use errand_core::{Backoff, Job, JobId, JobState, KindPolicy, Store};
+use errand_core::{Backoff, Clock, Job, JobId, JobState, KindPolicy, Store};
 use errand_sqlite::{SqliteOptions, SqliteStore};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,8 +18,15 @@ pub use errand_core::testing::{DEADLINE, eventually, eventually_blocking};
 
 /// A fresh SQLite store in its own directory (kept alive by the guard).
 pub async fn store() -> (Arc<dyn Store>, TempDir) {
+    store_on(Clock::system()).await
+}
+
+/// [`store`] reading `clock`: with [`Clock::manual`], the test moves the
+/// time of leases, schedules and rate windows by hand.
+pub async fn store_on(clock: Clock) -> (Arc<dyn Store>, TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = SqliteStore::open(dir.path().join("errand.db"), SqliteOptions::default())
+    let path = dir.path().join("errand.db");
+    let store = SqliteStore::open_with_clock(path, SqliteOptions::default(), clock)
         .await
         .expect("a fresh SQLite store opens");
     (Arc::new(store), dir)

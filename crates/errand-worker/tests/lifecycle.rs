@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use errand_core::store::ClaimRequest;
-use errand_core::{JobState, KindPolicy};
+use errand_core::{Clock, JobState, KindPolicy};
 use errand_worker::{JobContext, MaintenanceConfig, Worker, run_maintenance};
 use serde_json::json;
 use std::sync::Arc;
@@ -185,7 +185,9 @@ async fn an_idle_worker_is_woken_by_an_enqueue_not_the_poll() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maintenance_rescues_a_dead_workers_job() {
-    let (store, _dir) = store().await;
+    let clock = Clock::manual(jiff::Timestamp::now());
+    let (store, _dir) = store_on(clock.clone()).await;
+    let lease = Duration::from_secs(30);
     let id = enqueue(&store, job("work", json!(null))).await;
     let claimed = store
         .claim(&ClaimRequest {
@@ -193,7 +195,7 @@ async fn maintenance_rescues_a_dead_workers_job() {
             kinds: vec!["work".into()],
             limit: 1,
             worker: "dead-worker".into(),
-            lease: Duration::from_millis(300),
+            lease,
             limits: Default::default(),
         })
         .await
@@ -211,6 +213,7 @@ async fn maintenance_rescues_a_dead_workers_job() {
     );
     let running = Running::spawn(worker);
     let (stop_maintenance, maintenance) = start_maintenance(&store);
+    clock.advance(lease + Duration::from_secs(1));
 
     let j = wait_state(&store, id, JobState::Completed).await;
     assert_eq!(j.attempt, 2);
@@ -231,26 +234,83 @@ async fn maintenance_rescues_a_dead_workers_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_keep_a_job_longer_than_its_lease() {
-    let (store, _dir) = store().await;
+    let clock = Clock::manual(jiff::Timestamp::now());
+    let (store, _dir) = store_on(clock.clone()).await;
     let mut cfg = config("default", 1);
-    cfg.lease = Duration::from_millis(900);
-    cfg.heartbeat = Duration::from_millis(200);
+    cfg.heartbeat = Duration::from_millis(50);
+    let lease = cfg.lease;
     let mut worker = Worker::new(store.clone(), cfg);
+    let done = Arc::new(tokio::sync::Notify::new());
+    let release = done.clone();
     worker.handler(
         "slow",
         KindPolicy::default(),
-        |_: serde_json::Value, ctx: JobContext| async move {
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            Ok(Some(json!(ctx.attempt)))
+        move |_: serde_json::Value, ctx: JobContext| {
+            let release = release.clone();
+            async move {
+                release.notified().await;
+                Ok(Some(json!(ctx.attempt)))
+            }
         },
     );
     let running = Running::spawn(worker);
     let (stop_maintenance, maintenance) = start_maintenance(&store);
     let id = enqueue(&store, job("slow", json!(null))).await;
+    wait_state(&store, id, JobState::Running).await;
+    // Three times two thirds of a lease: the first lease alone would have
+    // run out, each heartbeat pushes the expiry past the new now.
+    for _ in 0..3 {
+        clock.advance(lease * 2 / 3);
+        let now = clock.now();
+        wait_for(&store, id, |j| {
+            j.lease_expires_at.is_some_and(|at| at > now)
+        })
+        .await;
+        assert!(
+            store.rescue_expired().await.unwrap().is_empty(),
+            "nothing expired"
+        );
+    }
+    done.notify_one();
     let j = wait_state(&store, id, JobState::Completed).await;
     assert_eq!((j.attempt, j.result), (1, Some(json!(1))), "never rescued");
     assert!(j.errors.is_empty(), "{:?}", j.errors);
     stop_maintenance.cancel();
     maintenance.await.unwrap();
+    running.stop().await;
+}
+
+/// A job held back by its kind's rate starts when the store's clock
+/// reaches the rate window's end, not at the next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_held_job_starts_when_the_clock_reopens_the_window() {
+    let clock = Clock::manual(jiff::Timestamp::now());
+    let (store, _dir) = store_on(clock.clone()).await;
+    let mut cfg = config("default", 4);
+    // Only the clock can wake the held claim in time.
+    cfg.poll_interval = Duration::from_secs(300);
+    let mut worker = Worker::new(store.clone(), cfg);
+    let policy = KindPolicy {
+        limit: errand_core::KindLimit {
+            max_running: None,
+            rate: Some("1/min".parse().unwrap()),
+        },
+        ..KindPolicy::default()
+    };
+    worker.handler("rated", policy, |_: serde_json::Value, _| async {
+        Ok(Some(json!("sent")))
+    });
+    let first = enqueue(&store, job("rated", json!(1))).await;
+    let second = enqueue(&store, job("rated", json!(2))).await;
+    let running = Running::spawn(worker);
+    wait_state(&store, first, JobState::Completed).await;
+    assert_eq!(
+        store.get(second).await.unwrap().unwrap().state,
+        JobState::Available,
+        "held by the rate"
+    );
+    clock.advance(Duration::from_secs(61));
+    let j = wait_state(&store, second, JobState::Completed).await;
+    assert!(j.started_at.unwrap() >= clock.now() - jiff::SignedDuration::from_secs(1));
     running.stop().await;
 }

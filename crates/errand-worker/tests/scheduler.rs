@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
-use errand_core::schedule::{Schedule, ScheduleSpec};
+use errand_core::schedule::ScheduleSpec;
 use errand_core::store::ListFilter;
-use errand_core::{Catalog, Job, KindPolicy, Store};
+use errand_core::{Catalog, Clock, Job, KindPolicy, Store};
 use errand_worker::run_scheduler;
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use std::collections::BTreeMap;
@@ -99,7 +99,9 @@ async fn wait_for_tick(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_tick_enqueues_exactly_once_with_several_loops() {
-    let (store, _dir) = store().await;
+    // Half way through a second, so every tick is a clear step away.
+    let clock = Clock::manual(Timestamp::from_millisecond(1_900_000_000_500).unwrap());
+    let (store, _dir) = store_on(clock.clone()).await;
     let name = "every-second";
     // Two loops of one node name both hold the lease, so they race on every
     // tick; a third node waits for the lease.
@@ -109,7 +111,10 @@ async fn every_tick_enqueues_exactly_once_with_several_loops() {
         start(&store, schedule(name, "* * * * * *", false), "other"),
     ];
     let seen = wait_for_tick(&store, name, |_| true).await;
-    wait_for_tick(&store, name, |t| t >= seen + 3.seconds()).await;
+    for step in 1..=4 {
+        clock.advance(Duration::from_secs(1));
+        wait_for_tick(&store, name, |t| t >= seen + step.seconds()).await;
+    }
     stop(loops).await;
 
     let jobs = tick_jobs(&store).await;
@@ -137,18 +142,10 @@ async fn every_tick_enqueues_exactly_once_with_several_loops() {
 async fn after_downtime(
     catch_up: bool,
 ) -> (Arc<dyn Store>, tempfile::TempDir, Vec<Job>, Timestamp) {
-    let (store, dir) = store().await;
-    let minute = (Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).minute() + 30) % 60;
-    let s = schedule("hourly", &format!("0 {minute} * * * *"), catch_up);
-    let missed = {
-        let s = Schedule::parse(s.clone()).unwrap();
-        let now = Timestamp::now();
-        let mut t = s.next_after(now - SignedDuration::from_hours(1)).unwrap();
-        while let Some(next) = s.next_after(t).filter(|n| *n <= now) {
-            t = next;
-        }
-        t
-    };
+    let now: Timestamp = "2030-06-01T10:00:00Z".parse().unwrap();
+    let (store, dir) = store_on(Clock::manual(now)).await;
+    let s = schedule("hourly", "0 30 * * * *", catch_up);
+    let missed: Timestamp = "2030-06-01T09:30:00Z".parse().unwrap();
     let old = missed - SignedDuration::from_hours(3);
     store.record_tick("hourly", old, None).await.unwrap();
 

@@ -368,7 +368,10 @@ mod tests {
 
     /// The kinds that get a job when `event` is published.
     fn listeners(c: &NodePlan, event: &str) -> Vec<String> {
-        let jobs = c.catalog.listener_jobs(event).unwrap();
+        let jobs = c
+            .catalog
+            .listener_jobs(event, jiff::Timestamp::now())
+            .unwrap();
         jobs.into_iter().map(|j| j.kind).collect()
     }
 

@@ -6,7 +6,7 @@ use errand_core::{Job, JobId, NewJob, Store};
 use std::sync::Arc;
 
 pub use errand_worker::testing::{
-    DEADLINE, Running, config, eventually, store, wait_for, wait_state,
+    DEADLINE, Running, config, eventually, store, store_on, wait_for, wait_state,
 };
 
 /// Enqueues one job and returns its id.
