@@ -158,7 +158,7 @@ async fn a_claim_beaten_to_the_last_slot_takes_its_job_back() {
     let tx = other.transaction().await.unwrap();
     let taken = tx
         .query(
-            "SELECT o_id FROM errand_claim_limited(3600000000, 'other', 'default', '{}', 1, \
+            "SELECT o_id FROM errand_claim_limited(now(), 3600000000, 'other', 'default', '{}', 1, \
              '{capped}', '{1}', '{NULL}', '{NULL}', '{NULL}', false) WHERE NOT o_held",
             &[],
         )
