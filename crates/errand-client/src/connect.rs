@@ -113,10 +113,7 @@ mod tests {
     fn a_bad_ca_is_refused_by_name() {
         let b = || Client::builder("https://127.0.0.1:7070");
         let e = err(b().ca_file("/nonexistent/ca.pem"));
-        assert!(
-            e.contains("file /nonexistent/ca.pem: cannot read"),
-            "{e}"
-        );
+        assert!(e.contains("file /nonexistent/ca.pem: cannot read"), "{e}");
         let e = err(b().ca_pem("not a certificate"));
         assert!(e.contains("PEM: no certificate found"), "{e}");
     }
@@ -125,6 +122,9 @@ mod tests {
     fn https_urls_are_accepted() {
         Client::new("https://errand.internal:7070").unwrap();
         let e = err(Client::builder("ftp://x"));
-        assert!(e.contains("expected http://host:port or https://host:port"), "{e}");
+        assert!(
+            e.contains("expected http://host:port or https://host:port"),
+            "{e}"
+        );
     }
 }

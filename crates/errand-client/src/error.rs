@@ -79,21 +79,20 @@ impl ClientError {
 }
 
 /// The TLS error behind a failed request, if that is what failed. An
-/// `io::Error` hides the error it wraps from `source()`, so it is opened.
+/// `io::Error` hides the error it wraps from `source()` (and TLS errors
+/// come wrapped in two), so it is opened with `get_ref`.
 fn tls_failure(e: &reqwest::Error) -> Option<&rustls::Error> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cause {
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
-        if let Some(tls) = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(tls);
-        }
-        cause = err.source();
+        cause = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
     }
     None
 }

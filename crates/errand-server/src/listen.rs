@@ -118,10 +118,8 @@ pub(crate) async fn run(
             match acceptor {
                 None => serve_one(tcp, router, &limits, stop).await,
                 Some(acceptor) => {
-                    let handshake = tokio::time::timeout(
-                        limits.header_read_timeout,
-                        acceptor.accept(tcp),
-                    );
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp));
                     tokio::select! {
                         _ = stop.cancelled() => {}
                         done = handshake => match done {

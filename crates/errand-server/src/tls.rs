@@ -201,7 +201,10 @@ mod tests {
         let mut files = pair(dir.path(), "a");
         files.cert = dir.path().join("nope.crt");
         let e = load_err(files);
-        assert!(e.starts_with("tls.cert ") && e.contains("nope.crt: cannot read"), "{e}");
+        assert!(
+            e.starts_with("tls.cert ") && e.contains("nope.crt: cannot read"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -290,7 +290,9 @@ fn reload_on_hangup(tls: errand_server::Tls) -> Result<()> {
                     cert = %tls.files().cert.display(),
                     "SIGHUP received: TLS certificate reloaded"
                 ),
-                Err(e) => error!("SIGHUP received: TLS certificate not reloaded, the previous one stays in use: [server] {e}"),
+                Err(e) => error!(
+                    "SIGHUP received: TLS certificate not reloaded, the previous one stays in use: [server] {e}"
+                ),
             }
         }
     });
