@@ -124,7 +124,8 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
     // SIGHUP handler is in place before the address is announced.
     let tls = match (&plan.server.tls, http) {
         (Some(files), true) => {
-            let tls = errand_server::Tls::load(files.clone()).context("[server]")?;
+            let tls = errand_server::Tls::load(files.clone())
+                .map_err(|e| anyhow::anyhow!("[server] {e}"))?;
             reload_on_hangup(tls.clone())?;
             Some(tls)
         }
