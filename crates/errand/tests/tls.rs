@@ -175,5 +175,4 @@ fn sighup_reloads_the_certificate_and_keeps_open_connections() {
         "{line}"
     );
     healthy(&client_trusting(&new_pem), &server).unwrap();
-    assert!(server.child.id() > 0);
 }
