@@ -24,6 +24,9 @@ pub enum ClientError {
     /// The base URL given to [`crate::Client::new`] is not usable.
     #[error("invalid errand URL {0}")]
     BadUrl(String),
+    /// A CA certificate given to [`crate::ClientBuilder`] is not usable.
+    #[error("invalid CA certificate {0}")]
+    BadCa(String),
 }
 
 impl ClientError {
@@ -35,11 +38,19 @@ impl ClientError {
         }
     }
 
-    /// A transport failure, described by its root cause (e.g. "connection refused").
+    /// A transport failure, described by its root cause (e.g. "connection
+    /// refused", or why the server's certificate is not trusted).
     pub(crate) fn transport(base: &Url, e: &reqwest::Error) -> Self {
         let base = base.as_str().trim_end_matches('/');
         let cause = if e.is_timeout() {
             "timed out".to_string()
+        } else if let Some(tls) = tls_failure(e) {
+            match tls {
+                rustls::Error::InvalidCertificate(why) => format!(
+                    "the server's certificate is not trusted ({why}); if a private CA signed it, trust that CA's certificate (a CA file)"
+                ),
+                other => format!("TLS handshake failed: {other}"),
+            }
         } else {
             root_cause(e)
         };
@@ -65,6 +76,25 @@ impl ClientError {
             problem: Box::new(problem),
         }
     }
+}
+
+/// The TLS error behind a failed request, if that is what failed. An
+/// `io::Error` hides the error it wraps from `source()` (and TLS errors
+/// come wrapped in two), so it is opened with `get_ref`.
+fn tls_failure(e: &reqwest::Error) -> Option<&rustls::Error> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cause {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        cause = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
 }
 
 /// The innermost error's message: reqwest's outer layers only say "error

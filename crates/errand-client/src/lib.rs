@@ -32,11 +32,13 @@
 
 mod batch;
 mod builder;
+mod connect;
 mod error;
 mod table;
 
 pub use batch::BatchHandle;
 pub use builder::{JobBuilder, job};
+pub use connect::ClientBuilder;
 pub use errand_core::api::{
     BatchResults, EventPage, EventView, JobPage, JobResult, NewBatchRequest, Problem,
     PublishResponse,
@@ -56,9 +58,6 @@ use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use std::time::{Duration, Instant};
 
-/// How long to try opening a connection before giving up.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// A handle on one errand server; cheap to clone (connections are pooled).
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -75,27 +74,15 @@ pub fn install_tls_provider() {
 }
 
 impl Client {
-    /// A client for the server at `base_url`, e.g. `http://127.0.0.1:7070`.
+    /// A client for the server at `base_url`, e.g. `http://127.0.0.1:7070`
+    /// or `https://errand.internal:7070` (trusting the system's CAs).
     pub fn new(base_url: &str) -> Result<Client, ClientError> {
-        let bad = |why: &str| ClientError::BadUrl(format!("{base_url:?}: {why}"));
-        let mut base = Url::parse(base_url).map_err(|e| bad(&e.to_string()))?;
-        if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
-            return Err(bad("expected http://host:port"));
-        }
-        if base.query().is_some() || base.fragment().is_some() {
-            return Err(bad("must not have a query or fragment"));
-        }
-        // Paths are joined below the base, so it must end with a slash.
-        if !base.path().ends_with('/') {
-            let path = format!("{}/", base.path());
-            base.set_path(&path);
-        }
-        install_tls_provider();
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .map_err(|e| ClientError::Transport(format!("cannot build HTTP client: {e}")))?;
-        Ok(Client { http, base })
+        Client::builder(base_url).build()
+    }
+
+    /// A client with more settings, e.g. a private CA for an `https://` server.
+    pub fn builder(base_url: &str) -> ClientBuilder {
+        ClientBuilder::new(base_url)
     }
 
     /// Enqueues one job; a unique-key duplicate returns the live job with `duplicate: true`.

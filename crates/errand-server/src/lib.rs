@@ -2,7 +2,7 @@
 //!
 //! [`router`] builds the axum routes over any [`Store`]; [`serve_with`] runs
 //! them on a listener until shutdown, with bounded connections
-//! ([`Connections`]). Every error answers
+//! ([`Connections`]), or [`serve_tls`] over HTTPS ([`Tls`]). Every error answers
 //! `application/problem+json` ([`errand_core::api::Problem`]) naming the
 //! field at fault, and no rejected request changes the store.
 
@@ -18,6 +18,7 @@ mod queues;
 mod schedules;
 mod settings;
 mod status;
+mod tls;
 mod wait;
 
 use axum::Router;
@@ -32,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use listen::Connections;
 pub use settings::ServerSettings;
+pub use tls::{Tls, TlsError, TlsFiles};
 
 /// What the API accepts.
 #[derive(Debug, Clone)]
@@ -126,7 +128,20 @@ pub async fn serve_with(
     connections: Connections,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    listen::run(listener, router, connections, shutdown).await
+    listen::run(listener, router, connections, None, shutdown).await
+}
+
+/// [`serve_with`] over HTTPS: every connection first completes a TLS
+/// handshake (within `connections.header_read_timeout`) with the
+/// certificate `tls` holds at that moment.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    connections: Connections,
+    tls: Tls,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    listen::run(listener, router, connections, Some(tls), shutdown).await
 }
 
 /// Logs each request at debug level; costs nothing more when debug is off.

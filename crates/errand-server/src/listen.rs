@@ -4,8 +4,12 @@
 //! useful — request headers not complete within `header_read_timeout`, or
 //! a keep-alive connection idle past `idle_timeout`. Request bodies are
 //! paced by [`crate::pace`]. axum's own `serve` has none of these bounds.
+//! With TLS, the handshake runs inside the connection's slot and must end
+//! within `header_read_timeout` too; the bounds above then apply to the
+//! decrypted stream.
 
 use crate::pace::{self, Pace};
+use crate::tls::Tls;
 use axum::Router;
 use axum::body::Body;
 use hyper::body::Incoming;
@@ -19,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -63,14 +67,17 @@ impl Connections {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets
-/// in-flight requests finish, closes idle connections and returns.
+/// Serves `router` on `listener` (over TLS when given) until `shutdown`
+/// resolves, then lets in-flight requests finish, closes idle connections
+/// and returns.
 pub(crate) async fn run(
     listener: TcpListener,
     router: Router,
     limits: Connections,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    let acceptor = tls.as_ref().map(Tls::acceptor);
     let stop = CancellationToken::new();
     let _stop_on_shutdown = tokio::spawn({
         let stop = stop.clone();
@@ -106,8 +113,23 @@ pub(crate) async fn run(
             tracing::debug!("cannot set TCP_NODELAY: {err}");
         }
         let (router, limits, stop) = (router.clone(), limits.clone(), stop.clone());
+        let acceptor = acceptor.clone();
         connections.spawn(async move {
-            serve_one(tcp, router, &limits, stop).await;
+            match acceptor {
+                None => serve_one(tcp, router, &limits, stop).await,
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp));
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        done = handshake => match done {
+                            Ok(Ok(tls)) => serve_one(tls, router, &limits, stop).await,
+                            Ok(Err(err)) => tracing::debug!("TLS handshake failed: {err}"),
+                            Err(_) => tracing::debug!("closing connection: TLS handshake too slow"),
+                        },
+                    }
+                }
+            }
             drop(slot);
         });
     }
@@ -119,10 +141,13 @@ pub(crate) async fn run(
 
 /// One connection, until the client closes it, the watchdog does, or
 /// shutdown has let its request finish.
-async fn serve_one(tcp: TcpStream, router: Router, limits: &Connections, stop: CancellationToken) {
+async fn serve_one<S>(socket: S, router: Router, limits: &Connections, stop: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched {
-        inner: tcp,
+        inner: socket,
         activity: activity.clone(),
     });
     let service = {
@@ -284,13 +309,13 @@ impl Drop for Busy {
     }
 }
 
-/// A socket that tells its [`Activity`] when bytes arrive.
-struct Watched {
-    inner: TcpStream,
+/// A socket (TCP, or TLS over TCP) that tells its [`Activity`] when bytes arrive.
+struct Watched<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -305,7 +330,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

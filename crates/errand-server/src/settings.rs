@@ -2,7 +2,7 @@
 //! an operator writes them, their defaults and their checks, and how they
 //! become a [`ServerConfig`].
 
-use crate::{Connections, ServerConfig};
+use crate::{Connections, ServerConfig, TlsFiles};
 use errand_core::Catalog;
 use errand_core::duration::serde_human;
 use errand_core::size::ByteSize;
@@ -36,6 +36,8 @@ pub struct ServerSettings {
     pub body_grace: Duration,
     /// Slowest request body accepted, per second (e.g. "64KiB").
     pub body_min_rate: ByteSize,
+    /// Serve HTTPS with these PEM files; unset: plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for ServerSettings {
@@ -51,6 +53,7 @@ impl Default for ServerSettings {
             idle_timeout: connections.idle_timeout,
             body_grace: connections.body_grace,
             body_min_rate: ByteSize(connections.body_min_rate),
+            tls: None,
         }
     }
 }

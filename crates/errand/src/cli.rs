@@ -107,9 +107,12 @@ pub struct WorkArgs {
 /// How a client command reaches the server.
 #[derive(Debug, Args, Clone)]
 pub struct ClientArgs {
-    /// The errand server.
+    /// The errand server (`http://` or `https://`).
     #[arg(long, env = "ERRAND_SERVER", default_value = "http://127.0.0.1:7070")]
     pub server: String,
+    /// A CA certificate (PEM) to trust for an https:// server, on top of the system's.
+    #[arg(long, env = "ERRAND_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,

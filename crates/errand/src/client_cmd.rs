@@ -14,7 +14,11 @@ use std::time::Duration;
 
 /// A client for the server `args` name.
 pub(crate) fn connect(args: &ClientArgs) -> Result<Client> {
-    Ok(Client::new(&args.server)?)
+    let mut builder = Client::builder(&args.server);
+    if let Some(ca) = &args.ca_file {
+        builder = builder.ca_file(ca);
+    }
+    Ok(builder.build()?)
 }
 
 /// Prints `value` as JSON or with `human`.

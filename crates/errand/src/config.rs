@@ -991,4 +991,16 @@ mod tests {
         assert!(err("[server]\nidle_timeout = \"soon\"").contains("idle_timeout"));
         assert!(err("[server]\nbody_min_rate = 0").contains("[server] body_min_rate"));
     }
+
+    #[test]
+    fn server_tls_paths_are_relative_to_the_file() {
+        let c = parse("[server]\ntls = { cert = \"tls/cert.pem\", key = \"/etc/errand/key.pem\" }")
+            .unwrap();
+        let tls = c.server.tls.unwrap();
+        assert!(tls.cert.is_absolute() && tls.cert.ends_with("tls/cert.pem"));
+        assert_eq!(tls.key, Path::new("/etc/errand/key.pem"));
+        assert!(parse("").unwrap().server.tls.is_none());
+        let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
+        assert!(err("[server]\ntls = { cert = \"c.pem\" }").contains("missing field `key`"));
+    }
 }

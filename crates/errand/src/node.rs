@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// The plan a node runs with: the file, then environment and flags.
 fn load_plan(
@@ -120,6 +120,17 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
     let fd_limit = raise_fd_limit();
     ignore_file_size_signal();
     let executors = executors(&plan)?;
+    // Certificates are checked before the database is touched, and the
+    // SIGHUP handler is in place before the address is announced.
+    let tls = match (&plan.server.tls, http) {
+        (Some(files), true) => {
+            let tls = errand_server::Tls::load(files.clone())
+                .map_err(|e| anyhow::anyhow!("[server] {e}"))?;
+            reload_on_hangup(tls.clone())?;
+            Some(tls)
+        }
+        _ => None,
+    };
     // Every writer of this node shares the tracked store, so /healthz
     // reports failing writes whoever made them.
     let store: Arc<dyn Store> = Arc::new(WriteTracked::new(open_store(&plan).await?));
@@ -133,10 +144,11 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
             .with_context(|| format!("cannot listen on {}", plan.listen))?;
         let addr = listener.local_addr()?;
         address = Some(addr.to_string());
+        let scheme = if tls.is_some() { "https" } else { "http" };
         info!(
             database = %plan.database_label,
             kinds = ?plan.catalog.kinds().keys().collect::<Vec<_>>(),
-            "errand listening on http://{addr}"
+            "errand listening on {scheme}://{addr}"
         );
         let server_config = plan
             .server
@@ -147,12 +159,22 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
         );
         let connections = server_config.connections.clone();
         let router = errand_server::router(store.clone(), server_config);
-        Some(tokio::spawn(errand_server::serve_with(
-            listener,
-            router,
-            connections,
-            shutdown.clone().cancelled_owned(),
-        )))
+        let stopped = shutdown.clone().cancelled_owned();
+        Some(match tls {
+            Some(tls) => tokio::spawn(errand_server::serve_tls(
+                listener,
+                router,
+                connections,
+                tls,
+                stopped,
+            )),
+            None => tokio::spawn(errand_server::serve_with(
+                listener,
+                router,
+                connections,
+                stopped,
+            )),
+        })
     } else {
         info!(
             database = %plan.database_label,
@@ -253,6 +275,29 @@ fn ignore_file_size_signal() {
     if let Err(e) = signal(SignalKind::from_raw(nix::libc::SIGXFSZ)) {
         debug!("cannot catch SIGXFSZ: {e}");
     }
+}
+
+/// Reloads the TLS certificate and key on every SIGHUP: new connections
+/// get the new certificate, open ones keep theirs; files that fail to load
+/// leave the current certificate in use.
+fn reload_on_hangup(tls: errand_server::Tls) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup()).context("cannot catch SIGHUP")?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            // Small files: reading them on the runtime costs less than a thread hop.
+            match tls.reload() {
+                Ok(()) => info!(
+                    cert = %tls.files().cert.display(),
+                    "SIGHUP received: TLS certificate reloaded"
+                ),
+                Err(e) => error!(
+                    "SIGHUP received: TLS certificate not reloaded, the previous one stays in use: [server] {e}"
+                ),
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Cancels `shutdown` on the first SIGTERM or SIGINT.

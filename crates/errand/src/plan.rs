@@ -136,11 +136,16 @@ impl NodePlan {
             }
             Database::Postgres(url) => errand_core::redact::urls(url),
         };
+        let mut server = file.server;
+        if let Some(tls) = &mut server.tls {
+            tls.cert = resolve_dir(Some(&tls.cert));
+            tls.key = resolve_dir(Some(&tls.key));
+        }
         Ok(NodePlan {
             database,
             database_label,
             listen: overrides.listen.unwrap_or(file.listen),
-            server: file.server,
+            server,
             worker: file.worker,
             sqlite: file.sqlite,
             postgres: file.postgres,

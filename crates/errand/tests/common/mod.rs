@@ -85,7 +85,7 @@ impl Server {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on http://") {
+                if let Some(at) = line.find("listening on http") {
                     let url: String = line[at + "listening on ".len()..]
                         .chars()
                         .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '/'))
