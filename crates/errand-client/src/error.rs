@@ -24,6 +24,10 @@ pub enum ClientError {
     /// The base URL given to [`crate::Client::new`] is not usable.
     #[error("invalid errand URL {0}")]
     BadUrl(String),
+    /// The token given to [`crate::Client::with_token`] cannot be sent in
+    /// a header (it is not printable ASCII); the message leaves it out.
+    #[error("invalid token: it must be printable ASCII, as `errand tokens create` prints it")]
+    BadToken,
 }
 
 impl ClientError {

@@ -14,7 +14,11 @@ use std::time::Duration;
 
 /// A client for the server `args` name.
 pub(crate) fn connect(args: &ClientArgs) -> Result<Client> {
-    Ok(Client::new(&args.server)?)
+    let client = Client::new(&args.server)?;
+    Ok(match &args.token {
+        Some(token) => client.with_token(token)?,
+        None => client,
+    })
 }
 
 /// Prints `value` as JSON or with `human`.

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 /// The plan a node runs with: the file, then environment and flags.
-fn load_plan(
+pub(crate) fn load_plan(
     args: &NodeArgs,
     queues: Option<Vec<String>>,
     concurrency: Option<usize>,
@@ -33,6 +33,7 @@ fn load_plan(
         database: args.database.clone(),
         queues,
         concurrency,
+        unsafe_no_auth: args.unsafe_no_auth,
     };
     NodePlan::load(args.config.as_deref(), overrides)
 }
@@ -128,6 +129,7 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
 
     let mut address = None;
     let server = if http {
+        let auth_required = plan.auth_required()?;
         let listener = tokio::net::TcpListener::bind(&plan.listen)
             .await
             .with_context(|| format!("cannot listen on {}", plan.listen))?;
@@ -138,9 +140,17 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
             kinds = ?plan.catalog.kinds().keys().collect::<Vec<_>>(),
             "errand listening on http://{addr}"
         );
-        let server_config = plan
+        let mut server_config = plan
             .server
             .config(plan.catalog.clone(), fd_limit, shutdown.clone());
+        server_config.auth_required = auth_required;
+        if auth_required {
+            info!("API tokens required (every route but /healthz)");
+        } else if plan.unsafe_no_auth && !addr.ip().is_loopback() {
+            warn!("serving WITHOUT authentication on {addr} (--unsafe-no-auth): anyone who reaches it can read and change every job");
+        } else {
+            info!("API auth off (loopback address)");
+        }
         debug!(
             "at most {} HTTP connections at once",
             server_config.connections.max_connections

@@ -25,6 +25,9 @@ pub struct Overrides {
     pub queues: Option<Vec<String>>,
     /// `errand work --concurrency`: each served queue's concurrency.
     pub concurrency: Option<usize>,
+    /// `--unsafe-no-auth` / `ERRAND_UNSAFE_NO_AUTH`: allow `auth = "off"`
+    /// on a non-loopback address.
+    pub unsafe_no_auth: bool,
 }
 
 /// Which engine a `database` URL names, and where.
@@ -47,6 +50,8 @@ pub struct NodePlan {
     pub listen: String,
     /// HTTP API settings.
     pub server: ServerSettings,
+    /// Allow `[server] auth = "off"` on a non-loopback address.
+    pub unsafe_no_auth: bool,
     /// In-process worker and maintenance settings.
     pub worker: WorkerSettings,
     /// SQLite engine settings.
@@ -141,6 +146,7 @@ impl NodePlan {
             database_label,
             listen: overrides.listen.unwrap_or(file.listen),
             server: file.server,
+            unsafe_no_auth: overrides.unsafe_no_auth,
             worker: file.worker,
             sqlite: file.sqlite,
             postgres: file.postgres,
@@ -149,6 +155,16 @@ impl NodePlan {
             catalog,
             executors,
         })
+    }
+}
+
+impl NodePlan {
+    /// Whether the HTTP API requires tokens on this node's listen address;
+    /// `auth = "off"` off loopback without `--unsafe-no-auth` is an error
+    /// saying how to make a token. Only a node that serves asks.
+    pub fn auth_required(&self) -> Result<bool> {
+        errand_server::auth_required(&self.listen, self.server.auth, self.unsafe_no_auth)
+            .map_err(|e| anyhow!("[server] {e}"))
     }
 }
 
