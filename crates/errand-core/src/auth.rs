@@ -110,7 +110,9 @@ impl FromStr for Scope {
         if access != Access::Enqueue {
             return Err(ValidationError::new(
                 "scope",
-                format!("{name} takes no list; only enqueue can be restricted (enqueue:email,report)"),
+                format!(
+                    "{name} takes no list; only enqueue can be restricted (enqueue:email,report)"
+                ),
             ));
         }
         let mut only = Vec::new();
@@ -176,9 +178,9 @@ impl Scopes {
     /// Whether these scopes grant `access` (in any form); `admin` implies
     /// `read`.
     pub fn allows(&self, access: Access) -> bool {
-        self.0.iter().any(|s| {
-            s.access == access || (access == Access::Read && s.access == Access::Admin)
-        })
+        self.0
+            .iter()
+            .any(|s| s.access == access || (access == Access::Read && s.access == Access::Admin))
     }
 
     /// Whether these scopes let the bearer enqueue a job of kind `name` or
@@ -327,7 +329,10 @@ mod tests {
     #[test]
     fn bad_scopes_say_what_is_wrong() {
         let unknown = "write".parse::<Scope>().unwrap_err();
-        assert!(unknown.message.contains("unknown scope \"write\""), "{unknown}");
+        assert!(
+            unknown.message.contains("unknown scope \"write\""),
+            "{unknown}"
+        );
         let list = "read:jobs".parse::<Scope>().unwrap_err();
         assert!(list.message.contains("only enqueue"), "{list}");
         let empty = "enqueue:".parse::<Scope>().unwrap_err();

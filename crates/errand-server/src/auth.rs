@@ -11,8 +11,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use errand_core::{EnqueueRequest, Store};
 use errand_core::auth::{Access, LAST_USE_INTERVAL, Scopes, TokenHash};
+use errand_core::{EnqueueRequest, Store};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -204,7 +204,9 @@ pub(crate) async fn require(State(guard): State<Guard>, mut req: Request, next: 
             None,
             format!(
                 "token {:?} lacks the {:?} scope this route needs (it has: {})",
-                &*token.actor.name, guard.access.as_str(), token.scopes
+                &*token.actor.name,
+                guard.access.as_str(),
+                token.scopes
             ),
             guard.access,
         )
@@ -308,11 +310,21 @@ mod tests {
 
     #[test]
     fn auth_is_off_by_default_only_on_loopback() {
-        for local in ["127.0.0.1:7070", "[::1]:7070", "localhost:7070", "127.0.0.2:1"] {
+        for local in [
+            "127.0.0.1:7070",
+            "[::1]:7070",
+            "localhost:7070",
+            "127.0.0.2:1",
+        ] {
             assert_eq!(auth_required(local, None, false), Ok(false), "{local}");
             assert_eq!(auth_required(local, Some(AuthMode::Off), false), Ok(false));
         }
-        for remote in ["0.0.0.0:7070", "[::]:7070", "10.0.0.5:7070", "errand.internal:7070"] {
+        for remote in [
+            "0.0.0.0:7070",
+            "[::]:7070",
+            "10.0.0.5:7070",
+            "errand.internal:7070",
+        ] {
             assert_eq!(auth_required(remote, None, false), Ok(true), "{remote}");
             let refused = auth_required(remote, Some(AuthMode::Off), false).unwrap_err();
             assert!(refused.contains("errand tokens create"), "{refused}");

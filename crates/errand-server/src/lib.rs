@@ -25,10 +25,10 @@ mod wait;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::middleware::{self, Next};
-use axum::response::Response;
 use axum::handler::Handler;
 use axum::http::Method;
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter, on};
 use errand_core::auth::Access;
 use errand_core::{Catalog, Store};
@@ -125,10 +125,25 @@ fn routes() -> Vec<Route> {
     vec![
         route(Method::POST, "/v1/jobs", Needs(Enqueue), jobs::enqueue),
         route(Method::GET, "/v1/jobs", Needs(Read), jobs::list),
-        route(Method::POST, "/v1/jobs/batch", Needs(Enqueue), jobs::enqueue_batch),
+        route(
+            Method::POST,
+            "/v1/jobs/batch",
+            Needs(Enqueue),
+            jobs::enqueue_batch,
+        ),
         route(Method::GET, "/v1/jobs/{id}", Needs(Read), jobs::get),
-        route(Method::POST, "/v1/jobs/{id}/cancel", Needs(Admin), jobs::cancel),
-        route(Method::POST, "/v1/jobs/{id}/retry", Needs(Admin), jobs::retry),
+        route(
+            Method::POST,
+            "/v1/jobs/{id}/cancel",
+            Needs(Admin),
+            jobs::cancel,
+        ),
+        route(
+            Method::POST,
+            "/v1/jobs/{id}/retry",
+            Needs(Admin),
+            jobs::retry,
+        ),
         route(Method::POST, "/v1/events", Needs(Enqueue), events::publish),
         route(Method::GET, "/v1/events", Needs(Read), events::list),
         route(Method::GET, "/v1/events/{id}", Needs(Read), events::get),
@@ -138,8 +153,18 @@ fn routes() -> Vec<Route> {
         route(Method::GET, "/v1/nodes", Needs(Read), status::nodes),
         route(Method::GET, "/v1/schedules", Needs(Read), schedules::list),
         route(Method::GET, "/v1/queues", Needs(Read), queues::list),
-        route(Method::POST, "/v1/queues/{name}/pause", Needs(Admin), queues::pause),
-        route(Method::POST, "/v1/queues/{name}/resume", Needs(Admin), queues::resume),
+        route(
+            Method::POST,
+            "/v1/queues/{name}/pause",
+            Needs(Admin),
+            queues::pause,
+        ),
+        route(
+            Method::POST,
+            "/v1/queues/{name}/resume",
+            Needs(Admin),
+            queues::resume,
+        ),
         route(Method::GET, "/healthz", Open, status::health),
     ]
 }

@@ -67,12 +67,21 @@ async fn every_route_answers_401_403_or_passes_by_its_scope() {
     let mut with = std::collections::BTreeMap::new();
     let mut without = std::collections::BTreeMap::new();
     for access in Access::ALL {
-        with.insert(access, token(&server, &format!("has-{access}"), &[access.as_str()]).await);
+        with.insert(
+            access,
+            token(&server, &format!("has-{access}"), &[access.as_str()]).await,
+        );
         let others = lacking(access);
-        without.insert(access, token(&server, &format!("lacks-{access}"), &others).await);
+        without.insert(
+            access,
+            token(&server, &format!("lacks-{access}"), &others).await,
+        );
     }
     let routes = route_scopes();
-    assert!(routes.len() >= 18, "the table lists every route: {routes:?}");
+    assert!(
+        routes.len() >= 18,
+        "the table lists every route: {routes:?}"
+    );
     for (method, template, access) in routes {
         let path = template.replace("{id}", "1").replace("{name}", "q");
         let what = format!("{method} {template}");
@@ -89,18 +98,34 @@ async fn every_route_answers_401_403_or_passes_by_its_scope() {
                     call(&server, method.clone(), &path, &body, None).await;
                 assert_eq!(status, StatusCode::UNAUTHORIZED, "{what} without a token");
                 assert!(
-                    headers[WWW_AUTHENTICATE].to_str().unwrap().starts_with("Bearer"),
+                    headers[WWW_AUTHENTICATE]
+                        .to_str()
+                        .unwrap()
+                        .starts_with("Bearer"),
                     "{what}"
                 );
                 assert_eq!(headers[CONTENT_TYPE], "application/problem+json", "{what}");
                 assert_eq!(problem["status"], 401, "{what}: {problem}");
 
-                let (status, _, problem) =
-                    call(&server, method.clone(), &path, &body, Some(&without[&access])).await;
+                let (status, _, problem) = call(
+                    &server,
+                    method.clone(),
+                    &path,
+                    &body,
+                    Some(&without[&access]),
+                )
+                .await;
                 assert_eq!(status, StatusCode::FORBIDDEN, "{what} lacking {access}");
-                assert_eq!(problem["required_scope"], access.as_str(), "{what}: {problem}");
+                assert_eq!(
+                    problem["required_scope"],
+                    access.as_str(),
+                    "{what}: {problem}"
+                );
                 assert!(
-                    problem["detail"].as_str().unwrap().contains(access.as_str()),
+                    problem["detail"]
+                        .as_str()
+                        .unwrap()
+                        .contains(access.as_str()),
                     "{what}: {problem}"
                 );
 
@@ -110,7 +135,9 @@ async fn every_route_answers_401_403_or_passes_by_its_scope() {
                 // answer; a missing route would say "no route").
                 let handled = !matches!(
                     status,
-                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::METHOD_NOT_ALLOWED
+                    StatusCode::UNAUTHORIZED
+                        | StatusCode::FORBIDDEN
+                        | StatusCode::METHOD_NOT_ALLOWED
                 ) && !problem["detail"]
                     .as_str()
                     .is_some_and(|d| d.starts_with("no route"));
@@ -133,7 +160,10 @@ async fn only_the_table_is_served() {
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, ..) = call(&server, Method::DELETE, "/v1/jobs", &json!({}), secret).await;
         assert!(
-            matches!(status, StatusCode::METHOD_NOT_ALLOWED | StatusCode::UNAUTHORIZED),
+            matches!(
+                status,
+                StatusCode::METHOD_NOT_ALLOWED | StatusCode::UNAUTHORIZED
+            ),
             "{status}"
         );
     }
@@ -163,7 +193,11 @@ async fn a_restricted_enqueue_scope_allows_only_its_kinds_and_events() {
     assert_eq!(ok.0, StatusCode::CREATED, "{}", ok.2);
     let no = post("/v1/jobs", json!({"kind": "resize"})).await;
     refused(&no, "kind");
-    assert!(no.2["detail"].as_str().unwrap().contains("\"resize\""), "{}", no.2);
+    assert!(
+        no.2["detail"].as_str().unwrap().contains("\"resize\""),
+        "{}",
+        no.2
+    );
 
     let batch = json!({"jobs": [{"kind": "send_email"}, {"kind": "resize"}]});
     refused(&post("/v1/jobs/batch", batch).await, "jobs[1].kind");
@@ -177,10 +211,16 @@ async fn a_restricted_enqueue_scope_allows_only_its_kinds_and_events() {
     // The event name is what the scope restricts, not its listeners' kinds.
     let event = post("/v1/events", json!({"name": "order.paid"})).await;
     assert_eq!(event.0, StatusCode::CREATED, "{}", event.2);
-    refused(&post("/v1/events", json!({"name": "comment.created"})).await, "name");
+    refused(
+        &post("/v1/events", json!({"name": "comment.created"})).await,
+        "name",
+    );
 
     let stats = server.store.stats().await.unwrap();
-    assert_eq!(stats.of_kind("send_email", errand_core::JobState::Available), 3);
+    assert_eq!(
+        stats.of_kind("send_email", errand_core::JobState::Available),
+        3
+    );
     assert_eq!(
         stats.of_kind("resize", errand_core::JobState::Available),
         1,
@@ -203,12 +243,24 @@ async fn malformed_and_unknown_tokens_are_401() {
         ("Bearer    ", "invalid_request"),
         ("Bearer errand_0000", "invalid_token"),
     ] {
-        let resp = http.get(&url).header(AUTHORIZATION, header).send().await.unwrap();
+        let resp = http
+            .get(&url)
+            .header(AUTHORIZATION, header)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{header}");
-        let challenge = resp.headers()[WWW_AUTHENTICATE].to_str().unwrap().to_string();
+        let challenge = resp.headers()[WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .to_string();
         assert!(challenge.contains(error), "{header}: {challenge}");
     }
-    let health = http.get(format!("{}/healthz", server.base)).send().await.unwrap();
+    let health = http
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     server.stop().await;
 }
@@ -230,7 +282,9 @@ async fn a_revoked_token_is_refused_within_the_cache_ttl() {
     assert_eq!(refused.problem().map(|p| p.status), Some(401), "{refused}");
 
     errand_core::testing::eventually(Duration::from_secs(5), "the use recorded", || async {
-        server.store.tokens().await.unwrap()[0].last_used_at.is_some()
+        server.store.tokens().await.unwrap()[0]
+            .last_used_at
+            .is_some()
     })
     .await;
 

@@ -112,7 +112,8 @@ struct Inner {
     readers: Readers,
     events: broadcast::Sender<StoreEvent>,
     clock: Clock,
-    _lock: DbLock,
+    /// `None` for [`SqliteStore::open_beside`].
+    _lock: Option<DbLock>,
 }
 
 impl SqliteStore {
@@ -131,7 +132,30 @@ impl SqliteStore {
         clock: Clock,
     ) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let lock = DbLock::acquire(&path)?;
+        let lock = Some(DbLock::acquire(&path)?);
+        SqliteStore::start(path, opts, clock, lock).await
+    }
+
+    /// Opens the database without taking the exclusive lock, beside a node
+    /// that may be running on it: only for short administrative commands
+    /// that do no job work (`errand tokens`), whose few writes wait their
+    /// turn on SQLite's own lock. Claims and maintenance need [`open`].
+    ///
+    /// [`open`]: SqliteStore::open
+    pub async fn open_beside(
+        path: impl AsRef<Path>,
+        opts: SqliteOptions,
+    ) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        SqliteStore::start(path, opts, Clock::system(), None).await
+    }
+
+    async fn start(
+        path: PathBuf,
+        opts: SqliteOptions,
+        clock: Clock,
+        lock: Option<DbLock>,
+    ) -> Result<SqliteStore, StoreError> {
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let writer_path = path.clone();
         let writer_clock = clock.clone();

@@ -118,6 +118,8 @@ pub async fn work(args: WorkArgs) -> Result<ExitCode> {
 }
 
 async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
+    // Refused before anything is opened: a node never serves unsafely.
+    let auth_required = http && plan.auth_required()?;
     let fd_limit = raise_fd_limit();
     ignore_file_size_signal();
     let executors = executors(&plan)?;
@@ -129,7 +131,6 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
 
     let mut address = None;
     let server = if http {
-        let auth_required = plan.auth_required()?;
         let listener = tokio::net::TcpListener::bind(&plan.listen)
             .await
             .with_context(|| format!("cannot listen on {}", plan.listen))?;
@@ -140,14 +141,16 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
             kinds = ?plan.catalog.kinds().keys().collect::<Vec<_>>(),
             "errand listening on http://{addr}"
         );
-        let mut server_config = plan
-            .server
-            .config(plan.catalog.clone(), fd_limit, shutdown.clone());
+        let mut server_config =
+            plan.server
+                .config(plan.catalog.clone(), fd_limit, shutdown.clone());
         server_config.auth_required = auth_required;
         if auth_required {
             info!("API tokens required (every route but /healthz)");
         } else if plan.unsafe_no_auth && !addr.ip().is_loopback() {
-            warn!("serving WITHOUT authentication on {addr} (--unsafe-no-auth): anyone who reaches it can read and change every job");
+            warn!(
+                "serving WITHOUT authentication on {addr} (--unsafe-no-auth): anyone who reaches it can read and change every job"
+            );
         } else {
             info!("API auth off (loopback address)");
         }

@@ -6,9 +6,11 @@ use crate::cli::{NodeArgs, TokenCreateArgs, TokenListArgs, TokenRevokeArgs, Toke
 use crate::logging::print;
 use crate::node::{load_plan, open_store};
 use crate::output::table;
+use crate::plan::Database;
 use anyhow::{Context, Result, anyhow, bail};
 use errand_core::Store;
 use errand_core::auth::{NewToken, Scopes, Secret, Token};
+use errand_sqlite::SqliteStore;
 use serde::Serialize;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,13 +24,24 @@ pub async fn tokens(cmd: TokensCommand) -> Result<ExitCode> {
     }
 }
 
+/// The database of `node`'s plan. An SQLite file is opened beside a node
+/// that may be serving it (token commands do no job work), so tokens can be
+/// made and revoked without stopping it.
 async fn store(node: &NodeArgs) -> Result<Arc<dyn Store>> {
-    open_store(&load_plan(node, None, None)?).await
+    let plan = load_plan(node, None, None)?;
+    match &plan.database {
+        Database::Sqlite(path) => Ok(Arc::new(
+            SqliteStore::open_beside(path, plan.sqlite.clone())
+                .await
+                .with_context(|| format!("cannot open database {}", path.display()))?,
+        )),
+        Database::Postgres(_) => open_store(&plan).await,
+    }
 }
 
 async fn create(args: TokenCreateArgs) -> Result<ExitCode> {
-    let scopes = Scopes::parse(args.scopes.iter().map(String::as_str))
-        .map_err(|e| anyhow!("--{e}"))?;
+    let scopes =
+        Scopes::parse(args.scopes.iter().map(String::as_str)).map_err(|e| anyhow!("--{e}"))?;
     let secret = Secret::generate().context("cannot read the system's random source")?;
     let token = NewToken::new(&args.name, scopes, secret.hash()).map_err(|e| anyhow!("--{e}"))?;
     let created = store(&args.node).await?.create_token(token).await?;
@@ -95,7 +108,10 @@ fn tokens_table(tokens: &[Token]) -> String {
 
 async fn revoke(args: TokenRevokeArgs) -> Result<ExitCode> {
     if !store(&args.node).await?.revoke_token(&args.name).await? {
-        bail!("no token named {:?}; `errand tokens list` shows them", args.name);
+        bail!(
+            "no token named {:?}; `errand tokens list` shows them",
+            args.name
+        );
     }
     print(&format!(
         "revoked token {:?}; every node refuses it within a second\n",
