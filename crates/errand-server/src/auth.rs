@@ -186,7 +186,7 @@ pub(crate) struct Guard {
 pub(crate) async fn require(State(guard): State<Guard>, mut req: Request, next: Next) -> Response {
     let secret = match bearer(&req) {
         Ok(secret) => secret,
-        Err(problem) => return problem,
+        Err((detail, error)) => return unauthorized(detail, error),
     };
     let token = match guard.verifier.verify(TokenHash::of(secret)).await {
         Ok(Some(token)) => token,
@@ -218,28 +218,27 @@ pub(crate) async fn require(State(guard): State<Guard>, mut req: Request, next: 
     next.run(req).await
 }
 
-/// The secret of an `Authorization: Bearer …` header, or the 401 answer.
-fn bearer(req: &Request) -> Result<&str, Response> {
+/// The secret of an `Authorization: Bearer …` header, or why not (the
+/// 401's detail and RFC 6750 error code).
+fn bearer(req: &Request) -> Result<&str, (&'static str, &'static str)> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Err(unauthorized(
+        return Err((
             "missing bearer token: send `Authorization: Bearer <token>` (make one with \
              `errand tokens create --name NAME --scope SCOPE`)",
             "",
         ));
     };
-    let secret = value
+    value
         .to_str()
         .ok()
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, secret)| secret.trim())
-        .filter(|secret| !secret.is_empty());
-    secret.ok_or_else(|| {
-        unauthorized(
+        .filter(|secret| !secret.is_empty())
+        .ok_or((
             "the Authorization header must be `Bearer <token>`",
             "invalid_request",
-        )
-    })
+        ))
 }
 
 /// A 401 with `WWW-Authenticate: Bearer` (and the RFC 6750 error code).
