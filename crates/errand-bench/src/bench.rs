@@ -1,7 +1,8 @@
 //! The benchmark scenarios: runs a server and workers in this process on a
 //! temporary SQLite database (or, with `--database postgres://…`, on an
 //! empty PostgreSQL database) with the shipped durable settings, and
-//! measures HTTP enqueue, batch enqueue, end-to-end throughput, pickup
+//! measures HTTP enqueue (with and without a bearer token, on two servers
+//! over the same store), batch enqueue, end-to-end throughput, pickup
 //! latency and memory.
 //! Each scenario runs `--runs` times and the median is reported. On
 //! PostgreSQL, `--history` first measures claims against a large history
@@ -33,6 +34,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Serialize)]
 struct Report {
     enqueue_jobs_per_s: f64,
+    /// The same 32-connection enqueue with a bearer token checked per request.
+    enqueue_auth_jobs_per_s: f64,
     enqueue_sequential_jobs_per_s: f64,
     enqueue_batch_jobs_per_s: f64,
     e2e_jobs_per_s: f64,
@@ -59,6 +62,10 @@ struct Bench {
     postgres: Option<String>,
     store: Arc<dyn Store>,
     base: String,
+    /// The same API over the same store with auth required.
+    auth_base: String,
+    /// A token with the `enqueue` scope, for `auth_base`.
+    token: String,
     http: reqwest::Client,
     stop: CancellationToken,
 }
@@ -117,14 +124,29 @@ impl Bench {
             catalog: Arc::new(catalog),
             ..Default::default()
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
         let stop = CancellationToken::new();
-        tokio::spawn(errand_server::serve(
-            listener,
-            errand_server::router(store.clone(), config),
-            stop.clone().cancelled_owned(),
-        ));
+        let auth_config = errand_server::ServerConfig {
+            auth_required: true,
+            ..config.clone()
+        };
+        let mut bases = Vec::new();
+        for config in [config, auth_config] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            bases.push(format!("http://{}", listener.local_addr()?));
+            tokio::spawn(errand_server::serve(
+                listener,
+                errand_server::router(store.clone(), config),
+                stop.clone().cancelled_owned(),
+            ));
+        }
+        let [base, auth_base] = <[String; 2]>::try_from(bases).expect("two servers");
+        let secret = errand_core::auth::Secret::generate()?;
+        let token = errand_core::auth::NewToken::new(
+            &format!("bench-{}", std::process::id()),
+            errand_core::auth::Scopes::parse(["enqueue"])?,
+            secret.hash(),
+        )?;
+        store.create_token(token).await?;
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()?;
@@ -133,6 +155,8 @@ impl Bench {
             postgres,
             store,
             base,
+            auth_base,
+            token: secret.expose().to_string(),
             http,
             stop,
         })
@@ -140,9 +164,22 @@ impl Bench {
 
     /// POSTs one job and returns its id once acknowledged.
     async fn post_one(&self, kind: &str, payload: serde_json::Value) -> Result<i64> {
-        let resp = self
-            .http
-            .post(format!("{}/v1/jobs", self.base))
+        self.post_one_via(false, kind, payload).await
+    }
+
+    /// [`Bench::post_one`], with a bearer token to the auth server if `auth`.
+    async fn post_one_via(
+        &self,
+        auth: bool,
+        kind: &str,
+        payload: serde_json::Value,
+    ) -> Result<i64> {
+        let base = if auth { &self.auth_base } else { &self.base };
+        let mut request = self.http.post(format!("{base}/v1/jobs"));
+        if auth {
+            request = request.bearer_auth(&self.token);
+        }
+        let resp = request
             .json(&EnqueueRequest {
                 kind: kind.into(),
                 payload,
@@ -159,6 +196,16 @@ impl Bench {
 
     /// `total` single-job POSTs from `connections` concurrent clients.
     async fn enqueue_single(self: &Arc<Self>, total: usize, connections: usize) -> Result<f64> {
+        self.enqueue_single_via(false, total, connections).await
+    }
+
+    /// [`Bench::enqueue_single`], with a bearer token to the auth server if `auth`.
+    async fn enqueue_single_via(
+        self: &Arc<Self>,
+        auth: bool,
+        total: usize,
+        connections: usize,
+    ) -> Result<f64> {
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         let mut tasks = Vec::new();
@@ -167,7 +214,7 @@ impl Bench {
             tasks.push(tokio::spawn(async move {
                 while next.fetch_add(1, Ordering::Relaxed) < total {
                     bench
-                        .post_one("bench_enqueue", serde_json::json!({"n": 1}))
+                        .post_one_via(auth, "bench_enqueue", serde_json::json!({"n": 1}))
                         .await?;
                 }
                 anyhow::Ok(())
@@ -534,6 +581,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         (_, false) => None,
     };
     let mut single = Vec::new();
+    let mut single_auth = Vec::new();
     let mut sequential = Vec::new();
     let mut batch = Vec::new();
     let mut e2e = Vec::new();
@@ -543,7 +591,14 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     for run in 1..=runs {
         eprintln!("run {run}/{runs}…");
         sequential.push(bench.enqueue_single(args.enqueue_jobs / 10, 1).await?);
-        single.push(bench.enqueue_single(args.enqueue_jobs, 32).await?);
+        // Auth off and on alternate which goes first, so neither always
+        // meets the larger table.
+        for auth in [run % 2 == 0, run % 2 == 1] {
+            let rate = bench
+                .enqueue_single_via(auth, args.enqueue_jobs, 32)
+                .await?;
+            if auth { &mut single_auth } else { &mut single }.push(rate);
+        }
         batch.push(bench.enqueue_batches(args.enqueue_jobs * 5).await?);
         e2e.push(bench.end_to_end(args.jobs, 1).await?);
         if bench.postgres.is_some() {
@@ -556,6 +611,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     let (_, peak_rss) = rss_mb();
     let report = Report {
         enqueue_jobs_per_s: median(&single),
+        enqueue_auth_jobs_per_s: median(&single_auth),
         enqueue_sequential_jobs_per_s: median(&sequential),
         enqueue_batch_jobs_per_s: median(&batch),
         e2e_jobs_per_s: median(&e2e),
@@ -584,6 +640,10 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         rate(
             "HTTP enqueue, 32 connections".into(),
             report.enqueue_jobs_per_s,
+        ),
+        rate(
+            "HTTP enqueue, 32 connections, bearer token".into(),
+            report.enqueue_auth_jobs_per_s,
         ),
         rate(
             "HTTP enqueue, batches of 1,000".into(),
