@@ -235,3 +235,41 @@ fn restrict(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(text: &str, listen: &str, unsafe_no_auth: bool) -> Result<NodePlan> {
+        let overrides = Overrides {
+            listen: Some(listen.to_string()),
+            unsafe_no_auth,
+            ..Overrides::default()
+        };
+        NodePlan::resolve(ConfigFile::parse(text)?, Path::new("."), overrides)
+    }
+
+    #[test]
+    fn auth_follows_the_listen_address_and_the_setting() {
+        let required = |text: &str, listen: &str, unsafe_no_auth: bool| {
+            plan(text, listen, unsafe_no_auth)
+                .unwrap()
+                .auth_required()
+                .map_err(|e| format!("{e:#}"))
+        };
+        assert_eq!(required("", "127.0.0.1:7070", false), Ok(false));
+        assert_eq!(required("", "0.0.0.0:7070", false), Ok(true));
+        let off = "[server]\nauth = \"off\"\n";
+        let refused = required(off, "0.0.0.0:7070", false).unwrap_err();
+        assert!(refused.starts_with("[server] auth = \"off\""), "{refused}");
+        assert!(refused.contains("errand tokens create"), "{refused}");
+        assert_eq!(required(off, "0.0.0.0:7070", true), Ok(false));
+        let on = "[server]\nauth = \"required\"\n";
+        assert_eq!(required(on, "127.0.0.1:7070", false), Ok(true));
+        let bad = format!(
+            "{:#}",
+            plan("[server]\nauth = \"maybe\"\n", "127.0.0.1:1", false).unwrap_err()
+        );
+        assert!(bad.contains("auth") && bad.contains("required"), "{bad}");
+    }
+}
