@@ -36,6 +36,10 @@ struct Report {
     enqueue_jobs_per_s: f64,
     /// The same 32-connection enqueue with a bearer token checked per request.
     enqueue_auth_jobs_per_s: f64,
+    /// CPU time of this process (server and clients) per 32-connection
+    /// enqueue, without and with a token.
+    enqueue_cpu_us: f64,
+    enqueue_auth_cpu_us: f64,
     enqueue_sequential_jobs_per_s: f64,
     enqueue_batch_jobs_per_s: f64,
     e2e_jobs_per_s: f64,
@@ -52,6 +56,24 @@ struct Report {
     peak_rss_mb: f64,
     runs: usize,
     database: &'static str,
+}
+
+/// Enqueue without and with a bearer token: jobs/s and this process's CPU
+/// µs per request, each `[without, with]`.
+struct TokenCost {
+    rates: [f64; 2],
+    cpu_us: [f64; 2],
+}
+
+/// User plus system CPU time this process has used, in seconds.
+fn cpu_seconds() -> Result<f64> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    use nix::sys::time::TimeValLike;
+    let usage = getrusage(UsageWho::RUSAGE_SELF)?;
+    Ok(
+        (usage.user_time().num_microseconds() + usage.system_time().num_microseconds()) as f64
+            / 1e6,
+    )
 }
 
 /// A server and store on a benchmark database, torn down on drop.
@@ -228,23 +250,31 @@ impl Bench {
 
     /// `total` single-job POSTs from `connections` clients without a token
     /// and as many with one, in ten alternating slices so that a change in
-    /// the machine's load falls on both alike; both rates.
+    /// the machine's load falls on both alike: both rates, and both CPU
+    /// times of this process (server and clients) per request, in µs,
+    /// which other processes' load disturbs far less.
     async fn enqueue_with_and_without_token(
         self: &Arc<Self>,
         total: usize,
         connections: usize,
-    ) -> Result<(f64, f64)> {
+    ) -> Result<TokenCost> {
         const SLICES: usize = 10;
         let slice = total.div_ceil(SLICES);
         let mut seconds = [0.0f64; 2];
+        let mut cpu = [0.0f64; 2];
         for i in 0..SLICES * 2 {
             // off, on, on, off, off, on, …: neither always goes first.
             let auth = (i % 4 == 1) || (i % 4 == 2);
+            let cpu_before = cpu_seconds()?;
             let rate = self.enqueue_single_via(auth, slice, connections).await?;
+            cpu[usize::from(auth)] += cpu_seconds()? - cpu_before;
             seconds[usize::from(auth)] += slice as f64 / rate;
         }
         let jobs = (slice * SLICES) as f64;
-        Ok((jobs / seconds[0], jobs / seconds[1]))
+        Ok(TokenCost {
+            rates: [jobs / seconds[0], jobs / seconds[1]],
+            cpu_us: [cpu[0] / jobs * 1e6, cpu[1] / jobs * 1e6],
+        })
     }
 
     /// `total` jobs POSTed in batches of 1,000, four requests in flight.
@@ -603,6 +633,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     };
     let mut single = Vec::new();
     let mut single_auth = Vec::new();
+    let (mut cpu_off, mut cpu_on) = (Vec::new(), Vec::new());
     let mut sequential = Vec::new();
     let mut batch = Vec::new();
     let mut e2e = Vec::new();
@@ -612,11 +643,13 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     for run in 1..=runs {
         eprintln!("run {run}/{runs}…");
         sequential.push(bench.enqueue_single(args.enqueue_jobs / 10, 1).await?);
-        let (off, on) = bench
+        let cost = bench
             .enqueue_with_and_without_token(args.enqueue_jobs, 32)
             .await?;
-        single.push(off);
-        single_auth.push(on);
+        single.push(cost.rates[0]);
+        single_auth.push(cost.rates[1]);
+        cpu_off.push(cost.cpu_us[0]);
+        cpu_on.push(cost.cpu_us[1]);
         batch.push(bench.enqueue_batches(args.enqueue_jobs * 5).await?);
         e2e.push(bench.end_to_end(args.jobs, 1).await?);
         if bench.postgres.is_some() {
@@ -630,6 +663,8 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     let report = Report {
         enqueue_jobs_per_s: median(&single),
         enqueue_auth_jobs_per_s: median(&single_auth),
+        enqueue_cpu_us: median(&cpu_off),
+        enqueue_auth_cpu_us: median(&cpu_on),
         enqueue_sequential_jobs_per_s: median(&sequential),
         enqueue_batch_jobs_per_s: median(&batch),
         e2e_jobs_per_s: median(&e2e),
@@ -688,6 +723,16 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         rows.extend(history::rows(h).into_iter().map(|(name, v)| rate(name, v)));
     }
     rows.extend([
+        plain(
+            "CPU per enqueue, 32 connections (server + clients)",
+            report.enqueue_cpu_us,
+            "µs",
+        ),
+        plain(
+            "CPU per enqueue, 32 connections, bearer token",
+            report.enqueue_auth_cpu_us,
+            "µs",
+        ),
         plain("pickup latency p50", report.pickup_p50_ms, "ms"),
         plain("pickup latency p99", report.pickup_p99_ms, "ms"),
         plain("RSS, idle server", report.idle_rss_mb, "MB"),
