@@ -1,7 +1,8 @@
 //! The benchmark scenarios: runs a server and workers in this process on a
 //! temporary SQLite database (or, with `--database postgres://…`, on an
 //! empty PostgreSQL database) with the shipped durable settings, and
-//! measures HTTP enqueue, batch enqueue, end-to-end throughput, pickup
+//! measures HTTP enqueue (with and without a bearer token, on two servers
+//! over the same store), batch enqueue, end-to-end throughput, pickup
 //! latency and memory.
 //! Each scenario runs `--runs` times and the median is reported. On
 //! PostgreSQL, `--history` first measures claims against a large history
@@ -33,6 +34,12 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Serialize)]
 struct Report {
     enqueue_jobs_per_s: f64,
+    /// The same 32-connection enqueue with a bearer token checked per request.
+    enqueue_auth_jobs_per_s: f64,
+    /// CPU time of this process (server and clients) per 32-connection
+    /// enqueue, without and with a token.
+    enqueue_cpu_us: f64,
+    enqueue_auth_cpu_us: f64,
     enqueue_sequential_jobs_per_s: f64,
     enqueue_batch_jobs_per_s: f64,
     e2e_jobs_per_s: f64,
@@ -51,6 +58,24 @@ struct Report {
     database: &'static str,
 }
 
+/// Enqueue without and with a bearer token: jobs/s and this process's CPU
+/// µs per request, each `[without, with]`.
+struct TokenCost {
+    rates: [f64; 2],
+    cpu_us: [f64; 2],
+}
+
+/// User plus system CPU time this process has used, in seconds.
+fn cpu_seconds() -> Result<f64> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    use nix::sys::time::TimeValLike;
+    let usage = getrusage(UsageWho::RUSAGE_SELF)?;
+    Ok(
+        (usage.user_time().num_microseconds() + usage.system_time().num_microseconds()) as f64
+            / 1e6,
+    )
+}
+
 /// A server and store on a benchmark database, torn down on drop.
 struct Bench {
     /// The temporary SQLite directory, when there is one.
@@ -59,6 +84,10 @@ struct Bench {
     postgres: Option<String>,
     store: Arc<dyn Store>,
     base: String,
+    /// The same API over the same store with auth required.
+    auth_base: String,
+    /// A token with the `enqueue` scope, for `auth_base`.
+    token: String,
     http: reqwest::Client,
     stop: CancellationToken,
 }
@@ -117,14 +146,29 @@ impl Bench {
             catalog: Arc::new(catalog),
             ..Default::default()
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
         let stop = CancellationToken::new();
-        tokio::spawn(errand_server::serve(
-            listener,
-            errand_server::router(store.clone(), config),
-            stop.clone().cancelled_owned(),
-        ));
+        let auth_config = errand_server::ServerConfig {
+            auth_required: true,
+            ..config.clone()
+        };
+        let mut bases = Vec::new();
+        for config in [config, auth_config] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            bases.push(format!("http://{}", listener.local_addr()?));
+            tokio::spawn(errand_server::serve(
+                listener,
+                errand_server::router(store.clone(), config),
+                stop.clone().cancelled_owned(),
+            ));
+        }
+        let [base, auth_base] = <[String; 2]>::try_from(bases).expect("two servers");
+        let secret = errand_core::auth::Secret::generate()?;
+        let token = errand_core::auth::NewToken::new(
+            &format!("bench-{}", std::process::id()),
+            errand_core::auth::Scopes::parse(["enqueue"])?,
+            secret.hash(),
+        )?;
+        store.create_token(token).await?;
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()?;
@@ -133,6 +177,8 @@ impl Bench {
             postgres,
             store,
             base,
+            auth_base,
+            token: secret.expose().to_string(),
             http,
             stop,
         })
@@ -140,9 +186,22 @@ impl Bench {
 
     /// POSTs one job and returns its id once acknowledged.
     async fn post_one(&self, kind: &str, payload: serde_json::Value) -> Result<i64> {
-        let resp = self
-            .http
-            .post(format!("{}/v1/jobs", self.base))
+        self.post_one_via(false, kind, payload).await
+    }
+
+    /// [`Bench::post_one`], with a bearer token to the auth server if `auth`.
+    async fn post_one_via(
+        &self,
+        auth: bool,
+        kind: &str,
+        payload: serde_json::Value,
+    ) -> Result<i64> {
+        let base = if auth { &self.auth_base } else { &self.base };
+        let mut request = self.http.post(format!("{base}/v1/jobs"));
+        if auth {
+            request = request.bearer_auth(&self.token);
+        }
+        let resp = request
             .json(&EnqueueRequest {
                 kind: kind.into(),
                 payload,
@@ -159,6 +218,16 @@ impl Bench {
 
     /// `total` single-job POSTs from `connections` concurrent clients.
     async fn enqueue_single(self: &Arc<Self>, total: usize, connections: usize) -> Result<f64> {
+        self.enqueue_single_via(false, total, connections).await
+    }
+
+    /// [`Bench::enqueue_single`], with a bearer token to the auth server if `auth`.
+    async fn enqueue_single_via(
+        self: &Arc<Self>,
+        auth: bool,
+        total: usize,
+        connections: usize,
+    ) -> Result<f64> {
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         let mut tasks = Vec::new();
@@ -167,7 +236,7 @@ impl Bench {
             tasks.push(tokio::spawn(async move {
                 while next.fetch_add(1, Ordering::Relaxed) < total {
                     bench
-                        .post_one("bench_enqueue", serde_json::json!({"n": 1}))
+                        .post_one_via(auth, "bench_enqueue", serde_json::json!({"n": 1}))
                         .await?;
                 }
                 anyhow::Ok(())
@@ -177,6 +246,35 @@ impl Bench {
             t.await??;
         }
         Ok(total as f64 / started.elapsed().as_secs_f64())
+    }
+
+    /// `total` single-job POSTs from `connections` clients without a token
+    /// and as many with one, in ten alternating slices so that a change in
+    /// the machine's load falls on both alike: both rates, and both CPU
+    /// times of this process (server and clients) per request, in µs,
+    /// which other processes' load disturbs far less.
+    async fn enqueue_with_and_without_token(
+        self: &Arc<Self>,
+        total: usize,
+        connections: usize,
+    ) -> Result<TokenCost> {
+        const SLICES: usize = 10;
+        let slice = total.div_ceil(SLICES);
+        let mut seconds = [0.0f64; 2];
+        let mut cpu = [0.0f64; 2];
+        for i in 0..SLICES * 2 {
+            // off, on, on, off, off, on, …: neither always goes first.
+            let auth = (i % 4 == 1) || (i % 4 == 2);
+            let cpu_before = cpu_seconds()?;
+            let rate = self.enqueue_single_via(auth, slice, connections).await?;
+            cpu[usize::from(auth)] += cpu_seconds()? - cpu_before;
+            seconds[usize::from(auth)] += slice as f64 / rate;
+        }
+        let jobs = (slice * SLICES) as f64;
+        Ok(TokenCost {
+            rates: [jobs / seconds[0], jobs / seconds[1]],
+            cpu_us: [cpu[0] / jobs * 1e6, cpu[1] / jobs * 1e6],
+        })
     }
 
     /// `total` jobs POSTed in batches of 1,000, four requests in flight.
@@ -534,6 +632,8 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         (_, false) => None,
     };
     let mut single = Vec::new();
+    let mut single_auth = Vec::new();
+    let (mut cpu_off, mut cpu_on) = (Vec::new(), Vec::new());
     let mut sequential = Vec::new();
     let mut batch = Vec::new();
     let mut e2e = Vec::new();
@@ -543,7 +643,13 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     for run in 1..=runs {
         eprintln!("run {run}/{runs}…");
         sequential.push(bench.enqueue_single(args.enqueue_jobs / 10, 1).await?);
-        single.push(bench.enqueue_single(args.enqueue_jobs, 32).await?);
+        let cost = bench
+            .enqueue_with_and_without_token(args.enqueue_jobs, 32)
+            .await?;
+        single.push(cost.rates[0]);
+        single_auth.push(cost.rates[1]);
+        cpu_off.push(cost.cpu_us[0]);
+        cpu_on.push(cost.cpu_us[1]);
         batch.push(bench.enqueue_batches(args.enqueue_jobs * 5).await?);
         e2e.push(bench.end_to_end(args.jobs, 1).await?);
         if bench.postgres.is_some() {
@@ -556,6 +662,9 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     let (_, peak_rss) = rss_mb();
     let report = Report {
         enqueue_jobs_per_s: median(&single),
+        enqueue_auth_jobs_per_s: median(&single_auth),
+        enqueue_cpu_us: median(&cpu_off),
+        enqueue_auth_cpu_us: median(&cpu_on),
         enqueue_sequential_jobs_per_s: median(&sequential),
         enqueue_batch_jobs_per_s: median(&batch),
         e2e_jobs_per_s: median(&e2e),
@@ -586,6 +695,10 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
             report.enqueue_jobs_per_s,
         ),
         rate(
+            "HTTP enqueue, 32 connections, bearer token".into(),
+            report.enqueue_auth_jobs_per_s,
+        ),
+        rate(
             "HTTP enqueue, batches of 1,000".into(),
             report.enqueue_batch_jobs_per_s,
         ),
@@ -610,6 +723,16 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         rows.extend(history::rows(h).into_iter().map(|(name, v)| rate(name, v)));
     }
     rows.extend([
+        plain(
+            "CPU per enqueue, 32 connections (server + clients)",
+            report.enqueue_cpu_us,
+            "µs",
+        ),
+        plain(
+            "CPU per enqueue, 32 connections, bearer token",
+            report.enqueue_auth_cpu_us,
+            "µs",
+        ),
         plain("pickup latency p50", report.pickup_p50_ms, "ms"),
         plain("pickup latency p99", report.pickup_p99_ms, "ms"),
         plain("RSS, idle server", report.idle_rss_mb, "MB"),

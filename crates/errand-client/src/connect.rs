@@ -58,7 +58,11 @@ impl ClientBuilder {
         let http = http
             .build()
             .map_err(|e| ClientError::Transport(format!("cannot build HTTP client: {e}")))?;
-        Ok(Client { http, base })
+        Ok(Client {
+            http,
+            base,
+            auth: None,
+        })
     }
 }
 

@@ -27,6 +27,10 @@ pub enum ClientError {
     /// A CA certificate given to [`crate::ClientBuilder`] is not usable.
     #[error("invalid CA certificate {0}")]
     BadCa(String),
+    /// The token given to [`crate::Client::with_token`] cannot be sent in
+    /// a header (it is not printable ASCII); the message leaves it out.
+    #[error("invalid token: it must be printable ASCII, as `errand tokens create` prints it")]
+    BadToken,
 }
 
 impl ClientError {

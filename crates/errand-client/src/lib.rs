@@ -54,6 +54,7 @@ use errand_core::store::ListFilter;
 use errand_core::{
     Batch, BatchId, EnqueueRequest, Enqueued, EventId, Job, JobId, NewEvent, NodeInfo, QueueInfo,
 };
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use std::time::{Duration, Instant};
@@ -63,6 +64,8 @@ use std::time::{Duration, Instant};
 pub struct Client {
     http: reqwest::Client,
     base: Url,
+    /// `Bearer <token>`, marked sensitive so no debug output shows it.
+    auth: Option<HeaderValue>,
 }
 
 /// Makes ring the process's TLS crypto provider unless one is installed.
@@ -83,6 +86,16 @@ impl Client {
     /// A client with more settings, e.g. a private CA for an `https://` server.
     pub fn builder(base_url: &str) -> ClientBuilder {
         ClientBuilder::new(base_url)
+    }
+
+    /// The same client, sending `token` (from `errand tokens create`) as
+    /// `Authorization: Bearer …` on every request.
+    pub fn with_token(mut self, token: &str) -> Result<Client, ClientError> {
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+            .map_err(|_| ClientError::BadToken)?;
+        value.set_sensitive(true);
+        self.auth = Some(value);
+        Ok(self)
     }
 
     /// Enqueues one job; a unique-key duplicate returns the live job with `duplicate: true`.
@@ -136,7 +149,7 @@ impl Client {
             }
         }
         page_query(&mut url, filter.before, filter.limit);
-        self.call(self.http.get(url)).await
+        self.call(self.send_to(Method::GET, url)).await
     }
 
     /// Cancels a job that has not ended.
@@ -173,7 +186,7 @@ impl Client {
             url.query_pairs_mut().append_pair("name", name);
         }
         page_query(&mut url, filter.before, filter.limit);
-        self.call(self.http.get(url)).await
+        self.call(self.send_to(Method::GET, url)).await
     }
 
     /// Enqueues a batch, all its jobs or none; the handle waits for its results.
@@ -262,7 +275,16 @@ impl Client {
     }
 
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.http.request(method, self.url(path))
+        self.send_to(method, self.url(path))
+    }
+
+    /// Every request starts here, so every one carries the token.
+    fn send_to(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, url);
+        match &self.auth {
+            Some(auth) => request.header(AUTHORIZATION, auth.clone()),
+            None => request,
+        }
     }
 
     /// GETs `path` with `?wait=` until `done` holds for the answer or
@@ -281,7 +303,7 @@ impl Client {
             let mut url = self.url(path);
             url.query_pairs_mut()
                 .append_pair("wait", &format!("{}ms", remaining.as_millis()));
-            let answer: T = self.call(self.http.get(url)).await?;
+            let answer: T = self.call(self.send_to(Method::GET, url)).await?;
             if done(&answer) || Instant::now() >= deadline {
                 return Ok(answer);
             }

@@ -33,6 +33,9 @@ pub struct Problem {
     /// For an unknown event name: the events the server is configured with, sorted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub known_events: Vec<String>,
+    /// For a 403: the scope the request needed (`read`, `enqueue`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_scope: Option<String>,
 }
 
 fn about_blank() -> String {
@@ -50,6 +53,7 @@ impl Problem {
             field: None,
             known_kinds: Vec::new(),
             known_events: Vec::new(),
+            required_scope: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! (the API and the worker) shares the wrapped store, so `/healthz` reports
 //! what all of them see.
 
+use crate::auth::{NewToken, Token, TokenHash};
 use crate::batch::{Batch, BatchId, NewBatch};
 use crate::event::{Event, EventFilter, EventId, NewEvent, Published};
 use crate::job::{Enqueued, Job, JobId, Lease, NewJob};
@@ -258,6 +259,29 @@ impl Store for WriteTracked {
 
     async fn ticks(&self) -> Result<BTreeMap<String, Timestamp>, StoreError> {
         self.inner.ticks().await
+    }
+
+    async fn create_token(&self, token: NewToken) -> Result<Token, StoreError> {
+        let result = self.inner.create_token(token).await;
+        self.track(result, always)
+    }
+
+    async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<Token>, StoreError> {
+        self.inner.token_by_hash(hash).await
+    }
+
+    async fn tokens(&self) -> Result<Vec<Token>, StoreError> {
+        self.inner.tokens().await
+    }
+
+    async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+        let result = self.inner.revoke_token(name).await;
+        self.track(result, |found| *found)
+    }
+
+    async fn record_token_use(&self, name: &str) -> Result<(), StoreError> {
+        let result = self.inner.record_token_use(name).await;
+        self.track(result, always)
     }
 }
 

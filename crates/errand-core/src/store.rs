@@ -3,6 +3,7 @@
 //! against all of them. Engines apply [`crate::outcome::resolve`]; they
 //! never decide a job's next state themselves.
 
+use crate::auth::{NewToken, Token, TokenHash};
 use crate::batch::{Batch, BatchId, NewBatch};
 use crate::event::{Event, EventFilter, EventId, NewEvent, Published};
 use crate::job::{Enqueued, Job, JobId, Lease, NewJob};
@@ -44,6 +45,9 @@ pub enum StoreError {
     /// database URL that does not parse, say): the operator's to fix.
     #[error("invalid store settings: {0}")]
     Config(String),
+    /// A name that must be unique (a token's) is already taken.
+    #[error("{0} already exists")]
+    Exists(String),
 }
 
 /// A request for a worker to take up to `limit` jobs from a queue.
@@ -410,6 +414,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// The latest recorded tick of every schedule, by name.
     async fn ticks(&self) -> Result<BTreeMap<String, jiff::Timestamp>, StoreError>;
+
+    /// Stores a new API token; a name in use answers [`StoreError::Exists`].
+    async fn create_token(&self, token: NewToken) -> Result<Token, StoreError>;
+
+    /// The token whose secret has `hash`, if one exists (revoked ones do not).
+    async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<Token>, StoreError>;
+
+    /// Every token, by name.
+    async fn tokens(&self) -> Result<Vec<Token>, StoreError>;
+
+    /// Deletes the token called `name`; answers whether there was one.
+    async fn revoke_token(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Records that token `name` was used now, unless a use within
+    /// [`crate::auth::LAST_USE_INTERVAL`] is already recorded.
+    async fn record_token_use(&self, name: &str) -> Result<(), StoreError>;
 
     /// The clock this store reads for every timestamp it writes and every
     /// deadline it checks; whatever runs on the store reads the same one.

@@ -25,6 +25,7 @@ mod schedules;
 #[cfg(feature = "seed")]
 pub mod seed;
 mod skew;
+mod tokens;
 
 use crate::events::{Changes, Events};
 use crate::rows::{db_error, pool_error};
@@ -32,6 +33,7 @@ pub use crate::skew::SKEW_BOUND;
 use crate::skew::SkewWatch;
 use async_trait::async_trait;
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use errand_core::auth::{NewToken, Token, TokenHash};
 use errand_core::batch::{Batch, BatchId, NewBatch};
 use errand_core::event::{Event, EventFilter, EventId, NewEvent, Published};
 use errand_core::store::{ClaimRequest, Claimed, Finish, ListFilter, Stats};
@@ -362,5 +364,25 @@ impl Store for PostgresStore {
 
     async fn ticks(&self) -> Result<BTreeMap<String, jiff::Timestamp>, StoreError> {
         schedules::ticks(&self.client().await?).await
+    }
+
+    async fn create_token(&self, token: NewToken) -> Result<Token, StoreError> {
+        tokens::create(&self.client().await?, token, self.now()).await
+    }
+
+    async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<Token>, StoreError> {
+        tokens::by_hash(&self.client().await?, hash).await
+    }
+
+    async fn tokens(&self) -> Result<Vec<Token>, StoreError> {
+        tokens::list(&self.client().await?).await
+    }
+
+    async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+        tokens::revoke(&self.client().await?, name).await
+    }
+
+    async fn record_token_use(&self, name: &str) -> Result<(), StoreError> {
+        tokens::record_use(&self.client().await?, name, self.now()).await
     }
 }

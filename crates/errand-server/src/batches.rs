@@ -2,6 +2,7 @@
 //! plus an optional on-complete job), and read it back, optionally holding
 //! the request until its last job has ended and answering every result.
 
+use crate::auth::Grant;
 use crate::body::JsonBody;
 use crate::params::{BatchParams, IdParam, Params};
 use crate::problem::ApiError;
@@ -44,8 +45,13 @@ impl App {
 /// `POST /v1/batches`: 201 with the new batch.
 pub(crate) async fn create(
     State(app): State<Shared>,
+    grant: Grant,
     JsonBody(req): JsonBody<NewBatchRequest>,
 ) -> Result<(StatusCode, Json<BatchView>), ApiError> {
+    grant.may_enqueue_jobs(&req.jobs)?;
+    if let Some(job) = &req.on_complete {
+        grant.may_enqueue("on_complete.kind", &job.kind)?;
+    }
     // Batch jobs are each run exactly as submitted: a duplicate would leave
     // the batch waiting on a job it does not own.
     if let Some(i) = req.jobs.iter().position(|j| j.unique_key.is_some()) {

@@ -2,6 +2,7 @@
 //! catalogue names, in one transaction), show one with its listeners' jobs,
 //! list them.
 
+use crate::auth::Grant;
 use crate::body::JsonBody;
 use crate::params::{EventListParams, IdParam, Params, next_cursor};
 use crate::problem::ApiError;
@@ -28,9 +29,11 @@ impl App {
 /// with the earlier event of the same name and unique key.
 pub(crate) async fn publish(
     State(app): State<Shared>,
+    grant: Grant,
     JsonBody(event): JsonBody<NewEvent>,
 ) -> Result<(StatusCode, Json<PublishResponse>), ApiError> {
     event.validate()?;
+    grant.may_enqueue("name", &event.name)?;
     let listeners = app.listener_jobs(&event.name)?;
     let Published { event, duplicate } = app.store.publish(event, listeners).await?;
     let jobs = stored_jobs(&*app.store, &event.jobs).await?;

@@ -1,6 +1,7 @@
 //! The `/v1/jobs` handlers: enqueue one or many, get (and wait), list,
 //! cancel and retry; and the checks of submitted jobs that batches share.
 
+use crate::auth::Grant;
 use crate::body::JsonBody;
 use crate::params::{GetParams, IdParam, ListParams, Params, next_cursor};
 use crate::problem::ApiError;
@@ -61,8 +62,10 @@ impl App {
 /// `POST /v1/jobs`: 201 with the new job, or 200 with the live duplicate.
 pub(crate) async fn enqueue(
     State(app): State<Shared>,
+    grant: Grant,
     JsonBody(req): JsonBody<EnqueueRequest>,
 ) -> Result<(StatusCode, Json<Enqueued>), ApiError> {
+    grant.may_enqueue("kind", &req.kind)?;
     let job = app.resolve(req, None)?;
     let enqueued = app.store.enqueue(vec![job]).await?.pop().ok_or_else(|| {
         ApiError::new(
@@ -81,8 +84,10 @@ pub(crate) async fn enqueue(
 /// `POST /v1/jobs/batch`: all jobs or none, answered in input order.
 pub(crate) async fn enqueue_batch(
     State(app): State<Shared>,
+    grant: Grant,
     JsonBody(batch): JsonBody<BatchRequest>,
 ) -> Result<(StatusCode, Json<BatchResponse>), ApiError> {
+    grant.may_enqueue_jobs(&batch.jobs)?;
     let jobs = app.resolve_jobs(batch.jobs)?;
     let jobs = app.store.enqueue(jobs).await?;
     Ok((StatusCode::CREATED, Json(BatchResponse { jobs })))

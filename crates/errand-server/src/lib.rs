@@ -4,8 +4,11 @@
 //! them on a listener until shutdown, with bounded connections
 //! ([`Connections`]), or [`serve_tls`] over HTTPS ([`Tls`]). Every error answers
 //! `application/problem+json` ([`errand_core::api::Problem`]) naming the
-//! field at fault, and no rejected request changes the store.
+//! field at fault, and no rejected request changes the store. With auth
+//! required, every route but `/healthz` needs a bearer token with the
+//! scope [`route_scopes`] names.
 
+mod auth;
 mod batches;
 mod body;
 mod events;
@@ -23,14 +26,18 @@ mod wait;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::handler::Handler;
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use errand_core::auth::Access;
 use errand_core::{Catalog, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+pub use auth::{Actor, AuthMode, TOKEN_CACHE_TTL, auth_required};
 pub use listen::Connections;
 pub use settings::ServerSettings;
 pub use tls::{Tls, TlsError, TlsFiles};
@@ -47,6 +54,9 @@ pub struct ServerConfig {
     pub max_wait: Duration,
     /// Bounds on connections, header and body times (for [`serve_with`]).
     pub connections: Connections,
+    /// Whether every route but `/healthz` needs a bearer token (decided by
+    /// [`auth_required`]; off by default for an embedded router).
+    pub auth_required: bool,
     /// Cancelled when the node stops: held `?wait=` requests answer at once
     /// with the current state instead of delaying the exit.
     pub shutdown: CancellationToken,
@@ -59,6 +69,7 @@ impl Default for ServerConfig {
             body_limit: 1024 * 1024,
             max_wait: Duration::from_secs(60),
             connections: Connections::default(),
+            auth_required: false,
             shutdown: CancellationToken::new(),
         }
     }
@@ -77,32 +88,128 @@ pub(crate) struct App {
 /// The handlers' view of [`App`].
 pub(crate) type Shared = Arc<App>;
 
-/// The API's routes over `store`.
+/// What a route asks of a request before its handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteAccess {
+    /// No token needed (`/healthz`: it reveals nothing).
+    Open,
+    /// A bearer token with this scope, when auth is required.
+    Needs(Access),
+}
+
+/// One route: method, path template, what it needs, and its handler.
+struct Route {
+    method: Method,
+    path: &'static str,
+    access: RouteAccess,
+    handler: MethodRouter<Shared>,
+}
+
+fn route<H, T>(method: Method, path: &'static str, access: RouteAccess, handler: H) -> Route
+where
+    H: Handler<T, Shared>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).expect("a standard method");
+    Route {
+        method,
+        path,
+        access,
+        handler: on(filter, handler),
+    }
+}
+
+/// Every route of the API with the access it needs: the router is built
+/// from this table alone, so no route can be served without a rule.
+fn routes() -> Vec<Route> {
+    use Access::{Admin, Enqueue, Read};
+    use RouteAccess::{Needs, Open};
+    vec![
+        route(Method::POST, "/v1/jobs", Needs(Enqueue), jobs::enqueue),
+        route(Method::GET, "/v1/jobs", Needs(Read), jobs::list),
+        route(
+            Method::POST,
+            "/v1/jobs/batch",
+            Needs(Enqueue),
+            jobs::enqueue_batch,
+        ),
+        route(Method::GET, "/v1/jobs/{id}", Needs(Read), jobs::get),
+        route(
+            Method::POST,
+            "/v1/jobs/{id}/cancel",
+            Needs(Admin),
+            jobs::cancel,
+        ),
+        route(
+            Method::POST,
+            "/v1/jobs/{id}/retry",
+            Needs(Admin),
+            jobs::retry,
+        ),
+        route(Method::POST, "/v1/events", Needs(Enqueue), events::publish),
+        route(Method::GET, "/v1/events", Needs(Read), events::list),
+        route(Method::GET, "/v1/events/{id}", Needs(Read), events::get),
+        route(Method::POST, "/v1/batches", Needs(Enqueue), batches::create),
+        route(Method::GET, "/v1/batches/{id}", Needs(Read), batches::get),
+        route(Method::GET, "/v1/stats", Needs(Read), status::stats),
+        route(Method::GET, "/v1/nodes", Needs(Read), status::nodes),
+        route(Method::GET, "/v1/schedules", Needs(Read), schedules::list),
+        route(Method::GET, "/v1/queues", Needs(Read), queues::list),
+        route(
+            Method::POST,
+            "/v1/queues/{name}/pause",
+            Needs(Admin),
+            queues::pause,
+        ),
+        route(
+            Method::POST,
+            "/v1/queues/{name}/resume",
+            Needs(Admin),
+            queues::resume,
+        ),
+        route(Method::GET, "/healthz", Open, status::health),
+    ]
+}
+
+/// Which scope each route needs: (method, path template, access), the
+/// table the router is built from.
+pub fn route_scopes() -> Vec<(Method, &'static str, RouteAccess)> {
+    routes()
+        .into_iter()
+        .map(|r| (r.method, r.path, r.access))
+        .collect()
+}
+
+/// The API's routes over `store`; with `config.auth_required`, each route
+/// but the open ones answers 401/403 unless the request carries a token
+/// with the route's scope (see [`route_scopes`]).
 pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
     let body_limit = config.body_limit;
+    let verifier = config
+        .auth_required
+        .then(|| Arc::new(auth::Verifier::new(store.clone())));
     let app = Arc::new(App {
         store,
         known_kinds: config.catalog.kinds().keys().cloned().collect(),
         known_events: config.catalog.event_names().map(String::from).collect(),
         config,
     });
-    Router::new()
-        .route("/v1/jobs", post(jobs::enqueue).get(jobs::list))
-        .route("/v1/jobs/batch", post(jobs::enqueue_batch))
-        .route("/v1/jobs/{id}", get(jobs::get))
-        .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/v1/jobs/{id}/retry", post(jobs::retry))
-        .route("/v1/events", post(events::publish).get(events::list))
-        .route("/v1/events/{id}", get(events::get))
-        .route("/v1/batches", post(batches::create))
-        .route("/v1/batches/{id}", get(batches::get))
-        .route("/v1/stats", get(status::stats))
-        .route("/v1/nodes", get(status::nodes))
-        .route("/v1/schedules", get(schedules::list))
-        .route("/v1/queues", get(queues::list))
-        .route("/v1/queues/{name}/pause", post(queues::pause))
-        .route("/v1/queues/{name}/resume", post(queues::resume))
-        .route("/healthz", get(status::health))
+    let mut router = Router::new();
+    for r in routes() {
+        let handler = match (&verifier, r.access) {
+            (Some(verifier), RouteAccess::Needs(access)) => {
+                let guard = auth::Guard {
+                    verifier: verifier.clone(),
+                    access,
+                };
+                r.handler
+                    .route_layer(middleware::from_fn_with_state(guard, auth::require))
+            }
+            _ => r.handler,
+        };
+        router = router.route(r.path, handler);
+    }
+    router
         .fallback(status::no_route)
         .method_not_allowed_fallback(status::wrong_method)
         .layer(DefaultBodyLimit::max(body_limit))

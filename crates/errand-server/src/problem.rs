@@ -55,6 +55,12 @@ impl ApiError {
         self
     }
 
+    /// Names the scope a refused (403) request needed.
+    pub(crate) fn with_scope(mut self, scope: &str) -> Self {
+        self.0.required_scope = Some(scope.to_string());
+        self
+    }
+
     /// Lists the configured events, for an unknown event name.
     pub(crate) fn with_known_events(mut self, events: &[String]) -> Self {
         self.0.known_events = events.to_vec();
@@ -72,7 +78,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let status = match &e {
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
-            StoreError::Conflict { .. } => StatusCode::CONFLICT,
+            StoreError::Conflict { .. } | StoreError::Exists(_) => StatusCode::CONFLICT,
             StoreError::Locked(_) | StoreError::Unavailable(_) => {
                 // The message already says what failed ("store unavailable: …").
                 tracing::warn!("{e}");

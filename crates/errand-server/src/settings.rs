@@ -2,7 +2,7 @@
 //! an operator writes them, their defaults and their checks, and how they
 //! become a [`ServerConfig`].
 
-use crate::{Connections, ServerConfig, TlsFiles};
+use crate::{AuthMode, Connections, ServerConfig, TlsFiles};
 use errand_core::Catalog;
 use errand_core::duration::serde_human;
 use errand_core::size::ByteSize;
@@ -38,6 +38,9 @@ pub struct ServerSettings {
     pub body_min_rate: ByteSize,
     /// Serve HTTPS with these PEM files; unset: plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// `"required"` or `"off"`; unset: off on a loopback address, required
+    /// elsewhere (see [`crate::auth_required`]).
+    pub auth: Option<AuthMode>,
 }
 
 impl Default for ServerSettings {
@@ -54,6 +57,7 @@ impl Default for ServerSettings {
             body_grace: connections.body_grace,
             body_min_rate: ByteSize(connections.body_min_rate),
             tls: None,
+            auth: None,
         }
     }
 }
@@ -106,6 +110,8 @@ impl ServerSettings {
             body_limit: usize::try_from(self.body_limit.0).unwrap_or(usize::MAX),
             max_wait: self.max_wait,
             connections: self.connections(fd_limit),
+            // The node decides with the listen address (`auth_required`).
+            auth_required: self.auth == Some(AuthMode::Required),
             shutdown,
         }
     }

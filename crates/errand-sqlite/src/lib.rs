@@ -17,6 +17,7 @@ mod queues;
 mod read;
 mod rows;
 mod schedules;
+mod tokens;
 mod writer;
 
 use crate::lock::DbLock;
@@ -25,6 +26,7 @@ use crate::rows::db_error;
 use crate::writer::Writer;
 use async_trait::async_trait;
 use errand_core::Clock;
+use errand_core::auth::{NewToken, Token, TokenHash};
 use errand_core::event::{EventFilter, Published};
 use errand_core::store::{ClaimRequest, Claimed, Finish, ListFilter, Stats};
 use errand_core::{
@@ -110,7 +112,8 @@ struct Inner {
     readers: Readers,
     events: broadcast::Sender<StoreEvent>,
     clock: Clock,
-    _lock: DbLock,
+    /// `None` for [`SqliteStore::open_beside`].
+    _lock: Option<DbLock>,
 }
 
 impl SqliteStore {
@@ -129,7 +132,30 @@ impl SqliteStore {
         clock: Clock,
     ) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let lock = DbLock::acquire(&path)?;
+        let lock = Some(DbLock::acquire(&path)?);
+        SqliteStore::start(path, opts, clock, lock).await
+    }
+
+    /// Opens the database without taking the exclusive lock, beside a node
+    /// that may be running on it: only for short administrative commands
+    /// that do no job work (`errand tokens`), whose few writes wait their
+    /// turn on SQLite's own lock. Claims and maintenance need [`open`].
+    ///
+    /// [`open`]: SqliteStore::open
+    pub async fn open_beside(
+        path: impl AsRef<Path>,
+        opts: SqliteOptions,
+    ) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        SqliteStore::start(path, opts, Clock::system(), None).await
+    }
+
+    async fn start(
+        path: PathBuf,
+        opts: SqliteOptions,
+        clock: Clock,
+        lock: Option<DbLock>,
+    ) -> Result<SqliteStore, StoreError> {
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let writer_path = path.clone();
         let writer_clock = clock.clone();
@@ -454,5 +480,42 @@ impl Store for SqliteStore {
 
     async fn ticks(&self) -> Result<BTreeMap<String, jiff::Timestamp>, StoreError> {
         self.inner.readers.read(schedules::ticks).await
+    }
+
+    async fn create_token(&self, token: NewToken) -> Result<Token, StoreError> {
+        let clock = self.clock();
+        self.inner
+            .writer
+            .submit(move |conn, _| tokens::create(conn, token, clock.now()))
+            .await
+    }
+
+    async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<Token>, StoreError> {
+        let hash = *hash;
+        self.inner
+            .readers
+            .read(move |conn| tokens::by_hash(conn, &hash))
+            .await
+    }
+
+    async fn tokens(&self) -> Result<Vec<Token>, StoreError> {
+        self.inner.readers.read(tokens::list).await
+    }
+
+    async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_string();
+        self.inner
+            .writer
+            .submit(move |conn, _| tokens::revoke(conn, &name))
+            .await
+    }
+
+    async fn record_token_use(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_string();
+        let clock = self.clock();
+        self.inner
+            .writer
+            .submit(move |conn, _| tokens::record_use(conn, &name, clock.now()))
+            .await
     }
 }

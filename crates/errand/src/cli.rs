@@ -74,6 +74,9 @@ pub enum Command {
     Events(EventsCommand),
     /// Enqueue jobs (JSON lines) as one batch; optionally wait for their results.
     Batch(BatchArgs),
+    /// Create, list or revoke API tokens (opens the database directly).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
 }
 
 /// Where a node finds its settings.
@@ -88,6 +91,56 @@ pub struct NodeArgs {
     /// Database URL [default: sqlite://errand.db].
     #[arg(long, env = "ERRAND_DATABASE")]
     pub database: Option<String>,
+    /// Serve with `[server] auth = "off"` even on a non-loopback address:
+    /// anyone who reaches the port can read and change every job.
+    #[arg(long, env = "ERRAND_UNSAFE_NO_AUTH", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    pub unsafe_no_auth: bool,
+}
+
+/// `errand tokens`
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Make a token and print its secret (once: only a hash is stored).
+    Create(TokenCreateArgs),
+    /// Name, scopes, creation and last use of every token (never secrets).
+    List(TokenListArgs),
+    /// Delete a token: every node refuses it within a second.
+    Revoke(TokenRevokeArgs),
+}
+
+/// `errand tokens create`
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// Unique name, shown in logs and listings (e.g. web-app).
+    #[arg(long)]
+    pub name: String,
+    /// enqueue[:KIND_OR_EVENT,...], read, admin, work or metrics; repeatable.
+    #[arg(long = "scope", required = true)]
+    pub scopes: Vec<String>,
+    /// Where the database is.
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// `errand tokens list`
+#[derive(Debug, Args)]
+pub struct TokenListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the database is.
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// `errand tokens revoke`
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's name.
+    pub name: String,
+    /// Where the database is.
+    #[command(flatten)]
+    pub node: NodeArgs,
 }
 
 /// `errand work`
@@ -113,6 +166,9 @@ pub struct ClientArgs {
     /// A CA certificate (PEM) to trust for an https:// server, on top of the system's.
     #[arg(long, env = "ERRAND_CA_FILE")]
     pub ca_file: Option<PathBuf>,
+    /// API token (`errand tokens create`), sent as a bearer token.
+    #[arg(long, env = "ERRAND_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,

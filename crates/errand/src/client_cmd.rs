@@ -18,7 +18,11 @@ pub(crate) fn connect(args: &ClientArgs) -> Result<Client> {
     if let Some(ca) = &args.ca_file {
         builder = builder.ca_file(ca);
     }
-    Ok(builder.build()?)
+    let client = builder.build()?;
+    Ok(match &args.token {
+        Some(token) => client.with_token(token)?,
+        None => client,
+    })
 }
 
 /// Prints `value` as JSON or with `human`.

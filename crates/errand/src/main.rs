@@ -11,6 +11,7 @@ mod logging;
 mod node;
 mod output;
 mod plan;
+mod token_cmd;
 
 use clap::Parser;
 use cli::{Cli, Command};
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
             Command::Publish(args) => event_cmd::publish(args).await,
             Command::Events(cmd) => event_cmd::events(cmd).await,
             Command::Batch(args) => batch_cmd::batch(args).await,
+            Command::Tokens(cmd) => token_cmd::tokens(cmd).await,
         }
     });
     match result {

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 /// The plan a node runs with: the file, then environment and flags.
-fn load_plan(
+pub(crate) fn load_plan(
     args: &NodeArgs,
     queues: Option<Vec<String>>,
     concurrency: Option<usize>,
@@ -33,6 +33,7 @@ fn load_plan(
         database: args.database.clone(),
         queues,
         concurrency,
+        unsafe_no_auth: args.unsafe_no_auth,
     };
     NodePlan::load(args.config.as_deref(), overrides)
 }
@@ -117,6 +118,8 @@ pub async fn work(args: WorkArgs) -> Result<ExitCode> {
 }
 
 async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
+    // Refused before anything is opened: a node never serves unsafely.
+    let auth_required = http && plan.auth_required()?;
     let fd_limit = raise_fd_limit();
     ignore_file_size_signal();
     let executors = executors(&plan)?;
@@ -150,9 +153,19 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
             kinds = ?plan.catalog.kinds().keys().collect::<Vec<_>>(),
             "errand listening on {scheme}://{addr}"
         );
-        let server_config = plan
-            .server
-            .config(plan.catalog.clone(), fd_limit, shutdown.clone());
+        let mut server_config =
+            plan.server
+                .config(plan.catalog.clone(), fd_limit, shutdown.clone());
+        server_config.auth_required = auth_required;
+        if auth_required {
+            info!("API tokens required (every route but /healthz)");
+        } else if plan.unsafe_no_auth && !addr.ip().is_loopback() {
+            warn!(
+                "serving WITHOUT authentication on {addr} (--unsafe-no-auth): anyone who reaches it can read and change every job"
+            );
+        } else {
+            info!("API auth off (loopback address)");
+        }
         debug!(
             "at most {} HTTP connections at once",
             server_config.connections.max_connections

@@ -25,6 +25,9 @@ pub struct Overrides {
     pub queues: Option<Vec<String>>,
     /// `errand work --concurrency`: each served queue's concurrency.
     pub concurrency: Option<usize>,
+    /// `--unsafe-no-auth` / `ERRAND_UNSAFE_NO_AUTH`: allow `auth = "off"`
+    /// on a non-loopback address.
+    pub unsafe_no_auth: bool,
 }
 
 /// Which engine a `database` URL names, and where.
@@ -47,6 +50,8 @@ pub struct NodePlan {
     pub listen: String,
     /// HTTP API settings.
     pub server: ServerSettings,
+    /// Allow `[server] auth = "off"` on a non-loopback address.
+    pub unsafe_no_auth: bool,
     /// In-process worker and maintenance settings.
     pub worker: WorkerSettings,
     /// SQLite engine settings.
@@ -146,6 +151,7 @@ impl NodePlan {
             database_label,
             listen: overrides.listen.unwrap_or(file.listen),
             server,
+            unsafe_no_auth: overrides.unsafe_no_auth,
             worker: file.worker,
             sqlite: file.sqlite,
             postgres: file.postgres,
@@ -154,6 +160,16 @@ impl NodePlan {
             catalog,
             executors,
         })
+    }
+}
+
+impl NodePlan {
+    /// Whether the HTTP API requires tokens on this node's listen address;
+    /// `auth = "off"` off loopback without `--unsafe-no-auth` is an error
+    /// saying how to make a token. Only a node that serves asks.
+    pub fn auth_required(&self) -> Result<bool> {
+        errand_server::auth_required(&self.listen, self.server.auth, self.unsafe_no_auth)
+            .map_err(|e| anyhow!("[server] {e}"))
     }
 }
 
@@ -223,4 +239,42 @@ fn restrict(
             )),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(text: &str, listen: &str, unsafe_no_auth: bool) -> Result<NodePlan> {
+        let overrides = Overrides {
+            listen: Some(listen.to_string()),
+            unsafe_no_auth,
+            ..Overrides::default()
+        };
+        NodePlan::resolve(ConfigFile::parse(text)?, Path::new("."), overrides)
+    }
+
+    #[test]
+    fn auth_follows_the_listen_address_and_the_setting() {
+        let required = |text: &str, listen: &str, unsafe_no_auth: bool| {
+            plan(text, listen, unsafe_no_auth)
+                .unwrap()
+                .auth_required()
+                .map_err(|e| format!("{e:#}"))
+        };
+        assert_eq!(required("", "127.0.0.1:7070", false), Ok(false));
+        assert_eq!(required("", "0.0.0.0:7070", false), Ok(true));
+        let off = "[server]\nauth = \"off\"\n";
+        let refused = required(off, "0.0.0.0:7070", false).unwrap_err();
+        assert!(refused.starts_with("[server] auth = \"off\""), "{refused}");
+        assert!(refused.contains("errand tokens create"), "{refused}");
+        assert_eq!(required(off, "0.0.0.0:7070", true), Ok(false));
+        let on = "[server]\nauth = \"required\"\n";
+        assert_eq!(required(on, "127.0.0.1:7070", false), Ok(true));
+        let bad = format!(
+            "{:#}",
+            plan("[server]\nauth = \"maybe\"\n", "127.0.0.1:1", false).unwrap_err()
+        );
+        assert!(bad.contains("auth") && bad.contains("required"), "{bad}");
+    }
 }

@@ -531,6 +531,7 @@ fn help_is_everywhere() {
         &["publish", "--help"],
         &["events", "show", "--help"],
         &["batch", "--help"],
+        &["tokens", "create", "--help"],
     ] {
         let out = Command::new(errand_bin()).args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -559,6 +560,7 @@ fn help_lists_every_command_and_sets_global_options_apart() {
         "publish",
         "events",
         "batch",
+        "tokens",
     ];
     for command in commands {
         assert!(top.contains(&format!("\n  {command} ")), "{command}: {top}");

@@ -67,10 +67,16 @@ impl Server {
     /// (`serve`) or its start (`work`, whose `base` stays empty); on failure
     /// returns what it logged.
     pub fn spawn(dir: &Path, args: &[&str]) -> Result<Server, String> {
+        Server::spawn_env(dir, args, &[])
+    }
+
+    /// [`Server::spawn`] with extra environment variables.
+    pub fn spawn_env(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<Server, String> {
         let mut child = Command::new(errand_bin())
             .args(args)
             .current_dir(dir)
             .env("ERRAND_LOG", "info")
+            .envs(envs.iter().copied())
             .env_remove("ERRAND_CONFIG")
             .env_remove("ERRAND_DATABASE")
             .env_remove("ERRAND_LISTEN")
