@@ -14,6 +14,7 @@ use std::fmt;
 
 /// An error answer (`application/problem+json`, RFC 9457).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     /// A URI naming the kind of problem; `about:blank` means the status says it all.
     #[serde(rename = "type", default = "about_blank")]
@@ -68,6 +69,7 @@ impl fmt::Display for Problem {
 
 /// Body of `POST /v1/jobs/batch`: jobs enqueued all or none.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// The jobs, in order.
@@ -76,6 +78,7 @@ pub struct BatchRequest {
 
 /// Answer to a batch: one entry per submitted job, in input order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchResponse {
     /// What became of each job.
     pub jobs: Vec<Enqueued>,
@@ -83,6 +86,7 @@ pub struct BatchResponse {
 
 /// One page of `GET /v1/jobs`, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobPage {
     /// The jobs on this page.
     pub jobs: Vec<Job>,
@@ -93,6 +97,7 @@ pub struct JobPage {
 
 /// Answer of `GET /healthz` when the server and its store are up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// Always `ok` (a failing check answers a problem instead).
     pub status: String,
@@ -128,6 +133,7 @@ mod tests {
 
 /// `GET /v1/nodes`: the live nodes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeList {
     /// Nodes that heartbeated within [`crate::store::NODE_ALIVE_WINDOW`], by name.
     pub nodes: Vec<crate::NodeInfo>,
@@ -135,6 +141,7 @@ pub struct NodeList {
 
 /// `GET /v1/queues`: every queue with jobs or a pause record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueList {
     /// The queues, by name.
     pub queues: Vec<crate::QueueInfo>,
@@ -143,6 +150,7 @@ pub struct QueueList {
 /// Body of `GET /v1/stats`: the job counts, plus every live node's
 /// non-closed breakers (node name -> kind -> state).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatsResponse {
     /// Job counts (flattened, so clients reading only the counts still parse).
     #[serde(flatten)]
@@ -154,6 +162,7 @@ pub struct StatsResponse {
 
 /// Answer of `POST /v1/events`: the event and the listener jobs it made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishResponse {
     /// The event stored (or the earlier one with the same unique key).
     pub event: Event,
@@ -165,6 +174,7 @@ pub struct PublishResponse {
 
 /// Answer of `GET /v1/events/{id}`: the event and where each listener's job stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventView {
     /// The event.
     pub event: Event,
@@ -174,6 +184,7 @@ pub struct EventView {
 
 /// One page of `GET /v1/events`, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventPage {
     /// The events on this page.
     pub events: Vec<Event>,
@@ -185,6 +196,7 @@ pub struct EventPage {
 /// Body of `POST /v1/batches`: jobs enqueued together as one batch, and an
 /// optional job to run once after the last of them ends.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewBatchRequest {
     /// The jobs, in submission order (no `unique_key`).
@@ -197,6 +209,7 @@ pub struct NewBatchRequest {
 
 /// Answer of `POST /v1/batches` and `GET /v1/batches/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchView {
     /// The batch with its counts by state.
     pub batch: Batch,
@@ -205,6 +218,7 @@ pub struct BatchView {
 /// Answer of `GET /v1/batches/{id}?wait=` (or `?results=true`): the batch
 /// and every job's result or error, in submission order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchResults {
     /// The batch with its counts by state; `finished_at` is set once all ended.
     pub batch: Batch,
@@ -214,6 +228,7 @@ pub struct BatchResults {
 
 /// Where one job of a batch stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobResult {
     /// The job.
     pub id: JobId,

@@ -8,7 +8,7 @@ use crate::{App, Shared, wait};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use errand_core::api::{BatchRequest, BatchResponse, JobPage};
+use errand_core::api::{BatchRequest, BatchResponse, JobPage, Problem};
 use errand_core::{EnqueueRequest, Enqueued, Job, NewJob, ValidationError};
 
 /// Most jobs in one batch.
@@ -59,6 +59,18 @@ impl App {
 }
 
 /// `POST /v1/jobs`: 201 with the new job, or 200 with the live duplicate.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs",
+    operation_id = "enqueue_job",
+    tag = "jobs",
+    request_body = EnqueueRequest,
+    responses(
+        (status = 201, description = "Enqueued", body = Enqueued),
+        (status = 200, description = "A live job of the kind has this `unique_key` (or one was created within `unique_for`): that job, with `duplicate: true`", body = Enqueued),
+        (status = 422, description = "A field is wrong, or the kind is unknown (`known_kinds` lists the configured ones)", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn enqueue(
     State(app): State<Shared>,
     JsonBody(req): JsonBody<EnqueueRequest>,
@@ -79,6 +91,17 @@ pub(crate) async fn enqueue(
 }
 
 /// `POST /v1/jobs/batch`: all jobs or none, answered in input order.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/batch",
+    operation_id = "enqueue_jobs",
+    tag = "jobs",
+    request_body = BatchRequest,
+    responses(
+        (status = 201, description = "All enqueued (or their live duplicates), in input order", body = BatchResponse),
+        (status = 422, description = "A job is wrong (`field` is `jobs[i].…`), or there are none or too many: nothing was enqueued", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn enqueue_batch(
     State(app): State<Shared>,
     JsonBody(batch): JsonBody<BatchRequest>,
@@ -89,6 +112,14 @@ pub(crate) async fn enqueue_batch(
 }
 
 /// `GET /v1/jobs/{id}[?wait=10s]`.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    operation_id = "get_job",
+    tag = "jobs",
+    params(IdParam, GetParams),
+    responses((status = 200, description = "The job with every attempt's error (when waiting: once it has ended, or as it is when the wait runs out)", body = Job)),
+)]
 pub(crate) async fn get(
     State(app): State<Shared>,
     IdParam(id): IdParam,
@@ -104,6 +135,14 @@ pub(crate) async fn get(
 }
 
 /// `GET /v1/jobs?state=&kind=&queue=&limit=&cursor=`, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    operation_id = "list_jobs",
+    tag = "jobs",
+    params(ListParams),
+    responses((status = 200, description = "A page of jobs, newest first; values over 8 KiB are left out (see `omitted`)", body = JobPage)),
+)]
 pub(crate) async fn list(
     State(app): State<Shared>,
     Params(params): Params<ListParams>,
@@ -115,6 +154,17 @@ pub(crate) async fn list(
 }
 
 /// `POST /v1/jobs/{id}/cancel`.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/cancel",
+    operation_id = "cancel_job",
+    tag = "jobs",
+    params(IdParam),
+    responses(
+        (status = 200, description = "The job as it is now", body = Job),
+        (status = 409, description = "The job has already ended", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn cancel(
     State(app): State<Shared>,
     IdParam(id): IdParam,
@@ -123,6 +173,17 @@ pub(crate) async fn cancel(
 }
 
 /// `POST /v1/jobs/{id}/retry`.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/retry",
+    operation_id = "retry_job",
+    tag = "jobs",
+    params(IdParam),
+    responses(
+        (status = 200, description = "The job as it is now", body = Job),
+        (status = 409, description = "The job is neither failed nor cancelled", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn retry(
     State(app): State<Shared>,
     IdParam(id): IdParam,

@@ -11,6 +11,7 @@ mod body;
 mod events;
 mod jobs;
 mod listen;
+mod openapi;
 mod pace;
 mod params;
 mod problem;
@@ -24,11 +25,14 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::body::Bytes;
 use errand_core::{Catalog, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use listen::Connections;
 pub use settings::ServerSettings;
@@ -70,6 +74,8 @@ pub(crate) struct App {
     known_kinds: Vec<String>,
     /// The configured event names, sorted, for "unknown event" answers.
     known_events: Vec<String>,
+    /// The OpenAPI document, as served.
+    openapi: Bytes,
 }
 
 /// The handlers' view of [`App`].
@@ -78,34 +84,50 @@ pub(crate) type Shared = Arc<App>;
 /// The API's routes over `store`.
 pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
     let body_limit = config.body_limit;
+    let (router, doc) = routes().split_for_parts();
+    // A document of strings and maps: serializing it cannot fail.
+    let openapi = serde_json::to_vec(&openapi::finish(doc)).unwrap_or_default();
     let app = Arc::new(App {
         store,
         known_kinds: config.catalog.kinds().keys().cloned().collect(),
         known_events: config.catalog.event_names().map(String::from).collect(),
+        openapi: Bytes::from(openapi),
         config,
     });
-    Router::new()
-        .route("/v1/jobs", post(jobs::enqueue).get(jobs::list))
-        .route("/v1/jobs/batch", post(jobs::enqueue_batch))
-        .route("/v1/jobs/{id}", get(jobs::get))
-        .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/v1/jobs/{id}/retry", post(jobs::retry))
-        .route("/v1/events", post(events::publish).get(events::list))
-        .route("/v1/events/{id}", get(events::get))
-        .route("/v1/batches", post(batches::create))
-        .route("/v1/batches/{id}", get(batches::get))
-        .route("/v1/stats", get(status::stats))
-        .route("/v1/nodes", get(status::nodes))
-        .route("/v1/schedules", get(schedules::list))
-        .route("/v1/queues", get(queues::list))
-        .route("/v1/queues/{name}/pause", post(queues::pause))
-        .route("/v1/queues/{name}/resume", post(queues::resume))
-        .route("/healthz", get(status::health))
+    router
         .fallback(status::no_route)
         .method_not_allowed_fallback(status::wrong_method)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(log_request))
         .with_state(app)
+}
+
+/// The API's OpenAPI 3.1 document, as `GET /v1/openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    openapi::finish(routes().into_openapi())
+}
+
+/// Every route with its handler: the one list the router and the OpenAPI
+/// document are both made from, so neither has a route the other lacks.
+fn routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::with_openapi(openapi::Base::openapi())
+        .routes(routes!(jobs::enqueue, jobs::list))
+        .routes(routes!(jobs::enqueue_batch))
+        .routes(routes!(jobs::get))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(jobs::retry))
+        .routes(routes!(events::publish, events::list))
+        .routes(routes!(events::get))
+        .routes(routes!(batches::create))
+        .routes(routes!(batches::get))
+        .routes(routes!(status::stats))
+        .routes(routes!(status::nodes))
+        .routes(routes!(schedules::list))
+        .routes(routes!(queues::list))
+        .routes(routes!(queues::pause))
+        .routes(routes!(queues::resume))
+        .routes(routes!(openapi::document))
+        .routes(routes!(status::health))
 }
 
 /// Serves until `shutdown` resolves (graceful: in-flight requests finish),
