@@ -49,7 +49,9 @@ impl App {
     tag = "batches",
     request_body = NewBatchRequest,
     responses(
-        (status = 201, description = "The batch, all its jobs enqueued", body = BatchView),
+        (status = 201, description = "The batch, all its jobs enqueued", body = BatchView, links(
+            ("get" = (operation_id = "get_batch", parameters(("id" = "$response.body#/batch/id")))),
+        )),
         (status = 422, description = "A job or the on-complete job is wrong (`field` names it): nothing was enqueued", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -94,7 +96,9 @@ pub(crate) async fn get(
     Params(params): Params<BatchParams>,
 ) -> Result<Response, ApiError> {
     let wait = params.wait(app.config.max_wait)?;
-    let with_results = wait.is_some() || params.results()?;
+    // Both are checked, whatever the other says: a bad one is refused.
+    let results = params.results()?;
+    let with_results = wait.is_some() || results;
     let store = &*app.store;
     let batch = match wait {
         Some(wait) => {

@@ -33,7 +33,9 @@ impl App {
     tag = "events",
     request_body = NewEvent,
     responses(
-        (status = 201, description = "Published: the event and one job per listener", body = PublishResponse),
+        (status = 201, description = "Published: the event and one job per listener", body = PublishResponse, links(
+            ("get" = (operation_id = "get_event", parameters(("id" = "$response.body#/event/id")))),
+        )),
         (status = 200, description = "An event of this name and `unique_key` exists: that one, with `duplicate: true`", body = PublishResponse),
         (status = 422, description = "A field is wrong, or no listener is configured for the name (`known_events` lists the configured ones)", body = Problem, content_type = "application/problem+json"),
     ),

@@ -66,7 +66,11 @@ impl App {
     tag = "jobs",
     request_body = EnqueueRequest,
     responses(
-        (status = 201, description = "Enqueued", body = Enqueued),
+        (status = 201, description = "Enqueued", body = Enqueued, links(
+            ("get" = (operation_id = "get_job", parameters(("id" = "$response.body#/id")))),
+            ("cancel" = (operation_id = "cancel_job", parameters(("id" = "$response.body#/id")))),
+            ("retry" = (operation_id = "retry_job", parameters(("id" = "$response.body#/id")))),
+        )),
         (status = 200, description = "A live job of the kind has this `unique_key` (or one was created within `unique_for`): that job, with `duplicate: true`", body = Enqueued),
         (status = 422, description = "A field is wrong, or the kind is unknown (`known_kinds` lists the configured ones)", body = Problem, content_type = "application/problem+json"),
     ),

@@ -85,13 +85,15 @@ pub(crate) type Shared = Arc<App>;
 pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
     let body_limit = config.body_limit;
     let (router, doc) = routes().split_for_parts();
+    let (known_kinds, known_events) = names(&config.catalog);
+    let doc = openapi::finish(doc, &known_kinds, &known_events);
     // A document of strings and maps: serializing it cannot fail.
-    let openapi = serde_json::to_vec(&openapi::finish(doc)).unwrap_or_default();
+    let openapi = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
     let app = Arc::new(App {
         store,
-        known_kinds: config.catalog.kinds().keys().cloned().collect(),
-        known_events: config.catalog.event_names().map(String::from).collect(),
-        openapi: Bytes::from(openapi),
+        known_kinds,
+        known_events,
+        openapi,
         config,
     });
     router
@@ -102,9 +104,18 @@ pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
         .with_state(app)
 }
 
-/// The API's OpenAPI 3.1 document, as `GET /v1/openapi.json` serves it.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    openapi::finish(routes().into_openapi())
+/// The API's OpenAPI 3.1 document as a server with `catalog` serves it
+/// at `GET /v1/openapi.json` (its kinds and events are the accepted names).
+pub fn openapi(catalog: &Catalog) -> utoipa::openapi::OpenApi {
+    let (kinds, events) = names(catalog);
+    openapi::finish(routes().into_openapi(), &kinds, &events)
+}
+
+/// The configured kinds and event names, each sorted.
+fn names(catalog: &Catalog) -> (Vec<String>, Vec<String>) {
+    let kinds = catalog.kinds().keys().cloned().collect();
+    let events = catalog.event_names().map(String::from).collect();
+    (kinds, events)
 }
 
 /// Every route with its handler: the one list the router and the OpenAPI

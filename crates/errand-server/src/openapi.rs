@@ -7,16 +7,20 @@
 //! extractors (bad parameter, body errors, unknown id), of the store (503,
 //! 500), of authentication (401, 403), and the bearer security scheme.
 
-use crate::params::MAX_LIMIT;
+use crate::params::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::{Shared, problem::PROBLEM_JSON};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use errand_core::api::Problem;
-use utoipa::openapi::path::Operation;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::path::{Operation, ParameterIn};
+use errand_core::{EnqueueRequest, JobState, NewEvent};
+use std::borrow::Cow;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, KnownFormat, OpenApi, Ref, ResponseBuilder, SchemaFormat};
+use utoipa::openapi::{
+    Components, ContentBuilder, KnownFormat, OpenApi, Ref, RefOr, ResponseBuilder, SchemaFormat,
+};
 use utoipa::{PartialSchema, ToSchema};
 
 /// The security scheme every operation but `/healthz` requires.
@@ -56,9 +60,12 @@ pub(crate) async fn document(State(app): State<Shared>) -> impl IntoResponse {
     )
 }
 
-/// The finished document: the router's paths plus the shared answers.
-pub(crate) fn finish(mut doc: OpenApi) -> OpenApi {
+/// The finished document: the router's paths plus the shared answers, with
+/// the configured kinds and event names as the only ones accepted.
+pub(crate) fn finish(mut doc: OpenApi, kinds: &[String], events: &[String]) -> OpenApi {
     let components = doc.components.get_or_insert_with(Default::default);
+    only(components, EnqueueRequest::name(), "kind", kinds);
+    only(components, NewEvent::name(), "name", events);
     components.schemas.insert(Problem::name().into_owned(), Problem::schema());
     components.security_schemes.insert(
         BEARER.to_string(),
@@ -82,9 +89,40 @@ pub(crate) fn finish(mut doc: OpenApi) -> OpenApi {
         ];
         for op in operations.into_iter().flatten() {
             shared_answers(op, open, has_id);
+            name_parameters(op);
         }
     }
     doc
+}
+
+/// Narrows the name `field` of the schema `schema` to the configured
+/// `names` (anything else is refused with 422); none configured: left as is.
+fn only(components: &mut Components, schema: Cow<str>, field: &str, names: &[String]) {
+    let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema.as_ref())
+    else {
+        return;
+    };
+    if names.is_empty() {
+        return;
+    }
+    let choice = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(names.iter().map(String::as_str)))
+        .description(Some("One of the names configured on this server"));
+    object.properties.insert(field.to_string(), choice.into());
+}
+
+/// A `{name}` path parameter (a queue's) is a name: utoipa's inline
+/// parameters take no schema function, so it is set here.
+fn name_parameters(op: &mut Operation) {
+    for param in op.parameters.iter_mut().flatten() {
+        if let RefOr::T(param) = param
+            && param.name == "name"
+            && param.parameter_in == ParameterIn::Path
+        {
+            param.schema = Some(errand_core::openapi::name().into());
+        }
+    }
 }
 
 /// Adds the answers every operation of its sort can give, unless the
@@ -132,33 +170,54 @@ pub(crate) fn problem(description: &str) -> utoipa::openapi::Response {
         .build()
 }
 
-/// The `{id}` of a job, event or batch: a positive integer.
-pub(crate) fn id() -> Schema {
-    ObjectBuilder::new()
-        .schema_type(Type::Integer)
-        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-        .minimum(Some(1))
-        .into()
+/// A query parameter's schema, or the empty string, which the server
+/// reads as "absent" (as a form's empty field sends it).
+fn or_empty(schema: impl Into<RefOr<Schema>>) -> Schema {
+    let empty = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(0));
+    OneOfBuilder::new().item(schema).item(empty).into()
+}
+
+/// A listing's `cursor`: the previous page's `next_cursor`, an id.
+pub(crate) fn cursor() -> Schema {
+    or_empty(
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(1))
+            .description(Some("The previous page's `next_cursor`")),
+    )
 }
 
 /// A listing's page size.
 pub(crate) fn limit() -> Schema {
-    ObjectBuilder::new()
-        .schema_type(Type::Integer)
-        .minimum(Some(1))
-        .maximum(Some(MAX_LIMIT))
-        .into()
+    or_empty(
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(MAX_LIMIT))
+            .description(Some(format!(
+                "Page size, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})"
+            ))),
+    )
+}
+
+/// `?state=`: a job state.
+pub(crate) fn state() -> Schema {
+    or_empty(Ref::from_schema_name(JobState::name()))
 }
 
 /// `?wait=`: a duration (capped at `[server] max_wait`).
 pub(crate) fn wait() -> Schema {
-    errand_core::openapi::duration()
+    or_empty(errand_core::openapi::duration())
 }
 
 /// `?results=`: a flag.
 pub(crate) fn flag() -> Schema {
     ObjectBuilder::new()
-        .schema_type(SchemaType::Type(Type::String))
-        .enum_values(Some(["true", "false", "1", "0"]))
+        .schema_type(Type::String)
+        .enum_values(Some(["true", "false", "1", "0", ""]))
+        .description(Some("Add every job's result or error without waiting"))
         .into()
 }

@@ -21,7 +21,7 @@ pub(crate) const MAX_LIMIT: u32 = 1000;
 /// The `{id}` of a job, event or batch route.
 #[derive(IntoParams)]
 #[into_params(names("id"), parameter_in = Path)]
-pub(crate) struct IdParam(#[param(schema_with = crate::openapi::id)] pub i64);
+pub(crate) struct IdParam(#[param(minimum = 1)] pub i64);
 
 impl<S: Send + Sync> FromRequestParts<S> for IdParam {
     type Rejection = ApiError;
@@ -105,7 +105,7 @@ fn wait(value: &Option<String>, max: Duration) -> Result<Option<Duration>, ApiEr
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
     /// Only jobs in this state.
-    #[param(value_type = Option<JobState>)]
+    #[param(schema_with = crate::openapi::state)]
     state: Option<String>,
     /// Only jobs of this kind.
     kind: Option<String>,
@@ -115,7 +115,7 @@ pub(crate) struct ListParams {
     #[param(schema_with = crate::openapi::limit)]
     limit: Option<String>,
     /// The previous page's `next_cursor`.
-    #[param(schema_with = crate::openapi::id)]
+    #[param(schema_with = crate::openapi::cursor)]
     cursor: Option<String>,
 }
 
@@ -143,7 +143,7 @@ pub(crate) struct EventListParams {
     #[param(schema_with = crate::openapi::limit)]
     limit: Option<String>,
     /// The previous page's `next_cursor`.
-    #[param(schema_with = crate::openapi::id)]
+    #[param(schema_with = crate::openapi::cursor)]
     cursor: Option<String>,
 }
 

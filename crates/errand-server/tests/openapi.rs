@@ -19,7 +19,7 @@ async fn the_served_document_is_the_built_one() {
     let served = server.get("/v1/openapi.json").await;
     assert_eq!(served.status, 200);
     assert_eq!(served.headers["content-type"], "application/json");
-    let built = serde_json::to_value(errand_server::openapi()).unwrap();
+    let built = serde_json::to_value(errand_server::openapi(&common::config().catalog)).unwrap();
     assert_eq!(served.body, built);
     assert_eq!(built["openapi"], "3.1.0");
     server.stop().await;
@@ -65,7 +65,7 @@ async fn every_documented_operation_is_routed_and_no_other_method() {
 
 #[tokio::test]
 async fn every_operation_documents_its_problems_and_security() {
-    let doc = serde_json::to_value(errand_server::openapi()).unwrap();
+    let doc = serde_json::to_value(errand_server::openapi(&common::config().catalog)).unwrap();
     let scheme = &doc["components"]["securitySchemes"]["bearer"];
     assert_eq!(scheme["type"], "http");
     assert_eq!(scheme["scheme"], "bearer");
