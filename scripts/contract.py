@@ -54,7 +54,7 @@ def main() -> int:
     parser.add_argument("url", help="the server's base URL, e.g. http://127.0.0.1:7070")
     parser.add_argument("--token", default=os.environ.get("ERRAND_TOKEN"), help="bearer token (default: $ERRAND_TOKEN)")
     parser.add_argument("--max-examples", type=int, default=60, help="cases per operation and phase")
-    parser.add_argument("--time", type=int, default=120, help="seconds for both runs together")
+    parser.add_argument("--time", type=int, default=100, help="seconds of fuzzing in all (the coverage phases add a few)")
     parser.add_argument("--seed", type=int, help="reproduce an earlier run")
     args = parser.parse_args()
     base = args.url.rstrip("/")
@@ -142,7 +142,9 @@ def schemathesis(args: list) -> int:
     if run.returncode != 0:
         print(output, file=sys.stderr)
         sys.exit(f"contract: schemathesis failed (exit {run.returncode})")
-    print("\n".join(output.rstrip().splitlines()[-4:]))
+    lines = output.rstrip().splitlines()
+    summary = next((i for i, line in enumerate(lines) if "SUMMARY" in line), len(lines) - 4)
+    print("\n".join(line for line in lines[summary:] if line.strip()))
     found = re.search(r"(\d+) generated", output)
     if not found:
         print(output, file=sys.stderr)
