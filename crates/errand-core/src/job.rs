@@ -376,7 +376,11 @@ impl EnqueueRequest {
                 format!("at most {MAX_TAGS} tags"),
             ));
         }
-        if let Some(i) = self.tags.iter().position(|t| t.is_empty() || t.len() > MAX_TAG_LEN) {
+        if let Some(i) = self
+            .tags
+            .iter()
+            .position(|t| t.is_empty() || t.len() > MAX_TAG_LEN)
+        {
             return Err(ValidationError::new(
                 format!("tags[{i}]"),
                 format!("must be 1 to {MAX_TAG_LEN} bytes"),

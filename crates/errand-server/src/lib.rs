@@ -22,10 +22,10 @@ mod status;
 mod wait;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::body::Bytes;
 use errand_core::{Catalog, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -13,9 +13,9 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use errand_core::api::Problem;
-use utoipa::openapi::path::{Operation, ParameterIn};
 use errand_core::{EnqueueRequest, JobState, NewEvent};
 use std::borrow::Cow;
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
@@ -66,7 +66,9 @@ pub(crate) fn finish(mut doc: OpenApi, kinds: &[String], events: &[String]) -> O
     let components = doc.components.get_or_insert_with(Default::default);
     only(components, EnqueueRequest::name(), "kind", kinds);
     only(components, NewEvent::name(), "name", events);
-    components.schemas.insert(Problem::name().into_owned(), Problem::schema());
+    components
+        .schemas
+        .insert(Problem::name().into_owned(), Problem::schema());
     components.security_schemes.insert(
         BEARER.to_string(),
         SecurityScheme::Http(
@@ -98,8 +100,7 @@ pub(crate) fn finish(mut doc: OpenApi, kinds: &[String], events: &[String]) -> O
 /// Narrows the name `field` of the schema `schema` to the configured
 /// `names` (anything else is refused with 422); none configured: left as is.
 fn only(components: &mut Components, schema: Cow<str>, field: &str, names: &[String]) {
-    let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema.as_ref())
-    else {
+    let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema.as_ref()) else {
         return;
     };
     if names.is_empty() {
@@ -137,7 +138,10 @@ fn shared_answers(op: &mut Operation, open: bool, has_id: bool) {
             .or_insert_with(|| problem(why).into());
     };
     if has_params {
-        add(400, "A path or query parameter is malformed (`field` names it)");
+        add(
+            400,
+            "A path or query parameter is malformed (`field` names it)",
+        );
     }
     if has_id {
         add(404, "No such id");
@@ -145,11 +149,23 @@ fn shared_answers(op: &mut Operation, open: bool, has_id: bool) {
     if has_body {
         add(400, "The body is not valid JSON");
         add(413, "The body is larger than `[server] body_limit`");
-        add(415, "The body was not sent as `content-type: application/json`");
-        add(422, "A field of the body is wrong, unknown or missing (`field` names it)");
+        add(
+            415,
+            "The body was not sent as `content-type: application/json`",
+        );
+        add(
+            422,
+            "A field of the body is wrong, unknown or missing (`field` names it)",
+        );
     }
-    add(500, "An internal error; the server log has it under the `error_id` in `detail`");
-    add(503, "The store is unavailable (database down, locked or failing writes)");
+    add(
+        500,
+        "An internal error; the server log has it under the `error_id` in `detail`",
+    );
+    add(
+        503,
+        "The store is unavailable (database down, locked or failing writes)",
+    );
     if !open {
         add(401, "No token, or an unknown or revoked one");
         add(403, "The token lacks the scope this operation needs");

@@ -76,7 +76,13 @@ fn the_api_keeps_its_openapi_contract_under_fuzzing() {
     );
     let cases: u64 = stdout
         .lines()
-        .find_map(|l| l.strip_prefix("contract: ")?.split_once(" cases in ")?.0.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix("contract: ")?
+                .split_once(" cases in ")?
+                .0
+                .parse()
+                .ok()
+        })
         .expect("a case count");
     assert!(cases >= 2000, "only {cases} cases:\n{stdout}");
     assert!(
