@@ -279,7 +279,7 @@ pub struct EnqueueRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
     /// Per-attempt time limit; default from the kind.
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_duration))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_positive_duration))]
     #[serde(
         with = "serde_human::option",
         default,
@@ -292,7 +292,7 @@ pub struct EnqueueRequest {
     pub unique_key: Option<String>,
     /// With `unique_key`: how long after the first job the key keeps
     /// returning it, even once it has ended; default from the kind.
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_duration))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_positive_duration))]
     #[serde(
         with = "serde_human::option",
         default,

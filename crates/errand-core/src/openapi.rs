@@ -8,12 +8,17 @@ use crate::job::{MAX_ATTEMPTS_LIMIT, MAX_NAME_LEN, MAX_TAG_LEN, MAX_TAGS};
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::{RefOr, schema::SchemaType};
 
-/// A duration: seconds (0 to [`duration::MAX`]) or text such as "1h30m".
-fn duration_schema(nullable: bool) -> Schema {
+/// A duration: seconds (0, or above 0 when `positive`, to
+/// [`duration::MAX`]) or text such as "1h30m".
+fn duration_schema(nullable: bool, positive: bool) -> Schema {
     let seconds = ObjectBuilder::new()
         .schema_type(Type::Number)
-        .minimum(Some(0))
         .maximum(Some(duration::MAX.as_secs()));
+    let seconds = if positive {
+        seconds.exclusive_minimum(Some(0))
+    } else {
+        seconds.minimum(Some(0))
+    };
     let text = ObjectBuilder::new()
         .schema_type(Type::String)
         .min_length(Some(1))
@@ -32,12 +37,17 @@ fn duration_schema(nullable: bool) -> Schema {
 
 /// A duration (a query parameter's, say).
 pub fn duration() -> Schema {
-    duration_schema(false)
+    duration_schema(false, false)
 }
 
 /// An optional duration (absent or `null` for none).
 pub fn optional_duration() -> Schema {
-    duration_schema(true)
+    duration_schema(true, false)
+}
+
+/// An optional duration that must not be zero (a timeout, `unique_for`).
+pub fn optional_positive_duration() -> Schema {
+    duration_schema(true, true)
 }
 
 /// A kind, queue or event name: letters, digits and `_ - . :`.
@@ -87,4 +97,24 @@ pub fn max_attempts() -> Schema {
         .minimum(Some(1))
         .maximum(Some(MAX_ATTEMPTS_LIMIT))
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::EnqueueRequest;
+    use crate::job::MAX_ATTEMPTS_LIMIT;
+    use utoipa::PartialSchema;
+
+    #[test]
+    fn an_enqueue_request_schema_says_what_the_api_accepts() {
+        let schema = serde_json::to_value(EnqueueRequest::schema()).unwrap();
+        assert_eq!(schema["required"], serde_json::json!(["kind"]), "{schema}");
+        // deny_unknown_fields: an unknown field is refused (422).
+        assert_eq!(schema["additionalProperties"], false, "{schema}");
+        let props = &schema["properties"];
+        assert_eq!(props["max_attempts"]["maximum"], MAX_ATTEMPTS_LIMIT);
+        assert_eq!(props["kind"]["pattern"], "^[A-Za-z0-9_.:-]{1,255}$");
+        assert_eq!(props["timeout"]["oneOf"][0]["exclusiveMinimum"], 0);
+        assert_eq!(props["delay"]["oneOf"][0]["minimum"], 0);
+    }
 }
