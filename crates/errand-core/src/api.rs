@@ -67,12 +67,16 @@ impl fmt::Display for Problem {
     }
 }
 
+/// Most jobs sent together (`POST /v1/jobs/batch`, `POST /v1/batches`).
+pub const MAX_BATCH: usize = 10_000;
+
 /// Body of `POST /v1/jobs/batch`: jobs enqueued all or none.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// The jobs, in order.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::jobs))]
     pub jobs: Vec<EnqueueRequest>,
 }
 
@@ -200,6 +204,7 @@ pub struct EventPage {
 #[serde(deny_unknown_fields)]
 pub struct NewBatchRequest {
     /// The jobs, in submission order (no `unique_key`).
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::jobs))]
     pub jobs: Vec<EnqueueRequest>,
     /// Runs once after every job has ended; its payload reaches it as
     /// `payload` beside the batch's outcome (`batch`).

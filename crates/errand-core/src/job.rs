@@ -257,6 +257,7 @@ pub struct EnqueueRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
     /// Lower runs first; default from the kind, else 0.
+    #[cfg_attr(feature = "openapi", schema(minimum = -32768, maximum = 32767))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i16>,
     /// Absolute start time (RFC 3339). Exclusive with `delay`.

@@ -3,10 +3,13 @@
 //! alphabet). Used by the `ToSchema` derives behind the `openapi` feature;
 //! each bound comes from the constant the validation itself uses.
 
+use crate::api::MAX_BATCH;
 use crate::duration;
+use crate::job::EnqueueRequest;
 use crate::job::{MAX_ATTEMPTS_LIMIT, MAX_NAME_LEN, MAX_TAG_LEN, MAX_TAGS};
+use utoipa::ToSchema;
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
-use utoipa::openapi::{RefOr, schema::SchemaType};
+use utoipa::openapi::{Ref, RefOr, schema::SchemaType};
 
 /// A duration: seconds (0, or above 0 when `positive`, to
 /// [`duration::MAX`]) or text such as "1h30m".
@@ -99,6 +102,15 @@ pub fn max_attempts() -> Schema {
         .into()
 }
 
+/// Jobs sent together: 1 to [`MAX_BATCH`].
+pub fn jobs() -> RefOr<Schema> {
+    ArrayBuilder::new()
+        .items(Ref::from_schema_name(EnqueueRequest::name()))
+        .min_items(Some(1))
+        .max_items(Some(MAX_BATCH))
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use crate::EnqueueRequest;
@@ -116,5 +128,7 @@ mod tests {
         assert_eq!(props["kind"]["pattern"], "^[A-Za-z0-9_.:-]{1,255}$");
         assert_eq!(props["timeout"]["oneOf"][0]["exclusiveMinimum"], 0);
         assert_eq!(props["delay"]["oneOf"][0]["minimum"], 0);
+        assert_eq!(props["priority"]["minimum"], i16::MIN);
+        assert_eq!(props["priority"]["maximum"], i16::MAX);
     }
 }

@@ -8,11 +8,9 @@ use crate::{App, Shared, wait};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use errand_core::api::MAX_BATCH;
 use errand_core::api::{BatchRequest, BatchResponse, JobPage, Problem};
 use errand_core::{EnqueueRequest, Enqueued, Job, NewJob, ValidationError};
-
-/// Most jobs in one batch.
-pub(crate) const MAX_BATCH: usize = 10_000;
 
 impl App {
     /// Checks a submitted job against its kind's policy; `within` places
