@@ -79,19 +79,20 @@ def main() -> int:
         if args.seed is not None:
             common += ["--seed", str(args.seed)]
         full_time = max(1, args.time * 2 // 3)
-        cases = schemathesis(common + ["--mode", "all", "--checks", ",".join(checks), "--max-time", str(full_time)])
+        cases = schemathesis(common + ["--mode", "all", "--checks", ",".join(checks), "--max-time", str(full_time)], tmp)
 
         # Invalid data only. Fuzzing cancel and retry, whose one input is a
         # job id, yields valid ids too (their invalid ones are the coverage
         # phase's), so it would change jobs with valid requests.
         before = snapshot(base, headers)
         negative = common + ["--mode", "negative", "--checks", ",".join(checks), "--report", "vcr"]
-        cases += schemathesis(negative + ["--phases", "coverage", "--report-vcr-path", f"{tmp}/coverage.yaml"])
+        cases += schemathesis(negative + ["--phases", "coverage", "--report-vcr-path", f"{tmp}/coverage.yaml"], tmp)
         left = max(1, args.time - int(time.monotonic() - started))
         cases += schemathesis(
             negative
             + ["--phases", "fuzzing", "--max-time", str(left), "--report-vcr-path", f"{tmp}/fuzzing.yaml"]
-            + ["--exclude-operation-id", "cancel_job", "--exclude-operation-id", "retry_job"]
+            + ["--exclude-operation-id", "cancel_job", "--exclude-operation-id", "retry_job"],
+            tmp,
         )
         after = snapshot(base, headers)
         accepted = [line for run in ("coverage", "fuzzing") for line in accepted_changes(f"{tmp}/{run}.yaml")]
@@ -134,10 +135,11 @@ def snapshot(base: str, headers: dict) -> dict:
     }
 
 
-def schemathesis(args: list) -> int:
-    """Runs `schemathesis run ARGS` beside this Python; its case count, or exits on failure."""
+def schemathesis(args: list, cwd: str) -> int:
+    """Runs `schemathesis run ARGS` beside this Python in `cwd` (where it
+    keeps a cache); its case count, or exits on failure."""
     exe = Path(sys.executable).parent / "schemathesis"
-    run = subprocess.run([str(exe), "run", *args], capture_output=True, text=True)
+    run = subprocess.run([str(exe), "run", *args], capture_output=True, text=True, cwd=cwd)
     output = run.stdout + run.stderr
     if run.returncode != 0:
         print(output, file=sys.stderr)
