@@ -5,6 +5,8 @@
 #   Debian's postgresql package (installed here when missing).
 # - The executors' tests run real PHP and Python pool workers (php-cli) and a
 #   real SMTP server (aiosmtpd, from PyPI).
+# - The API contract test (crates/errand/tests/contract.rs) runs schemathesis
+#   and openapi-spec-validator from PyPI, pinned, in the venv .venv.
 # Slow soak tests are #[ignore]d; run them with:
 #   cargo test --workspace --release -- --ignored
 set -euo pipefail
@@ -19,6 +21,7 @@ have_postgres() { have initdb || compgen -G '/usr/lib/postgresql/*/bin/initdb' >
 missing=()
 have_postgres || missing+=(postgresql)
 have php || missing+=(php-cli)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && have apt-get; then
     echo "scripts/test.sh: installing ${missing[*]} (Debian packages)"
@@ -33,6 +36,19 @@ fi
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   echo "scripts/test.sh: installing aiosmtpd (PyPI)"
   python3 -m pip install -q aiosmtpd 2>/dev/null || python3 -m pip install -q --break-system-packages aiosmtpd
+fi
+
+# The contract test's tools; a version change here is a deliberate upgrade.
+CONTRACT_TOOLS=(schemathesis==4.32.5 openapi-spec-validator==0.9.0)
+have_contract_tools() {
+  local frozen tool
+  frozen=$(.venv/bin/python -m pip freeze 2>/dev/null) || return 1
+  for tool in "${CONTRACT_TOOLS[@]}"; do grep -qix "$tool" <<<"$frozen" || return 1; done
+}
+if ! have_contract_tools; then
+  echo "scripts/test.sh: installing ${CONTRACT_TOOLS[*]} into .venv (PyPI)"
+  python3 -m venv .venv
+  .venv/bin/python -m pip install -q "${CONTRACT_TOOLS[@]}"
 fi
 
 cargo test --workspace --release

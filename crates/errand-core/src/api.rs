@@ -14,6 +14,7 @@ use std::fmt;
 
 /// An error answer (`application/problem+json`, RFC 9457).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     /// A URI naming the kind of problem; `about:blank` means the status says it all.
     #[serde(rename = "type", default = "about_blank")]
@@ -70,16 +71,22 @@ impl fmt::Display for Problem {
     }
 }
 
+/// Most jobs sent together (`POST /v1/jobs/batch`, `POST /v1/batches`).
+pub const MAX_BATCH: usize = 10_000;
+
 /// Body of `POST /v1/jobs/batch`: jobs enqueued all or none.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// The jobs, in order.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::jobs))]
     pub jobs: Vec<EnqueueRequest>,
 }
 
 /// Answer to a batch: one entry per submitted job, in input order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchResponse {
     /// What became of each job.
     pub jobs: Vec<Enqueued>,
@@ -87,6 +94,7 @@ pub struct BatchResponse {
 
 /// One page of `GET /v1/jobs`, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobPage {
     /// The jobs on this page.
     pub jobs: Vec<Job>,
@@ -97,6 +105,7 @@ pub struct JobPage {
 
 /// Answer of `GET /healthz` when the server and its store are up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// Always `ok` (a failing check answers a problem instead).
     pub status: String,
@@ -132,6 +141,7 @@ mod tests {
 
 /// `GET /v1/nodes`: the live nodes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeList {
     /// Nodes that heartbeated within [`crate::store::NODE_ALIVE_WINDOW`], by name.
     pub nodes: Vec<crate::NodeInfo>,
@@ -139,6 +149,7 @@ pub struct NodeList {
 
 /// `GET /v1/queues`: every queue with jobs or a pause record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueList {
     /// The queues, by name.
     pub queues: Vec<crate::QueueInfo>,
@@ -147,6 +158,7 @@ pub struct QueueList {
 /// Body of `GET /v1/stats`: the job counts, plus every live node's
 /// non-closed breakers (node name -> kind -> state).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatsResponse {
     /// Job counts (flattened, so clients reading only the counts still parse).
     #[serde(flatten)]
@@ -158,6 +170,7 @@ pub struct StatsResponse {
 
 /// Answer of `POST /v1/events`: the event and the listener jobs it made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishResponse {
     /// The event stored (or the earlier one with the same unique key).
     pub event: Event,
@@ -169,6 +182,7 @@ pub struct PublishResponse {
 
 /// Answer of `GET /v1/events/{id}`: the event and where each listener's job stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventView {
     /// The event.
     pub event: Event,
@@ -178,6 +192,7 @@ pub struct EventView {
 
 /// One page of `GET /v1/events`, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventPage {
     /// The events on this page.
     pub events: Vec<Event>,
@@ -189,9 +204,11 @@ pub struct EventPage {
 /// Body of `POST /v1/batches`: jobs enqueued together as one batch, and an
 /// optional job to run once after the last of them ends.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewBatchRequest {
     /// The jobs, in submission order (no `unique_key`).
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::jobs))]
     pub jobs: Vec<EnqueueRequest>,
     /// Runs once after every job has ended; its payload reaches it as
     /// `payload` beside the batch's outcome (`batch`).
@@ -201,6 +218,7 @@ pub struct NewBatchRequest {
 
 /// Answer of `POST /v1/batches` and `GET /v1/batches/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchView {
     /// The batch with its counts by state.
     pub batch: Batch,
@@ -209,6 +227,7 @@ pub struct BatchView {
 /// Answer of `GET /v1/batches/{id}?wait=` (or `?results=true`): the batch
 /// and every job's result or error, in submission order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchResults {
     /// The batch with its counts by state; `finished_at` is set once all ended.
     pub batch: Batch,
@@ -218,6 +237,7 @@ pub struct BatchResults {
 
 /// Where one job of a batch stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobResult {
     /// The job.
     pub id: JobId,

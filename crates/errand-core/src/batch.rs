@@ -24,6 +24,7 @@ pub struct NewBatch {
 
 /// A batch as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Batch {
     /// Its id.
     pub id: BatchId,

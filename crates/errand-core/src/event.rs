@@ -12,15 +12,18 @@ pub type EventId = i64;
 
 /// An event as a caller publishes it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewEvent {
     /// What happened, e.g. `comment.created`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::name))]
     pub name: String,
     /// Facts about it, handed to every listener.
     #[serde(default)]
     pub data: Value,
     /// A second publish with the same name and key returns the first event
     /// and makes no jobs.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_key))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique_key: Option<String>,
 }
@@ -41,6 +44,7 @@ impl NewEvent {
 
 /// An event as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// Its id.
     pub id: EventId,

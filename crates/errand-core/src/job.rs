@@ -21,6 +21,8 @@ pub const MAX_ATTEMPTS_LIMIT: u32 = 1000;
 pub const MAX_NAME_LEN: usize = 255;
 /// Most tags on one job.
 pub const MAX_TAGS: usize = 32;
+/// Longest tag, in bytes.
+pub const MAX_TAG_LEN: usize = 64;
 
 /// A field the caller got wrong, named so an API error can point at it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize)]
@@ -52,6 +54,7 @@ impl ValidationError {
 
 /// The error of one attempt, kept on the job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttemptError {
     /// The attempt that failed (1-based).
     pub attempt: u32,
@@ -63,6 +66,7 @@ pub struct AttemptError {
 
 /// A job as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Job {
     /// Its id.
     pub id: JobId,
@@ -90,6 +94,7 @@ pub struct Job {
     /// When it reached a terminal state.
     pub finished_at: Option<Timestamp>,
     /// Per-attempt time limit, overriding the kind's.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_duration))]
     #[serde(
         with = "serde_human::option",
         default,
@@ -131,6 +136,7 @@ pub struct Job {
 /// errors in their place), each with the size of its JSON text in bytes.
 /// `GET /v1/jobs/{id}` always has them in full.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Omitted {
     /// The payload's size, when it was left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -225,6 +231,7 @@ impl NewJob {
 
 /// The outcome of inserting one job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Enqueued {
     /// The job inserted, or the live job with the same unique key.
     #[serde(flatten)]
@@ -236,17 +243,21 @@ pub struct Enqueued {
 /// A job as a caller submits it over the API, the CLI or the client; every
 /// field but `kind` is optional and filled from the kind's configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnqueueRequest {
     /// The name of the work.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::name))]
     pub kind: String,
     /// Arguments for the executor (JSON `null` when absent).
     #[serde(default)]
     pub payload: Value,
     /// Lane; default from the kind, else `default`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_name))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
     /// Lower runs first; default from the kind, else 0.
+    #[cfg_attr(feature = "openapi", schema(minimum = -32768, maximum = 32767))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i16>,
     /// Absolute start time (RFC 3339). Exclusive with `delay`.
@@ -257,6 +268,7 @@ pub struct EnqueueRequest {
     )]
     pub run_at: Option<Timestamp>,
     /// Start after this long ("30s", or seconds). Exclusive with `run_at`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_duration))]
     #[serde(
         with = "serde_human::option",
         default,
@@ -264,9 +276,11 @@ pub struct EnqueueRequest {
     )]
     pub delay: Option<Duration>,
     /// Attempts it may use; default from the kind.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::max_attempts))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
     /// Per-attempt time limit; default from the kind.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_positive_duration))]
     #[serde(
         with = "serde_human::option",
         default,
@@ -274,10 +288,12 @@ pub struct EnqueueRequest {
     )]
     pub timeout: Option<Duration>,
     /// Deduplication key among this kind's live jobs.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_key))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique_key: Option<String>,
     /// With `unique_key`: how long after the first job the key keeps
     /// returning it, even once it has ended; default from the kind.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::optional_positive_duration))]
     #[serde(
         with = "serde_human::option",
         default,
@@ -285,6 +301,7 @@ pub struct EnqueueRequest {
     )]
     pub unique_for: Option<Duration>,
     /// Free-form labels.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::tags))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
 }
@@ -360,10 +377,14 @@ impl EnqueueRequest {
                 format!("at most {MAX_TAGS} tags"),
             ));
         }
-        if let Some(i) = self.tags.iter().position(|t| t.is_empty() || t.len() > 64) {
+        if let Some(i) = self
+            .tags
+            .iter()
+            .position(|t| t.is_empty() || t.len() > MAX_TAG_LEN)
+        {
             return Err(ValidationError::new(
                 format!("tags[{i}]"),
-                "must be 1 to 64 bytes",
+                format!("must be 1 to {MAX_TAG_LEN} bytes"),
             ));
         }
         Ok(NewJob {

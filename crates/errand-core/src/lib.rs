@@ -22,6 +22,8 @@ pub mod event;
 pub mod health;
 pub mod job;
 pub mod limit;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod outcome;
 pub mod policy;
 pub mod redact;

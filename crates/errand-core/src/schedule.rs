@@ -241,6 +241,7 @@ impl Schedule {
 
 /// One schedule as `GET /v1/schedules` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScheduleView {
     /// Its name.
     pub name: String,
@@ -262,6 +263,7 @@ pub struct ScheduleView {
 
 /// The body of `GET /v1/schedules`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScheduleList {
     /// Every configured schedule, in configuration order.
     pub schedules: Vec<ScheduleView>,

@@ -145,6 +145,7 @@ pub struct ListFilter {
 
 /// Job counts by state, overall and per queue and kind.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Stats {
     /// All jobs.
     pub total: BTreeMap<JobState, u64>,
@@ -189,6 +190,7 @@ impl Stats {
 
 /// One queue: whether it is paused and its jobs by state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueInfo {
     /// The queue's name.
     pub name: String,
@@ -234,6 +236,7 @@ pub const NODE_ALIVE_WINDOW: Duration = Duration::from_secs(30);
 
 /// One errand process as the node registry knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeInfo {
     /// Unique name (the worker name: `<host>-<pid>` by default).
     pub name: String,
@@ -255,6 +258,7 @@ pub struct NodeInfo {
 
 /// Where a kind's breaker stands on one node, when it is not closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerPhase {
     /// The kind is not claimed until `retry_at`.
@@ -265,6 +269,7 @@ pub enum BreakerPhase {
 
 /// A non-closed breaker of one kind on one node, as the registry shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BreakerState {
     /// Open or half-open.
     pub state: BreakerPhase,

@@ -5,10 +5,11 @@
 //! decides when auth is required, and the per-job check of a restricted
 //! `enqueue` scope. See docs/decisions/0019-api-tokens.md.
 
+use crate::RouteAccess;
 use crate::problem::ApiError;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use errand_core::auth::{Access, LAST_USE_INTERVAL, Scopes, TokenHash};
@@ -173,17 +174,65 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// What one route's middleware checks: the verifier and the access needed.
+/// What the auth middleware checks: the verifier, and the access each
+/// route (method and path template) needs.
 #[derive(Clone)]
-pub(crate) struct Guard {
-    pub(crate) verifier: Arc<Verifier>,
-    pub(crate) access: Access,
+pub(crate) struct RouteGuard {
+    verifier: Arc<Verifier>,
+    rules: Arc<Vec<((Method, &'static str), RouteAccess)>>,
 }
 
-/// Middleware: lets the request through only with a bearer token that has
-/// the route's scope, recording the token's [`Actor`] and [`Grant`] in the
-/// request's extensions.
-pub(crate) async fn require(State(guard): State<Guard>, mut req: Request, next: Next) -> Response {
+impl RouteGuard {
+    /// A guard enforcing `rules` ([`crate::route_scopes`]) with `verifier`.
+    pub(crate) fn new(
+        verifier: Arc<Verifier>,
+        rules: Vec<(Method, &'static str, RouteAccess)>,
+    ) -> RouteGuard {
+        let rules = rules
+            .into_iter()
+            .map(|(method, path, access)| ((method, path), access))
+            .collect();
+        RouteGuard {
+            verifier,
+            rules: Arc::new(rules),
+        }
+    }
+}
+
+/// Middleware (a route layer, so the matched route is known): lets the
+/// request through only with a bearer token that has the route's scope,
+/// recording the token's [`Actor`] and [`Grant`] in the request's
+/// extensions. Open routes pass; a route without a rule is refused, so a
+/// forgotten rule fails closed.
+pub(crate) async fn require(
+    State(guard): State<RouteGuard>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let Some(path) = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+    else {
+        return next.run(req).await;
+    };
+    let rule = guard
+        .rules
+        .iter()
+        .find(|((method, template), _)| method == req.method() && *template == path)
+        .map(|(_, access)| *access);
+    let access = match rule {
+        Some(RouteAccess::Open) => return next.run(req).await,
+        Some(RouteAccess::Needs(access)) => access,
+        None => {
+            tracing::error!(method = %req.method(), path, "route without an access rule refused");
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "this route has no access rule; it is refused",
+            )
+            .into_response();
+        }
+    };
     let secret = match bearer(&req) {
         Ok(secret) => secret,
         Err((detail, error)) => return unauthorized(detail, error),
@@ -198,17 +247,17 @@ pub(crate) async fn require(State(guard): State<Guard>, mut req: Request, next: 
         }
         Err(e) => return e.into_response(),
     };
-    if !token.scopes.allows(guard.access) {
-        tracing::debug!(token = %token.actor.name, scope = %guard.access, "scope missing");
+    if !token.scopes.allows(access) {
+        tracing::debug!(token = %token.actor.name, scope = %access, "scope missing");
         return forbidden(
             None,
             format!(
                 "token {:?} lacks the {:?} scope this route needs (it has: {})",
                 &*token.actor.name,
-                guard.access.as_str(),
+                access.as_str(),
                 token.scopes
             ),
-            guard.access,
+            access,
         )
         .into_response();
     }

@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use errand_core::api::{BatchResults, BatchView, JobResult, NewBatchRequest};
+use errand_core::api::{BatchResults, BatchView, JobResult, NewBatchRequest, Problem};
 use errand_core::{Batch, BatchId, EnqueueRequest, NewBatch, NewJob, Store, ValidationError};
 use std::time::Duration;
 
@@ -43,6 +43,19 @@ impl App {
 }
 
 /// `POST /v1/batches`: 201 with the new batch.
+#[utoipa::path(
+    post,
+    path = "/v1/batches",
+    operation_id = "create_batch",
+    tag = "batches",
+    request_body = NewBatchRequest,
+    responses(
+        (status = 201, description = "The batch, all its jobs enqueued", body = BatchView, links(
+            ("get" = (operation_id = "get_batch", parameters(("id" = "$response.body#/batch/id")))),
+        )),
+        (status = 422, description = "A job or the on-complete job is wrong (`field` names it): nothing was enqueued", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn create(
     State(app): State<Shared>,
     grant: Grant,
@@ -75,13 +88,23 @@ pub(crate) async fn create(
 
 /// `GET /v1/batches/{id}[?wait=30s][&results=true]`: the batch; with a
 /// wait (held until it finishes) or `results=true`, every job's outcome too.
+#[utoipa::path(
+    get,
+    path = "/v1/batches/{id}",
+    operation_id = "get_batch",
+    tag = "batches",
+    params(IdParam, BatchParams),
+    responses((status = 200, description = "The batch with its counts by state; with `wait` or `results=true`, also `results`: each job's result or error, in submission order", body = BatchView)),
+)]
 pub(crate) async fn get(
     State(app): State<Shared>,
     IdParam(id): IdParam,
     Params(params): Params<BatchParams>,
 ) -> Result<Response, ApiError> {
     let wait = params.wait(app.config.max_wait)?;
-    let with_results = wait.is_some() || params.results()?;
+    // Both are checked, whatever the other says: a bad one is refused.
+    let results = params.results()?;
+    let with_results = wait.is_some() || results;
     let store = &*app.store;
     let batch = match wait {
         Some(wait) => {

@@ -10,7 +10,7 @@ use crate::{App, Shared};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use errand_core::api::{EventPage, EventView, PublishResponse};
+use errand_core::api::{EventPage, EventView, Problem, PublishResponse};
 use errand_core::event::Published;
 use errand_core::{Job, JobId, NewEvent, NewJob, Store};
 
@@ -27,6 +27,20 @@ impl App {
 
 /// `POST /v1/events`: 201 with the event and its listener jobs, or 200
 /// with the earlier event of the same name and unique key.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    operation_id = "publish_event",
+    tag = "events",
+    request_body = NewEvent,
+    responses(
+        (status = 201, description = "Published: the event and one job per listener", body = PublishResponse, links(
+            ("get" = (operation_id = "get_event", parameters(("id" = "$response.body#/event/id")))),
+        )),
+        (status = 200, description = "An event of this name and `unique_key` exists: that one, with `duplicate: true`", body = PublishResponse),
+        (status = 422, description = "A field is wrong, or no listener is configured for the name (`known_events` lists the configured ones)", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn publish(
     State(app): State<Shared>,
     grant: Grant,
@@ -53,6 +67,14 @@ pub(crate) async fn publish(
 }
 
 /// `GET /v1/events/{id}`: the event and its listener jobs as they stand.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{id}",
+    operation_id = "get_event",
+    tag = "events",
+    params(IdParam),
+    responses((status = 200, description = "The event and its listeners' jobs still stored", body = EventView)),
+)]
 pub(crate) async fn get(
     State(app): State<Shared>,
     IdParam(id): IdParam,
@@ -67,6 +89,14 @@ pub(crate) async fn get(
 }
 
 /// `GET /v1/events?name=&limit=&cursor=`, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    operation_id = "list_events",
+    tag = "events",
+    params(EventListParams),
+    responses((status = 200, description = "A page of events, newest first", body = EventPage)),
+)]
 pub(crate) async fn list(
     State(app): State<Shared>,
     Params(params): Params<EventListParams>,

@@ -9,11 +9,9 @@ use crate::{App, Shared, wait};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use errand_core::api::{BatchRequest, BatchResponse, JobPage};
+use errand_core::api::MAX_BATCH;
+use errand_core::api::{BatchRequest, BatchResponse, JobPage, Problem};
 use errand_core::{EnqueueRequest, Enqueued, Job, NewJob, ValidationError};
-
-/// Most jobs in one batch.
-pub(crate) const MAX_BATCH: usize = 10_000;
 
 impl App {
     /// Checks a submitted job against its kind's policy; `within` places
@@ -60,6 +58,22 @@ impl App {
 }
 
 /// `POST /v1/jobs`: 201 with the new job, or 200 with the live duplicate.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs",
+    operation_id = "enqueue_job",
+    tag = "jobs",
+    request_body = EnqueueRequest,
+    responses(
+        (status = 201, description = "Enqueued", body = Enqueued, links(
+            ("get" = (operation_id = "get_job", parameters(("id" = "$response.body#/id")))),
+            ("cancel" = (operation_id = "cancel_job", parameters(("id" = "$response.body#/id")))),
+            ("retry" = (operation_id = "retry_job", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 200, description = "A live job of the kind has this `unique_key` (or one was created within `unique_for`): that job, with `duplicate: true`", body = Enqueued),
+        (status = 422, description = "A field is wrong, or the kind is unknown (`known_kinds` lists the configured ones)", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn enqueue(
     State(app): State<Shared>,
     grant: Grant,
@@ -82,6 +96,17 @@ pub(crate) async fn enqueue(
 }
 
 /// `POST /v1/jobs/batch`: all jobs or none, answered in input order.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/batch",
+    operation_id = "enqueue_jobs",
+    tag = "jobs",
+    request_body = BatchRequest,
+    responses(
+        (status = 201, description = "All enqueued (or their live duplicates), in input order", body = BatchResponse),
+        (status = 422, description = "A job is wrong (`field` is `jobs[i].…`), or there are none or too many: nothing was enqueued", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn enqueue_batch(
     State(app): State<Shared>,
     grant: Grant,
@@ -94,6 +119,14 @@ pub(crate) async fn enqueue_batch(
 }
 
 /// `GET /v1/jobs/{id}[?wait=10s]`.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    operation_id = "get_job",
+    tag = "jobs",
+    params(IdParam, GetParams),
+    responses((status = 200, description = "The job with every attempt's error (when waiting: once it has ended, or as it is when the wait runs out)", body = Job)),
+)]
 pub(crate) async fn get(
     State(app): State<Shared>,
     IdParam(id): IdParam,
@@ -109,6 +142,14 @@ pub(crate) async fn get(
 }
 
 /// `GET /v1/jobs?state=&kind=&queue=&limit=&cursor=`, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    operation_id = "list_jobs",
+    tag = "jobs",
+    params(ListParams),
+    responses((status = 200, description = "A page of jobs, newest first; values over 8 KiB are left out (see `omitted`)", body = JobPage)),
+)]
 pub(crate) async fn list(
     State(app): State<Shared>,
     Params(params): Params<ListParams>,
@@ -120,6 +161,17 @@ pub(crate) async fn list(
 }
 
 /// `POST /v1/jobs/{id}/cancel`.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/cancel",
+    operation_id = "cancel_job",
+    tag = "jobs",
+    params(IdParam),
+    responses(
+        (status = 200, description = "The job as it is now", body = Job),
+        (status = 409, description = "The job has already ended", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn cancel(
     State(app): State<Shared>,
     IdParam(id): IdParam,
@@ -128,6 +180,17 @@ pub(crate) async fn cancel(
 }
 
 /// `POST /v1/jobs/{id}/retry`.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/retry",
+    operation_id = "retry_job",
+    tag = "jobs",
+    params(IdParam),
+    responses(
+        (status = 200, description = "The job as it is now", body = Job),
+        (status = 409, description = "The job is neither failed nor cancelled", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn retry(
     State(app): State<Shared>,
     IdParam(id): IdParam,

@@ -14,6 +14,7 @@ mod body;
 mod events;
 mod jobs;
 mod listen;
+mod openapi;
 mod pace;
 mod params;
 mod problem;
@@ -25,17 +26,19 @@ mod tls;
 mod wait;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::handler::Handler;
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{MethodFilter, MethodRouter, on};
 use errand_core::auth::Access;
 use errand_core::{Catalog, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use auth::{Actor, AuthMode, TOKEN_CACHE_TTL, auth_required};
 pub use listen::Connections;
@@ -83,6 +86,8 @@ pub(crate) struct App {
     known_kinds: Vec<String>,
     /// The configured event names, sorted, for "unknown event" answers.
     known_events: Vec<String>,
+    /// The OpenAPI document, as served.
+    openapi: Bytes,
 }
 
 /// The handlers' view of [`App`].
@@ -97,87 +102,34 @@ pub enum RouteAccess {
     Needs(Access),
 }
 
-/// One route: method, path template, what it needs, and its handler.
-struct Route {
-    method: Method,
-    path: &'static str,
-    access: RouteAccess,
-    handler: MethodRouter<Shared>,
-}
-
-fn route<H, T>(method: Method, path: &'static str, access: RouteAccess, handler: H) -> Route
-where
-    H: Handler<T, Shared>,
-    T: 'static,
-{
-    let filter = MethodFilter::try_from(method.clone()).expect("a standard method");
-    Route {
-        method,
-        path,
-        access,
-        handler: on(filter, handler),
-    }
-}
-
-/// Every route of the API with the access it needs: the router is built
-/// from this table alone, so no route can be served without a rule.
-fn routes() -> Vec<Route> {
+/// Which scope each route needs: (method, path template, access). The
+/// auth middleware reads it for the route a request matched; a route the
+/// OpenAPI document lists but this table lacks is refused (and a test
+/// keeps the two equal).
+pub fn route_scopes() -> Vec<(Method, &'static str, RouteAccess)> {
     use Access::{Admin, Enqueue, Read};
     use RouteAccess::{Needs, Open};
     vec![
-        route(Method::POST, "/v1/jobs", Needs(Enqueue), jobs::enqueue),
-        route(Method::GET, "/v1/jobs", Needs(Read), jobs::list),
-        route(
-            Method::POST,
-            "/v1/jobs/batch",
-            Needs(Enqueue),
-            jobs::enqueue_batch,
-        ),
-        route(Method::GET, "/v1/jobs/{id}", Needs(Read), jobs::get),
-        route(
-            Method::POST,
-            "/v1/jobs/{id}/cancel",
-            Needs(Admin),
-            jobs::cancel,
-        ),
-        route(
-            Method::POST,
-            "/v1/jobs/{id}/retry",
-            Needs(Admin),
-            jobs::retry,
-        ),
-        route(Method::POST, "/v1/events", Needs(Enqueue), events::publish),
-        route(Method::GET, "/v1/events", Needs(Read), events::list),
-        route(Method::GET, "/v1/events/{id}", Needs(Read), events::get),
-        route(Method::POST, "/v1/batches", Needs(Enqueue), batches::create),
-        route(Method::GET, "/v1/batches/{id}", Needs(Read), batches::get),
-        route(Method::GET, "/v1/stats", Needs(Read), status::stats),
-        route(Method::GET, "/v1/nodes", Needs(Read), status::nodes),
-        route(Method::GET, "/v1/schedules", Needs(Read), schedules::list),
-        route(Method::GET, "/v1/queues", Needs(Read), queues::list),
-        route(
-            Method::POST,
-            "/v1/queues/{name}/pause",
-            Needs(Admin),
-            queues::pause,
-        ),
-        route(
-            Method::POST,
-            "/v1/queues/{name}/resume",
-            Needs(Admin),
-            queues::resume,
-        ),
-        route(Method::GET, "/healthz", Open, status::health),
+        (Method::POST, "/v1/jobs", Needs(Enqueue)),
+        (Method::GET, "/v1/jobs", Needs(Read)),
+        (Method::POST, "/v1/jobs/batch", Needs(Enqueue)),
+        (Method::GET, "/v1/jobs/{id}", Needs(Read)),
+        (Method::POST, "/v1/jobs/{id}/cancel", Needs(Admin)),
+        (Method::POST, "/v1/jobs/{id}/retry", Needs(Admin)),
+        (Method::POST, "/v1/events", Needs(Enqueue)),
+        (Method::GET, "/v1/events", Needs(Read)),
+        (Method::GET, "/v1/events/{id}", Needs(Read)),
+        (Method::POST, "/v1/batches", Needs(Enqueue)),
+        (Method::GET, "/v1/batches/{id}", Needs(Read)),
+        (Method::GET, "/v1/stats", Needs(Read)),
+        (Method::GET, "/v1/nodes", Needs(Read)),
+        (Method::GET, "/v1/schedules", Needs(Read)),
+        (Method::GET, "/v1/queues", Needs(Read)),
+        (Method::POST, "/v1/queues/{name}/pause", Needs(Admin)),
+        (Method::POST, "/v1/queues/{name}/resume", Needs(Admin)),
+        (Method::GET, "/v1/openapi.json", Needs(Read)),
+        (Method::GET, "/healthz", Open),
     ]
-}
-
-/// Which scope each route needs: (method, path template, access), the
-/// table the router is built from.
-pub fn route_scopes() -> Vec<(Method, &'static str, RouteAccess)> {
-    routes()
-        .into_iter()
-        .map(|r| (r.method, r.path, r.access))
-        .collect()
 }
 
 /// The API's routes over `store`; with `config.auth_required`, each route
@@ -188,33 +140,69 @@ pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
     let verifier = config
         .auth_required
         .then(|| Arc::new(auth::Verifier::new(store.clone())));
+    let (router, doc) = routes().split_for_parts();
+    let (known_kinds, known_events) = names(&config.catalog);
+    let doc = openapi::finish(doc, &known_kinds, &known_events);
+    // A document of strings and maps: serializing it cannot fail.
+    let openapi = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
     let app = Arc::new(App {
         store,
-        known_kinds: config.catalog.kinds().keys().cloned().collect(),
-        known_events: config.catalog.event_names().map(String::from).collect(),
+        known_kinds,
+        known_events,
+        openapi,
         config,
     });
-    let mut router = Router::new();
-    for r in routes() {
-        let handler = match (&verifier, r.access) {
-            (Some(verifier), RouteAccess::Needs(access)) => {
-                let guard = auth::Guard {
-                    verifier: verifier.clone(),
-                    access,
-                };
-                r.handler
-                    .route_layer(middleware::from_fn_with_state(guard, auth::require))
-            }
-            _ => r.handler,
-        };
-        router = router.route(r.path, handler);
-    }
+    // Auth runs once routing has matched, so it knows the route's template.
+    let router = match verifier {
+        Some(verifier) => {
+            let guard = auth::RouteGuard::new(verifier, route_scopes());
+            router.route_layer(middleware::from_fn_with_state(guard, auth::require))
+        }
+        None => router,
+    };
     router
         .fallback(status::no_route)
         .method_not_allowed_fallback(status::wrong_method)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(log_request))
         .with_state(app)
+}
+
+/// The API's OpenAPI 3.1 document as a server with `catalog` serves it
+/// at `GET /v1/openapi.json` (its kinds and events are the accepted names).
+pub fn openapi(catalog: &Catalog) -> utoipa::openapi::OpenApi {
+    let (kinds, events) = names(catalog);
+    openapi::finish(routes().into_openapi(), &kinds, &events)
+}
+
+/// The configured kinds and event names, each sorted.
+fn names(catalog: &Catalog) -> (Vec<String>, Vec<String>) {
+    let kinds = catalog.kinds().keys().cloned().collect();
+    let events = catalog.event_names().map(String::from).collect();
+    (kinds, events)
+}
+
+/// Every route with its handler: the one list the router and the OpenAPI
+/// document are both made from, so neither has a route the other lacks.
+fn routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::with_openapi(openapi::Base::openapi())
+        .routes(routes!(jobs::enqueue, jobs::list))
+        .routes(routes!(jobs::enqueue_batch))
+        .routes(routes!(jobs::get))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(jobs::retry))
+        .routes(routes!(events::publish, events::list))
+        .routes(routes!(events::get))
+        .routes(routes!(batches::create))
+        .routes(routes!(batches::get))
+        .routes(routes!(status::stats))
+        .routes(routes!(status::nodes))
+        .routes(routes!(schedules::list))
+        .routes(routes!(queues::list))
+        .routes(routes!(queues::pause))
+        .routes(routes!(queues::resume))
+        .routes(routes!(openapi::document))
+        .routes(routes!(status::health))
 }
 
 /// Serves until `shutdown` resolves (graceful: in-flight requests finish),

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use std::fmt::Display;
 use std::str::FromStr;
 use std::time::Duration;
+use utoipa::IntoParams;
 
 /// Page size when the caller gives none.
 pub(crate) const DEFAULT_LIMIT: u32 = 50;
@@ -18,7 +19,9 @@ pub(crate) const DEFAULT_LIMIT: u32 = 50;
 pub(crate) const MAX_LIMIT: u32 = 1000;
 
 /// The `{id}` of a job, event or batch route.
-pub(crate) struct IdParam(pub i64);
+#[derive(IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+pub(crate) struct IdParam(#[param(minimum = 1)] pub i64);
 
 impl<S: Send + Sync> FromRequestParts<S> for IdParam {
     type Rejection = ApiError;
@@ -46,8 +49,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
 }
 
 /// `GET /v1/jobs/{id}` parameters.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct GetParams {
+    /// Hold the request until the job has ended, at most this long (capped at `[server] max_wait`).
+    #[param(schema_with = crate::openapi::wait)]
     wait: Option<String>,
 }
 
@@ -59,9 +65,15 @@ impl GetParams {
 }
 
 /// `GET /v1/batches/{id}` parameters.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct BatchParams {
+    /// Hold the request until every job has ended, at most this long
+    /// (capped at `[server] max_wait`); the answer then has `results`.
+    #[param(schema_with = crate::openapi::wait)]
     wait: Option<String>,
+    /// Add every job's result or error without waiting.
+    #[param(schema_with = crate::openapi::flag)]
     results: Option<String>,
 }
 
@@ -89,12 +101,21 @@ fn wait(value: &Option<String>, max: Duration) -> Result<Option<Duration>, ApiEr
 }
 
 /// `GET /v1/jobs` parameters.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
+    /// Only jobs in this state.
+    #[param(schema_with = crate::openapi::state)]
     state: Option<String>,
+    /// Only jobs of this kind.
     kind: Option<String>,
+    /// Only jobs in this queue.
     queue: Option<String>,
+    /// Page size (default 50).
+    #[param(schema_with = crate::openapi::limit)]
     limit: Option<String>,
+    /// The previous page's `next_cursor`.
+    #[param(schema_with = crate::openapi::cursor)]
     cursor: Option<String>,
 }
 
@@ -113,10 +134,16 @@ impl ListParams {
 }
 
 /// `GET /v1/events` parameters.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct EventListParams {
+    /// Only events with this name.
     name: Option<String>,
+    /// Page size (default 50).
+    #[param(schema_with = crate::openapi::limit)]
     limit: Option<String>,
+    /// The previous page's `next_cursor`.
+    #[param(schema_with = crate::openapi::cursor)]
     cursor: Option<String>,
 }
 

@@ -8,7 +8,7 @@ use errand_core::{StoreError, ValidationError};
 use std::fmt::Display;
 
 /// The media type of error bodies (RFC 9457).
-const PROBLEM_JSON: &str = "application/problem+json";
+pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
 /// An error answer. Boxed so handlers' `Result`s stay small on the happy path.
 #[derive(Debug)]

@@ -5,16 +5,34 @@ use crate::problem::ApiError;
 use axum::Json;
 use axum::extract::{Path, State};
 use errand_core::QueueInfo;
-use errand_core::api::QueueList;
+use errand_core::api::{Problem, QueueList};
 use errand_core::job::check_name;
 
 /// `GET /v1/queues`: every queue with jobs or a pause record.
+#[utoipa::path(
+    get,
+    path = "/v1/queues",
+    operation_id = "list_queues",
+    tag = "queues",
+    responses((status = 200, description = "Every queue with jobs or a pause record, by name", body = QueueList)),
+)]
 pub(crate) async fn list(State(app): State<Shared>) -> Result<Json<QueueList>, ApiError> {
     let queues = app.store.queues().await?;
     Ok(Json(QueueList { queues }))
 }
 
 /// `POST /v1/queues/{name}/pause`: its jobs stay queued until resumed.
+#[utoipa::path(
+    post,
+    path = "/v1/queues/{name}/pause",
+    operation_id = "pause_queue",
+    tag = "queues",
+    params(("name" = String, Path, description = "The queue")),
+    responses(
+        (status = 200, description = "The queue as it is now", body = QueueInfo),
+        (status = 422, description = "The name is not a queue name (letters, digits and `_ - . :`)", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn pause(
     State(app): State<Shared>,
     Path(name): Path<String>,
@@ -23,6 +41,17 @@ pub(crate) async fn pause(
 }
 
 /// `POST /v1/queues/{name}/resume`: its jobs run again.
+#[utoipa::path(
+    post,
+    path = "/v1/queues/{name}/resume",
+    operation_id = "resume_queue",
+    tag = "queues",
+    params(("name" = String, Path, description = "The queue")),
+    responses(
+        (status = 200, description = "The queue as it is now", body = QueueInfo),
+        (status = 422, description = "The name is not a queue name (letters, digits and `_ - . :`)", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn resume(
     State(app): State<Shared>,
     Path(name): Path<String>,

@@ -8,6 +8,13 @@ use axum::extract::State;
 use errand_core::schedule::ScheduleList;
 
 /// `GET /v1/schedules`: every configured schedule, in configuration order.
+#[utoipa::path(
+    get,
+    path = "/v1/schedules",
+    operation_id = "list_schedules",
+    tag = "status",
+    responses((status = 200, description = "Every configured schedule, in configuration order", body = ScheduleList)),
+)]
 pub(crate) async fn list(State(app): State<Shared>) -> Result<Json<ScheduleList>, ApiError> {
     let ticks = app.store.ticks().await?;
     let now = app.store.clock().now();

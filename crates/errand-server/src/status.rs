@@ -6,11 +6,18 @@ use crate::problem::ApiError;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
-use errand_core::api::{Health, NodeList, StatsResponse};
+use errand_core::api::{Health, NodeList, Problem, StatsResponse};
 use errand_core::store::NODE_ALIVE_WINDOW;
 
 /// `GET /v1/stats`: job counts by state, queue and kind, and the breakers
 /// that live nodes hold open.
+#[utoipa::path(
+    get,
+    path = "/v1/stats",
+    operation_id = "stats",
+    tag = "status",
+    responses((status = 200, description = "Job counts by state, queue and kind, and the open breakers of each live node", body = StatsResponse)),
+)]
 pub(crate) async fn stats(State(app): State<Shared>) -> Result<Json<StatsResponse>, ApiError> {
     let stats = app.store.stats().await?;
     let breakers = app
@@ -25,6 +32,13 @@ pub(crate) async fn stats(State(app): State<Shared>) -> Result<Json<StatsRespons
 }
 
 /// `GET /v1/nodes`: the errand processes sharing this store.
+#[utoipa::path(
+    get,
+    path = "/v1/nodes",
+    operation_id = "list_nodes",
+    tag = "status",
+    responses((status = 200, description = "The live nodes", body = NodeList)),
+)]
 pub(crate) async fn nodes(State(app): State<Shared>) -> Result<Json<NodeList>, ApiError> {
     let nodes = app.store.nodes(NODE_ALIVE_WINDOW).await?;
     Ok(Json(NodeList { nodes }))
@@ -32,6 +46,16 @@ pub(crate) async fn nodes(State(app): State<Shared>) -> Result<Json<NodeList>, A
 
 /// `GET /healthz`: 200 when the store answers a cheap read and its latest
 /// write worked; 503 naming the reason otherwise.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "health",
+    tag = "status",
+    responses(
+        (status = 200, description = "The store answers a read and its latest write worked", body = Health),
+        (status = 503, description = "The store is unavailable, or writes are failing (`detail` says since when)", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn health(State(app): State<Shared>) -> Result<Json<Health>, ApiError> {
     if let Err(e) = app.store.get(0).await {
         // The error's own sentence ("store unavailable: …") says it all.

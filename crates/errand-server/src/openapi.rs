@@ -1,0 +1,239 @@
+//! The OpenAPI 3.1 document at `GET /v1/openapi.json`. The router and the
+//! document come from one list of handlers ([`crate::routes`], utoipa-axum),
+//! each handler's `#[utoipa::path]` naming its own statuses, and the wire
+//! types' schemas are derived from the types the handlers (de)serialize, so
+//! the document cannot drift from the server (docs/decisions/0021). This
+//! module adds what every operation shares: the problem+json answers of the
+//! extractors (bad parameter, body errors, unknown id), of the store (503,
+//! 500), of authentication (401, 403), and the bearer security scheme.
+
+use crate::params::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::{Shared, problem::PROBLEM_JSON};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use errand_core::api::Problem;
+use errand_core::{EnqueueRequest, JobState, NewEvent};
+use std::borrow::Cow;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    Components, ContentBuilder, KnownFormat, OpenApi, Ref, RefOr, ResponseBuilder, SchemaFormat,
+};
+use utoipa::{PartialSchema, ToSchema};
+
+/// The security scheme every operation but `/healthz` requires.
+pub(crate) const BEARER: &str = "bearer";
+/// Paths open to anyone: they reveal nothing.
+const OPEN_PATHS: [&str; 1] = ["/healthz"];
+
+/// Top-level facts of the document; the paths come from the router.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "errand",
+        description = "errand's HTTP API: durable background jobs, events, batches, queues and schedules. Every error is application/problem+json (RFC 9457) naming the field at fault; a refused request changes nothing."
+    ),
+    tags(
+        (name = "jobs", description = "Enqueue, read, cancel and retry jobs"),
+        (name = "events", description = "Publish events: one job per configured listener"),
+        (name = "batches", description = "Jobs enqueued and read together, with an optional on-complete job"),
+        (name = "queues", description = "List, pause and resume queues"),
+        (name = "status", description = "Stats, nodes, schedules, health and this document"),
+    )
+)]
+pub(crate) struct Base;
+
+/// `GET /v1/openapi.json`: this API's OpenAPI 3.1 document.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    operation_id = "openapi",
+    tag = "status",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object)),
+)]
+pub(crate) async fn document(State(app): State<Shared>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        app.openapi.clone(),
+    )
+}
+
+/// The finished document: the router's paths plus the shared answers, with
+/// the configured kinds and event names as the only ones accepted.
+pub(crate) fn finish(mut doc: OpenApi, kinds: &[String], events: &[String]) -> OpenApi {
+    let components = doc.components.get_or_insert_with(Default::default);
+    only(components, EnqueueRequest::name(), "kind", kinds);
+    only(components, NewEvent::name(), "name", events);
+    components
+        .schemas
+        .insert(Problem::name().into_owned(), Problem::schema());
+    components.security_schemes.insert(
+        BEARER.to_string(),
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("An API token: `Authorization: Bearer errand_…`"))
+                .build(),
+        )
+        .into(),
+    );
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let open = OPEN_PATHS.contains(&path.as_str());
+        let has_id = path.contains("{id}");
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            shared_answers(op, open, has_id);
+            name_parameters(op);
+        }
+    }
+    doc
+}
+
+/// Narrows the name `field` of the schema `schema` to the configured
+/// `names` (anything else is refused with 422); none configured: left as is.
+fn only(components: &mut Components, schema: Cow<str>, field: &str, names: &[String]) {
+    let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema.as_ref()) else {
+        return;
+    };
+    if names.is_empty() {
+        return;
+    }
+    let choice = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(names.iter().map(String::as_str)))
+        .description(Some("One of the names configured on this server"));
+    object.properties.insert(field.to_string(), choice.into());
+}
+
+/// A `{name}` path parameter (a queue's) is a name: utoipa's inline
+/// parameters take no schema function, so it is set here.
+fn name_parameters(op: &mut Operation) {
+    for param in op.parameters.iter_mut().flatten() {
+        if let RefOr::T(param) = param
+            && param.name == "name"
+            && param.parameter_in == ParameterIn::Path
+        {
+            param.schema = Some(errand_core::openapi::name().into());
+        }
+    }
+}
+
+/// Adds the answers every operation of its sort can give, unless the
+/// handler documented that status itself.
+fn shared_answers(op: &mut Operation, open: bool, has_id: bool) {
+    let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    let has_body = op.request_body.is_some();
+    let mut add = |status: u16, why: &str| {
+        op.responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| problem(why).into());
+    };
+    if has_params {
+        add(
+            400,
+            "A path or query parameter is malformed (`field` names it)",
+        );
+    }
+    if has_id {
+        add(404, "No such id");
+    }
+    if has_body {
+        add(400, "The body is not valid JSON");
+        add(413, "The body is larger than `[server] body_limit`");
+        add(
+            415,
+            "The body was not sent as `content-type: application/json`",
+        );
+        add(
+            422,
+            "A field of the body is wrong, unknown or missing (`field` names it)",
+        );
+    }
+    add(
+        500,
+        "An internal error; the server log has it under the `error_id` in `detail`",
+    );
+    add(
+        503,
+        "The store is unavailable (database down, locked or failing writes)",
+    );
+    if !open {
+        add(401, "No token, or an unknown or revoked one");
+        add(403, "The token lacks the scope this operation needs");
+        op.security = Some(vec![SecurityRequirement::new::<_, _, &str>(BEARER, [])]);
+    }
+}
+
+/// An answer of `application/problem+json` with the [`Problem`] shape.
+pub(crate) fn problem(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(Problem::name())))
+                .build(),
+        )
+        .build()
+}
+
+/// A query parameter's schema, or the empty string, which the server
+/// reads as "absent" (as a form's empty field sends it).
+fn or_empty(schema: impl Into<RefOr<Schema>>) -> Schema {
+    let empty = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(0));
+    OneOfBuilder::new().item(schema).item(empty).into()
+}
+
+/// A listing's `cursor`: the previous page's `next_cursor`, an id.
+pub(crate) fn cursor() -> Schema {
+    or_empty(
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(1))
+            .description(Some("The previous page's `next_cursor`")),
+    )
+}
+
+/// A listing's page size.
+pub(crate) fn limit() -> Schema {
+    or_empty(
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(MAX_LIMIT))
+            .description(Some(format!(
+                "Page size, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})"
+            ))),
+    )
+}
+
+/// `?state=`: a job state.
+pub(crate) fn state() -> Schema {
+    or_empty(Ref::from_schema_name(JobState::name()))
+}
+
+/// `?wait=`: a duration (capped at `[server] max_wait`).
+pub(crate) fn wait() -> Schema {
+    or_empty(errand_core::openapi::duration())
+}
+
+/// `?results=`: a flag.
+pub(crate) fn flag() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["true", "false", "1", "0", ""]))
+        .description(Some("Add every job's result or error without waiting"))
+        .into()
+}

@@ -1,0 +1,117 @@
+//! The OpenAPI document at `GET /v1/openapi.json`: served as built, and it
+//! lists exactly the routes the server answers (every documented method of
+//! every documented path is routed; every other method there answers 405).
+//! Its validity as OpenAPI 3.1 and the server's conformance to it are
+//! checked by schemathesis (crates/errand/tests/contract.rs).
+
+mod common;
+
+use common::Server;
+use reqwest::Method;
+use serde_json::Value;
+
+/// Every method the API could route.
+const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
+
+#[tokio::test]
+async fn the_served_document_is_the_built_one() {
+    let server = Server::start().await;
+    let served = server.get("/v1/openapi.json").await;
+    assert_eq!(served.status, 200);
+    assert_eq!(served.headers["content-type"], "application/json");
+    let built = serde_json::to_value(errand_server::openapi(&common::config().catalog)).unwrap();
+    assert_eq!(served.body, built);
+    assert_eq!(built["openapi"], "3.1.0");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_routed_and_no_other_method() {
+    let server = Server::start().await;
+    let doc = server.get("/v1/openapi.json").await.body;
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 17, "{:?}", paths.keys());
+    for (path, item) in paths {
+        let concrete = path.replace("{id}", "1").replace("{name}", "default");
+        for method in METHODS {
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let answer = server
+                .send(m, &concrete, Some("application/json"), "{}")
+                .await;
+            let status = answer.status.as_u16();
+            if item.get(method).is_some() {
+                // Routed: a 404 may only be "no such id", never "no route".
+                let no_route = answer.body["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with("no route"));
+                assert!(
+                    status != 405 && !no_route,
+                    "{method} {path}: {status} {}",
+                    answer.body
+                );
+                let documented = &item[method]["responses"];
+                assert!(
+                    documented.get(status.to_string()).is_some(),
+                    "{method} {path} answered {status}, not documented: {}",
+                    answer.body
+                );
+            } else {
+                assert_eq!(status, 405, "{method} {path} is routed but not documented");
+            }
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_operation_documents_its_problems_and_security() {
+    let doc = serde_json::to_value(errand_server::openapi(&common::config().catalog)).unwrap();
+    let scheme = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(scheme["type"], "http");
+    assert_eq!(scheme["scheme"], "bearer");
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    let problem = &response["content"]["application/problem+json"]["schema"];
+                    assert_eq!(
+                        problem["$ref"], "#/components/schemas/Problem",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+            let secured = op.get("security").and_then(Value::as_array).is_some();
+            assert_eq!(secured, path != "/healthz", "{method} {path}");
+            if secured {
+                assert!(responses.contains_key("401") && responses.contains_key("403"));
+            }
+        }
+    }
+}
+
+/// The auth rules ([`errand_server::route_scopes`]) cover exactly the
+/// documented operations: a route added to the router (and so to the
+/// document) without a rule fails here, and its requests are refused.
+#[test]
+fn the_scope_table_lists_exactly_the_documented_operations() {
+    let doc = serde_json::to_value(errand_server::openapi(&common::config().catalog)).unwrap();
+    let mut documented: Vec<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| (method.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let mut ruled: Vec<(String, String)> = errand_server::route_scopes()
+        .into_iter()
+        .map(|(method, path, _)| (method.to_string(), path.to_string()))
+        .collect();
+    documented.sort();
+    ruled.sort();
+    assert_eq!(documented, ruled);
+}

@@ -1,0 +1,93 @@
+//! The API contract, fuzzed: scripts/contract.py runs schemathesis against a
+//! live `errand serve` (real binary, SQLite, kinds, events and a schedule
+//! configured, loopback) and its own `GET /v1/openapi.json`, with valid and
+//! invalid data: no 5xx, every answer as documented, and a run of invalid
+//! data only changes nothing. schemathesis comes from the venv that
+//! scripts/test.sh sets up; without it this test fails, saying so.
+
+mod common;
+
+use common::Server;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Nothing changes by itself (no worker, no tick due for years), and held
+/// `?wait=` requests answer within a second.
+const CONFIG: &str = r#"
+database = "sqlite://errand.db"
+
+[server]
+max_wait = "1s"
+
+[worker]
+enabled = false
+
+[kinds.echo]
+command = ["cat"]
+
+[kinds.report]
+command = ["cat"]
+queue = "reports"
+
+[events."order.paid"]
+listeners = ["echo", "report"]
+
+[[schedules]]
+name = "leap-day"
+cron = "0 0 29 2 *"
+kind = "report"
+"#;
+
+/// The venv's Python (ERRAND_CONTRACT_PYTHON, else `.venv` at the
+/// workspace root, where scripts/test.sh installs schemathesis).
+fn python() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = std::env::var_os("ERRAND_CONTRACT_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    let schemathesis = python.with_file_name("schemathesis");
+    assert!(
+        schemathesis.exists(),
+        "schemathesis is missing: {} does not exist. Run scripts/test.sh (it installs \
+         schemathesis into .venv) or point ERRAND_CONTRACT_PYTHON at a venv's python that has it",
+        schemathesis.display()
+    );
+    python
+}
+
+#[test]
+fn the_api_keeps_its_openapi_contract_under_fuzzing() {
+    let python = python();
+    let server = Server::start(CONFIG);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/contract.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(&server.base)
+        .env_remove("ERRAND_TOKEN")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "contract run failed:\n{stdout}\n{stderr}\nserver log:\n{}",
+        server.log_text()
+    );
+    let cases: u64 = stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("contract: ")?
+                .split_once(" cases in ")?
+                .0
+                .parse()
+                .ok()
+        })
+        .expect("a case count");
+    assert!(cases >= 2000, "only {cases} cases:\n{stdout}");
+    assert!(
+        !server.log_text().contains("panicked"),
+        "{}",
+        server.log_text()
+    );
+}
