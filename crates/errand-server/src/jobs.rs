@@ -26,8 +26,8 @@ impl App {
             None => e,
         };
         let now = self.store.clock().now();
+        let unknown_kind = !self.config.catalog.kinds().contains_key(&req.kind);
         self.config.catalog.resolve(req, now).map_err(|e| {
-            let unknown_kind = e.field == "kind" && e.message.starts_with("unknown kind");
             let error = ApiError::from(place(e));
             if unknown_kind {
                 error.with_known_kinds(&self.known_kinds)
