@@ -10,7 +10,7 @@ use command_support::*;
 use common::*;
 use errand_core::{Job, JobState, NewJob, Outcome};
 use errand_executors::command::{CommandExecutor, CommandSpec};
-use errand_worker::{Executor, Worker};
+use errand_worker::{Executor, ProgressSink, Worker};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -215,7 +215,11 @@ async fn waiting_for_a_process_slot_ends_on_cancel() {
     let first_cancel = CancellationToken::new();
     let first = tokio::spawn({
         let (executor, cancel, long) = (executor.clone(), first_cancel.clone(), long.clone());
-        async move { executor.execute(&long, cancel).await }
+        async move {
+            executor
+                .execute(&long, cancel, ProgressSink::discard())
+                .await
+        }
     });
     eventually(DEADLINE, "the first process to start", || async {
         ran(&long)
@@ -225,7 +229,11 @@ async fn waiting_for_a_process_slot_ends_on_cancel() {
     let cancel = CancellationToken::new();
     let waiting = tokio::spawn({
         let (executor, cancel, short) = (executor.clone(), cancel.clone(), short.clone());
-        async move { executor.execute(&short, cancel).await }
+        async move {
+            executor
+                .execute(&short, cancel, ProgressSink::discard())
+                .await
+        }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
@@ -250,7 +258,9 @@ async fn waiting_for_a_process_slot_ends_on_cancel() {
         .unwrap();
     assert_eq!(outcome, Outcome::Retry("cancelled".into()));
     // The slot is free again.
-    let outcome = executor.execute(&short, CancellationToken::new()).await;
+    let outcome = executor
+        .execute(&short, CancellationToken::new(), ProgressSink::discard())
+        .await;
     assert_eq!(outcome, Outcome::Success(None));
     assert!(ran(&short));
 }
