@@ -122,9 +122,9 @@ pub struct Job {
     /// The batch it belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<BatchId>,
-    /// The latest progress its latest attempt reported (see
-    /// [`crate::progress`]); `null` when it reported none. A new attempt
-    /// starts without one.
+    /// The latest progress its latest attempt reported (any JSON value of
+    /// at most 4 KiB), kept once the attempt ended; `null` when it reported
+    /// none. A new attempt starts without one.
     #[serde(default)]
     pub progress: Option<Value>,
     /// When that progress was reported.
