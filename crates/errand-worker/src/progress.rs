@@ -153,3 +153,59 @@ pub(crate) async fn run(board: Arc<Board>, stop: CancellationToken) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::store;
+    use errand_core::store::ClaimRequest;
+    use errand_core::{Job, NewJob};
+    use serde_json::json;
+    use std::time::Duration;
+
+    async fn running(store: &Arc<dyn Store>) -> Job {
+        store
+            .enqueue(vec![NewJob::new("k", json!(null))])
+            .await
+            .unwrap();
+        let req = ClaimRequest {
+            queue: "default".into(),
+            kinds: Vec::new(),
+            limit: 1,
+            worker: "test".into(),
+            lease: Duration::from_secs(60),
+            limits: Default::default(),
+        };
+        store.claim(&req).await.unwrap().jobs.remove(0)
+    }
+
+    async fn progress_of(store: &Arc<dyn Store>, job: &Job) -> Option<Value> {
+        store.get(job.id).await.unwrap().unwrap().progress
+    }
+
+    /// Closing a held attempt writes its last report at once; reports
+    /// after the close, and a lost attempt's reports, are never written.
+    #[tokio::test]
+    async fn the_last_report_is_written_at_the_close_and_nothing_after() {
+        let (store, _dir) = store().await;
+        let board = Board::new(store.clone());
+        let held = running(&store).await;
+        let sink = board.open(held.lease());
+        sink.report(json!(1)).unwrap();
+        sink.report(json!(2)).unwrap();
+        board.close(held.lease(), true).await;
+        assert_eq!(progress_of(&store, &held).await, Some(json!(2)));
+        sink.report(json!(3)).unwrap();
+        board.flush().await;
+        assert_eq!(progress_of(&store, &held).await, Some(json!(2)));
+
+        let lost = running(&store).await;
+        let sink = board.open(lost.lease());
+        sink.report(json!("lost")).unwrap();
+        board.close(lost.lease(), false).await;
+        board.flush().await;
+        assert_eq!(progress_of(&store, &lost).await, None);
+        let state = board.lock();
+        assert!(state.open.is_empty() && state.pending.is_empty());
+    }
+}
