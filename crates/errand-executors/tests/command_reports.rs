@@ -139,13 +139,20 @@ async fn a_snooze_line_counts_only_with_exit_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn progress_lines_are_stripped_from_the_result() {
-    let script = r#"echo '{"errand":"progress","progress":{"done":1,"of":2}}'
-echo '{"sent": 3}'
-echo '{"errand":"progress","progress":"almost"}'"#;
-    let job = run_one(sh(script), None, json!(null)).await;
+async fn progress_lines_are_stripped_from_the_result_and_the_last_kept() {
+    // The last line's value is over the 4 KiB limit: it is dropped, and
+    // the job keeps the one before.
+    let too_big = "x".repeat(errand_core::progress::MAX_PROGRESS_BYTES);
+    let script = format!(
+        r#"echo '{{"errand":"progress","progress":{{"done":1,"of":2}}}}'
+echo '{{"sent": 3}}'
+echo '{{"errand":"progress","progress":"almost"}}'
+echo '{{"errand":"progress","progress":"{too_big}"}}'"#
+    );
+    let job = run_one(sh(&script), None, json!(null)).await;
     assert_eq!(job.state, JobState::Completed);
     assert_eq!(job.result, Some(json!({"sent": 3})));
+    assert_eq!(job.progress, Some(json!("almost")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
