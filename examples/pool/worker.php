@@ -8,7 +8,8 @@
 // only (later attempts echo), so tests can watch a job recover. An attempt
 // that does not count (deadly, snooze) comes again with the same number, so
 // for those "once_file": PATH applies the op only while PATH does not exist
-// (the worker creates it).
+// (the worker creates it). "progress" reports {"step": 1} to
+// {"step": count} (count: 3 unless given) before its result.
 
 $hoard = []; // memory kept by "grow", to push the process over max_rss
 
@@ -53,7 +54,7 @@ function run(array $job): ?array
             $hoard[] = str_repeat(random_bytes(1), ((int) ($p['mib'] ?? 64)) << 20);
             return $done;
         case $op === 'progress':
-            for ($step = 0; $step < 3; $step++) {
+            for ($step = 1; $step <= (int) ($p['count'] ?? 3); $step++) {
                 send(['type' => 'progress', 'id' => $id, 'progress' => ['step' => $step]]);
             }
             return $done;

@@ -8,7 +8,8 @@ garbage, spawn. With "once": true the op applies to the first attempt
 only (later attempts echo), so tests can watch a job recover. An attempt
 that does not count (deadly, snooze) comes again with the same number, so
 for those "once_file": PATH applies the op only while PATH does not exist
-(the worker creates it).
+(the worker creates it). "progress" reports {"step": 1} to
+{"step": count} (count: 3 unless given) before its result.
 """
 
 import json
@@ -52,7 +53,7 @@ def run(job):
     elif op == "grow":
         hoard.append(bytearray(os.urandom(1)) * (int(p.get("mib", 64)) << 20))
     elif op == "progress":
-        for step in range(3):
+        for step in range(1, int(p.get("count", 3)) + 1):
             send({"type": "progress", "id": jid, "progress": {"step": step}})
     elif op == "garbage":
         sys.stdout.write("this is not JSON\n")

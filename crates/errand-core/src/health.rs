@@ -147,6 +147,14 @@ impl Store for WriteTracked {
         self.track(result, |applied| applied.contains(&true))
     }
 
+    async fn record_progress(
+        &self,
+        updates: Vec<crate::ProgressUpdate>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let result = self.inner.record_progress(updates).await;
+        self.track(result, |applied| applied.contains(&true))
+    }
+
     async fn cancel(&self, id: JobId) -> Result<Job, StoreError> {
         let result = self.inner.cancel(id).await;
         self.track(result, always)

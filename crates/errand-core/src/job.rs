@@ -122,6 +122,14 @@ pub struct Job {
     /// The batch it belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<BatchId>,
+    /// The latest progress its latest attempt reported (any JSON value of
+    /// at most 4 KiB), kept once the attempt ended; `null` when it reported
+    /// none. A new attempt starts without one.
+    #[serde(default)]
+    pub progress: Option<Value>,
+    /// When that progress was reported.
+    #[serde(default)]
+    pub progress_at: Option<Timestamp>,
     /// The fencing token of its latest claim (see [`Lease`]); internal to
     /// the store and its workers, so never serialized.
     #[serde(skip)]
@@ -168,6 +176,25 @@ impl Omitted {
 }
 
 impl Job {
+    /// The job with the progress stored for it: `progress` and its time
+    /// were reported under the claim `fence`, so they are the job's only
+    /// while that claim is its latest (a new attempt starts without).
+    pub fn with_progress(
+        self,
+        progress: Option<Value>,
+        at: Option<Timestamp>,
+        fence: Option<i64>,
+    ) -> Job {
+        if fence != Some(self.fence) {
+            return self;
+        }
+        Job {
+            progress,
+            progress_at: at,
+            ..self
+        }
+    }
+
     /// The lease a worker holds while this attempt runs.
     pub fn lease(&self) -> Lease {
         Lease {

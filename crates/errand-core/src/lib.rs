@@ -6,7 +6,7 @@
 //! duration and size parsing ([`duration`], [`size`]), events ([`event`]),
 //! batches ([`batch`]), global kind limits ([`limit`]), cron schedules
 //! ([`schedule`]), the catalogue of kinds, events and schedules ([`catalog`]),
-//! write health ([`health`]), API tokens and scopes ([`auth`]), the [`clock::Clock`] all of them read time
+//! write health ([`health`]), attempt progress ([`progress`]), API tokens and scopes ([`auth`]), the [`clock::Clock`] all of them read time
 //! from, and the [`store::Store`] contract that each database engine
 //! implements. Nothing here does I/O: the time is an input, a timestamp or
 //! a clock passed in.
@@ -26,6 +26,7 @@ pub mod limit;
 pub mod openapi;
 pub mod outcome;
 pub mod policy;
+pub mod progress;
 pub mod redact;
 pub mod schedule;
 pub mod size;
@@ -45,5 +46,6 @@ pub use job::{
 pub use limit::{KindLimit, Rate};
 pub use outcome::{Outcome, Transition};
 pub use policy::{KindPolicy, Retention};
+pub use progress::{Progress, ProgressUpdate};
 pub use state::JobState;
 pub use store::{BreakerPhase, BreakerState, NodeInfo, QueueInfo, Store, StoreError, StoreEvent};

@@ -327,6 +327,14 @@ pub trait Store: Send + Sync + 'static {
     /// (fencing); the answer says, in order, which were applied.
     async fn finish(&self, finishes: Vec<Finish>) -> Result<Vec<bool>, StoreError>;
 
+    /// Records the latest progress of attempts, each only if its lease is
+    /// still the job's running claim (fenced like [`Store::finish`]); the
+    /// answer says, in order, which were applied.
+    async fn record_progress(
+        &self,
+        updates: Vec<crate::ProgressUpdate>,
+    ) -> Result<Vec<bool>, StoreError>;
+
     /// Cancels a job that has not ended.
     async fn cancel(&self, id: JobId) -> Result<Job, StoreError>;
 

@@ -18,7 +18,7 @@ use crate::ConfigError;
 use crate::process::{self, ProcessGroup, Spawned, output::read_tail};
 use async_trait::async_trait;
 use errand_core::{Job, Outcome};
-use errand_worker::Executor;
+use errand_worker::{Executor, ProgressSink};
 use exit_codes::ExitCodes;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
@@ -96,7 +96,12 @@ impl CommandExecutor {
 
 #[async_trait]
 impl Executor for CommandExecutor {
-    async fn execute(&self, job: &Job, cancel: CancellationToken) -> Outcome {
+    async fn execute(
+        &self,
+        job: &Job,
+        cancel: CancellationToken,
+        progress: ProgressSink,
+    ) -> Outcome {
         // `new` checked that there is one.
         let program = &self.spec.argv[0];
         // Held until the process is reaped and its pipes are closed.
@@ -123,7 +128,7 @@ impl Executor for CommandExecutor {
                         let _ = pipe.write_all(&payload).await;
                     }
                 },
-                read_stdout(stdout.as_mut(), STDOUT_CAP, job.id, &mut out),
+                read_stdout(stdout.as_mut(), STDOUT_CAP, job.id, &progress, &mut out),
                 read_tail(stderr.as_mut(), STDERR_TAIL, &mut err),
             )
         };

@@ -14,7 +14,7 @@ pub use config::{SmtpConfig, SmtpTls};
 use crate::ConfigError;
 use async_trait::async_trait;
 use errand_core::{Job, Outcome};
-use errand_worker::Executor;
+use errand_worker::{Executor, ProgressSink};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use std::sync::OnceLock;
 use tokio_util::sync::CancellationToken;
@@ -68,7 +68,12 @@ impl std::fmt::Debug for EmailExecutor {
 
 #[async_trait]
 impl Executor for EmailExecutor {
-    async fn execute(&self, job: &Job, cancel: CancellationToken) -> Outcome {
+    async fn execute(
+        &self,
+        job: &Job,
+        cancel: CancellationToken,
+        _progress: ProgressSink,
+    ) -> Outcome {
         tokio::select! {
             outcome = self.send(job) => outcome,
             // A connection dropped mid-message is found broken (NOOP) before

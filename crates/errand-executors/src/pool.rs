@@ -14,7 +14,7 @@ pub use errand_core::size::ByteSize;
 use crate::ConfigError;
 use async_trait::async_trait;
 use errand_core::{Job, Outcome};
-use errand_worker::Executor;
+use errand_worker::{Executor, ProgressSink};
 use process::{Fault, WorkerProcess};
 use std::sync::Arc;
 use supervisor::{Checkout, Supervisor};
@@ -67,7 +67,12 @@ impl PoolExecutor {
 
 #[async_trait]
 impl Executor for PoolExecutor {
-    async fn execute(&self, job: &Job, cancel: CancellationToken) -> Outcome {
+    async fn execute(
+        &self,
+        job: &Job,
+        cancel: CancellationToken,
+        progress: ProgressSink,
+    ) -> Outcome {
         let mut process = match self.supervisor.checkout(&cancel).await {
             Checkout::Process(process) => *process,
             Checkout::Cancelled => {
@@ -80,7 +85,7 @@ impl Executor for PoolExecutor {
         };
         let pid = process.pid();
         let answer = tokio::select! {
-            answer = process.run(job) => answer,
+            answer = process.run(job, &progress) => answer,
             _ = cancel.cancelled() => Err(Fault("did not answer before the job was cancelled".into())),
         };
         match answer {

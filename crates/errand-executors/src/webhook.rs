@@ -11,7 +11,7 @@ use crate::ConfigError;
 use async_trait::async_trait;
 use errand_core::duration::serde_human;
 use errand_core::{Job, Outcome, redact};
-use errand_worker::Executor;
+use errand_worker::{Executor, ProgressSink};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -180,7 +180,12 @@ impl WebhookExecutor {
 
 #[async_trait]
 impl Executor for WebhookExecutor {
-    async fn execute(&self, job: &Job, cancel: CancellationToken) -> Outcome {
+    async fn execute(
+        &self,
+        job: &Job,
+        cancel: CancellationToken,
+        _progress: ProgressSink,
+    ) -> Outcome {
         tokio::select! {
             outcome = self.post(job) => outcome,
             // Dropping the request future closes its connection at once.

@@ -10,7 +10,7 @@ use command_support::*;
 use common::*;
 use errand_core::{Job, JobState, NewJob, Outcome};
 use errand_executors::command::{CommandExecutor, CommandSpec};
-use errand_worker::{Executor, Worker};
+use errand_worker::{Executor, ProgressSink, Worker};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -139,13 +139,20 @@ async fn a_snooze_line_counts_only_with_exit_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn progress_lines_are_stripped_from_the_result() {
-    let script = r#"echo '{"errand":"progress","progress":{"done":1,"of":2}}'
-echo '{"sent": 3}'
-echo '{"errand":"progress","progress":"almost"}'"#;
-    let job = run_one(sh(script), None, json!(null)).await;
+async fn progress_lines_are_stripped_from_the_result_and_the_last_kept() {
+    // The last line's value is over the 4 KiB limit: it is dropped, and
+    // the job keeps the one before.
+    let too_big = "x".repeat(errand_core::progress::MAX_PROGRESS_BYTES);
+    let script = format!(
+        r#"echo '{{"errand":"progress","progress":{{"done":1,"of":2}}}}'
+echo '{{"sent": 3}}'
+echo '{{"errand":"progress","progress":"almost"}}'
+echo '{{"errand":"progress","progress":"{too_big}"}}'"#
+    );
+    let job = run_one(sh(&script), None, json!(null)).await;
     assert_eq!(job.state, JobState::Completed);
     assert_eq!(job.result, Some(json!({"sent": 3})));
+    assert_eq!(job.progress, Some(json!("almost")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,7 +222,11 @@ async fn waiting_for_a_process_slot_ends_on_cancel() {
     let first_cancel = CancellationToken::new();
     let first = tokio::spawn({
         let (executor, cancel, long) = (executor.clone(), first_cancel.clone(), long.clone());
-        async move { executor.execute(&long, cancel).await }
+        async move {
+            executor
+                .execute(&long, cancel, ProgressSink::discard())
+                .await
+        }
     });
     eventually(DEADLINE, "the first process to start", || async {
         ran(&long)
@@ -225,7 +236,11 @@ async fn waiting_for_a_process_slot_ends_on_cancel() {
     let cancel = CancellationToken::new();
     let waiting = tokio::spawn({
         let (executor, cancel, short) = (executor.clone(), cancel.clone(), short.clone());
-        async move { executor.execute(&short, cancel).await }
+        async move {
+            executor
+                .execute(&short, cancel, ProgressSink::discard())
+                .await
+        }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
@@ -250,7 +265,9 @@ async fn waiting_for_a_process_slot_ends_on_cancel() {
         .unwrap();
     assert_eq!(outcome, Outcome::Retry("cancelled".into()));
     // The slot is free again.
-    let outcome = executor.execute(&short, CancellationToken::new()).await;
+    let outcome = executor
+        .execute(&short, CancellationToken::new(), ProgressSink::discard())
+        .await;
     assert_eq!(outcome, Outcome::Success(None));
     assert!(ran(&short));
 }

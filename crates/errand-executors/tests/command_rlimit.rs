@@ -5,8 +5,8 @@
 
 use errand_core::{Job, Outcome};
 use errand_executors::command::{CommandExecutor, CommandSpec};
-use errand_worker::Executor;
 use errand_worker::testing::{bare_job, exhaust_descriptors};
+use errand_worker::{Executor, ProgressSink};
 use tokio_util::sync::CancellationToken;
 
 fn job() -> Job {
@@ -21,11 +21,15 @@ async fn a_command_that_cannot_start_for_lack_of_descriptors_is_deadly() {
     })
     .unwrap();
     // Runs once, which also starts the guardian, so the limit is met by the spawn.
-    let ok = executor.execute(&job(), CancellationToken::new()).await;
+    let ok = executor
+        .execute(&job(), CancellationToken::new(), ProgressSink::discard())
+        .await;
     assert!(matches!(ok, Outcome::Success(_)), "{ok:?}");
 
     let held = exhaust_descriptors();
-    let outcome = executor.execute(&job(), CancellationToken::new()).await;
+    let outcome = executor
+        .execute(&job(), CancellationToken::new(), ProgressSink::discard())
+        .await;
     drop(held);
     match outcome {
         Outcome::Deadly(error) => assert!(
@@ -34,6 +38,8 @@ async fn a_command_that_cannot_start_for_lack_of_descriptors_is_deadly() {
         ),
         other => panic!("expected a deadly outcome, got {other:?}"),
     }
-    let again = executor.execute(&job(), CancellationToken::new()).await;
+    let again = executor
+        .execute(&job(), CancellationToken::new(), ProgressSink::discard())
+        .await;
     assert!(matches!(again, Outcome::Success(_)), "{again:?}");
 }

@@ -9,7 +9,7 @@ use common::smtpd::{FROM, Smtpd, email_to_free_port, header};
 use common::*;
 use errand_core::{Job, JobState, NewJob, Outcome};
 use errand_executors::email::{EmailExecutor, SmtpConfig, SmtpTls};
-use errand_worker::Executor;
+use errand_worker::{Executor, ProgressSink};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,9 +36,12 @@ async fn execute_once(executor: &EmailExecutor, payload: Value) -> Outcome {
     let (store, _dir) = store().await;
     let id = enqueue(&store, "email", payload).await;
     let job = store.get(id).await.unwrap().unwrap();
-    tokio::time::timeout(DEADLINE, executor.execute(&job, CancellationToken::new()))
-        .await
-        .expect("the attempt ends")
+    tokio::time::timeout(
+        DEADLINE,
+        executor.execute(&job, CancellationToken::new(), ProgressSink::discard()),
+    )
+    .await
+    .expect("the attempt ends")
 }
 
 fn simple(to: &str) -> Value {

@@ -9,7 +9,7 @@ mod pool_support;
 
 use errand_core::Outcome;
 use errand_executors::pool::{PoolConfig, PoolExecutor};
-use errand_worker::Executor;
+use errand_worker::{Executor, ProgressSink};
 use pool_support::{KIND, bare_job};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -38,7 +38,11 @@ async fn seen(env_allow: Option<Vec<&str>>) -> Value {
     };
     let pool = PoolExecutor::new(KIND, config).unwrap();
     let outcome = pool
-        .execute(&bare_job(1, json!({})), CancellationToken::new())
+        .execute(
+            &bare_job(1, json!({})),
+            CancellationToken::new(),
+            ProgressSink::discard(),
+        )
         .await;
     pool.shutdown().await;
     match outcome {

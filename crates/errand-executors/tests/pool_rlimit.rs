@@ -9,8 +9,8 @@ mod pool_support;
 
 use errand_core::Outcome;
 use errand_executors::pool::{PoolConfig, PoolExecutor};
-use errand_worker::Executor;
 use errand_worker::testing::exhaust_descriptors;
+use errand_worker::{Executor, ProgressSink};
 use pool_support::{KIND, Lang, bare_job, tag, worker_command};
 use serde_json::json;
 use std::time::Duration;
@@ -32,6 +32,7 @@ async fn a_pool_out_of_descriptors_hands_jobs_back_as_deadly() {
         pool.execute(
             &bare_job(1, json!({"op": "echo"})),
             CancellationToken::new(),
+            ProgressSink::discard(),
         ),
     )
     .await
@@ -49,6 +50,7 @@ async fn a_pool_out_of_descriptors_hands_jobs_back_as_deadly() {
                 .execute(
                     &bare_job(2, json!({"op": "echo"})),
                     CancellationToken::new(),
+                    ProgressSink::discard(),
                 )
                 .await;
             if !matches!(outcome, Outcome::Deadly(_)) {

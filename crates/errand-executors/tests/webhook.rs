@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use common::*;
 use errand_core::{Job, JobState, Outcome};
 use errand_executors::webhook::{WebhookConfig, WebhookExecutor};
-use errand_worker::Executor;
+use errand_worker::{Executor, ProgressSink};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -369,9 +369,12 @@ async fn cancellation_drops_the_request_at_once() {
         trigger.cancel();
     });
     // Far less than the receiver's minute and the webhook's own timeout.
-    let outcome = tokio::time::timeout(DEADLINE, executor.execute(&job, cancel))
-        .await
-        .expect("execute returns once cancelled");
+    let outcome = tokio::time::timeout(
+        DEADLINE,
+        executor.execute(&job, cancel, ProgressSink::discard()),
+    )
+    .await
+    .expect("execute returns once cancelled");
     assert_eq!(outcome, Outcome::Retry("cancelled".into()));
 }
 
@@ -384,7 +387,9 @@ async fn a_tls_handshake_failure_is_retried() {
     let (store, _dir) = store().await;
     let id = enqueue(&store, "notify", json!({})).await;
     let job = store.get(id).await.unwrap().unwrap();
-    let outcome = executor.execute(&job, CancellationToken::new()).await;
+    let outcome = executor
+        .execute(&job, CancellationToken::new(), ProgressSink::discard())
+        .await;
     assert!(
         matches!(&outcome, Outcome::Retry(m) if m.starts_with("cannot connect to the webhook")),
         "{outcome:?}"

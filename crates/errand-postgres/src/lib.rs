@@ -38,8 +38,8 @@ use errand_core::batch::{Batch, BatchId, NewBatch};
 use errand_core::event::{Event, EventFilter, EventId, NewEvent, Published};
 use errand_core::store::{ClaimRequest, Claimed, Finish, ListFilter, Stats};
 use errand_core::{
-    Clock, Enqueued, Job, JobId, Lease, NewJob, NodeInfo, QueueInfo, Retention, Store, StoreError,
-    StoreEvent,
+    Clock, Enqueued, Job, JobId, Lease, NewJob, NodeInfo, ProgressUpdate, QueueInfo, Retention,
+    Store, StoreError, StoreEvent,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -248,6 +248,10 @@ impl Store for PostgresStore {
     async fn finish(&self, finishes: Vec<Finish>) -> Result<Vec<bool>, StoreError> {
         let answer = ops::finish(&mut self.client().await?, finishes, self.now()).await?;
         Ok(self.announce(answer))
+    }
+
+    async fn record_progress(&self, updates: Vec<ProgressUpdate>) -> Result<Vec<bool>, StoreError> {
+        ops::record_progress(&self.client().await?, &updates).await
     }
 
     async fn cancel(&self, id: JobId) -> Result<Job, StoreError> {

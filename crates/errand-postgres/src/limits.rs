@@ -22,14 +22,15 @@
 //! lock lasts until the commit that immediately follows the statement, and
 //! jobs not taken stay available, untouched.
 
-use crate::rows::{db_error, duration_micros, job_from_row, optional_time, sql_time};
+use crate::rows::{claimed_job_from_row, db_error, duration_micros, optional_time, sql_time};
 use deadpool_postgres::Client;
 use errand_core::store::{ClaimRequest, Claimed, Held, claim_key};
 use errand_core::{KindLimit, StoreError};
 use jiff::Timestamp;
 use tokio_postgres::error::SqlState;
 
-/// The claim statement: the job's columns in [`JOB_COLUMNS`] order (all
+/// The claim statement: the job's columns in [`JOB_COLUMNS`] order, but
+/// the progress a new claim has not got (all
 /// NULL on the last row when a limited kind was held), then `held` and
 /// `retry_at`.
 ///
@@ -117,7 +118,7 @@ pub(crate) async fn claim(
                 retry_at: optional_time(row, HELD_COLUMN + 1)?,
             });
         } else {
-            jobs.push(job_from_row(row)?);
+            jobs.push(claimed_job_from_row(row)?);
         }
     }
     // RETURNING does not promise any order.

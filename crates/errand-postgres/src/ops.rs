@@ -15,7 +15,8 @@ use errand_core::batch::BatchId;
 use errand_core::outcome::{attempt_on_manual_retry, resolve};
 use errand_core::store::{ClaimRequest, Finish, claim_key};
 use errand_core::{
-    Backoff, Job, JobId, JobState, Lease, Outcome, Retention, StoreError, Transition,
+    Backoff, Job, JobId, JobState, Lease, Outcome, ProgressUpdate, Retention, StoreError,
+    Transition,
 };
 use jiff::Timestamp;
 use serde_json::Value;
@@ -86,6 +87,40 @@ pub(crate) async fn heartbeat(
         .iter()
         .filter(|l| !held.contains(&(l.id, l.fence)))
         .copied()
+        .collect())
+}
+
+/// Records the progress of attempts whose lease is still current, in one
+/// statement; answers which were applied.
+pub(crate) async fn record_progress(
+    client: &Client,
+    updates: &[ProgressUpdate],
+) -> Result<Vec<bool>, StoreError> {
+    if updates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = updates.iter().map(|u| u.lease.id).collect();
+    let fences: Vec<i64> = updates.iter().map(|u| u.lease.fence).collect();
+    let values: Vec<&Value> = updates.iter().map(|u| u.progress.value()).collect();
+    let ats: Vec<SystemTime> = updates.iter().map(|u| sql_time(u.at)).collect();
+    let stmt = client
+        .prepare_cached(
+            "UPDATE jobs j SET progress = u.progress, progress_at = u.at, progress_fence = j.fence \
+             FROM unnest($1::bigint[], $2::bigint[], $3::jsonb[], $4::timestamptz[]) \
+                  AS u(id, fence, progress, at) \
+             WHERE j.id = u.id AND j.fence = u.fence AND j.state = 'running' \
+             RETURNING j.id, j.fence",
+        )
+        .await
+        .map_err(db_error)?;
+    let rows = client
+        .query(&stmt, &[&ids, &fences, &values, &ats])
+        .await
+        .map_err(db_error)?;
+    let applied: HashSet<(i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    Ok(updates
+        .iter()
+        .map(|u| applied.contains(&(u.lease.id, u.lease.fence)))
         .collect())
 }
 

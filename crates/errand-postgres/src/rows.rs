@@ -22,7 +22,7 @@ macro_rules! job_columns {
             $result,
             ", ",
             $errors,
-            ", lease_expires_at, worker, batch_id, fence"
+            ", lease_expires_at, worker, batch_id, fence, progress, progress_at, progress_fence"
         )
     };
 }
@@ -115,6 +115,16 @@ fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
 
 /// A job from a row selected with [`JOB_COLUMNS`].
 pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
+    Ok(claimed_job_from_row(row)?.with_progress(
+        column(row, 21)?,
+        optional_time(row, 22)?,
+        column(row, 23)?,
+    ))
+}
+
+/// A job from a row with [`JOB_COLUMNS`] but the progress: what a claim
+/// returns, since a new claim has no progress yet.
+pub(crate) fn claimed_job_from_row(row: &Row) -> Result<Job, StoreError> {
     let errors: Option<serde_json::Value> = column(row, 16)?;
     Ok(Job {
         id: column(row, 0)?,
@@ -142,6 +152,8 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
         worker: column(row, 18)?,
         batch_id: column(row, 19)?,
         fence: column(row, 20)?,
+        progress: None,
+        progress_at: None,
         omitted: Default::default(),
     })
 }
@@ -150,7 +162,7 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
 pub(crate) fn listed_job_from_row(row: &Row) -> Result<Job, StoreError> {
     let size = |i| Ok::<_, StoreError>(column::<Option<i64>>(row, i)?.map(|n| n.max(0) as u64));
     Ok(Job {
-        omitted: Omitted::over_cap(size(21)?, size(22)?, size(23)?),
+        omitted: Omitted::over_cap(size(24)?, size(25)?, size(26)?),
         ..job_from_row(row)?
     })
 }

@@ -115,3 +115,22 @@ fn the_scope_table_lists_exactly_the_documented_operations() {
     ruled.sort();
     assert_eq!(documented, ruled);
 }
+
+/// A job's latest progress and its time are in its schema, and a job
+/// without them still validates (both may be null).
+#[test]
+fn the_job_schema_has_its_progress() {
+    let doc = serde_json::to_value(errand_server::openapi(&common::config().catalog)).unwrap();
+    let job = &doc["components"]["schemas"]["Job"]["properties"];
+    assert!(
+        job["progress"]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("The latest progress")
+    );
+    assert_eq!(job["progress_at"]["format"], "date-time");
+    assert_eq!(
+        job["progress_at"]["type"],
+        serde_json::json!(["string", "null"])
+    );
+}

@@ -31,7 +31,7 @@ use errand_core::event::{EventFilter, Published};
 use errand_core::store::{ClaimRequest, Claimed, Finish, ListFilter, Stats};
 use errand_core::{
     Batch, BatchId, Enqueued, Event, EventId, Job, JobId, Lease, NewBatch, NewEvent, NewJob,
-    NodeInfo, QueueInfo, Retention, Store, StoreError, StoreEvent,
+    NodeInfo, ProgressUpdate, QueueInfo, Retention, Store, StoreError, StoreEvent,
 };
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
@@ -298,6 +298,16 @@ impl Store for SqliteStore {
         self.inner
             .writer
             .submit(move |conn, events| ops::finish(conn, events, finishes, clock.now()))
+            .await
+    }
+
+    async fn record_progress(&self, updates: Vec<ProgressUpdate>) -> Result<Vec<bool>, StoreError> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.inner
+            .writer
+            .submit(move |conn, _| ops::record_progress(conn, &updates))
             .await
     }
 

@@ -11,8 +11,8 @@ use crate::{batches, events, limits};
 use errand_core::outcome::{attempt_on_manual_retry, resolve};
 use errand_core::store::{CLAIM_ORDER, ClaimRequest, Claimed, Finish, claim_key};
 use errand_core::{
-    Backoff, BatchId, Enqueued, Job, JobId, JobState, Lease, NewJob, Outcome, Retention,
-    StoreError, Transition,
+    Backoff, BatchId, Enqueued, Job, JobId, JobState, Lease, NewJob, Outcome, ProgressUpdate,
+    Retention, StoreError, Transition,
 };
 use jiff::Timestamp;
 use rusqlite::{CachedStatement, Connection, ErrorCode, OptionalExtension, named_params};
@@ -201,6 +201,8 @@ fn inserted_job(
         worker: None,
         batch_id,
         fence: 0,
+        progress: None,
+        progress_at: None,
         omitted: Default::default(),
     }
 }
@@ -287,6 +289,34 @@ pub(crate) fn heartbeat(
         }
     }
     Ok(lost)
+}
+
+/// Records the progress of attempts whose lease is still current; answers
+/// which were applied.
+pub(crate) fn record_progress(
+    conn: &Connection,
+    updates: &[ProgressUpdate],
+) -> Result<Vec<bool>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "UPDATE jobs SET progress = ?1, progress_at = ?2, progress_fence = fence \
+             WHERE id = ?3 AND fence = ?4 AND state = 'running'",
+        )
+        .map_err(db_error)?;
+    updates
+        .iter()
+        .map(|u| {
+            let changed = stmt
+                .execute((
+                    to_json(u.progress.value()),
+                    micros(u.at),
+                    u.lease.id,
+                    u.lease.fence,
+                ))
+                .map_err(db_error)?;
+            Ok(changed == 1)
+        })
+        .collect()
 }
 
 /// Ends attempts whose lease is still current; answers which were applied.

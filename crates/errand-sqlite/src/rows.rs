@@ -19,7 +19,7 @@ macro_rules! job_columns {
             $result,
             ", ",
             $errors,
-            ", lease_expires_at, worker, batch_id, fence"
+            ", lease_expires_at, worker, batch_id, fence, progress, progress_at, progress_fence"
         )
     };
 }
@@ -121,15 +121,22 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
         worker: column(row, 18)?,
         batch_id: column(row, 19)?,
         fence: column(row, 20)?,
+        progress: None,
+        progress_at: None,
         omitted: Default::default(),
-    })
+    }
+    .with_progress(
+        optional_json(row, 21)?,
+        time_column(row, 22)?,
+        column(row, 23)?,
+    ))
 }
 
 /// A job from a row selected with [`LIST_COLUMNS`].
 pub(crate) fn listed_job_from_row(row: &Row) -> Result<Job, StoreError> {
     let size = |i| Ok::<_, StoreError>(column::<Option<i64>>(row, i)?.map(|n| n.max(0) as u64));
     Ok(Job {
-        omitted: Omitted::over_cap(size(21)?, size(22)?, size(23)?),
+        omitted: Omitted::over_cap(size(24)?, size(25)?, size(26)?),
         ..job_from_row(row)?
     })
 }

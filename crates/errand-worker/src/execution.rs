@@ -6,6 +6,7 @@ use crate::Executor;
 use crate::breaker::Breakers;
 use crate::capacity::KindCapacity;
 use crate::completer::Completions;
+use crate::progress::Board;
 use crate::running::Running;
 use errand_core::store::Finish;
 use errand_core::{Backoff, Job, KindPolicy, Lease, Outcome};
@@ -64,6 +65,8 @@ pub(crate) struct Attempts {
     pub(crate) abort: CancellationToken,
     /// Told every outcome, so a kind failing deadly stops being claimed.
     pub(crate) breakers: Arc<Breakers>,
+    /// Where attempts report progress.
+    pub(crate) progress: Arc<Board>,
 }
 
 impl Attempts {
@@ -77,9 +80,13 @@ impl Attempts {
         let timeout = job.timeout.or(reg.policy.timeout);
         let executor = reg.executor.clone();
         let token = cancel.clone();
-        let task = tokio::spawn(async move { executor.execute(&job, token).await });
+        let progress = self.progress.open(lease);
+        let task = tokio::spawn(async move { executor.execute(&job, token, progress).await });
         let outcome = supervise(task, &cancel, timeout).await;
         let held = self.running.remove(&lease);
+        // The last progress is written before the finish, which ends the
+        // attempt in the store and so would refuse it.
+        self.progress.close(lease, held).await;
         // Stopped by the end of shutdown's grace period: whatever it said on
         // the way out (often Ok once cancelled), it did not finish its work.
         let outcome = if self.abort.is_cancelled() {

@@ -1,5 +1,6 @@
 //! The executor contract: what runs one attempt of a job.
 
+use crate::ProgressSink;
 use async_trait::async_trait;
 use errand_core::{Job, Outcome};
 use tokio::sync::watch;
@@ -9,8 +10,14 @@ use tokio_util::sync::CancellationToken;
 #[async_trait]
 pub trait Executor: Send + Sync + 'static {
     /// Runs one attempt. Must return promptly (and clean up, e.g. kill its
-    /// processes) once `cancel` fires.
-    async fn execute(&self, job: &Job, cancel: CancellationToken) -> Outcome;
+    /// processes) once `cancel` fires. What the work reports as its
+    /// progress goes to `progress`, which keeps it on the job.
+    async fn execute(
+        &self,
+        job: &Job,
+        cancel: CancellationToken,
+        progress: ProgressSink,
+    ) -> Outcome;
 
     /// Releases what the executor holds (e.g. stops its long-lived
     /// processes); called once, after the worker's last attempt ended.

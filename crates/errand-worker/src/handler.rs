@@ -1,7 +1,7 @@
 //! Typed in-process handlers: a Rust async function that receives the job's
 //! payload deserialized into its own type, wrapped as an [`Executor`].
 
-use crate::Executor;
+use crate::{Executor, ProgressSink};
 use async_trait::async_trait;
 use errand_core::{Job, JobId, Outcome};
 use serde::de::DeserializeOwned;
@@ -25,6 +25,21 @@ pub struct JobContext {
     pub max_attempts: u32,
     /// Fires when the attempt must stop (timeout, lease lost, shutdown).
     pub cancel: CancellationToken,
+    /// Where [`JobContext::progress`] reports go.
+    pub progress: ProgressSink,
+}
+
+impl JobContext {
+    /// Reports the attempt's progress (any JSON value of at most
+    /// [`errand_core::progress::MAX_PROGRESS_BYTES`]): the job shows the
+    /// latest one. Reports are coalesced, so calling this often is cheap;
+    /// a value over the limit is refused and the previous one stays.
+    pub fn progress(
+        &self,
+        value: serde_json::Value,
+    ) -> Result<(), errand_core::progress::ProgressTooLarge> {
+        self.progress.report(value)
+    }
 }
 
 /// What a handler returns: an optional result to keep on the job, or why it failed.
@@ -96,7 +111,12 @@ where
     F: Fn(P, JobContext) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = HandlerResult> + Send + 'static,
 {
-    async fn execute(&self, job: &Job, cancel: CancellationToken) -> Outcome {
+    async fn execute(
+        &self,
+        job: &Job,
+        cancel: CancellationToken,
+        progress: ProgressSink,
+    ) -> Outcome {
         let payload = match P::deserialize(&job.payload) {
             Ok(p) => p,
             Err(e) => {
@@ -112,6 +132,7 @@ where
             attempt: job.attempt,
             max_attempts: job.max_attempts,
             cancel,
+            progress,
         };
         match (self.f)(payload, ctx).await {
             Ok(result) => Outcome::Success(result),

@@ -1,7 +1,7 @@
 //! errand-worker: the worker runtime that claims jobs from a [`Store`],
 //! runs them through executors (typed Rust handlers here; processes, pools,
 //! webhooks and email in errand-executors),
-//! heartbeats their leases, batches their completions and shuts down
+//! heartbeats their leases, writes their progress (coalesced), batches their completions and shuts down
 //! gracefully; plus the maintenance loop that rescues and promotes jobs,
 //! and the scheduler loop that enqueues cron schedules' jobs.
 //!
@@ -17,6 +17,7 @@ mod fetch;
 mod handler;
 mod heartbeat;
 mod maintenance;
+mod progress;
 mod retry_delay;
 mod running;
 mod runtime;
@@ -29,6 +30,7 @@ pub use config::{MIN_LEASE, WorkerConfig, WorkerSettings, check_queue};
 pub use executor::Executor;
 pub use handler::{HandlerResult, JobContext, JobError};
 pub use maintenance::{MaintenanceConfig, run_maintenance};
+pub use progress::ProgressSink;
 pub use runtime::Worker;
 pub use scheduler::{MISFIRE_GRACE, RECHECK, run_scheduler};
 

@@ -1,6 +1,6 @@
 //! The [`Worker`]: registration of kinds, then the run loop that starts one
-//! fetch loop per queue, the heartbeat and the completer, and shuts them down
-//! gracefully.
+//! fetch loop per queue, the heartbeat, the progress writer and the
+//! completer, and shuts them down gracefully.
 
 use crate::breaker::Breakers;
 use crate::capacity::KindCapacity;
@@ -8,7 +8,7 @@ use crate::execution::{Attempts, Registration};
 use crate::fetch::QueueLoop;
 use crate::handler::{HandlerExecutor, HandlerResult, JobContext};
 use crate::running::Running;
-use crate::{Executor, WorkerConfig, WorkerError, completer, heartbeat};
+use crate::{Executor, WorkerConfig, WorkerError, completer, heartbeat, progress};
 use errand_core::job::check_name;
 use errand_core::{KindLimit, KindPolicy, Store};
 use serde::de::DeserializeOwned;
@@ -94,11 +94,15 @@ impl Worker {
         let running = Arc::new(Running::default());
         let clock = store.clock();
         let breakers = Arc::new(Breakers::new(config.breaker.clone(), clock.clone()));
+        let board = progress::Board::new(store.clone());
+        let stop_progress = CancellationToken::new();
+        let progress_writer = tokio::spawn(progress::run(board.clone(), stop_progress.clone()));
         let attempts = Arc::new(Attempts {
             running: running.clone(),
             completions,
             abort: CancellationToken::new(),
             breakers: breakers.clone(),
+            progress: board,
         });
         let tracker = TaskTracker::new();
         let room_freed = Arc::new(Notify::new());
@@ -171,6 +175,9 @@ impl Worker {
             registration.executor.shutdown().await;
         }
         stop_watching.cancel();
+        // Each ended attempt wrote its own last progress.
+        stop_progress.cancel();
+        let _ = progress_writer.await;
         stop_heartbeat.cancel();
         let _ = heartbeat.await;
         // The last sender goes with `attempts`; the completer then flushes and ends.

@@ -10,7 +10,7 @@ mod common;
 use async_trait::async_trait;
 use common::*;
 use errand_core::{Job, JobId, JobState, KindPolicy, Outcome, Store};
-use errand_worker::{Executor, Worker};
+use errand_worker::{Executor, ProgressSink, Worker};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,7 +40,12 @@ impl Gate {
 
 #[async_trait]
 impl Executor for Gate {
-    async fn execute(&self, _job: &Job, cancel: CancellationToken) -> Outcome {
+    async fn execute(
+        &self,
+        _job: &Job,
+        cancel: CancellationToken,
+        _progress: ProgressSink,
+    ) -> Outcome {
         let now = self.inside.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_inside.fetch_max(now, Ordering::SeqCst);
         let outcome = tokio::select! {

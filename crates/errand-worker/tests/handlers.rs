@@ -224,3 +224,48 @@ async fn bad_configuration_is_refused_and_claims_nothing() {
         "nothing was claimed"
     );
 }
+
+/// A handler's progress is visible on the running job within about a
+/// second; a value over the limit is refused; the last report before the
+/// handler returns is kept once it completed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handlers_progress_is_stored_while_it_runs_and_kept_after() {
+    use errand_core::progress::MAX_PROGRESS_BYTES;
+    use std::sync::Arc;
+    use tokio::sync::Notify;
+
+    let (store, _dir) = store().await;
+    let release = Arc::new(Notify::new());
+    let refused = Arc::new(std::sync::Mutex::new(None));
+    let mut w = Worker::new(store.clone(), config("default", 1));
+    let (gate, seen) = (release.clone(), refused.clone());
+    w.handler(
+        "long",
+        KindPolicy::default(),
+        move |_: serde_json::Value, ctx: JobContext| {
+            let (gate, seen) = (gate.clone(), seen.clone());
+            async move {
+                let too_big = json!("x".repeat(MAX_PROGRESS_BYTES));
+                *seen.lock().unwrap() = Some(ctx.progress(too_big).unwrap_err().bytes);
+                for done in 1..=50 {
+                    ctx.progress(json!({"done": done, "of": 100})).unwrap();
+                }
+                gate.notified().await;
+                ctx.progress(json!({"done": 100, "of": 100})).unwrap();
+                Ok(None)
+            }
+        },
+    );
+    let running = Running::spawn(w);
+    let id = enqueue(&store, job("long", json!(null))).await;
+    let fifty = Some(json!({"done": 50, "of": 100}));
+    let midway = wait_for(&store, id, |j| j.progress == fifty).await;
+    assert_eq!(midway.state, JobState::Running);
+    assert!(midway.progress_at.is_some());
+    assert_eq!(*refused.lock().unwrap(), Some(MAX_PROGRESS_BYTES + 2));
+    release.notify_one();
+    let done = wait_state(&store, id, JobState::Completed).await;
+    assert_eq!(done.progress, Some(json!({"done": 100, "of": 100})));
+    assert!(done.progress_at >= midway.progress_at);
+    running.stop().await;
+}

@@ -58,6 +58,13 @@ pub fn job_details(job: &Job) -> String {
     let _ = writeln!(out, "created at:   {}", job.created_at);
     let _ = writeln!(out, "started at:   {}", opt(job.started_at));
     let _ = writeln!(out, "finished at:  {}", opt(job.finished_at));
+    if let Some(progress) = &job.progress {
+        let _ = writeln!(
+            out,
+            "progress:     {progress} (at {})",
+            opt(job.progress_at)
+        );
+    }
     if let Some(key) = &job.unique_key {
         let _ = writeln!(out, "unique key:   {key}");
     }
@@ -355,6 +362,25 @@ fn one_line(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_details_show_the_latest_progress_and_its_time() {
+        let now = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        let mut job: Job = serde_json::from_value(serde_json::json!({
+            "id": 7, "kind": "report", "queue": "default", "payload": null, "priority": 0,
+            "state": "running", "attempt": 1, "max_attempts": 3, "run_at": now, "created_at": now,
+        }))
+        .unwrap();
+        assert!(!job_details(&job).contains("progress"));
+        job.progress = Some(serde_json::json!({"done": 3, "of": 10}));
+        job.progress_at = Some(now);
+        assert!(
+            job_details(&job)
+                .contains("progress:     {\"done\":3,\"of\":10} (at 2023-11-14T22:13:20Z)\n"),
+            "{}",
+            job_details(&job)
+        );
+    }
 
     #[test]
     fn stats_list_open_breakers_under_the_counts() {

@@ -12,7 +12,7 @@ use errand_core::{Job, KindPolicy, Outcome};
 use errand_executors::command::{CommandExecutor, CommandSpec};
 use errand_executors::pool::{PoolConfig, PoolExecutor};
 use errand_executors::webhook::{WebhookConfig, WebhookExecutor};
-use errand_worker::{Executor, Worker, WorkerConfig};
+use errand_worker::{Executor, ProgressSink, Worker, WorkerConfig};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -168,8 +168,13 @@ struct Timed {
 
 #[async_trait]
 impl Executor for Timed {
-    async fn execute(&self, job: &Job, cancel: CancellationToken) -> Outcome {
-        let outcome = self.inner.execute(job, cancel).await;
+    async fn execute(
+        &self,
+        job: &Job,
+        cancel: CancellationToken,
+        progress: ProgressSink,
+    ) -> Outcome {
+        let outcome = self.inner.execute(job, cancel, progress).await;
         if let Outcome::Success(_) = outcome {
             self.first_done
                 .lock()

@@ -2,10 +2,12 @@
 //! is read and discarded so the child never blocks) minus the status lines
 //! through which the program talks to errand while it runs:
 //! `{"errand": "snooze", "seconds": N}` and
-//! `{"errand": "progress", "progress": …}`. Only lines that start with
+//! `{"errand": "progress", "progress": …}` (reported to the worker, which
+//! keeps the latest on the job). Only lines that start with
 //! `{"errand"` are parsed, so ordinary output costs a prefix comparison.
 
 use errand_core::JobId;
+use errand_worker::ProgressSink;
 use serde::Deserialize;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -34,11 +36,13 @@ enum StatusLine {
     Progress { progress: serde_json::Value },
 }
 
-/// Reads `pipe` to its end into `out`, keeping at most `cap` bytes of result.
+/// Reads `pipe` to its end into `out`, keeping at most `cap` bytes of
+/// result, and reports progress lines to `progress`.
 pub(super) async fn read_stdout<R: AsyncRead + Unpin>(
     pipe: Option<&mut R>,
     cap: usize,
     job: JobId,
+    progress: &ProgressSink,
     out: &mut Stdout,
 ) {
     let Some(pipe) = pipe else { return };
@@ -46,6 +50,7 @@ pub(super) async fn read_stdout<R: AsyncRead + Unpin>(
         out,
         cap,
         job,
+        progress,
         line: Vec::new(),
         passing: false,
     };
@@ -62,6 +67,7 @@ struct Lines<'a> {
     out: &'a mut Stdout,
     cap: usize,
     job: JobId,
+    progress: &'a ProgressSink,
     /// The current line while it may still be a status line.
     line: Vec<u8>,
     /// The current line is known to be result: its bytes go straight through.
@@ -116,12 +122,10 @@ impl Lines<'_> {
                 }
             }
             Some(Ok(StatusLine::Progress { progress })) => {
-                // Progress is the job's data: its size only, never its content.
-                tracing::debug!(
-                    job = self.job,
-                    bytes = progress.to_string().len(),
-                    "progress"
-                );
+                if let Err(e) = self.progress.report(progress) {
+                    // Progress is the job's data: its size only, never its content.
+                    tracing::warn!(job = self.job, error = %e, "progress not kept");
+                }
                 self.line.clear();
             }
             Some(Err(_)) => self.not_a_status_line(),
@@ -162,7 +166,8 @@ mod tests {
 
     async fn read(input: &[u8], cap: usize) -> Stdout {
         let mut out = Stdout::default();
-        read_stdout(Some(&mut &input[..]), cap, 1, &mut out).await;
+        let progress = ProgressSink::discard();
+        read_stdout(Some(&mut &input[..]), cap, 1, &progress, &mut out).await;
         out
     }
 
@@ -173,6 +178,7 @@ mod tests {
             out: &mut out,
             cap: 1 << 20,
             job: 1,
+            progress: &ProgressSink::discard(),
             line: Vec::new(),
             passing: false,
         };

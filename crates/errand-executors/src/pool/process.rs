@@ -7,6 +7,7 @@ use super::PoolConfig;
 use super::protocol::{self, Line, MAX_LINE, Reply};
 use crate::process::{self, ProcessGroup, SpawnError, Spawned};
 use errand_core::{Job, Outcome};
+use errand_worker::ProgressSink;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,8 +120,13 @@ impl WorkerProcess {
         self.started.elapsed()
     }
 
-    /// Hands `job` over and reads until its answer, logging progress reports.
-    pub(super) async fn run(&mut self, job: &Job) -> Result<Outcome, Fault> {
+    /// Hands `job` over and reads until its answer, passing its progress
+    /// reports to `progress`.
+    pub(super) async fn run(
+        &mut self,
+        job: &Job,
+        progress: &ProgressSink,
+    ) -> Result<Outcome, Fault> {
         let line = protocol::job_line(job);
         let stdin = self
             .stdin
@@ -138,14 +144,11 @@ impl WorkerProcess {
             self.read_line().await?;
             match protocol::parse_reply(&self.line, job.id).map_err(Fault)? {
                 Reply::Outcome(outcome) => return Ok(outcome),
-                Reply::Progress(progress) => {
-                    // Progress is user data: its size only, never its content.
-                    tracing::debug!(
-                        job = job.id,
-                        pid = self.pid,
-                        bytes = progress.to_string().len(),
-                        "pool job progress"
-                    )
+                Reply::Progress(value) => {
+                    if let Err(e) = progress.report(value) {
+                        // Progress is user data: its size only, never its content.
+                        tracing::warn!(job = job.id, pid = self.pid, error = %e, "progress not kept");
+                    }
                 }
             }
         }

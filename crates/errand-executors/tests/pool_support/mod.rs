@@ -131,7 +131,11 @@ pub async fn drive(
                     }
                     let job = bare_job(id, serde_json::json!({"op": "echo"}));
                     let outcome = executor
-                        .execute(&job, tokio_util::sync::CancellationToken::new())
+                        .execute(
+                            &job,
+                            tokio_util::sync::CancellationToken::new(),
+                            errand_worker::ProgressSink::discard(),
+                        )
                         .await;
                     assert!(
                         matches!(outcome, errand_core::Outcome::Success(_)),

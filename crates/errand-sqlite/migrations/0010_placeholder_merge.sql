@@ -1,0 +1,2 @@
+-- Placeholder for a migration of another branch this round; the lead replaces it at merge.
+SELECT 1;
