@@ -19,6 +19,8 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (6, include_str!("../migrations/0006_kind_start_buckets.sql")),
     (7, include_str!("../migrations/0007_fence.sql")),
     (8, include_str!("../migrations/0008_tokens.sql")),
+    (9, include_str!("../migrations/0009_placeholder_merge.sql")),
+    (10, include_str!("../migrations/0010_sessions.sql")),
 ];
 
 /// The newest schema this build knows.

@@ -1,0 +1,2 @@
+-- Placeholder: version 12 belongs to another change made at the same time
+-- (the audit log); the lead replaces this file at merge.
