@@ -7,9 +7,11 @@
 //! extractors (bad parameter, body errors, unknown id), of the store (503,
 //! 500), of authentication (401, 403), and the bearer security scheme.
 
+use crate::RouteAccess;
 use crate::params::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::{Shared, problem::PROBLEM_JSON};
 use axum::extract::State;
+use axum::http::Method;
 use axum::http::header;
 use axum::response::IntoResponse;
 use errand_core::api::Problem;
@@ -17,8 +19,6 @@ use errand_core::{EnqueueRequest, JobState, NewEvent};
 use std::borrow::Cow;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
-use crate::RouteAccess;
-use axum::http::Method;
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };

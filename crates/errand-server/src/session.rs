@@ -122,7 +122,11 @@ pub(crate) async fn login(
         )
     };
     let token_hash = TokenHash::of(login.token.trim());
-    let token = app.store.token_by_hash(&token_hash).await?.ok_or_else(unknown)?;
+    let token = app
+        .store
+        .token_by_hash(&token_hash)
+        .await?
+        .ok_or_else(unknown)?;
     if !may_log_in(&token.scopes) {
         let allowed: Vec<&str> = session::LOGIN_ACCESS.iter().map(|a| a.as_str()).collect();
         return Err(ApiError::field(
@@ -351,9 +355,7 @@ pub(crate) async fn refuse_cross_site(req: Request, next: Next) -> Response {
 
 /// Why a request is cross-site, if a browser says it is.
 fn cross_site(headers: &HeaderMap, uri: &Uri) -> Option<String> {
-    let fetch_site = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok());
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
     if fetch_site.is_some_and(|v| v.eq_ignore_ascii_case("cross-site")) {
         return Some("the browser marked it Sec-Fetch-Site: cross-site".into());
     }
@@ -441,7 +443,10 @@ mod tests {
         }
         let h = headers(&[("sec-fetch-site", "cross-site"), ("host", "a:1")]);
         assert!(cross_site(&h, &uri).is_some());
-        for fine in [&[][..], &[("host", "a:1"), ("sec-fetch-site", "same-origin")]] {
+        for fine in [
+            &[][..],
+            &[("host", "a:1"), ("sec-fetch-site", "same-origin")],
+        ] {
             assert_eq!(cross_site(&headers(fine), &uri), None);
         }
     }
@@ -453,8 +458,14 @@ mod tests {
             ("cookie", "other=1"),
         ]);
         assert_eq!(cookie_secret(&h), Some("errand_session_abc"));
-        assert_eq!(cookie_secret(&headers(&[("cookie", "errand_sessionx=1")])), None);
-        assert_eq!(cookie_secret(&headers(&[("cookie", "errand_session=")])), None);
+        assert_eq!(
+            cookie_secret(&headers(&[("cookie", "errand_sessionx=1")])),
+            None
+        );
+        assert_eq!(
+            cookie_secret(&headers(&[("cookie", "errand_session=")])),
+            None
+        );
         assert_eq!(cookie_secret(&HeaderMap::new()), None);
     }
 }

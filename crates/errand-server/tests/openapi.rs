@@ -171,7 +171,10 @@ fn every_get_is_a_known_read_only_operation() {
         if method != Method::GET && method != Method::HEAD {
             continue;
         }
-        assert!(READ_ONLY.contains(&path), "{method} {path} is not in READ_ONLY");
+        assert!(
+            READ_ONLY.contains(&path),
+            "{method} {path} is not in READ_ONLY"
+        );
         if let errand_server::RouteAccess::Needs(access) = access {
             assert!(
                 !matches!(access, Access::Enqueue | Access::Admin | Access::Work),

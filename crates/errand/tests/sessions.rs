@@ -129,12 +129,7 @@ fn a_session_cookie_acts_as_its_token_and_needs_the_csrf_token_to_change_state()
 
     let (session, login) = login(&http, &server, &admin);
     let set_cookie = login.set_cookie.unwrap();
-    for attribute in [
-        "HttpOnly",
-        "SameSite=Strict",
-        "Path=/",
-        "Max-Age=43200",
-    ] {
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
         assert!(
             set_cookie.split("; ").any(|a| a == attribute),
             "{attribute} in {set_cookie}"
@@ -336,7 +331,10 @@ fn cross_site_changes_are_refused_with_auth_off() {
     assert_eq!(read.status, 200);
 
     // The dashboard's own page (same origin, no cookie) and curl pass.
-    let same = [(ORIGIN.as_str(), origin.as_str()), ("sec-fetch-site", "same-origin")];
+    let same = [
+        (ORIGIN.as_str(), origin.as_str()),
+        ("sec-fetch-site", "same-origin"),
+    ];
     assert_eq!(pause_with(&http, &server, &same), 200);
     assert_eq!(pause_with(&http, &server, &[]), 200);
 
