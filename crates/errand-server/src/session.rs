@@ -451,6 +451,41 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_form_gives_its_csrf_field_and_keeps_its_body() {
+        let body = "name=q&_csrf=abc%20d&x=1";
+        let req = Request::post("/dashboard/pause")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        let (req, presented) = presented_csrf(req, 1024).await.unwrap();
+        assert_eq!(presented.as_deref(), Some("abc d"));
+        let kept = axum::body::to_bytes(req.into_body(), 1024).await.unwrap();
+        assert_eq!(kept, body.as_bytes(), "the handler reads the same form");
+
+        let big = Request::post("/")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(
+                "_csrf=".to_string() + &"a".repeat(2000),
+            ))
+            .unwrap();
+        let refused = presented_csrf(big, 1024).await.unwrap_err();
+        assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+        let header_wins = Request::post("/")
+            .header(CSRF_HEADER, "h")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from("_csrf=f"))
+            .unwrap();
+        let (_, presented) = presented_csrf(header_wins, 1024).await.unwrap();
+        assert_eq!(presented.as_deref(), Some("h"));
+        let json = Request::post("/")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(r#"{"_csrf":"x"}"#))
+            .unwrap();
+        assert_eq!(presented_csrf(json, 1024).await.unwrap().1, None);
+    }
+
     #[test]
     fn the_session_cookie_is_found_among_others() {
         let h = headers(&[
