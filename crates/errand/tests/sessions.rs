@@ -2,8 +2,8 @@
 //! login sets a strict HttpOnly cookie (Secure only under TLS), the cookie
 //! with its CSRF token may change state and without it changes nothing,
 //! sessions end by logout, expiry and token revocation, a token that
-//! cannot read cannot log in, and state-changing requests a browser marks
-//! as cross-site are refused with auth on and off.
+//! cannot read cannot log in, state-changing requests a browser marks as
+//! cross-site are refused with auth on and off, and no secret is logged.
 
 mod common;
 
@@ -98,9 +98,22 @@ fn paused(http: &Client, server: &Server, secret: &str, name: &str) -> bool {
         .any(|q| q["name"] == name && q["paused"] == true)
 }
 
+/// `errand serve` with [`AUTH`] at debug level, in `dir`.
+fn serve_debug(dir: &std::path::Path) -> Server {
+    let config = dir.join("errand.toml");
+    std::fs::write(&config, AUTH).unwrap();
+    let args = ["serve", "--config", config.to_str().unwrap()];
+    let extra = ["--listen", "127.0.0.1:0", "--log-level", "debug"];
+    let mut server = Server::spawn(dir, &[&args[..], &extra[..]].concat())
+        .unwrap_or_else(|log| panic!("errand serve did not start; log:\n{log}"));
+    server.config = config;
+    server
+}
+
 #[test]
 fn a_session_cookie_acts_as_its_token_and_needs_the_csrf_token_to_change_state() {
-    let server = Server::start(AUTH);
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_debug(dir.path());
     let http = common::http();
     let admin = token(&server, "ops", &["admin"]);
     let enqueue = token(&server, "web-app", &["enqueue"]);
@@ -222,6 +235,14 @@ fn a_session_cookie_acts_as_its_token_and_needs_the_csrf_token_to_change_state()
             .unwrap()
             .contains("log in again")
     );
+
+    // The debug log names the token, never a secret.
+    let log = server.log_text();
+    assert!(log.contains("session opened"), "{log}");
+    let session_secret = session.cookie.split_once('=').unwrap().1;
+    for secret in [session_secret, &session.csrf, &admin, &enqueue] {
+        assert!(!log.contains(&secret[8..]), "a secret in the log:\n{log}");
+    }
 }
 
 #[test]
