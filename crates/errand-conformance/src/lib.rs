@@ -62,7 +62,7 @@ macro_rules! modules {
 
 modules!(
     admin, attempts, batches, claim, enqueue, events, lifecycle, limits, nodes, progress, queues,
-    retention, ticks, tokens, unique,
+    retention, sessions, ticks, tokens, unique,
 );
 mod support;
 

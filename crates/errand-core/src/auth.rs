@@ -234,9 +234,14 @@ pub struct Secret(String);
 impl Secret {
     /// A fresh secret from the operating system's random source.
     pub fn generate() -> Result<Self, getrandom::Error> {
+        Secret::generate_prefixed(SECRET_PREFIX)
+    }
+
+    /// A fresh secret starting with `prefix` (sessions use their own).
+    pub fn generate_prefixed(prefix: &str) -> Result<Self, getrandom::Error> {
         let mut bytes = [0u8; SECRET_BYTES];
         getrandom::fill(&mut bytes)?;
-        Ok(Secret(format!("{SECRET_PREFIX}{}", hex(&bytes))))
+        Ok(Secret(format!("{prefix}{}", hex(&bytes))))
     }
 
     /// The secret itself, to print once.
@@ -256,7 +261,7 @@ impl fmt::Debug for Secret {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use fmt::Write;
     bytes.iter().fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");

@@ -9,6 +9,7 @@ use crate::auth::{NewToken, Token, TokenHash};
 use crate::batch::{Batch, BatchId, NewBatch};
 use crate::event::{Event, EventFilter, EventId, NewEvent, Published};
 use crate::job::{Enqueued, Job, JobId, Lease, NewJob};
+use crate::session::{NewSession, Session};
 use crate::store::{
     Claimed, Finish, ListFilter, NodeInfo, QueueInfo, Stats, Store, StoreError, StoreEvent,
 };
@@ -290,6 +291,20 @@ impl Store for WriteTracked {
     async fn record_token_use(&self, name: &str) -> Result<(), StoreError> {
         let result = self.inner.record_token_use(name).await;
         self.track(result, always)
+    }
+
+    async fn create_session(&self, session: NewSession) -> Result<Option<Session>, StoreError> {
+        let result = self.inner.create_session(session).await;
+        self.track(result, Option::is_some)
+    }
+
+    async fn session_by_hash(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
+        self.inner.session_by_hash(hash).await
+    }
+
+    async fn delete_session(&self, hash: &TokenHash) -> Result<bool, StoreError> {
+        let result = self.inner.delete_session(hash).await;
+        self.track(result, |found| *found)
     }
 }
 

@@ -6,7 +6,8 @@
 //! duration and size parsing ([`duration`], [`size`]), events ([`event`]),
 //! batches ([`batch`]), global kind limits ([`limit`]), cron schedules
 //! ([`schedule`]), the catalogue of kinds, events and schedules ([`catalog`]),
-//! write health ([`health`]), attempt progress ([`progress`]), API tokens and scopes ([`auth`]), the [`clock::Clock`] all of them read time
+//! write health ([`health`]), attempt progress ([`progress`]), API tokens and scopes ([`auth`]),
+//! dashboard sessions ([`session`]), the [`clock::Clock`] all of them read time
 //! from, and the [`store::Store`] contract that each database engine
 //! implements. Nothing here does I/O: the time is an input, a timestamp or
 //! a clock passed in.
@@ -29,6 +30,7 @@ pub mod policy;
 pub mod progress;
 pub mod redact;
 pub mod schedule;
+pub mod session;
 pub mod size;
 pub mod state;
 pub mod store;

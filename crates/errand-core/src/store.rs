@@ -7,6 +7,7 @@ use crate::auth::{NewToken, Token, TokenHash};
 use crate::batch::{Batch, BatchId, NewBatch};
 use crate::event::{Event, EventFilter, EventId, NewEvent, Published};
 use crate::job::{Enqueued, Job, JobId, Lease, NewJob};
+use crate::session::{NewSession, Session};
 use crate::{Backoff, Clock, JobState, KindLimit, Outcome, Retention};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -352,9 +353,9 @@ pub trait Store: Send + Sync + 'static {
     /// Marks scheduled and retryable jobs whose time has come as available.
     async fn promote_due(&self) -> Result<u64, StoreError>;
 
-    /// Deletes terminal jobs older than the retention, and events and
-    /// finished batches older than the longest of its three ages; returns
-    /// how many jobs.
+    /// Deletes terminal jobs older than the retention, events and
+    /// finished batches older than the longest of its three ages, and
+    /// expired sessions; returns how many jobs.
     async fn prune(&self, retention: &Retention) -> Result<u64, StoreError>;
 
     /// A stream of what happens in this store, for local waiters.
@@ -443,6 +444,20 @@ pub trait Store: Send + Sync + 'static {
     /// Records that token `name` was used now, unless a use within
     /// [`crate::auth::LAST_USE_INTERVAL`] is already recorded.
     async fn record_token_use(&self, name: &str) -> Result<(), StoreError>;
+
+    /// Opens a session of the token whose hash is `session.token_hash`,
+    /// expiring `session.ttl` from now; `None` (nothing stored) when no
+    /// such token exists.
+    async fn create_session(&self, session: NewSession) -> Result<Option<Session>, StoreError>;
+
+    /// The session whose secret has `hash`, only while it is unexpired and
+    /// the token it was opened with still exists (a revoked token, or a new
+    /// one of the same name, ends it).
+    async fn session_by_hash(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError>;
+
+    /// Deletes the session whose secret has `hash` (logout); answers
+    /// whether there was one.
+    async fn delete_session(&self, hash: &TokenHash) -> Result<bool, StoreError>;
 
     /// The clock this store reads for every timestamp it writes and every
     /// deadline it checks; whatever runs on the store reads the same one.

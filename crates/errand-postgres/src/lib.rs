@@ -24,6 +24,7 @@ mod rows;
 mod schedules;
 #[cfg(feature = "seed")]
 pub mod seed;
+mod sessions;
 mod skew;
 mod tokens;
 
@@ -36,6 +37,7 @@ use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, R
 use errand_core::auth::{NewToken, Token, TokenHash};
 use errand_core::batch::{Batch, BatchId, NewBatch};
 use errand_core::event::{Event, EventFilter, EventId, NewEvent, Published};
+use errand_core::session::{NewSession, Session};
 use errand_core::store::{ClaimRequest, Claimed, Finish, ListFilter, Stats};
 use errand_core::{
     Clock, Enqueued, Job, JobId, Lease, NewJob, NodeInfo, ProgressUpdate, QueueInfo, Retention,
@@ -388,5 +390,17 @@ impl Store for PostgresStore {
 
     async fn record_token_use(&self, name: &str) -> Result<(), StoreError> {
         tokens::record_use(&self.client().await?, name, self.now()).await
+    }
+
+    async fn create_session(&self, session: NewSession) -> Result<Option<Session>, StoreError> {
+        sessions::create(&self.client().await?, session, self.now()).await
+    }
+
+    async fn session_by_hash(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
+        sessions::by_hash(&self.client().await?, hash, self.now()).await
+    }
+
+    async fn delete_session(&self, hash: &TokenHash) -> Result<bool, StoreError> {
+        sessions::delete(&self.client().await?, hash).await
     }
 }

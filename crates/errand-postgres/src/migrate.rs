@@ -30,7 +30,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (10, include_str!("../migrations/0010_fence.sql")),
     (11, include_str!("../migrations/0011_tokens.sql")),
     (12, include_str!("../migrations/0012_placeholder_merge.sql")),
-    (13, include_str!("../migrations/0013_placeholder_merge.sql")),
+    (13, include_str!("../migrations/0013_sessions.sql")),
     (14, include_str!("../migrations/0014_placeholder_merge.sql")),
     (15, include_str!("../migrations/0015_progress.sql")),
 ];

@@ -564,6 +564,7 @@ pub(crate) async fn prune(
         .execute(&batches, &[&cutoff])
         .await
         .map_err(db_error)?;
+    crate::sessions::prune(client, now).await?;
     let (states, cutoffs): (Vec<&str>, Vec<SystemTime>) = retention
         .by_state()
         .into_iter()

@@ -7,12 +7,14 @@
 
 use crate::RouteAccess;
 use crate::problem::ApiError;
+use crate::session::{self, CookieSession};
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use errand_core::auth::{Access, LAST_USE_INTERVAL, Scopes, TokenHash};
+use errand_core::session::csrf_token;
 use errand_core::{EnqueueRequest, Store};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -146,6 +148,31 @@ impl Verifier {
         Ok(token)
     }
 
+    /// The token acting through the session whose secret is `secret`, and
+    /// the session, while it lasts. Not cached: a logout takes effect at
+    /// once on every node.
+    async fn session(
+        &self,
+        secret: &str,
+    ) -> Result<Option<(Arc<Verified>, CookieSession)>, ApiError> {
+        let hash = TokenHash::of(secret);
+        let Some(found) = self.store.session_by_hash(&hash).await? else {
+            return Ok(None);
+        };
+        let token = Arc::new(Verified {
+            actor: Actor {
+                name: found.token_name.into(),
+            },
+            scopes: found.scopes,
+        });
+        let session = CookieSession {
+            hash,
+            csrf: csrf_token(secret),
+            expires_at: found.expires_at,
+        };
+        Ok(Some((token, session)))
+    }
+
     /// Records a use of `actor`'s token in the background, unless this node
     /// did within [`LAST_USE_INTERVAL`].
     fn record_use(&self, actor: &Actor) {
@@ -180,13 +207,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) struct RouteGuard {
     verifier: Arc<Verifier>,
     rules: Arc<Vec<((Method, &'static str), RouteAccess)>>,
+    /// Largest form body read for its `_csrf` field.
+    body_limit: usize,
 }
 
 impl RouteGuard {
-    /// A guard enforcing `rules` ([`crate::route_scopes`]) with `verifier`.
+    /// A guard enforcing `rules` ([`crate::route_scopes`]) with `verifier`,
+    /// reading at most `body_limit` bytes of a form for its CSRF token.
     pub(crate) fn new(
         verifier: Arc<Verifier>,
         rules: Vec<(Method, &'static str, RouteAccess)>,
+        body_limit: usize,
     ) -> RouteGuard {
         let rules = rules
             .into_iter()
@@ -195,14 +226,17 @@ impl RouteGuard {
         RouteGuard {
             verifier,
             rules: Arc::new(rules),
+            body_limit,
         }
     }
 }
 
 /// Middleware (a route layer, so the matched route is known): lets the
-/// request through only with a bearer token that has the route's scope,
-/// recording the token's [`Actor`] and [`Grant`] in the request's
-/// extensions. Open routes pass; a route without a rule is refused, so a
+/// request through only with a bearer token, or a session cookie, whose
+/// token has the route's scope, recording the token's [`Actor`] and
+/// [`Grant`] (and the [`CookieSession`]) in the request's extensions. A
+/// cookie-authenticated request that may change state must also carry the
+/// session's CSRF token. Open routes pass; a route without a rule is refused, so a
 /// forgotten rule fails closed.
 pub(crate) async fn require(
     State(guard): State<RouteGuard>,
@@ -233,19 +267,40 @@ pub(crate) async fn require(
             .into_response();
         }
     };
-    let secret = match bearer(&req) {
-        Ok(secret) => secret,
-        Err((detail, error)) => return unauthorized(detail, error),
-    };
-    let token = match guard.verifier.verify(TokenHash::of(secret)).await {
-        Ok(Some(token)) => token,
-        Ok(None) => {
-            return unauthorized(
-                "unknown or revoked token; `errand tokens list` shows the valid ones",
-                "invalid_token",
-            );
+    // A bearer token wins; without one, the session cookie (a browser's).
+    let mut session = None;
+    let token = if req.headers().contains_key(header::AUTHORIZATION) {
+        let secret = match bearer(&req) {
+            Ok(secret) => secret,
+            Err((detail, error)) => return unauthorized(detail, error),
+        };
+        match guard.verifier.verify(TokenHash::of(secret)).await {
+            Ok(Some(token)) => token,
+            Ok(None) => {
+                return unauthorized(
+                    "unknown or revoked token; `errand tokens list` shows the valid ones",
+                    "invalid_token",
+                );
+            }
+            Err(e) => return e.into_response(),
         }
-        Err(e) => return e.into_response(),
+    } else if let Some(secret) = session::cookie_secret(req.headers()) {
+        match guard.verifier.session(secret).await {
+            Ok(Some((token, found))) => {
+                session = Some(found);
+                token
+            }
+            Ok(None) => {
+                return unauthorized(
+                    "the session has expired or ended (logout, or its token was revoked); \
+                     log in again with POST /v1/session",
+                    "invalid_token",
+                );
+            }
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        return unauthorized(MISSING_CREDENTIALS, "");
     };
     if !token.scopes.allows(access) {
         tracing::debug!(token = %token.actor.name, scope = %access, "scope missing");
@@ -261,21 +316,40 @@ pub(crate) async fn require(
         )
         .into_response();
     }
+    if let Some(found) = &session
+        && !session::is_safe(req.method())
+    {
+        // A browser sends the cookie by itself, even for another site's
+        // form: only the session's own pages know its CSRF token.
+        let presented;
+        (req, presented) = match session::presented_csrf(req, guard.body_limit).await {
+            Ok(read) => read,
+            Err(e) => return e.into_response(),
+        };
+        if let Err(e) = session::check_csrf(&found.csrf, presented.as_deref()) {
+            tracing::debug!(token = %token.actor.name, "CSRF token missing or wrong");
+            return e.into_response();
+        }
+    }
     guard.verifier.record_use(&token.actor);
     req.extensions_mut().insert(token.actor.clone());
     req.extensions_mut().insert(Grant(Some(token)));
+    if let Some(found) = session {
+        req.extensions_mut().insert(found);
+    }
     next.run(req).await
 }
+
+/// The 401's detail for a request with neither a token nor a session.
+const MISSING_CREDENTIALS: &str = "missing bearer token: send `Authorization: Bearer <token>` \
+     (make one with `errand tokens create --name NAME --scope SCOPE`), or log in with \
+     POST /v1/session for a session cookie";
 
 /// The secret of an `Authorization: Bearer …` header, or why not (the
 /// 401's detail and RFC 6750 error code).
 fn bearer(req: &Request) -> Result<&str, (&'static str, &'static str)> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Err((
-            "missing bearer token: send `Authorization: Bearer <token>` (make one with \
-             `errand tokens create --name NAME --scope SCOPE`)",
-            "",
-        ));
+        return Err((MISSING_CREDENTIALS, ""));
     };
     value
         .to_str()
@@ -320,6 +394,11 @@ fn forbidden(field: Option<&str>, detail: String, access: Access) -> ApiError {
 pub(crate) struct Grant(Option<Arc<Verified>>);
 
 impl Grant {
+    /// The token's name and scopes; `None` when auth is off.
+    pub(crate) fn identity(&self) -> Option<(&str, &Scopes)> {
+        self.0.as_ref().map(|t| (&*t.actor.name, &t.scopes))
+    }
+
     /// Refuses (403) enqueueing `name` — a kind or an event name, at
     /// `field` of the body — unless the token's `enqueue` scope allows it.
     pub(crate) fn may_enqueue(&self, field: &str, name: &str) -> Result<(), ApiError> {

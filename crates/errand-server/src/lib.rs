@@ -5,8 +5,10 @@
 //! ([`Connections`]), or [`serve_tls`] over HTTPS ([`Tls`]). Every error answers
 //! `application/problem+json` ([`errand_core::api::Problem`]) naming the
 //! field at fault, and no rejected request changes the store. With auth
-//! required, every route but `/healthz` needs a bearer token with the
-//! scope [`route_scopes`] names.
+//! required, every route but `/healthz` and login needs a bearer token
+//! (or a dashboard session's cookie and, to change state, its CSRF token)
+//! with the scope [`route_scopes`] names. Whatever the auth mode, a
+//! state-changing request a browser marks as cross-site is refused.
 
 mod auth;
 mod batches;
@@ -20,6 +22,7 @@ mod params;
 mod problem;
 mod queues;
 mod schedules;
+mod session;
 mod settings;
 mod status;
 mod tls;
@@ -60,6 +63,10 @@ pub struct ServerConfig {
     /// Whether every route but `/healthz` needs a bearer token (decided by
     /// [`auth_required`]; off by default for an embedded router).
     pub auth_required: bool,
+    /// How long a dashboard session lasts (`[server] session_ttl`).
+    pub session_ttl: Duration,
+    /// Whether the server is served over TLS: session cookies get `Secure`.
+    pub tls: bool,
     /// Cancelled when the node stops: held `?wait=` requests answer at once
     /// with the current state instead of delaying the exit.
     pub shutdown: CancellationToken,
@@ -73,6 +80,8 @@ impl Default for ServerConfig {
             max_wait: Duration::from_secs(60),
             connections: Connections::default(),
             auth_required: false,
+            session_ttl: errand_core::session::DEFAULT_SESSION_TTL,
+            tls: false,
             shutdown: CancellationToken::new(),
         }
     }
@@ -88,6 +97,9 @@ pub(crate) struct App {
     known_events: Vec<String>,
     /// The OpenAPI document, as served.
     openapi: Bytes,
+    /// The CSRF token `GET /v1/session` gives with auth off (not checked:
+    /// there is no session; the cross-site rule protects such a server).
+    local_csrf: String,
 }
 
 /// The handlers' view of [`App`].
@@ -96,9 +108,11 @@ pub(crate) type Shared = Arc<App>;
 /// What a route asks of a request before its handler runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteAccess {
-    /// No token needed (`/healthz`: it reveals nothing).
+    /// No token needed (`/healthz`: it reveals nothing; login: it takes
+    /// the token in its body).
     Open,
-    /// A bearer token with this scope, when auth is required.
+    /// A bearer token (or a session of a token) with this scope, when auth
+    /// is required.
     Needs(Access),
 }
 
@@ -128,6 +142,10 @@ pub fn route_scopes() -> Vec<(Method, &'static str, RouteAccess)> {
         (Method::POST, "/v1/queues/{name}/pause", Needs(Admin)),
         (Method::POST, "/v1/queues/{name}/resume", Needs(Admin)),
         (Method::GET, "/v1/openapi.json", Needs(Read)),
+        // Login takes a token in its body; the session acts as that token.
+        (Method::POST, "/v1/session", Open),
+        (Method::GET, "/v1/session", Needs(Read)),
+        (Method::DELETE, "/v1/session", Needs(Read)),
         (Method::GET, "/healthz", Open),
     ]
 }
@@ -150,12 +168,13 @@ pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
         known_kinds,
         known_events,
         openapi,
+        local_csrf: format!("{:032x}", fastrand::u128(..)),
         config,
     });
     // Auth runs once routing has matched, so it knows the route's template.
     let router = match verifier {
         Some(verifier) => {
-            let guard = auth::RouteGuard::new(verifier, route_scopes());
+            let guard = auth::RouteGuard::new(verifier, route_scopes(), body_limit);
             router.route_layer(middleware::from_fn_with_state(guard, auth::require))
         }
         None => router,
@@ -164,6 +183,7 @@ pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
         .fallback(status::no_route)
         .method_not_allowed_fallback(status::wrong_method)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(session::refuse_cross_site))
         .layer(middleware::from_fn(log_request))
         .with_state(app)
 }
@@ -202,6 +222,7 @@ fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(queues::pause))
         .routes(routes!(queues::resume))
         .routes(routes!(openapi::document))
+        .routes(routes!(session::login, session::whoami, session::logout))
         .routes(routes!(status::health))
 }
 

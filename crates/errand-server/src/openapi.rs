@@ -7,9 +7,11 @@
 //! extractors (bad parameter, body errors, unknown id), of the store (503,
 //! 500), of authentication (401, 403), and the bearer security scheme.
 
+use crate::RouteAccess;
 use crate::params::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::{Shared, problem::PROBLEM_JSON};
 use axum::extract::State;
+use axum::http::Method;
 use axum::http::header;
 use axum::response::IntoResponse;
 use errand_core::api::Problem;
@@ -17,16 +19,18 @@ use errand_core::{EnqueueRequest, JobState, NewEvent};
 use std::borrow::Cow;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{
     Components, ContentBuilder, KnownFormat, OpenApi, Ref, RefOr, ResponseBuilder, SchemaFormat,
 };
 use utoipa::{PartialSchema, ToSchema};
 
-/// The security scheme every operation but `/healthz` requires.
+/// The security scheme every operation but the open ones requires.
 pub(crate) const BEARER: &str = "bearer";
-/// Paths open to anyone: they reveal nothing.
-const OPEN_PATHS: [&str; 1] = ["/healthz"];
+/// The alternative a browser uses: the dashboard session's cookie.
+pub(crate) const SESSION: &str = "session";
 
 /// Top-level facts of the document; the paths come from the router.
 #[derive(utoipa::OpenApi)]
@@ -41,6 +45,7 @@ const OPEN_PATHS: [&str; 1] = ["/healthz"];
         (name = "batches", description = "Jobs enqueued and read together, with an optional on-complete job"),
         (name = "queues", description = "List, pause and resume queues"),
         (name = "status", description = "Stats, nodes, schedules, health and this document"),
+        (name = "session", description = "Dashboard sessions: log in with a token for a cookie, who am I, log out"),
     )
 )]
 pub(crate) struct Base;
@@ -79,17 +84,32 @@ pub(crate) fn finish(mut doc: OpenApi, kinds: &[String], events: &[String]) -> O
         )
         .into(),
     );
+    components.security_schemes.insert(
+        SESSION.to_string(),
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            crate::session::COOKIE,
+            "A dashboard session (POST /v1/session); a request that changes state also \
+             sends the session's csrf_token in X-CSRF-Token",
+        )))
+        .into(),
+    );
+    let open = crate::route_scopes()
+        .into_iter()
+        .filter(|(_, _, access)| *access == RouteAccess::Open)
+        .map(|(method, path, _)| (method, path))
+        .collect::<Vec<_>>();
     for (path, item) in doc.paths.paths.iter_mut() {
-        let open = OPEN_PATHS.contains(&path.as_str());
         let has_id = path.contains("{id}");
         let operations = [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.delete,
-            &mut item.patch,
+            (Method::GET, &mut item.get),
+            (Method::POST, &mut item.post),
+            (Method::PUT, &mut item.put),
+            (Method::DELETE, &mut item.delete),
+            (Method::PATCH, &mut item.patch),
         ];
-        for op in operations.into_iter().flatten() {
+        for (method, op) in operations {
+            let Some(op) = op else { continue };
+            let open = open.contains(&(method, path.as_str()));
             shared_answers(op, open, has_id);
             name_parameters(op);
         }
@@ -167,9 +187,20 @@ fn shared_answers(op: &mut Operation, open: bool, has_id: bool) {
         "The store is unavailable (database down, locked or failing writes)",
     );
     if !open {
-        add(401, "No token, or an unknown or revoked one");
-        add(403, "The token lacks the scope this operation needs");
-        op.security = Some(vec![SecurityRequirement::new::<_, _, &str>(BEARER, [])]);
+        add(
+            401,
+            "No token, or an unknown or revoked one (or an expired or ended session)",
+        );
+        add(
+            403,
+            "The token lacks the scope this operation needs (or, for a change made with the \
+             session cookie, the CSRF token is missing or wrong, or a browser sent it from \
+             another site)",
+        );
+        op.security = Some(vec![
+            SecurityRequirement::new::<_, _, &str>(BEARER, []),
+            SecurityRequirement::new::<_, _, &str>(SESSION, []),
+        ]);
     }
 }
 

@@ -41,6 +41,9 @@ pub struct ServerSettings {
     /// `"required"` or `"off"`; unset: off on a loopback address, required
     /// elsewhere (see [`crate::auth_required`]).
     pub auth: Option<AuthMode>,
+    /// How long a dashboard session lasts after login.
+    #[serde(with = "serde_human")]
+    pub session_ttl: Duration,
 }
 
 impl Default for ServerSettings {
@@ -58,6 +61,7 @@ impl Default for ServerSettings {
             body_min_rate: ByteSize(connections.body_min_rate),
             tls: None,
             auth: None,
+            session_ttl: defaults.session_ttl,
         }
     }
 }
@@ -72,6 +76,7 @@ impl ServerSettings {
         for (key, value) in [
             ("header_read_timeout", self.header_read_timeout),
             ("idle_timeout", self.idle_timeout),
+            ("session_ttl", self.session_ttl),
         ] {
             if value.is_zero() {
                 return Err(format!("{key}: must be greater than zero"));
@@ -112,6 +117,8 @@ impl ServerSettings {
             connections: self.connections(fd_limit),
             // The node decides with the listen address (`auth_required`).
             auth_required: self.auth == Some(AuthMode::Required),
+            session_ttl: self.session_ttl,
+            tls: self.tls.is_some(),
             shutdown,
         }
     }

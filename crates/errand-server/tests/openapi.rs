@@ -1,6 +1,7 @@
 //! The OpenAPI document at `GET /v1/openapi.json`: served as built, and it
 //! lists exactly the routes the server answers (every documented method of
-//! every documented path is routed; every other method there answers 405).
+//! every documented path is routed; every other method there answers 405),
+//! and no GET is outside the known read-only set.
 //! Its validity as OpenAPI 3.1 and the server's conformance to it are
 //! checked by schemathesis (crates/errand/tests/contract.rs).
 
@@ -8,7 +9,7 @@ mod common;
 
 use common::Server;
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Every method the API could route.
 const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
@@ -69,6 +70,11 @@ async fn every_operation_documents_its_problems_and_security() {
     let scheme = &doc["components"]["securitySchemes"]["bearer"];
     assert_eq!(scheme["type"], "http");
     assert_eq!(scheme["scheme"], "bearer");
+    let session = &doc["components"]["securitySchemes"]["session"];
+    assert_eq!(
+        (&session["type"], &session["in"], &session["name"]),
+        (&json!("apiKey"), &json!("cookie"), &json!("errand_session"))
+    );
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let responses = op["responses"].as_object().unwrap();
@@ -82,7 +88,12 @@ async fn every_operation_documents_its_problems_and_security() {
                 }
             }
             let secured = op.get("security").and_then(Value::as_array).is_some();
-            assert_eq!(secured, path != "/healthz", "{method} {path}");
+            let open = errand_server::route_scopes().into_iter().any(|(m, p, a)| {
+                m.as_str().eq_ignore_ascii_case(method)
+                    && p == path
+                    && a == errand_server::RouteAccess::Open
+            });
+            assert_eq!(secured, !open, "{method} {path}");
             if secured {
                 assert!(responses.contains_key("401") && responses.contains_key("403"));
             }
@@ -133,4 +144,62 @@ fn the_job_schema_has_its_progress() {
         job["progress_at"]["type"],
         serde_json::json!(["string", "null"])
     );
+}
+
+/// Every GET (and HEAD) the API serves, each known to change nothing: a
+/// GET may be sent by a browser from any page (no CSRF token, no Origin
+/// check), so a new one must be added here deliberately, after checking
+/// that its handler only reads.
+const READ_ONLY: &[&str] = &[
+    "/healthz",
+    "/v1/batches/{id}",
+    "/v1/events",
+    "/v1/events/{id}",
+    "/v1/jobs",
+    "/v1/jobs/{id}",
+    "/v1/nodes",
+    "/v1/openapi.json",
+    "/v1/queues",
+    "/v1/schedules",
+    "/v1/session",
+    "/v1/stats",
+];
+
+/// No GET changes state: every GET or HEAD operation, in the document and
+/// in the scope table, is one of [`READ_ONLY`], and none needs a scope that
+/// writes (`enqueue`, `admin`, `work`).
+#[test]
+fn every_get_is_a_known_read_only_operation() {
+    use errand_core::auth::Access;
+    let doc = serde_json::to_value(errand_server::openapi(&common::config().catalog)).unwrap();
+    let mut documented = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in ["get", "head"] {
+            if item.get(method).is_some() {
+                documented.push(path.clone());
+            }
+        }
+    }
+    for path in &documented {
+        assert!(
+            READ_ONLY.contains(&path.as_str()),
+            "GET {path} is not in READ_ONLY: check that it changes nothing, then add it"
+        );
+    }
+    for (method, path, access) in errand_server::route_scopes() {
+        if method != Method::GET && method != Method::HEAD {
+            continue;
+        }
+        assert!(
+            READ_ONLY.contains(&path),
+            "{method} {path} is not in READ_ONLY"
+        );
+        if let errand_server::RouteAccess::Needs(access) = access {
+            assert!(
+                !matches!(access, Access::Enqueue | Access::Admin | Access::Work),
+                "{method} {path} needs {access}, a scope that writes"
+            );
+        }
+    }
+    assert_eq!(documented.len(), READ_ONLY.len(), "{documented:?}");
 }

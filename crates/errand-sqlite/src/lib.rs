@@ -17,6 +17,7 @@ mod queues;
 mod read;
 mod rows;
 mod schedules;
+mod sessions;
 mod tokens;
 mod writer;
 
@@ -28,6 +29,7 @@ use async_trait::async_trait;
 use errand_core::Clock;
 use errand_core::auth::{NewToken, Token, TokenHash};
 use errand_core::event::{EventFilter, Published};
+use errand_core::session::{NewSession, Session};
 use errand_core::store::{ClaimRequest, Claimed, Finish, ListFilter, Stats};
 use errand_core::{
     Batch, BatchId, Enqueued, Event, EventId, Job, JobId, Lease, NewBatch, NewEvent, NewJob,
@@ -526,6 +528,31 @@ impl Store for SqliteStore {
         self.inner
             .writer
             .submit(move |conn, _| tokens::record_use(conn, &name, clock.now()))
+            .await
+    }
+
+    async fn create_session(&self, session: NewSession) -> Result<Option<Session>, StoreError> {
+        let clock = self.clock();
+        self.inner
+            .writer
+            .submit(move |conn, _| sessions::create(conn, session, clock.now()))
+            .await
+    }
+
+    async fn session_by_hash(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
+        let hash = *hash;
+        let now = self.clock().now();
+        self.inner
+            .readers
+            .read(move |conn| sessions::by_hash(conn, &hash, now))
+            .await
+    }
+
+    async fn delete_session(&self, hash: &TokenHash) -> Result<bool, StoreError> {
+        let hash = *hash;
+        self.inner
+            .writer
+            .submit(move |conn, _| sessions::delete(conn, &hash))
             .await
     }
 }

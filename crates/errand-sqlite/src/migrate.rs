@@ -20,7 +20,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (7, include_str!("../migrations/0007_fence.sql")),
     (8, include_str!("../migrations/0008_tokens.sql")),
     (9, include_str!("../migrations/0009_placeholder_merge.sql")),
-    (10, include_str!("../migrations/0010_placeholder_merge.sql")),
+    (10, include_str!("../migrations/0010_sessions.sql")),
     (11, include_str!("../migrations/0011_placeholder_merge.sql")),
     (12, include_str!("../migrations/0012_progress.sql")),
 ];

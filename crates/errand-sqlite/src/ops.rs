@@ -631,5 +631,6 @@ pub(crate) fn prune(
     let cutoff = now.saturating_sub(duration_micros(retention.longest()));
     events::prune(conn, cutoff)?;
     batches::prune(conn, cutoff)?;
+    crate::sessions::prune(conn, now)?;
     Ok(deleted)
 }

@@ -4,21 +4,11 @@
 
 mod common;
 
-use common::{Server, eventually, refused_config};
+use common::{Server, eventually, refused_config, self_signed};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-/// A self-signed certificate for 127.0.0.1 written to `dir/server.crt`
-/// and `dir/server.key` (where the config below points); answers its PEM,
-/// which is also what a client trusts.
-fn self_signed(dir: &Path) -> String {
-    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-    std::fs::write(dir.join("server.crt"), made.cert.pem()).unwrap();
-    std::fs::write(dir.join("server.key"), made.signing_key.serialize_pem()).unwrap();
-    made.cert.pem()
-}
 
 const CONFIG: &str = r#"
 [server]

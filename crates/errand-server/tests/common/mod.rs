@@ -164,9 +164,14 @@ impl Server {
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.unwrap();
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            panic!("{status} answer is not JSON ({e}): {bytes:?}");
-        });
+        // An empty body (204) reads as null.
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!("{status} answer is not JSON ({e}): {bytes:?}");
+            })
+        };
         Answer {
             status,
             headers,

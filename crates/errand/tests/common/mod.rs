@@ -199,6 +199,16 @@ pub fn refused_config(text: &str) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A self-signed certificate for 127.0.0.1 written to `dir/server.crt`
+/// and `dir/server.key` (where `[server] tls` of the TLS tests points);
+/// answers its PEM, which is also what a client trusts.
+pub fn self_signed(dir: &Path) -> String {
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    std::fs::write(dir.join("server.crt"), made.cert.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), made.signing_key.serialize_pem()).unwrap();
+    made.cert.pem()
+}
+
 /// A blocking HTTP client for tests.
 pub fn http() -> reqwest::blocking::Client {
     errand_client::install_tls_provider();
