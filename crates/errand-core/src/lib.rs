@@ -6,12 +6,13 @@
 //! duration and size parsing ([`duration`], [`size`]), events ([`event`]),
 //! batches ([`batch`]), global kind limits ([`limit`]), cron schedules
 //! ([`schedule`]), the catalogue of kinds, events and schedules ([`catalog`]),
-//! write health ([`health`]), API tokens and scopes ([`auth`]), the [`clock::Clock`] all of them read time
+//! write health ([`health`]), API tokens and scopes ([`auth`]), the audit log ([`audit`]), the [`clock::Clock`] all of them read time
 //! from, and the [`store::Store`] contract that each database engine
 //! implements. Nothing here does I/O: the time is an input, a timestamp or
 //! a clock passed in.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod backoff;
 pub mod batch;

@@ -29,6 +29,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (9, include_str!("../migrations/0009_kind_start_buckets.sql")),
     (10, include_str!("../migrations/0010_fence.sql")),
     (11, include_str!("../migrations/0011_tokens.sql")),
+    (12, include_str!("../migrations/0012_audit.sql")),
 ];
 
 /// The newest schema this build knows.

@@ -19,6 +19,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (6, include_str!("../migrations/0006_kind_start_buckets.sql")),
     (7, include_str!("../migrations/0007_fence.sql")),
     (8, include_str!("../migrations/0008_tokens.sql")),
+    (9, include_str!("../migrations/0009_audit.sql")),
 ];
 
 /// The newest schema this build knows.

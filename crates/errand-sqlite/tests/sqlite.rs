@@ -2,6 +2,7 @@
 //! processes and after kill -9), durability across reopen, migrations, and
 //! a failing operation rolling back alone inside a group commit.
 
+use errand_core::audit::AuditActor;
 use errand_core::store::Finish;
 use errand_core::{Backoff, JobState, NewJob, Outcome, Store, StoreError};
 use errand_sqlite::{SqliteOptions, SqliteStore, Synchronous};
@@ -261,7 +262,7 @@ async fn a_failing_operation_rolls_back_alone_in_its_batch() {
         ..NewJob::new("report", serde_json::json!(null))
     };
     let first = store.enqueue(vec![keyed()]).await.unwrap()[0].job.id;
-    let cancelled = store.cancel(first).await.unwrap();
+    let cancelled = store.cancel(first, &AuditActor::Local).await.unwrap();
     let second = store.enqueue(vec![keyed()]).await.unwrap();
     assert!(!second[0].duplicate);
 
@@ -275,7 +276,7 @@ async fn a_failing_operation_rolls_back_alone_in_its_batch() {
             })
         })
         .collect();
-    let err = store.retry(first).await.unwrap_err();
+    let err = store.retry(first, &AuditActor::Local).await.unwrap_err();
     assert!(
         matches!(err, StoreError::Conflict { id, action: "retry", .. } if id == first),
         "{err:?}"
