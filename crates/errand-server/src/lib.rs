@@ -8,6 +8,7 @@
 //! required, every route but `/healthz` needs a bearer token with the
 //! scope [`route_scopes`] names.
 
+mod audit;
 mod auth;
 mod batches;
 mod body;
@@ -23,6 +24,7 @@ mod schedules;
 mod settings;
 mod status;
 mod tls;
+mod tokens;
 mod wait;
 
 use axum::Router;
@@ -128,6 +130,10 @@ pub fn route_scopes() -> Vec<(Method, &'static str, RouteAccess)> {
         (Method::POST, "/v1/queues/{name}/pause", Needs(Admin)),
         (Method::POST, "/v1/queues/{name}/resume", Needs(Admin)),
         (Method::GET, "/v1/openapi.json", Needs(Read)),
+        (Method::GET, "/v1/audit", Needs(Admin)),
+        (Method::GET, "/v1/tokens", Needs(Admin)),
+        (Method::POST, "/v1/tokens", Needs(Admin)),
+        (Method::DELETE, "/v1/tokens/{name}", Needs(Admin)),
         (Method::GET, "/healthz", Open),
     ]
 }
@@ -202,6 +208,9 @@ fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(queues::pause))
         .routes(routes!(queues::resume))
         .routes(routes!(openapi::document))
+        .routes(routes!(audit::list))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
         .routes(routes!(status::health))
 }
 

@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use errand_core::api::Problem;
+use errand_core::audit::AuditAction;
 use errand_core::{EnqueueRequest, JobState, NewEvent};
 use std::borrow::Cow;
 use utoipa::openapi::path::{Operation, ParameterIn};
@@ -40,6 +41,7 @@ const OPEN_PATHS: [&str; 1] = ["/healthz"];
         (name = "events", description = "Publish events: one job per configured listener"),
         (name = "batches", description = "Jobs enqueued and read together, with an optional on-complete job"),
         (name = "queues", description = "List, pause and resume queues"),
+        (name = "admin", description = "The audit log of admin actions, and API tokens"),
         (name = "status", description = "Stats, nodes, schedules, health and this document"),
     )
 )]
@@ -222,6 +224,21 @@ pub(crate) fn limit() -> Schema {
 /// `?state=`: a job state.
 pub(crate) fn state() -> Schema {
     or_empty(Ref::from_schema_name(JobState::name()))
+}
+
+/// `?action=`: an audit action.
+pub(crate) fn audit_action() -> Schema {
+    or_empty(Ref::from_schema_name(AuditAction::name()))
+}
+
+/// `?since=`: an RFC 3339 time.
+pub(crate) fn since() -> Schema {
+    or_empty(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some("An RFC 3339 time, e.g. 2030-01-01T00:00:00Z")),
+    )
 }
 
 /// `?wait=`: a duration (capped at `[server] max_wait`).
