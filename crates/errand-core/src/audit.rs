@@ -234,12 +234,12 @@ mod tests {
 
     #[test]
     fn a_token_entry_holds_its_scopes_not_a_secret() {
-        let scopes = Scopes::parse(["admin", "enqueue:email"]).unwrap();
+        let scopes = Scopes::parse(["enqueue:email", "admin"]).unwrap();
         let entry =
             NewAuditEntry::token(&AuditActor::Local, AuditAction::TokenCreate, "ops", &scopes);
         assert_eq!(
             entry.change,
-            json!({ "scopes": ["admin", "enqueue:email"] })
+            json!({ "scopes": ["enqueue:email", "admin"] })
         );
         assert_eq!(entry.actor, LOCAL_ACTOR);
     }
