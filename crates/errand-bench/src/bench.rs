@@ -18,6 +18,7 @@ mod limits;
 
 use crate::BenchArgs;
 use anyhow::{Context, Result, bail};
+use errand_core::audit::AuditActor;
 use errand_core::{EnqueueRequest, KindPolicy, NewJob, Store};
 use errand_postgres::{PostgresOptions, PostgresStore};
 use errand_sqlite::{SqliteOptions, SqliteStore};
@@ -168,7 +169,7 @@ impl Bench {
             errand_core::auth::Scopes::parse(["enqueue"])?,
             secret.hash(),
         )?;
-        store.create_token(token).await?;
+        store.create_token(token, &AuditActor::Local).await?;
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()?;

@@ -40,15 +40,17 @@ pub use batch::BatchHandle;
 pub use builder::{JobBuilder, job};
 pub use connect::ClientBuilder;
 pub use errand_core::api::{
-    BatchResults, EventPage, EventView, JobPage, JobResult, NewBatchRequest, Problem,
-    PublishResponse,
+    AuditPage, BatchResults, CreatedToken, EventPage, EventView, JobPage, JobResult,
+    NewBatchRequest, NewTokenRequest, Problem, PublishResponse,
 };
 pub use error::ClientError;
 pub use table::table;
 
 use errand_core::api::{
-    BatchRequest, BatchResponse, BatchView, Health, NodeList, QueueList, StatsResponse,
+    BatchRequest, BatchResponse, BatchView, Health, NodeList, QueueList, StatsResponse, TokenList,
 };
+use errand_core::audit::AuditFilter;
+use errand_core::auth::Token;
 use errand_core::event::EventFilter;
 use errand_core::store::ListFilter;
 use errand_core::{
@@ -261,6 +263,59 @@ impl Client {
     async fn queue_action(&self, name: &str, action: &str) -> Result<QueueInfo, ClientError> {
         self.call(self.request(Method::POST, &format!("v1/queues/{name}/{action}")))
             .await
+    }
+
+    /// One page of the audit log, newest first (`admin` scope); pass
+    /// `next_cursor` as `filter.before` for the next. A `limit` of 0 means
+    /// the server's default.
+    pub async fn audit(&self, filter: &AuditFilter) -> Result<AuditPage, ClientError> {
+        let mut url = self.url("v1/audit");
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(actor) = &filter.actor {
+                query.append_pair("actor", actor);
+            }
+            if let Some(action) = filter.action {
+                query.append_pair("action", action.as_str());
+            }
+            if let Some(since) = filter.since {
+                query.append_pair("since", &since.to_string());
+            }
+        }
+        page_query(&mut url, filter.before, filter.limit);
+        self.call(self.send_to(Method::GET, url)).await
+    }
+
+    /// Every API token, by name (`admin` scope); never a secret.
+    pub async fn tokens(&self) -> Result<Vec<Token>, ClientError> {
+        let list: TokenList = self.call(self.request(Method::GET, "v1/tokens")).await?;
+        Ok(list.tokens)
+    }
+
+    /// Makes an API token (`admin` scope); the answer holds its secret,
+    /// which the server never shows again.
+    pub async fn create_token(&self, req: &NewTokenRequest) -> Result<CreatedToken, ClientError> {
+        self.call(self.request(Method::POST, "v1/tokens").json(req))
+            .await
+    }
+
+    /// Revokes the token `name` (`admin` scope): every node refuses it
+    /// within a second.
+    pub async fn revoke_token(&self, name: &str) -> Result<(), ClientError> {
+        let response = self
+            .request(Method::DELETE, &format!("v1/tokens/{name}"))
+            .send()
+            .await
+            .map_err(|e| ClientError::transport(&self.base, &e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::transport(&self.base, &e))?;
+        Err(ClientError::from_answer(status, &body))
     }
 
     /// Ok when the server and its store answer.

@@ -1,6 +1,7 @@
 //! Checks of the operator's side: cancel, retry, list, stats, pruning,
 //! promotion of due jobs, and the event stream.
 
+use errand_core::audit::AuditActor;
 use crate::support::{
     claim, enqueue, expect_event, finish, fixed_backoff, get, job, job_in, plus, running,
 };
@@ -44,19 +45,19 @@ fn assert_not_found(result: Result<errand_core::Job, StoreError>, id: JobId) {
 async fn cancel_rules(store: Arc<dyn Store>) {
     let r = running(&*store, job("c")).await;
     let a = enqueue(&*store, vec![job("c")]).await[0];
-    let cancelled = store.cancel(r.id).await.unwrap();
+    let cancelled = store.cancel(r.id, &AuditActor::Local).await.unwrap();
     assert_eq!(cancelled.state, JobState::Cancelled);
     assert!(cancelled.finished_at.is_some());
     assert!(cancelled.lease_expires_at.is_none() && cancelled.worker.is_none());
     assert_eq!(get(&*store, r.id).await, cancelled);
-    assert_eq!(store.cancel(a).await.unwrap().state, JobState::Cancelled);
+    assert_eq!(store.cancel(a, &AuditActor::Local).await.unwrap().state, JobState::Cancelled);
     assert!(
         claim(&*store, "default", 10).await.is_empty(),
         "cancelled jobs are not claimed"
     );
 
     assert_conflict(
-        store.cancel(r.id).await,
+        store.cancel(r.id, &AuditActor::Local).await,
         r.id,
         JobState::Cancelled,
         "cancel",
@@ -69,12 +70,12 @@ async fn cancel_rules(store: Arc<dyn Store>) {
     let done = running(&*store, job("c")).await;
     assert!(finish(&*store, done.lease(), Outcome::Success(None)).await);
     assert_conflict(
-        store.cancel(done.id).await,
+        store.cancel(done.id, &AuditActor::Local).await,
         done.id,
         JobState::Completed,
         "cancel",
     );
-    assert_not_found(store.cancel(done.id + 10_000).await, done.id + 10_000);
+    assert_not_found(store.cancel(done.id + 10_000, &AuditActor::Local).await, done.id + 10_000);
 }
 
 /// Failed and cancelled jobs can be retried: available now, with an attempt
@@ -88,7 +89,7 @@ async fn retry_rules(store: Arc<dyn Store>) {
     assert!(finish(&*store, f.lease(), Outcome::Retry("nope".into())).await);
     assert_eq!(get(&*store, f.id).await.state, JobState::Failed);
     let before = store.clock().now();
-    let retried = store.retry(f.id).await.unwrap();
+    let retried = store.retry(f.id, &AuditActor::Local).await.unwrap();
     assert_eq!(retried.state, JobState::Available);
     assert!(retried.finished_at.is_none());
     assert_eq!(
@@ -101,19 +102,19 @@ async fn retry_rules(store: Arc<dyn Store>) {
     let again = claim(&*store, "default", 1).await;
     assert_eq!((again[0].id, again[0].attempt), (f.id, 1));
     assert!(again[0].fence > f.fence, "a new claim, a new fence");
-    assert_conflict(store.retry(f.id).await, f.id, JobState::Running, "retry");
+    assert_conflict(store.retry(f.id, &AuditActor::Local).await, f.id, JobState::Running, "retry");
 
     let c = enqueue(&*store, vec![job("r")]).await[0];
-    store.cancel(c).await.unwrap();
-    let back = store.retry(c).await.unwrap();
+    store.cancel(c, &AuditActor::Local).await.unwrap();
+    let back = store.retry(c, &AuditActor::Local).await.unwrap();
     assert_eq!((back.state, back.max_attempts), (JobState::Available, 25));
-    assert_conflict(store.retry(c).await, c, JobState::Available, "retry");
+    assert_conflict(store.retry(c, &AuditActor::Local).await, c, JobState::Available, "retry");
     assert_eq!(
         get(&*store, c).await,
         back,
         "a refused retry changed nothing"
     );
-    assert_not_found(store.retry(c + 10_000).await, c + 10_000);
+    assert_not_found(store.retry(c + 10_000, &AuditActor::Local).await, c + 10_000);
 }
 
 async fn ids(store: &dyn Store, filter: ListFilter) -> Vec<JobId> {
@@ -290,7 +291,7 @@ async fn prune_honours_retention_per_state(store: Arc<dyn Store>) {
     let failed = running(&*store, job("p")).await;
     assert!(finish(&*store, failed.lease(), Outcome::Permanent("x".into())).await);
     let cancelled = enqueue(&*store, vec![job("p")]).await[0];
-    store.cancel(cancelled).await.unwrap();
+    store.cancel(cancelled, &AuditActor::Local).await.unwrap();
     let live = enqueue(&*store, vec![job("p")]).await[0];
     let later = enqueue(
         &*store,
@@ -308,6 +309,7 @@ async fn prune_honours_retention_per_state(store: Arc<dyn Store>) {
         completed: hour,
         failed: hour,
         cancelled: hour,
+        ..Retention::default()
     };
     assert_eq!(store.prune(&keep_all).await.unwrap(), 0);
     let only_completed = Retention {
@@ -321,6 +323,7 @@ async fn prune_honours_retention_per_state(store: Arc<dyn Store>) {
         completed: Duration::ZERO,
         failed: Duration::ZERO,
         cancelled: Duration::ZERO,
+        ..keep_all
     };
     assert_eq!(store.prune(&none_kept).await.unwrap(), 2);
     for id in [failed.id, cancelled] {
@@ -402,14 +405,14 @@ async fn events_follow_commits(store: Arc<dyn Store>) {
     )
     .await;
     let c = enqueue(&*store, vec![job_in("evq", "e")]).await[0];
-    store.cancel(c).await.unwrap();
+    store.cancel(c, &AuditActor::Local).await.unwrap();
     expect_event(
         &mut events,
         "Finished after cancel",
         |e| matches!(e, StoreEvent::Finished(ids) if ids.contains(&c)),
     )
     .await;
-    store.retry(c).await.unwrap();
+    store.retry(c, &AuditActor::Local).await.unwrap();
     expect_event(
         &mut events,
         "Enqueued after retry",

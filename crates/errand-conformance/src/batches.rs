@@ -2,6 +2,7 @@
 //! the on-complete job enqueued exactly once, in the transaction that ends
 //! the last job, whichever path ends it.
 
+use errand_core::audit::AuditActor;
 use crate::support::{
     LONG_LEASE, claim, claim_req, count_kind, expect_event, finish, get, job, job_in, jobs_of_kind,
 };
@@ -188,7 +189,7 @@ async fn batch_on_complete_runs_once_after_the_last_job(store: Arc<dyn Store>) {
     assert_eq!(oc.len(), 1, "the on-complete job is claimable");
     assert_eq!(Some(oc[0].id), done.on_complete_job);
 
-    let retried = store.retry(claimed[1].id).await.unwrap();
+    let retried = store.retry(claimed[1].id, &AuditActor::Local).await.unwrap();
     assert_eq!(retried.batch_id, Some(b.id));
     let again = claim(&*store, WORK, 10).await;
     assert_eq!(again.len(), 1);
@@ -246,7 +247,7 @@ async fn end(store: &dyn Store, j: Option<&Job>, id: errand_core::JobId, how: La
             assert!(finish(store, lease, Outcome::Retry("again".into())).await);
         }
         LastEnd::CancelQueued | LastEnd::CancelRunning => {
-            store.cancel(id).await.expect("cancel");
+            store.cancel(id, &AuditActor::Local).await.expect("cancel");
         }
         LastEnd::Rescued => {
             store.clock().advance(SHORT_LEASE * 4);

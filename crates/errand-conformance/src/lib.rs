@@ -61,8 +61,8 @@ macro_rules! modules {
 }
 
 modules!(
-    admin, attempts, batches, claim, enqueue, events, lifecycle, limits, nodes, progress, queues,
-    retention, sessions, ticks, tokens, unique,
+    admin, attempts, audit, batches, claim, enqueue, events, lifecycle, limits, nodes, progress,
+    queues, retention, sessions, ticks, tokens, unique,
 );
 mod support;
 

@@ -1,6 +1,7 @@
 //! Checks of an attempt's life after the claim: heartbeats, fencing by
 //! the claim's fence, each outcome's effect, and lease rescue.
 
+use errand_core::audit::AuditActor;
 use crate::support::{
     LONG_LEASE, claim, claim_req, finish, fixed_backoff, get, job, plus, running,
 };
@@ -32,7 +33,7 @@ pub(crate) async fn expired(store: &dyn Store, new: NewJob) -> errand_core::Job 
 async fn heartbeat_extends_and_reports_lost_leases(store: Arc<dyn Store>) {
     let held = running(&*store, job("beat")).await;
     let cancelled = running(&*store, job("beat")).await;
-    store.cancel(cancelled.id).await.unwrap();
+    store.cancel(cancelled.id, &AuditActor::Local).await.unwrap();
     let stale = Lease {
         id: held.id,
         fence: held.fence + 1,
@@ -74,7 +75,7 @@ async fn finish_is_fenced_by_attempt(store: Arc<dyn Store>) {
     );
 
     let c = running(&*store, job("fenced")).await;
-    let cancelled = store.cancel(c.id).await.unwrap();
+    let cancelled = store.cancel(c.id, &AuditActor::Local).await.unwrap();
     assert!(!finish(&*store, c.lease(), Outcome::Success(Some(json!(1)))).await);
     assert_eq!(get(&*store, c.id).await, cancelled);
 

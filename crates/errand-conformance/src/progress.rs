@@ -5,6 +5,7 @@
 
 use crate::lifecycle::expired;
 use crate::support::{claim, finish, get, job, jobs_of_kind, running};
+use errand_core::audit::AuditActor;
 use errand_core::{JobState, Lease, Outcome, Progress, ProgressUpdate, Store};
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -141,7 +142,7 @@ async fn a_late_report_of_a_rescued_attempt_changes_nothing(store: Arc<dyn Store
 /// A cancelled job takes no more progress from the attempt it stopped.
 async fn a_cancelled_job_takes_no_progress(store: Arc<dyn Store>) {
     let j = running(&*store, job("stopped")).await;
-    store.cancel(j.id).await.unwrap();
+    store.cancel(j.id, &AuditActor::Local).await.unwrap();
     assert!(!report(&*store, j.lease(), json!(1)).await);
     assert_eq!(get(&*store, j.id).await.progress, None);
 }

@@ -1,6 +1,7 @@
 //! Checks of queue pausing: a paused queue accepts jobs and hands out
 //! none until it is resumed.
 
+use errand_core::audit::AuditActor;
 use crate::support::{claim, enqueue, expect_event, job_in};
 use errand_core::{JobState, QueueInfo, Store, StoreEvent};
 use std::collections::BTreeMap;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 /// A paused queue takes enqueues but its claims return nothing, while
 /// other queues run on; resuming makes its jobs claimable and announces it.
 async fn paused_queue_accepts_but_claims_nothing(store: Arc<dyn Store>) {
-    store.set_queue_paused("pq", true).await.unwrap();
+    store.set_queue_paused("pq", true, &AuditActor::Local).await.unwrap();
     let ids = enqueue(&*store, vec![job_in("pq", "a"), job_in("pq", "b")]).await;
     assert_eq!(ids.len(), 2, "a paused queue still accepts jobs");
     enqueue(&*store, vec![job_in("other", "c")]).await;
@@ -19,11 +20,11 @@ async fn paused_queue_accepts_but_claims_nothing(store: Arc<dyn Store>) {
     );
     assert_eq!(claim(&*store, "other", 10).await.len(), 1, "others run");
     // Pausing twice is harmless.
-    store.set_queue_paused("pq", true).await.unwrap();
+    store.set_queue_paused("pq", true, &AuditActor::Local).await.unwrap();
     assert!(claim(&*store, "pq", 10).await.is_empty());
 
     let mut events = store.subscribe();
-    store.set_queue_paused("pq", false).await.unwrap();
+    store.set_queue_paused("pq", false, &AuditActor::Local).await.unwrap();
     expect_event(
         &mut events,
         "Enqueued(pq) on resume",
@@ -47,9 +48,9 @@ async fn queues_list_counts_and_paused_flags(store: Arc<dyn Store>) {
     );
     enqueue(&*store, vec![job_in("busy", "a"), job_in("busy", "b")]).await;
     claim(&*store, "busy", 1).await;
-    store.set_queue_paused("idle", true).await.unwrap();
-    store.set_queue_paused("resumed", true).await.unwrap();
-    store.set_queue_paused("resumed", false).await.unwrap();
+    store.set_queue_paused("idle", true, &AuditActor::Local).await.unwrap();
+    store.set_queue_paused("resumed", true, &AuditActor::Local).await.unwrap();
+    store.set_queue_paused("resumed", false, &AuditActor::Local).await.unwrap();
     let counts = |pairs: &[(JobState, u64)]| pairs.iter().copied().collect::<BTreeMap<_, _>>();
     assert_eq!(
         store.queues().await.unwrap(),

@@ -4,6 +4,7 @@
 
 use errand_core::auth::{NewToken, Scopes, Secret, TokenHash};
 use errand_core::session::{NewSession, new_secret};
+use errand_core::audit::AuditActor;
 use errand_core::{Retention, Store};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ async fn token(store: &dyn Store, name: &str, scopes: &str) -> Secret {
     let secret = Secret::generate().unwrap();
     let scopes = Scopes::parse(scopes.split_whitespace()).unwrap();
     let token = NewToken::new(name, scopes, secret.hash()).unwrap();
-    store.create_token(token).await.unwrap();
+    store.create_token(token, &AuditActor::Local).await.unwrap();
     secret
 }
 
@@ -99,7 +100,7 @@ async fn revoking_the_token_ends_its_sessions(store: Arc<dyn Store>) {
     let other = token(&*store, "other", "read").await;
     let (hash, _) = open(&*store, &secret, HOUR).await;
     let (kept, _) = open(&*store, &other, HOUR).await;
-    assert!(store.revoke_token("ops").await.unwrap());
+    assert!(store.revoke_token("ops", &AuditActor::Local).await.unwrap());
     assert_eq!(store.session_by_hash(&hash).await.unwrap(), None);
     let _again = token(&*store, "ops", "admin").await;
     assert_eq!(

@@ -1,6 +1,7 @@
 //! Checks of API tokens: unique names, lookup by secret hash only, listing
 //! without secrets, revocation, and a throttled record of last use.
 
+use errand_core::audit::AuditActor;
 use errand_core::auth::{LAST_USE_INTERVAL, NewToken, Scopes, Secret, TokenHash};
 use errand_core::{Store, StoreError};
 use std::sync::Arc;
@@ -17,7 +18,7 @@ fn new_token(name: &str, scopes: &[&str]) -> (NewToken, Secret) {
 /// nothing.
 async fn tokens_are_found_by_hash_and_names_are_unique(store: Arc<dyn Store>) {
     let (token, secret) = new_token("web-app", &["enqueue:email,report", "read"]);
-    let created = store.create_token(token.clone()).await.unwrap();
+    let created = store.create_token(token.clone(), &AuditActor::Local).await.unwrap();
     assert_eq!(created.name, "web-app");
     assert_eq!(created.scopes, token.scopes);
     assert_eq!(created.created_at, store.clock().now());
@@ -29,7 +30,7 @@ async fn tokens_are_found_by_hash_and_names_are_unique(store: Arc<dyn Store>) {
     assert_eq!(store.token_by_hash(&other).await.unwrap(), None);
 
     let (again, other_secret) = new_token("web-app", &["admin"]);
-    match store.create_token(again).await {
+    match store.create_token(again, &AuditActor::Local).await {
         Err(StoreError::Exists(what)) => assert!(what.contains("web-app"), "{what}"),
         other => panic!("a taken name must answer Exists, got {other:?}"),
     }
@@ -42,8 +43,8 @@ async fn tokens_are_found_by_hash_and_names_are_unique(store: Arc<dyn Store>) {
 async fn revoked_tokens_are_gone(store: Arc<dyn Store>) {
     let (b, b_secret) = new_token("b-worker", &["work"]);
     let (a, _) = new_token("a-scraper", &["metrics"]);
-    store.create_token(b).await.unwrap();
-    store.create_token(a).await.unwrap();
+    store.create_token(b, &AuditActor::Local).await.unwrap();
+    store.create_token(a, &AuditActor::Local).await.unwrap();
     let names: Vec<String> = store
         .tokens()
         .await
@@ -53,10 +54,10 @@ async fn revoked_tokens_are_gone(store: Arc<dyn Store>) {
         .collect();
     assert_eq!(names, ["a-scraper", "b-worker"]);
 
-    assert!(store.revoke_token("b-worker").await.unwrap());
+    assert!(store.revoke_token("b-worker", &AuditActor::Local).await.unwrap());
     assert_eq!(store.token_by_hash(&b_secret.hash()).await.unwrap(), None);
-    assert!(!store.revoke_token("b-worker").await.unwrap(), "already gone");
-    assert!(!store.revoke_token("never-was").await.unwrap());
+    assert!(!store.revoke_token("b-worker", &AuditActor::Local).await.unwrap(), "already gone");
+    assert!(!store.revoke_token("never-was", &AuditActor::Local).await.unwrap());
     let left: Vec<String> = store
         .tokens()
         .await
@@ -71,7 +72,7 @@ async fn revoked_tokens_are_gone(store: Arc<dyn Store>) {
 /// [`LAST_USE_INTERVAL`]; recording a use of an unknown token is harmless.
 async fn last_use_is_recorded_at_most_once_a_minute(store: Arc<dyn Store>) {
     let (token, secret) = new_token("reader", &["read"]);
-    store.create_token(token).await.unwrap();
+    store.create_token(token, &AuditActor::Local).await.unwrap();
     let clock = store.clock();
     let last_used = || async {
         store

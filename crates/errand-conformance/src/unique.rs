@@ -2,6 +2,7 @@
 //! returns the newest job of its kind, whatever its state; past the window,
 //! or without one, an ended job's key is free again.
 
+use errand_core::audit::AuditActor;
 use crate::support::{claim, count_kind, finish, job, running};
 use errand_core::{Enqueued, JobState, NewJob, Outcome, Store};
 use serde_json::json;
@@ -58,7 +59,7 @@ async fn unique_for_returns_the_job_within_the_window(store: Arc<dyn Store>) {
     assert!(!other_kind.duplicate, "keys are per kind");
 
     let c = enqueue_one(&*store, keyed("sync", "s1", Some(HOUR))).await;
-    store.cancel(c.job.id).await.unwrap();
+    store.cancel(c.job.id, &AuditActor::Local).await.unwrap();
     let after_cancel = enqueue_one(&*store, keyed("sync", "s1", Some(HOUR))).await;
     assert!(after_cancel.duplicate, "a cancelled job within the window");
     assert_eq!(after_cancel.job.id, c.job.id);

@@ -3,6 +3,8 @@
 //! and batches.
 
 use crate::JobState;
+use crate::audit::{AuditEntry, AuditId};
+use crate::auth::Token;
 use crate::batch::Batch;
 use crate::event::{Event, EventId};
 use crate::job::{EnqueueRequest, Enqueued, Job, JobId};
@@ -267,5 +269,58 @@ impl From<Job> for JobResult {
             state: job.state,
             result: job.result,
         }
+    }
+}
+
+/// One page of `GET /v1/audit`, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditPage {
+    /// The entries on this page.
+    pub entries: Vec<AuditEntry>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<AuditId>,
+}
+
+/// `GET /v1/tokens`: every token, by name (never a secret or a hash).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenList {
+    /// The tokens.
+    pub tokens: Vec<Token>,
+}
+
+/// Body of `POST /v1/tokens`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewTokenRequest {
+    /// Unique name, shown in logs, listings and the audit log.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::name))]
+    pub name: String,
+    /// What it may do.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::scopes))]
+    pub scopes: Vec<String>,
+}
+
+/// Answer of `POST /v1/tokens`: the token and its secret, shown this once
+/// (only its hash is stored). `Debug` hides the secret.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreatedToken {
+    /// The token as stored.
+    #[serde(flatten)]
+    pub token: Token,
+    /// Send as `Authorization: Bearer <secret>`.
+    pub secret: String,
+}
+
+impl fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("token", &self.token)
+            .field("secret", &"…")
+            .finish()
     }
 }

@@ -27,7 +27,7 @@ pub enum Access {
     Enqueue,
     /// GET jobs, events, batches, stats, queues, nodes and schedules.
     Read,
-    /// Cancel, retry, pause and resume (implies `read`).
+    /// Cancel, retry, pause and resume, the audit log and tokens (implies `read`).
     Admin,
     /// The remote-worker protocol.
     Work,
@@ -292,12 +292,14 @@ impl NewToken {
     }
 }
 
-/// A stored token, without its hash.
-#[derive(Debug, Clone, PartialEq)]
+/// A stored token, without its hash (as `GET /v1/tokens` lists it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Token {
     /// Unique name.
     pub name: String,
     /// What it may do.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::scopes))]
     pub scopes: Scopes,
     /// When it was made.
     pub created_at: jiff::Timestamp,

@@ -5,6 +5,7 @@
 //! (the API and the worker) shares the wrapped store, so `/healthz` reports
 //! what all of them see.
 
+use crate::audit::{AuditActor, AuditEntry, AuditFilter};
 use crate::auth::{NewToken, Token, TokenHash};
 use crate::batch::{Batch, BatchId, NewBatch};
 use crate::event::{Event, EventFilter, EventId, NewEvent, Published};
@@ -156,13 +157,13 @@ impl Store for WriteTracked {
         self.track(result, |applied| applied.contains(&true))
     }
 
-    async fn cancel(&self, id: JobId) -> Result<Job, StoreError> {
-        let result = self.inner.cancel(id).await;
+    async fn cancel(&self, id: JobId, actor: &AuditActor) -> Result<Job, StoreError> {
+        let result = self.inner.cancel(id, actor).await;
         self.track(result, always)
     }
 
-    async fn retry(&self, id: JobId) -> Result<Job, StoreError> {
-        let result = self.inner.retry(id).await;
+    async fn retry(&self, id: JobId, actor: &AuditActor) -> Result<Job, StoreError> {
+        let result = self.inner.retry(id, actor).await;
         self.track(result, always)
     }
 
@@ -217,8 +218,13 @@ impl Store for WriteTracked {
         self.track(result, always)
     }
 
-    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {
-        let result = self.inner.set_queue_paused(queue, paused).await;
+    async fn set_queue_paused(
+        &self,
+        queue: &str,
+        paused: bool,
+        actor: &AuditActor,
+    ) -> Result<(), StoreError> {
+        let result = self.inner.set_queue_paused(queue, paused, actor).await;
         self.track(result, always)
     }
 
@@ -270,8 +276,8 @@ impl Store for WriteTracked {
         self.inner.ticks().await
     }
 
-    async fn create_token(&self, token: NewToken) -> Result<Token, StoreError> {
-        let result = self.inner.create_token(token).await;
+    async fn create_token(&self, token: NewToken, actor: &AuditActor) -> Result<Token, StoreError> {
+        let result = self.inner.create_token(token, actor).await;
         self.track(result, always)
     }
 
@@ -283,9 +289,13 @@ impl Store for WriteTracked {
         self.inner.tokens().await
     }
 
-    async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
-        let result = self.inner.revoke_token(name).await;
+    async fn revoke_token(&self, name: &str, actor: &AuditActor) -> Result<bool, StoreError> {
+        let result = self.inner.revoke_token(name, actor).await;
         self.track(result, |found| *found)
+    }
+
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        self.inner.audit(filter).await
     }
 
     async fn record_token_use(&self, name: &str) -> Result<(), StoreError> {

@@ -7,12 +7,13 @@
 //! batches ([`batch`]), global kind limits ([`limit`]), cron schedules
 //! ([`schedule`]), the catalogue of kinds, events and schedules ([`catalog`]),
 //! write health ([`health`]), attempt progress ([`progress`]), API tokens and scopes ([`auth`]),
-//! dashboard sessions ([`session`]), the [`clock::Clock`] all of them read time
+//! the audit log ([`audit`]), dashboard sessions ([`session`]), the [`clock::Clock`] all of them read time
 //! from, and the [`store::Store`] contract that each database engine
 //! implements. Nothing here does I/O: the time is an input, a timestamp or
 //! a clock passed in.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod backoff;
 pub mod batch;

@@ -102,6 +102,28 @@ pub fn max_attempts() -> Schema {
         .into()
 }
 
+/// A token's scopes: at least one of `enqueue` (optionally
+/// `enqueue:NAME,…`), `read`, `admin`, `work`, `metrics`.
+pub fn scopes() -> RefOr<Schema> {
+    let names = crate::auth::Access::ALL
+        .iter()
+        .filter(|a| **a != crate::auth::Access::Enqueue)
+        .map(|a| a.as_str())
+        .collect::<Vec<_>>()
+        .join("|");
+    let name = "[A-Za-z0-9_.:-]+";
+    let scope = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!("^(enqueue(:{name}(,{name})*)?|{names})$")));
+    ArrayBuilder::new()
+        .items(scope)
+        .min_items(Some(1))
+        .description(Some(
+            "Scopes: enqueue (or enqueue:KIND_OR_EVENT,…), read, admin, work, metrics",
+        ))
+        .into()
+}
+
 /// Jobs sent together: 1 to [`MAX_BATCH`].
 pub fn jobs() -> RefOr<Schema> {
     ArrayBuilder::new()

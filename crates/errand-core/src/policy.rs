@@ -75,7 +75,7 @@ impl KindPolicy {
     }
 }
 
-/// How long terminal jobs are kept before pruning.
+/// How long terminal jobs (and audit entries) are kept before pruning.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Retention {
@@ -88,6 +88,9 @@ pub struct Retention {
     /// Cancelled jobs.
     #[serde(with = "serde_human")]
     pub cancelled: Duration,
+    /// Audit log entries (`[retention] audit`).
+    #[serde(with = "serde_human")]
+    pub audit: Duration,
 }
 
 impl Retention {
@@ -114,6 +117,7 @@ impl Default for Retention {
             completed: Duration::from_secs(7 * DAY),
             failed: Duration::from_secs(30 * DAY),
             cancelled: Duration::from_secs(30 * DAY),
+            audit: Duration::from_secs(90 * DAY),
         }
     }
 }

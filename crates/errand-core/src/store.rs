@@ -3,6 +3,7 @@
 //! against all of them. Engines apply [`crate::outcome::resolve`]; they
 //! never decide a job's next state themselves.
 
+use crate::audit::{AuditActor, AuditEntry, AuditFilter};
 use crate::auth::{NewToken, Token, TokenHash};
 use crate::batch::{Batch, BatchId, NewBatch};
 use crate::event::{Event, EventFilter, EventId, NewEvent, Published};
@@ -336,12 +337,14 @@ pub trait Store: Send + Sync + 'static {
         updates: Vec<crate::ProgressUpdate>,
     ) -> Result<Vec<bool>, StoreError>;
 
-    /// Cancels a job that has not ended.
-    async fn cancel(&self, id: JobId) -> Result<Job, StoreError>;
+    /// Cancels a job that has not ended, recording a `job.cancel` audit
+    /// entry by `actor` in the same transaction.
+    async fn cancel(&self, id: JobId, actor: &AuditActor) -> Result<Job, StoreError>;
 
     /// Makes a failed or cancelled job available again, with its attempt
-    /// from [`crate::outcome::attempt_on_manual_retry`].
-    async fn retry(&self, id: JobId) -> Result<Job, StoreError>;
+    /// from [`crate::outcome::attempt_on_manual_retry`], recording a
+    /// `job.retry` audit entry by `actor` in the same transaction.
+    async fn retry(&self, id: JobId, actor: &AuditActor) -> Result<Job, StoreError>;
 
     /// Counts by state.
     async fn stats(&self) -> Result<Stats, StoreError>;
@@ -354,8 +357,9 @@ pub trait Store: Send + Sync + 'static {
     async fn promote_due(&self) -> Result<u64, StoreError>;
 
     /// Deletes terminal jobs older than the retention, events and
-    /// finished batches older than the longest of its three ages, and
-    /// expired sessions; returns how many jobs.
+    /// finished batches older than the longest of its three job ages,
+    /// audit entries older than `retention.audit`, and expired sessions;
+    /// returns how many jobs.
     async fn prune(&self, retention: &Retention) -> Result<u64, StoreError>;
 
     /// A stream of what happens in this store, for local waiters.
@@ -380,8 +384,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Pauses (no claim returns its jobs; enqueues still succeed) or
     /// resumes a queue, durably and for every node; resuming announces the
-    /// queue as [`StoreEvent::Enqueued`] so idle workers look again.
-    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError>;
+    /// queue as [`StoreEvent::Enqueued`] so idle workers look again. When
+    /// this changes the queue (a queue never paused counts as resumed), a
+    /// `queue.pause`/`queue.resume` audit entry by `actor` is recorded in
+    /// the same transaction; a repeated pause or resume records none.
+    async fn set_queue_paused(
+        &self,
+        queue: &str,
+        paused: bool,
+        actor: &AuditActor,
+    ) -> Result<(), StoreError>;
 
     /// Every queue that has jobs or was ever paused, by name.
     async fn queues(&self) -> Result<Vec<QueueInfo>, StoreError>;
@@ -429,8 +441,10 @@ pub trait Store: Send + Sync + 'static {
     /// The latest recorded tick of every schedule, by name.
     async fn ticks(&self) -> Result<BTreeMap<String, jiff::Timestamp>, StoreError>;
 
-    /// Stores a new API token; a name in use answers [`StoreError::Exists`].
-    async fn create_token(&self, token: NewToken) -> Result<Token, StoreError>;
+    /// Stores a new API token and a `token.create` audit entry by `actor`,
+    /// together; a name in use answers [`StoreError::Exists`] and records
+    /// nothing.
+    async fn create_token(&self, token: NewToken, actor: &AuditActor) -> Result<Token, StoreError>;
 
     /// The token whose secret has `hash`, if one exists (revoked ones do not).
     async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<Token>, StoreError>;
@@ -438,8 +452,13 @@ pub trait Store: Send + Sync + 'static {
     /// Every token, by name.
     async fn tokens(&self) -> Result<Vec<Token>, StoreError>;
 
-    /// Deletes the token called `name`; answers whether there was one.
-    async fn revoke_token(&self, name: &str) -> Result<bool, StoreError>;
+    /// Deletes the token called `name`, recording a `token.revoke` audit
+    /// entry by `actor` in the same transaction; answers whether there was
+    /// one (none: nothing recorded).
+    async fn revoke_token(&self, name: &str, actor: &AuditActor) -> Result<bool, StoreError>;
+
+    /// Audit entries matching `filter`, newest (highest id) first.
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;
 
     /// Records that token `name` was used now, unless a use within
     /// [`crate::auth::LAST_USE_INTERVAL`] is already recorded.

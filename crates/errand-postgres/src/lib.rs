@@ -10,11 +10,14 @@
 //! `StoreError::Unavailable`, which callers retry with backoff, never as a
 //! failed job.
 
+mod audit;
 mod batches;
 mod enqueue;
 mod events;
 mod limits;
 mod migrate;
+/// The schema version this build migrates a database to (its newest migration).
+pub use crate::migrate::LATEST as SCHEMA_VERSION;
 mod nodes;
 mod ops;
 mod published;
@@ -34,6 +37,7 @@ pub use crate::skew::SKEW_BOUND;
 use crate::skew::SkewWatch;
 use async_trait::async_trait;
 use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use errand_core::audit::{AuditActor, AuditEntry, AuditFilter};
 use errand_core::auth::{NewToken, Token, TokenHash};
 use errand_core::batch::{Batch, BatchId, NewBatch};
 use errand_core::event::{Event, EventFilter, EventId, NewEvent, Published};
@@ -256,13 +260,13 @@ impl Store for PostgresStore {
         ops::record_progress(&self.client().await?, &updates).await
     }
 
-    async fn cancel(&self, id: JobId) -> Result<Job, StoreError> {
-        let answer = ops::cancel(&mut self.client().await?, id, self.now()).await?;
+    async fn cancel(&self, id: JobId, actor: &AuditActor) -> Result<Job, StoreError> {
+        let answer = ops::cancel(&mut self.client().await?, id, actor, self.now()).await?;
         Ok(self.announce(answer))
     }
 
-    async fn retry(&self, id: JobId) -> Result<Job, StoreError> {
-        let answer = ops::retry(&mut self.client().await?, id, self.now()).await?;
+    async fn retry(&self, id: JobId, actor: &AuditActor) -> Result<Job, StoreError> {
+        let answer = ops::retry(&mut self.client().await?, id, actor, self.now()).await?;
         Ok(self.announce(answer))
     }
 
@@ -316,8 +320,14 @@ impl Store for PostgresStore {
         nodes::resign(&self.client().await?, role, node).await
     }
 
-    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {
-        let changes = queues::set_paused(&self.client().await?, queue, paused, self.now()).await?;
+    async fn set_queue_paused(
+        &self,
+        queue: &str,
+        paused: bool,
+        actor: &AuditActor,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let changes = queues::set_paused(&mut client, queue, paused, actor, self.now()).await?;
         self.inner.events.publish(changes);
         Ok(())
     }
@@ -372,8 +382,8 @@ impl Store for PostgresStore {
         schedules::ticks(&self.client().await?).await
     }
 
-    async fn create_token(&self, token: NewToken) -> Result<Token, StoreError> {
-        tokens::create(&self.client().await?, token, self.now()).await
+    async fn create_token(&self, token: NewToken, actor: &AuditActor) -> Result<Token, StoreError> {
+        tokens::create(&mut self.client().await?, token, actor, self.now()).await
     }
 
     async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<Token>, StoreError> {
@@ -384,8 +394,12 @@ impl Store for PostgresStore {
         tokens::list(&self.client().await?).await
     }
 
-    async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
-        tokens::revoke(&self.client().await?, name).await
+    async fn revoke_token(&self, name: &str, actor: &AuditActor) -> Result<bool, StoreError> {
+        tokens::revoke(&mut self.client().await?, name, actor, self.now()).await
+    }
+
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        audit::list(&self.client().await?, filter).await
     }
 
     async fn record_token_use(&self, name: &str) -> Result<(), StoreError> {

@@ -29,14 +29,14 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (9, include_str!("../migrations/0009_kind_start_buckets.sql")),
     (10, include_str!("../migrations/0010_fence.sql")),
     (11, include_str!("../migrations/0011_tokens.sql")),
-    (12, include_str!("../migrations/0012_placeholder_merge.sql")),
+    (12, include_str!("../migrations/0012_audit.sql")),
     (13, include_str!("../migrations/0013_sessions.sql")),
     (14, include_str!("../migrations/0014_placeholder_merge.sql")),
     (15, include_str!("../migrations/0015_progress.sql")),
 ];
 
 /// The newest schema this build knows.
-pub(crate) const LATEST: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+pub const LATEST: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 /// Arbitrary key of the advisory lock that serialises migrations ("errand" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6572_7261_6e64;

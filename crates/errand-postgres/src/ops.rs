@@ -11,6 +11,7 @@ use crate::rows::{
     uint,
 };
 use deadpool_postgres::{Client, GenericClient};
+use errand_core::audit::{AuditAction, AuditActor, NewAuditEntry};
 use errand_core::batch::BatchId;
 use errand_core::outcome::{attempt_on_manual_retry, resolve};
 use errand_core::store::{ClaimRequest, Finish, claim_key};
@@ -418,10 +419,12 @@ async fn write_endings(
 /// and RETURNs the job's columns) on job `id` when `allowed` accepts its
 /// state, else answers Conflict; `attempt` computes the attempt afterwards
 /// from the job's attempt and `max_attempts`. A batch job it ends settles
-/// its batch in the same transaction.
+/// its batch, and `audit` (by `actor`) is recorded, in the same transaction.
+#[allow(clippy::too_many_arguments)]
 async fn change_one(
     client: &mut Client,
     id: JobId,
+    (audit, actor): (AuditAction, &AuditActor),
     action: &'static str,
     allowed: fn(JobState) -> bool,
     sql: &str,
@@ -464,19 +467,23 @@ async fn change_one(
     } else if job.state == JobState::Available {
         changes.enqueued.insert(job.queue.clone());
     }
+    let entry = NewAuditEntry::job(actor, audit, id, state, job.state);
+    crate::audit::record(&tx, &entry, now).await?;
     tx.commit().await.map_err(db_error)?;
     Ok((job, changes))
 }
 
-/// Cancels a job that has not ended.
+/// Cancels a job that has not ended, with its audit entry.
 pub(crate) async fn cancel(
     client: &mut Client,
     id: JobId,
+    actor: &AuditActor,
     now: Timestamp,
 ) -> Result<(Job, Changes), StoreError> {
     change_one(
         client,
         id,
+        (AuditAction::JobCancel, actor),
         "cancel",
         JobState::can_cancel,
         &format!(
@@ -491,15 +498,17 @@ pub(crate) async fn cancel(
 }
 
 /// Makes a failed or cancelled job available now, with at least one
-/// attempt left ([`attempt_on_manual_retry`]).
+/// attempt left ([`attempt_on_manual_retry`]), with its audit entry.
 pub(crate) async fn retry(
     client: &mut Client,
     id: JobId,
+    actor: &AuditActor,
     now: Timestamp,
 ) -> Result<(Job, Changes), StoreError> {
     change_one(
         client,
         id,
+        (AuditAction::JobRetry, actor),
         "retry",
         JobState::can_retry,
         &format!(
@@ -540,8 +549,8 @@ pub(crate) async fn promote_due(
 const PRUNE_BATCH: i64 = 5000;
 
 /// Deletes terminal jobs that finished longer ago than their state's
-/// retention, and events and finished batches older than the longest of
-/// the three; answers how many jobs.
+/// retention, events and finished batches older than the longest of the
+/// three, and audit entries older than theirs; answers how many jobs.
 pub(crate) async fn prune(
     client: &Client,
     retention: &Retention,
@@ -565,6 +574,7 @@ pub(crate) async fn prune(
         .await
         .map_err(db_error)?;
     crate::sessions::prune(client, now).await?;
+    crate::audit::prune(client, sql_time(before(now, retention.audit))).await?;
     let (states, cutoffs): (Vec<&str>, Vec<SystemTime>) = retention
         .by_state()
         .into_iter()

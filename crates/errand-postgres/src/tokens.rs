@@ -2,29 +2,34 @@
 //! secret, found by that hash. Every node reads the same table, so a
 //! revocation reaches all of them.
 
+use crate::audit;
 use crate::rows::{db_error, optional_time, sql_time, time_column};
 use deadpool_postgres::Client;
 use errand_core::StoreError;
+use errand_core::audit::{AuditAction, AuditActor, NewAuditEntry};
 use errand_core::auth::{LAST_USE_INTERVAL, NewToken, Scopes, Token, TokenHash};
 use jiff::Timestamp;
 use tokio_postgres::Row;
 
 const COLUMNS: &str = "name, scopes, created_at, last_used_at";
 
-/// Inserts `token`; a taken name changes nothing and answers `Exists`.
+/// Inserts `token` with its audit entry; a taken name changes nothing and
+/// answers `Exists`.
 pub(crate) async fn create(
-    client: &Client,
+    client: &mut Client,
     token: NewToken,
+    actor: &AuditActor,
     now: Timestamp,
 ) -> Result<Token, StoreError> {
-    let stmt = client
+    let tx = client.transaction().await.map_err(db_error)?;
+    let stmt = tx
         .prepare_cached(&format!(
             "INSERT INTO tokens (name, hash, scopes, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (name) DO NOTHING RETURNING {COLUMNS}"
         ))
         .await
         .map_err(db_error)?;
-    let row = client
+    let row = tx
         .query_opt(
             &stmt,
             &[
@@ -36,10 +41,14 @@ pub(crate) async fn create(
         )
         .await
         .map_err(db_error)?;
-    match row {
-        Some(row) => read(&row),
-        None => Err(StoreError::Exists(format!("token {:?}", token.name))),
-    }
+    let Some(row) = row else {
+        return Err(StoreError::Exists(format!("token {:?}", token.name)));
+    };
+    let created = read(&row)?;
+    let entry = NewAuditEntry::token(actor, AuditAction::TokenCreate, &token.name, &token.scopes);
+    audit::record(&tx, &entry, now).await?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(created)
 }
 
 /// The token with `hash`.
@@ -75,13 +84,28 @@ pub(crate) async fn list(client: &Client) -> Result<Vec<Token>, StoreError> {
         .collect()
 }
 
-/// Deletes the token `name`; whether there was one.
-pub(crate) async fn revoke(client: &Client, name: &str) -> Result<bool, StoreError> {
-    let stmt = client
-        .prepare_cached("DELETE FROM tokens WHERE name = $1")
+/// Deletes the token `name`, with its audit entry; whether there was one.
+pub(crate) async fn revoke(
+    client: &mut Client,
+    name: &str,
+    actor: &AuditActor,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let tx = client.transaction().await.map_err(db_error)?;
+    let stmt = tx
+        .prepare_cached("DELETE FROM tokens WHERE name = $1 RETURNING scopes")
         .await
         .map_err(db_error)?;
-    Ok(client.execute(&stmt, &[&name]).await.map_err(db_error)? > 0)
+    let Some(row) = tx.query_opt(&stmt, &[&name]).await.map_err(db_error)? else {
+        return Ok(false);
+    };
+    let scopes: String = row.try_get(0).map_err(db_error)?;
+    let scopes = Scopes::from_stored(&scopes)
+        .map_err(|e| StoreError::Internal(format!("token {name:?}: {e}")))?;
+    let entry = NewAuditEntry::token(actor, AuditAction::TokenRevoke, name, &scopes);
+    audit::record(&tx, &entry, now).await?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(true)
 }
 
 /// Sets `name`'s last use to `now` unless one within [`LAST_USE_INTERVAL`]

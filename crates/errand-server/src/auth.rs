@@ -13,6 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use errand_core::audit::AuditActor;
 use errand_core::auth::{Access, LAST_USE_INTERVAL, Scopes, TokenHash};
 use errand_core::session::csrf_token;
 use errand_core::{EnqueueRequest, Store};
@@ -386,6 +387,21 @@ fn forbidden(field: Option<&str>, detail: String, access: Access) -> ApiError {
         None => ApiError::new(StatusCode::FORBIDDEN, detail),
     };
     error.with_scope(access.as_str())
+}
+
+/// Who the audit log names for a request: its token's name, or
+/// [`errand_core::audit::LOCAL_ACTOR`] when it carried none (auth off).
+pub(crate) struct ActingAs(pub AuditActor);
+
+impl<S: Send + Sync> FromRequestParts<S> for ActingAs {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ActingAs(match parts.extensions.get::<Actor>() {
+            Some(actor) => AuditActor::Token(actor.name.to_string()),
+            None => AuditActor::Local,
+        }))
+    }
 }
 
 /// What the request's token allows; `None` when auth is off (anything).

@@ -1,7 +1,7 @@
 //! The `/v1/jobs` handlers: enqueue one or many, get (and wait), list,
 //! cancel and retry; and the checks of submitted jobs that batches share.
 
-use crate::auth::Grant;
+use crate::auth::{ActingAs, Grant};
 use crate::body::JsonBody;
 use crate::params::{GetParams, IdParam, ListParams, Params, next_cursor};
 use crate::problem::ApiError;
@@ -174,9 +174,10 @@ pub(crate) async fn list(
 )]
 pub(crate) async fn cancel(
     State(app): State<Shared>,
+    ActingAs(actor): ActingAs,
     IdParam(id): IdParam,
 ) -> Result<Json<Job>, ApiError> {
-    Ok(Json(app.store.cancel(id).await?))
+    Ok(Json(app.store.cancel(id, &actor).await?))
 }
 
 /// `POST /v1/jobs/{id}/retry`.
@@ -193,7 +194,8 @@ pub(crate) async fn cancel(
 )]
 pub(crate) async fn retry(
     State(app): State<Shared>,
+    ActingAs(actor): ActingAs,
     IdParam(id): IdParam,
 ) -> Result<Json<Job>, ApiError> {
-    Ok(Json(app.store.retry(id).await?))
+    Ok(Json(app.store.retry(id, &actor).await?))
 }

@@ -10,6 +10,7 @@
 //! with the scope [`route_scopes`] names. Whatever the auth mode, a
 //! state-changing request a browser marks as cross-site is refused.
 
+mod audit;
 mod auth;
 mod batches;
 mod body;
@@ -26,6 +27,7 @@ mod session;
 mod settings;
 mod status;
 mod tls;
+mod tokens;
 mod wait;
 
 use axum::Router;
@@ -146,6 +148,10 @@ pub fn route_scopes() -> Vec<(Method, &'static str, RouteAccess)> {
         (Method::POST, "/v1/session", Open),
         (Method::GET, "/v1/session", Needs(Read)),
         (Method::DELETE, "/v1/session", Needs(Read)),
+        (Method::GET, "/v1/audit", Needs(Admin)),
+        (Method::GET, "/v1/tokens", Needs(Admin)),
+        (Method::POST, "/v1/tokens", Needs(Admin)),
+        (Method::DELETE, "/v1/tokens/{name}", Needs(Admin)),
         (Method::GET, "/healthz", Open),
     ]
 }
@@ -223,6 +229,9 @@ fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(queues::resume))
         .routes(routes!(openapi::document))
         .routes(routes!(session::login, session::whoami, session::logout))
+        .routes(routes!(audit::list))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
         .routes(routes!(status::health))
 }
 

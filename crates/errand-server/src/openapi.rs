@@ -15,6 +15,7 @@ use axum::http::Method;
 use axum::http::header;
 use axum::response::IntoResponse;
 use errand_core::api::Problem;
+use errand_core::audit::AuditAction;
 use errand_core::{EnqueueRequest, JobState, NewEvent};
 use std::borrow::Cow;
 use utoipa::openapi::path::{Operation, ParameterIn};
@@ -44,6 +45,7 @@ pub(crate) const SESSION: &str = "session";
         (name = "events", description = "Publish events: one job per configured listener"),
         (name = "batches", description = "Jobs enqueued and read together, with an optional on-complete job"),
         (name = "queues", description = "List, pause and resume queues"),
+        (name = "admin", description = "The audit log of admin actions, and API tokens"),
         (name = "status", description = "Stats, nodes, schedules, health and this document"),
         (name = "session", description = "Dashboard sessions: log in with a token for a cookie, who am I, log out"),
     )
@@ -253,6 +255,22 @@ pub(crate) fn limit() -> Schema {
 /// `?state=`: a job state.
 pub(crate) fn state() -> Schema {
     or_empty(Ref::from_schema_name(JobState::name()))
+}
+
+/// `?action=`: an audit action.
+pub(crate) fn audit_action() -> Schema {
+    or_empty(Ref::from_schema_name(AuditAction::name()))
+}
+
+/// `?since=`: an RFC 3339 time. No `format`: the server reads a little
+/// more than RFC 3339 allows, and a format would call that a failure.
+pub(crate) fn since() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "Only entries at or after this time: RFC 3339, e.g. 2030-01-01T00:00:00Z",
+        ))
+        .into()
 }
 
 /// `?wait=`: a duration (capped at `[server] max_wait`).

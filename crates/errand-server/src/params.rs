@@ -4,6 +4,7 @@ use crate::problem::ApiError;
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use errand_core::JobState;
+use errand_core::audit::{AuditAction, AuditFilter};
 use errand_core::event::EventFilter;
 use errand_core::store::ListFilter;
 use serde::Deserialize;
@@ -153,6 +154,45 @@ impl EventListParams {
         let (before, limit) = page(&self.cursor, &self.limit)?;
         Ok(EventFilter {
             name: self.name.filter(|s| !s.is_empty()),
+            before,
+            limit,
+        })
+    }
+}
+
+/// `GET /v1/audit` parameters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuditParams {
+    /// Only entries of this actor: a token's name, or `local CLI`.
+    actor: Option<String>,
+    /// Only entries of this action.
+    #[param(schema_with = crate::openapi::audit_action)]
+    action: Option<String>,
+    /// Only entries at or after this time (RFC 3339).
+    #[param(schema_with = crate::openapi::since)]
+    since: Option<String>,
+    /// Page size (default 50).
+    #[param(schema_with = crate::openapi::limit)]
+    limit: Option<String>,
+    /// The previous page's `next_cursor`.
+    #[param(schema_with = crate::openapi::cursor)]
+    cursor: Option<String>,
+}
+
+impl AuditParams {
+    /// The store filter these parameters ask for.
+    pub(crate) fn filter(self) -> Result<AuditFilter, ApiError> {
+        let (before, limit) = page(&self.cursor, &self.limit)?;
+        Ok(AuditFilter {
+            actor: self.actor.filter(|s| !s.is_empty()),
+            action: parse("action", &self.action, |s| {
+                AuditAction::from_str(s).map_err(|e| e.message)
+            })?,
+            since: parse("since", &self.since, |s| {
+                s.parse::<jiff::Timestamp>()
+                    .map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))
+            })?,
             before,
             limit,
         })

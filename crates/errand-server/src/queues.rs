@@ -1,11 +1,13 @@
 //! Queue administration: listing queues, pausing and resuming them.
 
 use crate::Shared;
+use crate::auth::ActingAs;
 use crate::problem::ApiError;
 use axum::Json;
 use axum::extract::{Path, State};
 use errand_core::QueueInfo;
 use errand_core::api::{Problem, QueueList};
+use errand_core::audit::AuditActor;
 use errand_core::job::check_name;
 
 /// `GET /v1/queues`: every queue with jobs or a pause record.
@@ -35,9 +37,10 @@ pub(crate) async fn list(State(app): State<Shared>) -> Result<Json<QueueList>, A
 )]
 pub(crate) async fn pause(
     State(app): State<Shared>,
+    ActingAs(actor): ActingAs,
     Path(name): Path<String>,
 ) -> Result<Json<QueueInfo>, ApiError> {
-    set_paused(&app, name, true).await
+    set_paused(&app, name, true, &actor).await
 }
 
 /// `POST /v1/queues/{name}/resume`: its jobs run again.
@@ -54,15 +57,21 @@ pub(crate) async fn pause(
 )]
 pub(crate) async fn resume(
     State(app): State<Shared>,
+    ActingAs(actor): ActingAs,
     Path(name): Path<String>,
 ) -> Result<Json<QueueInfo>, ApiError> {
-    set_paused(&app, name, false).await
+    set_paused(&app, name, false, &actor).await
 }
 
-/// Records the pause and answers the queue as it stands now.
-async fn set_paused(app: &Shared, name: String, paused: bool) -> Result<Json<QueueInfo>, ApiError> {
+/// Records the pause (audited as `actor`) and answers the queue as it stands now.
+async fn set_paused(
+    app: &Shared,
+    name: String,
+    paused: bool,
+    actor: &AuditActor,
+) -> Result<Json<QueueInfo>, ApiError> {
     check_name("name", &name)?;
-    app.store.set_queue_paused(&name, paused).await?;
+    app.store.set_queue_paused(&name, paused, actor).await?;
     let info = app
         .store
         .queues()

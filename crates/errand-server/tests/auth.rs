@@ -8,6 +8,7 @@ mod common;
 
 use common::{Server, config};
 use errand_core::Store;
+use errand_core::audit::AuditActor;
 use errand_core::auth::{Access, NewToken, Scopes, Secret};
 use errand_server::{RouteAccess, TOKEN_CACHE_TTL, route_scopes};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
@@ -26,7 +27,11 @@ async fn token(server: &Server, name: &str, scopes: &[&str]) -> String {
     let secret = Secret::generate().unwrap();
     let scopes = Scopes::parse(scopes.iter().copied()).unwrap();
     let token = NewToken::new(name, scopes, secret.hash()).unwrap();
-    server.store.create_token(token).await.unwrap();
+    server
+        .store
+        .create_token(token, &AuditActor::Local)
+        .await
+        .unwrap();
     secret.expose().to_string()
 }
 
@@ -79,7 +84,7 @@ async fn every_route_answers_401_403_or_passes_by_its_scope() {
     }
     let routes = route_scopes();
     assert!(
-        routes.len() >= 18,
+        routes.len() >= 22,
         "the table lists every route: {routes:?}"
     );
     for (method, template, access) in routes {
@@ -288,7 +293,13 @@ async fn a_revoked_token_is_refused_within_the_cache_ttl() {
     })
     .await;
 
-    assert!(server.store.revoke_token("reader").await.unwrap());
+    assert!(
+        server
+            .store
+            .revoke_token("reader", &AuditActor::Local)
+            .await
+            .unwrap()
+    );
     let revoked = Instant::now();
     loop {
         match client.stats().await {

@@ -6,11 +6,14 @@
 //! is durable without one fsync per job; reads use their own read-only
 //! connections.
 
+mod audit;
 mod batches;
 mod events;
 mod limits;
 mod lock;
 mod migrate;
+/// The schema version this build migrates a database to (its newest migration).
+pub use crate::migrate::LATEST as SCHEMA_VERSION;
 mod nodes;
 mod ops;
 mod queues;
@@ -27,6 +30,7 @@ use crate::rows::db_error;
 use crate::writer::Writer;
 use async_trait::async_trait;
 use errand_core::Clock;
+use errand_core::audit::{AuditActor, AuditEntry, AuditFilter};
 use errand_core::auth::{NewToken, Token, TokenHash};
 use errand_core::event::{EventFilter, Published};
 use errand_core::session::{NewSession, Session};
@@ -313,19 +317,21 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn cancel(&self, id: JobId) -> Result<Job, StoreError> {
+    async fn cancel(&self, id: JobId, actor: &AuditActor) -> Result<Job, StoreError> {
+        let actor = actor.clone();
         let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, events| ops::cancel(conn, events, id, clock.now()))
+            .submit(move |conn, events| ops::cancel(conn, events, id, &actor, clock.now()))
             .await
     }
 
-    async fn retry(&self, id: JobId) -> Result<Job, StoreError> {
+    async fn retry(&self, id: JobId, actor: &AuditActor) -> Result<Job, StoreError> {
+        let actor = actor.clone();
         let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, events| ops::retry(conn, events, id, clock.now()))
+            .submit(move |conn, events| ops::retry(conn, events, id, &actor, clock.now()))
             .await
     }
 
@@ -408,13 +414,18 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {
-        let queue = queue.to_string();
+    async fn set_queue_paused(
+        &self,
+        queue: &str,
+        paused: bool,
+        actor: &AuditActor,
+    ) -> Result<(), StoreError> {
+        let (queue, actor) = (queue.to_string(), actor.clone());
         let clock = self.clock();
         self.inner
             .writer
             .submit(move |conn, events| {
-                queues::set_paused(conn, events, &queue, paused, clock.now())
+                queues::set_paused(conn, events, &queue, paused, &actor, clock.now())
             })
             .await
     }
@@ -494,11 +505,12 @@ impl Store for SqliteStore {
         self.inner.readers.read(schedules::ticks).await
     }
 
-    async fn create_token(&self, token: NewToken) -> Result<Token, StoreError> {
+    async fn create_token(&self, token: NewToken, actor: &AuditActor) -> Result<Token, StoreError> {
+        let actor = actor.clone();
         let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, _| tokens::create(conn, token, clock.now()))
+            .submit(move |conn, _| tokens::create(conn, token, &actor, clock.now()))
             .await
     }
 
@@ -514,11 +526,20 @@ impl Store for SqliteStore {
         self.inner.readers.read(tokens::list).await
     }
 
-    async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
-        let name = name.to_string();
+    async fn revoke_token(&self, name: &str, actor: &AuditActor) -> Result<bool, StoreError> {
+        let (name, actor) = (name.to_string(), actor.clone());
+        let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, _| tokens::revoke(conn, &name))
+            .submit(move |conn, _| tokens::revoke(conn, &name, &actor, clock.now()))
+            .await
+    }
+
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        let filter = filter.clone();
+        self.inner
+            .readers
+            .read(move |conn| audit::list(conn, &filter))
             .await
     }
 

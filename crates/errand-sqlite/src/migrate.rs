@@ -19,14 +19,14 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (6, include_str!("../migrations/0006_kind_start_buckets.sql")),
     (7, include_str!("../migrations/0007_fence.sql")),
     (8, include_str!("../migrations/0008_tokens.sql")),
-    (9, include_str!("../migrations/0009_placeholder_merge.sql")),
+    (9, include_str!("../migrations/0009_audit.sql")),
     (10, include_str!("../migrations/0010_sessions.sql")),
     (11, include_str!("../migrations/0011_placeholder_merge.sql")),
     (12, include_str!("../migrations/0012_progress.sql")),
 ];
 
 /// The newest schema this build knows.
-pub(crate) const LATEST: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+pub const LATEST: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 /// The highest applied version (0 for a new database).
 pub(crate) fn applied_version(conn: &Connection) -> Result<u32, StoreError> {

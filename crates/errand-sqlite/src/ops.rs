@@ -7,7 +7,8 @@ use crate::rows::{
     parse_state, timeout_from_micros, to_json,
 };
 use crate::writer::Events;
-use crate::{batches, events, limits};
+use crate::{audit, batches, events, limits};
+use errand_core::audit::{AuditAction, AuditActor, NewAuditEntry};
 use errand_core::outcome::{attempt_on_manual_retry, resolve};
 use errand_core::store::{CLAIM_ORDER, ClaimRequest, Claimed, Finish, claim_key};
 use errand_core::{
@@ -510,7 +511,7 @@ fn state_of(conn: &Connection, id: JobId) -> Result<(JobState, Attempts), StoreE
 /// Runs `sql` (which must RETURN the job's columns) on job `id` when
 /// `allowed` accepts its state, else answers Conflict. `sql` takes the id,
 /// now, and the job's attempt afterwards, which `attempt` computes from
-/// its attempt and `max_attempts`.
+/// its attempt and `max_attempts`. Answers the job and its state before.
 fn change_one(
     conn: &Connection,
     id: JobId,
@@ -519,7 +520,7 @@ fn change_one(
     sql: &str,
     attempt: fn(u32, u32) -> u32,
     now: Timestamp,
-) -> Result<Job, StoreError> {
+) -> Result<(Job, JobState), StoreError> {
     let (state, attempts) = state_of(conn, id)?;
     let conflict = || StoreError::Conflict { id, state, action };
     if !allowed(state) {
@@ -529,7 +530,7 @@ fn change_one(
     let mut stmt = conn.prepare_cached(sql).map_err(db_error)?;
     let mut rows = stmt.query((id, micros(now), attempt)).map_err(db_error)?;
     match rows.next() {
-        Ok(Some(row)) => job_from_row(row),
+        Ok(Some(row)) => Ok((job_from_row(row)?, state)),
         Ok(None) => Err(conflict()),
         // A retry that would give the kind a second live job with the same
         // unique key: the other job must end first.
@@ -538,14 +539,15 @@ fn change_one(
     }
 }
 
-/// Cancels a job that has not ended.
+/// Cancels a job that has not ended, with its audit entry.
 pub(crate) fn cancel(
     conn: &Connection,
     events: &mut Events,
     id: JobId,
+    actor: &AuditActor,
     now: Timestamp,
 ) -> Result<Job, StoreError> {
-    let job = change_one(
+    let (job, from) = change_one(
         conn,
         id,
         "cancel",
@@ -560,18 +562,21 @@ pub(crate) fn cancel(
     )?;
     events.finished.push(job.id);
     batches::settle(conn, events, now)?;
+    let entry = NewAuditEntry::job(actor, AuditAction::JobCancel, id, from, job.state);
+    audit::record(conn, &entry, now)?;
     Ok(job)
 }
 
 /// Makes a failed or cancelled job available now, with at least one
-/// attempt left ([`attempt_on_manual_retry`]).
+/// attempt left ([`attempt_on_manual_retry`]), with its audit entry.
 pub(crate) fn retry(
     conn: &Connection,
     events: &mut Events,
     id: JobId,
+    actor: &AuditActor,
     now: Timestamp,
 ) -> Result<Job, StoreError> {
-    let job = change_one(
+    let (job, from) = change_one(
         conn,
         id,
         "retry",
@@ -585,6 +590,8 @@ pub(crate) fn retry(
         now,
     )?;
     events.enqueued.insert(job.queue.clone());
+    let entry = NewAuditEntry::job(actor, AuditAction::JobRetry, id, from, job.state);
+    audit::record(conn, &entry, now)?;
     Ok(job)
 }
 
@@ -610,8 +617,8 @@ pub(crate) fn promote_due(
 }
 
 /// Deletes terminal jobs that finished longer ago than their state's
-/// retention, and events and finished batches older than the longest of
-/// the three; answers how many jobs.
+/// retention, events and finished batches older than the longest of the
+/// three, and audit entries older than theirs; answers how many jobs.
 pub(crate) fn prune(
     conn: &Connection,
     retention: &Retention,
@@ -632,5 +639,6 @@ pub(crate) fn prune(
     events::prune(conn, cutoff)?;
     batches::prune(conn, cutoff)?;
     crate::sessions::prune(conn, now)?;
+    audit::prune(conn, now.saturating_sub(duration_micros(retention.audit)))?;
     Ok(deleted)
 }

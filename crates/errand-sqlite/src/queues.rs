@@ -1,22 +1,30 @@
 //! Queue pause records: the claim (in [`crate::ops`]) refuses a paused
 //! queue, so a pause holds across restarts with no cache to invalidate.
 
-use crate::read;
 use crate::rows::{db_error, micros};
 use crate::writer::Events;
+use crate::{audit, read};
+use errand_core::audit::{AuditActor, NewAuditEntry};
 use errand_core::{QueueInfo, StoreError};
 use jiff::Timestamp;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use std::collections::BTreeMap;
 
-/// Records `queue` as paused or not; resuming wakes its idle workers.
+/// Records `queue` as paused or not, with an audit entry when that changed
+/// it; resuming wakes its idle workers.
 pub(crate) fn set_paused(
     conn: &Connection,
     events: &mut Events,
     queue: &str,
     paused: bool,
+    actor: &AuditActor,
     now: Timestamp,
 ) -> Result<(), StoreError> {
+    let was: bool = conn
+        .prepare_cached("SELECT paused FROM queues WHERE name = ?1")
+        .and_then(|mut st| st.query_row([queue], |r| r.get(0)).optional())
+        .map_err(db_error)?
+        .unwrap_or(false);
     conn.prepare_cached(
         "INSERT INTO queues (name, paused, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,
@@ -24,6 +32,9 @@ pub(crate) fn set_paused(
     )
     .and_then(|mut st| st.execute((queue, paused, micros(now))))
     .map_err(db_error)?;
+    if was != paused {
+        audit::record(conn, &NewAuditEntry::queue(actor, queue, paused), now)?;
+    }
     if !paused {
         events.enqueued.insert(queue.to_string());
     }

@@ -1,18 +1,22 @@
 //! API tokens (migration 0008): stored by name with the SHA-256 of their
 //! secret, found by that hash.
 
+use crate::audit;
 use crate::rows::{db_error, from_micros, micros};
 use errand_core::StoreError;
+use errand_core::audit::{AuditAction, AuditActor, NewAuditEntry};
 use errand_core::auth::{LAST_USE_INTERVAL, NewToken, Scopes, Token, TokenHash};
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row};
 
 const COLUMNS: &str = "name, scopes, created_at, last_used_at";
 
-/// Inserts `token`; a taken name changes nothing and answers `Exists`.
+/// Inserts `token` with its audit entry; a taken name changes nothing and
+/// answers `Exists`.
 pub(crate) fn create(
     conn: &Connection,
     token: NewToken,
+    actor: &AuditActor,
     now: Timestamp,
 ) -> Result<Token, StoreError> {
     let inserted = conn
@@ -32,6 +36,8 @@ pub(crate) fn create(
     if inserted == 0 {
         return Err(StoreError::Exists(format!("token {:?}", token.name)));
     }
+    let entry = NewAuditEntry::token(actor, AuditAction::TokenCreate, &token.name, &token.scopes);
+    audit::record(conn, &entry, now)?;
     Ok(Token {
         name: token.name,
         scopes: token.scopes,
@@ -61,12 +67,25 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<Token>, StoreError> {
     rows.into_iter().map(token).collect()
 }
 
-/// Deletes the token `name`; whether there was one.
-pub(crate) fn revoke(conn: &Connection, name: &str) -> Result<bool, StoreError> {
-    conn.prepare_cached("DELETE FROM tokens WHERE name = ?1")
-        .and_then(|mut st| st.execute([name]))
-        .map(|n| n > 0)
-        .map_err(db_error)
+/// Deletes the token `name`, with its audit entry; whether there was one.
+pub(crate) fn revoke(
+    conn: &Connection,
+    name: &str,
+    actor: &AuditActor,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let scopes: Option<String> = conn
+        .prepare_cached("DELETE FROM tokens WHERE name = ?1 RETURNING scopes")
+        .and_then(|mut st| st.query_row([name], |r| r.get(0)).optional())
+        .map_err(db_error)?;
+    let Some(scopes) = scopes else {
+        return Ok(false);
+    };
+    let scopes = Scopes::from_stored(&scopes)
+        .map_err(|e| StoreError::Internal(format!("token {name:?}: {e}")))?;
+    let entry = NewAuditEntry::token(actor, AuditAction::TokenRevoke, name, &scopes);
+    audit::record(conn, &entry, now)?;
+    Ok(true)
 }
 
 /// Sets `name`'s last use to `now` unless one within [`LAST_USE_INTERVAL`]

@@ -2,6 +2,7 @@
 //! processes and after kill -9), durability across reopen, migrations, and
 //! a failing operation rolling back alone inside a group commit.
 
+use errand_core::audit::AuditActor;
 use errand_core::store::Finish;
 use errand_core::{Backoff, JobState, NewJob, Outcome, Store, StoreError};
 use errand_sqlite::{SqliteOptions, SqliteStore, Synchronous};
@@ -141,7 +142,10 @@ async fn another_process_holding_the_file_is_named_and_kill_9_frees_it() {
 
     drop(child);
     let store = open(&path).await;
-    assert_eq!(store.schema_version().await.unwrap(), 12);
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        errand_sqlite::SCHEMA_VERSION
+    );
 }
 
 #[tokio::test]
@@ -208,14 +212,23 @@ async fn migrations_are_recorded_once() {
             .collect()
     };
     let store = open(&path).await;
-    assert_eq!(store.schema_version().await.unwrap(), 12);
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        errand_sqlite::SCHEMA_VERSION
+    );
     drop(store);
     let first = applied(&path);
     let versions: Vec<u32> = first.iter().map(|(v, _)| *v).collect();
-    assert_eq!(versions, (1..=12).collect::<Vec<u32>>());
+    assert_eq!(
+        versions,
+        (1..=errand_sqlite::SCHEMA_VERSION).collect::<Vec<u32>>()
+    );
 
     let store = open(&path).await;
-    assert_eq!(store.schema_version().await.unwrap(), 12);
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        errand_sqlite::SCHEMA_VERSION
+    );
     drop(store);
     assert_eq!(applied(&path), first, "reopening applied nothing again");
 }
@@ -261,7 +274,7 @@ async fn a_failing_operation_rolls_back_alone_in_its_batch() {
         ..NewJob::new("report", serde_json::json!(null))
     };
     let first = store.enqueue(vec![keyed()]).await.unwrap()[0].job.id;
-    let cancelled = store.cancel(first).await.unwrap();
+    let cancelled = store.cancel(first, &AuditActor::Local).await.unwrap();
     let second = store.enqueue(vec![keyed()]).await.unwrap();
     assert!(!second[0].duplicate);
 
@@ -275,7 +288,7 @@ async fn a_failing_operation_rolls_back_alone_in_its_batch() {
             })
         })
         .collect();
-    let err = store.retry(first).await.unwrap_err();
+    let err = store.retry(first, &AuditActor::Local).await.unwrap_err();
     assert!(
         matches!(err, StoreError::Conflict { id, action: "retry", .. } if id == first),
         "{err:?}"

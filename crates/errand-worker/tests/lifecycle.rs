@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use errand_core::audit::AuditActor;
 use errand_core::store::ClaimRequest;
 use errand_core::{Clock, JobState, KindPolicy};
 use errand_worker::{JobContext, MaintenanceConfig, Worker, run_maintenance};
@@ -59,7 +60,7 @@ async fn a_lost_lease_cancels_the_attempt_and_the_job_stays_cancelled() {
     let id = enqueue(&store, job("long", json!(null))).await;
     wait_state(&store, id, JobState::Running).await;
 
-    store.cancel(id).await.unwrap();
+    store.cancel(id, &AuditActor::Local).await.unwrap();
     let start = tokio::time::Instant::now();
     while !saw_cancel.load(Ordering::SeqCst) {
         assert!(

@@ -77,6 +77,9 @@ pub enum Command {
     /// Create, list or revoke API tokens (opens the database directly).
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// The audit log: who cancelled, retried, paused, resumed, made or
+    /// revoked what (needs an admin token when auth is on).
+    Audit(AuditArgs),
 }
 
 /// Where a node finds its settings.
@@ -265,6 +268,27 @@ pub struct PageArgs {
     /// Continue after this cursor (printed at the end of a full page).
     #[arg(long)]
     pub cursor: Option<i64>,
+}
+
+/// `errand audit`
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only entries of this actor: a token's name, or "local CLI".
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only this action: job.cancel, job.retry, queue.pause, queue.resume,
+    /// token.create or token.revoke.
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only entries at or after this time (RFC 3339, e.g. 2030-01-01T00:00:00Z).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Page size and cursor.
+    #[command(flatten)]
+    pub page: PageArgs,
+    /// Server and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// A command about one job.

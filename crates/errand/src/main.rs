@@ -2,6 +2,7 @@
 //! over to the module that does the work. Errors end here, as one line on
 //! stderr and a non-zero exit code.
 
+mod audit_cmd;
 mod batch_cmd;
 mod cli;
 mod client_cmd;
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
             Command::Events(cmd) => event_cmd::events(cmd).await,
             Command::Batch(args) => batch_cmd::batch(args).await,
             Command::Tokens(cmd) => token_cmd::tokens(cmd).await,
+            Command::Audit(args) => audit_cmd::audit(args).await,
         }
     });
     match result {

@@ -1,6 +1,7 @@
 //! `errand tokens create|list|revoke`: API tokens, managed on the database
 //! itself (like `errand migrate`), so an operator can make the first token
-//! before any exists. A secret is printed once and never stored.
+//! before any exists. A secret is printed once and never stored. Creating
+//! and revoking are audited with the actor `local CLI`.
 
 use crate::cli::{NodeArgs, TokenCreateArgs, TokenListArgs, TokenRevokeArgs, TokensCommand};
 use crate::logging::print;
@@ -9,6 +10,7 @@ use crate::output::table;
 use crate::plan::Database;
 use anyhow::{Context, Result, anyhow, bail};
 use errand_core::Store;
+use errand_core::audit::AuditActor;
 use errand_core::auth::{NewToken, Scopes, Secret, Token};
 use errand_sqlite::SqliteStore;
 use serde::Serialize;
@@ -44,7 +46,10 @@ async fn create(args: TokenCreateArgs) -> Result<ExitCode> {
         Scopes::parse(args.scopes.iter().map(String::as_str)).map_err(|e| anyhow!("--{e}"))?;
     let secret = Secret::generate().context("cannot read the system's random source")?;
     let token = NewToken::new(&args.name, scopes, secret.hash()).map_err(|e| anyhow!("--{e}"))?;
-    let created = store(&args.node).await?.create_token(token).await?;
+    let created = store(&args.node)
+        .await?
+        .create_token(token, &AuditActor::Local)
+        .await?;
     print(&format!(
         "created token {:?} with scopes: {}\n\n    {}\n\n\
          This secret is shown only once; store it now. Send it as\n  \
@@ -107,7 +112,11 @@ fn tokens_table(tokens: &[Token]) -> String {
 }
 
 async fn revoke(args: TokenRevokeArgs) -> Result<ExitCode> {
-    if !store(&args.node).await?.revoke_token(&args.name).await? {
+    if !store(&args.node)
+        .await?
+        .revoke_token(&args.name, &AuditActor::Local)
+        .await?
+    {
         bail!(
             "no token named {:?}; `errand tokens list` shows them",
             args.name

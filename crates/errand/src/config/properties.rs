@@ -33,7 +33,7 @@ const SECTIONS: [(&str, &[&str]); 9] = [
         "postgres",
         &["pool_size", "connect_timeout", "verify_connections"],
     ),
-    ("retention", &["completed", "failed", "cancelled"]),
+    ("retention", &["completed", "failed", "cancelled", "audit"]),
     ("queues.q", &["concurrency"]),
     (
         "kinds.k",
@@ -153,7 +153,8 @@ proptest! {
             let w = &c.worker;
             for d in [w.lease, w.heartbeat, w.poll_interval, w.shutdown_timeout, w.maintenance_interval,
                       w.breaker.base, w.breaker.max, c.server.max_wait, c.postgres.connect_timeout,
-                      c.retention.completed, c.retention.failed, c.retention.cancelled] {
+                      c.retention.completed, c.retention.failed, c.retention.cancelled,
+                      c.retention.audit] {
                 prop_assert!(d <= MAX, "{text}");
             }
             for p in c.catalog.kinds().values() {
