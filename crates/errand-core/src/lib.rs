@@ -15,6 +15,7 @@ pub mod api;
 pub mod auth;
 pub mod backoff;
 pub mod batch;
+pub mod bulk;
 pub mod catalog;
 pub mod clock;
 pub mod duration;

@@ -7,6 +7,7 @@
 //! connections.
 
 mod batches;
+mod bulk;
 mod events;
 mod limits;
 mod lock;
@@ -27,6 +28,7 @@ use crate::writer::Writer;
 use async_trait::async_trait;
 use errand_core::Clock;
 use errand_core::auth::{NewToken, Token, TokenHash};
+use errand_core::bulk::{BulkId, BulkOperation, BulkState, NewBulk};
 use errand_core::event::{EventFilter, Published};
 use errand_core::store::{ClaimRequest, Claimed, Finish, ListFilter, Stats};
 use errand_core::{
@@ -516,6 +518,49 @@ impl Store for SqliteStore {
         self.inner
             .writer
             .submit(move |conn, _| tokens::record_use(conn, &name, clock.now()))
+            .await
+    }
+
+    async fn create_bulk(&self, bulk: NewBulk) -> Result<BulkOperation, StoreError> {
+        let clock = self.clock();
+        self.inner
+            .writer
+            .submit(move |conn, _| bulk::create(conn, bulk, clock.now()))
+            .await
+    }
+
+    async fn step_bulk(&self, id: BulkId, chunk: u32) -> Result<BulkOperation, StoreError> {
+        let clock = self.clock();
+        self.inner
+            .writer
+            .submit(move |conn, events| bulk::step(conn, events, id, chunk, clock.now()))
+            .await
+    }
+
+    async fn fail_bulk(&self, id: BulkId, error: &str) -> Result<(), StoreError> {
+        let error = error.to_string();
+        let clock = self.clock();
+        self.inner
+            .writer
+            .submit(move |conn, _| bulk::fail(conn, id, &error, clock.now()))
+            .await
+    }
+
+    async fn bulk(&self, id: BulkId) -> Result<Option<BulkOperation>, StoreError> {
+        self.inner
+            .readers
+            .read(move |conn| bulk::get(conn, id))
+            .await
+    }
+
+    async fn bulks(
+        &self,
+        state: Option<BulkState>,
+        limit: u32,
+    ) -> Result<Vec<BulkOperation>, StoreError> {
+        self.inner
+            .readers
+            .read(move |conn| bulk::list(conn, state, limit))
             .await
     }
 }

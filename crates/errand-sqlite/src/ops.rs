@@ -7,7 +7,7 @@ use crate::rows::{
     parse_state, timeout_from_micros, to_json,
 };
 use crate::writer::Events;
-use crate::{batches, events, limits};
+use crate::{batches, bulk, events, limits};
 use errand_core::outcome::{attempt_on_manual_retry, resolve};
 use errand_core::store::{CLAIM_ORDER, ClaimRequest, Claimed, Finish, claim_key};
 use errand_core::{
@@ -601,5 +601,6 @@ pub(crate) fn prune(
     let cutoff = now.saturating_sub(duration_micros(retention.longest()));
     events::prune(conn, cutoff)?;
     batches::prune(conn, cutoff)?;
+    bulk::prune(conn, cutoff)?;
     Ok(deleted)
 }
