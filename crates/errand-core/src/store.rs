@@ -139,12 +139,16 @@ pub struct ListFilter {
     /// Only jobs in this state.
     pub state: Option<JobState>,
     /// Only jobs of this kind.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub kind: Option<String>,
     /// Only jobs in this queue.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub queue: Option<String>,
     /// Only jobs with an id below this (the cursor of the previous page).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub before: Option<JobId>,
-    /// Page size.
+    /// Page size (a listing's alone: a bulk action takes every match).
+    #[serde(skip)]
     pub limit: u32,
 }
 

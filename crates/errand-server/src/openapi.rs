@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use errand_core::api::Problem;
+use errand_core::bulk::BulkState;
 use errand_core::{EnqueueRequest, JobState, NewEvent};
 use std::borrow::Cow;
 use utoipa::openapi::path::{Operation, ParameterIn};
@@ -222,6 +223,11 @@ pub(crate) fn limit() -> Schema {
 /// `?state=`: a job state.
 pub(crate) fn state() -> Schema {
     or_empty(Ref::from_schema_name(JobState::name()))
+}
+
+/// `?state=` of bulk operations.
+pub(crate) fn bulk_state() -> Schema {
+    or_empty(Ref::from_schema_name(BulkState::name()))
 }
 
 /// `?wait=`: a duration (capped at `[server] max_wait`).

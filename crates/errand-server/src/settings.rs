@@ -113,6 +113,7 @@ impl ServerSettings {
             // The node decides with the listen address (`auth_required`).
             auth_required: self.auth == Some(AuthMode::Required),
             shutdown,
+            bulk_starter: None,
         }
     }
 }

@@ -18,6 +18,8 @@ mod queues;
 mod read;
 mod rows;
 mod schedules;
+#[cfg(feature = "seed")]
+pub mod seed;
 mod tokens;
 mod writer;
 

@@ -3,6 +3,7 @@
 //! stderr and a non-zero exit code.
 
 mod batch_cmd;
+mod bulk_cmd;
 mod cli;
 mod client_cmd;
 mod config;
