@@ -155,10 +155,10 @@ fn a_bulk_retry_of_100k_failed_jobs_on_postgres_leaves_enqueues_served() {
             "INSERT INTO jobs (kind, queue, payload, priority, state, attempt, max_attempts, \
                  run_at, created_at, started_at, finished_at) \
              SELECT 'seeded', 'default', jsonb_build_object('n', g), 0, 'failed', 3, 3, \
-                 now(), now(), now(), now() FROM generate_series(1, {SEEDED}) g; \
-             VACUUM ANALYZE jobs;"
+                 now(), now(), now(), now() FROM generate_series(1, {SEEDED}) g"
         ),
     );
+    common::pg::sql(&url, "VACUUM ANALYZE jobs");
     eprintln!("seeded {SEEDED} failed jobs in {:?}", started.elapsed());
     bulk_retry_while_enqueueing(&server, "postgres");
 }
