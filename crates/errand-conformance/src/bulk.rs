@@ -4,7 +4,7 @@
 //! cursor.
 
 use crate::support::{enqueue, finish, get, job, job_in, plus, running};
-use errand_core::bulk::{BulkAction, BulkOperation, BulkRequest, BulkState, BulkTarget, NewBulk};
+use errand_core::bulk::{BulkAction, BulkOperation, BulkState, BulkTarget, NewBulk};
 use errand_core::store::ListFilter;
 use errand_core::{JobId, JobState, NewJob, Outcome, Store};
 use std::collections::BTreeMap;
@@ -182,7 +182,7 @@ async fn a_stepped_operation_resumes_from_its_cursor(store: Arc<dyn Store>) {
     assert_eq!(store.step_bulk(op.id, 2).await.unwrap(), last, "done stays done");
 }
 
-/// An ids target (sorted highest first, as [`BulkRequest`] leaves it)
+/// An ids target (sorted highest first, as `BulkRequest` leaves it)
 /// takes exactly those jobs (unknown ids are counted as examined and
 /// skipped); a retry that would duplicate a live job's unique
 /// key skips that job instead of failing the operation.
