@@ -1,7 +1,7 @@
 //! Runs bulk operations (errand_core::bulk) to their end. The node that
 //! accepted an operation steps it at once in a background task; the
 //! maintenance leader resumes any operation left running with no step for
-//! [`BULK_STALE_AFTER`](errand_core::bulk::BULK_STALE_AFTER) (its node died or stopped). Each step is one short
+//! `BULK_STALE_AFTER` (its node died or stopped). Each step is one short
 //! store transaction, so steps of one operation from two nodes at once
 //! only take turns (docs/decisions/0027).
 
@@ -64,7 +64,7 @@ impl BulkRunner {
     }
 
     /// Starts every running operation no node has stepped for
-    /// [`BULK_STALE_AFTER`](errand_core::bulk::BULK_STALE_AFTER); answers how many.
+    /// `BULK_STALE_AFTER`; answers how many.
     pub async fn resume_stale(&self) -> Result<usize, StoreError> {
         let now = self.store.clock().now();
         let stale: Vec<BulkId> = self

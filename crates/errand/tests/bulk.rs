@@ -241,3 +241,38 @@ fn an_operation_left_by_a_dead_node_is_resumed() {
     let stats = common::stats(&restarted);
     assert_eq!(count(&stats, "seeded", "available"), SEEDED, "{stats}");
 }
+
+/// `errand jobs bulk`: refuses to act on every job unless told `--all`,
+/// and with `--wait` prints the finished operation.
+#[test]
+fn the_cli_starts_a_bulk_action_and_waits_for_it() {
+    let (_tmp, server) = sqlite_server_with_failed(1500);
+    let refused = server.cli(&["jobs", "bulk", "retry"]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("--all"), "{said}");
+    let out = server.cli(&["jobs", "bulk", "retry", "--state", "failed", "--wait"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("done, 1500 jobs matched, 1500 changed"),
+        "{text}"
+    );
+    let out = server.cli(&["jobs", "bulk", "delete", "--id", "1,2", "--json", "--wait"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let op: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Jobs 1 and 2 were just retried: available, not ended, so kept.
+    assert_eq!(
+        (op["matched"].as_u64(), op["changed"].as_u64()),
+        (Some(2), Some(0))
+    );
+    assert_eq!(op["target"], json!({"ids": [2, 1]}));
+}
