@@ -166,6 +166,25 @@ impl Client {
             .await
     }
 
+    /// Starts a bulk action (`POST /v1/jobs/bulk`); the server steps it in
+    /// the background: poll [`Client::bulk`] for its progress.
+    pub async fn start_bulk(
+        &self,
+        req: &errand_core::bulk::BulkRequest,
+    ) -> Result<errand_core::bulk::BulkOperation, ClientError> {
+        self.call(self.request(Method::POST, "v1/jobs/bulk").json(req))
+            .await
+    }
+
+    /// A bulk operation's progress.
+    pub async fn bulk(
+        &self,
+        id: errand_core::bulk::BulkId,
+    ) -> Result<errand_core::bulk::BulkOperation, ClientError> {
+        self.call(self.request(Method::GET, &format!("v1/jobs/bulk/{id}")))
+            .await
+    }
+
     /// Publishes an event: one job per listener the server configures for
     /// its name; a unique-key duplicate returns the earlier event with
     /// `duplicate: true`.

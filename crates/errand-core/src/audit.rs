@@ -44,8 +44,7 @@ impl fmt::Display for AuditActor {
     }
 }
 
-/// What was done. A closed list, stored and sent as its dotted name; bulk
-/// actions (`bulk.*`) are added here when they exist.
+/// What was done. A closed list, stored and sent as its dotted name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AuditAction {
@@ -67,17 +66,33 @@ pub enum AuditAction {
     /// An API token was revoked.
     #[serde(rename = "token.revoke")]
     TokenRevoke,
+    /// A bulk retry was started (one entry for the whole operation).
+    #[serde(rename = "bulk.retry")]
+    BulkRetry,
+    /// A bulk cancel was started.
+    #[serde(rename = "bulk.cancel")]
+    BulkCancel,
+    /// A bulk delete was started.
+    #[serde(rename = "bulk.delete")]
+    BulkDelete,
+    /// A bulk run-now was started.
+    #[serde(rename = "bulk.run_now")]
+    BulkRunNow,
 }
 
 impl AuditAction {
     /// Every action, in the order they are documented.
-    pub const ALL: [AuditAction; 6] = [
+    pub const ALL: [AuditAction; 10] = [
         AuditAction::JobCancel,
         AuditAction::JobRetry,
         AuditAction::QueuePause,
         AuditAction::QueueResume,
         AuditAction::TokenCreate,
         AuditAction::TokenRevoke,
+        AuditAction::BulkRetry,
+        AuditAction::BulkCancel,
+        AuditAction::BulkDelete,
+        AuditAction::BulkRunNow,
     ];
 
     /// The dotted name, as stored and sent.
@@ -89,6 +104,10 @@ impl AuditAction {
             AuditAction::QueueResume => "queue.resume",
             AuditAction::TokenCreate => "token.create",
             AuditAction::TokenRevoke => "token.revoke",
+            AuditAction::BulkRetry => "bulk.retry",
+            AuditAction::BulkCancel => "bulk.cancel",
+            AuditAction::BulkDelete => "bulk.delete",
+            AuditAction::BulkRunNow => "bulk.run_now",
         }
     }
 }
@@ -187,7 +206,7 @@ pub struct AuditEntry {
     pub actor: String,
     /// What was done.
     pub action: AuditAction,
-    /// A job id, a queue or token name.
+    /// A job id, a queue or token name, or a bulk operation's target.
     pub target: String,
     /// What changed, e.g. `{"from": "available", "to": "cancelled"}`.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]

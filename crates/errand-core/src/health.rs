@@ -8,6 +8,7 @@
 use crate::audit::{AuditActor, AuditEntry, AuditFilter};
 use crate::auth::{NewToken, Token, TokenHash};
 use crate::batch::{Batch, BatchId, NewBatch};
+use crate::bulk::{BulkId, BulkOperation, BulkState, NewBulk};
 use crate::event::{Event, EventFilter, EventId, NewEvent, Published};
 use crate::job::{Enqueued, Job, JobId, Lease, NewJob};
 use crate::session::{NewSession, Session};
@@ -315,6 +316,33 @@ impl Store for WriteTracked {
     async fn delete_session(&self, hash: &TokenHash) -> Result<bool, StoreError> {
         let result = self.inner.delete_session(hash).await;
         self.track(result, |found| *found)
+    }
+
+    async fn create_bulk(&self, bulk: NewBulk) -> Result<BulkOperation, StoreError> {
+        let result = self.inner.create_bulk(bulk).await;
+        self.track(result, always)
+    }
+
+    async fn step_bulk(&self, id: BulkId, chunk: u32) -> Result<BulkOperation, StoreError> {
+        let result = self.inner.step_bulk(id, chunk).await;
+        self.track(result, always)
+    }
+
+    async fn fail_bulk(&self, id: BulkId, error: &str) -> Result<(), StoreError> {
+        let result = self.inner.fail_bulk(id, error).await;
+        self.track(result, always)
+    }
+
+    async fn bulk(&self, id: BulkId) -> Result<Option<BulkOperation>, StoreError> {
+        self.inner.bulk(id).await
+    }
+
+    async fn bulks(
+        &self,
+        state: Option<BulkState>,
+        limit: u32,
+    ) -> Result<Vec<BulkOperation>, StoreError> {
+        self.inner.bulks(state, limit).await
     }
 }
 

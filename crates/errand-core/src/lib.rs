@@ -17,6 +17,7 @@ pub mod audit;
 pub mod auth;
 pub mod backoff;
 pub mod batch;
+pub mod bulk;
 pub mod catalog;
 pub mod clock;
 pub mod duration;

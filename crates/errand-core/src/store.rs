@@ -6,6 +6,7 @@
 use crate::audit::{AuditActor, AuditEntry, AuditFilter};
 use crate::auth::{NewToken, Token, TokenHash};
 use crate::batch::{Batch, BatchId, NewBatch};
+use crate::bulk::{BulkId, BulkOperation, BulkState, NewBulk};
 use crate::event::{Event, EventFilter, EventId, NewEvent, Published};
 use crate::job::{Enqueued, Job, JobId, Lease, NewJob};
 use crate::session::{NewSession, Session};
@@ -130,18 +131,26 @@ pub struct Finish {
 /// `3 × limit × LIST_VALUE_CAP` bytes of user data whatever is stored.
 pub const LIST_VALUE_CAP: u64 = 8 << 10;
 
-/// Filters for listing jobs, newest first.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Filters for listing jobs, newest first; also the target of a bulk
+/// action ([`crate::bulk::BulkTarget::Filter`]), so stored and sent as JSON:
+/// a field it does not know is refused, never ignored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
 pub struct ListFilter {
     /// Only jobs in this state.
     pub state: Option<JobState>,
     /// Only jobs of this kind.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub kind: Option<String>,
     /// Only jobs in this queue.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub queue: Option<String>,
     /// Only jobs with an id below this (the cursor of the previous page).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub before: Option<JobId>,
-    /// Page size.
+    /// Page size (a listing's alone: a bulk action takes every match).
+    #[serde(skip)]
     pub limit: u32,
 }
 
@@ -356,10 +365,10 @@ pub trait Store: Send + Sync + 'static {
     /// Marks scheduled and retryable jobs whose time has come as available.
     async fn promote_due(&self) -> Result<u64, StoreError>;
 
-    /// Deletes terminal jobs older than the retention, events and
-    /// finished batches older than the longest of its three job ages,
-    /// audit entries older than `retention.audit`, and expired sessions;
-    /// returns how many jobs.
+    /// Deletes terminal jobs older than the retention; events, finished
+    /// batches and ended bulk operations older than the longest of its
+    /// three job ages; audit entries older than `retention.audit`; and
+    /// expired sessions. Returns how many jobs.
     async fn prune(&self, retention: &Retention) -> Result<u64, StoreError>;
 
     /// A stream of what happens in this store, for local waiters.
@@ -477,6 +486,32 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the session whose secret has `hash` (logout); answers
     /// whether there was one.
     async fn delete_session(&self, hash: &TokenHash) -> Result<bool, StoreError>;
+
+    /// Stores a bulk operation, `running`, its cursor just above the
+    /// highest job id now (see [`NewBulk::first_cursor`]); no job changes yet.
+    async fn create_bulk(&self, bulk: NewBulk) -> Result<BulkOperation, StoreError>;
+
+    /// Applies a running bulk operation to its next `chunk` target jobs
+    /// (ids below its cursor, highest first) and advances its cursor and
+    /// counts ([`BulkOperation::advance`]), in one transaction; answers the
+    /// operation as it is now. Several callers may step one operation: each
+    /// step takes the cursor the previous one left. A finished operation
+    /// is answered unchanged; an unknown id is an `Internal` error.
+    async fn step_bulk(&self, id: BulkId, chunk: u32) -> Result<BulkOperation, StoreError>;
+
+    /// Marks a running bulk operation failed with `error`.
+    async fn fail_bulk(&self, id: BulkId, error: &str) -> Result<(), StoreError>;
+
+    /// One bulk operation by id.
+    async fn bulk(&self, id: BulkId) -> Result<Option<BulkOperation>, StoreError>;
+
+    /// Bulk operations, newest first: at most `limit`, only those in
+    /// `state` when given.
+    async fn bulks(
+        &self,
+        state: Option<BulkState>,
+        limit: u32,
+    ) -> Result<Vec<BulkOperation>, StoreError>;
 
     /// The clock this store reads for every timestamp it writes and every
     /// deadline it checks; whatever runs on the store reads the same one.

@@ -12,6 +12,7 @@
 
 mod audit;
 mod batches;
+mod bulk;
 mod enqueue;
 mod events;
 mod limits;
@@ -40,6 +41,7 @@ use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, R
 use errand_core::audit::{AuditActor, AuditEntry, AuditFilter};
 use errand_core::auth::{NewToken, Token, TokenHash};
 use errand_core::batch::{Batch, BatchId, NewBatch};
+use errand_core::bulk::{BulkId, BulkOperation, BulkState, NewBulk};
 use errand_core::event::{Event, EventFilter, EventId, NewEvent, Published};
 use errand_core::session::{NewSession, Session};
 use errand_core::store::{ClaimRequest, Claimed, Finish, ListFilter, Stats};
@@ -416,5 +418,30 @@ impl Store for PostgresStore {
 
     async fn delete_session(&self, hash: &TokenHash) -> Result<bool, StoreError> {
         sessions::delete(&self.client().await?, hash).await
+    }
+
+    async fn create_bulk(&self, bulk: NewBulk) -> Result<BulkOperation, StoreError> {
+        bulk::create(&mut self.client().await?, bulk, self.now()).await
+    }
+
+    async fn step_bulk(&self, id: BulkId, chunk: u32) -> Result<BulkOperation, StoreError> {
+        let answer = bulk::step(&mut self.client().await?, id, chunk, self.now()).await?;
+        Ok(self.announce(answer))
+    }
+
+    async fn fail_bulk(&self, id: BulkId, error: &str) -> Result<(), StoreError> {
+        bulk::fail(&self.client().await?, id, error, self.now()).await
+    }
+
+    async fn bulk(&self, id: BulkId) -> Result<Option<BulkOperation>, StoreError> {
+        bulk::get(&self.client().await?, id).await
+    }
+
+    async fn bulks(
+        &self,
+        state: Option<BulkState>,
+        limit: u32,
+    ) -> Result<Vec<BulkOperation>, StoreError> {
+        bulk::list(&self.client().await?, state, limit).await
     }
 }

@@ -33,6 +33,8 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (13, include_str!("../migrations/0013_sessions.sql")),
     (14, include_str!("../migrations/0014_placeholder_merge.sql")),
     (15, include_str!("../migrations/0015_progress.sql")),
+    (16, include_str!("../migrations/0016_placeholder_merge.sql")),
+    (17, include_str!("../migrations/0017_bulk_operations.sql")),
 ];
 
 /// The newest schema this build knows.

@@ -575,6 +575,11 @@ pub(crate) async fn prune(
         .map_err(db_error)?;
     crate::sessions::prune(client, now).await?;
     crate::audit::prune(client, sql_time(before(now, retention.audit))).await?;
+    let bulks = client
+        .prepare_cached("DELETE FROM bulk_operations WHERE finished_at < $1")
+        .await
+        .map_err(db_error)?;
+    client.execute(&bulks, &[&cutoff]).await.map_err(db_error)?;
     let (states, cutoffs): (Vec<&str>, Vec<SystemTime>) = retention
         .by_state()
         .into_iter()

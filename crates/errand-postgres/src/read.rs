@@ -6,7 +6,9 @@ use crate::rows::{
 };
 use deadpool_postgres::Client;
 use errand_core::store::{LIST_VALUE_CAP, ListFilter, Stats};
-use errand_core::{Job, JobId, StoreError};
+use errand_core::{Job, JobId, JobState, StoreError};
+use std::sync::LazyLock;
+use tokio_postgres::types::ToSql;
 
 /// One job by id.
 pub(crate) async fn get(client: &Client, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -16,18 +18,9 @@ pub(crate) async fn get(client: &Client, id: JobId) -> Result<Option<Job>, Store
 
 /// Jobs matching `filter`, newest first, large values left out.
 pub(crate) async fn list(client: &Client, filter: &ListFilter) -> Result<Vec<Job>, StoreError> {
-    let state = filter.state.map(|s| s.as_str());
     let limit = i64::from(filter.limit);
     let mut listing = Listing::default();
-    if let Some(state) = &state {
-        listing.filter("state =", state);
-    }
-    if let Some(kind) = &filter.kind {
-        listing.filter("kind =", kind);
-    }
-    if let Some(queue) = &filter.queue {
-        listing.filter("queue =", queue);
-    }
+    filter_jobs(&mut listing, filter);
     if let Some(before) = &filter.before {
         listing.filter("id <", before);
     }
@@ -37,6 +30,29 @@ pub(crate) async fn list(client: &Client, filter: &ListFilter) -> Result<Vec<Job
     let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
     let rows = client.query(&stmt, &params).await.map_err(db_error)?;
     rows.iter().map(listed_job_from_row).collect()
+}
+
+/// Adds the conditions of `filter` apart from its page (`before`,
+/// `limit`) to `listing`. Listings and bulk actions select jobs with this
+/// one function.
+pub(crate) fn filter_jobs<'a>(listing: &mut Listing<'a>, filter: &'a ListFilter) {
+    if let Some(state) = filter.state {
+        listing.filter("state =", state_param(state));
+    }
+    if let Some(kind) = &filter.kind {
+        listing.filter("kind =", kind);
+    }
+    if let Some(queue) = &filter.queue {
+        listing.filter("queue =", queue);
+    }
+}
+
+/// A state's name as a statement parameter that lives for ever.
+fn state_param(state: JobState) -> &'static (dyn ToSql + Sync) {
+    static NAMES: LazyLock<Vec<&'static str>> =
+        LazyLock::new(|| JobState::ALL.iter().map(|s| s.as_str()).collect());
+    let i = JobState::ALL.iter().position(|s| *s == state).unwrap_or(0);
+    &NAMES[i]
 }
 
 /// Job counts by queue, kind and state.

@@ -255,6 +255,13 @@ impl<'a> Listing<'a> {
             .push(format!("{condition} ${}", self.params.len()));
     }
 
+    /// Adds `column = ANY($n)` with the array `values` as its parameter.
+    pub(crate) fn filter_any(&mut self, column: &str, values: &'a (dyn ToSql + Sync)) {
+        self.params.push(values);
+        self.conditions
+            .push(format!("{column} = ANY(${})", self.params.len()));
+    }
+
     /// The newest `limit` rows of `table` (by id) that pass every filter,
     /// as SQL and its parameters.
     pub(crate) fn newest_first(

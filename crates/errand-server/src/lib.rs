@@ -14,6 +14,7 @@ mod audit;
 mod auth;
 mod batches;
 mod body;
+mod bulk;
 mod events;
 mod jobs;
 mod listen;
@@ -46,6 +47,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::{Actor, AuthMode, TOKEN_CACHE_TTL, auth_required};
+pub use bulk::BulkStarter;
 pub use listen::Connections;
 pub use settings::ServerSettings;
 pub use tls::{Tls, TlsError, TlsFiles};
@@ -72,6 +74,8 @@ pub struct ServerConfig {
     /// Cancelled when the node stops: held `?wait=` requests answer at once
     /// with the current state instead of delaying the exit.
     pub shutdown: CancellationToken,
+    /// Steps each bulk operation the API stores (see [`BulkStarter`]).
+    pub bulk_starter: Option<BulkStarter>,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +89,7 @@ impl Default for ServerConfig {
             session_ttl: errand_core::session::DEFAULT_SESSION_TTL,
             tls: false,
             shutdown: CancellationToken::new(),
+            bulk_starter: None,
         }
     }
 }
@@ -129,6 +134,9 @@ pub fn route_scopes() -> Vec<(Method, &'static str, RouteAccess)> {
         (Method::POST, "/v1/jobs", Needs(Enqueue)),
         (Method::GET, "/v1/jobs", Needs(Read)),
         (Method::POST, "/v1/jobs/batch", Needs(Enqueue)),
+        (Method::POST, "/v1/jobs/bulk", Needs(Admin)),
+        (Method::GET, "/v1/jobs/bulk", Needs(Read)),
+        (Method::GET, "/v1/jobs/bulk/{id}", Needs(Read)),
         (Method::GET, "/v1/jobs/{id}", Needs(Read)),
         (Method::POST, "/v1/jobs/{id}/cancel", Needs(Admin)),
         (Method::POST, "/v1/jobs/{id}/retry", Needs(Admin)),
@@ -214,6 +222,8 @@ fn routes() -> OpenApiRouter<Shared> {
     OpenApiRouter::with_openapi(openapi::Base::openapi())
         .routes(routes!(jobs::enqueue, jobs::list))
         .routes(routes!(jobs::enqueue_batch))
+        .routes(routes!(bulk::start, bulk::list))
+        .routes(routes!(bulk::get))
         .routes(routes!(jobs::get))
         .routes(routes!(jobs::cancel))
         .routes(routes!(jobs::retry))

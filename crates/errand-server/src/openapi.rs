@@ -16,6 +16,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use errand_core::api::Problem;
 use errand_core::audit::AuditAction;
+use errand_core::bulk::BulkState;
 use errand_core::{EnqueueRequest, JobState, NewEvent};
 use std::borrow::Cow;
 use utoipa::openapi::path::{Operation, ParameterIn};
@@ -271,6 +272,11 @@ pub(crate) fn since() -> Schema {
             "Only entries at or after this time: RFC 3339, e.g. 2030-01-01T00:00:00Z",
         ))
         .into()
+}
+
+/// `?state=` of bulk operations.
+pub(crate) fn bulk_state() -> Schema {
+    or_empty(Ref::from_schema_name(BulkState::name()))
 }
 
 /// `?wait=`: a duration (capped at `[server] max_wait`).

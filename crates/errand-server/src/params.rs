@@ -5,6 +5,7 @@ use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use errand_core::JobState;
 use errand_core::audit::{AuditAction, AuditFilter};
+use errand_core::bulk::BulkState;
 use errand_core::event::EventFilter;
 use errand_core::store::ListFilter;
 use serde::Deserialize;
@@ -196,6 +197,26 @@ impl AuditParams {
             before,
             limit,
         })
+    }
+}
+
+/// `GET /v1/jobs/bulk` parameters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct BulkListParams {
+    /// Only operations in this state.
+    #[param(schema_with = crate::openapi::bulk_state)]
+    state: Option<String>,
+    /// How many, newest first (default 50).
+    #[param(schema_with = crate::openapi::limit)]
+    limit: Option<String>,
+}
+
+impl BulkListParams {
+    /// The state asked for, if any, and how many operations.
+    pub(crate) fn filter(self) -> Result<(Option<BulkState>, u32), ApiError> {
+        let (_, limit) = page(&None, &self.limit)?;
+        Ok((parse("state", &self.state, BulkState::from_str)?, limit))
     }
 }
 

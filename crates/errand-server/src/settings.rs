@@ -120,6 +120,7 @@ impl ServerSettings {
             session_ttl: self.session_ttl,
             tls: self.tls.is_some(),
             shutdown,
+            bulk_starter: None,
         }
     }
 }

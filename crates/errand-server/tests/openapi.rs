@@ -157,6 +157,8 @@ const READ_ONLY: &[&str] = &[
     "/v1/events",
     "/v1/events/{id}",
     "/v1/jobs",
+    "/v1/jobs/bulk",
+    "/v1/jobs/bulk/{id}",
     "/v1/jobs/{id}",
     "/v1/nodes",
     "/v1/openapi.json",

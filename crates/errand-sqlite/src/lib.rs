@@ -8,6 +8,7 @@
 
 mod audit;
 mod batches;
+mod bulk;
 mod events;
 mod limits;
 mod lock;
@@ -20,6 +21,8 @@ mod queues;
 mod read;
 mod rows;
 mod schedules;
+#[cfg(feature = "seed")]
+pub mod seed;
 mod sessions;
 mod tokens;
 mod writer;
@@ -32,6 +35,7 @@ use async_trait::async_trait;
 use errand_core::Clock;
 use errand_core::audit::{AuditActor, AuditEntry, AuditFilter};
 use errand_core::auth::{NewToken, Token, TokenHash};
+use errand_core::bulk::{BulkId, BulkOperation, BulkState, NewBulk};
 use errand_core::event::{EventFilter, Published};
 use errand_core::session::{NewSession, Session};
 use errand_core::store::{ClaimRequest, Claimed, Finish, ListFilter, Stats};
@@ -574,6 +578,49 @@ impl Store for SqliteStore {
         self.inner
             .writer
             .submit(move |conn, _| sessions::delete(conn, &hash))
+            .await
+    }
+
+    async fn create_bulk(&self, bulk: NewBulk) -> Result<BulkOperation, StoreError> {
+        let clock = self.clock();
+        self.inner
+            .writer
+            .submit(move |conn, _| bulk::create(conn, bulk, clock.now()))
+            .await
+    }
+
+    async fn step_bulk(&self, id: BulkId, chunk: u32) -> Result<BulkOperation, StoreError> {
+        let clock = self.clock();
+        self.inner
+            .writer
+            .submit(move |conn, events| bulk::step(conn, events, id, chunk, clock.now()))
+            .await
+    }
+
+    async fn fail_bulk(&self, id: BulkId, error: &str) -> Result<(), StoreError> {
+        let error = error.to_string();
+        let clock = self.clock();
+        self.inner
+            .writer
+            .submit(move |conn, _| bulk::fail(conn, id, &error, clock.now()))
+            .await
+    }
+
+    async fn bulk(&self, id: BulkId) -> Result<Option<BulkOperation>, StoreError> {
+        self.inner
+            .readers
+            .read(move |conn| bulk::get(conn, id))
+            .await
+    }
+
+    async fn bulks(
+        &self,
+        state: Option<BulkState>,
+        limit: u32,
+    ) -> Result<Vec<BulkOperation>, StoreError> {
+        self.inner
+            .readers
+            .read(move |conn| bulk::list(conn, state, limit))
             .await
     }
 }

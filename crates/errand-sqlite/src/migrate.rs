@@ -23,6 +23,8 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (10, include_str!("../migrations/0010_sessions.sql")),
     (11, include_str!("../migrations/0011_placeholder_merge.sql")),
     (12, include_str!("../migrations/0012_progress.sql")),
+    (13, include_str!("../migrations/0013_placeholder_merge.sql")),
+    (14, include_str!("../migrations/0014_bulk_operations.sql")),
 ];
 
 /// The newest schema this build knows.

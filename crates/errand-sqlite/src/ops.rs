@@ -7,7 +7,7 @@ use crate::rows::{
     parse_state, timeout_from_micros, to_json,
 };
 use crate::writer::Events;
-use crate::{audit, batches, events, limits};
+use crate::{audit, batches, bulk, events, limits};
 use errand_core::audit::{AuditAction, AuditActor, NewAuditEntry};
 use errand_core::outcome::{attempt_on_manual_retry, resolve};
 use errand_core::store::{CLAIM_ORDER, ClaimRequest, Claimed, Finish, claim_key};
@@ -640,5 +640,6 @@ pub(crate) fn prune(
     batches::prune(conn, cutoff)?;
     crate::sessions::prune(conn, now)?;
     audit::prune(conn, now.saturating_sub(duration_micros(retention.audit)))?;
+    bulk::prune(conn, cutoff)?;
     Ok(deleted)
 }

@@ -85,23 +85,11 @@ pub(crate) fn get(conn: &Connection, id: JobId) -> Result<Option<Job>, StoreErro
 /// filters given appear in the SQL, so each combination gets a plan that
 /// uses its index.
 pub(crate) fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<Job>, StoreError> {
-    let mut conditions = Vec::new();
     let mut params: Vec<Value> = Vec::new();
-    let mut add = |condition: &str, value: Value| {
-        params.push(value);
-        conditions.push(format!("{condition} ?{}", params.len()));
-    };
-    if let Some(state) = filter.state {
-        add("state =", Value::Text(state.as_str().into()));
-    }
-    if let Some(kind) = &filter.kind {
-        add("kind =", Value::Text(kind.clone()));
-    }
-    if let Some(queue) = &filter.queue {
-        add("queue =", Value::Text(queue.clone()));
-    }
+    let mut conditions = filter_conditions(filter, &mut params);
     if let Some(before) = filter.before {
-        add("id <", Value::Integer(before));
+        params.push(Value::Integer(before));
+        conditions.push(format!("id < ?{}", params.len()));
     }
     let wher = if conditions.is_empty() {
         String::new()
@@ -120,6 +108,27 @@ pub(crate) fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<Job>, S
             .map_err(db_error)?,
         listed_job_from_row,
     )
+}
+
+/// The SQL conditions of `filter` apart from its page (`before`, `limit`):
+/// each `column op ?n`, its parameter appended to `params`. Listings and
+/// bulk actions select jobs with this one function.
+pub(crate) fn filter_conditions(filter: &ListFilter, params: &mut Vec<Value>) -> Vec<String> {
+    let mut conditions = Vec::new();
+    let mut add = |condition: &str, value: Value| {
+        params.push(value);
+        conditions.push(format!("{condition} ?{}", params.len()));
+    };
+    if let Some(state) = filter.state {
+        add("state =", Value::Text(state.as_str().into()));
+    }
+    if let Some(kind) = &filter.kind {
+        add("kind =", Value::Text(kind.clone()));
+    }
+    if let Some(queue) = &filter.queue {
+        add("queue =", Value::Text(queue.clone()));
+    }
+    conditions
 }
 
 /// Job counts by queue, kind and state.

@@ -8,6 +8,7 @@
 //! [`Store`]: errand_core::Store
 
 mod breaker;
+mod bulk;
 mod capacity;
 mod completer;
 mod config;
@@ -26,6 +27,7 @@ mod scheduler;
 pub mod testing;
 
 pub use breaker::BreakerConfig;
+pub use bulk::BulkRunner;
 pub use config::{MIN_LEASE, WorkerConfig, WorkerSettings, check_queue};
 pub use executor::Executor;
 pub use handler::{HandlerResult, JobContext, JobError};

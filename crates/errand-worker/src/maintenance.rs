@@ -1,10 +1,11 @@
 //! The maintenance loop: puts jobs whose worker vanished back to run, makes
-//! due scheduled and retryable jobs available, and prunes old terminal jobs.
+//! due scheduled and retryable jobs available, resumes bulk operations
+//! whose node stopped stepping them, and prunes old terminal jobs.
 //! Every node runs the loop, but only the holder of the `maintenance` leader
 //! lease does the work, so nodes sharing a database do not repeat it; when
 //! the leader dies another node takes over once its lease expires.
 
-use crate::WorkerConfig;
+use crate::{BulkRunner, WorkerConfig};
 use errand_core::{Retention, Store};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +49,7 @@ pub async fn run_maintenance(
     // leader's duties move to another node within seconds.
     let ttl = (config.interval * 5).max(Duration::from_secs(5));
     let mut leading = false;
+    let bulk = BulkRunner::new(store.clone(), shutdown.clone());
     loop {
         let prune_due = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -80,6 +82,9 @@ pub async fn run_maintenance(
             }
         } else {
             rescue_and_promote(store.as_ref()).await;
+            if let Err(e) = bulk.resume_stale().await {
+                tracing::warn!(error = %e, "cannot look for abandoned bulk operations");
+            }
         }
     }
     if leading && let Err(e) = store.resign(ROLE, &config.node).await {

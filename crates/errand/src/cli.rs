@@ -237,6 +237,49 @@ pub enum JobsCommand {
     Cancel(IdArgs),
     /// Run a failed or cancelled job again.
     Retry(IdArgs),
+    /// Act on many jobs at once: those a filter matches, or --id ones.
+    #[command(subcommand)]
+    Bulk(BulkCommand),
+}
+
+/// `errand jobs bulk …`: the action; the jobs are the options.
+#[derive(Debug, Subcommand)]
+pub enum BulkCommand {
+    /// Run failed and cancelled jobs again.
+    Retry(BulkArgs),
+    /// Cancel jobs that have not ended (running ones too).
+    Cancel(BulkArgs),
+    /// Delete ended jobs (completed, failed, cancelled).
+    Delete(BulkArgs),
+    /// Make scheduled and retryable jobs available now.
+    RunNow(BulkArgs),
+}
+
+/// Which jobs a bulk action takes, and whether to wait for it.
+#[derive(Debug, Args)]
+pub struct BulkArgs {
+    /// Only jobs in this state.
+    #[arg(long, conflicts_with = "ids")]
+    pub state: Option<String>,
+    /// Only jobs of this kind.
+    #[arg(long, conflicts_with = "ids")]
+    pub kind: Option<String>,
+    /// Only jobs in this queue.
+    #[arg(long, conflicts_with = "ids")]
+    pub queue: Option<String>,
+    /// Every job, when no filter is given (required then, so that a
+    /// forgotten filter never acts on everything).
+    #[arg(long, conflicts_with = "ids")]
+    pub all: bool,
+    /// These jobs instead of a filter (repeatable, or comma-separated).
+    #[arg(long = "id", value_delimiter = ',')]
+    pub ids: Vec<i64>,
+    /// Wait until the action has gone through every job, printing progress.
+    #[arg(long)]
+    pub wait: bool,
+    /// Server and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// `errand jobs list`

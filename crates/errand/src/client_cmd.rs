@@ -144,6 +144,7 @@ pub async fn jobs(cmd: JobsCommand) -> Result<ExitCode> {
         JobsCommand::Show(args) => (args, "show"),
         JobsCommand::Cancel(args) => (args, "cancel"),
         JobsCommand::Retry(args) => (args, "retry"),
+        JobsCommand::Bulk(cmd) => return crate::bulk_cmd::bulk(cmd).await,
     };
     let client = connect(&args.client)?;
     let job = match action {

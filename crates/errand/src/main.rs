@@ -4,6 +4,7 @@
 
 mod audit_cmd;
 mod batch_cmd;
+mod bulk_cmd;
 mod cli;
 mod client_cmd;
 mod config;

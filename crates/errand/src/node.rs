@@ -157,6 +157,11 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
             plan.server
                 .config(plan.catalog.clone(), fd_limit, shutdown.clone());
         server_config.auth_required = auth_required;
+        // Bulk actions this node accepts, it steps itself (see errand_worker::BulkRunner).
+        let bulk = errand_worker::BulkRunner::new(store.clone(), shutdown.clone());
+        server_config.bulk_starter = Some(errand_server::BulkStarter(Arc::new(move |id| {
+            bulk.start(id)
+        })));
         if auth_required {
             info!("API tokens required (every route but /healthz)");
         } else if plan.unsafe_no_auth && !addr.ip().is_loopback() {

@@ -1,0 +1,1 @@
+-- Placeholder: migration 16 belongs to another branch of this round; the lead replaces it at merge.

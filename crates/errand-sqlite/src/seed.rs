@@ -1,0 +1,30 @@
+//! Test and benchmark seeding (cargo feature `seed`): many jobs written
+//! straight into a database file in one statement, in seconds rather than
+//! the minutes the API would take. Only the engine knows its tables, so the
+//! SQL lives here; nothing in the product uses it.
+
+use crate::rows::{db_error, micros};
+use errand_core::StoreError;
+use rusqlite::Connection;
+use std::path::Path;
+
+/// Adds `count` failed jobs of `kind` (queue `default`, attempts used up,
+/// one error each) to the database at `path`, which a store has migrated
+/// and no store holds open. Answers the rows added.
+pub fn fill_failed(path: &Path, kind: &str, count: u64) -> Result<u64, StoreError> {
+    let conn = Connection::open(path).map_err(db_error)?;
+    let now = micros(jiff::Timestamp::now());
+    let added = conn
+        .execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2) \
+             INSERT INTO jobs (kind, queue, payload, priority, state, attempt, max_attempts, \
+                 run_at, created_at, started_at, finished_at, errors) \
+             SELECT ?1, 'default', json_object('n', i), 0, 'failed', 3, 3, ?3, ?3, ?3, ?3, \
+                 json_array(json_object('attempt', 3, 'at', '2026-01-01T00:00:00Z', \
+                     'error', 'seeded')) \
+             FROM n",
+            (kind, i64::try_from(count).unwrap_or(i64::MAX), now),
+        )
+        .map_err(db_error)?;
+    Ok(added as u64)
+}
