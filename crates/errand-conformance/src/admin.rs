@@ -308,6 +308,7 @@ async fn prune_honours_retention_per_state(store: Arc<dyn Store>) {
         completed: hour,
         failed: hour,
         cancelled: hour,
+        ..Retention::default()
     };
     assert_eq!(store.prune(&keep_all).await.unwrap(), 0);
     let only_completed = Retention {
@@ -321,6 +322,7 @@ async fn prune_honours_retention_per_state(store: Arc<dyn Store>) {
         completed: Duration::ZERO,
         failed: Duration::ZERO,
         cancelled: Duration::ZERO,
+        ..Retention::default()
     };
     assert_eq!(store.prune(&none_kept).await.unwrap(), 2);
     for id in [failed.id, cancelled] {

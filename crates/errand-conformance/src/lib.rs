@@ -61,8 +61,8 @@ macro_rules! modules {
 }
 
 modules!(
-    admin, attempts, batches, claim, enqueue, events, lifecycle, limits, nodes, queues, retention,
-    ticks, tokens, unique,
+    admin, attempts, batches, claim, enqueue, events, history, lifecycle, limits, nodes, queues,
+    retention, ticks, tokens, unique,
 );
 mod support;
 

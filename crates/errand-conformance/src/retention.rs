@@ -46,6 +46,7 @@ async fn prune_removes_old_events_and_finished_batches(store: Arc<dyn Store>) {
         completed: Duration::ZERO,
         failed: hour,
         cancelled: Duration::ZERO,
+        ..Retention::default()
     };
     store.prune(&one_long).await.unwrap();
     assert!(

@@ -88,6 +88,10 @@ pub struct Retention {
     /// Cancelled jobs.
     #[serde(with = "serde_human")]
     pub cancelled: Duration,
+    /// Throughput history rows (per-minute counts); lifetime totals are
+    /// never pruned.
+    #[serde(with = "serde_human")]
+    pub history: Duration,
 }
 
 impl Retention {
@@ -114,6 +118,7 @@ impl Default for Retention {
             completed: Duration::from_secs(7 * DAY),
             failed: Duration::from_secs(30 * DAY),
             cancelled: Duration::from_secs(30 * DAY),
+            history: Duration::from_secs(14 * DAY),
         }
     }
 }

@@ -29,6 +29,9 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (9, include_str!("../migrations/0009_kind_start_buckets.sql")),
     (10, include_str!("../migrations/0010_fence.sql")),
     (11, include_str!("../migrations/0011_tokens.sql")),
+    (12, include_str!("../migrations/0012_placeholder_merge.sql")),
+    (13, include_str!("../migrations/0013_placeholder_merge.sql")),
+    (14, include_str!("../migrations/0014_history.sql")),
 ];
 
 /// The newest schema this build knows.

@@ -60,7 +60,7 @@ async fn a_v9_database_upgrades_and_its_running_job_keeps_its_lease() {
     let store = PostgresStore::connect(&url, PostgresOptions::default())
         .await
         .unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 11);
+    assert_eq!(store.schema_version().await.unwrap(), 14);
     let old = store.get(id).await.unwrap().unwrap();
     assert_eq!(
         (old.attempt, old.max_attempts),

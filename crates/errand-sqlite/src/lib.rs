@@ -8,6 +8,7 @@
 
 mod batches;
 mod events;
+mod history;
 mod limits;
 mod lock;
 mod migrate;
@@ -28,6 +29,8 @@ use async_trait::async_trait;
 use errand_core::Clock;
 use errand_core::auth::{NewToken, Token, TokenHash};
 use errand_core::event::{EventFilter, Published};
+use errand_core::history::{ThroughputBucket, ThroughputQuery, Total};
+use errand_core::load::StoreLoad;
 use errand_core::store::{ClaimRequest, Claimed, Finish, ListFilter, Stats};
 use errand_core::{
     Batch, BatchId, Enqueued, Event, EventId, Job, JobId, Lease, NewBatch, NewEvent, NewJob,
@@ -280,7 +283,12 @@ impl Store for SqliteStore {
         let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, _| ops::claim(conn, &req, clock.now()))
+            .submit(move |conn, events| {
+                let now = clock.now();
+                let claimed = ops::claim(conn, &req, now)?;
+                events.history.claimed(now, &claimed.jobs);
+                Ok(claimed)
+            })
             .await
     }
 
@@ -319,6 +327,33 @@ impl Store for SqliteStore {
 
     async fn stats(&self) -> Result<Stats, StoreError> {
         self.inner.readers.read(read::stats).await
+    }
+
+    async fn throughput(
+        &self,
+        query: &ThroughputQuery,
+    ) -> Result<Vec<ThroughputBucket>, StoreError> {
+        let query = query.clone();
+        self.inner
+            .readers
+            .read(move |conn| history::throughput(conn, &query))
+            .await
+    }
+
+    async fn totals(&self) -> Result<Vec<Total>, StoreError> {
+        self.inner.readers.read(history::totals).await
+    }
+
+    async fn oldest_due(&self) -> Result<BTreeMap<String, jiff::Timestamp>, StoreError> {
+        let now = self.clock().now();
+        self.inner
+            .readers
+            .read(move |conn| history::oldest_due(conn, now))
+            .await
+    }
+
+    fn load(&self) -> StoreLoad {
+        self.inner.writer.load()
     }
 
     async fn rescue_expired(&self) -> Result<Vec<JobId>, StoreError> {

@@ -19,6 +19,9 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (6, include_str!("../migrations/0006_kind_start_buckets.sql")),
     (7, include_str!("../migrations/0007_fence.sql")),
     (8, include_str!("../migrations/0008_tokens.sql")),
+    (9, include_str!("../migrations/0009_placeholder_merge.sql")),
+    (10, include_str!("../migrations/0010_placeholder_merge.sql")),
+    (11, include_str!("../migrations/0011_history.sql")),
 ];
 
 /// The newest schema this build knows.

@@ -2,14 +2,20 @@
 //! commits every operation queued at the time in one transaction (group
 //! commit), each inside its own savepoint so a failing operation rolls back
 //! alone. Callers are answered, and events sent, only after the COMMIT.
+//! The history counts the operations made ([`errand_core::history`]) are
+//! written by the same transaction, just before its COMMIT.
 
 use crate::rows::db_error;
+use errand_core::history::Pending as PendingHistory;
+use errand_core::load::{CommitTimes, StoreLoad};
 use errand_core::{JobId, StoreError, StoreEvent};
 use rusqlite::Connection;
 use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
+use std::time::Instant;
 use tokio::sync::{broadcast, oneshot};
 
 /// Most operations committed together.
@@ -22,12 +28,15 @@ pub(crate) struct Events {
     pub enqueued: BTreeSet<String>,
     /// Jobs that reached a terminal state.
     pub finished: Vec<JobId>,
+    /// Throughput counts, written before the batch commits.
+    pub history: PendingHistory,
 }
 
 impl Events {
     fn absorb(&mut self, other: Events) {
         self.enqueued.extend(other.enqueued);
         self.finished.extend(other.finished);
+        self.history.absorb(other.history);
     }
 
     fn publish(self, tx: &broadcast::Sender<StoreEvent>) {
@@ -90,6 +99,16 @@ where
 pub(crate) struct Writer {
     queue: Option<mpsc::Sender<Box<dyn Pending>>>,
     thread: Option<JoinHandle<()>>,
+    load: Arc<Load>,
+}
+
+/// What the writer reports about its own work, for `/metrics`.
+#[derive(Debug, Default)]
+struct Load {
+    /// Operations queued and not yet taken into a batch.
+    queued: AtomicU64,
+    /// Time from BEGIN to COMMIT of each batch.
+    commits: CommitTimes,
 }
 
 impl Writer {
@@ -101,12 +120,14 @@ impl Writer {
     ) -> Result<Writer, StoreError> {
         let (queue, incoming) = mpsc::channel::<Box<dyn Pending>>();
         let (ready_tx, ready) = oneshot::channel();
+        let load = Arc::new(Load::default());
+        let thread_load = load.clone();
         let thread = std::thread::Builder::new()
             .name("errand-sqlite-writer".into())
             .spawn(move || match open() {
                 Ok(conn) => {
                     let _ = ready_tx.send(Ok(()));
-                    run(conn, incoming, events);
+                    run(conn, incoming, events, &thread_load);
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -119,6 +140,7 @@ impl Writer {
         let writer = Writer {
             queue: Some(queue),
             thread: Some(thread),
+            load,
         };
         started.map(|()| writer)
     }
@@ -136,14 +158,26 @@ impl Writer {
             reply,
         };
         let queue = self.queue.as_ref().expect("queue lives until drop");
-        queue
-            .send(Box::new(op))
-            .map_err(|_| StoreError::Unavailable("the writer thread has stopped".into()))?;
+        self.load.queued.fetch_add(1, Ordering::Relaxed);
+        queue.send(Box::new(op)).map_err(|_| {
+            self.load.queued.fetch_sub(1, Ordering::Relaxed);
+            StoreError::Unavailable("the writer thread has stopped".into())
+        })?;
         answer.await.unwrap_or_else(|_| {
             Err(StoreError::Unavailable(
                 "the writer thread has stopped".into(),
             ))
         })
+    }
+}
+
+impl Writer {
+    /// Commit latencies so far and operations waiting for the writer.
+    pub(crate) fn load(&self) -> StoreLoad {
+        StoreLoad {
+            commits: self.load.commits.snapshot(),
+            pending_writes: self.load.queued.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -163,6 +197,7 @@ fn run(
     conn: Connection,
     incoming: mpsc::Receiver<Box<dyn Pending>>,
     events: broadcast::Sender<StoreEvent>,
+    load: &Load,
 ) {
     let mut batch: Vec<Box<dyn Pending>> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = incoming.recv() {
@@ -173,8 +208,11 @@ fn run(
                 Err(_) => break,
             }
         }
+        load.queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
         let mut done = Events::default();
+        let started = Instant::now();
         let commit = run_batch(&conn, &mut batch, &mut done);
+        load.commits.observe(started.elapsed());
         if commit.is_ok() {
             done.publish(&events);
         }
@@ -195,6 +233,7 @@ fn run_batch(
     let result = batch
         .iter_mut()
         .try_for_each(|op| run_one(conn, op.as_mut(), done))
+        .and_then(|()| write_history(conn, &mut done.history))
         .and_then(|()| exec(conn, "COMMIT"));
     if result.is_err()
         && !conn.is_autocommit()
@@ -203,6 +242,20 @@ fn run_batch(
         tracing::error!(error = %e, "rollback of a failed batch failed");
     }
     result
+}
+
+/// Writes the batch's history counts in their own savepoint: should that
+/// fail, the counts are lost (and logged) but the jobs' changes commit.
+fn write_history(conn: &Connection, history: &mut PendingHistory) -> Result<(), StoreError> {
+    if history.is_empty() {
+        return Ok(());
+    }
+    exec(conn, "SAVEPOINT history")?;
+    if let Err(e) = crate::history::write(conn, history.drain()) {
+        tracing::error!(error = %e, "throughput history not written; its counts are lost");
+        exec(conn, "ROLLBACK TO history")?;
+    }
+    exec(conn, "RELEASE history")
 }
 
 fn run_one(conn: &Connection, op: &mut dyn Pending, done: &mut Events) -> Result<(), StoreError> {

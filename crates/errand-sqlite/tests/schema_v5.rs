@@ -77,7 +77,7 @@ async fn a_v4_file_with_jobs_upgrades_and_its_jobs_run() {
         .unwrap();
     }
     let store = open(&path).await;
-    assert_eq!(store.schema_version().await.unwrap(), 8);
+    assert_eq!(store.schema_version().await.unwrap(), 11);
     let old = store.get(1).await.unwrap().expect("the v4 job is kept");
     assert_eq!((old.kind.as_str(), old.batch_id), ("old", None));
     assert_eq!(old.payload, json!({"n": 1}));

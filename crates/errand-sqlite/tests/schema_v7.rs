@@ -48,7 +48,7 @@ async fn a_v6_file_upgrades_and_its_running_job_keeps_its_lease() {
     let store = SqliteStore::open(&path, SqliteOptions::default())
         .await
         .unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 8);
+    assert_eq!(store.schema_version().await.unwrap(), 11);
     let old = store.get(1).await.unwrap().unwrap();
     assert_eq!(
         (old.attempt, old.max_attempts),

@@ -141,7 +141,7 @@ async fn another_process_holding_the_file_is_named_and_kill_9_frees_it() {
 
     drop(child);
     let store = open(&path).await;
-    assert_eq!(store.schema_version().await.unwrap(), 8);
+    assert_eq!(store.schema_version().await.unwrap(), 11);
 }
 
 #[tokio::test]
@@ -208,14 +208,14 @@ async fn migrations_are_recorded_once() {
             .collect()
     };
     let store = open(&path).await;
-    assert_eq!(store.schema_version().await.unwrap(), 8);
+    assert_eq!(store.schema_version().await.unwrap(), 11);
     drop(store);
     let first = applied(&path);
     let versions: Vec<u32> = first.iter().map(|(v, _)| *v).collect();
     assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
 
     let store = open(&path).await;
-    assert_eq!(store.schema_version().await.unwrap(), 8);
+    assert_eq!(store.schema_version().await.unwrap(), 11);
     drop(store);
     assert_eq!(applied(&path), first, "reopening applied nothing again");
 }
