@@ -14,6 +14,7 @@ mod body;
 mod events;
 mod jobs;
 mod listen;
+mod metrics;
 mod openapi;
 mod pace;
 mod params;
@@ -42,6 +43,7 @@ use utoipa_axum::routes;
 
 pub use auth::{Actor, AuthMode, TOKEN_CACHE_TTL, auth_required};
 pub use listen::Connections;
+pub use metrics::{NodeMetrics, PoolProcessGauge};
 pub use settings::ServerSettings;
 pub use tls::{Tls, TlsError, TlsFiles};
 
@@ -63,6 +65,9 @@ pub struct ServerConfig {
     /// Cancelled when the node stops: held `?wait=` requests answer at once
     /// with the current state instead of delaying the exit.
     pub shutdown: CancellationToken,
+    /// The node's own gauges for `/metrics` (running jobs, pool
+    /// processes); without it only the store's metrics are served.
+    pub node_metrics: Option<Arc<dyn NodeMetrics>>,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +79,7 @@ impl Default for ServerConfig {
             connections: Connections::default(),
             auth_required: false,
             shutdown: CancellationToken::new(),
+            node_metrics: None,
         }
     }
 }
@@ -107,7 +113,7 @@ pub enum RouteAccess {
 /// OpenAPI document lists but this table lacks is refused (and a test
 /// keeps the two equal).
 pub fn route_scopes() -> Vec<(Method, &'static str, RouteAccess)> {
-    use Access::{Admin, Enqueue, Read};
+    use Access::{Admin, Enqueue, Metrics, Read};
     use RouteAccess::{Needs, Open};
     vec![
         (Method::POST, "/v1/jobs", Needs(Enqueue)),
@@ -129,6 +135,7 @@ pub fn route_scopes() -> Vec<(Method, &'static str, RouteAccess)> {
         (Method::POST, "/v1/queues/{name}/resume", Needs(Admin)),
         (Method::GET, "/v1/openapi.json", Needs(Read)),
         (Method::GET, "/healthz", Open),
+        (Method::GET, "/metrics", Needs(Metrics)),
     ]
 }
 
@@ -203,6 +210,7 @@ fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(queues::resume))
         .routes(routes!(openapi::document))
         .routes(routes!(status::health))
+        .routes(routes!(metrics::metrics))
 }
 
 /// Serves until `shutdown` resolves (graceful: in-flight requests finish),

@@ -113,6 +113,8 @@ impl ServerSettings {
             // The node decides with the listen address (`auth_required`).
             auth_required: self.auth == Some(AuthMode::Required),
             shutdown,
+            // The node adds its own gauges.
+            node_metrics: None,
         }
     }
 }

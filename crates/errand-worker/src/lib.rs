@@ -29,6 +29,7 @@ pub use config::{MIN_LEASE, WorkerConfig, WorkerSettings, check_queue};
 pub use executor::Executor;
 pub use handler::{HandlerResult, JobContext, JobError};
 pub use maintenance::{MaintenanceConfig, run_maintenance};
+pub use running::RunningJobs;
 pub use runtime::Worker;
 pub use scheduler::{MISFIRE_GRACE, RECHECK, run_scheduler};
 
