@@ -164,9 +164,17 @@ impl Server {
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.unwrap();
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            panic!("{status} answer is not JSON ({e}): {bytes:?}");
-        });
+        // `/metrics` answers plain text; every other answer must be JSON.
+        let text = headers
+            .get(CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes().starts_with(b"text/plain"));
+        let body = if text {
+            serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!("{status} answer is not JSON ({e}): {bytes:?}");
+            })
+        };
         Answer {
             status,
             headers,
