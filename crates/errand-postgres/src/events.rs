@@ -280,6 +280,7 @@ mod tests {
         let changes = Changes {
             enqueued: ["a".to_string(), "b".to_string()].into(),
             finished: (0..1000).collect(),
+            history: Default::default(),
         };
         let payloads = changes.payloads(7);
         assert_eq!(payloads.len(), 3);
