@@ -229,6 +229,10 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
     }
     maintenance.await?;
     scheduler.await?;
+    // PostgreSQL keeps up to a second of throughput counts in memory.
+    if let Err(e) = store.flush_history().await {
+        warn!(error = %e, "throughput counts of the last second not written");
+    }
     info!("errand stopped");
     Ok(ExitCode::SUCCESS)
 }
