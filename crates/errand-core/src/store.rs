@@ -455,9 +455,9 @@ pub trait Store: Send + Sync + 'static {
     /// whose time has come), when its longest-waiting one could first run.
     async fn oldest_due(&self) -> Result<BTreeMap<String, jiff::Timestamp>, StoreError>;
 
-    /// Writes the history counts this process holds in memory, if the
-    /// engine keeps any between writes (PostgreSQL flushes them every
-    /// second on its own; SQLite writes them with each group commit).
+    /// Writes the history counts this process holds in memory now
+    /// (engines write them about once a second on their own; a scrape and
+    /// a shutdown want them at once).
     async fn flush_history(&self) -> Result<(), StoreError> {
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Throughput history and lifetime totals on SQLite: the writer thread
-//! writes each group commit's counts ([`write`]) inside that commit, so
-//! a crash loses no count a committed change made; reads sum the rows.
+//! carries the committed operations' counts and writes them ([`write`])
+//! inside a group commit about once a second (see [`crate::writer`]);
+//! reads sum the rows.
 
 use crate::rows::{db_error, micros};
 use errand_core::StoreError;

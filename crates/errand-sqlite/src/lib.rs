@@ -352,6 +352,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn flush_history(&self) -> Result<(), StoreError> {
+        self.inner
+            .writer
+            .submit(|_, events| {
+                events.flush_history = true;
+                Ok(())
+            })
+            .await
+    }
+
     fn load(&self) -> StoreLoad {
         self.inner.writer.load()
     }

@@ -147,10 +147,7 @@ fn run_and_check(server: &Server) {
     let inf = "errand_job_run_seconds_bucket{kind=\"ok\",queue=\"default\",le=\"+Inf\"}";
     assert_eq!(moved(inf), OK as f64, "the +Inf bucket is the count");
     assert_eq!(
-        value(
-            &after,
-            "errand_jobs{queue=\"default\",state=\"completed\"}"
-        ),
+        value(&after, "errand_jobs{queue=\"default\",state=\"completed\"}"),
         OK as f64
     );
     assert_eq!(
