@@ -7,6 +7,8 @@
 #   real SMTP server (aiosmtpd, from PyPI).
 # - The API contract test (crates/errand/tests/contract.rs) runs schemathesis
 #   and openapi-spec-validator from PyPI, pinned, in the venv .venv.
+# - The metrics test (crates/errand/tests/metrics.rs) checks /metrics and
+#   docs/prometheus/alerts.yml with promtool (Debian's prometheus package).
 # Slow soak tests are #[ignore]d; run them with:
 #   cargo test --workspace --release -- --ignored
 set -euo pipefail
@@ -21,6 +23,7 @@ have_postgres() { have initdb || compgen -G '/usr/lib/postgresql/*/bin/initdb' >
 missing=()
 have_postgres || missing+=(postgresql)
 have php || missing+=(php-cli)
+have promtool || missing+=(prometheus)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && have apt-get; then
@@ -29,6 +32,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     # The postgresql package may start a system cluster; tests run their own.
     if have service; then service postgresql stop >/dev/null 2>&1 || true; fi
+    # Only promtool is needed from the prometheus package, not its server.
+    if have service; then service prometheus stop >/dev/null 2>&1 || true; fi
   else
     echo "scripts/test.sh: missing ${missing[*]}; install them (sudo apt-get install ${missing[*]}) or their tests fail" >&2
   fi

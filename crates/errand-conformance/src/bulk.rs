@@ -5,6 +5,7 @@
 
 use crate::support::{enqueue, finish, get, job, job_in, plus, running};
 use errand_core::audit::{AuditActor, AuditFilter};
+use errand_core::history::Counter;
 use errand_core::bulk::{BulkAction, BulkOperation, BulkState, BulkTarget, NewBulk};
 use errand_core::store::ListFilter;
 use errand_core::{JobId, JobState, NewJob, Outcome, Store};
@@ -59,6 +60,18 @@ async fn run_to_end(store: &dyn Store, id: i64, chunk: u32) -> BulkOperation {
     panic!("bulk operation {id} never ended");
 }
 
+/// Lifetime count of cancelled jobs of `kind` (after writing what the
+/// store holds in memory).
+async fn cancelled_total(store: &dyn Store, kind: &str) -> u64 {
+    store.flush_history().await.expect("flush history");
+    let totals = store.totals().await.expect("totals");
+    totals
+        .iter()
+        .filter(|t| t.kind == kind)
+        .map(|t| t.tally.counts.get(Counter::Cancelled))
+        .sum()
+}
+
 fn by_kind(action: BulkAction, kind: &str) -> NewBulk {
     NewBulk {
         action,
@@ -97,8 +110,13 @@ async fn each_action_changes_exactly_its_target(store: Arc<dyn Store>) {
         assert_eq!(store.bulk(op.id).await.unwrap(), Some(op.clone()));
         // Created after the operation: never swept in, whatever its state.
         let late = one_in_each_state(&*store, &a, "late").await;
+        let cancelled_before = cancelled_total(&*store, &a).await;
         let done = run_to_end(&*store, op.id, 3).await;
         assert_eq!(done.state, BulkState::Done, "{action}");
+        // A bulk cancel counts each job it cancelled in the history.
+        let counted = cancelled_total(&*store, &a).await - cancelled_before;
+        let want = if action == BulkAction::Cancel { done.changed } else { 0 };
+        assert_eq!(counted, want, "{action}: cancelled count");
         // One audit entry for the whole operation, written when it was
         // created; its chunks add none.
         let want = by_kind(action, &a).audit_entry(op.id);

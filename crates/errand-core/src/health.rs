@@ -172,6 +172,32 @@ impl Store for WriteTracked {
         self.inner.stats().await
     }
 
+    async fn throughput(
+        &self,
+        query: &crate::history::ThroughputQuery,
+    ) -> Result<Vec<crate::history::ThroughputBucket>, StoreError> {
+        self.inner.throughput(query).await
+    }
+
+    async fn totals(&self) -> Result<Vec<crate::history::Total>, StoreError> {
+        self.inner.totals().await
+    }
+
+    async fn oldest_due(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, jiff::Timestamp>, StoreError> {
+        self.inner.oldest_due().await
+    }
+
+    async fn flush_history(&self) -> Result<(), StoreError> {
+        let result = self.inner.flush_history().await;
+        self.track(result, always)
+    }
+
+    fn load(&self) -> crate::load::StoreLoad {
+        self.inner.load()
+    }
+
     async fn rescue_expired(&self) -> Result<Vec<JobId>, StoreError> {
         let result = self.inner.rescue_expired().await;
         self.track(result, |ids| !ids.is_empty())

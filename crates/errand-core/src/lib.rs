@@ -23,8 +23,10 @@ pub mod clock;
 pub mod duration;
 pub mod event;
 pub mod health;
+pub mod history;
 pub mod job;
 pub mod limit;
+pub mod load;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod outcome;

@@ -91,6 +91,10 @@ pub struct Retention {
     /// Audit log entries (`[retention] audit`).
     #[serde(with = "serde_human")]
     pub audit: Duration,
+    /// Throughput history rows (per-minute counts); lifetime totals are
+    /// never pruned.
+    #[serde(with = "serde_human")]
+    pub history: Duration,
 }
 
 impl Retention {
@@ -118,6 +122,7 @@ impl Default for Retention {
             failed: Duration::from_secs(30 * DAY),
             cancelled: Duration::from_secs(30 * DAY),
             audit: Duration::from_secs(90 * DAY),
+            history: Duration::from_secs(14 * DAY),
         }
     }
 }

@@ -517,6 +517,34 @@ pub trait Store: Send + Sync + 'static {
     /// deadline it checks; whatever runs on the store reads the same one.
     fn clock(&self) -> Clock;
 
+    /// Throughput history (kept [`Retention::history`]) summed into the
+    /// query's steps, oldest first; only steps with activity are returned.
+    async fn throughput(
+        &self,
+        query: &crate::history::ThroughputQuery,
+    ) -> Result<Vec<crate::history::ThroughputBucket>, StoreError>;
+
+    /// Lifetime totals per (kind, queue), never pruned: counters made from
+    /// them only go up, across restarts and on every node alike.
+    async fn totals(&self) -> Result<Vec<crate::history::Total>, StoreError>;
+
+    /// For each queue with due jobs (available, or scheduled/retryable
+    /// whose time has come), when its longest-waiting one could first run.
+    async fn oldest_due(&self) -> Result<BTreeMap<String, jiff::Timestamp>, StoreError>;
+
+    /// Writes the history counts this process holds in memory now
+    /// (engines write them about once a second on their own; a scrape and
+    /// a shutdown want them at once).
+    async fn flush_history(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// This node's view of the store's own work: commit latencies and
+    /// writes waiting.
+    fn load(&self) -> crate::load::StoreLoad {
+        crate::load::StoreLoad::default()
+    }
+
     /// Whether writes are failing, for health checks. Engines know nothing
     /// of it; [`crate::health::WriteTracked`] keeps it.
     fn write_health(&self) -> crate::health::WriteHealth {

@@ -20,6 +20,19 @@ use std::sync::Arc;
 use supervisor::{Checkout, Supervisor};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+/// One live process of a pool, for metrics and the dashboard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolProcess {
+    /// Its process id.
+    pub pid: u32,
+    /// Jobs it has answered.
+    pub jobs: u64,
+    /// Time since it started.
+    pub age: std::time::Duration,
+    /// Resident memory of it and its children, when /proc can tell.
+    pub rss_bytes: Option<u64>,
+}
+
 /// Runs jobs on a supervised pool of long-lived processes.
 pub struct PoolExecutor {
     supervisor: Arc<Supervisor>,
@@ -39,6 +52,11 @@ impl PoolExecutor {
             supervisor,
             _stop_on_drop: guard,
         })
+    }
+
+    /// The pool's live processes now (a process between jobs or running one).
+    pub fn processes(&self) -> Vec<PoolProcess> {
+        self.supervisor.processes()
     }
 
     /// Decides what happens to a process that answered a job.

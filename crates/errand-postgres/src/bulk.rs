@@ -13,6 +13,7 @@ use crate::rows::{Listing, TERMINAL, db_error, int, optional_time, sql_time, tim
 use deadpool_postgres::{Client, GenericClient};
 use errand_core::batch::BatchId;
 use errand_core::bulk::{BulkAction, BulkId, BulkOperation, BulkState, BulkTarget, NewBulk};
+use errand_core::history::Counter;
 use errand_core::outcome::attempt_on_manual_retry;
 use errand_core::{JobId, StoreError};
 use jiff::Timestamp;
@@ -243,6 +244,7 @@ struct Target {
     attempt: u32,
     max_attempts: u32,
     queue: String,
+    kind: String,
 }
 
 /// Locks the jobs `ids` (in id order, so steps never deadlock each other),
@@ -295,9 +297,11 @@ async fn apply(
             attempt: u32::try_from(row.get::<_, i32>(1)).unwrap_or(0),
             max_attempts: u32::try_from(row.get::<_, i32>(2)).unwrap_or(0),
             queue: row.get(3),
+            kind: row.get(4),
         });
     }
     let ids: Vec<JobId> = targets.iter().map(|t| t.id).collect();
+    let at = now;
     let now = sql_time(now);
     let changed = match action {
         BulkAction::Retry => {
@@ -343,7 +347,14 @@ async fn apply(
         BulkAction::Retry | BulkAction::RunNow => {
             changes.enqueued = targets.into_iter().map(|t| t.queue).collect();
         }
-        BulkAction::Cancel => changes.finished = ids,
+        BulkAction::Cancel => {
+            for t in &targets {
+                changes
+                    .history
+                    .count(at, &t.kind, &t.queue, Counter::Cancelled);
+            }
+            changes.finished = ids;
+        }
         BulkAction::Delete => {}
     }
     Ok((changed, changes))

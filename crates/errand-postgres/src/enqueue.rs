@@ -12,6 +12,7 @@ use crate::rows::{
 };
 use deadpool_postgres::GenericClient;
 use errand_core::batch::BatchId;
+use errand_core::history::Counter;
 use errand_core::{Enqueued, Job, JobId, JobState, NewJob, StoreError};
 use jiff::Timestamp;
 use serde_json::Value;
@@ -130,6 +131,9 @@ pub(crate) async fn insert(
     let mut answers = Vec::with_capacity(jobs.len());
     for (job, id) in jobs.iter().zip(&ids) {
         if let Some(new) = inserted.remove(id) {
+            changes
+                .history
+                .count(now, &new.kind, &new.queue, Counter::Enqueued);
             if new.state == JobState::Available {
                 changes.enqueued.insert(new.queue.clone());
             }

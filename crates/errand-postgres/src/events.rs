@@ -42,6 +42,8 @@ pub(crate) struct Changes {
     pub enqueued: BTreeSet<String>,
     /// Jobs that reached a terminal state.
     pub finished: Vec<JobId>,
+    /// Throughput counts, for the store's recorder once committed.
+    pub history: errand_core::history::Pending,
 }
 
 impl Changes {
@@ -53,6 +55,7 @@ impl Changes {
     pub(crate) fn absorb(&mut self, other: Changes) {
         self.enqueued.extend(other.enqueued);
         self.finished.extend(other.finished);
+        self.history.absorb(other.history);
     }
 
     fn send_local(&self, tx: &broadcast::Sender<StoreEvent>) {
@@ -264,6 +267,7 @@ fn parse(payload: &str, origin: u64) -> Option<Changes> {
     Some(Changes {
         enqueued: serde_json::from_value(v["q"].clone()).ok()?,
         finished: serde_json::from_value(v["f"].clone()).ok()?,
+        history: Default::default(),
     })
 }
 
@@ -276,6 +280,7 @@ mod tests {
         let changes = Changes {
             enqueued: ["a".to_string(), "b".to_string()].into(),
             finished: (0..1000).collect(),
+            history: Default::default(),
         };
         let payloads = changes.payloads(7);
         assert_eq!(payloads.len(), 3);

@@ -15,6 +15,7 @@ mod batches;
 mod bulk;
 mod enqueue;
 mod events;
+mod history;
 mod limits;
 mod migrate;
 /// The schema version this build migrates a database to (its newest migration).
@@ -43,6 +44,8 @@ use errand_core::auth::{NewToken, Token, TokenHash};
 use errand_core::batch::{Batch, BatchId, NewBatch};
 use errand_core::bulk::{BulkId, BulkOperation, BulkState, NewBulk};
 use errand_core::event::{Event, EventFilter, EventId, NewEvent, Published};
+use errand_core::history::{ThroughputBucket, ThroughputQuery, Total};
+use errand_core::load::{CommitTimes, StoreLoad};
 use errand_core::session::{NewSession, Session};
 use errand_core::store::{ClaimRequest, Claimed, Finish, ListFilter, Stats};
 use errand_core::{
@@ -51,7 +54,7 @@ use errand_core::{
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 /// How many events a slow subscriber may fall behind before it lags.
@@ -106,6 +109,10 @@ struct Inner {
     events: Events,
     clock: Clock,
     skew: SkewWatch,
+    /// Throughput counts of committed operations, written every second.
+    history: Arc<history::Recorder>,
+    /// Time of each enqueue, claim and finish call.
+    commits: CommitTimes,
     tasks: Vec<tokio::task::AbortHandle>,
 }
 
@@ -155,13 +162,17 @@ impl PostgresStore {
             .recycle_timeout(Some(opts.connect_timeout))
             .build()
             .map_err(|e| StoreError::Internal(format!("cannot build the connection pool: {e}")))?;
-        let (events, tasks) = events::start(pool.clone(), config, EVENT_CAPACITY);
+        let (events, mut tasks) = events::start(pool.clone(), config, EVENT_CAPACITY);
+        let recorder = Arc::new(history::Recorder::default());
+        tasks.push(history::start(recorder.clone(), pool.clone()));
         Ok(PostgresStore {
             inner: Arc::new(Inner {
                 pool,
                 events,
                 clock,
                 skew: SkewWatch::default(),
+                history: recorder,
+                commits: CommitTimes::default(),
                 tasks,
             }),
         })
@@ -195,10 +206,18 @@ impl PostgresStore {
         self.inner.clock.now()
     }
 
-    /// Answers `value`, after telling waiters what changed.
-    fn announce<T>(&self, (value, changes): (T, Changes)) -> T {
+    /// Answers `value`, after telling waiters what changed and keeping
+    /// its throughput counts for the next history flush.
+    fn announce<T>(&self, (value, mut changes): (T, Changes)) -> T {
+        self.inner.history.add(std::mem::take(&mut changes.history));
         self.inner.events.publish(changes);
         value
+    }
+
+    /// Records how long a write call took since `started`.
+    fn timed<T>(&self, started: Instant, result: T) -> T {
+        self.inner.commits.observe(started.elapsed());
+        result
     }
 }
 
@@ -228,8 +247,9 @@ async fn connect_one(
 #[async_trait]
 impl Store for PostgresStore {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {
-        let answer = enqueue::insert(&self.client().await?, &jobs, None, self.now()).await?;
-        Ok(self.announce(answer))
+        let started = Instant::now();
+        let answer = enqueue::insert(&self.client().await?, &jobs, None, self.now()).await;
+        Ok(self.announce(self.timed(started, answer)?))
     }
 
     async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -241,12 +261,22 @@ impl Store for PostgresStore {
     }
 
     async fn claim(&self, req: &ClaimRequest) -> Result<Claimed, StoreError> {
+        let started = Instant::now();
+        let now = self.now();
         let limited = req.limited_kinds();
-        if limited.is_empty() {
-            let jobs = ops::claim(&self.client().await?, req, self.now()).await?;
-            return Ok(Claimed { jobs, held: None });
+        let claimed = if limited.is_empty() {
+            let jobs = ops::claim(&self.client().await?, req, now).await;
+            jobs.map(|jobs| Claimed { jobs, held: None })
+        } else {
+            limits::claim(&self.client().await?, req, &limited, now).await
+        };
+        let claimed = self.timed(started, claimed)?;
+        if !claimed.jobs.is_empty() {
+            let mut counted = errand_core::history::Pending::default();
+            counted.claimed(now, &claimed.jobs);
+            self.inner.history.add(counted);
         }
-        limits::claim(&self.client().await?, req, &limited, self.now()).await
+        Ok(claimed)
     }
 
     async fn heartbeat(&self, leases: &[Lease], lease: Duration) -> Result<Vec<Lease>, StoreError> {
@@ -254,8 +284,9 @@ impl Store for PostgresStore {
     }
 
     async fn finish(&self, finishes: Vec<Finish>) -> Result<Vec<bool>, StoreError> {
-        let answer = ops::finish(&mut self.client().await?, finishes, self.now()).await?;
-        Ok(self.announce(answer))
+        let started = Instant::now();
+        let answer = ops::finish(&mut self.client().await?, finishes, self.now()).await;
+        Ok(self.announce(self.timed(started, answer)?))
     }
 
     async fn record_progress(&self, updates: Vec<ProgressUpdate>) -> Result<Vec<bool>, StoreError> {
@@ -274,6 +305,33 @@ impl Store for PostgresStore {
 
     async fn stats(&self) -> Result<Stats, StoreError> {
         read::stats(&self.client().await?).await
+    }
+
+    async fn throughput(
+        &self,
+        query: &ThroughputQuery,
+    ) -> Result<Vec<ThroughputBucket>, StoreError> {
+        history::throughput(&self.client().await?, query).await
+    }
+
+    async fn totals(&self) -> Result<Vec<Total>, StoreError> {
+        history::totals(&self.client().await?).await
+    }
+
+    async fn oldest_due(&self) -> Result<BTreeMap<String, jiff::Timestamp>, StoreError> {
+        history::oldest_due(&self.client().await?, self.now()).await
+    }
+
+    async fn flush_history(&self) -> Result<(), StoreError> {
+        self.inner.history.flush(&self.inner.pool).await
+    }
+
+    fn load(&self) -> StoreLoad {
+        let pool = self.inner.pool.status();
+        StoreLoad {
+            commits: self.inner.commits.snapshot(),
+            pending_writes: (pool.size.saturating_sub(pool.available) + pool.waiting) as u64,
+        }
     }
 
     async fn rescue_expired(&self) -> Result<Vec<JobId>, StoreError> {

@@ -31,7 +31,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (11, include_str!("../migrations/0011_tokens.sql")),
     (12, include_str!("../migrations/0012_audit.sql")),
     (13, include_str!("../migrations/0013_sessions.sql")),
-    (14, include_str!("../migrations/0014_placeholder_merge.sql")),
+    (14, include_str!("../migrations/0014_history.sql")),
     (15, include_str!("../migrations/0015_progress.sql")),
     (16, include_str!("../migrations/0016_placeholder_merge.sql")),
     (17, include_str!("../migrations/0017_bulk_operations.sql")),

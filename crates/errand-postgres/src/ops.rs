@@ -7,12 +7,13 @@
 use crate::batches;
 use crate::events::Changes;
 use crate::rows::{
-    JOB_COLUMNS, after, before, db_error, int, job_from_row, jobs_from_rows, parse_state, sql_time,
-    uint,
+    JOB_COLUMNS, after, before, db_error, int, job_from_row, jobs_from_rows, optional_time,
+    parse_state, sql_time, uint,
 };
 use deadpool_postgres::{Client, GenericClient};
 use errand_core::audit::{AuditAction, AuditActor, NewAuditEntry};
 use errand_core::batch::BatchId;
+use errand_core::history::{Counter, Ending as HowEnded};
 use errand_core::outcome::{attempt_on_manual_retry, resolve};
 use errand_core::store::{ClaimRequest, Finish, claim_key};
 use errand_core::{
@@ -260,6 +261,7 @@ pub(crate) async fn rescue_expired(
 /// The write of one ended attempt, as `resolve` decided it.
 struct Ending {
     lease: Lease,
+    how: HowEnded,
     state: &'static str,
     run_at: Option<SystemTime>,
     result: Option<Value>,
@@ -292,9 +294,11 @@ async fn end_attempts(
         .map(|(job, outcome, backoff)| {
             // Unread, the outcome does not depend on them (uses_attempts_left).
             let (attempt, max_attempts) = job.attempts.unwrap_or((0, u32::MAX));
+            let how = HowEnded::of(&outcome);
             let t: Transition = resolve(attempt, max_attempts, outcome, &backoff, now);
             Ending {
                 lease: job.lease,
+                how,
                 state: t.state.as_str(),
                 run_at: t.run_at.map(sql_time),
                 finished_at: t.is_terminal().then(|| sql_time(now)),
@@ -304,6 +308,7 @@ async fn end_attempts(
             }
         })
         .collect();
+    let how: HashMap<Lease, HowEnded> = endings.iter().map(|e| (e.lease, e.how)).collect();
     let mut ended = write_endings(&*client, &endings, true, now, expired_before).await?;
     let done: HashSet<Lease> = ended.iter().map(|e| e.lease).collect();
     let rest: Vec<Ending> = endings
@@ -327,6 +332,11 @@ async fn end_attempts(
     let mut leases = HashSet::with_capacity(ended.len());
     for e in ended {
         leases.insert(e.lease);
+        if let Some(how) = how.get(&e.lease) {
+            changes
+                .history
+                .ended(now, &e.kind, &e.queue, e.started, *how, e.state);
+        }
         if e.state.is_terminal() {
             changes.finished.push(e.lease.id);
         } else if e.state == JobState::Available {
@@ -340,8 +350,10 @@ async fn end_attempts(
 struct Ended {
     lease: Lease,
     state: JobState,
+    kind: String,
     queue: String,
     batch: Option<BatchId>,
+    started: Option<Timestamp>,
 }
 
 /// One UPDATE of `endings`; with `plain_only`, batch jobs are left alone.
@@ -377,7 +389,7 @@ async fn write_endings(
              WHERE j.id = u.id AND j.fence = u.fence AND j.state = 'running' \
                AND ($10::timestamptz IS NULL OR j.lease_expires_at < $10) \
                AND (NOT $11 OR j.batch_id IS NULL) \
-             RETURNING j.id, u.fence, j.state, j.queue, j.batch_id",
+             RETURNING j.id, u.fence, j.state, j.queue, j.batch_id, j.kind, j.started_at",
         )
         .await
         .map_err(db_error)?;
@@ -410,6 +422,8 @@ async fn write_endings(
                 state: parse_state(row.get(2))?,
                 queue: row.get(3),
                 batch: row.get(4),
+                kind: row.get(5),
+                started: optional_time(row, 6)?,
             })
         })
         .collect()
@@ -495,6 +509,12 @@ pub(crate) async fn cancel(
         now,
     )
     .await
+    .map(|(job, mut changes)| {
+        changes
+            .history
+            .count(now, &job.kind, &job.queue, Counter::Cancelled);
+        (job, changes)
+    })
 }
 
 /// Makes a failed or cancelled job available now, with at least one
@@ -556,6 +576,8 @@ pub(crate) async fn prune(
     retention: &Retention,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
+    let history_cutoff = before(now, retention.history).as_second();
+    crate::history::prune(client, history_cutoff).await?;
     let cutoff = sql_time(before(now, retention.longest()));
     let events = client
         .prepare_cached("DELETE FROM events WHERE published_at < $1")

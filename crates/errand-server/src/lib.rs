@@ -18,6 +18,7 @@ mod bulk;
 mod events;
 mod jobs;
 mod listen;
+mod metrics;
 mod openapi;
 mod pace;
 mod params;
@@ -49,6 +50,7 @@ use utoipa_axum::routes;
 pub use auth::{Actor, AuthMode, TOKEN_CACHE_TTL, auth_required};
 pub use bulk::BulkStarter;
 pub use listen::Connections;
+pub use metrics::{NodeMetrics, PoolProcessGauge};
 pub use settings::ServerSettings;
 pub use tls::{Tls, TlsError, TlsFiles};
 
@@ -76,6 +78,9 @@ pub struct ServerConfig {
     pub shutdown: CancellationToken,
     /// Steps each bulk operation the API stores (see [`BulkStarter`]).
     pub bulk_starter: Option<BulkStarter>,
+    /// The node's own gauges for `/metrics` (running jobs, pool
+    /// processes); without it only the store's metrics are served.
+    pub node_metrics: Option<Arc<dyn NodeMetrics>>,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +95,7 @@ impl Default for ServerConfig {
             tls: false,
             shutdown: CancellationToken::new(),
             bulk_starter: None,
+            node_metrics: None,
         }
     }
 }
@@ -128,7 +134,7 @@ pub enum RouteAccess {
 /// OpenAPI document lists but this table lacks is refused (and a test
 /// keeps the two equal).
 pub fn route_scopes() -> Vec<(Method, &'static str, RouteAccess)> {
-    use Access::{Admin, Enqueue, Read};
+    use Access::{Admin, Enqueue, Metrics, Read};
     use RouteAccess::{Needs, Open};
     vec![
         (Method::POST, "/v1/jobs", Needs(Enqueue)),
@@ -161,6 +167,7 @@ pub fn route_scopes() -> Vec<(Method, &'static str, RouteAccess)> {
         (Method::POST, "/v1/tokens", Needs(Admin)),
         (Method::DELETE, "/v1/tokens/{name}", Needs(Admin)),
         (Method::GET, "/healthz", Open),
+        (Method::GET, "/metrics", Needs(Metrics)),
     ]
 }
 
@@ -243,6 +250,7 @@ fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(status::health))
+        .routes(routes!(metrics::metrics))
 }
 
 /// Serves until `shutdown` resolves (graceful: in-flight requests finish),

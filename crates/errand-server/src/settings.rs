@@ -121,6 +121,8 @@ impl ServerSettings {
             tls: self.tls.is_some(),
             shutdown,
             bulk_starter: None,
+            // The node adds its own gauges.
+            node_metrics: None,
         }
     }
 }

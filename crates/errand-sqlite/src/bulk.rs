@@ -11,6 +11,7 @@ use crate::rows::{
 };
 use crate::writer::Events;
 use errand_core::bulk::{BulkAction, BulkId, BulkOperation, BulkState, BulkTarget, NewBulk};
+use errand_core::history::Counter;
 use errand_core::outcome::attempt_on_manual_retry;
 use errand_core::{JobId, JobState, StoreError};
 use jiff::Timestamp;
@@ -106,6 +107,7 @@ struct Target {
     attempt: u32,
     max_attempts: u32,
     queue: String,
+    kind: String,
 }
 
 /// Applies operation `id` to its next `chunk` target jobs and advances it.
@@ -178,7 +180,7 @@ fn next_chunk(
     wher.push(format!("id < ?{}", params.len()));
     params.push(Value::Integer(chunk.into()));
     let sql = format!(
-        "SELECT id, state, attempt, max_attempts, queue FROM jobs WHERE {} \
+        "SELECT id, state, attempt, max_attempts, queue, kind FROM jobs WHERE {} \
          ORDER BY id DESC LIMIT ?{}",
         wher.join(" AND "),
         params.len()
@@ -195,6 +197,7 @@ fn next_chunk(
             attempt: column(row, 2)?,
             max_attempts: column(row, 3)?,
             queue: column(row, 4)?,
+            kind: column(row, 5)?,
         });
     }
     Ok(match examined {
@@ -229,6 +232,7 @@ fn apply(
     now: Timestamp,
 ) -> Result<bool, StoreError> {
     let states = states_sql(action);
+    let at = now;
     let now = micros(now);
     let changed = match action {
         BulkAction::Retry => {
@@ -267,7 +271,12 @@ fn apply(
         BulkAction::Retry | BulkAction::RunNow => {
             events.enqueued.insert(job.queue.clone());
         }
-        BulkAction::Cancel => events.finished.push(job.id),
+        BulkAction::Cancel => {
+            events.finished.push(job.id);
+            events
+                .history
+                .count(at, &job.kind, &job.queue, Counter::Cancelled);
+        }
         BulkAction::Delete => {}
     }
     Ok(true)

@@ -10,6 +10,7 @@ mod audit;
 mod batches;
 mod bulk;
 mod events;
+mod history;
 mod limits;
 mod lock;
 mod migrate;
@@ -37,6 +38,8 @@ use errand_core::audit::{AuditActor, AuditEntry, AuditFilter};
 use errand_core::auth::{NewToken, Token, TokenHash};
 use errand_core::bulk::{BulkId, BulkOperation, BulkState, NewBulk};
 use errand_core::event::{EventFilter, Published};
+use errand_core::history::{ThroughputBucket, ThroughputQuery, Total};
+use errand_core::load::StoreLoad;
 use errand_core::session::{NewSession, Session};
 use errand_core::store::{ClaimRequest, Claimed, Finish, ListFilter, Stats};
 use errand_core::{
@@ -290,7 +293,12 @@ impl Store for SqliteStore {
         let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, _| ops::claim(conn, &req, clock.now()))
+            .submit(move |conn, events| {
+                let now = clock.now();
+                let claimed = ops::claim(conn, &req, now)?;
+                events.history.claimed(now, &claimed.jobs);
+                Ok(claimed)
+            })
             .await
     }
 
@@ -341,6 +349,43 @@ impl Store for SqliteStore {
 
     async fn stats(&self) -> Result<Stats, StoreError> {
         self.inner.readers.read(read::stats).await
+    }
+
+    async fn throughput(
+        &self,
+        query: &ThroughputQuery,
+    ) -> Result<Vec<ThroughputBucket>, StoreError> {
+        let query = query.clone();
+        self.inner
+            .readers
+            .read(move |conn| history::throughput(conn, &query))
+            .await
+    }
+
+    async fn totals(&self) -> Result<Vec<Total>, StoreError> {
+        self.inner.readers.read(history::totals).await
+    }
+
+    async fn oldest_due(&self) -> Result<BTreeMap<String, jiff::Timestamp>, StoreError> {
+        let now = self.clock().now();
+        self.inner
+            .readers
+            .read(move |conn| history::oldest_due(conn, now))
+            .await
+    }
+
+    async fn flush_history(&self) -> Result<(), StoreError> {
+        self.inner
+            .writer
+            .submit(|_, events| {
+                events.flush_history = true;
+                Ok(())
+            })
+            .await
+    }
+
+    fn load(&self) -> StoreLoad {
+        self.inner.writer.load()
     }
 
     async fn rescue_expired(&self) -> Result<Vec<JobId>, StoreError> {

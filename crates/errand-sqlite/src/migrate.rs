@@ -21,7 +21,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (8, include_str!("../migrations/0008_tokens.sql")),
     (9, include_str!("../migrations/0009_audit.sql")),
     (10, include_str!("../migrations/0010_sessions.sql")),
-    (11, include_str!("../migrations/0011_placeholder_merge.sql")),
+    (11, include_str!("../migrations/0011_history.sql")),
     (12, include_str!("../migrations/0012_progress.sql")),
     (13, include_str!("../migrations/0013_placeholder_merge.sql")),
     (14, include_str!("../migrations/0014_bulk_operations.sql")),

@@ -9,6 +9,7 @@ use crate::rows::{
 use crate::writer::Events;
 use crate::{audit, batches, bulk, events, limits};
 use errand_core::audit::{AuditAction, AuditActor, NewAuditEntry};
+use errand_core::history::{Counter, Ending};
 use errand_core::outcome::{attempt_on_manual_retry, resolve};
 use errand_core::store::{CLAIM_ORDER, ClaimRequest, Claimed, Finish, claim_key};
 use errand_core::{
@@ -115,6 +116,9 @@ impl<'c> Inserter<'c> {
             ))
             .map_err(db_error)?;
         if inserted == 1 {
+            events
+                .history
+                .count(now, &job.kind, &job.queue, Counter::Enqueued);
             if state == JobState::Available {
                 events.enqueued.insert(job.queue.clone());
             }
@@ -438,6 +442,7 @@ fn end_attempt(
     backoff: &Backoff,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
+    let ending = Ending::of(&outcome);
     let t: Transition = resolve(
         attempts.attempt,
         attempts.max_attempts,
@@ -452,41 +457,47 @@ fn end_attempt(
                      json_object('attempt', attempt, 'at', ?7, 'error', ?6)) END, \
                  attempt = attempt - ?8, finished_at = ?9, \
                  lease_expires_at = NULL, worker = NULL \
-             WHERE id = ?1 AND fence = ?2 AND state = 'running'",
+             WHERE id = ?1 AND fence = ?2 AND state = 'running' \
+             RETURNING kind, queue, started_at",
         )
         .map_err(db_error)?;
     // `resolve` never answers `running`, so the lease always ends here.
     let changed = stmt
-        .execute((
-            lease.id,
-            lease.fence,
-            t.state.as_str(),
-            t.run_at.map(micros),
-            t.result.as_ref().map(to_json),
-            &t.error,
-            t.error.as_ref().map(|_| now.to_string()),
-            u32::from(t.refund_attempt),
-            t.is_terminal().then(|| micros(now)),
-        ))
+        .query_row(
+            (
+                lease.id,
+                lease.fence,
+                t.state.as_str(),
+                t.run_at.map(micros),
+                t.result.as_ref().map(to_json),
+                &t.error,
+                t.error.as_ref().map(|_| now.to_string()),
+                u32::from(t.refund_attempt),
+                t.is_terminal().then(|| micros(now)),
+            ),
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                ))
+            },
+        )
+        .optional()
         .map_err(db_error)?;
-    if changed == 0 {
+    let Some((kind, queue, started_at)) = changed else {
         return Ok(false);
-    }
+    };
+    let started = started_at.map(from_micros).transpose()?;
+    events
+        .history
+        .ended(now, &kind, &queue, started, ending, t.state);
     if t.is_terminal() {
         events.finished.push(lease.id);
     } else if t.state == JobState::Available {
-        // Read only here: most attempts end terminal, and RETURNING would
-        // buffer every row for the queue name nobody needs.
-        events.enqueued.insert(queue_of(conn, lease.id)?);
+        events.enqueued.insert(queue);
     }
     Ok(true)
-}
-
-/// The queue of job `id`.
-fn queue_of(conn: &Connection, id: JobId) -> Result<String, StoreError> {
-    conn.prepare_cached("SELECT queue FROM jobs WHERE id = ?1")
-        .and_then(|mut s| s.query_row([id], |r| r.get(0)))
-        .map_err(db_error)
 }
 
 /// The state and attempts of a job, or NotFound.
@@ -561,6 +572,9 @@ pub(crate) fn cancel(
         now,
     )?;
     events.finished.push(job.id);
+    events
+        .history
+        .count(now, &job.kind, &job.queue, Counter::Cancelled);
     batches::settle(conn, events, now)?;
     let entry = NewAuditEntry::job(actor, AuditAction::JobCancel, id, from, job.state);
     audit::record(conn, &entry, now)?;
@@ -641,5 +655,7 @@ pub(crate) fn prune(
     crate::sessions::prune(conn, now)?;
     audit::prune(conn, now.saturating_sub(duration_micros(retention.audit)))?;
     bulk::prune(conn, cutoff)?;
+    let history_cutoff = now.saturating_sub(duration_micros(retention.history)) / 1_000_000;
+    crate::history::prune(conn, history_cutoff)?;
     Ok(deleted)
 }

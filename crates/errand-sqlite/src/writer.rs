@@ -2,18 +2,30 @@
 //! commits every operation queued at the time in one transaction (group
 //! commit), each inside its own savepoint so a failing operation rolls back
 //! alone. Callers are answered, and events sent, only after the COMMIT.
+//! The history counts the operations made ([`errand_core::history`]) are
+//! carried in memory and written by the first group commit at least
+//! [`HISTORY_EVERY`] after the previous write (or one that asks for it),
+//! just before its COMMIT: a busy writer pays those upserts about once a
+//! second instead of once per commit.
 
 use crate::rows::db_error;
+use errand_core::history::Pending as PendingHistory;
+use errand_core::load::{CommitTimes, StoreLoad};
 use errand_core::{JobId, StoreError, StoreEvent};
 use rusqlite::Connection;
 use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, oneshot};
 
 /// Most operations committed together.
 const MAX_BATCH: usize = 1024;
+
+/// How often carried history counts are written (at most).
+pub(crate) const HISTORY_EVERY: Duration = Duration::from_secs(1);
 
 /// What an operation did that waiters care about.
 #[derive(Debug, Default)]
@@ -22,12 +34,19 @@ pub(crate) struct Events {
     pub enqueued: BTreeSet<String>,
     /// Jobs that reached a terminal state.
     pub finished: Vec<JobId>,
+    /// Throughput counts, carried until a commit writes them.
+    pub history: PendingHistory,
+    /// Set by an operation that wants the carried counts written by its
+    /// own commit ([`crate::SqliteStore`]'s `flush_history`).
+    pub flush_history: bool,
 }
 
 impl Events {
     fn absorb(&mut self, other: Events) {
         self.enqueued.extend(other.enqueued);
         self.finished.extend(other.finished);
+        self.history.absorb(other.history);
+        self.flush_history |= other.flush_history;
     }
 
     fn publish(self, tx: &broadcast::Sender<StoreEvent>) {
@@ -90,6 +109,16 @@ where
 pub(crate) struct Writer {
     queue: Option<mpsc::Sender<Box<dyn Pending>>>,
     thread: Option<JoinHandle<()>>,
+    load: Arc<Load>,
+}
+
+/// What the writer reports about its own work, for `/metrics`.
+#[derive(Debug, Default)]
+struct Load {
+    /// Operations queued and not yet taken into a batch.
+    queued: AtomicU64,
+    /// Time from BEGIN to COMMIT of each batch.
+    commits: CommitTimes,
 }
 
 impl Writer {
@@ -101,12 +130,14 @@ impl Writer {
     ) -> Result<Writer, StoreError> {
         let (queue, incoming) = mpsc::channel::<Box<dyn Pending>>();
         let (ready_tx, ready) = oneshot::channel();
+        let load = Arc::new(Load::default());
+        let thread_load = load.clone();
         let thread = std::thread::Builder::new()
             .name("errand-sqlite-writer".into())
             .spawn(move || match open() {
                 Ok(conn) => {
                     let _ = ready_tx.send(Ok(()));
-                    run(conn, incoming, events);
+                    run(conn, incoming, events, &thread_load);
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -119,6 +150,7 @@ impl Writer {
         let writer = Writer {
             queue: Some(queue),
             thread: Some(thread),
+            load,
         };
         started.map(|()| writer)
     }
@@ -136,14 +168,26 @@ impl Writer {
             reply,
         };
         let queue = self.queue.as_ref().expect("queue lives until drop");
-        queue
-            .send(Box::new(op))
-            .map_err(|_| StoreError::Unavailable("the writer thread has stopped".into()))?;
+        self.load.queued.fetch_add(1, Ordering::Relaxed);
+        queue.send(Box::new(op)).map_err(|_| {
+            self.load.queued.fetch_sub(1, Ordering::Relaxed);
+            StoreError::Unavailable("the writer thread has stopped".into())
+        })?;
         answer.await.unwrap_or_else(|_| {
             Err(StoreError::Unavailable(
                 "the writer thread has stopped".into(),
             ))
         })
+    }
+}
+
+impl Writer {
+    /// Commit latencies so far and operations waiting for the writer.
+    pub(crate) fn load(&self) -> StoreLoad {
+        StoreLoad {
+            commits: self.load.commits.snapshot(),
+            pending_writes: self.load.queued.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -163,9 +207,31 @@ fn run(
     conn: Connection,
     incoming: mpsc::Receiver<Box<dyn Pending>>,
     events: broadcast::Sender<StoreEvent>,
+    load: &Load,
 ) {
     let mut batch: Vec<Box<dyn Pending>> = Vec::with_capacity(MAX_BATCH);
-    while let Ok(first) = incoming.recv() {
+    let mut carry = Carry {
+        pending: PendingHistory::default(),
+        written: Instant::now(),
+    };
+    loop {
+        // With counts carried, wait no longer than their write is due, so
+        // an idle store still writes them about a second late at most.
+        let first = if carry.pending.is_empty() {
+            incoming
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+        } else {
+            incoming.recv_timeout(HISTORY_EVERY.saturating_sub(carry.written.elapsed()))
+        };
+        let first = match first {
+            Ok(op) => op,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                write_carried(&conn, &mut carry);
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match incoming.try_recv() {
@@ -173,8 +239,11 @@ fn run(
                 Err(_) => break,
             }
         }
+        load.queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
         let mut done = Events::default();
-        let commit = run_batch(&conn, &mut batch, &mut done);
+        let started = Instant::now();
+        let commit = run_batch(&conn, &mut batch, &mut done, &mut carry);
+        load.commits.observe(started.elapsed());
         if commit.is_ok() {
             done.publish(&events);
         }
@@ -182,6 +251,35 @@ fn run(
             op.answer(&commit);
         }
     }
+    // The queue closed (the store is dropped): write what is carried.
+    write_carried(&conn, &mut carry);
+}
+
+/// Writes the carried counts in a transaction of their own (the writer is
+/// idle or closing).
+fn write_carried(conn: &Connection, carry: &mut Carry) {
+    if carry.pending.is_empty() {
+        return;
+    }
+    let written = exec(conn, "BEGIN IMMEDIATE")
+        .and_then(|()| write_history(conn, &mut carry.pending))
+        .and_then(|()| exec(conn, "COMMIT"));
+    carry.written = Instant::now();
+    if let Err(e) = written {
+        tracing::error!(error = %e, "throughput counts of the last second not written");
+        if !conn.is_autocommit()
+            && let Err(e) = exec(conn, "ROLLBACK")
+        {
+            tracing::error!(error = %e, "rollback of a failed history write failed");
+        }
+    }
+}
+
+/// History counts of committed batches not written yet.
+struct Carry {
+    pending: PendingHistory,
+    /// When they were last written.
+    written: Instant,
 }
 
 /// Runs every operation in one transaction; an error here means the whole
@@ -190,19 +288,58 @@ fn run_batch(
     conn: &Connection,
     batch: &mut [Box<dyn Pending>],
     done: &mut Events,
+    carry: &mut Carry,
 ) -> Result<(), StoreError> {
     exec(conn, "BEGIN IMMEDIATE")?;
-    let result = batch
+    let mut ran = batch
         .iter_mut()
-        .try_for_each(|op| run_one(conn, op.as_mut(), done))
-        .and_then(|()| exec(conn, "COMMIT"));
-    if result.is_err()
-        && !conn.is_autocommit()
-        && let Err(e) = exec(conn, "ROLLBACK")
-    {
-        tracing::error!(error = %e, "rollback of a failed batch failed");
+        .try_for_each(|op| run_one(conn, op.as_mut(), done));
+    let mut counted = std::mem::take(&mut done.history);
+    let due = done.flush_history || carry.written.elapsed() >= HISTORY_EVERY;
+    // With a write due, the carried counts are written with this batch's
+    // and put back should the batch not commit.
+    let mut carried = None;
+    if due && ran.is_ok() {
+        let rows = carry.pending.drain();
+        let mut all = PendingHistory::default();
+        for (key, tally) in &rows {
+            all.add(key.clone(), *tally);
+        }
+        all.absorb(std::mem::take(&mut counted));
+        ran = write_history(conn, &mut all);
+        carried = Some(rows);
+    }
+    let result = ran.and_then(|()| exec(conn, "COMMIT"));
+    match (&result, carried) {
+        (Ok(()), Some(_)) => carry.written = Instant::now(),
+        // Not due: this batch's counts wait for a later write.
+        (Ok(()), None) => carry.pending.absorb(counted),
+        (Err(_), carried) => {
+            for (key, tally) in carried.into_iter().flatten() {
+                carry.pending.add(key, tally);
+            }
+            if !conn.is_autocommit()
+                && let Err(e) = exec(conn, "ROLLBACK")
+            {
+                tracing::error!(error = %e, "rollback of a failed batch failed");
+            }
+        }
     }
     result
+}
+
+/// Writes the batch's history counts in their own savepoint: should that
+/// fail, the counts are lost (and logged) but the jobs' changes commit.
+fn write_history(conn: &Connection, history: &mut PendingHistory) -> Result<(), StoreError> {
+    if history.is_empty() {
+        return Ok(());
+    }
+    exec(conn, "SAVEPOINT history")?;
+    if let Err(e) = crate::history::write(conn, history.drain()) {
+        tracing::error!(error = %e, "throughput history not written; its counts are lost");
+        exec(conn, "ROLLBACK TO history")?;
+    }
+    exec(conn, "RELEASE history")
 }
 
 fn run_one(conn: &Connection, op: &mut dyn Pending, done: &mut Events) -> Result<(), StoreError> {

@@ -33,6 +33,7 @@ pub use executor::Executor;
 pub use handler::{HandlerResult, JobContext, JobError};
 pub use maintenance::{MaintenanceConfig, run_maintenance};
 pub use progress::ProgressSink;
+pub use running::RunningJobs;
 pub use runtime::Worker;
 pub use scheduler::{MISFIRE_GRACE, RECHECK, run_scheduler};
 

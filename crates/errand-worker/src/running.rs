@@ -23,6 +23,11 @@ impl Running {
         self.lock().remove(lease).is_some()
     }
 
+    /// How many attempts are running.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Every lease held, for one heartbeat.
     pub(crate) fn leases(&self) -> Vec<Lease> {
         self.lock().keys().copied().collect()
@@ -47,5 +52,16 @@ impl Running {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Lease, CancellationToken>> {
         // A panic while holding this lock cannot leave the map inconsistent.
         self.leases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A live count of the attempts a [`crate::Worker`] is running, for metrics.
+#[derive(Debug, Clone)]
+pub struct RunningJobs(pub(crate) std::sync::Arc<Running>);
+
+impl RunningJobs {
+    /// Attempts running now.
+    pub fn get(&self) -> usize {
+        self.0.len()
     }
 }

@@ -26,6 +26,9 @@ pub struct Worker {
     registrations: HashMap<String, Arc<Registration>>,
     /// Kinds registered more than once, reported by [`Worker::run`].
     duplicates: Vec<String>,
+    /// The attempts running (made here so [`Worker::running_jobs`] can
+    /// be handed out before the worker runs).
+    running: Arc<Running>,
 }
 
 impl Worker {
@@ -36,7 +39,13 @@ impl Worker {
             config,
             registrations: HashMap::new(),
             duplicates: Vec::new(),
+            running: Arc::default(),
         }
+    }
+
+    /// A live count of the jobs this worker runs, for metrics.
+    pub fn running_jobs(&self) -> crate::running::RunningJobs {
+        crate::running::RunningJobs(self.running.clone())
     }
 
     /// Runs jobs of `kind` with `executor`; `policy` gives backoff and the default timeout.
@@ -81,6 +90,7 @@ impl Worker {
             store,
             config,
             registrations,
+            running,
             ..
         } = self;
         // Limits travel with each claim: the store enforces them for every node.
@@ -91,7 +101,6 @@ impl Worker {
             .collect();
         let registrations = Arc::new(registrations);
         let (completions, completer) = completer::start(store.clone());
-        let running = Arc::new(Running::default());
         let clock = store.clock();
         let breakers = Arc::new(Breakers::new(config.breaker.clone(), clock.clone()));
         let board = progress::Board::new(store.clone());

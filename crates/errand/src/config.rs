@@ -509,6 +509,7 @@ mod tests {
             ("[retention]\n", "failed", "[retention] failed"),
             ("[retention]\n", "cancelled", "[retention] cancelled"),
             ("[retention]\n", "audit", "[retention] audit"),
+            ("[retention]\n", "history", "[retention] history"),
             (kind, "timeout", "[kinds.k] timeout"),
             (kind, "unique_for", "[kinds.k] unique_for"),
             (kind, "backoff.base", "[kinds.k] backoff.base"),

@@ -123,6 +123,7 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
     let fd_limit = raise_fd_limit();
     ignore_file_size_signal();
     let executors = executors(&plan)?;
+    let gauges = Arc::new(NodeGauges::new(&executors));
     // Certificates are checked before the database is touched, and the
     // SIGHUP handler is in place before the address is announced.
     let tls = match (&plan.server.tls, http) {
@@ -162,6 +163,7 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
         server_config.bulk_starter = Some(errand_server::BulkStarter(Arc::new(move |id| {
             bulk.start(id)
         })));
+        server_config.node_metrics = Some(gauges.clone());
         if auth_required {
             info!("API tokens required (every route but /healthz)");
         } else if plan.unsafe_no_auth && !addr.ip().is_loopback() {
@@ -218,9 +220,10 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
     // With no kinds configured there is nothing this node could run.
     if plan.worker.enabled && !executors.is_empty() {
         let mut worker = Worker::new(store.clone(), worker_config);
-        for (name, executor) in executors {
+        let _ = gauges.running.set(worker.running_jobs());
+        for (name, built) in executors {
             let policy = catalog.policy(&name).cloned().unwrap_or_default();
-            worker.register(&name, policy, executor);
+            worker.register(&name, policy, built.executor);
         }
         worker.run(shutdown.clone()).await?;
     } else {
@@ -231,13 +234,17 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
     }
     maintenance.await?;
     scheduler.await?;
+    // PostgreSQL keeps up to a second of throughput counts in memory.
+    if let Err(e) = store.flush_history().await {
+        warn!(error = %e, "throughput counts of the last second not written");
+    }
     info!("errand stopped");
     Ok(ExitCode::SUCCESS)
 }
 
 /// Every kind's executor, built before the node touches the database so a
 /// bad executor stops start-up at once.
-fn executors(plan: &NodePlan) -> Result<BTreeMap<String, Arc<dyn Executor>>> {
+fn executors(plan: &NodePlan) -> Result<BTreeMap<String, Built>> {
     plan.executors
         .iter()
         .map(|(name, spec)| {
@@ -247,14 +254,81 @@ fn executors(plan: &NodePlan) -> Result<BTreeMap<String, Arc<dyn Executor>>> {
         .collect()
 }
 
+/// A kind's executor, and its pool when it is one (for its gauges).
+struct Built {
+    executor: Arc<dyn Executor>,
+    pool: Option<Arc<PoolExecutor>>,
+}
+
 /// Builds the executor a kind's checked spec names.
-fn executor_for(name: &str, spec: &ExecutorSpec) -> Result<Arc<dyn Executor>> {
-    Ok(match spec {
+fn executor_for(name: &str, spec: &ExecutorSpec) -> Result<Built> {
+    let executor: Arc<dyn Executor> = match spec {
         ExecutorSpec::Command(spec) => Arc::new(CommandExecutor::new(spec.clone())?),
-        ExecutorSpec::Pool(pool) => Arc::new(PoolExecutor::new(name, pool.clone())?),
+        ExecutorSpec::Pool(pool) => {
+            let pool = Arc::new(PoolExecutor::new(name, pool.clone())?);
+            return Ok(Built {
+                executor: pool.clone(),
+                pool: Some(pool),
+            });
+        }
         ExecutorSpec::Webhook(webhook) => Arc::new(WebhookExecutor::new(webhook.clone())?),
         ExecutorSpec::Smtp(smtp) => Arc::new(EmailExecutor::new(smtp.clone())?),
+    };
+    Ok(Built {
+        executor,
+        pool: None,
     })
+}
+
+/// This node's own gauges for `/metrics`: its worker's running jobs (once
+/// the worker exists) and its pools' processes.
+struct NodeGauges {
+    running: std::sync::OnceLock<errand_worker::RunningJobs>,
+    pools: Vec<(String, Arc<PoolExecutor>)>,
+}
+
+impl NodeGauges {
+    fn new(executors: &BTreeMap<String, Built>) -> NodeGauges {
+        let pools = executors
+            .iter()
+            .filter_map(|(name, built)| Some((name.clone(), built.pool.clone()?)))
+            .collect();
+        NodeGauges {
+            running: std::sync::OnceLock::new(),
+            pools,
+        }
+    }
+}
+
+impl std::fmt::Debug for NodeGauges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pools: Vec<&str> = self.pools.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("NodeGauges")
+            .field("running", &self.running.get().map(|r| r.get()))
+            .field("pools", &pools)
+            .finish()
+    }
+}
+
+impl errand_server::NodeMetrics for NodeGauges {
+    fn running_jobs(&self) -> Option<u64> {
+        self.running.get().map(|r| r.get() as u64)
+    }
+
+    fn pool_processes(&self) -> Vec<errand_server::PoolProcessGauge> {
+        self.pools
+            .iter()
+            .flat_map(|(name, pool)| {
+                pool.processes()
+                    .into_iter()
+                    .map(|p| errand_server::PoolProcessGauge {
+                        pool: name.clone(),
+                        pid: p.pid,
+                        rss_bytes: p.rss_bytes,
+                    })
+            })
+            .collect()
+    }
 }
 
 /// Raises the soft open-files limit to the hard one (each connection and

@@ -66,6 +66,16 @@ pub(super) struct Supervisor {
     start_blocked: std::sync::Mutex<Option<String>>,
     /// Woken when a start fails for a resource limit.
     start_failed: Notify,
+    /// The live processes by slot, for [`Supervisor::processes`].
+    live: std::sync::Mutex<std::collections::BTreeMap<usize, Live>>,
+}
+
+/// A live process as [`Supervisor::processes`] reports it.
+#[derive(Debug, Clone, Copy)]
+struct Live {
+    pid: u32,
+    started: std::time::Instant,
+    jobs: u64,
 }
 
 /// What a job waiting for a process gets.
@@ -92,6 +102,7 @@ impl Supervisor {
             tasks: TaskTracker::new(),
             start_blocked: std::sync::Mutex::new(None),
             start_failed: Notify::new(),
+            live: Default::default(),
         });
         for index in 0..supervisor.config.processes {
             supervisor.spawn_process(Slot { index, failures: 0 }, Duration::ZERO);
@@ -115,8 +126,27 @@ impl Supervisor {
     }
 
     /// Counts a process out of the ready ones (it is being stopped).
-    fn leaving(&self) {
+    fn leaving(&self, slot: Slot) {
         self.ready.send_modify(|n| *n = n.saturating_sub(1));
+        self.live_map().remove(&slot.index);
+    }
+
+    fn live_map(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<usize, Live>> {
+        // Plain data: a panic while holding the lock leaves it usable.
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The live processes, by slot.
+    pub(super) fn processes(&self) -> Vec<super::PoolProcess> {
+        let live: Vec<Live> = self.live_map().values().copied().collect();
+        live.into_iter()
+            .map(|p| super::PoolProcess {
+                pid: p.pid,
+                jobs: p.jobs,
+                age: p.started.elapsed(),
+                rss_bytes: super::rss::tree_rss(p.pid),
+            })
+            .collect()
     }
 
     /// Waits for an idle process, unless `cancel` fires, the pool stops,
@@ -162,6 +192,9 @@ impl Supervisor {
 
     /// Makes a process that answered its job available again.
     pub(super) fn checkin(self: &Arc<Self>, process: WorkerProcess) {
+        if let Some(live) = self.live_map().get_mut(&process.slot.index) {
+            live.jobs = process.jobs;
+        }
         if self.shutdown.is_cancelled() {
             self.tasks.spawn(process.stop());
         } else if let Err(returned) = self.idle_tx.send(process) {
@@ -175,7 +208,7 @@ impl Supervisor {
     pub(super) fn retire(self: &Arc<Self>, process: WorkerProcess, why: &str) {
         tracing::info!(pool = %self.pool, pid = process.pid(), jobs = process.jobs, "recycling pool process: {why}");
         let slot = process.slot;
-        self.leaving();
+        self.leaving(slot);
         self.tasks.spawn(process.stop());
         self.spawn_process(slot, Duration::ZERO);
     }
@@ -185,7 +218,7 @@ impl Supervisor {
         let delay = process.slot.after_failure(process.age());
         tracing::warn!(pool = %self.pool, pid = process.pid(), ?delay, "pool process {}; restarting it", fault.0);
         let slot = process.slot;
-        self.leaving();
+        self.leaving(slot);
         self.tasks.spawn(async move {
             process.kill(fault).await;
         });
@@ -204,6 +237,12 @@ impl Supervisor {
                 }
                 match WorkerProcess::start(&this.pool, &this.config, slot, &this.shutdown).await {
                     Ok(process) => {
+                        let live = Live {
+                            pid: process.pid(),
+                            started: std::time::Instant::now(),
+                            jobs: 0,
+                        };
+                        this.live_map().insert(slot.index, live);
                         this.set_blocked(None);
                         this.ready.send_modify(|n| *n += 1);
                         return this.checkin(process);
@@ -222,6 +261,7 @@ impl Supervisor {
     /// Stops every process gracefully and waits until all are reaped.
     pub(super) async fn stop(&self) {
         self.shutdown.cancel();
+        self.live_map().clear();
         {
             let mut idle = self.idle_rx.lock().await;
             while let Ok(process) = idle.try_recv() {

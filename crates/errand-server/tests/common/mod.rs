@@ -164,9 +164,15 @@ impl Server {
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.unwrap();
-        // An empty body (204) reads as null.
+        // An empty body (204) reads as null; `/metrics` answers plain text;
+        // every other answer must be JSON.
+        let text = headers
+            .get(CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes().starts_with(b"text/plain"));
         let body = if bytes.is_empty() {
             Value::Null
+        } else if text {
+            Value::String(String::from_utf8_lossy(&bytes).into_owned())
         } else {
             serde_json::from_slice(&bytes).unwrap_or_else(|e| {
                 panic!("{status} answer is not JSON ({e}): {bytes:?}");

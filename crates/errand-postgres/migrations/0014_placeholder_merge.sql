@@ -1,2 +1,0 @@
--- Placeholder for a migration of another branch this round; the lead replaces it at merge.
-SELECT 1;
