@@ -217,6 +217,10 @@ impl Store for WriteTracked {
         self.inner.queues().await
     }
 
+    async fn oldest_available(&self, queue: &str) -> Result<Option<jiff::Timestamp>, StoreError> {
+        self.inner.oldest_available(queue).await
+    }
+
     async fn publish(
         &self,
         event: NewEvent,

@@ -106,6 +106,27 @@ pub struct Held {
 /// id. [`claim_key`] is the same order over jobs.
 pub const CLAIM_ORDER: &str = "priority, run_at, id";
 
+/// The SQL (SQLite and PostgreSQL alike) behind [`Store::oldest_available`],
+/// with `{q}` for the queue's placeholder: a recursive skip scan over the
+/// claim index's priorities, then for each the earliest `run_at` of an
+/// available job (scheduled jobs sort after it, their `run_at` being in the
+/// future). The index's own condition is repeated so both planners use it.
+pub const OLDEST_AVAILABLE_SQL: &str = "\
+WITH RECURSIVE p(priority) AS (
+  SELECT MIN(priority) FROM jobs
+   WHERE queue = {q} AND state IN ('scheduled', 'available', 'retryable')
+  UNION ALL
+  SELECT (SELECT MIN(priority) FROM jobs
+           WHERE queue = {q} AND state IN ('scheduled', 'available', 'retryable')
+             AND priority > p.priority)
+    FROM p WHERE p.priority IS NOT NULL
+)
+SELECT MIN((SELECT run_at FROM jobs
+             WHERE queue = {q} AND state IN ('scheduled', 'available', 'retryable')
+               AND priority = p.priority AND state = 'available'
+             ORDER BY run_at LIMIT 1))
+  FROM p WHERE p.priority IS NOT NULL";
+
 /// A job's place in the claim order ([`CLAIM_ORDER`]), for sorting.
 pub fn claim_key(job: &Job) -> (i16, jiff::Timestamp, JobId) {
     (job.priority, job.run_at, job.id)
@@ -376,6 +397,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every queue that has jobs or was ever paused, by name.
     async fn queues(&self) -> Result<Vec<QueueInfo>, StoreError>;
+
+    /// When the longest-waiting available job of `queue` became due (its
+    /// `run_at`), or `None` when none is available: now minus this is the
+    /// queue's wait. Cheap on a large table (a skip scan of the claim
+    /// index: one probe per distinct priority).
+    async fn oldest_available(&self, queue: &str) -> Result<Option<jiff::Timestamp>, StoreError>;
 
     /// Stores an event and enqueues one job per listener, all or nothing;
     /// each listener job's payload becomes [`Event::listener_payload`].

@@ -320,6 +320,10 @@ impl Store for PostgresStore {
         queues::list(&self.client().await?).await
     }
 
+    async fn oldest_available(&self, queue: &str) -> Result<Option<jiff::Timestamp>, StoreError> {
+        queues::oldest_available(&self.client().await?, queue).await
+    }
+
     async fn publish(
         &self,
         event: NewEvent,

@@ -3,8 +3,9 @@
 
 use crate::events::Changes;
 use crate::read;
-use crate::rows::{db_error, sql_time};
+use crate::rows::{db_error, optional_time, sql_time};
 use deadpool_postgres::Client;
+use errand_core::store::OLDEST_AVAILABLE_SQL;
 use errand_core::{QueueInfo, StoreError};
 use jiff::Timestamp;
 use std::collections::BTreeMap;
@@ -51,4 +52,15 @@ pub(crate) async fn list(client: &Client) -> Result<Vec<QueueInfo>, StoreError> 
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     Ok(QueueInfo::merge(stats.queues, paused))
+}
+
+/// When the longest-waiting available job of `queue` became due.
+pub(crate) async fn oldest_available(
+    client: &Client,
+    queue: &str,
+) -> Result<Option<Timestamp>, StoreError> {
+    let sql = OLDEST_AVAILABLE_SQL.replace("{q}", "$1");
+    let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
+    let row = client.query_one(&stmt, &[&queue]).await.map_err(db_error)?;
+    optional_time(&row, 0)
 }

@@ -11,7 +11,7 @@ use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use errand_core::auth::{Access, LAST_USE_INTERVAL, Scopes, TokenHash};
 use errand_core::{EnqueueRequest, Store};
 use serde::Deserialize;
@@ -180,13 +180,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) struct RouteGuard {
     verifier: Arc<Verifier>,
     rules: Arc<Vec<((Method, &'static str), RouteAccess)>>,
+    /// Dashboard pages: a browser without credentials is sent to the
+    /// login page rather than answered 401.
+    login_redirects: Arc<Vec<&'static str>>,
 }
 
 impl RouteGuard {
-    /// A guard enforcing `rules` ([`crate::route_scopes`]) with `verifier`.
+    /// A guard enforcing `rules` ([`crate::route_scopes`] and the
+    /// dashboard's) with `verifier`; GETs of `login_redirects` without
+    /// credentials are sent to the login page.
     pub(crate) fn new(
         verifier: Arc<Verifier>,
         rules: Vec<(Method, &'static str, RouteAccess)>,
+        login_redirects: Vec<&'static str>,
     ) -> RouteGuard {
         let rules = rules
             .into_iter()
@@ -195,6 +201,7 @@ impl RouteGuard {
         RouteGuard {
             verifier,
             rules: Arc::new(rules),
+            login_redirects: Arc::new(login_redirects),
         }
     }
 }
@@ -233,12 +240,17 @@ pub(crate) async fn require(
             .into_response();
         }
     };
+    // SEAM(S, sessions): a valid `errand_session` cookie (and, for a
+    // non-GET, its X-CSRF-Token) authenticates here before the bearer.
+    let to_login = req.method() == Method::GET && guard.login_redirects.contains(&path.as_str());
     let secret = match bearer(&req) {
         Ok(secret) => secret,
+        Err(_) if to_login => return Redirect::to(crate::dashboard::LOGIN_PATH).into_response(),
         Err((detail, error)) => return unauthorized(detail, error),
     };
     let token = match guard.verifier.verify(TokenHash::of(secret)).await {
         Ok(Some(token)) => token,
+        Ok(None) if to_login => return Redirect::to(crate::dashboard::LOGIN_PATH).into_response(),
         Ok(None) => {
             return unauthorized(
                 "unknown or revoked token; `errand tokens list` shows the valid ones",

@@ -100,23 +100,23 @@ fn wait(value: &Option<String>, max: Duration) -> Result<Option<Duration>, ApiEr
     Ok(wait.map(|w| w.min(max)))
 }
 
-/// `GET /v1/jobs` parameters.
-#[derive(Deserialize, IntoParams)]
+/// `GET /v1/jobs` parameters (the dashboard's jobs page reads the same).
+#[derive(Deserialize, IntoParams, Clone, Default)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
     /// Only jobs in this state.
     #[param(schema_with = crate::openapi::state)]
-    state: Option<String>,
+    pub(crate) state: Option<String>,
     /// Only jobs of this kind.
-    kind: Option<String>,
+    pub(crate) kind: Option<String>,
     /// Only jobs in this queue.
-    queue: Option<String>,
+    pub(crate) queue: Option<String>,
     /// Page size (default 50).
     #[param(schema_with = crate::openapi::limit)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// The previous page's `next_cursor`.
     #[param(schema_with = crate::openapi::cursor)]
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 impl ListParams {

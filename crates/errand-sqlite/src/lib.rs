@@ -411,6 +411,14 @@ impl Store for SqliteStore {
         self.inner.readers.read(queues::list).await
     }
 
+    async fn oldest_available(&self, queue: &str) -> Result<Option<jiff::Timestamp>, StoreError> {
+        let queue = queue.to_string();
+        self.inner
+            .readers
+            .read(move |conn| queues::oldest_available(conn, &queue))
+            .await
+    }
+
     async fn publish(
         &self,
         event: NewEvent,
