@@ -15,12 +15,13 @@
   };
 
   // Re-reads this page and swaps in each [data-live] part (matched by id),
-  // keeping keyboard focus on the button with the same data-focus-key.
-  async function refresh() {
+  // keeping keyboard focus on the button with the same data-focus-key
+  // (`key`: the clicked button's, since disabling it dropped its focus).
+  async function refresh(key) {
     const res = await fetch(location.href, { headers: { Accept: "text/html" }, credentials: "same-origin" });
     if (!res.ok) throw new Error(res.status + " " + res.statusText);
     const doc = new DOMParser().parseFromString(await res.text(), "text/html");
-    const focusKey = document.activeElement?.dataset?.focusKey;
+    const focusKey = key || document.activeElement?.dataset?.focusKey;
     for (const part of document.querySelectorAll("[data-live][id]")) {
       const fresh = doc.getElementById(part.id);
       if (fresh) part.replaceWith(document.adoptNode(fresh));
@@ -54,7 +55,7 @@
         return;
       }
       flash(button.textContent.trim() + ": done");
-      await refresh();
+      await refresh(button.dataset.focusKey);
     } catch (err) {
       flash(String(err), true);
       button.disabled = false;
