@@ -132,6 +132,10 @@ impl Store for WriteTracked {
         self.inner.list(filter).await
     }
 
+    async fn scan_floor(&self, filter: &ListFilter) -> Result<Option<JobId>, StoreError> {
+        self.inner.scan_floor(filter).await
+    }
+
     async fn claim(&self, req: &crate::store::ClaimRequest) -> Result<Claimed, StoreError> {
         let result = self.inner.claim(req).await;
         self.track(result, |c| !c.jobs.is_empty())

@@ -149,7 +149,16 @@ pub struct Finish {
 /// `3 × limit × LIST_VALUE_CAP` bytes of user data whatever is stored.
 pub const LIST_VALUE_CAP: u64 = 8 << 10;
 
-/// Filters for listing jobs, newest first.
+/// How many jobs a listing with a scanned filter (tag, time range, text)
+/// examines: the newest this many that match its indexed filters (state,
+/// kind, queue, cursor). The scanned filters are checked on those alone,
+/// so such a listing costs the same on a table of any size; the next page
+/// continues below them ([`Store::scan_floor`]).
+pub const SCAN_LIMIT: u32 = 10_000;
+
+/// Filters for listing jobs, newest first. `state`, `kind`, `queue` and
+/// `before` use indexes; `tag`, `created_after`, `created_before` and
+/// `text` are checked on at most [`SCAN_LIMIT`] rows (see there).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ListFilter {
     /// Only jobs in this state.
@@ -162,6 +171,47 @@ pub struct ListFilter {
     pub before: Option<JobId>,
     /// Page size.
     pub limit: u32,
+    /// Only jobs with this tag.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// Only jobs created at or after this.
+    #[serde(default)]
+    pub created_after: Option<jiff::Timestamp>,
+    /// Only jobs created before this.
+    #[serde(default)]
+    pub created_before: Option<jiff::Timestamp>,
+    /// Only jobs whose payload or errors (as JSON text) contain this text,
+    /// ignoring ASCII case.
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+impl ListFilter {
+    /// Whether a scanned filter is set, so the listing looks at no more
+    /// than [`SCAN_LIMIT`] rows.
+    pub fn is_scanned(&self) -> bool {
+        self.tag.is_some()
+            || self.created_after.is_some()
+            || self.created_before.is_some()
+            || self.text.is_some()
+    }
+
+    /// `text` as an SQL `LIKE` pattern (escape character `\`) that matches
+    /// it anywhere: `%`, `_` and `\` in it match only themselves.
+    pub fn text_pattern(&self) -> Option<String> {
+        self.text.as_ref().map(|text| {
+            let mut pattern = String::with_capacity(text.len() + 2);
+            pattern.push('%');
+            for c in text.chars() {
+                if matches!(c, '%' | '_' | '\\') {
+                    pattern.push('\\');
+                }
+                pattern.push(c);
+            }
+            pattern.push('%');
+            pattern
+        })
+    }
 }
 
 /// Job counts by state, overall and per queue and kind.
@@ -332,6 +382,12 @@ pub trait Store: Send + Sync + 'static {
     /// over [`LIST_VALUE_CAP`] is never loaded: it reads as `null` (errors
     /// as empty) and its size is in [`Job::omitted`]; smaller ones are whole.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, StoreError>;
+
+    /// For a filter with a scanned part ([`ListFilter::is_scanned`]): the
+    /// lowest id among the [`SCAN_LIMIT`] rows a [`Store::list`] of it
+    /// examined, where the next page continues; `None` when fewer rows
+    /// match its indexed filters (the listing reached the end).
+    async fn scan_floor(&self, filter: &ListFilter) -> Result<Option<JobId>, StoreError>;
 
     /// Takes up to `limit` due jobs of a queue in [`CLAIM_ORDER`]; each
     /// becomes `running` with its attempt and its fence raised by one and a

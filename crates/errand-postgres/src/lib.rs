@@ -232,6 +232,10 @@ impl Store for PostgresStore {
         read::list(&self.client().await?, filter).await
     }
 
+    async fn scan_floor(&self, filter: &ListFilter) -> Result<Option<JobId>, StoreError> {
+        read::scan_floor(&self.client().await?, filter).await
+    }
+
     async fn claim(&self, req: &ClaimRequest) -> Result<Claimed, StoreError> {
         let limited = req.limited_kinds();
         if limited.is_empty() {

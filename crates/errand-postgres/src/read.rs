@@ -2,11 +2,12 @@
 
 use crate::rows::{
     JOB_COLUMNS, LIST_COLUMNS, LIST_SIZES, Listing, by_id, db_error, job_from_row,
-    listed_job_from_row, parse_state,
+    listed_job_from_row, parse_state, sql_time,
 };
 use deadpool_postgres::Client;
-use errand_core::store::{LIST_VALUE_CAP, ListFilter, Stats};
+use errand_core::store::{LIST_VALUE_CAP, ListFilter, SCAN_LIMIT, Stats};
 use errand_core::{Job, JobId, StoreError};
+use std::time::SystemTime;
 
 /// One job by id.
 pub(crate) async fn get(client: &Client, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -14,29 +15,88 @@ pub(crate) async fn get(client: &Client, id: JobId) -> Result<Option<Job>, Store
     by_id(client, &sql, id, job_from_row).await
 }
 
-/// Jobs matching `filter`, newest first, large values left out.
+/// Values a listing's SQL refers to, kept alive for its parameters.
+struct Values<'a> {
+    state: Option<&'static str>,
+    limit: i64,
+    created_after: Option<SystemTime>,
+    created_before: Option<SystemTime>,
+    text: Option<String>,
+    filter: &'a ListFilter,
+}
+
+impl<'a> Values<'a> {
+    fn of(filter: &'a ListFilter) -> Values<'a> {
+        Values {
+            state: filter.state.map(|s| s.as_str()),
+            limit: i64::from(filter.limit),
+            created_after: filter.created_after.map(sql_time),
+            created_before: filter.created_before.map(sql_time),
+            text: filter.text_pattern(),
+            filter,
+        }
+    }
+
+    /// The filters as a [`Listing`]: indexed ones, then scanned ones.
+    fn listing(&self) -> Listing<'_> {
+        let mut listing = Listing::default();
+        if let Some(state) = &self.state {
+            listing.filter("state =", state);
+        }
+        if let Some(kind) = &self.filter.kind {
+            listing.filter("kind =", kind);
+        }
+        if let Some(queue) = &self.filter.queue {
+            listing.filter("queue =", queue);
+        }
+        if let Some(before) = &self.filter.before {
+            listing.filter("id <", before);
+        }
+        if let Some(tag) = &self.filter.tag {
+            listing.scan("{} = ANY(tags)", tag);
+        }
+        if let Some(after) = &self.created_after {
+            listing.scan("created_at >= {}", after);
+        }
+        if let Some(before) = &self.created_before {
+            listing.scan("created_at < {}", before);
+        }
+        if let Some(text) = &self.text {
+            listing.scan(
+                "(payload::text ILIKE {0} ESCAPE '\\' OR errors::text ILIKE {0} ESCAPE '\\')",
+                text,
+            );
+        }
+        listing
+    }
+}
+
+/// Jobs matching `filter`, newest first, large values left out. Scanned
+/// filters are checked on the newest [`SCAN_LIMIT`] rows that pass the
+/// indexed ones.
 pub(crate) async fn list(client: &Client, filter: &ListFilter) -> Result<Vec<Job>, StoreError> {
-    let state = filter.state.map(|s| s.as_str());
-    let limit = i64::from(filter.limit);
-    let mut listing = Listing::default();
-    if let Some(state) = &state {
-        listing.filter("state =", state);
-    }
-    if let Some(kind) = &filter.kind {
-        listing.filter("kind =", kind);
-    }
-    if let Some(queue) = &filter.queue {
-        listing.filter("queue =", queue);
-    }
-    if let Some(before) = &filter.before {
-        listing.filter("id <", before);
-    }
-    let (page, params) = listing.newest_first("*", "jobs", &limit);
+    let values = Values::of(filter);
+    let (page, params) = values
+        .listing()
+        .newest_first("*", "jobs", &values.limit, SCAN_LIMIT);
     let columns = LIST_COLUMNS.replace("{cap}", &LIST_VALUE_CAP.to_string());
     let sql = format!("SELECT {columns} FROM ({page}) page, {LIST_SIZES} ORDER BY page.id DESC");
     let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
     let rows = client.query(&stmt, &params).await.map_err(db_error)?;
     rows.iter().map(listed_job_from_row).collect()
+}
+
+/// The lowest id among the newest [`SCAN_LIMIT`] rows passing `filter`'s
+/// indexed filters, when there are that many.
+pub(crate) async fn scan_floor(
+    client: &Client,
+    filter: &ListFilter,
+) -> Result<Option<JobId>, StoreError> {
+    let values = Values::of(filter);
+    let (sql, params) = values.listing().floor("jobs", SCAN_LIMIT);
+    let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
+    let row = client.query_opt(&stmt, &params).await.map_err(db_error)?;
+    Ok(row.map(|r| r.get(0)))
 }
 
 /// Job counts by queue, kind and state.

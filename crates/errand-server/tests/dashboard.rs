@@ -180,3 +180,104 @@ async fn every_page_renders_with_user_data_escaped() {
         "{ctype}"
     );
 }
+
+/// `GET path` as JSON: status and body.
+async fn api(server: &Server, path: &str) -> (StatusCode, serde_json::Value) {
+    let resp = reqwest::get(format!("{}{path}", server.base))
+        .await
+        .unwrap();
+    (resp.status(), resp.json().await.unwrap())
+}
+
+fn ids(page: &serde_json::Value) -> Vec<i64> {
+    page["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn tag_time_and_text_filters_from_the_api_and_the_jobs_page() {
+    let server = Server::with(config()).await;
+    let mut old = NewJob::new("resize", json!({"file": "Holiday.JPG"}));
+    old.tags = vec!["photos".into()];
+    let old = server.store.enqueue(vec![old]).await.unwrap()[0]
+        .job
+        .clone();
+    let other = server
+        .store
+        .enqueue(vec![NewJob::new("resize", json!({"file": "cv.pdf"}))])
+        .await
+        .unwrap()[0]
+        .job
+        .id;
+
+    let (status, listing) = api(&server, "/v1/jobs?tag=photos").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&listing), [old.id]);
+    assert_eq!(
+        listing["next_cursor"],
+        serde_json::Value::Null,
+        "the window held every job"
+    );
+    let (_, listing) = api(&server, "/v1/jobs?text=holiday.jpg&kind=resize").await;
+    assert_eq!(ids(&listing), [old.id]);
+    let after = old.created_at.to_string();
+    let (_, listing) = api(
+        &server,
+        &format!("/v1/jobs?created_after={}", after.replace('+', "%2B")),
+    )
+    .await;
+    assert_eq!(ids(&listing), [other, old.id]);
+    let (_, listing) = api(&server, "/v1/jobs?created_before=2000-01-01T00:00").await;
+    assert_eq!(
+        ids(&listing),
+        Vec::<i64>::new(),
+        "a time without offset reads as UTC"
+    );
+    for (query, field) in [
+        ("created_after=yesterday", "created_after"),
+        ("created_before=2030-13-01T00:00:00Z", "created_before"),
+        (&format!("text={}", "x".repeat(201)), "text"),
+    ] {
+        let (status, problem) = api(&server, &format!("/v1/jobs?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(problem["field"], field, "{query}: {problem}");
+    }
+
+    let (status, _, _, _, body) = page(&server, "/jobs?text=HOLIDAY&tag=photos", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains(&format!("href=\"/jobs/{}\"", old.id)),
+        "{body}"
+    );
+    assert!(!body.contains(&format!("href=\"/jobs/{other}\"")), "{body}");
+    assert!(body.contains("searched the newest 10000 jobs"), "{body}");
+    assert!(
+        body.contains("value=\"HOLIDAY\""),
+        "the form keeps the search: {body}"
+    );
+
+    // A window of newer jobs without the tag: the page is empty, and the
+    // cursor goes on below the window, where the tagged job is.
+    let newer: Vec<NewJob> = (0..errand_core::store::SCAN_LIMIT)
+        .map(|_| NewJob::new("resize", json!({})))
+        .collect();
+    server.store.enqueue(newer).await.unwrap();
+    let (_, listing) = api(&server, "/v1/jobs?tag=photos").await;
+    assert_eq!(ids(&listing), Vec::<i64>::new());
+    let cursor = listing["next_cursor"]
+        .as_i64()
+        .expect("a cursor below the window");
+    assert!(cursor > other, "{cursor}");
+    let (_, listing) = api(&server, &format!("/v1/jobs?tag=photos&cursor={cursor}")).await;
+    assert_eq!(ids(&listing), [old.id]);
+    assert_eq!(listing["next_cursor"], serde_json::Value::Null);
+    let (_, _, _, _, body) = page(&server, "/jobs?tag=photos", None).await;
+    assert!(
+        body.contains(&format!("cursor={cursor}&amp;tag=photos")),
+        "{body}"
+    );
+}

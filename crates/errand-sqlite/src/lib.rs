@@ -275,6 +275,14 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn scan_floor(&self, filter: &ListFilter) -> Result<Option<JobId>, StoreError> {
+        let filter = filter.clone();
+        self.inner
+            .readers
+            .read(move |conn| read::scan_floor(conn, &filter))
+            .await
+    }
+
     async fn claim(&self, req: &ClaimRequest) -> Result<Claimed, StoreError> {
         let req = req.clone();
         let clock = self.clock();

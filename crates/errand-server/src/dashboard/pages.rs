@@ -7,14 +7,14 @@ use super::html::{
     Viewer, action, age, esc, json, layout, short_duration, state, time, time_or_dash, url_part,
 };
 use super::{PageError, page};
-use crate::params::{IdParam, ListParams, Params, next_cursor};
+use crate::params::{IdParam, ListParams, MAX_SEARCH, Params, next_cursor};
 use crate::problem::ApiError;
 use crate::{Shared, schedules};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use errand_core::event::EventFilter;
-use errand_core::store::NODE_ALIVE_WINDOW;
+use errand_core::store::{NODE_ALIVE_WINDOW, SCAN_LIMIT};
 use errand_core::{Job, JobState};
 use serde::Deserialize;
 use std::fmt::Write;
@@ -149,8 +149,7 @@ pub(crate) async fn jobs(
     Params(params): Params<ListParams>,
 ) -> PageResult {
     let filter = params.clone().filter()?;
-    let jobs = app.store.list(&filter).await?;
-    let next = next_cursor(&jobs, filter.limit, |job| job.id);
+    let (jobs, next) = app.list_page(&filter).await?;
     let now = app.store.clock().now();
 
     let mut body = String::from("<form class=\"filters\" method=\"get\" action=\"/jobs\">");
@@ -176,15 +175,36 @@ pub(crate) async fn jobs(
         };
         let _ = write!(kinds, "<option{selected}>{}</option>", esc(kind));
     }
+    let raw = |v: &Option<String>| esc(v.as_deref().unwrap_or(""));
     let _ = write!(
         body,
         "<label>Kind <select name=\"kind\">{kinds}</select></label>\
-         <label>Queue <input name=\"queue\" value=\"{}\" size=\"12\"></label>\
-         <label>Job id <input name=\"id\" inputmode=\"numeric\" size=\"8\" form=\"goto\"></label>\
+         <label>Queue <input name=\"queue\" value=\"{}\" size=\"10\"></label>\
+         <label>Tag <input name=\"tag\" value=\"{}\" size=\"10\"></label>\
+         <label>Created from (UTC) <input type=\"datetime-local\" name=\"created_after\" value=\"{}\"></label>\
+         <label>Created before (UTC) <input type=\"datetime-local\" name=\"created_before\" value=\"{}\"></label>\
+         <label>Text in payload or errors <input type=\"search\" name=\"text\" value=\"{}\" size=\"16\" maxlength=\"{MAX_SEARCH}\"></label>\
          <button type=\"submit\">Filter</button> <a href=\"/jobs\">Clear</a></form>\
-         <form id=\"goto\" class=\"hidden-form\" method=\"get\" action=\"/jobs/go\"></form>",
-        esc(filter.queue.as_deref().unwrap_or(""))
+         <form class=\"filters\" method=\"get\" action=\"/jobs/go\"><label>Job id \
+         <input name=\"id\" inputmode=\"numeric\" size=\"8\" required></label><button type=\"submit\">Open</button></form>",
+        raw(&params.queue),
+        raw(&params.tag),
+        filter.created_after.map(local).unwrap_or_default(),
+        filter.created_before.map(local).unwrap_or_default(),
+        raw(&params.text),
     );
+    if filter.is_scanned() {
+        let _ = write!(
+            body,
+            "<p class=\"muted\" data-scan-note>Tag, time and text filters searched the newest {SCAN_LIMIT} jobs \
+             that match the other filters{}; “Older jobs” searches the next {SCAN_LIMIT}.</p>",
+            if filter.before.is_some() {
+                " below the cursor"
+            } else {
+                ""
+            }
+        );
+    }
 
     // The selection and "everything matching the filter" actions: bulk
     // actions arrive later (issue 12); the bar shows what is selected.
@@ -230,6 +250,10 @@ pub(crate) async fn jobs(
             ("state", &params.state),
             ("kind", &params.kind),
             ("queue", &params.queue),
+            ("tag", &params.tag),
+            ("created_after", &params.created_after),
+            ("created_before", &params.created_before),
+            ("text", &params.text),
             ("limit", &params.limit),
         ] {
             if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
@@ -242,6 +266,11 @@ pub(crate) async fn jobs(
         );
     }
     Ok(page(layout("Jobs", "/jobs", &viewer, &body)))
+}
+
+/// `t` as a `datetime-local` input's value (UTC, to the second).
+fn local(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
 /// The "job id" box of the jobs page.
