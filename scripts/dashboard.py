@@ -22,6 +22,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.common.exceptions import StaleElementReferenceException
 
 BASE, SHOTS = sys.argv[1].rstrip("/"), sys.argv[2]
 PAGES = ["/", "/jobs", "/queues", "/kinds", "/nodes", "/schedules", "/events", "/batches", "/login"]
@@ -86,18 +87,27 @@ def seed():
     return failed["id"], batch['batch']['id']
 
 
-def screenshots(driver, batch):
+def screenshots(driver, batch, job):
     for name, (w, h) in WIDTHS.items():
         driver.set_window_size(w, h)
-        for path in PAGES + [f"/batches?id={batch}"]:
+        for path in PAGES + [f"/batches?id={batch}", f"/jobs/{job}", "/jobs?text=disk+full"]:
             load(driver, path)
-            stem = path.strip("/").replace("?", "-").replace("=", "-") or "overview"
+            stem = path.strip("/").replace("?", "-").replace("=", "-").replace("/", "-").replace("+", "-") or "overview"
             driver.save_screenshot(os.path.join(SHOTS, f"{stem}-{name}.png"))
 
 
+def text_of(driver, css):
+    """The text of the first element matching `css`, or None; a part
+    swapped out while being read (live update) reads as None."""
+    try:
+        found = driver.find_elements(By.CSS_SELECTOR, css)
+        return found[0].text if found else None
+    except StaleElementReferenceException:
+        return None
+
+
 def queue_row_state(driver, queue):
-    rows = driver.find_elements(By.CSS_SELECTOR, f'tr[data-queue="{queue}"] [data-queue-state]')
-    return rows[0].text if rows else None
+    return text_of(driver, f'tr[data-queue="{queue}"] [data-queue-state]')
 
 
 def pause_and_resume(driver):
@@ -133,7 +143,7 @@ def retry_failed(driver, job_id):
     # Its queue is paused so the retried job stays available to be seen.
     api("POST", "/v1/queues/fragile/pause")
     load(driver, f"/jobs/{job_id}")
-    state = lambda: driver.find_element(By.CSS_SELECTOR, "[data-job-state]").text
+    state = lambda: text_of(driver, "[data-job-state]")
     assert state() == "failed", state()
     assert "disk full <b>" in driver.find_element(By.CSS_SELECTOR, "pre.error-text").text, "the error is shown as text"
     assert driver.find_elements(By.CSS_SELECTOR, "main details"), "the large payload is folded"
@@ -146,8 +156,8 @@ def retry_failed(driver, job_id):
 def overview_updates_live(driver):
     load(driver, "/")
     driver.execute_script("window.__same_page = true")
-    count = lambda: int(driver.find_element(By.CSS_SELECTOR, '[data-state="completed"]').text)
-    before = count()
+    count = lambda: int(text_of(driver, '[data-state="completed"]') or -1)
+    before = eventually("the completed count", lambda: [n for n in [count()] if n >= 0])[0]
     jobs = [api("POST", "/v1/jobs", {"kind": "ok"}) for _ in range(5)]
     for job in jobs:
         api("GET", f"/v1/jobs/{job['id']}?wait=5s")
@@ -162,7 +172,7 @@ def main():
     failed_id, batch = seed()
     driver = browser()
     try:
-        screenshots(driver, batch)
+        screenshots(driver, batch, failed_id)
         print("dashboard: every page loads without console errors (2 widths)")
         pause_and_resume(driver)
         print("dashboard: pause (keyboard) and resume from the Queues page")

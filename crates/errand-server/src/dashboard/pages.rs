@@ -334,10 +334,9 @@ fn job_state(job: &Job, now: jiff::Timestamp) -> String {
     // SEAM(P, stored progress): the job's latest progress and its time go here.
     out.push_str("</dl><h2>Timeline</h2><ol class=\"timeline\">");
     let _ = write!(out, "<li>Created {}</li>", time(job.created_at));
-    let due = if job.run_at > now { "Due" } else { "Available" };
     let _ = write!(
         out,
-        "<li>{due} {} ({})</li>",
+        "<li>Due {} ({})</li>",
         time(job.run_at),
         age(now, job.run_at)
     );
@@ -444,15 +443,15 @@ pub(crate) async fn queues(State(app): State<Shared>, viewer: Viewer) -> PageRes
             )
         };
         rows.push(format!(
-            "<tr data-queue=\"{}\"><th scope=\"row\">{}</th>{counts}<td>{}</td><td>{status}</td><td>{button}</td></tr>",
+            "<tr data-queue=\"{}\"><th scope=\"row\">{}</th><td>{status}</td><td>{button}</td><td>{}</td>{counts}</tr>",
             esc(&q.name),
             esc(&q.name),
             oldest.map(|t| age(now, t)).unwrap_or_else(|| "–".into()),
         ));
     }
-    let mut columns = vec!["Queue"];
+    // Status and action first: on a phone they stay in view.
+    let mut columns = vec!["Queue", "Status", "Action", "Oldest waiting"];
     columns.extend(JobState::ALL.iter().map(|s| s.as_str()));
-    columns.extend(["Oldest waiting", "Status", "Action"]);
     let body = format!(
         "<section id=\"queues\" data-live aria-label=\"Queues\">{}</section>",
         table(&columns, &rows, "No queue has jobs or a pause record yet.")
