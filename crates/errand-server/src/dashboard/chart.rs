@@ -33,6 +33,9 @@ const HEIGHT: f64 = 160.0;
 const LEFT: f64 = 44.0;
 const BOTTOM: f64 = 18.0;
 
+/// What a line plots of each bucket.
+type Measure = fn(&Bucket) -> f64;
+
 /// One line of a chart: its name (legend label and CSS class) and values.
 struct Series<'a> {
     name: &'a str,
@@ -41,7 +44,7 @@ struct Series<'a> {
 
 /// Throughput: completed, failed and retried per bucket, as three lines.
 pub(crate) fn throughput(title: &str, buckets: &[Bucket]) -> String {
-    let lines: [(&str, fn(&Bucket) -> f64); 3] = [
+    let lines: [(&str, Measure); 3] = [
         ("completed", |b| b.completed as f64),
         ("failed", |b| b.failed as f64),
         ("retried", |b| b.retried as f64),
@@ -55,7 +58,7 @@ pub(crate) fn throughput(title: &str, buckets: &[Bucket]) -> String {
 
 /// Wait time: p50 and p95 per bucket, in seconds, as two lines.
 pub(crate) fn wait(title: &str, buckets: &[Bucket]) -> String {
-    let lines: [(&str, fn(&Bucket) -> f64); 2] = [
+    let lines: [(&str, Measure); 2] = [
         ("p50", |b| b.wait_p50.as_secs_f64()),
         ("p95", |b| b.wait_p95.as_secs_f64()),
     ];
