@@ -9,6 +9,8 @@
 #   and openapi-spec-validator from PyPI, pinned, in the venv .venv.
 # - The metrics test (crates/errand/tests/metrics.rs) checks /metrics and
 #   docs/prometheus/alerts.yml with promtool (Debian's prometheus package).
+# - The dashboard test (crates/errand/tests/dashboard.rs) drives Debian's
+#   chromium through chromium-driver with selenium (PyPI, pinned, in .venv).
 # Slow soak tests are #[ignore]d; run them with:
 #   cargo test --workspace --release -- --ignored
 set -euo pipefail
@@ -25,6 +27,8 @@ have_postgres || missing+=(postgresql)
 have php || missing+=(php-cli)
 have promtool || missing+=(prometheus)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && have apt-get; then
     echo "scripts/test.sh: installing ${missing[*]} (Debian packages)"
@@ -43,8 +47,9 @@ if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   python3 -m pip install -q aiosmtpd 2>/dev/null || python3 -m pip install -q --break-system-packages aiosmtpd
 fi
 
-# The contract test's tools; a version change here is a deliberate upgrade.
-CONTRACT_TOOLS=(schemathesis==4.32.5 openapi-spec-validator==0.9.0)
+# The contract and dashboard tests' tools; a version change here is a
+# deliberate upgrade.
+CONTRACT_TOOLS=(schemathesis==4.32.5 openapi-spec-validator==0.9.0 selenium==4.51.0)
 have_contract_tools() {
   local frozen tool
   frozen=$(.venv/bin/python -m pip freeze 2>/dev/null) || return 1

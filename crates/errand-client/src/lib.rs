@@ -149,6 +149,18 @@ impl Client {
             if let Some(queue) = &filter.queue {
                 query.append_pair("queue", queue);
             }
+            if let Some(tag) = &filter.tag {
+                query.append_pair("tag", tag);
+            }
+            if let Some(t) = filter.created_after {
+                query.append_pair("created_after", &t.to_string());
+            }
+            if let Some(t) = filter.created_before {
+                query.append_pair("created_before", &t.to_string());
+            }
+            if let Some(text) = &filter.text {
+                query.append_pair("text", text);
+            }
         }
         page_query(&mut url, filter.before, filter.limit);
         self.call(self.send_to(Method::GET, url)).await

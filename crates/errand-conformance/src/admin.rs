@@ -5,7 +5,7 @@ use errand_core::audit::AuditActor;
 use crate::support::{
     claim, enqueue, expect_event, finish, fixed_backoff, get, job, job_in, plus, running,
 };
-use errand_core::store::{Finish, LIST_VALUE_CAP, ListFilter, Stats};
+use errand_core::store::{Finish, LIST_VALUE_CAP, ListFilter, SCAN_LIMIT, Stats};
 use errand_core::{
     Job, JobId, JobState, NewJob, Omitted, Outcome, Retention, Store, StoreError, StoreEvent,
 };
@@ -421,10 +421,61 @@ async fn events_follow_commits(store: Arc<dyn Store>) {
     .await;
 }
 
+/// Tag, creation time and text filters (the scanned ones) combine with
+/// the indexed ones; text ignores ASCII case, matches `%` and `_` only
+/// literally and looks in errors too; they look at the newest
+/// [`SCAN_LIMIT`] rows only, and `scan_floor` says where to go on.
+async fn list_scanned_filters_within_the_scan_window(store: Arc<dyn Store>) {
+    let tagged = |queue: &str, tag: &str, payload: serde_json::Value| NewJob {
+        tags: vec![tag.to_string()],
+        payload,
+        ..job_in(queue, "k")
+    };
+    let red = enqueue(&*store, vec![tagged("q1", "red", json!({"note": "Disk FULL at 50%"}))]).await[0];
+    store.clock().advance(Duration::from_secs(1));
+    let blue = enqueue(&*store, vec![tagged("q2", "blue", json!({"note": "ok_1"}))]).await[0];
+    let failing = running(&*store, tagged("q3", "blue", json!({}))).await;
+    assert!(finish(&*store, failing.lease(), Outcome::Retry("connection reset".into())).await);
+    let filter = |f: ListFilter| ListFilter { limit: 100, ..f };
+    let text = |t: &str| filter(ListFilter { text: Some(t.into()), ..Default::default() });
+    assert_eq!(ids(&*store, text("disk full")).await, [red], "case is ignored");
+    assert_eq!(ids(&*store, text("50%")).await, [red]);
+    assert_eq!(ids(&*store, text("t 5%")).await, Vec::<JobId>::new(), "% is literal");
+    assert_eq!(ids(&*store, text("k_1")).await, [blue]);
+    assert_eq!(ids(&*store, text("k11")).await, Vec::<JobId>::new(), "_ is literal");
+    assert_eq!(ids(&*store, text("connection RESET")).await, [failing.id], "errors too");
+    let tag = |t: &str, queue: Option<&str>| filter(ListFilter {
+        tag: Some(t.into()),
+        queue: queue.map(Into::into),
+        ..Default::default()
+    });
+    assert_eq!(ids(&*store, tag("blue", None)).await, [failing.id, blue]);
+    assert_eq!(ids(&*store, tag("blue", Some("q3"))).await, [failing.id]);
+    assert_eq!(ids(&*store, tag("re", None)).await, Vec::<JobId>::new(), "whole tags");
+    let blue_at = get(&*store, blue).await.created_at;
+    let since = filter(ListFilter { created_after: Some(blue_at), ..Default::default() });
+    assert_eq!(ids(&*store, since).await, [failing.id, blue]);
+    let until = filter(ListFilter { created_before: Some(blue_at), ..Default::default() });
+    assert_eq!(ids(&*store, until).await, [red]);
+    assert_eq!(store.scan_floor(&tag("red", None)).await.unwrap(), None, "fewer rows than the window");
+
+    // SCAN_LIMIT newer jobs push `red` out of the window of a tag filter.
+    let newer = enqueue(&*store, (0..SCAN_LIMIT).map(|_| job_in("q1", "k")).collect()).await;
+    assert_eq!(ids(&*store, tag("red", None)).await, Vec::<JobId>::new());
+    let floor = store.scan_floor(&tag("red", None)).await.unwrap();
+    assert_eq!(floor, Some(newer[0]), "the window's lowest id");
+    let on = ListFilter { before: floor, ..tag("red", None) };
+    assert_eq!(ids(&*store, on).await, [red], "the next window finds it");
+    // Indexed filters narrow the window itself: q2 has one job.
+    assert_eq!(ids(&*store, tag("blue", Some("q2"))).await, [blue]);
+    assert_eq!(store.scan_floor(&tag("blue", Some("q2"))).await.unwrap(), None);
+}
+
 crate::checks![
     cancel_rules,
     retry_rules,
     list_filters_and_paginates_newest_first,
+    list_scanned_filters_within_the_scan_window,
     list_leaves_out_values_over_the_cap,
     stats_count_by_queue_kind_and_state,
     prune_honours_retention_per_state,

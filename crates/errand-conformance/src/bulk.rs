@@ -271,8 +271,54 @@ async fn listing_and_failing(store: Arc<dyn Store>) {
     assert_eq!(store.bulks(None, 1).await.unwrap().len(), 1);
 }
 
+/// A filter with scanned conditions (text, tag) changes only the jobs
+/// they match, stepping through every job its indexed ones select, in
+/// chunks smaller than the target.
+async fn a_scanned_filter_changes_only_its_matches(store: Arc<dyn Store>) {
+    let mut wanted = Vec::new();
+    let mut others = Vec::new();
+    for i in 0..9 {
+        let hit = i % 3 == 0;
+        let new = NewJob {
+            payload: serde_json::json!({ "to": if hit { "Needle@example.com" } else { "hay@example.com" } }),
+            tags: if i % 2 == 0 { vec!["vip".into()] } else { Vec::new() },
+            ..job("scanned")
+        };
+        let id = enqueue(&*store, vec![new]).await[0];
+        if hit && i % 2 == 0 {
+            wanted.push(id);
+        } else {
+            others.push(id);
+        }
+    }
+    let filter = ListFilter {
+        kind: Some("scanned".into()),
+        text: Some("needle@".into()),
+        tag: Some("vip".into()),
+        ..ListFilter::default()
+    };
+    let op = store
+        .create_bulk(NewBulk {
+            action: BulkAction::Cancel,
+            target: BulkTarget::Filter(filter),
+            actor: None,
+        })
+        .await
+        .unwrap();
+    let done = run_to_end(&*store, op.id, 2).await;
+    assert_eq!(done.state, BulkState::Done);
+    assert_eq!((done.matched, done.changed), (wanted.len() as u64, wanted.len() as u64));
+    for id in wanted {
+        assert_eq!(get(&*store, id).await.state, JobState::Cancelled, "{id} matches");
+    }
+    for id in others {
+        assert_eq!(get(&*store, id).await.state, JobState::Available, "{id} does not");
+    }
+}
+
 crate::checks![
     each_action_changes_exactly_its_target,
+    a_scanned_filter_changes_only_its_matches,
     a_stepped_operation_resumes_from_its_cursor,
     ids_and_unique_keys,
     listing_and_failing,

@@ -74,7 +74,37 @@ async fn queues_list_counts_and_paused_flags(store: Arc<dyn Store>) {
     );
 }
 
+/// `oldest_available` answers the earliest `run_at` among a queue's
+/// available jobs whatever their priorities, ignoring scheduled jobs,
+/// running jobs and other queues; `None` when none waits.
+async fn oldest_available_spans_priorities(store: Arc<dyn Store>) {
+    assert_eq!(store.oldest_available("wq").await.unwrap(), None);
+    let now = store.clock().now();
+    let now = jiff::Timestamp::from_microsecond(now.as_microsecond()).unwrap();
+    let at = |secs: i64, priority: i16| {
+        let mut job = job_in("wq", "a");
+        job.run_at = Some(now + jiff::SignedDuration::from_secs(secs));
+        job.priority = priority;
+        job
+    };
+    let mut elsewhere = job_in("other", "a");
+    elsewhere.run_at = Some(now - jiff::SignedDuration::from_secs(600));
+    enqueue(
+        &*store,
+        vec![at(-60, 5), at(-10, -1), at(3600, -2), elsewhere],
+    )
+    .await;
+    let oldest = now - jiff::SignedDuration::from_secs(60);
+    assert_eq!(store.oldest_available("wq").await.unwrap(), Some(oldest));
+    // The claim takes priority -1 first: the oldest (priority 5) still waits.
+    assert_eq!(claim(&*store, "wq", 1).await.len(), 1);
+    assert_eq!(store.oldest_available("wq").await.unwrap(), Some(oldest));
+    assert_eq!(claim(&*store, "wq", 10).await.len(), 1, "scheduled stays");
+    assert_eq!(store.oldest_available("wq").await.unwrap(), None);
+}
+
 crate::checks![
     paused_queue_accepts_but_claims_nothing,
     queues_list_counts_and_paused_flags,
+    oldest_available_spans_priorities,
 ];

@@ -9,7 +9,7 @@
 use crate::audit::{AuditAction, LOCAL_ACTOR, NewAuditEntry};
 use crate::job::{JobId, MAX_NAME_LEN, ValidationError};
 use crate::state::JobState;
-use crate::store::ListFilter;
+use crate::store::{ListFilter, MAX_SEARCH};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -253,11 +253,13 @@ pub struct BulkOperation {
 }
 
 impl BulkOperation {
-    /// Records one step: `matched` target jobs were examined (at most
-    /// `chunk`, the lowest id among them `lowest`), `changed` of them
-    /// changed. Fewer than a chunk means the target is exhausted.
+    /// Records one step: `examined` jobs were looked at (at most `chunk`,
+    /// the lowest id among them `lowest`), `matched` of them were targets
+    /// (a filter's scanned conditions may reject some), `changed` of those
+    /// changed. Fewer than a chunk examined means the target is exhausted.
     pub fn advance(
         &mut self,
+        examined: u64,
         matched: u64,
         lowest: Option<JobId>,
         changed: u64,
@@ -270,7 +272,7 @@ impl BulkOperation {
             self.cursor = self.cursor.min(lowest);
         }
         self.updated_at = now;
-        if matched < u64::from(chunk) {
+        if examined < u64::from(chunk) {
             self.state = BulkState::Done;
             self.finished_at = Some(now);
         }
@@ -328,12 +330,14 @@ impl BulkRequest {
     }
 }
 
-/// A filter fit for a bulk action: names neither empty nor too long, a
-/// positive `before` (a page size is refused when parsed: not a field).
+/// A filter fit for a bulk action: names and search text neither empty nor
+/// too long, a positive `before` (a page size is refused when parsed: not a
+/// field). The creation times need no check: any range is a valid one.
 fn check_filter(filter: ListFilter) -> Result<ListFilter, ValidationError> {
     for (field, value) in [
         ("filter.kind", &filter.kind),
         ("filter.queue", &filter.queue),
+        ("filter.tag", &filter.tag),
     ] {
         match value {
             Some(v) if v.is_empty() => {
@@ -354,7 +358,18 @@ fn check_filter(filter: ListFilter) -> Result<ListFilter, ValidationError> {
             "must be a job id (a positive integer)",
         ));
     }
-    // MERGE(dashboard): check the new tag, time range and text fields here.
+    match &filter.text {
+        Some(t) if t.is_empty() => {
+            return Err(ValidationError::new("filter.text", "must not be empty"));
+        }
+        Some(t) if t.chars().count() > MAX_SEARCH => {
+            return Err(ValidationError::new(
+                "filter.text",
+                format!("at most {MAX_SEARCH} characters"),
+            ));
+        }
+        _ => {}
+    }
     Ok(filter)
 }
 
@@ -480,14 +495,14 @@ mod tests {
             finished_at: None,
             error: None,
         };
-        op.advance(10, Some(60), 4, 10, t0);
+        op.advance(10, 10, Some(60), 4, 10, t0);
         assert_eq!(
             (op.state, op.cursor, op.matched, op.changed),
             (BulkState::Running, 60, 10, 4)
         );
         assert!(!op.is_stale(t0 + BULK_STALE_AFTER));
         assert!(op.is_stale(t0 + BULK_STALE_AFTER + Duration::from_secs(1)));
-        op.advance(3, Some(2), 3, 10, t0);
+        op.advance(3, 3, Some(2), 3, 10, t0);
         assert_eq!((op.state, op.cursor, op.matched), (BulkState::Done, 2, 13));
         assert_eq!(op.finished_at, Some(t0));
         assert!(!op.is_stale(t0 + Duration::from_secs(3600)));

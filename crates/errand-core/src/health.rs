@@ -135,6 +135,10 @@ impl Store for WriteTracked {
         self.inner.list(filter).await
     }
 
+    async fn scan_floor(&self, filter: &ListFilter) -> Result<Option<JobId>, StoreError> {
+        self.inner.scan_floor(filter).await
+    }
+
     async fn claim(&self, req: &crate::store::ClaimRequest) -> Result<Claimed, StoreError> {
         let result = self.inner.claim(req).await;
         self.track(result, |c| !c.jobs.is_empty())
@@ -257,6 +261,10 @@ impl Store for WriteTracked {
 
     async fn queues(&self) -> Result<Vec<QueueInfo>, StoreError> {
         self.inner.queues().await
+    }
+
+    async fn oldest_available(&self, queue: &str) -> Result<Option<jiff::Timestamp>, StoreError> {
+        self.inner.oldest_available(queue).await
     }
 
     async fn publish(

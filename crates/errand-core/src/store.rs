@@ -109,6 +109,27 @@ pub struct Held {
 /// id. [`claim_key`] is the same order over jobs.
 pub const CLAIM_ORDER: &str = "priority, run_at, id";
 
+/// The SQL (SQLite and PostgreSQL alike) behind [`Store::oldest_available`],
+/// with `{q}` for the queue's placeholder: a recursive skip scan over the
+/// claim index's priorities, then for each the earliest `run_at` of an
+/// available job (scheduled jobs sort after it, their `run_at` being in the
+/// future). The index's own condition is repeated so both planners use it.
+pub const OLDEST_AVAILABLE_SQL: &str = "\
+WITH RECURSIVE p(priority) AS (
+  SELECT MIN(priority) FROM jobs
+   WHERE queue = {q} AND state IN ('scheduled', 'available', 'retryable')
+  UNION ALL
+  SELECT (SELECT MIN(priority) FROM jobs
+           WHERE queue = {q} AND state IN ('scheduled', 'available', 'retryable')
+             AND priority > p.priority)
+    FROM p WHERE p.priority IS NOT NULL
+)
+SELECT MIN((SELECT run_at FROM jobs
+             WHERE queue = {q} AND state IN ('scheduled', 'available', 'retryable')
+               AND priority = p.priority AND state = 'available'
+             ORDER BY run_at LIMIT 1))
+  FROM p WHERE p.priority IS NOT NULL";
+
 /// A job's place in the claim order ([`CLAIM_ORDER`]), for sorting.
 pub fn claim_key(job: &Job) -> (i16, jiff::Timestamp, JobId) {
     (job.priority, job.run_at, job.id)
@@ -131,9 +152,21 @@ pub struct Finish {
 /// `3 × limit × LIST_VALUE_CAP` bytes of user data whatever is stored.
 pub const LIST_VALUE_CAP: u64 = 8 << 10;
 
-/// Filters for listing jobs, newest first; also the target of a bulk
-/// action ([`crate::bulk::BulkTarget::Filter`]), so stored and sent as JSON:
-/// a field it does not know is refused, never ignored.
+/// How many jobs a listing with a scanned filter (tag, time range, text)
+/// examines: the newest this many that match its indexed filters (state,
+/// kind, queue, cursor). The scanned filters are checked on those alone,
+/// so such a listing costs the same on a table of any size; the next page
+/// continues below them ([`Store::scan_floor`]).
+pub const SCAN_LIMIT: u32 = 10_000;
+
+/// Longest `text` a job search takes, in characters.
+pub const MAX_SEARCH: usize = 200;
+
+/// Filters for listing jobs, newest first. `state`, `kind`, `queue` and
+/// `before` use indexes; `tag`, `created_after`, `created_before` and
+/// `text` are checked on at most [`SCAN_LIMIT`] rows (see there). Also the
+/// target of a bulk action ([`crate::bulk::BulkTarget::Filter`]), so stored
+/// and sent as JSON: a field it does not know is refused, never ignored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
@@ -152,6 +185,47 @@ pub struct ListFilter {
     /// Page size (a listing's alone: a bulk action takes every match).
     #[serde(skip)]
     pub limit: u32,
+    /// Only jobs with this tag.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// Only jobs created at or after this.
+    #[serde(default)]
+    pub created_after: Option<jiff::Timestamp>,
+    /// Only jobs created before this.
+    #[serde(default)]
+    pub created_before: Option<jiff::Timestamp>,
+    /// Only jobs whose payload or errors (as JSON text) contain this text,
+    /// ignoring ASCII case.
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+impl ListFilter {
+    /// Whether a scanned filter is set, so the listing looks at no more
+    /// than [`SCAN_LIMIT`] rows.
+    pub fn is_scanned(&self) -> bool {
+        self.tag.is_some()
+            || self.created_after.is_some()
+            || self.created_before.is_some()
+            || self.text.is_some()
+    }
+
+    /// `text` as an SQL `LIKE` pattern (escape character `\`) that matches
+    /// it anywhere: `%`, `_` and `\` in it match only themselves.
+    pub fn text_pattern(&self) -> Option<String> {
+        self.text.as_ref().map(|text| {
+            let mut pattern = String::with_capacity(text.len() + 2);
+            pattern.push('%');
+            for c in text.chars() {
+                if matches!(c, '%' | '_' | '\\') {
+                    pattern.push('\\');
+                }
+                pattern.push(c);
+            }
+            pattern.push('%');
+            pattern
+        })
+    }
 }
 
 /// Job counts by state, overall and per queue and kind.
@@ -323,6 +397,12 @@ pub trait Store: Send + Sync + 'static {
     /// as empty) and its size is in [`Job::omitted`]; smaller ones are whole.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, StoreError>;
 
+    /// For a filter with a scanned part ([`ListFilter::is_scanned`]): the
+    /// lowest id among the [`SCAN_LIMIT`] rows a [`Store::list`] of it
+    /// examined, where the next page continues; `None` when fewer rows
+    /// match its indexed filters (the listing reached the end).
+    async fn scan_floor(&self, filter: &ListFilter) -> Result<Option<JobId>, StoreError>;
+
     /// Takes up to `limit` due jobs of a queue in [`CLAIM_ORDER`]; each
     /// becomes `running` with its attempt and its fence raised by one and a
     /// lease of `lease`. For a kind in `req.limits`, never lets the kind's
@@ -406,6 +486,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every queue that has jobs or was ever paused, by name.
     async fn queues(&self) -> Result<Vec<QueueInfo>, StoreError>;
+
+    /// When the longest-waiting available job of `queue` became due (its
+    /// `run_at`), or `None` when none is available: now minus this is the
+    /// queue's wait. Cheap on a large table (a skip scan of the claim
+    /// index: one probe per distinct priority).
+    async fn oldest_available(&self, queue: &str) -> Result<Option<jiff::Timestamp>, StoreError>;
 
     /// Stores an event and enqueues one job per listener, all or nothing;
     /// each listener job's payload becomes [`Event::listener_payload`].

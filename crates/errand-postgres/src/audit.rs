@@ -60,7 +60,8 @@ pub(crate) async fn list(
     if let Some(before) = &filter.before {
         listing.filter("id <", before);
     }
-    let (sql, params) = listing.newest_first(COLUMNS, "audit", &limit);
+    let (sql, params) =
+        listing.newest_first(COLUMNS, "audit", &limit, errand_core::store::SCAN_LIMIT);
     let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
     let rows = client.query(&stmt, &params).await.map_err(db_error)?;
     rows.iter().map(entry).collect()

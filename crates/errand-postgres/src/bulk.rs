@@ -2,19 +2,20 @@
 //! the step that applies one to its next chunk of jobs in one transaction.
 //! The step locks the operation's row first, so nodes stepping the same
 //! operation take turns; it selects the chunk with the listing's own
-//! conditions ([`crate::read::filter_jobs`]), locks those jobs in id order,
+//! conditions ([`crate::read::Values`]), locks those jobs in id order,
 //! and changes the ones in a state [`BulkAction::applies_to`] accepts with
 //! one statement.
 
 use crate::batches;
 use crate::events::Changes;
-use crate::read::filter_jobs;
+use crate::read::Values;
 use crate::rows::{Listing, TERMINAL, db_error, int, optional_time, sql_time, time_column};
 use deadpool_postgres::{Client, GenericClient};
 use errand_core::batch::BatchId;
 use errand_core::bulk::{BulkAction, BulkId, BulkOperation, BulkState, BulkTarget, NewBulk};
 use errand_core::history::Counter;
 use errand_core::outcome::attempt_on_manual_retry;
+use errand_core::store::SCAN_LIMIT;
 use errand_core::{JobId, StoreError};
 use jiff::Timestamp;
 use std::collections::HashSet;
@@ -150,6 +151,10 @@ pub(crate) async fn step(
         return Ok((op, Changes::default()));
     }
     let (ids, examined, lowest) = next_chunk(&tx, &op, chunk).await?;
+    let matched = match op.target {
+        BulkTarget::Ids(_) => examined,
+        BulkTarget::Filter(_) => ids.len() as u64,
+    };
     let (changed, changes) = match apply(&tx, op.action, &ids, now).await {
         Ok(done) => done,
         // A job enqueued meanwhile took the unique key a retried job has:
@@ -166,7 +171,7 @@ pub(crate) async fn step(
         let batches: Vec<BatchId> = changed_batches(&tx, &changes.finished).await?;
         changes.absorb(batches::settle(&tx, &batches, now).await?);
     }
-    op.advance(examined, lowest, changed, chunk, now);
+    op.advance(examined, matched, lowest, changed, chunk, now);
     let save = tx
         .prepare_cached(
             "UPDATE bulk_operations SET state = $2, matched = $3, changed = $4, cursor = $5, \
@@ -204,7 +209,17 @@ async fn next_chunk(
     let slice: Vec<JobId>;
     let mut listing = Listing::default();
     match &op.target {
-        BulkTarget::Filter(filter) => filter_jobs(&mut listing, filter),
+        BulkTarget::Filter(filter) => {
+            let values = Values::of(filter);
+            let mut listing = values.listing();
+            listing.filter("id <", &op.cursor);
+            let (sql, params) = listing.examine("jobs", &limit);
+            let stmt = tx.prepare_cached(&sql).await.map_err(db_error)?;
+            let rows = tx.query(&stmt, &params).await.map_err(db_error)?;
+            let lowest = rows.last().map(|r| r.get(0));
+            let hits = rows.iter().filter(|r| r.get(1)).map(|r| r.get(0));
+            Ok((hits.collect(), rows.len() as u64, lowest))
+        }
         BulkTarget::Ids(ids) => {
             // The ids are sorted highest first: the chunk is a slice of them.
             slice = ids
@@ -214,28 +229,14 @@ async fn next_chunk(
                 .take(chunk as usize)
                 .collect();
             listing.filter_any("id", &slice);
-            let found = select_ids(tx, listing, &op.cursor, &limit).await?;
-            return Ok((found, slice.len() as u64, slice.last().copied()));
+            listing.filter("id <", &op.cursor);
+            let (sql, params) = listing.newest_first("id", "jobs", &limit, SCAN_LIMIT);
+            let stmt = tx.prepare_cached(&sql).await.map_err(db_error)?;
+            let rows = tx.query(&stmt, &params).await.map_err(db_error)?;
+            let found = rows.iter().map(|r| r.get(0)).collect();
+            Ok((found, slice.len() as u64, slice.last().copied()))
         }
     }
-    let found = select_ids(tx, listing, &op.cursor, &limit).await?;
-    let lowest = found.last().copied();
-    let n = found.len() as u64;
-    Ok((found, n, lowest))
-}
-
-/// The ids `listing` selects below `cursor`, highest first, at most `limit`.
-async fn select_ids<'a>(
-    tx: &impl GenericClient,
-    mut listing: Listing<'a>,
-    cursor: &'a JobId,
-    limit: &'a i64,
-) -> Result<Vec<JobId>, StoreError> {
-    listing.filter("id <", cursor);
-    let (sql, params) = listing.newest_first("id", "jobs", limit);
-    let stmt = tx.prepare_cached(&sql).await.map_err(db_error)?;
-    let rows = tx.query(&stmt, &params).await.map_err(db_error)?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// One locked job of a chunk, as the action needs it.

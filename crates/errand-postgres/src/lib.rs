@@ -260,6 +260,10 @@ impl Store for PostgresStore {
         read::list(&self.client().await?, filter).await
     }
 
+    async fn scan_floor(&self, filter: &ListFilter) -> Result<Option<JobId>, StoreError> {
+        read::scan_floor(&self.client().await?, filter).await
+    }
+
     async fn claim(&self, req: &ClaimRequest) -> Result<Claimed, StoreError> {
         let started = Instant::now();
         let now = self.now();
@@ -394,6 +398,10 @@ impl Store for PostgresStore {
 
     async fn queues(&self) -> Result<Vec<QueueInfo>, StoreError> {
         queues::list(&self.client().await?).await
+    }
+
+    async fn oldest_available(&self, queue: &str) -> Result<Option<jiff::Timestamp>, StoreError> {
+        queues::oldest_available(&self.client().await?, queue).await
     }
 
     async fn publish(

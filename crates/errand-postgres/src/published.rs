@@ -134,7 +134,7 @@ pub(crate) async fn list(client: &Client, filter: &EventFilter) -> Result<Vec<Ev
     if let Some(before) = &filter.before {
         listing.filter("id <", before);
     }
-    let (sql, params) = listing.newest_first(EVENT_COLUMNS, "events", &limit);
+    let (sql, params) = listing.newest_first(EVENT_COLUMNS, "events", &limit, u32::MAX);
     let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
     let rows = client.query(&stmt, &params).await.map_err(db_error)?;
     rows.iter().map(event_from_row).collect()

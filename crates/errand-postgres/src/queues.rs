@@ -2,10 +2,11 @@
 //! queue, so every node obeys a pause at once, with no cache to invalidate.
 
 use crate::events::Changes;
-use crate::rows::{db_error, sql_time};
+use crate::rows::{db_error, optional_time, sql_time};
 use crate::{audit, read};
 use deadpool_postgres::Client;
 use errand_core::audit::{AuditActor, NewAuditEntry};
+use errand_core::store::OLDEST_AVAILABLE_SQL;
 use errand_core::{QueueInfo, StoreError};
 use jiff::Timestamp;
 use std::collections::BTreeMap;
@@ -74,4 +75,15 @@ pub(crate) async fn list(client: &Client) -> Result<Vec<QueueInfo>, StoreError> 
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     Ok(QueueInfo::merge(stats.queues, paused))
+}
+
+/// When the longest-waiting available job of `queue` became due.
+pub(crate) async fn oldest_available(
+    client: &Client,
+    queue: &str,
+) -> Result<Option<Timestamp>, StoreError> {
+    let sql = OLDEST_AVAILABLE_SQL.replace("{q}", "$1");
+    let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
+    let row = client.query_one(&stmt, &[&queue]).await.map_err(db_error)?;
+    optional_time(&row, 0)
 }

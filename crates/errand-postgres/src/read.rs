@@ -2,13 +2,12 @@
 
 use crate::rows::{
     JOB_COLUMNS, LIST_COLUMNS, LIST_SIZES, Listing, by_id, db_error, job_from_row,
-    listed_job_from_row, parse_state,
+    listed_job_from_row, parse_state, sql_time,
 };
 use deadpool_postgres::Client;
-use errand_core::store::{LIST_VALUE_CAP, ListFilter, Stats};
-use errand_core::{Job, JobId, JobState, StoreError};
-use std::sync::LazyLock;
-use tokio_postgres::types::ToSql;
+use errand_core::store::{LIST_VALUE_CAP, ListFilter, SCAN_LIMIT, Stats};
+use errand_core::{Job, JobId, StoreError};
+use std::time::SystemTime;
 
 /// One job by id.
 pub(crate) async fn get(client: &Client, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -16,15 +15,71 @@ pub(crate) async fn get(client: &Client, id: JobId) -> Result<Option<Job>, Store
     by_id(client, &sql, id, job_from_row).await
 }
 
-/// Jobs matching `filter`, newest first, large values left out.
-pub(crate) async fn list(client: &Client, filter: &ListFilter) -> Result<Vec<Job>, StoreError> {
-    let limit = i64::from(filter.limit);
-    let mut listing = Listing::default();
-    filter_jobs(&mut listing, filter);
-    if let Some(before) = &filter.before {
-        listing.filter("id <", before);
+/// Values a listing's SQL refers to, kept alive for its parameters.
+pub(crate) struct Values<'a> {
+    state: Option<&'static str>,
+    limit: i64,
+    created_after: Option<SystemTime>,
+    created_before: Option<SystemTime>,
+    text: Option<String>,
+    filter: &'a ListFilter,
+}
+
+impl<'a> Values<'a> {
+    /// The values of `filter`; listings and bulk actions share them.
+    pub(crate) fn of(filter: &'a ListFilter) -> Values<'a> {
+        Values {
+            state: filter.state.map(|s| s.as_str()),
+            limit: i64::from(filter.limit),
+            created_after: filter.created_after.map(sql_time),
+            created_before: filter.created_before.map(sql_time),
+            text: filter.text_pattern(),
+            filter,
+        }
     }
-    let (page, params) = listing.newest_first("*", "jobs", &limit);
+
+    /// The filters as a [`Listing`]: indexed ones, then scanned ones.
+    pub(crate) fn listing(&self) -> Listing<'_> {
+        let mut listing = Listing::default();
+        if let Some(state) = &self.state {
+            listing.filter("state =", state);
+        }
+        if let Some(kind) = &self.filter.kind {
+            listing.filter("kind =", kind);
+        }
+        if let Some(queue) = &self.filter.queue {
+            listing.filter("queue =", queue);
+        }
+        if let Some(before) = &self.filter.before {
+            listing.filter("id <", before);
+        }
+        if let Some(tag) = &self.filter.tag {
+            listing.scan("{} = ANY(tags)", tag);
+        }
+        if let Some(after) = &self.created_after {
+            listing.scan("created_at >= {}", after);
+        }
+        if let Some(before) = &self.created_before {
+            listing.scan("created_at < {}", before);
+        }
+        if let Some(text) = &self.text {
+            listing.scan(
+                "(payload::text ILIKE {0} ESCAPE '\\' OR errors::text ILIKE {0} ESCAPE '\\')",
+                text,
+            );
+        }
+        listing
+    }
+}
+
+/// Jobs matching `filter`, newest first, large values left out. Scanned
+/// filters are checked on the newest [`SCAN_LIMIT`] rows that pass the
+/// indexed ones.
+pub(crate) async fn list(client: &Client, filter: &ListFilter) -> Result<Vec<Job>, StoreError> {
+    let values = Values::of(filter);
+    let (page, params) = values
+        .listing()
+        .newest_first("*", "jobs", &values.limit, SCAN_LIMIT);
     let columns = LIST_COLUMNS.replace("{cap}", &LIST_VALUE_CAP.to_string());
     let sql = format!("SELECT {columns} FROM ({page}) page, {LIST_SIZES} ORDER BY page.id DESC");
     let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
@@ -32,27 +87,17 @@ pub(crate) async fn list(client: &Client, filter: &ListFilter) -> Result<Vec<Job
     rows.iter().map(listed_job_from_row).collect()
 }
 
-/// Adds the conditions of `filter` apart from its page (`before`,
-/// `limit`) to `listing`. Listings and bulk actions select jobs with this
-/// one function.
-pub(crate) fn filter_jobs<'a>(listing: &mut Listing<'a>, filter: &'a ListFilter) {
-    if let Some(state) = filter.state {
-        listing.filter("state =", state_param(state));
-    }
-    if let Some(kind) = &filter.kind {
-        listing.filter("kind =", kind);
-    }
-    if let Some(queue) = &filter.queue {
-        listing.filter("queue =", queue);
-    }
-}
-
-/// A state's name as a statement parameter that lives for ever.
-fn state_param(state: JobState) -> &'static (dyn ToSql + Sync) {
-    static NAMES: LazyLock<Vec<&'static str>> =
-        LazyLock::new(|| JobState::ALL.iter().map(|s| s.as_str()).collect());
-    let i = JobState::ALL.iter().position(|s| *s == state).unwrap_or(0);
-    &NAMES[i]
+/// The lowest id among the newest [`SCAN_LIMIT`] rows passing `filter`'s
+/// indexed filters, when there are that many.
+pub(crate) async fn scan_floor(
+    client: &Client,
+    filter: &ListFilter,
+) -> Result<Option<JobId>, StoreError> {
+    let values = Values::of(filter);
+    let (sql, params) = values.listing().floor("jobs", SCAN_LIMIT);
+    let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
+    let row = client.query_opt(&stmt, &params).await.map_err(db_error)?;
+    Ok(row.map(|r| r.get(0)))
 }
 
 /// Job counts by queue, kind and state.

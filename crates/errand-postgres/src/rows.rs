@@ -244,6 +244,8 @@ fn is_transient(code: &SqlState) -> bool {
 #[derive(Default)]
 pub(crate) struct Listing<'a> {
     conditions: Vec<String>,
+    /// Conditions checked only on the newest rows passing `conditions`.
+    scanned: Vec<String>,
     params: Vec<&'a (dyn ToSql + Sync)>,
 }
 
@@ -262,25 +264,86 @@ impl<'a> Listing<'a> {
             .push(format!("{column} = ANY(${})", self.params.len()));
     }
 
+    /// Adds a scanned condition: `{}` (or `{0}`) in `template` is `value`'s
+    /// parameter.
+    pub(crate) fn scan(&mut self, template: &str, value: &'a (dyn ToSql + Sync)) {
+        self.params.push(value);
+        let param = format!("${}", self.params.len());
+        self.scanned
+            .push(template.replace("{0}", &param).replace("{}", &param));
+    }
+
+    fn wher(conditions: &[String]) -> String {
+        if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        }
+    }
+
     /// The newest `limit` rows of `table` (by id) that pass every filter,
-    /// as SQL and its parameters.
+    /// as SQL and its parameters; scanned filters are checked on the
+    /// newest `scan` rows that pass the others.
     pub(crate) fn newest_first(
         mut self,
         columns: &str,
         table: &str,
         limit: &'a i64,
+        scan: u32,
     ) -> (String, Vec<&'a (dyn ToSql + Sync)>) {
-        let wher = if self.conditions.is_empty() {
-            String::new()
+        let wher = Self::wher(&self.conditions);
+        let source = if self.scanned.is_empty() {
+            format!("{table} {wher}")
         } else {
-            format!("WHERE {}", self.conditions.join(" AND "))
+            format!(
+                "(SELECT * FROM {table} {wher} ORDER BY id DESC LIMIT {scan}) {table} {}",
+                Self::wher(&self.scanned)
+            )
         };
         self.params.push(limit);
         let sql = format!(
-            "SELECT {columns} FROM {table} {wher} ORDER BY id DESC LIMIT ${}",
+            "SELECT {columns} FROM {source} ORDER BY id DESC LIMIT ${}",
             self.params.len()
         );
         (sql, self.params)
+    }
+
+    /// The ids of the newest `limit` rows of `table` passing the indexed
+    /// filters, each with whether it passes the scanned ones too, as SQL
+    /// and its parameters (a bulk action's chunk).
+    pub(crate) fn examine(
+        mut self,
+        table: &str,
+        limit: &'a i64,
+    ) -> (String, Vec<&'a (dyn ToSql + Sync)>) {
+        let hit = if self.scanned.is_empty() {
+            "true".to_string()
+        } else {
+            self.scanned.join(" AND ")
+        };
+        self.params.push(limit);
+        let sql = format!(
+            "SELECT id, ({hit}) FROM {table} {} ORDER BY id DESC LIMIT ${}",
+            Self::wher(&self.conditions),
+            self.params.len()
+        );
+        (sql, self.params)
+    }
+
+    /// The id of the `scan`-th newest row of `table` passing the indexed
+    /// filters, as SQL and its parameters (scanned filters left out: their
+    /// parameters come after the indexed ones', so every `filter` call must
+    /// precede every `scan` call).
+    pub(crate) fn floor(self, table: &str, scan: u32) -> (String, Vec<&'a (dyn ToSql + Sync)>) {
+        let n = self.conditions.len();
+        let sql = format!(
+            "SELECT id FROM {table} {} ORDER BY id DESC LIMIT 1 OFFSET {}",
+            Self::wher(&self.conditions),
+            scan.saturating_sub(1)
+        );
+        let mut params = self.params;
+        params.truncate(n);
+        (sql, params)
     }
 }
 

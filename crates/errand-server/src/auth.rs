@@ -12,7 +12,7 @@ use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use errand_core::audit::AuditActor;
 use errand_core::auth::{Access, LAST_USE_INTERVAL, Scopes, TokenHash};
 use errand_core::session::csrf_token;
@@ -210,15 +210,21 @@ pub(crate) struct RouteGuard {
     rules: Arc<Vec<((Method, &'static str), RouteAccess)>>,
     /// Largest form body read for its `_csrf` field.
     body_limit: usize,
+    /// Dashboard pages: a browser without credentials is sent to the
+    /// login page rather than answered 401.
+    login_redirects: Arc<Vec<&'static str>>,
 }
 
 impl RouteGuard {
-    /// A guard enforcing `rules` ([`crate::route_scopes`]) with `verifier`,
-    /// reading at most `body_limit` bytes of a form for its CSRF token.
+    /// A guard enforcing `rules` ([`crate::route_scopes`] and the
+    /// dashboard's) with `verifier`, reading at most `body_limit` bytes of a
+    /// form for its CSRF token; GETs of `login_redirects` without
+    /// credentials are sent to the login page.
     pub(crate) fn new(
         verifier: Arc<Verifier>,
         rules: Vec<(Method, &'static str, RouteAccess)>,
         body_limit: usize,
+        login_redirects: Vec<&'static str>,
     ) -> RouteGuard {
         let rules = rules
             .into_iter()
@@ -228,6 +234,7 @@ impl RouteGuard {
             verifier,
             rules: Arc::new(rules),
             body_limit,
+            login_redirects: Arc::new(login_redirects),
         }
     }
 }
@@ -269,6 +276,8 @@ pub(crate) async fn require(
         }
     };
     // A bearer token wins; without one, the session cookie (a browser's).
+    // A dashboard page asked for without valid credentials goes to login.
+    let to_login = req.method() == Method::GET && guard.login_redirects.contains(&path.as_str());
     let mut session = None;
     let token = if req.headers().contains_key(header::AUTHORIZATION) {
         let secret = match bearer(&req) {
@@ -291,6 +300,9 @@ pub(crate) async fn require(
                 session = Some(found);
                 token
             }
+            Ok(None) if to_login => {
+                return Redirect::to(crate::dashboard::LOGIN_PATH).into_response();
+            }
             Ok(None) => {
                 return unauthorized(
                     "the session has expired or ended (logout, or its token was revoked); \
@@ -300,6 +312,8 @@ pub(crate) async fn require(
             }
             Err(e) => return e.into_response(),
         }
+    } else if to_login {
+        return Redirect::to(crate::dashboard::LOGIN_PATH).into_response();
     } else {
         return unauthorized(MISSING_CREDENTIALS, "");
     };

@@ -11,7 +11,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use errand_core::api::MAX_BATCH;
 use errand_core::api::{BatchRequest, BatchResponse, JobPage, Problem};
-use errand_core::{EnqueueRequest, Enqueued, Job, NewJob, ValidationError};
+use errand_core::store::ListFilter;
+use errand_core::{EnqueueRequest, Enqueued, Job, JobId, NewJob, ValidationError};
 
 impl App {
     /// Checks a submitted job against its kind's policy; `within` places
@@ -141,7 +142,7 @@ pub(crate) async fn get(
     Ok(Json(job))
 }
 
-/// `GET /v1/jobs?state=&kind=&queue=&limit=&cursor=`, newest first.
+/// `GET /v1/jobs?state=&kind=&queue=&tag=&created_after=&created_before=&text=&limit=&cursor=`, newest first.
 #[utoipa::path(
     get,
     path = "/v1/jobs",
@@ -155,9 +156,25 @@ pub(crate) async fn list(
     Params(params): Params<ListParams>,
 ) -> Result<Json<JobPage>, ApiError> {
     let filter = params.filter()?;
-    let jobs = app.store.list(&filter).await?;
-    let next_cursor = next_cursor(&jobs, filter.limit, |job| job.id);
+    let (jobs, next_cursor) = app.list_page(&filter).await?;
     Ok(Json(JobPage { jobs, next_cursor }))
+}
+
+impl App {
+    /// A page of jobs and the cursor of the next: the last id of a full
+    /// page, or, when a scanned filter stopped at its window, the window's
+    /// floor (more may match below it).
+    pub(crate) async fn list_page(
+        &self,
+        filter: &ListFilter,
+    ) -> Result<(Vec<Job>, Option<JobId>), ApiError> {
+        let jobs = self.store.list(filter).await?;
+        let mut next = next_cursor(&jobs, filter.limit, |job| job.id);
+        if next.is_none() && filter.is_scanned() {
+            next = self.store.scan_floor(filter).await?;
+        }
+        Ok((jobs, next))
+    }
 }
 
 /// `POST /v1/jobs/{id}/cancel`.

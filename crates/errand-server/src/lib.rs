@@ -15,6 +15,7 @@ mod auth;
 mod batches;
 mod body;
 mod bulk;
+mod dashboard;
 mod events;
 mod jobs;
 mod listen;
@@ -49,6 +50,7 @@ use utoipa_axum::routes;
 
 pub use auth::{Actor, AuthMode, TOKEN_CACHE_TTL, auth_required};
 pub use bulk::BulkStarter;
+pub use dashboard::route_scopes as dashboard_scopes;
 pub use listen::Connections;
 pub use metrics::{NodeMetrics, PoolProcessGauge};
 pub use settings::ServerSettings;
@@ -180,6 +182,7 @@ pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
         .auth_required
         .then(|| Arc::new(auth::Verifier::new(store.clone())));
     let (router, doc) = routes().split_for_parts();
+    let router = router.merge(dashboard::router());
     let (known_kinds, known_events) = names(&config.catalog);
     let doc = openapi::finish(doc, &known_kinds, &known_events);
     // A document of strings and maps: serializing it cannot fail.
@@ -195,7 +198,10 @@ pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
     // Auth runs once routing has matched, so it knows the route's template.
     let router = match verifier {
         Some(verifier) => {
-            let guard = auth::RouteGuard::new(verifier, route_scopes(), body_limit);
+            let mut rules = route_scopes();
+            rules.extend(dashboard::route_scopes());
+            let guard =
+                auth::RouteGuard::new(verifier, rules, body_limit, dashboard::login_redirects());
             router.route_layer(middleware::from_fn_with_state(guard, auth::require))
         }
         None => router,

@@ -279,6 +279,15 @@ pub(crate) fn bulk_state() -> Schema {
     or_empty(Ref::from_schema_name(BulkState::name()))
 }
 
+/// A time parameter: RFC 3339 (UTC when it has no offset).
+pub(crate) fn time() -> Schema {
+    or_empty(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("RFC 3339, such as 2030-01-01T09:00:00Z")),
+    )
+}
+
 /// `?wait=`: a duration (capped at `[server] max_wait`).
 pub(crate) fn wait() -> Schema {
     or_empty(errand_core::openapi::duration())

@@ -102,37 +102,75 @@ fn wait(value: &Option<String>, max: Duration) -> Result<Option<Duration>, ApiEr
     Ok(wait.map(|w| w.min(max)))
 }
 
-/// `GET /v1/jobs` parameters.
-#[derive(Deserialize, IntoParams)]
+/// `GET /v1/jobs` parameters (the dashboard's jobs page reads the same).
+#[derive(Deserialize, IntoParams, Clone, Default)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
     /// Only jobs in this state.
     #[param(schema_with = crate::openapi::state)]
-    state: Option<String>,
+    pub(crate) state: Option<String>,
     /// Only jobs of this kind.
-    kind: Option<String>,
+    pub(crate) kind: Option<String>,
     /// Only jobs in this queue.
-    queue: Option<String>,
+    pub(crate) queue: Option<String>,
     /// Page size (default 50).
     #[param(schema_with = crate::openapi::limit)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// The previous page's `next_cursor`.
     #[param(schema_with = crate::openapi::cursor)]
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
+    /// Only jobs with this tag (checked on the newest 10,000 jobs the other filters match).
+    pub(crate) tag: Option<String>,
+    /// Only jobs created at or after this time (RFC 3339; UTC when it has no offset; checked on the newest 10,000 jobs the other filters match).
+    #[param(schema_with = crate::openapi::time)]
+    pub(crate) created_after: Option<String>,
+    /// Only jobs created before this time (as `created_after`).
+    #[param(schema_with = crate::openapi::time)]
+    pub(crate) created_before: Option<String>,
+    /// Only jobs whose payload or errors contain this text, ignoring ASCII case (checked on the newest 10,000 jobs the other filters match; `next_cursor` then goes on below them even when the page has fewer jobs).
+    pub(crate) text: Option<String>,
 }
+
+pub(crate) use errand_core::store::MAX_SEARCH;
 
 impl ListParams {
     /// The store filter these parameters ask for.
     pub(crate) fn filter(self) -> Result<ListFilter, ApiError> {
         let (before, limit) = page(&self.cursor, &self.limit)?;
+        let text = self.text.filter(|s| !s.is_empty());
+        if let Some(text) = &text
+            && text.chars().count() > MAX_SEARCH
+        {
+            return Err(ApiError::param(
+                "text",
+                format!("at most {MAX_SEARCH} characters"),
+            ));
+        }
         Ok(ListFilter {
             state: parse("state", &self.state, JobState::from_str)?,
             kind: self.kind.filter(|s| !s.is_empty()),
             queue: self.queue.filter(|s| !s.is_empty()),
             before,
             limit,
+            tag: self.tag.filter(|s| !s.is_empty()),
+            created_after: parse("created_after", &self.created_after, time)?,
+            created_before: parse("created_before", &self.created_before, time)?,
+            text,
         })
     }
+}
+
+/// An RFC 3339 time, or a date and time without offset (as a browser's
+/// `datetime-local` input sends it), read as UTC.
+fn time(s: &str) -> Result<jiff::Timestamp, String> {
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(t);
+    }
+    s.parse::<jiff::civil::DateTime>()
+        .ok()
+        .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map(|z| z.timestamp())
+        .ok_or_else(|| format!("{s:?} is not a time: use RFC 3339, such as 2030-01-01T09:00:00Z"))
 }
 
 /// `GET /v1/events` parameters.

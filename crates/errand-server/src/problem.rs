@@ -44,6 +44,11 @@ impl ApiError {
         StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
+    /// What went wrong, for a human (the dashboard shows it).
+    pub(crate) fn detail(&self) -> &str {
+        &self.0.detail
+    }
+
     /// A bad query or path parameter.
     pub(crate) fn param(name: &str, message: impl Display) -> Self {
         Self::field(StatusCode::BAD_REQUEST, name, message)

@@ -2,10 +2,10 @@
 //! the step that applies one to its next chunk of jobs inside the writer's
 //! transaction. Which states an action changes comes from
 //! [`BulkAction::applies_to`]; the filter's SQL from
-//! [`crate::read::filter_conditions`], as for listings.
+//! [`crate::read::Conditions`], as for listings.
 
 use crate::batches;
-use crate::read::filter_conditions;
+use crate::read::Conditions;
 use crate::rows::{
     column, db_error, json_column, micros, parse_state, required_time_column, time_column, to_json,
 };
@@ -124,6 +124,10 @@ pub(crate) fn step(
         return Ok(op);
     }
     let (targets, examined, lowest) = next_chunk(conn, &op, chunk)?;
+    let matched = match op.target {
+        BulkTarget::Ids(_) => examined,
+        BulkTarget::Filter(_) => targets.len() as u64,
+    };
     let mut changed = 0;
     for target in targets.iter().filter(|t| op.action.applies_to(t.state)) {
         if apply(conn, events, op.action, target, now)? {
@@ -131,7 +135,7 @@ pub(crate) fn step(
         }
     }
     batches::settle(conn, events, now)?;
-    op.advance(examined, lowest, changed, chunk, now);
+    op.advance(examined, matched, lowest, changed, chunk, now);
     conn.prepare_cached(
         "UPDATE bulk_operations SET state = ?2, matched = ?3, changed = ?4, cursor = ?5, \
              updated_at = ?6, finished_at = ?7 WHERE id = ?1",
@@ -152,16 +156,28 @@ pub(crate) fn step(
 }
 
 /// The next chunk of `op`'s target below its cursor, highest id first;
-/// how many target jobs it examined (for ids: ids, found or not) and the
-/// lowest id among them.
+/// how many jobs it examined (for ids: ids, found or not; for a filter:
+/// rows passing its indexed conditions, of which the scanned ones pick the
+/// targets) and the lowest id among them.
 fn next_chunk(
     conn: &Connection,
     op: &BulkOperation,
     chunk: u32,
 ) -> Result<(Vec<Target>, u64, Option<JobId>), StoreError> {
-    let mut params: Vec<Value> = Vec::new();
-    let (conditions, examined) = match &op.target {
-        BulkTarget::Filter(filter) => (filter_conditions(filter, &mut params), None),
+    let (mut wher, hit, mut params, slice) = match &op.target {
+        BulkTarget::Filter(filter) => {
+            let Conditions {
+                indexed,
+                scanned,
+                params,
+            } = Conditions::of(filter);
+            let hit = if scanned.is_empty() {
+                "1".to_string()
+            } else {
+                scanned.join(" AND ")
+            };
+            (indexed, hit, params, None)
+        }
         BulkTarget::Ids(ids) => {
             // The ids are sorted highest first: the chunk is a slice of them.
             let slice: Vec<JobId> = ids
@@ -170,17 +186,16 @@ fn next_chunk(
                 .filter(|i| *i < op.cursor)
                 .take(chunk as usize)
                 .collect();
-            params.push(Value::Text(to_json(&slice)));
-            let condition = format!("id IN (SELECT value FROM json_each(?{}))", params.len());
-            (vec![condition], Some(slice))
+            let params = vec![Value::Text(to_json(&slice))];
+            let condition = "id IN (SELECT value FROM json_each(?1))".to_string();
+            (vec![condition], "1".to_string(), params, Some(slice))
         }
     };
     params.push(Value::Integer(op.cursor));
-    let mut wher = conditions;
     wher.push(format!("id < ?{}", params.len()));
     params.push(Value::Integer(chunk.into()));
     let sql = format!(
-        "SELECT id, state, attempt, max_attempts, queue, kind FROM jobs WHERE {} \
+        "SELECT id, state, attempt, max_attempts, queue, kind, ({hit}) FROM jobs WHERE {} \
          ORDER BY id DESC LIMIT ?{}",
         wher.join(" AND "),
         params.len()
@@ -190,9 +205,16 @@ fn next_chunk(
         .query(rusqlite::params_from_iter(params))
         .map_err(db_error)?;
     let mut targets = Vec::new();
+    let (mut examined, mut lowest) = (0, None);
     while let Some(row) = rows.next().map_err(db_error)? {
+        let id: JobId = column(row, 0)?;
+        examined += 1;
+        lowest = Some(id);
+        if !column::<bool>(row, 6)? {
+            continue;
+        }
         targets.push(Target {
-            id: column(row, 0)?,
+            id,
             state: parse_state(&column::<String>(row, 1)?)?,
             attempt: column(row, 2)?,
             max_attempts: column(row, 3)?,
@@ -200,13 +222,9 @@ fn next_chunk(
             kind: column(row, 5)?,
         });
     }
-    Ok(match examined {
+    Ok(match slice {
         Some(slice) => (targets, slice.len() as u64, slice.last().copied()),
-        None => {
-            let lowest = targets.last().map(|t| t.id);
-            let n = targets.len() as u64;
-            (targets, n, lowest)
-        }
+        None => (targets, examined, lowest),
     })
 }
 

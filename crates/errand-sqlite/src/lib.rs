@@ -288,6 +288,14 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn scan_floor(&self, filter: &ListFilter) -> Result<Option<JobId>, StoreError> {
+        let filter = filter.clone();
+        self.inner
+            .readers
+            .read(move |conn| read::scan_floor(conn, &filter))
+            .await
+    }
+
     async fn claim(&self, req: &ClaimRequest) -> Result<Claimed, StoreError> {
         let req = req.clone();
         let clock = self.clock();
@@ -481,6 +489,14 @@ impl Store for SqliteStore {
 
     async fn queues(&self) -> Result<Vec<QueueInfo>, StoreError> {
         self.inner.readers.read(queues::list).await
+    }
+
+    async fn oldest_available(&self, queue: &str) -> Result<Option<jiff::Timestamp>, StoreError> {
+        let queue = queue.to_string();
+        self.inner
+            .readers
+            .read(move |conn| queues::oldest_available(conn, &queue))
+            .await
     }
 
     async fn publish(

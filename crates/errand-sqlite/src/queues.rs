@@ -1,10 +1,11 @@
 //! Queue pause records: the claim (in [`crate::ops`]) refuses a paused
 //! queue, so a pause holds across restarts with no cache to invalidate.
 
-use crate::rows::{db_error, micros};
+use crate::rows::{db_error, from_micros, micros};
 use crate::writer::Events;
 use crate::{audit, read};
 use errand_core::audit::{AuditActor, NewAuditEntry};
+use errand_core::store::OLDEST_AVAILABLE_SQL;
 use errand_core::{QueueInfo, StoreError};
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension};
@@ -52,4 +53,17 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<QueueInfo>, StoreError> {
         .and_then(|rows| rows.collect::<Result<BTreeMap<String, bool>, _>>())
         .map_err(db_error)?;
     Ok(QueueInfo::merge(stats.queues, paused))
+}
+
+/// When the longest-waiting available job of `queue` became due.
+pub(crate) fn oldest_available(
+    conn: &Connection,
+    queue: &str,
+) -> Result<Option<Timestamp>, StoreError> {
+    let sql = OLDEST_AVAILABLE_SQL.replace("{q}", "?1");
+    let micros: Option<i64> = conn
+        .prepare_cached(&sql)
+        .and_then(|mut st| st.query_row([queue], |r| r.get(0)))
+        .map_err(db_error)?;
+    micros.map(from_micros).transpose()
 }

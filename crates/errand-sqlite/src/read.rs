@@ -2,10 +2,10 @@
 //! run on tokio's blocking threads so they never wait for the writer.
 
 use crate::rows::{
-    JOB_COLUMNS, LIST_COLUMNS, collect_jobs, collect_with, db_error, listed_job_from_row,
+    JOB_COLUMNS, LIST_COLUMNS, collect_jobs, collect_with, db_error, listed_job_from_row, micros,
     parse_state,
 };
-use errand_core::store::{LIST_VALUE_CAP, ListFilter, Stats};
+use errand_core::store::{LIST_VALUE_CAP, ListFilter, SCAN_LIMIT, Stats};
 use errand_core::{Job, JobId, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
@@ -81,25 +81,98 @@ pub(crate) fn get(conn: &Connection, id: JobId) -> Result<Option<Job>, StoreErro
     Ok(collect_jobs(stmt.query([id]).map_err(db_error)?)?.pop())
 }
 
-/// Jobs matching `filter`, newest first, large values left out. Only the
-/// filters given appear in the SQL, so each combination gets a plan that
-/// uses its index.
-pub(crate) fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<Job>, StoreError> {
-    let mut params: Vec<Value> = Vec::new();
-    let mut conditions = filter_conditions(filter, &mut params);
-    if let Some(before) = filter.before {
-        params.push(Value::Integer(before));
-        conditions.push(format!("id < ?{}", params.len()));
+/// The SQL conditions and parameters of a listing: the indexed filters
+/// (state, kind, queue, cursor) and the scanned ones (tag, time, text).
+/// Only the filters given appear in the SQL, so each combination gets a
+/// plan that uses its index.
+#[derive(Default)]
+pub(crate) struct Conditions {
+    /// Conditions an index serves (`column op ?n`).
+    pub indexed: Vec<String>,
+    /// Conditions checked row by row on rows the indexed ones bound.
+    pub scanned: Vec<String>,
+    /// Every `?n`'s value, in number order.
+    pub params: Vec<Value>,
+}
+
+impl Conditions {
+    /// The conditions of `filter`; listings and bulk actions share them.
+    pub(crate) fn of(filter: &ListFilter) -> Conditions {
+        let mut c = Conditions::default();
+        if let Some(state) = filter.state {
+            c.add(false, "state = ?", Value::Text(state.as_str().into()));
+        }
+        if let Some(kind) = &filter.kind {
+            c.add(false, "kind = ?", Value::Text(kind.clone()));
+        }
+        if let Some(queue) = &filter.queue {
+            c.add(false, "queue = ?", Value::Text(queue.clone()));
+        }
+        if let Some(before) = filter.before {
+            c.add(false, "id < ?", Value::Integer(before));
+        }
+        if let Some(tag) = &filter.tag {
+            let exists = "EXISTS (SELECT 1 FROM json_each(jobs.tags) WHERE json_each.value = ?)";
+            c.add(true, exists, Value::Text(tag.clone()));
+        }
+        if let Some(after) = filter.created_after {
+            c.add(true, "created_at >= ?", Value::Integer(micros(after)));
+        }
+        if let Some(before) = filter.created_before {
+            c.add(true, "created_at < ?", Value::Integer(micros(before)));
+        }
+        if let Some(pattern) = filter.text_pattern() {
+            let n = c.params.len() + 1;
+            c.scanned.push(format!(
+                "(payload LIKE ?{n} ESCAPE '\\' OR errors LIKE ?{n} ESCAPE '\\')"
+            ));
+            c.params.push(Value::Text(pattern));
+        }
+        c
     }
-    let wher = if conditions.is_empty() {
-        String::new()
+
+    /// Adds `condition`, whose one `?` takes `value`.
+    fn add(&mut self, scanned: bool, condition: &str, value: Value) {
+        self.params.push(value);
+        let numbered = condition.replace('?', &format!("?{}", self.params.len()));
+        if scanned {
+            self.scanned.push(numbered);
+        } else {
+            self.indexed.push(numbered);
+        }
+    }
+
+    fn wher(conditions: &[String]) -> String {
+        if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        }
+    }
+}
+
+/// Jobs matching `filter`, newest first, large values left out. Scanned
+/// filters are checked on the newest [`SCAN_LIMIT`] rows that pass the
+/// indexed ones.
+pub(crate) fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<Job>, StoreError> {
+    let Conditions {
+        indexed,
+        scanned,
+        mut params,
+    } = Conditions::of(filter);
+    let indexed = Conditions::wher(&indexed);
+    let source = if scanned.is_empty() {
+        format!("jobs {indexed}")
     } else {
-        format!("WHERE {}", conditions.join(" AND "))
+        format!(
+            "(SELECT * FROM jobs {indexed} ORDER BY id DESC LIMIT {SCAN_LIMIT}) AS jobs {}",
+            Conditions::wher(&scanned)
+        )
     };
     params.push(Value::Integer(filter.limit.into()));
     let columns = LIST_COLUMNS.replace("{cap}", &LIST_VALUE_CAP.to_string());
     let sql = format!(
-        "SELECT {columns} FROM jobs {wher} ORDER BY id DESC LIMIT ?{}",
+        "SELECT {columns} FROM {source} ORDER BY id DESC LIMIT ?{}",
         params.len()
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
@@ -110,25 +183,30 @@ pub(crate) fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<Job>, S
     )
 }
 
-/// The SQL conditions of `filter` apart from its page (`before`, `limit`):
-/// each `column op ?n`, its parameter appended to `params`. Listings and
-/// bulk actions select jobs with this one function.
-pub(crate) fn filter_conditions(filter: &ListFilter, params: &mut Vec<Value>) -> Vec<String> {
-    let mut conditions = Vec::new();
-    let mut add = |condition: &str, value: Value| {
-        params.push(value);
-        conditions.push(format!("{condition} ?{}", params.len()));
-    };
-    if let Some(state) = filter.state {
-        add("state =", Value::Text(state.as_str().into()));
+/// The lowest id among the newest [`SCAN_LIMIT`] rows passing `filter`'s
+/// indexed filters, when there are that many.
+pub(crate) fn scan_floor(
+    conn: &Connection,
+    filter: &ListFilter,
+) -> Result<Option<JobId>, StoreError> {
+    let Conditions {
+        indexed, params, ..
+    } = Conditions::of(filter);
+    // Only the indexed conditions' parameters, which come first.
+    let params = &params[..indexed.len()];
+    let sql = format!(
+        "SELECT id FROM jobs {} ORDER BY id DESC LIMIT 1 OFFSET {}",
+        Conditions::wher(&indexed),
+        SCAN_LIMIT - 1
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(params))
+        .map_err(db_error)?;
+    match rows.next().map_err(db_error)? {
+        Some(row) => Ok(Some(row.get(0).map_err(db_error)?)),
+        None => Ok(None),
     }
-    if let Some(kind) = &filter.kind {
-        add("kind =", Value::Text(kind.clone()));
-    }
-    if let Some(queue) = &filter.queue {
-        add("queue =", Value::Text(queue.clone()));
-    }
-    conditions
 }
 
 /// Job counts by queue, kind and state.

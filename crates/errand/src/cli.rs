@@ -294,6 +294,18 @@ pub struct ListArgs {
     /// Only this queue.
     #[arg(long)]
     pub queue: Option<String>,
+    /// Only jobs with this tag (searched among the newest 10,000 matching the other filters).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Only jobs created at or after this RFC 3339 time (searched likewise).
+    #[arg(long)]
+    pub created_after: Option<String>,
+    /// Only jobs created before this RFC 3339 time (searched likewise).
+    #[arg(long)]
+    pub created_before: Option<String>,
+    /// Only jobs whose payload or errors contain this text, ignoring case (searched likewise).
+    #[arg(long)]
+    pub text: Option<String>,
     /// Page size and cursor.
     #[command(flatten)]
     pub page: PageArgs,

@@ -163,12 +163,21 @@ async fn list(args: ListArgs) -> Result<()> {
         .map(str::parse::<JobState>)
         .transpose()
         .map_err(|e| anyhow!("--state: {e}"))?;
+    let time = |flag: &str, value: Option<String>| {
+        value
+            .map(|t| errand_core::job::parse_run_at(&t).map_err(|e| anyhow!("{flag}: {e}")))
+            .transpose()
+    };
     let filter = ListFilter {
         state,
         kind: args.kind,
         queue: args.queue,
         before: args.page.cursor,
         limit: args.page.limit,
+        tag: args.tag,
+        created_after: time("--created-after", args.created_after)?,
+        created_before: time("--created-before", args.created_before)?,
+        text: args.text,
     };
     let page = connect(&args.client)?.list(&filter).await?;
     print(&args.client, &page, |p| {

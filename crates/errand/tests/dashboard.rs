@@ -1,0 +1,133 @@
+//! The dashboard in a real browser: scripts/dashboard.py drives Debian's
+//! headless Chromium through chromedriver (selenium, from the venv that
+//! scripts/test.sh sets up) against a live `errand serve` on loopback,
+//! running real jobs, on SQLite and on PostgreSQL: every page loads
+//! without console errors, a queue is paused (by keyboard) and resumed
+//! from the Queues page, a failed job is retried from its page, and the
+//! overview's counts move while the page stays open. Screenshots of every
+//! page (1280 px and phone width) land in target/tmp/dashboard-screenshots;
+//! with ERRAND_UPDATE_SCREENSHOTS=1 the SQLite run also copies them to
+//! docs/screenshots. Without chromium, chromedriver or selenium this test
+//! fails, saying what is missing.
+
+mod common;
+
+use common::{Server, pg};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A worker runs jobs in the serve process: `ok` succeeds, `boom` fails
+/// for good at its first attempt (in queue `fragile`), `report` runs in
+/// queue `reports`; an event and a schedule give those pages content.
+const CONFIG: &str = r#"
+[server]
+max_wait = "5s"
+
+[worker]
+enabled = true
+
+[kinds.ok]
+command = ["true"]
+
+[kinds.boom]
+command = ["sh", "-c", "echo 'disk full <b>' >&2; exit 1"]
+queue = "fragile"
+max_attempts = 1
+
+[kinds.report]
+command = ["true"]
+queue = "reports"
+
+[events."order.paid"]
+listeners = ["ok", "report"]
+
+[[schedules]]
+name = "nightly-report"
+cron = "0 3 * * *"
+kind = "report"
+"#;
+
+/// The venv's Python with selenium (ERRAND_DASHBOARD_PYTHON, else `.venv`
+/// at the workspace root), after checking the browser and its driver.
+fn python() -> PathBuf {
+    for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} is missing: install Debian's chromium and chromium-driver \
+             (scripts/test.sh does)"
+        );
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = std::env::var_os("ERRAND_DASHBOARD_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    let has_selenium = Command::new(&python)
+        .args(["-c", "import selenium"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        has_selenium,
+        "selenium is missing from {}: run scripts/test.sh (it installs it into .venv) or \
+         point ERRAND_DASHBOARD_PYTHON at a venv's python that has it",
+        python.display()
+    );
+    python
+}
+
+/// Runs the browser script against `server`, saving screenshots under
+/// `shots`; panics with its output when a check fails.
+fn run_script(server: &Server, shots: &Path) {
+    let python = python();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/dashboard.py");
+    std::fs::create_dir_all(shots).unwrap();
+    let out = Command::new(python)
+        .arg(script)
+        .arg(&server.base)
+        .arg(shots)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "dashboard run failed:\n{stdout}\n{stderr}\nserver log:\n{}",
+        server.log_text()
+    );
+    assert!(stdout.contains("dashboard: all checks passed"), "{stdout}");
+    assert!(
+        !server.log_text().contains("panicked"),
+        "{}",
+        server.log_text()
+    );
+}
+
+/// Where a run's screenshots go.
+fn shots(engine: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("dashboard-screenshots")
+        .join(engine)
+}
+
+#[test]
+fn dashboard_works_in_a_real_browser_on_sqlite() {
+    let server = Server::start(&format!("database = \"sqlite://errand.db\"\n{CONFIG}"));
+    let dir = shots("sqlite");
+    run_script(&server, &dir);
+    if std::env::var_os("ERRAND_UPDATE_SCREENSHOTS").is_some() {
+        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+        std::fs::create_dir_all(&docs).unwrap();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, docs.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn dashboard_works_in_a_real_browser_on_postgres() {
+    let (_pg, url) = pg::fresh();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = pg::serve(tmp.path(), &url, "errand", CONFIG);
+    run_script(&server, &shots("postgres"));
+}

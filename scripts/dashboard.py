@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Drives errand's dashboard in headless Chromium (Debian's chromium and
+chromium-driver, through selenium) against a running `errand serve` whose
+configuration is crates/errand/tests/dashboard.rs's.
+
+Usage: dashboard.py BASE_URL SCREENSHOT_DIR
+
+Checks: every page loads with no browser console error; a queue is paused
+from the Queues page by keyboard alone and resumed by a click, and the row
+shows each state; a failed job is retried from its page and shows
+`available`; the overview's counts move as jobs complete, without a reload.
+Saves a screenshot of each page at 1280 px and at phone width. Exits
+non-zero, naming the check, on the first failure."""
+
+import json
+import os
+import sys
+import time
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.common.exceptions import StaleElementReferenceException
+
+BASE, SHOTS = sys.argv[1].rstrip("/"), sys.argv[2]
+PAGES = ["/", "/jobs", "/queues", "/kinds", "/nodes", "/schedules", "/events", "/batches", "/login"]
+WIDTHS = {"desktop": (1280, 1000), "phone": (390, 844)}
+
+
+def api(method, path, body=None):
+    """Calls the API (no token: the test server runs with auth off)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(BASE + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as res:
+        return json.loads(res.read() or b"null")
+
+
+def eventually(what, check, limit=20.0):
+    """Polls `check` until it answers truthy; fails naming `what`."""
+    deadline = time.monotonic() + limit
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        time.sleep(0.1)
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--no-first-run", "--disable-extensions", "--disable-background-networking",
+                "--hide-scrollbars", "--force-device-scale-factor=1"]:
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def console_errors(driver):
+    return [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+
+
+def load(driver, path):
+    driver.get(BASE + path)
+    eventually(f"{path} to load", lambda: driver.execute_script("return document.readyState") == "complete")
+    assert driver.find_element(By.TAG_NAME, "h1").text, f"{path} has a heading"
+    errors = console_errors(driver)
+    assert not errors, f"{path}: console errors {errors}"
+
+
+def seed():
+    """Jobs of every kind, a failed one, an event and a batch."""
+    ok = [api("POST", "/v1/jobs", {"kind": "ok", "payload": {"n": i, "note": "<i>x</i>"}, "tags": ["seed"]})
+          for i in range(3)]
+    boom = api("POST", "/v1/jobs", {"kind": "boom", "payload": {"big": "y" * 3000}})
+    api("POST", "/v1/events", {"name": "order.paid", "data": {"order": 7}})
+    batch = api("POST", "/v1/batches", {"jobs": [{"kind": "ok"}, {"kind": "report"}]})
+    for job in ok + [boom]:
+        api("GET", f"/v1/jobs/{job['id']}?wait=5s")
+    failed = api("GET", f"/v1/jobs/{boom['id']}")
+    assert failed["state"] == "failed", failed
+    return failed["id"], batch['batch']['id']
+
+
+def screenshots(driver, batch, job):
+    for name, (w, h) in WIDTHS.items():
+        driver.set_window_size(w, h)
+        for path in PAGES + [f"/batches?id={batch}", f"/jobs/{job}", "/jobs?text=disk+full"]:
+            load(driver, path)
+            stem = path.strip("/").replace("?", "-").replace("=", "-").replace("/", "-").replace("+", "-") or "overview"
+            driver.save_screenshot(os.path.join(SHOTS, f"{stem}-{name}.png"))
+
+
+def text_of(driver, css):
+    """The text of the first element matching `css`, or None; a part
+    swapped out while being read (live update) reads as None."""
+    try:
+        found = driver.find_elements(By.CSS_SELECTOR, css)
+        return found[0].text if found else None
+    except StaleElementReferenceException:
+        return None
+
+
+def queue_row_state(driver, queue):
+    return text_of(driver, f'tr[data-queue="{queue}"] [data-queue-state]')
+
+
+def pause_and_resume(driver):
+    driver.set_window_size(*WIDTHS["desktop"])
+    load(driver, "/queues")
+    driver.execute_script("window.__same_page = true")
+    assert queue_row_state(driver, "reports") == "running", "reports starts running"
+    # Keyboard only: Tab until the pause button of `reports` has focus.
+    body = driver.find_element(By.TAG_NAME, "body")
+    body.click()
+    for _ in range(80):
+        focused = driver.switch_to.active_element
+        if focused.get_attribute("data-post") == "/v1/queues/reports/pause":
+            break
+        focused.send_keys(Keys.TAB)
+    else:
+        raise AssertionError("Tab never reached the Pause reports button")
+    driver.switch_to.active_element.send_keys(Keys.ENTER)
+    eventually("reports shown paused", lambda: queue_row_state(driver, "reports") == "paused")
+    assert api("GET", "/v1/queues") and any(
+        q["name"] == "reports" and q["paused"] for q in api("GET", "/v1/queues")["queues"]), "paused in the store"
+    focused = driver.switch_to.active_element
+    assert focused.get_attribute("data-post") == "/v1/queues/reports/resume", \
+        "focus stays on the queue's button after the refresh"
+    driver.find_element(By.CSS_SELECTOR, 'button[data-post="/v1/queues/reports/resume"]').click()
+    eventually("reports shown running", lambda: queue_row_state(driver, "reports") == "running")
+    assert not any(q["name"] == "reports" and q["paused"] for q in api("GET", "/v1/queues")["queues"])
+    assert driver.execute_script("return window.__same_page === true"), "no full reload"
+    assert not console_errors(driver)
+
+
+def retry_failed(driver, job_id):
+    # Its queue is paused so the retried job stays available to be seen.
+    api("POST", "/v1/queues/fragile/pause")
+    load(driver, f"/jobs/{job_id}")
+    state = lambda: text_of(driver, "[data-job-state]")
+    assert state() == "failed", state()
+    assert "disk full <b>" in driver.find_element(By.CSS_SELECTOR, "pre.error-text").text, "the error is shown as text"
+    assert driver.find_elements(By.CSS_SELECTOR, "main details"), "the large payload is folded"
+    driver.find_element(By.CSS_SELECTOR, f'button[data-post="/v1/jobs/{job_id}/retry"]').click()
+    eventually("the job shown available", lambda: state() == "available")
+    assert api("GET", f"/v1/jobs/{job_id}")["state"] == "available"
+    assert not console_errors(driver)
+
+
+def overview_updates_live(driver):
+    load(driver, "/")
+    driver.execute_script("window.__same_page = true")
+    count = lambda: int(text_of(driver, '[data-state="completed"]') or -1)
+    before = eventually("the completed count", lambda: [n for n in [count()] if n >= 0])[0]
+    jobs = [api("POST", "/v1/jobs", {"kind": "ok"}) for _ in range(5)]
+    for job in jobs:
+        api("GET", f"/v1/jobs/{job['id']}?wait=5s")
+    eventually("the completed count to grow by 5", lambda: count() >= before + 5, limit=15)
+    assert driver.execute_script("return window.__same_page === true"), "updated without a reload"
+    assert not console_errors(driver)
+
+
+def main():
+    os.makedirs(SHOTS, exist_ok=True)
+    started = time.monotonic()
+    failed_id, batch = seed()
+    driver = browser()
+    try:
+        screenshots(driver, batch, failed_id)
+        print("dashboard: every page loads without console errors (2 widths)")
+        pause_and_resume(driver)
+        print("dashboard: pause (keyboard) and resume from the Queues page")
+        retry_failed(driver, failed_id)
+        print("dashboard: retry a failed job from its page")
+        overview_updates_live(driver)
+        print("dashboard: the overview updates live")
+    finally:
+        driver.quit()
+    print(f"dashboard: all checks passed in {time.monotonic() - started:.1f}s")
+
+
+if __name__ == "__main__":
+    main()
