@@ -16,6 +16,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use errand_core::api::Problem;
 use errand_core::audit::AuditAction;
+use errand_core::auth::Access;
 use errand_core::bulk::BulkState;
 use errand_core::{EnqueueRequest, JobState, NewEvent};
 use std::borrow::Cow;
@@ -96,11 +97,7 @@ pub(crate) fn finish(mut doc: OpenApi, kinds: &[String], events: &[String]) -> O
         )))
         .into(),
     );
-    let open = crate::route_scopes()
-        .into_iter()
-        .filter(|(_, _, access)| *access == RouteAccess::Open)
-        .map(|(method, path, _)| (method, path))
-        .collect::<Vec<_>>();
+    let rules = crate::route_scopes();
     for (path, item) in doc.paths.paths.iter_mut() {
         let has_id = path.contains("{id}");
         let operations = [
@@ -112,8 +109,14 @@ pub(crate) fn finish(mut doc: OpenApi, kinds: &[String], events: &[String]) -> O
         ];
         for (method, op) in operations {
             let Some(op) = op else { continue };
-            let open = open.contains(&(method, path.as_str()));
-            shared_answers(op, open, has_id);
+            let needs = rules
+                .iter()
+                .find(|(m, p, _)| *m == method && p == path)
+                .and_then(|(_, _, access)| match access {
+                    RouteAccess::Needs(access) => Some(*access),
+                    RouteAccess::Open => None,
+                });
+            shared_answers(op, needs, has_id);
             name_parameters(op);
         }
     }
@@ -150,8 +153,9 @@ fn name_parameters(op: &mut Operation) {
 }
 
 /// Adds the answers every operation of its sort can give, unless the
-/// handler documented that status itself.
-fn shared_answers(op: &mut Operation, open: bool, has_id: bool) {
+/// handler documented that status itself, and the scope it `needs` (none:
+/// open) as its security requirement's role.
+fn shared_answers(op: &mut Operation, needs: Option<Access>, has_id: bool) {
     let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
     let has_body = op.request_body.is_some();
     let mut add = |status: u16, why: &str| {
@@ -189,7 +193,7 @@ fn shared_answers(op: &mut Operation, open: bool, has_id: bool) {
         503,
         "The store is unavailable (database down, locked or failing writes)",
     );
-    if !open {
+    if let Some(access) = needs {
         add(
             401,
             "No token, or an unknown or revoked one (or an expired or ended session)",
@@ -200,9 +204,11 @@ fn shared_answers(op: &mut Operation, open: bool, has_id: bool) {
              session cookie, the CSRF token is missing or wrong, or a browser sent it from \
              another site)",
         );
+        // OpenAPI 3.1 lets a non-OAuth requirement name the roles it needs:
+        // here, the token's scope.
         op.security = Some(vec![
-            SecurityRequirement::new::<_, _, &str>(BEARER, []),
-            SecurityRequirement::new::<_, _, &str>(SESSION, []),
+            SecurityRequirement::new(BEARER, [access.as_str()]),
+            SecurityRequirement::new(SESSION, [access.as_str()]),
         ]);
     }
 }

@@ -87,15 +87,22 @@ async fn every_operation_documents_its_problems_and_security() {
                     );
                 }
             }
-            let secured = op.get("security").and_then(Value::as_array).is_some();
-            let open = errand_server::route_scopes().into_iter().any(|(m, p, a)| {
-                m.as_str().eq_ignore_ascii_case(method)
-                    && p == path
-                    && a == errand_server::RouteAccess::Open
-            });
-            assert_eq!(secured, !open, "{method} {path}");
-            if secured {
-                assert!(responses.contains_key("401") && responses.contains_key("403"));
+            let security = op.get("security").and_then(Value::as_array);
+            let rule = errand_server::route_scopes()
+                .into_iter()
+                .find(|(m, p, _)| m.as_str().eq_ignore_ascii_case(method) && *p == path)
+                .map(|(_, _, access)| access);
+            match rule {
+                Some(errand_server::RouteAccess::Needs(access)) => {
+                    // Both ways in name the scope the route needs.
+                    let want = json!([
+                        { "bearer": [access.as_str()] },
+                        { "session": [access.as_str()] }
+                    ]);
+                    assert_eq!(security, want.as_array(), "{method} {path}");
+                    assert!(responses.contains_key("401") && responses.contains_key("403"));
+                }
+                _ => assert!(security.is_none(), "{method} {path} is open"),
             }
         }
     }
