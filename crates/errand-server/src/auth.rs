@@ -282,10 +282,16 @@ pub(crate) async fn require(
     let token = if req.headers().contains_key(header::AUTHORIZATION) {
         let secret = match bearer(&req) {
             Ok(secret) => secret,
+            Err(_) if to_login => {
+                return Redirect::to(crate::dashboard::LOGIN_PATH).into_response();
+            }
             Err((detail, error)) => return unauthorized(detail, error),
         };
         match guard.verifier.verify(TokenHash::of(secret)).await {
             Ok(Some(token)) => token,
+            Ok(None) if to_login => {
+                return Redirect::to(crate::dashboard::LOGIN_PATH).into_response();
+            }
             Ok(None) => {
                 return unauthorized(
                     "unknown or revoked token; `errand tokens list` shows the valid ones",
