@@ -22,10 +22,10 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 
 BASE, SHOTS = sys.argv[1].rstrip("/"), sys.argv[2]
-PAGES = ["/", "/jobs", "/queues", "/kinds", "/nodes", "/schedules", "/events", "/batches", "/login"]
+PAGES = ["/", "/jobs", "/queues", "/kinds", "/nodes", "/schedules", "/events", "/batches", "/audit", "/login"]
 WIDTHS = {"desktop": (1280, 1000), "phone": (390, 844)}
 
 
@@ -139,6 +139,58 @@ def pause_and_resume(driver):
     assert not console_errors(driver)
 
 
+def open_alert(driver):
+    try:
+        return driver.switch_to.alert
+    except NoAlertPresentException:
+        return None
+
+
+def bulk_progress(driver):
+    return text_of(driver, "[data-bulk-progress]") or ""
+
+
+def bulk_in_browser(driver):
+    """Retries selected failed jobs, then cancels every job a filter
+    matches, from the Jobs page: confirmed, followed to the end, audited."""
+    boom = [api("POST", "/v1/jobs", {"kind": "boom", "payload": {"bulk": i}}) for i in range(3)]
+    for job in boom:
+        api("GET", f"/v1/jobs/{job['id']}?wait=5s")
+    ids = [job["id"] for job in boom]
+    assert all(api("GET", f"/v1/jobs/{i}")["state"] == "failed" for i in ids)
+    # Retried jobs must stay available to be seen (and cancelled).
+    api("POST", "/v1/queues/fragile/pause")
+    driver.set_window_size(*WIDTHS["desktop"])
+    load(driver, "/jobs?kind=boom&state=failed")
+    for i in ids:
+        driver.find_element(By.CSS_SELECTOR, f'input[name="select"][value="{i}"]').click()
+    assert text_of(driver, "[data-selected]") == "3 selected"
+    driver.find_element(By.CSS_SELECTOR, "[data-bulk-action] option[value=retry]").click()
+    driver.find_element(By.CSS_SELECTOR, 'button[data-bulk="selected"]').click()
+    alert = eventually("the confirmation", lambda: open_alert(driver))
+    assert "3 selected" in alert.text, alert.text
+    alert.accept()
+    eventually("the retry to end", lambda: ": done," in bulk_progress(driver))
+    assert "3 changed" in bulk_progress(driver), bulk_progress(driver)
+    assert all(api("GET", f"/v1/jobs/{i}")["state"] == "available" for i in ids)
+
+    load(driver, "/jobs?kind=boom&state=available")
+    driver.find_element(By.CSS_SELECTOR, "[data-bulk-action] option[value=cancel]").click()
+    driver.find_element(By.CSS_SELECTOR, 'button[data-bulk="filter"]').click()
+    alert = eventually("the confirmation", lambda: open_alert(driver))
+    assert "every job matching the filter" in alert.text, alert.text
+    alert.accept()
+    eventually("the cancel to end", lambda: ": done," in bulk_progress(driver))
+    assert all(api("GET", f"/v1/jobs/{i}")["state"] == "cancelled" for i in ids)
+    api("POST", "/v1/queues/fragile/resume")
+    audit = api("GET", "/v1/audit?action=bulk.retry")["entries"]
+    assert len(audit) == 1 and audit[0]["target"] == "3 ids", audit
+    assert api("GET", "/v1/audit?action=bulk.cancel")["entries"], "the cancel is audited"
+    load(driver, "/audit")
+    assert "bulk.cancel" in driver.find_element(By.TAG_NAME, "main").text
+    assert not console_errors(driver)
+
+
 def retry_failed(driver, job_id):
     # Its queue is paused so the retried job stays available to be seen.
     api("POST", "/v1/queues/fragile/pause")
@@ -174,6 +226,8 @@ def main():
     try:
         screenshots(driver, batch, failed_id)
         print("dashboard: every page loads without console errors (2 widths)")
+        bulk_in_browser(driver)
+        print("dashboard: bulk retry of selected jobs and bulk cancel of a filter, audited")
         pause_and_resume(driver)
         print("dashboard: pause (keyboard) and resume from the Queues page")
         retry_failed(driver, failed_id)

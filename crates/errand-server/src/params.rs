@@ -199,24 +199,24 @@ impl EventListParams {
     }
 }
 
-/// `GET /v1/audit` parameters.
-#[derive(Deserialize, IntoParams)]
+/// `GET /v1/audit` parameters (and the dashboard's audit page's).
+#[derive(Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct AuditParams {
     /// Only entries of this actor: a token's name, or `local CLI`.
-    actor: Option<String>,
+    pub(crate) actor: Option<String>,
     /// Only entries of this action.
     #[param(schema_with = crate::openapi::audit_action)]
-    action: Option<String>,
+    pub(crate) action: Option<String>,
     /// Only entries at or after this time (RFC 3339).
     #[param(schema_with = crate::openapi::since)]
-    since: Option<String>,
+    pub(crate) since: Option<String>,
     /// Page size (default 50).
     #[param(schema_with = crate::openapi::limit)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// The previous page's `next_cursor`.
     #[param(schema_with = crate::openapi::cursor)]
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 impl AuditParams {

@@ -76,6 +76,7 @@ async fn pages_need_read_and_send_a_browser_without_a_token_to_login() {
     let id = hostile_job(&server).await;
     let reader = token(&server, "reader", &["read"]).await;
     let enqueuer = token(&server, "enqueuer", &["enqueue"]).await;
+    let admin = token(&server, "admin", &["admin"]).await;
     let routes = dashboard_scopes();
     assert!(
         routes.len() >= 12,
@@ -93,6 +94,22 @@ async fn pages_need_read_and_send_a_browser_without_a_token_to_login() {
             RouteAccess::Open => {
                 let (status, ..) = page(&server, &path, None).await;
                 assert_eq!(status, StatusCode::OK, "{path} is open");
+            }
+            RouteAccess::Needs(errand_core::auth::Access::Admin) => {
+                // The audit log: admin only, as GET /v1/audit.
+                let (status, location, ..) = page(&server, &path, None).await;
+                assert_eq!(
+                    (status, location.as_str()),
+                    (StatusCode::SEE_OTHER, "/login")
+                );
+                let (status, ..) = page(&server, &path, Some(&reader)).await;
+                assert_eq!(status, StatusCode::FORBIDDEN, "{path} with read only");
+                let (status, _, _, _, body) = page(&server, &path, Some(&admin)).await;
+                assert_eq!(status, StatusCode::OK, "{path} with admin");
+                assert!(
+                    body.contains("token.create"),
+                    "{path} lists the tokens made"
+                );
             }
             RouteAccess::Needs(access) => {
                 assert_eq!(access, errand_core::auth::Access::Read, "{path}");

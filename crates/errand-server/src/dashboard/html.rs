@@ -42,7 +42,7 @@ pub(crate) fn url_part(text: &str) -> String {
 }
 
 /// The pages in the navigation bar: (path, label).
-const NAV: [(&str, &str); 8] = [
+const NAV: [(&str, &str); 9] = [
     ("/", "Overview"),
     ("/jobs", "Jobs"),
     ("/queues", "Queues"),
@@ -51,6 +51,7 @@ const NAV: [(&str, &str); 8] = [
     ("/schedules", "Schedules"),
     ("/events", "Events"),
     ("/batches", "Batches"),
+    ("/audit", "Audit"),
 ];
 
 /// Who is looking and the token their actions must send (empty when the

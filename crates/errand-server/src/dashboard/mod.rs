@@ -49,6 +49,12 @@ fn table() -> Vec<(Method, &'static str, RouteAccess, MethodRouter<Shared>)> {
         (Method::GET, "/schedules", read, get(pages::schedules)),
         (Method::GET, "/events", read, get(pages::events)),
         (Method::GET, "/batches", read, get(pages::batches)),
+        (
+            Method::GET,
+            "/audit",
+            Needs(Access::Admin),
+            get(pages::audit),
+        ),
         (Method::GET, LOGIN_PATH, Open, get(pages::login)),
         (Method::GET, CSS_PATH, Open, get(css)),
         (Method::GET, JS_PATH, Open, get(js)),
@@ -56,8 +62,8 @@ fn table() -> Vec<(Method, &'static str, RouteAccess, MethodRouter<Shared>)> {
 }
 
 /// Which access each dashboard route needs: pages need `read` (their
-/// buttons call `/v1` routes, which need `admin`); the login page and the
-/// assets are open.
+/// buttons call `/v1` routes, which need `admin`), the audit log `admin`
+/// as in the API; the login page and the assets are open.
 pub fn route_scopes() -> Vec<(Method, &'static str, RouteAccess)> {
     table()
         .into_iter()

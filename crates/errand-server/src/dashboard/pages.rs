@@ -7,12 +7,14 @@ use super::html::{
     Viewer, action, age, esc, json, layout, short_duration, state, time, time_or_dash, url_part,
 };
 use super::{PageError, page};
-use crate::params::{IdParam, ListParams, MAX_SEARCH, Params, next_cursor};
+use crate::params::{AuditParams, IdParam, ListParams, MAX_SEARCH, Params, next_cursor};
 use crate::problem::ApiError;
 use crate::{Shared, schedules};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use errand_core::audit::AuditAction;
+use errand_core::bulk::BulkAction;
 use errand_core::event::EventFilter;
 use errand_core::history::{Counter, ThroughputQuery};
 use errand_core::store::{NODE_ALIVE_WINDOW, SCAN_LIMIT};
@@ -250,11 +252,29 @@ pub(crate) async fn jobs(
         );
     }
 
-    // The selection and "everything matching the filter" actions: bulk
-    // actions arrive later (issue 12); the bar shows what is selected.
-    body.push_str(
-        "<div class=\"bulk\" id=\"bulk\" role=\"region\" aria-label=\"Selection\">\
-         <span data-selected>0 selected</span></div>",
+    // Bulk actions (POST /v1/jobs/bulk) on the selected rows or on every
+    // job the filter matches (the filter without its page); the script
+    // asks for confirmation, then shows the operation's progress.
+    let mut whole = filter.clone();
+    whole.before = None;
+    let mut choices = String::new();
+    for action in BulkAction::ALL {
+        let _ = write!(
+            choices,
+            "<option value=\"{}\">{}</option>",
+            action.as_str(),
+            action.as_str().replace('_', " ")
+        );
+    }
+    let _ = write!(
+        body,
+        "<div class=\"bulk\" id=\"bulk\" role=\"region\" aria-label=\"Bulk actions\" data-filter=\"{}\">\
+         <span data-selected>0 selected</span> \
+         <label>Action <select data-bulk-action>{choices}</select></label> \
+         <button type=\"button\" data-bulk=\"selected\">Apply to selected</button> \
+         <button type=\"button\" data-bulk=\"filter\">Apply to every job matching the filter</button> \
+         <span data-bulk-progress role=\"status\" aria-live=\"polite\"></span></div>",
+        esc(&serde_json::to_string(&whole).unwrap_or_default())
     );
 
     let mut rows = Vec::new();
@@ -806,4 +826,66 @@ pub(crate) async fn login(viewer: Viewer) -> Response {
         <p class=\"muted\">Make one with <code>errand tokens create --name NAME --scope read</code> \
         (<code>admin</code> to pause, cancel and retry).</p></form>";
     page(layout("Log in", "", &viewer, body))
+}
+
+/// `GET /audit`: the audit log, newest first, filtered by actor and action
+/// (admin only, as `GET /v1/audit`: it names every token and what it did).
+pub(crate) async fn audit(
+    State(app): State<Shared>,
+    viewer: Viewer,
+    Params(params): Params<AuditParams>,
+) -> PageResult {
+    let filter = params.clone().filter()?;
+    let entries = app.store.audit(&filter).await?;
+    let now = app.store.clock().now();
+    let raw = |v: &Option<String>| esc(v.as_deref().unwrap_or(""));
+    let mut actions = String::from("<option value=\"\">any</option>");
+    for a in AuditAction::ALL {
+        let selected = if filter.action == Some(a) {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(actions, "<option{selected}>{a}</option>");
+    }
+    let mut body = format!(
+        "<form class=\"filters\" method=\"get\" action=\"/audit\">\
+         <label>Actor <input name=\"actor\" value=\"{}\" size=\"12\"></label>\
+         <label>Action <select name=\"action\">{actions}</select></label>\
+         <button type=\"submit\">Filter</button> <a href=\"/audit\">Clear</a></form>",
+        raw(&params.actor)
+    );
+    let rows: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            format!(
+                "<tr><td title=\"{at}\">{ago} ago</td><td>{actor}</td><td>{action}</td>\
+                 <td>{target}</td><td><code>{change}</code></td></tr>",
+                at = e.at,
+                ago = age(now, e.at),
+                actor = esc(&e.actor),
+                action = e.action,
+                target = esc(&e.target),
+                change = esc(&e.change.to_string()),
+            )
+        })
+        .collect();
+    body.push_str(&table(
+        &["Time", "Actor", "Action", "Target", "Change"],
+        &rows,
+        "No admin action recorded.",
+    ));
+    if let Some(cursor) = next_cursor(&entries, filter.limit, |e| e.id) {
+        let mut query = format!("cursor={cursor}");
+        for (name, value) in [("actor", &params.actor), ("action", &params.action)] {
+            if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+                let _ = write!(query, "&{name}={}", url_part(v));
+            }
+        }
+        let _ = write!(
+            body,
+            "<p><a class=\"next\" href=\"/audit?{query}\">Older entries</a></p>"
+        );
+    }
+    Ok(page(layout("Audit log", "/audit", &viewer, &body)))
 }

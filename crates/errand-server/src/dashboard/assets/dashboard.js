@@ -2,7 +2,8 @@
 // call the /v1 API (with the CSRF token from the page), then the page's
 // [data-live] parts are re-read and swapped in; a page with [data-poll]
 // refreshes them every few seconds while the tab is visible; the jobs
-// page counts selected rows; the login form trades a token for a session.
+// page runs bulk actions on selected rows or on the whole filter; the login
+// form trades a token for a session.
 "use strict";
 (function () {
   const POLL_MS = 3000;
@@ -77,14 +78,54 @@
     timer = setTimeout(tick, POLL_MS);
   }
 
-  // The jobs page's selection: a count now, bulk actions later.
+  // The jobs page's selection and bulk actions: confirmed, started with
+  // POST /v1/jobs/bulk, then followed until the operation ends.
   const counter = document.querySelector("[data-selected]");
   if (counter) {
     const boxes = () => [...document.querySelectorAll('input[name="select"]')];
-    const update = () => { counter.textContent = boxes().filter((b) => b.checked).length + " selected"; };
+    const chosen = () => boxes().filter((b) => b.checked).map((b) => Number(b.value));
+    const update = () => { counter.textContent = chosen().length + " selected"; };
     document.addEventListener("change", (e) => {
       if (e.target.matches("[data-select-all]")) boxes().forEach((b) => { b.checked = e.target.checked; });
       update();
+    });
+    const bar = document.getElementById("bulk");
+    const progress = bar.querySelector("[data-bulk-progress]");
+    const show = (op) => {
+      progress.textContent = op.action + " #" + op.id + ": " + op.state + ", " + op.matched +
+        " matched, " + op.changed + " changed" + (op.error ? " (" + op.error + ")" : "");
+    };
+    bar.addEventListener("click", async (e) => {
+      const button = e.target.closest("button[data-bulk]");
+      if (!button) return;
+      const action = bar.querySelector("[data-bulk-action]").value;
+      const body = { action };
+      let what;
+      if (button.dataset.bulk === "selected") {
+        body.ids = chosen();
+        if (body.ids.length === 0) { flash("select jobs first", true); return; }
+        what = body.ids.length + " selected job(s)";
+      } else {
+        body.filter = JSON.parse(bar.dataset.filter);
+        what = "every job matching the filter";
+      }
+      if (!window.confirm(action.replace("_", " ") + " " + what + "?")) return;
+      const headers = { "Content-Type": "application/json" };
+      if (csrf()) headers["X-CSRF-Token"] = csrf();
+      const res = await fetch("/v1/jobs/bulk", {
+        method: "POST", headers, credentials: "same-origin", body: JSON.stringify(body),
+      });
+      if (!res.ok) { flash(await problem(res), true); return; }
+      let op = await res.json();
+      show(op);
+      while (op.state === "running") {
+        await new Promise((r) => setTimeout(r, 1000));
+        const poll = await fetch("/v1/jobs/bulk/" + op.id, { credentials: "same-origin" });
+        if (!poll.ok) { flash(await problem(poll), true); return; }
+        op = await poll.json();
+        show(op);
+      }
+      flash(action.replace("_", " ") + ": " + op.changed + " job(s) changed", op.state !== "done");
     });
   }
 
