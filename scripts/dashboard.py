@@ -191,6 +191,23 @@ def bulk_in_browser(driver):
     assert not console_errors(driver)
 
 
+def pool_processes(driver):
+    """The Nodes page lists this node's two pool processes with the jobs
+    they answered."""
+    jobs = [api("POST", "/v1/jobs", {"kind": "pooled"}) for _ in range(4)]
+    for job in jobs:
+        done = api("GET", f"/v1/jobs/{job['id']}?wait=5s")
+        assert done["state"] == "completed", done
+    load(driver, "/nodes")
+    rows = driver.find_elements(By.XPATH, "//td[@data-pid]/..")
+    assert len(rows) == 2, [r.text for r in rows]
+    cells = [[c.text for c in r.find_elements(By.XPATH, "./*")] for r in rows]
+    assert all(c[0] == "pooled" and int(c[1]) > 0 for c in cells), cells
+    assert sum(int(c[2]) for c in cells) == 4, cells
+    assert all(c[3].endswith("MiB") for c in cells), cells
+    assert not console_errors(driver)
+
+
 def retry_failed(driver, job_id):
     # Its queue is paused so the retried job stays available to be seen.
     api("POST", "/v1/queues/fragile/pause")
@@ -226,6 +243,8 @@ def main():
     try:
         screenshots(driver, batch, failed_id)
         print("dashboard: every page loads without console errors (2 widths)")
+        pool_processes(driver)
+        print("dashboard: the Nodes page shows the pool's processes")
         bulk_in_browser(driver)
         print("dashboard: bulk retry of selected jobs and bulk cancel of a filter, audited")
         pause_and_resume(driver)

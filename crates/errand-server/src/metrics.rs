@@ -30,6 +30,10 @@ pub struct PoolProcessGauge {
     pub pid: u32,
     /// Resident memory of the process and its children, when readable.
     pub rss_bytes: Option<u64>,
+    /// Jobs it has answered.
+    pub jobs: u64,
+    /// Time since it started.
+    pub age: std::time::Duration,
 }
 
 /// What the node itself (not the database) adds to `/metrics`.

@@ -325,6 +325,8 @@ impl errand_server::NodeMetrics for NodeGauges {
                         pool: name.clone(),
                         pid: p.pid,
                         rss_bytes: p.rss_bytes,
+                        jobs: p.jobs,
+                        age: p.age,
                     })
             })
             .collect()

@@ -20,7 +20,8 @@ use std::process::Command;
 
 /// A worker runs jobs in the serve process: `ok` succeeds, `boom` fails
 /// for good at its first attempt (in queue `fragile`), `report` runs in
-/// queue `reports`; an event and a schedule give those pages content.
+/// queue `reports`, `pooled` on a pool of two Python processes; an event
+/// and a schedule give those pages content.
 const CONFIG: &str = r#"
 [server]
 max_wait = "5s"
@@ -39,6 +40,14 @@ max_attempts = 1
 [kinds.report]
 command = ["true"]
 queue = "reports"
+
+[kinds.pooled]
+pool = { processes = 2, command = ["python3", "-c", '''
+import json, sys
+print(json.dumps({"type": "ready"}), flush=True)
+for line in sys.stdin:
+    print(json.dumps({"type": "result", "id": json.loads(line)["id"]}), flush=True)
+'''] }
 
 [events."order.paid"]
 listeners = ["ok", "report"]

@@ -599,7 +599,7 @@ pub(crate) async fn nodes(State(app): State<Shared>, viewer: Viewer) -> PageResu
             )
         })
         .collect();
-    let body = table(
+    let mut body = table(
         &[
             "Node",
             "Started",
@@ -612,6 +612,29 @@ pub(crate) async fn nodes(State(app): State<Shared>, viewer: Viewer) -> PageResu
         &rows,
         "No live node: nothing claims jobs.",
     );
+    // Pool processes are this node's own (each node serves its own page).
+    if let Some(node) = &app.config.node_metrics {
+        let processes: Vec<String> = node
+            .pool_processes()
+            .iter()
+            .map(|p| {
+                format!(
+                    "<tr><th scope=\"row\">{}</th><td data-pid>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&p.pool),
+                    p.pid,
+                    p.jobs,
+                    p.rss_bytes.map_or("–".to_string(), mebibytes),
+                    short_duration(p.age),
+                )
+            })
+            .collect();
+        body.push_str("<h2>Pool processes on this node</h2>");
+        body.push_str(&table(
+            &["Pool", "Pid", "Jobs done", "Memory (RSS)", "Age"],
+            &processes,
+            "This node runs no pool.",
+        ));
+    }
     Ok(page(layout("Nodes", "/nodes", &viewer, &body)))
 }
 
@@ -888,4 +911,9 @@ pub(crate) async fn audit(
         );
     }
     Ok(page(layout("Audit log", "/audit", &viewer, &body)))
+}
+
+/// A byte count in MiB with one decimal.
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
