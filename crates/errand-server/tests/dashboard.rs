@@ -302,3 +302,46 @@ async fn tag_time_and_text_filters_from_the_api_and_the_jobs_page() {
         "{body}"
     );
 }
+
+/// The available count of queue `default` as the Queues page shows it.
+async fn available_on_queues_page(server: &Server) -> String {
+    let (status, _, _, _, body) = page(server, "/queues", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let row = body
+        .split("<tr")
+        .find(|r| r.contains("data-queue=\"default\""))
+        .unwrap_or_else(|| panic!("no row of queue default: {body}"));
+    match row.split("state=available&amp;queue=default\">").nth(1) {
+        Some(rest) => rest.split('<').next().unwrap().to_string(),
+        None => "0".to_string(),
+    }
+}
+
+/// The live pages show the last count while it is fresh, start a new one
+/// in the background once it is not, and count afresh after a pause (an
+/// action the page must show at once).
+#[tokio::test]
+async fn live_pages_show_the_last_count_and_refresh_it() {
+    let server = Server::start().await;
+    server.enqueue_empty("resize").await;
+    assert_eq!(available_on_queues_page(&server).await, "1");
+    server.enqueue_empty("resize").await;
+    // Within the freshness window the page shows the count it took.
+    assert_eq!(available_on_queues_page(&server).await, "1");
+    // Once stale, a view starts a count; a later view shows it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while available_on_queues_page(&server).await != "2" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the count was never refreshed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // A pause forgets the counts: the next view counts afresh.
+    server.enqueue_empty("resize").await;
+    let paused = server.post("/v1/queues/default/pause", &json!({})).await;
+    assert_eq!(paused.status, StatusCode::OK);
+    assert_eq!(available_on_queues_page(&server).await, "3");
+    let (_, _, _, _, body) = page(&server, "/queues", None).await;
+    assert!(body.contains("paused"), "the pause is shown");
+}

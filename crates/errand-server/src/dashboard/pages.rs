@@ -97,9 +97,9 @@ async fn history(
 pub(crate) async fn overview(State(app): State<Shared>, viewer: Viewer) -> PageResult {
     // The queues hold every job's count: summing them saves a second
     // count of the table (`stats` scans it as `queues` does).
-    let queues = app.store.queues().await?;
+    let queues = super::counts::queues(&app).await?;
     let mut totals = std::collections::BTreeMap::<JobState, u64>::new();
-    for q in &queues {
+    for q in queues.iter() {
         for (state, n) in &q.counts {
             *totals.entry(*state).or_default() += n;
         }
@@ -121,7 +121,7 @@ pub(crate) async fn overview(State(app): State<Shared>, viewer: Viewer) -> PageR
     body.push_str("</ul>");
 
     let mut rows = Vec::new();
-    for q in &queues {
+    for q in queues.iter() {
         let waiting = q.counts.get(&JobState::Available).copied().unwrap_or(0);
         let oldest = if waiting > 0 {
             app.store.oldest_available(&q.name).await?
@@ -476,10 +476,10 @@ fn job_data(job: &Job) -> String {
 
 /// `GET /queues`: each queue's jobs by state, its wait and pause button.
 pub(crate) async fn queues(State(app): State<Shared>, viewer: Viewer) -> PageResult {
-    let queues = app.store.queues().await?;
+    let queues = super::counts::queues(&app).await?;
     let now = app.store.clock().now();
     let mut rows = Vec::new();
-    for q in &queues {
+    for q in queues.iter() {
         let extra = format!("&amp;queue={}", url_part(&q.name));
         let counts: String = JobState::ALL
             .iter()
@@ -533,7 +533,7 @@ pub(crate) async fn queues(State(app): State<Shared>, viewer: Viewer) -> PageRes
 /// `GET /kinds`: each configured kind's policy and limits, with its jobs
 /// running and waiting now.
 pub(crate) async fn kinds(State(app): State<Shared>, viewer: Viewer) -> PageResult {
-    let stats = app.store.stats().await?;
+    let stats = super::counts::stats(&app).await?;
     let mut rows = Vec::new();
     for (name, policy) in app.config.catalog.kinds() {
         let running = stats.of_kind(name, JobState::Running);
