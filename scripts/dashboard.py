@@ -222,6 +222,21 @@ def retry_failed(driver, job_id):
     assert not console_errors(driver)
 
 
+def run_now(driver):
+    """A job scheduled an hour ahead runs at once from its page."""
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    job = api("POST", "/v1/jobs", {"kind": "report", "run_at": later})
+    assert job["state"] == "scheduled", job
+    job_id = job["id"]
+    load(driver, f"/jobs/{job_id}")
+    driver.find_element(By.XPATH, "//button[normalize-space()='Run now']").click()
+    done = eventually("the job to run", lambda: api("GET", f"/v1/jobs/{job_id}?wait=1s")["state"] == "completed")
+    assert done
+    eventually("the page to show it ran", lambda: text_of(driver, "[data-job-state]") != "scheduled")
+    assert api("GET", "/v1/audit?action=bulk.run_now")["entries"][0]["target"] == "1 ids"
+    assert not console_errors(driver)
+
+
 def overview_updates_live(driver):
     load(driver, "/")
     driver.execute_script("window.__same_page = true")
@@ -251,6 +266,8 @@ def main():
         print("dashboard: pause (keyboard) and resume from the Queues page")
         retry_failed(driver, failed_id)
         print("dashboard: retry a failed job from its page")
+        run_now(driver)
+        print("dashboard: run a scheduled job now from its page")
         overview_updates_live(driver)
         print("dashboard: the overview updates live")
     finally:

@@ -5,7 +5,8 @@
 //! without console errors, a queue is paused (by keyboard) and resumed
 //! from the Queues page, selected failed jobs are bulk-retried and a
 //! filter's jobs bulk-cancelled from the Jobs page (both in the audit log
-//! and its page), a failed job is retried from its page, and the
+//! and its page), a failed job is retried and a scheduled one run now from
+//! its page, the Nodes page lists the pool's processes, and the
 //! overview's counts move while the page stays open. Screenshots of every
 //! page (1280 px and phone width) land in target/tmp/dashboard-screenshots;
 //! with ERRAND_UPDATE_SCREENSHOTS=1 the SQLite run also copies them to

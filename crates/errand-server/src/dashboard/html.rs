@@ -165,6 +165,23 @@ pub(crate) fn action(url: &str, label: &str, class: &str, key: &str) -> String {
     )
 }
 
+/// An [`action`] button that POSTs `body` (JSON) to `url`.
+pub(crate) fn action_with_body(
+    url: &str,
+    body: &str,
+    label: &str,
+    class: &str,
+    key: &str,
+) -> String {
+    format!(
+        "<button type=\"button\" class=\"{class}\" data-post=\"{}\" data-body=\"{}\" data-focus-key=\"{}\">{}</button>",
+        esc(url),
+        esc(body),
+        esc(key),
+        esc(label)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

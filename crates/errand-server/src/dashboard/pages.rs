@@ -4,7 +4,8 @@
 
 use super::chart::{self, Bucket};
 use super::html::{
-    Viewer, action, age, esc, json, layout, short_duration, state, time, time_or_dash, url_part,
+    Viewer, action, action_with_body, age, esc, json, layout, short_duration, state, time,
+    time_or_dash, url_part,
 };
 use super::{PageError, page};
 use crate::params::{AuditParams, IdParam, ListParams, MAX_SEARCH, Params, next_cursor};
@@ -439,6 +440,17 @@ fn job_state(job: &Job, now: jiff::Timestamp) -> String {
         out.push_str(&action(
             &format!("/v1/jobs/{}/retry", job.id),
             "Retry",
+            "primary",
+            "job-action",
+        ));
+    }
+    if BulkAction::RunNow.applies_to(job.state) {
+        // A bulk run-now of this one job (audited as such).
+        let body = serde_json::json!({ "action": "run_now", "ids": [job.id] });
+        out.push_str(&action_with_body(
+            "/v1/jobs/bulk",
+            &body.to_string(),
+            "Run now",
             "primary",
             "job-action",
         ));

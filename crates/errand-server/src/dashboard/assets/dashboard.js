@@ -49,11 +49,24 @@
     try {
       const headers = {};
       if (csrf()) headers["X-CSRF-Token"] = csrf();
-      const res = await fetch(button.dataset.post, { method: "POST", headers, credentials: "same-origin" });
+      const init = { method: "POST", headers, credentials: "same-origin" };
+      if (button.dataset.body) {
+        headers["Content-Type"] = "application/json";
+        init.body = button.dataset.body;
+      }
+      const res = await fetch(button.dataset.post, init);
       if (!res.ok) {
         flash(await problem(res), true);
         button.disabled = false;
         return;
+      }
+      // A bulk operation (202) is followed until it ends.
+      if (res.status === 202) {
+        let op = await res.json();
+        while (op.state === "running") {
+          await new Promise((r) => setTimeout(r, 300));
+          op = await (await fetch("/v1/jobs/bulk/" + op.id, { credentials: "same-origin" })).json();
+        }
       }
       flash(button.textContent.trim() + ": done");
       await refresh(button.dataset.focusKey);
