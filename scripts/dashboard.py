@@ -29,13 +29,21 @@ PAGES = ["/", "/jobs", "/queues", "/kinds", "/nodes", "/schedules", "/events", "
 WIDTHS = {"desktop": (1280, 1000), "phone": (390, 844)}
 
 
+TOKEN = os.environ.get("ERRAND_TOKEN")
+
+
 def api(method, path, body=None):
-    """Calls the API (no token: the test server runs with auth off)."""
+    """Calls the API, with the token when the server requires one."""
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(BASE + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as res:
-        return json.loads(res.read() or b"null")
+    headers = {"Content-Type": "application/json"}
+    if TOKEN:
+        headers["Authorization"] = "Bearer " + TOKEN
+    req = urllib.request.Request(BASE + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as res:
+            return json.loads(res.read() or b"null")
+    except urllib.error.HTTPError as e:
+        raise AssertionError(f"{method} {path}: {e.code} {e.read().decode(errors='replace')}") from None
 
 
 def eventually(what, check, limit=20.0):
@@ -85,6 +93,26 @@ def seed():
     failed = api("GET", f"/v1/jobs/{boom['id']}")
     assert failed["state"] == "failed", failed
     return failed["id"], batch['batch']['id']
+
+
+def log_in(driver):
+    """Auth on: a page sends the browser to /login; a wrong token is
+    refused there; the right one opens a session and the overview."""
+    driver.get(BASE + "/queues")
+    eventually("the login page", lambda: driver.current_url.endswith("/login"))
+    field = driver.find_element(By.CSS_SELECTOR, "#token")
+    field.send_keys("errand_" + "0" * 64)
+    field.submit()
+    eventually("the refusal", lambda: (text_of(driver, "#flash") or "").strip())
+    assert driver.current_url.endswith("/login")
+    field = driver.find_element(By.CSS_SELECTOR, "#token")
+    field.clear()
+    field.send_keys(TOKEN)
+    field.submit()
+    eventually("the overview", lambda: driver.current_url.rstrip("/") == BASE)
+    cookie = driver.get_cookie("errand_session")
+    assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
+    driver.get_log("browser")  # the refused login's 401 is not a page error
 
 
 def screenshots(driver, batch, job):
@@ -151,9 +179,11 @@ def bulk_progress(driver):
 
 
 def bulk_in_browser(driver):
-    """Retries selected failed jobs, then cancels every job a filter
-    matches, from the Jobs page: confirmed, followed to the end, audited."""
-    boom = [api("POST", "/v1/jobs", {"kind": "boom", "payload": {"bulk": i}}) for i in range(3)]
+    """Retries every job a filter matches (a tag: checked per chunk), then
+    cancels selected jobs, from the Jobs page: confirmed, followed to the
+    end, audited."""
+    boom = [api("POST", "/v1/jobs", {"kind": "boom", "payload": {"bulk": i}, "tags": ["bulk"]})
+            for i in range(3)]
     for job in boom:
         api("GET", f"/v1/jobs/{job['id']}?wait=5s")
     ids = [job["id"] for job in boom]
@@ -161,31 +191,32 @@ def bulk_in_browser(driver):
     # Retried jobs must stay available to be seen (and cancelled).
     api("POST", "/v1/queues/fragile/pause")
     driver.set_window_size(*WIDTHS["desktop"])
-    load(driver, "/jobs?kind=boom&state=failed")
-    for i in ids:
-        driver.find_element(By.CSS_SELECTOR, f'input[name="select"][value="{i}"]').click()
-    assert text_of(driver, "[data-selected]") == "3 selected"
+    load(driver, "/jobs?kind=boom&state=failed&tag=bulk")
     driver.find_element(By.CSS_SELECTOR, "[data-bulk-action] option[value=retry]").click()
-    driver.find_element(By.CSS_SELECTOR, 'button[data-bulk="selected"]').click()
+    driver.find_element(By.CSS_SELECTOR, 'button[data-bulk="filter"]').click()
     alert = eventually("the confirmation", lambda: open_alert(driver))
-    assert "3 selected" in alert.text, alert.text
+    assert "every job matching the filter" in alert.text, alert.text
     alert.accept()
     eventually("the retry to end", lambda: ": done," in bulk_progress(driver))
     assert "3 changed" in bulk_progress(driver), bulk_progress(driver)
     assert all(api("GET", f"/v1/jobs/{i}")["state"] == "available" for i in ids)
 
     load(driver, "/jobs?kind=boom&state=available")
+    for i in ids:
+        driver.find_element(By.CSS_SELECTOR, f'input[name="select"][value="{i}"]').click()
+    assert text_of(driver, "[data-selected]") == "3 selected"
     driver.find_element(By.CSS_SELECTOR, "[data-bulk-action] option[value=cancel]").click()
-    driver.find_element(By.CSS_SELECTOR, 'button[data-bulk="filter"]').click()
+    driver.find_element(By.CSS_SELECTOR, 'button[data-bulk="selected"]').click()
     alert = eventually("the confirmation", lambda: open_alert(driver))
-    assert "every job matching the filter" in alert.text, alert.text
+    assert "3 selected" in alert.text, alert.text
     alert.accept()
     eventually("the cancel to end", lambda: ": done," in bulk_progress(driver))
     assert all(api("GET", f"/v1/jobs/{i}")["state"] == "cancelled" for i in ids)
     api("POST", "/v1/queues/fragile/resume")
     audit = api("GET", "/v1/audit?action=bulk.retry")["entries"]
-    assert len(audit) == 1 and audit[0]["target"] == "3 ids", audit
-    assert api("GET", "/v1/audit?action=bulk.cancel")["entries"], "the cancel is audited"
+    assert len(audit) == 1 and '"tag":"bulk"' in audit[0]["target"], audit
+    cancel = api("GET", "/v1/audit?action=bulk.cancel")["entries"]
+    assert len(cancel) == 1 and cancel[0]["target"] == "3 ids", cancel
     load(driver, "/audit")
     assert "bulk.cancel" in driver.find_element(By.TAG_NAME, "main").text
     assert not console_errors(driver)
@@ -256,12 +287,15 @@ def main():
     failed_id, batch = seed()
     driver = browser()
     try:
+        if TOKEN:
+            log_in(driver)
+            print("dashboard: login refuses a wrong token and opens a session with the right one")
         screenshots(driver, batch, failed_id)
         print("dashboard: every page loads without console errors (2 widths)")
         pool_processes(driver)
         print("dashboard: the Nodes page shows the pool's processes")
         bulk_in_browser(driver)
-        print("dashboard: bulk retry of selected jobs and bulk cancel of a filter, audited")
+        print("dashboard: bulk retry of a filter (tag) and bulk cancel of selected jobs, audited")
         pause_and_resume(driver)
         print("dashboard: pause (keyboard) and resume from the Queues page")
         retry_failed(driver, failed_id)

@@ -1,10 +1,12 @@
 //! The dashboard in a real browser: scripts/dashboard.py drives Debian's
 //! headless Chromium through chromedriver (selenium, from the venv that
 //! scripts/test.sh sets up) against a live `errand serve` on loopback,
-//! running real jobs, on SQLite and on PostgreSQL: every page loads
+//! running real jobs, on SQLite (auth required: the browser logs in with a
+//! token, then acts through its session and CSRF token) and on PostgreSQL
+//! (auth off): the login page refuses a wrong token, every page loads
 //! without console errors, a queue is paused (by keyboard) and resumed
-//! from the Queues page, selected failed jobs are bulk-retried and a
-//! filter's jobs bulk-cancelled from the Jobs page (both in the audit log
+//! from the Queues page, the failed jobs a filter matches are bulk-retried
+//! and selected jobs bulk-cancelled from the Jobs page (both in the audit log
 //! and its page), a failed job is retried and a scheduled one run now from
 //! its page, the Nodes page lists the pool's processes, and the
 //! overview's counts move while the page stays open. Screenshots of every
@@ -88,16 +90,18 @@ fn python() -> PathBuf {
 
 /// Runs the browser script against `server`, saving screenshots under
 /// `shots`; panics with its output when a check fails.
-fn run_script(server: &Server, shots: &Path) {
+/// With `token`, the server requires auth: the script logs in with it at
+/// /login and its own API calls send it.
+fn run_script(server: &Server, shots: &Path, token: Option<&str>) {
     let python = python();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/dashboard.py");
     std::fs::create_dir_all(shots).unwrap();
-    let out = Command::new(python)
-        .arg(script)
-        .arg(&server.base)
-        .arg(shots)
-        .output()
-        .unwrap();
+    let mut command = Command::new(python);
+    command.arg(script).arg(&server.base).arg(shots);
+    if let Some(token) = token {
+        command.env("ERRAND_TOKEN", token);
+    }
+    let out = command.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
@@ -114,6 +118,27 @@ fn run_script(server: &Server, shots: &Path) {
     );
 }
 
+/// `errand tokens create --scope admin --scope enqueue` beside `server`:
+/// its secret.
+fn admin_token(server: &Server) -> String {
+    let config = server.config.to_str().unwrap();
+    let args = [
+        "tokens", "create", "--name", "browser", "--scope", "admin", "--scope", "enqueue",
+        "--config", config,
+    ];
+    let out = server.cli(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|w| w.starts_with("errand_"))
+        .expect("a secret")
+        .to_string()
+}
+
 /// Where a run's screenshots go.
 fn shots(engine: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -123,9 +148,14 @@ fn shots(engine: &str) -> PathBuf {
 
 #[test]
 fn dashboard_works_in_a_real_browser_on_sqlite() {
-    let server = Server::start(&format!("database = \"sqlite://errand.db\"\n{CONFIG}"));
+    // Auth on: the browser logs in with an admin token (a session cookie
+    // and its CSRF token from then on).
+    let config = format!("database = \"sqlite://errand.db\"\n{CONFIG}")
+        .replace("[server]\n", "[server]\nauth = \"required\"\n");
+    let server = Server::start(&config);
+    let token = admin_token(&server);
     let dir = shots("sqlite");
-    run_script(&server, &dir);
+    run_script(&server, &dir, Some(&token));
     if std::env::var_os("ERRAND_UPDATE_SCREENSHOTS").is_some() {
         let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
         std::fs::create_dir_all(&docs).unwrap();
@@ -141,5 +171,5 @@ fn dashboard_works_in_a_real_browser_on_postgres() {
     let (_pg, url) = pg::fresh();
     let tmp = tempfile::tempdir().unwrap();
     let server = pg::serve(tmp.path(), &url, "errand", CONFIG);
-    run_script(&server, &shots("postgres"));
+    run_script(&server, &shots("postgres"), None);
 }
