@@ -373,16 +373,10 @@ fn running_attempt(conn: &Connection, lease: Lease) -> Result<Option<RunningAtte
          WHERE id = ?1 AND fence = ?2 AND state = 'running'",
     )
     .and_then(|mut s| {
-        s.query_row((lease.id, lease.fence), running_attempt_row)
+        s.query_row((lease.id, lease.fence), |r| running_attempt_at(r, 0))
             .optional()
     })
     .map_err(db_error)
-}
-
-/// A [`RunningAttempt`] from the columns `attempt, max_attempts, kind,
-/// queue, started_at`, starting at column `0`.
-fn running_attempt_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunningAttempt> {
-    running_attempt_at(r, 0)
 }
 
 /// A [`RunningAttempt`] from five columns starting at `first`.

@@ -12,21 +12,18 @@ use std::path::Path;
 /// one error each) to the database at `path`, which a store has migrated
 /// and no store holds open. Answers the rows added.
 pub fn fill_failed(path: &Path, kind: &str, count: u64) -> Result<u64, StoreError> {
-    let conn = Connection::open(path).map_err(db_error)?;
-    let now = micros(jiff::Timestamp::now());
-    let added = conn
-        .execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2) \
-             INSERT INTO jobs (kind, queue, payload, priority, state, attempt, max_attempts, \
-                 run_at, created_at, started_at, finished_at, errors) \
-             SELECT ?1, 'default', json_object('n', i), 0, 'failed', 3, 3, ?3, ?3, ?3, ?3, \
-                 json_array(json_object('attempt', 3, 'at', '2026-01-01T00:00:00Z', \
-                     'error', 'seeded')) \
-             FROM n",
-            (kind, i64::try_from(count).unwrap_or(i64::MAX), now),
-        )
-        .map_err(db_error)?;
-    Ok(added as u64)
+    insert_numbered(
+        path,
+        kind,
+        count,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2) \
+         INSERT INTO jobs (kind, queue, payload, priority, state, attempt, max_attempts, \
+             run_at, created_at, started_at, finished_at, errors) \
+         SELECT ?1, 'default', json_object('n', i), 0, 'failed', 3, 3, ?3, ?3, ?3, ?3, \
+             json_array(json_object('attempt', 3, 'at', '2026-01-01T00:00:00Z', \
+                 'error', 'seeded')) \
+         FROM n",
+    )
 }
 
 /// Adds `count` jobs of `kind` in the mix a busy installation holds: of
@@ -34,22 +31,30 @@ pub fn fill_failed(path: &Path, kind: &str, count: u64) -> Result<u64, StoreErro
 /// spread over queues `q0`–`q3` and tags `t0`–`t99`. Same preconditions
 /// as [`fill_failed`]. Answers the rows added.
 pub fn fill_mixed(path: &Path, kind: &str, count: u64) -> Result<u64, StoreError> {
+    insert_numbered(
+        path,
+        kind,
+        count,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2) \
+         INSERT INTO jobs (kind, queue, payload, priority, state, attempt, max_attempts, \
+             run_at, created_at, started_at, finished_at, tags) \
+         SELECT ?1, 'q' || (i % 4), json_object('n', i, 'to', 'user' || i || '@example.com'), 0, \
+             CASE WHEN i % 10 < 7 THEN 'completed' WHEN i % 10 = 7 THEN 'failed' \
+                  WHEN i % 10 = 8 THEN 'available' ELSE 'scheduled' END, \
+             1, 3, CASE WHEN i % 10 = 9 THEN ?3 + 86400000000 ELSE ?3 END, ?3, \
+             CASE WHEN i % 10 < 8 THEN ?3 END, CASE WHEN i % 10 < 8 THEN ?3 END, \
+             json_array('t' || (i % 100)) \
+         FROM n",
+    )
+}
+
+/// Runs `sql`, an INSERT that numbers `count` rows `i` (`?2`) through the
+/// recursive table `n`, with `?1` the kind and `?3` now in microseconds.
+fn insert_numbered(path: &Path, kind: &str, count: u64, sql: &str) -> Result<u64, StoreError> {
     let conn = Connection::open(path).map_err(db_error)?;
     let now = micros(jiff::Timestamp::now());
     let added = conn
-        .execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2) \
-             INSERT INTO jobs (kind, queue, payload, priority, state, attempt, max_attempts, \
-                 run_at, created_at, started_at, finished_at, tags) \
-             SELECT ?1, 'q' || (i % 4), json_object('n', i, 'to', 'user' || i || '@example.com'), 0, \
-                 CASE WHEN i % 10 < 7 THEN 'completed' WHEN i % 10 = 7 THEN 'failed' \
-                      WHEN i % 10 = 8 THEN 'available' ELSE 'scheduled' END, \
-                 1, 3, CASE WHEN i % 10 = 9 THEN ?3 + 86400000000 ELSE ?3 END, ?3, \
-                 CASE WHEN i % 10 < 8 THEN ?3 END, CASE WHEN i % 10 < 8 THEN ?3 END, \
-                 json_array('t' || (i % 100)) \
-             FROM n",
-            (kind, i64::try_from(count).unwrap_or(i64::MAX), now),
-        )
+        .execute(sql, (kind, i64::try_from(count).unwrap_or(i64::MAX), now))
         .map_err(db_error)?;
     Ok(added as u64)
 }

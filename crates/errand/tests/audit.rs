@@ -39,26 +39,6 @@ fn call(
     (status, resp.json().unwrap_or(Value::Null))
 }
 
-/// `errand tokens create` beside the running server; the secret printed.
-fn cli_token(server: &Server, name: &str, scopes: &[&str]) -> String {
-    let mut args = vec!["tokens", "create", "--name", name];
-    for scope in scopes {
-        args.extend(["--scope", scope]);
-    }
-    args.extend(["--config", server.config.to_str().unwrap()]);
-    let out = server.cli(&args);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text.split_whitespace()
-        .find(|w| w.starts_with("errand_"))
-        .unwrap_or_else(|| panic!("no secret in {text}"))
-        .to_string()
-}
-
 /// The entries' (actor, action, target, change), newest first.
 fn entries(page: &Value) -> Vec<(String, String, String, Value)> {
     page["entries"]
@@ -89,7 +69,7 @@ fn entry(
 #[test]
 fn admin_actions_over_the_api_are_audited_with_the_token_name() {
     let server = Server::start(CONFIG);
-    let ops = cli_token(&server, "ops", &["admin", "enqueue"]);
+    let ops = server.create_token("ops", &["admin", "enqueue"]);
 
     // Cancel and retry a job that waits an hour, so the worker leaves it be
     // until the retry makes it available.

@@ -46,10 +46,7 @@ kind = "report"
 /// The venv's Python (ERRAND_CONTRACT_PYTHON, else `.venv` at the
 /// workspace root, where scripts/test.sh installs schemathesis).
 fn python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = std::env::var_os("ERRAND_CONTRACT_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    let python = common::venv_python("ERRAND_CONTRACT_PYTHON");
     let schemathesis = python.with_file_name("schemathesis");
     assert!(
         schemathesis.exists(),
@@ -65,22 +62,7 @@ fn python() -> PathBuf {
 /// calls `DELETE /v1/tokens/{name}` with it, and may even hit its name:
 /// a token cannot revoke itself over the API (409), so the run keeps it.
 fn server_token(server: &Server) -> String {
-    let config = server.config.to_str().unwrap();
-    let args = [
-        "tokens", "create", "--name", "contract", "--scope", "admin", "--scope", "enqueue",
-        "--config", config,
-    ];
-    let out = server.cli(&args);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text.split_whitespace()
-        .find(|w| w.starts_with("errand_"))
-        .unwrap_or_else(|| panic!("no secret in {text}"))
-        .to_string()
+    server.create_token("contract", &["admin", "enqueue"])
 }
 
 #[test]

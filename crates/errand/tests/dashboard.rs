@@ -71,10 +71,7 @@ fn python() -> PathBuf {
              (scripts/test.sh does)"
         );
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = std::env::var_os("ERRAND_DASHBOARD_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    let python = common::venv_python("ERRAND_DASHBOARD_PYTHON");
     let has_selenium = Command::new(&python)
         .args(["-c", "import selenium"])
         .status()
@@ -118,27 +115,6 @@ fn run_script(server: &Server, shots: &Path, token: Option<&str>) {
     );
 }
 
-/// `errand tokens create --scope admin --scope enqueue` beside `server`:
-/// its secret.
-fn admin_token(server: &Server) -> String {
-    let config = server.config.to_str().unwrap();
-    let args = [
-        "tokens", "create", "--name", "browser", "--scope", "admin", "--scope", "enqueue",
-        "--config", config,
-    ];
-    let out = server.cli(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .find(|w| w.starts_with("errand_"))
-        .expect("a secret")
-        .to_string()
-}
-
 /// Where a run's screenshots go.
 fn shots(engine: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -153,7 +129,8 @@ fn dashboard_works_in_a_real_browser_on_sqlite() {
     let config = format!("database = \"sqlite://errand.db\"\n{CONFIG}")
         .replace("[server]\n", "[server]\nauth = \"required\"\n");
     let server = Server::start(&config);
-    let token = admin_token(&server);
+    // The script enqueues the jobs it looks at, so the token can enqueue too.
+    let token = server.create_token("browser", &["admin", "enqueue"]);
     let dir = shots("sqlite");
     run_script(&server, &dir, Some(&token));
     if std::env::var_os("ERRAND_UPDATE_SCREENSHOTS").is_some() {

@@ -24,26 +24,6 @@ enabled = false
 command = ["cat"]
 "#;
 
-/// `errand tokens create` beside `server`; the secret it printed.
-fn token(server: &Server, name: &str, scopes: &[&str]) -> String {
-    let mut args = vec!["tokens", "create", "--name", name];
-    for scope in scopes {
-        args.extend(["--scope", scope]);
-    }
-    args.extend(["--config", server.config.to_str().unwrap()]);
-    let out = server.cli(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .find(|w| w.starts_with("errand_"))
-        .expect("a secret")
-        .to_string()
-}
-
 /// A status, the `Set-Cookie` header (if any) and the JSON body (null if none).
 struct Answer {
     status: u16,
@@ -115,8 +95,8 @@ fn a_session_cookie_acts_as_its_token_and_needs_the_csrf_token_to_change_state()
     let dir = tempfile::tempdir().unwrap();
     let server = serve_debug(dir.path());
     let http = common::http();
-    let admin = token(&server, "ops", &["admin"]);
-    let enqueue = token(&server, "web-app", &["enqueue"]);
+    let admin = server.create_token("ops", &["admin"]);
+    let enqueue = server.create_token("web-app", &["enqueue"]);
     let job = send(
         http.post(server.url("/v1/jobs"))
             .bearer_auth(&enqueue)
@@ -249,7 +229,7 @@ fn a_session_cookie_acts_as_its_token_and_needs_the_csrf_token_to_change_state()
 fn revoking_the_token_ends_its_sessions() {
     let server = Server::start(AUTH);
     let http = common::http();
-    let reader = token(&server, "viewer", &["read"]);
+    let reader = server.create_token("viewer", &["read"]);
     let (session, login) = login(&http, &server, &reader);
     assert_eq!(login.body["scopes"], json!(["read"]));
     let whoami = || {
@@ -288,7 +268,7 @@ fn revoking_the_token_ends_its_sessions() {
 fn an_expired_session_is_401() {
     let server = Server::start(&AUTH.replace("[server]", "[server]\nsession_ttl = \"1s\""));
     let http = common::http();
-    let reader = token(&server, "viewer", &["read"]);
+    let reader = server.create_token("viewer", &["read"]);
     let (session, login) = login(&http, &server, &reader);
     let set_cookie = login.set_cookie.unwrap();
     assert!(set_cookie.contains("Max-Age=1"), "{set_cookie}");
@@ -379,7 +359,7 @@ fn cross_site_changes_are_refused_with_auth_off() {
 fn cross_site_changes_are_refused_with_auth_on_even_with_a_token() {
     let server = Server::start(AUTH);
     let http = common::http();
-    let admin = token(&server, "ops", &["admin"]);
+    let admin = server.create_token("ops", &["admin"]);
     let (session, _) = login(&http, &server, &admin);
     let evil = [(ORIGIN.as_str(), "http://evil.example")];
     let bearer = format!("Bearer {admin}");
@@ -424,7 +404,7 @@ fn the_cookie_is_secure_under_tls() {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let admin = token(&server, "ops", &["admin"]);
+    let admin = server.create_token("ops", &["admin"]);
     let (session, login) = login(&http, &server, &admin);
     let set_cookie = login.set_cookie.unwrap();
     assert!(

@@ -45,8 +45,8 @@ impl<T> Slot<T> {
         self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn store(&self, value: Arc<T>) {
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), value));
+    fn set(&self, value: Option<Arc<T>>) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = value.map(|v| (Instant::now(), v));
     }
 }
 
@@ -54,8 +54,8 @@ impl Counts {
     /// Forgets the counts, so the next view counts afresh (after an action
     /// the page must show at once, such as pausing a queue).
     pub(crate) fn invalidate(&self) {
-        *self.queues.last.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        *self.stats.last.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.queues.set(None);
+        self.stats.set(None);
     }
 }
 
@@ -98,7 +98,7 @@ where
                 let app = app.clone();
                 tokio::spawn(async move {
                     match count(app.store.clone()).await {
-                        Ok(fresh) => slot(&app).store(Arc::new(fresh)),
+                        Ok(fresh) => slot(&app).set(Some(Arc::new(fresh))),
                         Err(e) => tracing::warn!(error = %e, "dashboard counts not refreshed"),
                     }
                     slot(&app).counting.store(false, Ordering::Release);
@@ -108,7 +108,7 @@ where
         }
         None => {
             let fresh = Arc::new(count(app.store.clone()).await?);
-            slot(app).store(fresh.clone());
+            slot(app).set(Some(fresh.clone()));
             Ok(fresh)
         }
     }

@@ -171,6 +171,27 @@ impl Server {
             .unwrap()
     }
 
+    /// `errand tokens create` on this server's database (`--config`), with
+    /// each of `scopes`; the secret it printed.
+    pub fn create_token(&self, name: &str, scopes: &[&str]) -> String {
+        let mut args = vec!["tokens", "create", "--name", name];
+        for scope in scopes {
+            args.extend(["--scope", scope]);
+        }
+        args.extend(["--config", self.config.to_str().unwrap()]);
+        let out = self.cli(&args);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text.split_whitespace()
+            .find(|w| w.starts_with("errand_"))
+            .unwrap_or_else(|| panic!("no secret in {text}"))
+            .to_string()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -210,6 +231,15 @@ pub fn self_signed(dir: &Path) -> String {
 }
 
 /// A blocking HTTP client for tests.
+/// The Python of the venv scripts/test.sh makes (`.venv` at the workspace
+/// root), or the one the environment variable `var` names.
+pub fn venv_python(var: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/python"))
+}
+
 pub fn http() -> reqwest::blocking::Client {
     errand_client::install_tls_provider();
     reqwest::blocking::Client::builder()
