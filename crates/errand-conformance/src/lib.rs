@@ -61,8 +61,8 @@ macro_rules! modules {
 }
 
 modules!(
-    admin, attempts, audit, batches, bulk, claim, enqueue, events, history, lifecycle, limits,
-    nodes, progress, queues, retention, sessions, ticks, tokens, unique,
+    admin, attempts, audit, batches, bulk, claim, counts, enqueue, events, history, lifecycle,
+    limits, nodes, progress, queues, retention, sessions, ticks, tokens, unique,
 );
 mod support;
 

@@ -87,6 +87,15 @@ impl BulkAction {
             .collect()
     }
 
+    /// The state the action leaves a job in; `None` for a delete.
+    pub fn to_state(self) -> Option<JobState> {
+        match self {
+            BulkAction::Retry | BulkAction::RunNow => Some(JobState::Available),
+            BulkAction::Cancel => Some(JobState::Cancelled),
+            BulkAction::Delete => None,
+        }
+    }
+
     /// The audit log's name for the action (`bulk.retry`, …).
     pub fn audit_name(self) -> String {
         format!("bulk.{}", self.as_str())

@@ -13,6 +13,7 @@
 mod audit;
 mod batches;
 mod bulk;
+mod counts;
 mod enqueue;
 mod events;
 mod history;
@@ -165,6 +166,7 @@ impl PostgresStore {
         let (events, mut tasks) = events::start(pool.clone(), config, EVENT_CAPACITY);
         let recorder = Arc::new(history::Recorder::default());
         tasks.push(history::start(recorder.clone(), pool.clone()));
+        tasks.push(counts::start(pool.clone()));
         Ok(PostgresStore {
             inner: Arc::new(Inner {
                 pool,
@@ -308,7 +310,7 @@ impl Store for PostgresStore {
     }
 
     async fn stats(&self) -> Result<Stats, StoreError> {
-        read::stats(&self.client().await?).await
+        counts::read(&self.client().await?).await
     }
 
     async fn throughput(

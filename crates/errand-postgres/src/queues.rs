@@ -3,7 +3,7 @@
 
 use crate::events::Changes;
 use crate::rows::{db_error, optional_time, sql_time};
-use crate::{audit, read};
+use crate::{audit, counts};
 use deadpool_postgres::Client;
 use errand_core::audit::{AuditActor, NewAuditEntry};
 use errand_core::store::OLDEST_AVAILABLE_SQL;
@@ -62,7 +62,7 @@ pub(crate) async fn set_paused(
 
 /// Every queue with jobs or a pause record.
 pub(crate) async fn list(client: &Client) -> Result<Vec<QueueInfo>, StoreError> {
-    let stats = read::stats(client).await?;
+    let stats = counts::read(client).await?;
     let stmt = client
         .prepare_cached("SELECT name, paused FROM queues")
         .await

@@ -2,10 +2,10 @@
 
 use crate::rows::{
     JOB_COLUMNS, LIST_COLUMNS, LIST_SIZES, Listing, by_id, db_error, job_from_row,
-    listed_job_from_row, parse_state, sql_time,
+    listed_job_from_row, sql_time,
 };
 use deadpool_postgres::Client;
-use errand_core::store::{LIST_VALUE_CAP, ListFilter, SCAN_LIMIT, Stats};
+use errand_core::store::{LIST_VALUE_CAP, ListFilter, SCAN_LIMIT};
 use errand_core::{Job, JobId, StoreError};
 use std::time::SystemTime;
 
@@ -98,18 +98,4 @@ pub(crate) async fn scan_floor(
     let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
     let row = client.query_opt(&stmt, &params).await.map_err(db_error)?;
     Ok(row.map(|r| r.get(0)))
-}
-
-/// Job counts by queue, kind and state.
-pub(crate) async fn stats(client: &Client) -> Result<Stats, StoreError> {
-    let stmt = client
-        .prepare_cached("SELECT queue, kind, state, COUNT(*) FROM jobs GROUP BY queue, kind, state")
-        .await
-        .map_err(db_error)?;
-    let mut stats = Stats::default();
-    for row in client.query(&stmt, &[]).await.map_err(db_error)? {
-        let n: i64 = row.get(3);
-        stats.add(row.get(0), row.get(1), parse_state(row.get(2))?, n as u64);
-    }
-    Ok(stats)
 }

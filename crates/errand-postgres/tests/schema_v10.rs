@@ -64,6 +64,15 @@ async fn a_v9_database_upgrades_and_its_running_job_keeps_its_lease() {
         store.schema_version().await.unwrap(),
         errand_postgres::SCHEMA_VERSION
     );
+    assert_eq!(
+        store
+            .stats()
+            .await
+            .unwrap()
+            .of_kind("old", JobState::Running),
+        1,
+        "the stored counts start from the jobs there (migration 18)"
+    );
     let old = store.get(id).await.unwrap().unwrap();
     assert_eq!(
         (old.attempt, old.max_attempts),

@@ -115,8 +115,6 @@ pub(crate) struct App {
     /// The CSRF token `GET /v1/session` gives with auth off (not checked:
     /// there is no session; the cross-site rule protects such a server).
     local_csrf: String,
-    /// The dashboard's last job counts.
-    counts: dashboard::counts::Counts,
 }
 
 /// The handlers' view of [`App`].
@@ -195,7 +193,6 @@ pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
         known_events,
         openapi,
         local_csrf: format!("{:032x}", fastrand::u128(..)),
-        counts: Default::default(),
         config,
     });
     // Auth runs once routing has matched, so it knows the route's template.

@@ -285,6 +285,10 @@ fn apply(
     if changed == 0 {
         return Ok(false);
     }
+    match action.to_state() {
+        Some(to) => events.counts.moved(&job.queue, &job.kind, job.state, to),
+        None => events.counts.add(&job.queue, &job.kind, job.state, -1),
+    }
     match action {
         BulkAction::Retry | BulkAction::RunNow => {
             events.enqueued.insert(job.queue.clone());

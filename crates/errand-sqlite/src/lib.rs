@@ -9,6 +9,7 @@
 mod audit;
 mod batches;
 mod bulk;
+mod counts;
 mod events;
 mod history;
 mod limits;
@@ -303,7 +304,7 @@ impl Store for SqliteStore {
             .writer
             .submit(move |conn, events| {
                 let now = clock.now();
-                let claimed = ops::claim(conn, &req, now)?;
+                let claimed = ops::claim(conn, events, &req, now)?;
                 events.history.claimed(now, &claimed.jobs);
                 Ok(claimed)
             })
@@ -356,7 +357,7 @@ impl Store for SqliteStore {
     }
 
     async fn stats(&self) -> Result<Stats, StoreError> {
-        self.inner.readers.read(read::stats).await
+        self.inner.readers.read(counts::read).await
     }
 
     async fn throughput(
@@ -417,7 +418,7 @@ impl Store for SqliteStore {
         let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, _| ops::prune(conn, &retention, clock.now()))
+            .submit(move |conn, events| ops::prune(conn, events, &retention, clock.now()))
             .await
     }
 

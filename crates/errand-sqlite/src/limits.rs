@@ -15,22 +15,25 @@
 
 use crate::ops::{START, due_jobs, in_claim_order};
 use crate::rows::{
-    JOB_COLUMNS, after, collect_jobs, db_error, duration_micros, from_micros, micros, to_json,
+    JOB_COLUMNS, after, collect_jobs, db_error, duration_micros, from_micros, micros, parse_state,
+    to_json,
 };
+use crate::writer::Events;
 use errand_core::store::{CLAIM_ORDER, ClaimRequest, Claimed, Held};
-use errand_core::{JobId, KindLimit, Rate, StoreError};
+use errand_core::{JobId, JobState, KindLimit, Rate, StoreError};
 use jiff::Timestamp;
 use rusqlite::{Connection, named_params};
 
 /// A due job found for the claim: its claim order (the columns of
-/// [`CLAIM_ORDER`]), then which limited kind (index into the limited list)
-/// it counts against, if any.
-type Candidate = (i16, i64, JobId, Option<usize>);
+/// [`CLAIM_ORDER`]), which limited kind (index into the limited list) it
+/// counts against, if any, then its state and kind (for the job counts).
+pub(crate) type Candidate = (i16, i64, JobId, Option<usize>, String, String);
 
 /// Takes up to `req.limit` due jobs without letting any kind in `limited`
 /// exceed its limits; says when a limit held due jobs back.
 pub(crate) fn claim(
     conn: &Connection,
+    events: &mut Events,
     req: &ClaimRequest,
     limited: &[(&str, KindLimit)],
     now: Timestamp,
@@ -76,7 +79,7 @@ pub(crate) fn claim(
     }
     candidates.sort_unstable();
     candidates.truncate(req.limit as usize);
-    let jobs = start(conn, req, now, &candidates)?;
+    let jobs = start(conn, events, req, now, &candidates)?;
     let mut held: Option<Held> = None;
     for (i, ((kind, limit), (usage, room, more))) in limited.iter().zip(usages).enumerate() {
         let taken = candidates.iter().filter(|c| c.3 == Some(i)).count() as u64;
@@ -104,7 +107,7 @@ pub(crate) fn claim(
 /// Due jobs of the request's queue in claim order, at most `limit`: of the
 /// JSON array `kinds` (any when NULL), none of the JSON array `exclude`;
 /// each tagged with `tag`.
-fn due(
+pub(crate) fn due(
     conn: &Connection,
     req: &ClaimRequest,
     now: Timestamp,
@@ -115,7 +118,7 @@ fn due(
 ) -> Result<Vec<Candidate>, StoreError> {
     let mut stmt = conn
         .prepare_cached(&due_jobs(
-            CLAIM_ORDER,
+            &format!("{CLAIM_ORDER}, state, kind"),
             "AND (:exclude IS NULL OR kind NOT IN (SELECT value FROM json_each(:exclude)))",
         ))
         .map_err(db_error)?;
@@ -127,15 +130,16 @@ fn due(
             ":exclude": exclude,
             ":limit": i64::try_from(limit).unwrap_or(i64::MAX),
         },
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, tag)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, tag, r.get(3)?, r.get(4)?)),
     )
     .and_then(|rows| rows.collect())
     .map_err(db_error)
 }
 
 /// Makes the chosen candidates running under the request's lease.
-fn start(
+pub(crate) fn start(
     conn: &Connection,
+    events: &mut Events,
     req: &ClaimRequest,
     now: Timestamp,
     chosen: &[Candidate],
@@ -149,7 +153,7 @@ fn start(
             "{START} WHERE id IN (SELECT value FROM json_each(:ids)) RETURNING {JOB_COLUMNS}"
         ))
         .map_err(db_error)?;
-    collect_jobs(
+    let jobs = collect_jobs(
         stmt.query(named_params! {
             ":now": micros(now),
             ":lease": micros(after(now, req.lease)),
@@ -157,7 +161,14 @@ fn start(
             ":ids": to_json(&ids),
         })
         .map_err(db_error)?,
-    )
+    )?;
+    // Chosen in this transaction, so every one was started.
+    for (_, _, _, _, state, kind) in chosen {
+        events
+            .counts
+            .moved(&req.queue, kind, parse_state(state)?, JobState::Running);
+    }
+    Ok(jobs)
 }
 
 /// Logs `n` starts of `kind` now, for its rate window: adds them to the

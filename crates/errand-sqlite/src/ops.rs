@@ -17,7 +17,7 @@ use errand_core::{
     Retention, StoreError, Transition,
 };
 use jiff::Timestamp;
-use rusqlite::{CachedStatement, Connection, ErrorCode, OptionalExtension, named_params};
+use rusqlite::{CachedStatement, Connection, ErrorCode, OptionalExtension};
 use std::time::Duration;
 
 /// Inserts `jobs`; a live job with the same kind and unique key is
@@ -119,6 +119,7 @@ impl<'c> Inserter<'c> {
             events
                 .history
                 .count(now, &job.kind, &job.queue, Counter::Enqueued);
+            events.counts.add(&job.queue, &job.kind, state, 1);
             if state == JobState::Available {
                 events.enqueued.insert(job.queue.clone());
             }
@@ -236,31 +237,18 @@ pub(crate) fn due_jobs(columns: &str, extra: &str) -> String {
 /// the slower path in [`crate::limits`].
 pub(crate) fn claim(
     conn: &Connection,
+    events: &mut Events,
     req: &ClaimRequest,
     now: Timestamp,
 ) -> Result<Claimed, StoreError> {
     let limited = req.limited_kinds();
     if !limited.is_empty() {
-        return limits::claim(conn, req, &limited, now);
+        return limits::claim(conn, events, req, &limited, now);
     }
+    // Chosen, then started: the job counts need each job's state before.
     let kinds = (!req.kinds.is_empty()).then(|| to_json(&req.kinds));
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "{START} WHERE id IN ({}) RETURNING {JOB_COLUMNS}",
-            due_jobs("id", "")
-        ))
-        .map_err(db_error)?;
-    let jobs = collect_jobs(
-        stmt.query(named_params! {
-            ":now": micros(now),
-            ":lease": micros(after(now, req.lease)),
-            ":worker": &req.worker,
-            ":queue": &req.queue,
-            ":kinds": kinds,
-            ":limit": req.limit,
-        })
-        .map_err(db_error)?,
-    )?;
+    let chosen = limits::due(conn, req, now, kinds, None, req.limit.into(), None)?;
+    let jobs = limits::start(conn, events, req, now, &chosen)?;
     Ok(Claimed {
         jobs: in_claim_order(jobs),
         held: None,
@@ -472,6 +460,9 @@ fn end_attempt(
     if changed == 0 {
         return Ok(false);
     }
+    events
+        .counts
+        .moved(&running.queue, &running.kind, JobState::Running, t.state);
     let started = running.started_at.map(from_micros).transpose()?;
     events
         .history
@@ -556,6 +547,7 @@ pub(crate) fn cancel(
         now,
     )?;
     events.finished.push(job.id);
+    events.counts.moved(&job.queue, &job.kind, from, job.state);
     events
         .history
         .count(now, &job.kind, &job.queue, Counter::Cancelled);
@@ -588,6 +580,7 @@ pub(crate) fn retry(
         now,
     )?;
     events.enqueued.insert(job.queue.clone());
+    events.counts.moved(&job.queue, &job.kind, from, job.state);
     let entry = NewAuditEntry::job(actor, AuditAction::JobRetry, id, from, job.state);
     audit::record(conn, &entry, now)?;
     Ok(job)
@@ -599,18 +592,33 @@ pub(crate) fn promote_due(
     events: &mut Events,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "UPDATE jobs INDEXED BY jobs_due SET state = 'available' \
-             WHERE state IN ('scheduled', 'retryable') AND run_at <= ?1 RETURNING queue",
-        )
-        .map_err(db_error)?;
-    let queues = stmt
-        .query_map([micros(now)], |r| r.get::<_, String>(0))
-        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-        .map_err(db_error)?;
-    let promoted = queues.len() as u64;
-    events.enqueued.extend(queues);
+    let mut promoted = 0;
+    // One statement per state, so each promoted job's count moves from
+    // the state it had (RETURNING sees only the new row); the IN repeats
+    // the partial index's condition, which SQLite matches only verbatim.
+    for from in [JobState::Scheduled, JobState::Retryable] {
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "UPDATE jobs INDEXED BY jobs_due SET state = 'available' \
+                 WHERE state IN ('scheduled', 'retryable') AND state = '{}' AND run_at <= ?1 \
+                 RETURNING queue, kind",
+                from.as_str()
+            ))
+            .map_err(db_error)?;
+        let moved = stmt
+            .query_map([micros(now)], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(db_error)?;
+        promoted += moved.len() as u64;
+        for (queue, kind) in moved {
+            events
+                .counts
+                .moved(&queue, &kind, from, JobState::Available);
+            events.enqueued.insert(queue);
+        }
+    }
     Ok(promoted)
 }
 
@@ -619,19 +627,27 @@ pub(crate) fn promote_due(
 /// three, and audit entries older than theirs; answers how many jobs.
 pub(crate) fn prune(
     conn: &Connection,
+    events: &mut Events,
     retention: &Retention,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
     let now = micros(now);
     let mut stmt = conn
         .prepare_cached(
-            "DELETE FROM jobs WHERE state = ?1 AND finished_at IS NOT NULL AND finished_at < ?2",
+            "DELETE FROM jobs WHERE state = ?1 AND finished_at IS NOT NULL AND finished_at < ?2 \
+             RETURNING queue, kind",
         )
         .map_err(db_error)?;
     let mut deleted = 0;
     for (state, keep) in retention.by_state() {
         let cutoff = now.saturating_sub(duration_micros(keep));
-        deleted += stmt.execute((state.as_str(), cutoff)).map_err(db_error)? as u64;
+        let mut rows = stmt.query((state.as_str(), cutoff)).map_err(db_error)?;
+        while let Some(row) = rows.next().map_err(db_error)? {
+            let queue: String = row.get(0).map_err(db_error)?;
+            let kind: String = row.get(1).map_err(db_error)?;
+            events.counts.add(&queue, &kind, state, -1);
+            deleted += 1;
+        }
     }
     let cutoff = now.saturating_sub(duration_micros(retention.longest()));
     events::prune(conn, cutoff)?;
@@ -641,5 +657,6 @@ pub(crate) fn prune(
     bulk::prune(conn, cutoff)?;
     let history_cutoff = now.saturating_sub(duration_micros(retention.history)) / 1_000_000;
     crate::history::prune(conn, history_cutoff)?;
+    crate::counts::forget_zeros(conn)?;
     Ok(deleted)
 }

@@ -3,7 +3,7 @@
 
 use crate::rows::{db_error, from_micros, micros};
 use crate::writer::Events;
-use crate::{audit, read};
+use crate::{audit, counts};
 use errand_core::audit::{AuditActor, NewAuditEntry};
 use errand_core::store::OLDEST_AVAILABLE_SQL;
 use errand_core::{QueueInfo, StoreError};
@@ -44,7 +44,7 @@ pub(crate) fn set_paused(
 
 /// Every queue with jobs or a pause record.
 pub(crate) fn list(conn: &Connection) -> Result<Vec<QueueInfo>, StoreError> {
-    let stats = read::stats(conn)?;
+    let stats = counts::read(conn)?;
     let mut stmt = conn
         .prepare_cached("SELECT name, paused FROM queues")
         .map_err(db_error)?;

@@ -1,11 +1,10 @@
-//! Reads (`get`, `list`, `stats`) on a small pool of read-only connections,
+//! Reads (`get`, `list`; `stats` is [`crate::counts`]) on a small pool of read-only connections,
 //! run on tokio's blocking threads so they never wait for the writer.
 
 use crate::rows::{
     JOB_COLUMNS, LIST_COLUMNS, collect_jobs, collect_with, db_error, listed_job_from_row, micros,
-    parse_state,
 };
-use errand_core::store::{LIST_VALUE_CAP, ListFilter, SCAN_LIMIT, Stats};
+use errand_core::store::{LIST_VALUE_CAP, ListFilter, SCAN_LIMIT};
 use errand_core::{Job, JobId, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
@@ -207,21 +206,4 @@ pub(crate) fn scan_floor(
         Some(row) => Ok(Some(row.get(0).map_err(db_error)?)),
         None => Ok(None),
     }
-}
-
-/// Job counts by queue, kind and state.
-pub(crate) fn stats(conn: &Connection) -> Result<Stats, StoreError> {
-    let mut stmt = conn
-        .prepare_cached("SELECT queue, kind, state, COUNT(*) FROM jobs GROUP BY queue, kind, state")
-        .map_err(db_error)?;
-    let mut rows = stmt.query([]).map_err(db_error)?;
-    let mut stats = Stats::default();
-    while let Some(row) = rows.next().map_err(db_error)? {
-        let queue: String = row.get(0).map_err(db_error)?;
-        let kind: String = row.get(1).map_err(db_error)?;
-        let state: String = row.get(2).map_err(db_error)?;
-        let n: i64 = row.get(3).map_err(db_error)?;
-        stats.add(&queue, &kind, parse_state(&state)?, n as u64);
-    }
-    Ok(stats)
 }

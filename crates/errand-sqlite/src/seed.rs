@@ -49,12 +49,16 @@ pub fn fill_mixed(path: &Path, kind: &str, count: u64) -> Result<u64, StoreError
 }
 
 /// Runs `sql`, an INSERT that numbers `count` rows `i` (`?2`) through the
-/// recursive table `n`, with `?1` the kind and `?3` now in microseconds.
+/// recursive table `n`, with `?1` the kind and `?3` now in microseconds;
+/// then counts the jobs afresh, as the store keeps them.
 fn insert_numbered(path: &Path, kind: &str, count: u64, sql: &str) -> Result<u64, StoreError> {
-    let conn = Connection::open(path).map_err(db_error)?;
+    let mut conn = Connection::open(path).map_err(db_error)?;
+    let tx = conn.transaction().map_err(db_error)?;
     let now = micros(jiff::Timestamp::now());
-    let added = conn
+    let added = tx
         .execute(sql, (kind, i64::try_from(count).unwrap_or(i64::MAX), now))
         .map_err(db_error)?;
+    crate::counts::recount(&tx)?;
+    tx.commit().map_err(db_error)?;
     Ok(added as u64)
 }

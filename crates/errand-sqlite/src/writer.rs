@@ -6,8 +6,10 @@
 //! carried in memory and written by the first group commit at least
 //! [`HISTORY_EVERY`] after the previous write (or one that asks for it),
 //! just before its COMMIT: a busy writer pays those upserts about once a
-//! second instead of once per commit.
+//! second instead of once per commit. The job counts operations change
+//! ([`crate::counts`]) are written by every commit, exact.
 
+use crate::counts::Changes;
 use crate::rows::db_error;
 use errand_core::history::Pending as PendingHistory;
 use errand_core::load::{CommitTimes, StoreLoad};
@@ -39,6 +41,8 @@ pub(crate) struct Events {
     /// Set by an operation that wants the carried counts written by its
     /// own commit ([`crate::SqliteStore`]'s `flush_history`).
     pub flush_history: bool,
+    /// Job count changes, written by the commit that makes them.
+    pub counts: Changes,
 }
 
 impl Events {
@@ -47,6 +51,7 @@ impl Events {
         self.finished.extend(other.finished);
         self.history.absorb(other.history);
         self.flush_history |= other.flush_history;
+        self.counts.absorb(other.counts);
     }
 
     fn publish(self, tx: &broadcast::Sender<StoreEvent>) {
@@ -309,7 +314,11 @@ fn run_batch(
         ran = write_history(conn, &mut all);
         carried = Some(rows);
     }
-    let result = ran.and_then(|()| exec(conn, "COMMIT"));
+    // The job counts are exact: written with the changes they count, and
+    // the batch fails if they cannot be.
+    let result = ran
+        .and_then(|()| done.counts.write(conn))
+        .and_then(|()| exec(conn, "COMMIT"));
     match (&result, carried) {
         (Ok(()), Some(_)) => carry.written = Instant::now(),
         // Not due: this batch's counts wait for a later write.

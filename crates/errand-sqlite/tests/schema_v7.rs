@@ -52,6 +52,15 @@ async fn a_v6_file_upgrades_and_its_running_job_keeps_its_lease() {
         store.schema_version().await.unwrap(),
         errand_sqlite::SCHEMA_VERSION
     );
+    assert_eq!(
+        store
+            .stats()
+            .await
+            .unwrap()
+            .of_kind("old", JobState::Running),
+        1,
+        "the stored counts start from the jobs there (migration 15)"
+    );
     let old = store.get(1).await.unwrap().unwrap();
     assert_eq!(
         (old.attempt, old.max_attempts),

@@ -8,7 +8,6 @@
 //! See docs/decisions/0026-dashboard.md.
 
 pub(crate) mod chart;
-pub(crate) mod counts;
 pub(crate) mod html;
 mod pages;
 

@@ -96,9 +96,9 @@ async fn history(
 /// `GET /`: counts by state, queues with depth and wait, nodes, breakers
 /// and the throughput and wait charts; the `live` section refreshes itself.
 pub(crate) async fn overview(State(app): State<Shared>, viewer: Viewer) -> PageResult {
-    // The queues hold every job's count: summing them saves a second
-    // count of the table (`stats` scans it as `queues` does).
-    let queues = super::counts::queues(&app).await?;
+    // The queues hold every job's count: summing them saves reading the
+    // stored counts twice.
+    let queues = app.store.queues().await?;
     let mut totals = std::collections::BTreeMap::<JobState, u64>::new();
     for q in queues.iter() {
         for (state, n) in &q.counts {
@@ -488,7 +488,7 @@ fn job_data(job: &Job) -> String {
 
 /// `GET /queues`: each queue's jobs by state, its wait and pause button.
 pub(crate) async fn queues(State(app): State<Shared>, viewer: Viewer) -> PageResult {
-    let queues = super::counts::queues(&app).await?;
+    let queues = app.store.queues().await?;
     let now = app.store.clock().now();
     let mut rows = Vec::new();
     for q in queues.iter() {
@@ -545,7 +545,7 @@ pub(crate) async fn queues(State(app): State<Shared>, viewer: Viewer) -> PageRes
 /// `GET /kinds`: each configured kind's policy and limits, with its jobs
 /// running and waiting now.
 pub(crate) async fn kinds(State(app): State<Shared>, viewer: Viewer) -> PageResult {
-    let stats = super::counts::stats(&app).await?;
+    let stats = app.store.stats().await?;
     let mut rows = Vec::new();
     for (name, policy) in app.config.catalog.kinds() {
         let running = stats.of_kind(name, JobState::Running);
