@@ -135,6 +135,13 @@ impl Store for WriteTracked {
         self.inner.list(filter).await
     }
 
+    async fn list_counts(
+        &self,
+        filter: &ListFilter,
+    ) -> Result<crate::store::ListCounts, StoreError> {
+        self.inner.list_counts(filter).await
+    }
+
     async fn scan_floor(&self, filter: &ListFilter) -> Result<Option<JobId>, StoreError> {
         self.inner.scan_floor(filter).await
     }

@@ -273,6 +273,79 @@ impl Stats {
     }
 }
 
+/// What the stored job counts say about a listing's state, kind and queue
+/// filters, read by the engines before they list so the plan fits the
+/// data: an SQL planner without statistics (SQLite) or with independent
+/// ones (PostgreSQL) cannot know that, say, a queue has no available jobs
+/// of a kind, and walks the whole table in id order looking for them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListCounts {
+    /// Jobs the state, kind and queue filters match together.
+    pub matching: u64,
+    /// Jobs in the filter's state alone, when it names one.
+    pub state: Option<u64>,
+    /// Jobs of the filter's kind alone, when it names one.
+    pub kind: Option<u64>,
+    /// Jobs in the filter's queue alone, when it names one.
+    pub queue: Option<u64>,
+    /// Every job.
+    pub total: u64,
+}
+
+/// One of a listing's indexed filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListColumn {
+    /// `state`.
+    State,
+    /// `kind`.
+    Kind,
+    /// `queue`.
+    Queue,
+}
+
+impl ListColumn {
+    /// The column's name in SQL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListColumn::State => "state",
+            ListColumn::Kind => "kind",
+            ListColumn::Queue => "queue",
+        }
+    }
+}
+
+impl ListCounts {
+    /// True when the filters name a state, kind or queue and no job
+    /// matches them: the listing is empty without reading a row.
+    pub fn none_match(&self) -> bool {
+        self.matching == 0 && (self.state.is_some() || self.kind.is_some() || self.queue.is_some())
+    }
+
+    /// With two or more of the filters given, the one that alone matches
+    /// the fewest jobs: walking its index in id order reads the fewest rows.
+    pub fn narrowest(&self) -> Option<ListColumn> {
+        let given = [
+            (ListColumn::State, self.state),
+            (ListColumn::Kind, self.kind),
+            (ListColumn::Queue, self.queue),
+        ]
+        .into_iter()
+        .filter_map(|(column, n)| n.map(|n| (n, column)))
+        .collect::<Vec<_>>();
+        (given.len() >= 2)
+            .then(|| given.iter().min_by_key(|(n, _)| *n).map(|(_, c)| *c))
+            .flatten()
+    }
+
+    /// True when the matches are so few that walking every job newest
+    /// first until `wanted` match (about `wanted × total ÷ matching` rows)
+    /// would read more rows than finding all the matches by their filters
+    /// and sorting them.
+    pub fn sparse(&self, wanted: u64) -> bool {
+        self.matching.saturating_mul(self.matching) < wanted.saturating_mul(self.total)
+    }
+}
+
 /// One queue: whether it is paused and its jobs by state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -396,6 +469,11 @@ pub trait Store: Send + Sync + 'static {
     /// over [`LIST_VALUE_CAP`] is never loaded: it reads as `null` (errors
     /// as empty) and its size is in [`Job::omitted`]; smaller ones are whole.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, StoreError>;
+
+    /// The stored counts for `filter`'s state, kind and queue (exact, read
+    /// without touching the jobs table): how many jobs a bulk action on
+    /// the filter would examine, before its scanned filters.
+    async fn list_counts(&self, filter: &ListFilter) -> Result<ListCounts, StoreError>;
 
     /// For a filter with a scanned part ([`ListFilter::is_scanned`]): the
     /// lowest id among the [`SCAN_LIMIT`] rows a [`Store::list`] of it
@@ -635,5 +713,61 @@ pub trait Store: Send + Sync + 'static {
     /// of it; [`crate::health::WriteTracked`] keeps it.
     fn write_health(&self) -> crate::health::WriteHealth {
         crate::health::WriteHealth::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ListColumn, ListCounts};
+
+    #[test]
+    fn a_listing_plan_follows_the_counts() {
+        let counts = ListCounts {
+            matching: 0,
+            state: Some(100_000),
+            kind: Some(1_000_000),
+            queue: Some(250_000),
+            total: 1_000_000,
+        };
+        assert!(counts.none_match());
+        assert_eq!(counts.narrowest(), Some(ListColumn::State));
+        let unfiltered = ListCounts {
+            matching: 0,
+            total: 0,
+            ..ListCounts::default()
+        };
+        assert!(
+            !unfiltered.none_match(),
+            "an empty store lists nothing anyway"
+        );
+        let one = ListCounts {
+            matching: 10,
+            kind: Some(10),
+            total: 1_000_000,
+            ..ListCounts::default()
+        };
+        assert_eq!(one.narrowest(), None, "one filter: its own index");
+        // 51 wanted of a million: about 7,100 matches is where walking in id
+        // order starts to pay.
+        assert!(one.sparse(51));
+        let dense = ListCounts {
+            matching: 700_000,
+            ..one
+        };
+        assert!(!dense.sparse(51));
+        assert!(
+            ListCounts {
+                matching: 7_000,
+                ..one
+            }
+            .sparse(51)
+        );
+        assert!(
+            !ListCounts {
+                matching: 8_000,
+                ..one
+            }
+            .sparse(51)
+        );
     }
 }

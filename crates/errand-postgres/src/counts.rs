@@ -8,7 +8,7 @@
 use crate::rows::{db_error, parse_state, pool_error};
 use deadpool_postgres::{GenericClient, Pool};
 use errand_core::StoreError;
-use errand_core::store::Stats;
+use errand_core::store::{ListCounts, ListFilter, Stats};
 use std::time::Duration;
 
 /// How often the appended changes are folded in.
@@ -31,6 +31,42 @@ pub(crate) async fn read(client: &impl GenericClient) -> Result<Stats, StoreErro
         stats.add(row.get(0), row.get(1), parse_state(row.get(2))?, n as u64);
     }
     Ok(stats)
+}
+
+/// The counts a listing of `filter` is planned by.
+pub(crate) async fn for_listing(
+    client: &impl GenericClient,
+    filter: &ListFilter,
+) -> Result<ListCounts, StoreError> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT \
+                 COALESCE(sum(n) FILTER (WHERE ($1::text IS NULL OR state = $1) \
+                     AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR queue = $3)), 0)::bigint, \
+                 COALESCE(sum(n) FILTER (WHERE state = $1), 0)::bigint, \
+                 COALESCE(sum(n) FILTER (WHERE kind = $2), 0)::bigint, \
+                 COALESCE(sum(n) FILTER (WHERE queue = $3), 0)::bigint, \
+                 COALESCE(sum(n), 0)::bigint \
+             FROM ( \
+                 SELECT queue, kind, state, n FROM job_counts \
+                 UNION ALL SELECT queue, kind, state, n FROM job_count_deltas \
+             ) c",
+        )
+        .await
+        .map_err(db_error)?;
+    let state = filter.state.map(|s| s.as_str());
+    let row = client
+        .query_one(&stmt, &[&state, &filter.kind, &filter.queue])
+        .await
+        .map_err(db_error)?;
+    let n = |i: usize| row.get::<_, i64>(i).max(0) as u64;
+    Ok(ListCounts {
+        matching: n(0),
+        state: state.map(|_| n(1)),
+        kind: filter.kind.as_ref().map(|_| n(2)),
+        queue: filter.queue.as_ref().map(|_| n(3)),
+        total: n(4),
+    })
 }
 
 /// Moves the appended changes into `job_counts` and forgets counts that

@@ -48,7 +48,7 @@ use errand_core::event::{Event, EventFilter, EventId, NewEvent, Published};
 use errand_core::history::{ThroughputBucket, ThroughputQuery, Total};
 use errand_core::load::{CommitTimes, StoreLoad};
 use errand_core::session::{NewSession, Session};
-use errand_core::store::{ClaimRequest, Claimed, Finish, ListFilter, Stats};
+use errand_core::store::{ClaimRequest, Claimed, Finish, ListCounts, ListFilter, Stats};
 use errand_core::{
     Clock, Enqueued, Job, JobId, Lease, NewJob, NodeInfo, ProgressUpdate, QueueInfo, Retention,
     Store, StoreError, StoreEvent,
@@ -260,6 +260,10 @@ impl Store for PostgresStore {
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, StoreError> {
         read::list(&self.client().await?, filter).await
+    }
+
+    async fn list_counts(&self, filter: &ListFilter) -> Result<ListCounts, StoreError> {
+        counts::for_listing(&self.client().await?, filter).await
     }
 
     async fn scan_floor(&self, filter: &ListFilter) -> Result<Option<JobId>, StoreError> {

@@ -41,8 +41,8 @@ impl<'a> Values<'a> {
     /// The filters as a [`Listing`]: indexed ones, then scanned ones.
     pub(crate) fn listing(&self) -> Listing<'_> {
         let mut listing = Listing::default();
-        if let Some(state) = &self.state {
-            listing.filter("state =", state);
+        if let Some(state) = self.state {
+            listing.constant(format!("state = '{state}'"));
         }
         if let Some(kind) = &self.filter.kind {
             listing.filter("kind =", kind);
@@ -76,10 +76,21 @@ impl<'a> Values<'a> {
 /// filters are checked on the newest [`SCAN_LIMIT`] rows that pass the
 /// indexed ones.
 pub(crate) async fn list(client: &Client, filter: &ListFilter) -> Result<Vec<Job>, StoreError> {
+    let counts = crate::counts::for_listing(client, filter).await?;
+    if counts.none_match() {
+        return Ok(Vec::new());
+    }
     let values = Values::of(filter);
-    let (page, params) = values
-        .listing()
-        .newest_first("*", "jobs", &values.limit, SCAN_LIMIT);
+    let mut listing = values.listing();
+    let wanted = if listing.scans() {
+        SCAN_LIMIT
+    } else {
+        filter.limit
+    };
+    if counts.sparse(wanted.into()) {
+        listing.sort_matches();
+    }
+    let (page, params) = listing.newest_first("*", "jobs", &values.limit, SCAN_LIMIT);
     let columns = LIST_COLUMNS.replace("{cap}", &LIST_VALUE_CAP.to_string());
     let sql = format!("SELECT {columns} FROM ({page}) page, {LIST_SIZES} ORDER BY page.id DESC");
     let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;

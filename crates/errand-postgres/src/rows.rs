@@ -247,9 +247,32 @@ pub(crate) struct Listing<'a> {
     /// Conditions checked only on the newest rows passing `conditions`.
     scanned: Vec<String>,
     params: Vec<&'a (dyn ToSql + Sync)>,
+    /// Find every row passing `conditions`, then sort them (see
+    /// [`Listing::sort_matches`]).
+    sorted: bool,
 }
 
 impl<'a> Listing<'a> {
+    /// Adds a condition with no parameter, such as `state = 'failed'`: a
+    /// literal lets the planner match the partial indexes whatever plan it
+    /// caches. Only for values from a closed set, never a caller's text.
+    pub(crate) fn constant(&mut self, condition: String) {
+        self.conditions.push(condition);
+    }
+
+    /// Asks [`Listing::newest_first`] to find the rows passing the
+    /// conditions by their indexes and sort them, rather than walk the
+    /// table newest first until enough pass: the better plan when few
+    /// rows match ([`errand_core::store::ListCounts::sparse`]), which the
+    /// planner cannot tell from its statistics.
+    pub(crate) fn sort_matches(&mut self) {
+        self.sorted = true;
+    }
+
+    /// True when some conditions are checked only on the newest rows.
+    pub(crate) fn scans(&self) -> bool {
+        !self.scanned.is_empty()
+    }
     /// Adds `condition $n` (e.g. `"kind ="`) with `value` as its parameter.
     pub(crate) fn filter(&mut self, condition: &str, value: &'a (dyn ToSql + Sync)) {
         self.params.push(value);
@@ -292,17 +315,21 @@ impl<'a> Listing<'a> {
         scan: u32,
     ) -> (String, Vec<&'a (dyn ToSql + Sync)>) {
         let wher = Self::wher(&self.conditions);
+        // `id + 0` is the same order, but no index yields it: the planner
+        // must find the matching rows by their conditions, then sort.
+        let order = if self.sorted { "id + 0" } else { "id" };
         let source = if self.scanned.is_empty() {
             format!("{table} {wher}")
         } else {
             format!(
-                "(SELECT * FROM {table} {wher} ORDER BY id DESC LIMIT {scan}) {table} {}",
+                "(SELECT * FROM {table} {wher} ORDER BY {order} DESC LIMIT {scan}) {table} {}",
                 Self::wher(&self.scanned)
             )
         };
+        let order = if self.scanned.is_empty() { order } else { "id" };
         self.params.push(limit);
         let sql = format!(
-            "SELECT {columns} FROM {source} ORDER BY id DESC LIMIT ${}",
+            "SELECT {columns} FROM {source} ORDER BY {order} DESC LIMIT ${}",
             self.params.len()
         );
         (sql, self.params)

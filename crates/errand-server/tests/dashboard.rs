@@ -331,3 +331,37 @@ async fn live_pages_show_each_change_at_once() {
     let (_, _, _, _, body) = page(&server, "/queues", None).await;
     assert!(body.contains("paused"), "the pause is shown");
 }
+
+/// The Jobs page says how many jobs its filter matches, from the stored
+/// counts (an upper bound with a scanned filter), and the bulk bar carries
+/// it for the confirmation.
+#[tokio::test]
+async fn the_jobs_page_counts_what_its_filter_matches() {
+    let server = Server::start().await;
+    for _ in 0..3 {
+        server.enqueue_empty("resize").await;
+    }
+    server.enqueue_empty("send_email").await;
+    for (query, text, count) in [
+        ("/jobs?kind=resize", "3 jobs match.", "3"),
+        ("/jobs?kind=resize&state=available", "3 jobs match.", "3"),
+        ("/jobs?kind=resize&state=failed", "0 jobs match.", "0"),
+        ("/jobs", "4 jobs match.", "4"),
+        (
+            "/jobs?kind=resize&tag=photos",
+            "Up to 3 jobs match (before the tag, time and text filters).",
+            "up to 3",
+        ),
+    ] {
+        let (status, _, _, _, body) = page(&server, query, None).await;
+        assert_eq!(status, StatusCode::OK, "{query}");
+        assert!(
+            body.contains(&format!("<p data-matching>{text}</p>")),
+            "{query}: {body}"
+        );
+        assert!(
+            body.contains(&format!("data-count=\"{count}\"")),
+            "{query}: {body}"
+        );
+    }
+}

@@ -12,7 +12,7 @@
 //! docs/decisions/0028-stored-job-counts.md.
 
 use crate::rows::{db_error, parse_state};
-use errand_core::store::Stats;
+use errand_core::store::{ListCounts, ListFilter, Stats};
 use errand_core::{JobState, StoreError};
 use rusqlite::Connection;
 
@@ -101,6 +101,39 @@ pub(crate) fn read(conn: &Connection) -> Result<Stats, StoreError> {
         stats.add(&queue, &kind, parse_state(&state)?, n as u64);
     }
     Ok(stats)
+}
+
+/// The counts a listing of `filter` is planned by.
+pub(crate) fn for_listing(
+    conn: &Connection,
+    filter: &ListFilter,
+) -> Result<ListCounts, StoreError> {
+    let state = filter.state.map(|s| s.as_str());
+    let row: [i64; 5] = conn
+        .prepare_cached(
+            "SELECT \
+                 COALESCE(SUM(CASE WHEN (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2) \
+                     AND (?3 IS NULL OR queue = ?3) THEN n END), 0), \
+                 COALESCE(SUM(CASE WHEN state = ?1 THEN n END), 0), \
+                 COALESCE(SUM(CASE WHEN kind = ?2 THEN n END), 0), \
+                 COALESCE(SUM(CASE WHEN queue = ?3 THEN n END), 0), \
+                 COALESCE(SUM(n), 0) \
+             FROM job_counts",
+        )
+        .and_then(|mut st| {
+            st.query_row((state, &filter.kind, &filter.queue), |r| {
+                Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?])
+            })
+        })
+        .map_err(db_error)?;
+    let n = |i: usize| row[i].max(0) as u64;
+    Ok(ListCounts {
+        matching: n(0),
+        state: state.map(|_| n(1)),
+        kind: filter.kind.as_ref().map(|_| n(2)),
+        queue: filter.queue.as_ref().map(|_| n(3)),
+        total: n(4),
+    })
 }
 
 /// Counts every job afresh: for seeds, which write the jobs table directly.

@@ -42,7 +42,7 @@ use errand_core::event::{EventFilter, Published};
 use errand_core::history::{ThroughputBucket, ThroughputQuery, Total};
 use errand_core::load::StoreLoad;
 use errand_core::session::{NewSession, Session};
-use errand_core::store::{ClaimRequest, Claimed, Finish, ListFilter, Stats};
+use errand_core::store::{ClaimRequest, Claimed, Finish, ListCounts, ListFilter, Stats};
 use errand_core::{
     Batch, BatchId, Enqueued, Event, EventId, Job, JobId, Lease, NewBatch, NewEvent, NewJob,
     NodeInfo, ProgressUpdate, QueueInfo, Retention, Store, StoreError, StoreEvent,
@@ -286,6 +286,14 @@ impl Store for SqliteStore {
         self.inner
             .readers
             .read(move |conn| read::list(conn, &filter))
+            .await
+    }
+
+    async fn list_counts(&self, filter: &ListFilter) -> Result<ListCounts, StoreError> {
+        let filter = filter.clone();
+        self.inner
+            .readers
+            .read(move |conn| counts::for_listing(conn, &filter))
             .await
     }
 

@@ -154,6 +154,16 @@ impl Conditions {
 /// filters are checked on the newest [`SCAN_LIMIT`] rows that pass the
 /// indexed ones.
 pub(crate) fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<Job>, StoreError> {
+    let counts = crate::counts::for_listing(conn, filter)?;
+    if counts.none_match() {
+        return Ok(Vec::new());
+    }
+    // Every (column, id) index walks in id order; without statistics SQLite
+    // cannot tell which of several filters is narrowest, the counts can.
+    let table = match counts.narrowest() {
+        Some(column) => format!("jobs INDEXED BY jobs_{}_id", column.as_str()),
+        None => "jobs".to_string(),
+    };
     let Conditions {
         indexed,
         scanned,
@@ -161,10 +171,10 @@ pub(crate) fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<Job>, S
     } = Conditions::of(filter);
     let indexed = Conditions::wher(&indexed);
     let source = if scanned.is_empty() {
-        format!("jobs {indexed}")
+        format!("{table} {indexed}")
     } else {
         format!(
-            "(SELECT * FROM jobs {indexed} ORDER BY id DESC LIMIT {SCAN_LIMIT}) AS jobs {}",
+            "(SELECT * FROM {table} {indexed} ORDER BY id DESC LIMIT {SCAN_LIMIT}) AS jobs {}",
             Conditions::wher(&scanned)
         )
     };

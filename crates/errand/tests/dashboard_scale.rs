@@ -29,12 +29,17 @@ command = ["true"]
 "#;
 
 /// The pages a user opens, and the API reads the dashboard is made of.
+/// Each Jobs page also counts what its filter matches (the count a bulk
+/// action on it confirms). The seed's available jobs are all in queues q0
+/// and q2: the q0 listing finds 50,000 matches, the q1 one none.
 fn paths() -> Vec<String> {
     [
         "/",
         "/jobs",
         "/jobs?state=failed",
+        "/jobs?kind=seeded&queue=q0&state=available",
         "/jobs?kind=seeded&queue=q1&state=available",
+        "/jobs?queue=q1&state=failed&tag=t41",
         "/jobs?tag=t42",
         "/jobs?text=user4242%40",
         "/jobs/500000",

@@ -258,6 +258,23 @@ pub(crate) async fn jobs(
     // asks for confirmation, then shows the operation's progress.
     let mut whole = filter.clone();
     whole.before = None;
+    // From the stored counts: exact for state, kind and queue; an upper
+    // bound when tag, time or text filters narrow it further.
+    let counts = app.store.list_counts(&whole).await?;
+    let matching = if whole.state.is_some() || whole.kind.is_some() || whole.queue.is_some() {
+        counts.matching
+    } else {
+        counts.total
+    };
+    let (bound, matching_text) = if filter.is_scanned() {
+        (
+            "up to ",
+            format!("Up to {matching} jobs match (before the tag, time and text filters)."),
+        )
+    } else {
+        ("", format!("{matching} jobs match."))
+    };
+    let _ = write!(body, "<p data-matching>{}</p>", esc(&matching_text));
     let mut choices = String::new();
     for action in BulkAction::ALL {
         let _ = write!(
@@ -269,7 +286,8 @@ pub(crate) async fn jobs(
     }
     let _ = write!(
         body,
-        "<div class=\"bulk\" id=\"bulk\" role=\"region\" aria-label=\"Bulk actions\" data-filter=\"{}\">\
+        "<div class=\"bulk\" id=\"bulk\" role=\"region\" aria-label=\"Bulk actions\" data-filter=\"{}\" \
+         data-count=\"{bound}{matching}\">\
          <span data-selected>0 selected</span> \
          <label>Action <select data-bulk-action>{choices}</select></label> \
          <button type=\"button\" data-bulk=\"selected\">Apply to selected</button> \

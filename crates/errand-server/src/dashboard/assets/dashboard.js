@@ -120,7 +120,7 @@
         what = body.ids.length + " selected job(s)";
       } else {
         body.filter = JSON.parse(bar.dataset.filter);
-        what = "every job matching the filter";
+        what = "every job matching the filter (" + bar.dataset.count + " jobs)";
       }
       if (!window.confirm(action.replace("_", " ") + " " + what + "?")) return;
       const headers = { "Content-Type": "application/json" };
