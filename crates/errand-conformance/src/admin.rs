@@ -469,6 +469,10 @@ async fn list_scanned_filters_within_the_scan_window(store: Arc<dyn Store>) {
     // Indexed filters narrow the window itself: q2 has one job.
     assert_eq!(ids(&*store, tag("blue", Some("q2"))).await, [blue]);
     assert_eq!(store.scan_floor(&tag("blue", Some("q2"))).await.unwrap(), None);
+    // A state among the indexed filters, and a window it fills.
+    let available = |t: &str| ListFilter { state: Some(JobState::Available), ..tag(t, Some("q1")) };
+    assert_eq!(ids(&*store, available("red")).await, Vec::<JobId>::new());
+    assert_eq!(store.scan_floor(&available("red")).await.unwrap(), Some(newer[0]));
 }
 
 crate::checks![

@@ -247,6 +247,8 @@ pub(crate) struct Listing<'a> {
     /// Conditions checked only on the newest rows passing `conditions`.
     scanned: Vec<String>,
     params: Vec<&'a (dyn ToSql + Sync)>,
+    /// How many of `params` belong to `conditions` (they come first).
+    condition_params: usize,
     /// Find every row passing `conditions`, then sort them (see
     /// [`Listing::sort_matches`]).
     sorted: bool,
@@ -276,6 +278,7 @@ impl<'a> Listing<'a> {
     /// Adds `condition $n` (e.g. `"kind ="`) with `value` as its parameter.
     pub(crate) fn filter(&mut self, condition: &str, value: &'a (dyn ToSql + Sync)) {
         self.params.push(value);
+        self.condition_params += 1;
         self.conditions
             .push(format!("{condition} ${}", self.params.len()));
     }
@@ -283,6 +286,7 @@ impl<'a> Listing<'a> {
     /// Adds `column = ANY($n)` with the array `values` as its parameter.
     pub(crate) fn filter_any(&mut self, column: &str, values: &'a (dyn ToSql + Sync)) {
         self.params.push(values);
+        self.condition_params += 1;
         self.conditions
             .push(format!("{column} = ANY(${})", self.params.len()));
     }
@@ -362,7 +366,7 @@ impl<'a> Listing<'a> {
     /// parameters come after the indexed ones', so every `filter` call must
     /// precede every `scan` call).
     pub(crate) fn floor(self, table: &str, scan: u32) -> (String, Vec<&'a (dyn ToSql + Sync)>) {
-        let n = self.conditions.len();
+        let n = self.condition_params;
         let sql = format!(
             "SELECT id FROM {table} {} ORDER BY id DESC LIMIT 1 OFFSET {}",
             Self::wher(&self.conditions),
