@@ -337,12 +337,12 @@ impl ListCounts {
             .flatten()
     }
 
-    /// True when the matches are so few that walking every job newest
-    /// first until `wanted` match (about `wanted × total ÷ matching` rows)
-    /// would read more rows than finding all the matches by their filters
-    /// and sorting them.
-    pub fn sparse(&self, wanted: u64) -> bool {
-        self.matching.saturating_mul(self.matching) < wanted.saturating_mul(self.total)
+    /// True when the matches are so few that walking `walked` rows (an
+    /// index in id order, or the whole table) newest first until `wanted`
+    /// match — about `wanted × walked ÷ matching` rows — would read more
+    /// rows than finding all the matches by their filters and sorting them.
+    pub fn sparse(&self, wanted: u64, walked: u64) -> bool {
+        self.matching.saturating_mul(self.matching) < wanted.saturating_mul(walked)
     }
 }
 
@@ -749,25 +749,33 @@ mod tests {
         assert_eq!(one.narrowest(), None, "one filter: its own index");
         // 51 wanted of a million: about 7,100 matches is where walking in id
         // order starts to pay.
-        assert!(one.sparse(51));
+        assert!(one.sparse(51, one.total));
         let dense = ListCounts {
             matching: 700_000,
             ..one
         };
-        assert!(!dense.sparse(51));
+        assert!(!dense.sparse(51, dense.total));
         assert!(
             ListCounts {
                 matching: 7_000,
                 ..one
             }
-            .sparse(51)
+            .sparse(51, 1_000_000)
         );
         assert!(
             !ListCounts {
                 matching: 8_000,
                 ..one
             }
-            .sparse(51)
+            .sparse(51, 1_000_000)
         );
+        // Half of the 100,000 failed jobs, 10,000 wanted: walking the
+        // failed jobs in id order reads 20,000.
+        let half = ListCounts {
+            matching: 50_000,
+            ..one
+        };
+        assert!(!half.sparse(10_000, 100_000));
+        assert!(half.sparse(10_000, 1_000_000));
     }
 }

@@ -6,7 +6,7 @@ use crate::rows::{
 };
 use deadpool_postgres::Client;
 use errand_core::store::{LIST_VALUE_CAP, ListFilter, SCAN_LIMIT};
-use errand_core::{Job, JobId, StoreError};
+use errand_core::{Job, JobId, JobState, StoreError};
 use std::time::SystemTime;
 
 /// One job by id.
@@ -14,6 +14,15 @@ pub(crate) async fn get(client: &Client, id: JobId) -> Result<Option<Job>, Store
     let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
     by_id(client, &sql, id, job_from_row).await
 }
+
+/// The states `jobs_state_id` (state, id) holds (migration 5): the others
+/// are too many (completed), too few (running) or served by the claim index.
+const STATE_ID_STATES: [JobState; 4] = [
+    JobState::Scheduled,
+    JobState::Retryable,
+    JobState::Failed,
+    JobState::Cancelled,
+];
 
 /// Values a listing's SQL refers to, kept alive for its parameters.
 pub(crate) struct Values<'a> {
@@ -87,7 +96,13 @@ pub(crate) async fn list(client: &Client, filter: &ListFilter) -> Result<Vec<Job
     } else {
         filter.limit
     };
-    if counts.sparse(wanted.into()) {
+    // Newest first, the planner walks `jobs_state_id` for the states it
+    // holds, else the primary key over every job.
+    let walked = match (filter.state, counts.state) {
+        (Some(state), Some(n)) if STATE_ID_STATES.contains(&state) => n,
+        _ => counts.total,
+    };
+    if counts.sparse(wanted.into(), walked) {
         listing.sort_matches();
     }
     let (page, params) = listing.newest_first("*", "jobs", &values.limit, SCAN_LIMIT);
