@@ -81,22 +81,24 @@ impl<'a> Values<'a> {
     }
 }
 
-/// Jobs matching `filter`, newest first, large values left out. Scanned
-/// filters are checked on the newest [`SCAN_LIMIT`] rows that pass the
-/// indexed ones.
-pub(crate) async fn list(client: &Client, filter: &ListFilter) -> Result<Vec<Job>, StoreError> {
+/// The listing of `filter`, its plan chosen by the stored counts
+/// ([`errand_core::store::ListCounts`]); `None` when nothing matches.
+async fn planned<'v>(
+    client: &Client,
+    filter: &ListFilter,
+    values: &'v Values<'_>,
+) -> Result<Option<Listing<'v>>, StoreError> {
     let counts = crate::counts::for_listing(client, filter).await?;
     if counts.none_match() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    let values = Values::of(filter);
     let mut listing = values.listing();
     let wanted = if listing.scans() {
         SCAN_LIMIT
     } else {
         filter.limit
     };
-    // Newest first, the planner walks `jobs_state_id` for the states it
+    // Newest first, the planner can walk `jobs_state_id` for the states it
     // holds, else the primary key over every job.
     let walked = match (filter.state, counts.state) {
         (Some(state), Some(n)) if STATE_ID_STATES.contains(&state) => n,
@@ -105,6 +107,17 @@ pub(crate) async fn list(client: &Client, filter: &ListFilter) -> Result<Vec<Job
     if counts.sparse(wanted.into(), walked) {
         listing.sort_matches();
     }
+    Ok(Some(listing))
+}
+
+/// Jobs matching `filter`, newest first, large values left out. Scanned
+/// filters are checked on the newest [`SCAN_LIMIT`] rows that pass the
+/// indexed ones.
+pub(crate) async fn list(client: &Client, filter: &ListFilter) -> Result<Vec<Job>, StoreError> {
+    let values = Values::of(filter);
+    let Some(listing) = planned(client, filter, &values).await? else {
+        return Ok(Vec::new());
+    };
     let (page, params) = listing.newest_first("*", "jobs", &values.limit, SCAN_LIMIT);
     let columns = LIST_COLUMNS.replace("{cap}", &LIST_VALUE_CAP.to_string());
     let sql = format!("SELECT {columns} FROM ({page}) page, {LIST_SIZES} ORDER BY page.id DESC");
@@ -120,7 +133,10 @@ pub(crate) async fn scan_floor(
     filter: &ListFilter,
 ) -> Result<Option<JobId>, StoreError> {
     let values = Values::of(filter);
-    let (sql, params) = values.listing().floor("jobs", SCAN_LIMIT);
+    let Some(listing) = planned(client, filter, &values).await? else {
+        return Ok(None);
+    };
+    let (sql, params) = listing.floor("jobs", SCAN_LIMIT);
     let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
     let row = client.query_opt(&stmt, &params).await.map_err(db_error)?;
     Ok(row.map(|r| r.get(0)))

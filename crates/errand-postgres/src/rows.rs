@@ -249,9 +249,9 @@ pub(crate) struct Listing<'a> {
     params: Vec<&'a (dyn ToSql + Sync)>,
     /// How many of `params` belong to `conditions` (they come first).
     condition_params: usize,
-    /// Find every row passing `conditions`, then sort them (see
-    /// [`Listing::sort_matches`]).
-    sorted: bool,
+    /// How rows passing `conditions` are put newest first; `None` is
+    /// `id DESC` (see [`Listing::sort_matches`]).
+    order: Option<&'static str>,
 }
 
 impl<'a> Listing<'a> {
@@ -268,7 +268,8 @@ impl<'a> Listing<'a> {
     /// rows match ([`errand_core::store::ListCounts::sparse`]), which the
     /// planner cannot tell from its statistics.
     pub(crate) fn sort_matches(&mut self) {
-        self.sorted = true;
+        // `id + 0` is the same order, but no index yields it.
+        self.order = Some("id + 0 DESC");
     }
 
     /// True when some conditions are checked only on the newest rows.
@@ -319,21 +320,23 @@ impl<'a> Listing<'a> {
         scan: u32,
     ) -> (String, Vec<&'a (dyn ToSql + Sync)>) {
         let wher = Self::wher(&self.conditions);
-        // `id + 0` is the same order, but no index yields it: the planner
-        // must find the matching rows by their conditions, then sort.
-        let order = if self.sorted { "id + 0" } else { "id" };
+        let order = self.order.unwrap_or("id DESC");
         let source = if self.scanned.is_empty() {
             format!("{table} {wher}")
         } else {
             format!(
-                "(SELECT * FROM {table} {wher} ORDER BY {order} DESC LIMIT {scan}) {table} {}",
+                "(SELECT * FROM {table} {wher} ORDER BY {order} LIMIT {scan}) {table} {}",
                 Self::wher(&self.scanned)
             )
         };
-        let order = if self.scanned.is_empty() { order } else { "id" };
+        let order = if self.scanned.is_empty() {
+            order
+        } else {
+            "id DESC"
+        };
         self.params.push(limit);
         let sql = format!(
-            "SELECT {columns} FROM {source} ORDER BY {order} DESC LIMIT ${}",
+            "SELECT {columns} FROM {source} ORDER BY {order} LIMIT ${}",
             self.params.len()
         );
         (sql, self.params)
@@ -368,8 +371,9 @@ impl<'a> Listing<'a> {
     pub(crate) fn floor(self, table: &str, scan: u32) -> (String, Vec<&'a (dyn ToSql + Sync)>) {
         let n = self.condition_params;
         let sql = format!(
-            "SELECT id FROM {table} {} ORDER BY id DESC LIMIT 1 OFFSET {}",
+            "SELECT id FROM {table} {} ORDER BY {} LIMIT 1 OFFSET {}",
             Self::wher(&self.conditions),
+            self.order.unwrap_or("id DESC"),
             scan.saturating_sub(1)
         );
         let mut params = self.params;
