@@ -168,11 +168,17 @@ impl App {
         &self,
         filter: &ListFilter,
     ) -> Result<(Vec<Job>, Option<JobId>), ApiError> {
-        let jobs = self.store.list(filter).await?;
-        let mut next = next_cursor(&jobs, filter.limit, |job| job.id);
-        if next.is_none() && filter.is_scanned() {
-            next = self.store.scan_floor(filter).await?;
+        if !filter.is_scanned() {
+            let jobs = self.store.list(filter).await?;
+            let next = next_cursor(&jobs, filter.limit, |job| job.id);
+            return Ok((jobs, next));
         }
+        // A short page of a scanned filter continues below its window.
+        // Both read the same window (up to SCAN_LIMIT rows), so they run
+        // side by side on two connections rather than one after the other.
+        let (jobs, floor) =
+            tokio::try_join!(self.store.list(filter), self.store.scan_floor(filter))?;
+        let next = next_cursor(&jobs, filter.limit, |job| job.id).or(floor);
         Ok((jobs, next))
     }
 }
