@@ -315,6 +315,20 @@ impl ListColumn {
 }
 
 impl ListCounts {
+    /// The counts from the five sums an engine reads for `filter`, in this
+    /// order: jobs matching state, kind and queue together; in the state;
+    /// of the kind; in the queue; all jobs. Only the filters given count.
+    pub fn from_sums(filter: &ListFilter, sums: [i64; 5]) -> ListCounts {
+        let n = |i: usize| u64::try_from(sums[i]).unwrap_or(0);
+        ListCounts {
+            matching: n(0),
+            state: filter.state.map(|_| n(1)),
+            kind: filter.kind.as_ref().map(|_| n(2)),
+            queue: filter.queue.as_ref().map(|_| n(3)),
+            total: n(4),
+        }
+    }
+
     /// True when the filters name a state, kind or queue and no job
     /// matches them: the listing is empty without reading a row.
     pub fn none_match(&self) -> bool {

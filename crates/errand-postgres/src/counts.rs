@@ -59,14 +59,10 @@ pub(crate) async fn for_listing(
         .query_one(&stmt, &[&state, &filter.kind, &filter.queue])
         .await
         .map_err(db_error)?;
-    let n = |i: usize| row.get::<_, i64>(i).max(0) as u64;
-    Ok(ListCounts {
-        matching: n(0),
-        state: state.map(|_| n(1)),
-        kind: filter.kind.as_ref().map(|_| n(2)),
-        queue: filter.queue.as_ref().map(|_| n(3)),
-        total: n(4),
-    })
+    Ok(ListCounts::from_sums(
+        filter,
+        std::array::from_fn(|i| row.get::<_, i64>(i)),
+    ))
 }
 
 /// Moves the appended changes into `job_counts` and forgets counts that

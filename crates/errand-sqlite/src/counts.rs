@@ -126,14 +126,7 @@ pub(crate) fn for_listing(
             })
         })
         .map_err(db_error)?;
-    let n = |i: usize| row[i].max(0) as u64;
-    Ok(ListCounts {
-        matching: n(0),
-        state: state.map(|_| n(1)),
-        kind: filter.kind.as_ref().map(|_| n(2)),
-        queue: filter.queue.as_ref().map(|_| n(3)),
-        total: n(4),
-    })
+    Ok(ListCounts::from_sums(filter, row))
 }
 
 /// Counts every job afresh: for seeds, which write the jobs table directly.
