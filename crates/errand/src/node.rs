@@ -164,6 +164,15 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
             bulk.start(id)
         })));
         server_config.node_metrics = Some(gauges.clone());
+        // Remote workers get the leases and breakers of this node's own worker.
+        let own = plan.worker.worker_config(plan.queues.clone(), None);
+        server_config.remote = errand_worker::RemoteSettings {
+            node: own.name,
+            lease: own.lease,
+            heartbeat: own.heartbeat,
+            poll_interval: own.poll_interval,
+            breaker: own.breaker,
+        };
         if auth_required {
             info!("API tokens required (every route but /healthz)");
         } else if plan.unsafe_no_auth && !addr.ip().is_loopback() {
