@@ -4,10 +4,10 @@
 //! errand-core (`remote`) and errand-worker (`RemoteWorkers`); here, the
 //! HTTP edge: the token's kind restriction and the answers' statuses.
 
+use crate::Shared;
 use crate::auth::Grant;
 use crate::body::JsonBody;
 use crate::problem::ApiError;
-use crate::Shared;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
