@@ -253,7 +253,9 @@ fn lease_expiry_fences_the_late_finish(server: &Server, t: &Tokens) {
     assert_eq!(status, 409, "{late}");
     assert_eq!(late["results"][0]["applied"], false);
     assert_eq!(late["results"][0]["reason"], "reclaimed");
-    assert_eq!(job_of(server, t, id)["state"], "running", "nothing changed");
+    let running = job_of(server, t, id);
+    assert_eq!(running["state"], "running", "nothing changed");
+    assert_eq!(running["worker"], "w-reruns");
 
     let (status, done) = finish(
         server,
@@ -264,7 +266,7 @@ fn lease_expiry_fences_the_late_finish(server: &Server, t: &Tokens) {
     assert_eq!(status, 200, "{done}");
     let ended = job_of(server, t, id);
     assert_eq!(ended["result"], "re-run");
-    assert_eq!(ended["worker"], "w-reruns");
+    assert_eq!(ended["state"], "completed");
 }
 
 /// Tokens: no `work` is 403 on every worker route, `work:resize` cannot
@@ -669,8 +671,10 @@ fn remote_workers_on_sqlite() {
 fn remote_workers_on_postgres_across_nodes() {
     let (_pg, url) = pg::fresh();
     let tmp = tempfile::tempdir().unwrap();
-    let a = pg::serve(tmp.path(), &url, "a", CONFIG);
-    let b = pg::serve(tmp.path(), &url, "b", CONFIG);
+    // The database in the file too, so `errand tokens create --config` finds it.
+    let config = format!("database = {url:?}\n{CONFIG}");
+    let a = pg::serve(tmp.path(), &url, "a", &config);
+    let b = pg::serve(tmp.path(), &url, "b", &config);
     let t = tokens(&a);
     round_trip(&a, &t);
     // A worker idle on node a is woken by an enqueue on node b.
@@ -686,7 +690,9 @@ fn remote_workers_on_postgres_across_nodes() {
 fn kind_limits_hold_across_local_and_remote_workers() {
     let (_pg, url) = pg::fresh();
     let tmp = tempfile::tempdir().unwrap();
-    let shared = "[server]\nauth = \"required\"\n[worker]\nlease = \"2s\"\nheartbeat = \"500ms\"\n";
+    let shared = format!(
+        "database = {url:?}\n[server]\nauth = \"required\"\n[worker]\nlease = \"2s\"\nheartbeat = \"500ms\"\n"
+    );
     let local = format!("{shared}[kinds.mixed]\ncommand = [\"sleep\", \"3\"]\nmax_running = 2\n");
     let remote = format!("{shared}[kinds.mixed]\nremote = true\nmax_running = 2\n");
     let a = pg::serve(tmp.path(), &url, "local", &local);
