@@ -174,6 +174,36 @@ fn round_trip(server: &Server, t: &Tokens) {
     assert_eq!(me["remote"]["library"], "errand-test", "{me}");
     assert_eq!(me["remote"]["host"], "web1");
     assert_eq!(me["running"], 1, "{me}");
+    // `errand nodes` and the dashboard's Nodes page show it with its library.
+    let out = std::process::Command::new(errand_bin())
+        .args(["nodes"])
+        .env("ERRAND_SERVER", &server.base)
+        .env("ERRAND_TOKEN", &t.admin)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("w-round"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(line.contains("remote errand-test 1.0 web1:4242"), "{line}");
+    let page = http()
+        .get(server.url("/nodes"))
+        .bearer_auth(&t.admin)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        page.contains("remote: errand-test 1.0 web1 pid 4242"),
+        "{page}"
+    );
+    assert!(page.contains("/v1/nodes/w-round/drain"), "a drain button");
 
     let (status, done) = finish(
         server,
@@ -625,8 +655,18 @@ fn breaker(server: &Server, t: &Tokens) {
 /// A drain request reaches the worker's next claim and heartbeat.
 fn drain(server: &Server, t: &Tokens) {
     claim(server, &t.work, "w-drain", &["resize"], 1, "0");
-    let (status, body) = call(server, &t.admin, "/v1/nodes/w-drain/drain", &json!({}));
-    assert_eq!(status, 204, "{body}");
+    let out = std::process::Command::new(errand_bin())
+        .args(["nodes", "drain", "w-drain"])
+        .env("ERRAND_SERVER", &server.base)
+        .env("ERRAND_TOKEN", &t.admin)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("asked w-drain to drain"));
     let (status, body) = call(server, &t.admin, "/v1/nodes/nobody/drain", &json!({}));
     assert_eq!(status, 404, "{body}");
     let (status, body) = call(server, &t.work, "/v1/nodes/w-drain/drain", &json!({}));
