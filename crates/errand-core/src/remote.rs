@@ -202,7 +202,7 @@ impl ClaimedJob {
         ClaimedJob {
             id: job.id,
             fence: job.fence,
-            timeout_ms: timeout.map(|t| millis(t)),
+            timeout_ms: timeout.map(millis),
             lease_expires_at: job.lease_expires_at.unwrap_or(lease_expires_at),
             kind: job.kind,
             queue: job.queue,

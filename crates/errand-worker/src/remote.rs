@@ -275,7 +275,7 @@ impl RemoteWorkers {
             && self.breakers.take_probe(&kind, Instant::now())
         {
             let (probe, _) = self
-                .claim_queues(req, queues, &[kind.clone()], 1, limits)
+                .claim_queues(req, queues, std::slice::from_ref(&kind), 1, limits)
                 .await;
             let probe = match probe {
                 Ok(probe) => probe,
