@@ -81,7 +81,7 @@ impl WorkerIdentity {
 }
 
 /// Body of `POST /v1/worker/claim`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WorkClaim {
@@ -108,6 +108,19 @@ pub struct WorkClaim {
 
 fn one() -> u32 {
     1
+}
+
+impl Default for WorkClaim {
+    /// No kinds yet, one job, no wait (as the wire's defaults).
+    fn default() -> Self {
+        WorkClaim {
+            worker: WorkerIdentity::default(),
+            kinds: Vec::new(),
+            queues: Vec::new(),
+            max_jobs: one(),
+            wait: None,
+        }
+    }
 }
 
 impl WorkClaim {
@@ -705,6 +718,10 @@ mod tests {
         let mut bad = claim(1, 0);
         bad.worker.id = "a b".into();
         assert_eq!(bad.validate().unwrap_err().field, "worker.id");
+        let wire: WorkClaim =
+            serde_json::from_value(json!({"worker": {"id": "w"}, "kinds": ["k"]})).unwrap();
+        assert_eq!(wire.max_jobs, 1);
+        assert_eq!(WorkClaim::default().max_jobs, 1);
     }
 
     #[test]
