@@ -35,6 +35,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (15, include_str!("../migrations/0015_progress.sql")),
     (16, include_str!("../migrations/0016_placeholder_merge.sql")),
     (17, include_str!("../migrations/0017_bulk_operations.sql")),
+    (18, include_str!("../migrations/0018_placeholder_merge.sql")),
     (19, include_str!("../migrations/0019_remote_workers.sql")),
 ];
 
