@@ -94,6 +94,17 @@ struct Seen {
     last: Instant,
 }
 
+/// The names in the node registry that matter to remote workers.
+#[derive(Default)]
+struct Registry {
+    /// When they were read.
+    read_at: Option<Instant>,
+    /// Nodes an operator asked to drain.
+    draining: Vec<String>,
+    /// errand's own nodes: no remote worker may take their names.
+    errand_nodes: Vec<String>,
+}
+
 /// What a request tells of its worker.
 enum Seeing<'a> {
     /// A claim of these kinds over these queues took `claimed` jobs.
@@ -119,8 +130,8 @@ pub struct RemoteWorkers {
     /// The kind of each lease handed out here, so a finish needs no read
     /// for its backoff (one from another node falls back to a read).
     leases: Mutex<HashMap<Lease, (String, Instant)>>,
-    /// Names the registry marks draining, and when that was read.
-    drains: tokio::sync::Mutex<(Option<Instant>, Vec<String>)>,
+    /// What the registry said, and when it was read.
+    registry: tokio::sync::Mutex<Registry>,
     shutdown: CancellationToken,
 }
 
@@ -141,7 +152,7 @@ impl RemoteWorkers {
             breakers,
             workers: Mutex::new(HashMap::new()),
             leases: Mutex::new(HashMap::new()),
-            drains: tokio::sync::Mutex::new((None, Vec::new())),
+            registry: tokio::sync::Mutex::new(Registry::default()),
             shutdown,
         }
     }
@@ -473,19 +484,36 @@ impl RemoteWorkers {
     }
 
     /// Whether the registry marks worker `id` draining (read at most every
-    /// [`DRAINS_EVERY`] for all workers at once).
-    async fn draining(&self, id: &str) -> Result<bool, StoreError> {
-        let mut drains = self.drains.lock().await;
-        if drains.0.is_none_or(|at| at.elapsed() >= DRAINS_EVERY) {
+    /// [`DRAINS_EVERY`] for all workers at once); refuses an id that is the
+    /// name of one of errand's own live nodes, whose registry entry the
+    /// worker's would overwrite.
+    async fn draining(&self, id: &str) -> Result<bool, RemoteError> {
+        let mut registry = self.registry.lock().await;
+        if registry
+            .read_at
+            .is_none_or(|at| at.elapsed() >= DRAINS_EVERY)
+        {
             let nodes = self.store.nodes(NODE_ALIVE_WINDOW).await?;
-            drains.1 = nodes
-                .into_iter()
+            registry.draining = nodes
+                .iter()
                 .filter(|n| n.draining)
+                .map(|n| n.name.clone())
+                .collect();
+            registry.errand_nodes = nodes
+                .into_iter()
+                .filter(|n| n.remote.is_none())
                 .map(|n| n.name)
                 .collect();
-            drains.0 = Some(Instant::now());
+            registry.read_at = Some(Instant::now());
         }
-        Ok(drains.1.iter().any(|name| name == id))
+        if registry.errand_nodes.iter().any(|name| name == id) {
+            return Err(ValidationError::new(
+                "worker.id",
+                format!("{id:?} is the name of a live errand node; give the worker its own id (e.g. <host>-<pid>)"),
+            )
+            .into());
+        }
+        Ok(registry.draining.iter().any(|name| name == id))
     }
 
     /// Records what a worker's request says of it, and rewrites its

@@ -406,6 +406,20 @@ fn bad_input(server: &Server, t: &Tokens) {
         422,
         "worker.id",
     );
+    // The name of one of errand's own nodes is not a worker's to take.
+    let (_, nodes) = read(server, &t.admin, "/v1/nodes");
+    let own = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n.get("remote").is_none())
+        .unwrap_or_else(|| panic!("no errand node listed: {nodes}"));
+    refused(
+        json!({"worker": {"id": own["name"]}, "kinds": ["resize"]}),
+        "/v1/worker/claim",
+        422,
+        "worker.id",
+    );
     let resp = http()
         .post(server.url("/v1/worker/finish"))
         .bearer_auth(&t.work)
