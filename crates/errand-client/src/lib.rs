@@ -43,6 +43,10 @@ pub use errand_core::api::{
     AuditPage, BatchResults, CreatedToken, EventPage, EventView, JobPage, JobResult,
     NewBatchRequest, NewTokenRequest, Problem, PublishResponse,
 };
+pub use errand_core::remote::{
+    ClaimedJob, FinishAnswer, FinishResult, FinishedJob, HeartbeatAnswer, HeldJob, LostJob,
+    LostReason, OutcomeName, WorkClaim, WorkClaimed, WorkFinish, WorkHeartbeat, WorkerIdentity,
+};
 pub use error::ClientError;
 pub use table::table;
 
@@ -335,6 +339,49 @@ impl Client {
     pub async fn revoke_token(&self, name: &str) -> Result<(), ClientError> {
         let response = self
             .request(Method::DELETE, &format!("v1/tokens/{name}"))
+            .send()
+            .await
+            .map_err(|e| ClientError::transport(&self.base, &e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::transport(&self.base, &e))?;
+        Err(ClientError::from_answer(status, &body))
+    }
+
+    /// Claims remote jobs (`work` scope; docs/worker-protocol.md), holding
+    /// the request up to `req.wait` when there is none.
+    pub async fn worker_claim(&self, req: &WorkClaim) -> Result<WorkClaimed, ClientError> {
+        self.call(self.request(Method::POST, "v1/worker/claim").json(req))
+            .await
+    }
+
+    /// Extends the leases of held remote jobs and reports their progress.
+    /// When none is held any more the server answers 409; its problem's
+    /// `lost` lists them (see [`Problem::lost`]).
+    pub async fn worker_heartbeat(
+        &self,
+        req: &WorkHeartbeat,
+    ) -> Result<HeartbeatAnswer, ClientError> {
+        self.call(self.request(Method::POST, "v1/worker/heartbeat").json(req))
+            .await
+    }
+
+    /// Ends remote attempts, each only if its lease is still held; a 409
+    /// means none was applied (the problem's `results` say why for each).
+    pub async fn worker_finish(&self, req: &WorkFinish) -> Result<FinishAnswer, ClientError> {
+        self.call(self.request(Method::POST, "v1/worker/finish").json(req))
+            .await
+    }
+
+    /// Asks node `name` (a remote worker) to drain (`admin` scope).
+    pub async fn drain_node(&self, name: &str) -> Result<(), ClientError> {
+        let response = self
+            .request(Method::POST, &format!("v1/nodes/{name}/drain"))
             .send()
             .await
             .map_err(|e| ClientError::transport(&self.base, &e))?;

@@ -14,6 +14,8 @@ fn node(name: &str, running: u32) -> NodeInfo {
         running,
         http: Some("127.0.0.1:7070".to_string()),
         breakers: BTreeMap::new(),
+        remote: None,
+        draining: false,
     }
 }
 
@@ -75,6 +77,30 @@ async fn nodes_register_refresh_and_expire(store: Arc<dyn Store>) {
     assert_eq!(names, ["c"], "a node silent past the window is gone");
 }
 
+/// A remote worker's details round-trip; a drain request is kept across
+/// its heartbeats and only a registered node can be asked.
+async fn nodes_remote_workers_and_drain(store: Arc<dyn Store>) {
+    let mut w = node("web1-42", 2);
+    w.remote = Some(errand_core::remote::RemoteWorker {
+        host: Some("web1".into()),
+        pid: Some(42),
+        library: Some("errand-php".into()),
+        version: Some("0.1.0".into()),
+        kinds: vec!["resize".into()],
+        via: Some("node-a".into()),
+    });
+    store.register_node(&w).await.unwrap();
+    store.register_node(&node("plain", 0)).await.unwrap();
+    assert!(!store.drain_node("nobody").await.unwrap());
+    assert!(store.drain_node("web1-42").await.unwrap());
+    store.register_node(&w).await.unwrap();
+    let nodes = store.nodes(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(nodes[1].name, "web1-42");
+    assert_eq!(nodes[1].remote, w.remote, "remote details round-trip");
+    assert!(nodes[1].draining, "a heartbeat keeps the drain request");
+    assert!(nodes[0].remote.is_none() && !nodes[0].draining);
+}
+
 /// One holder per role; renewal by the holder; takeover after expiry or resignation.
 async fn leader_lease_has_one_holder(store: Arc<dyn Store>) {
     let ttl = Duration::from_secs(30);
@@ -134,6 +160,7 @@ async fn leader_lease_race_has_one_winner(store: Arc<dyn Store>) {
 
 crate::checks![
     nodes_register_refresh_and_expire,
+    nodes_remote_workers_and_drain,
     leader_lease_has_one_holder,
     leader_lease_race_has_one_winner,
 ];

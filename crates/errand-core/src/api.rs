@@ -39,6 +39,13 @@ pub struct Problem {
     /// For a 403: the scope the request needed (`read`, `enqueue`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_scope: Option<String>,
+    /// For a refused worker heartbeat (409): every lease listed, and why it
+    /// is no longer held.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<crate::remote::LostJob>,
+    /// For a refused worker finish (409): what became of each finish.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<crate::remote::FinishResult>,
 }
 
 fn about_blank() -> String {
@@ -57,6 +64,8 @@ impl Problem {
             known_kinds: Vec::new(),
             known_events: Vec::new(),
             required_scope: None,
+            lost: Vec::new(),
+            results: Vec::new(),
         }
     }
 

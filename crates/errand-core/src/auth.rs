@@ -66,12 +66,15 @@ impl fmt::Display for Access {
 /// One scope of a token: an access, and for `enqueue` optionally the only
 /// names it may enqueue. One list serves kinds and event names alike
 /// (`enqueue:email,signup` allows jobs of kind `email` or `signup` and
-/// events named `email` or `signup`), so a name is never ambiguous.
+/// events named `email` or `signup`), so a name is never ambiguous. For
+/// `work`, the list is the only kinds a remote worker may claim
+/// (`work:resize,thumbnail`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Scope {
     /// What the scope grants.
     pub access: Access,
-    /// For `enqueue`: the kinds and event names allowed; empty means any.
+    /// For `enqueue`: the kinds and event names allowed; for `work`: the
+    /// kinds that may be claimed; empty means any.
     pub only: Vec<String>,
 }
 
@@ -88,7 +91,8 @@ impl Scope {
 impl FromStr for Scope {
     type Err = ValidationError;
 
-    /// `enqueue`, `enqueue:k1,k2`, `read`, `admin`, `work` or `metrics`.
+    /// `enqueue`, `enqueue:k1,k2`, `read`, `admin`, `work`, `work:k1,k2`
+    /// or `metrics`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (name, list) = match s.split_once(':') {
             Some((name, list)) => (name, Some(list)),
@@ -99,7 +103,7 @@ impl FromStr for Scope {
             return Err(ValidationError::new(
                 "scope",
                 format!(
-                    "unknown scope {name:?}; use one of {} (enqueue may name kinds/events: enqueue:email,report)",
+                    "unknown scope {name:?}; use one of {} (enqueue may name kinds/events: enqueue:email,report; work may name kinds: work:resize)",
                     names.join(", ")
                 ),
             ));
@@ -107,11 +111,11 @@ impl FromStr for Scope {
         let Some(list) = list else {
             return Ok(Scope::new(access));
         };
-        if access != Access::Enqueue {
+        if !matches!(access, Access::Enqueue | Access::Work) {
             return Err(ValidationError::new(
                 "scope",
                 format!(
-                    "{name} takes no list; only enqueue can be restricted (enqueue:email,report)"
+                    "{name} takes no list; only enqueue and work can be restricted (enqueue:email,report, work:resize)"
                 ),
             ));
         }
@@ -186,9 +190,19 @@ impl Scopes {
     /// Whether these scopes let the bearer enqueue a job of kind `name` or
     /// publish an event called `name`.
     pub fn may_enqueue(&self, name: &str) -> bool {
-        self.0.iter().any(|s| {
-            s.access == Access::Enqueue && (s.only.is_empty() || s.only.iter().any(|o| o == name))
-        })
+        self.may(Access::Enqueue, name)
+    }
+
+    /// Whether these scopes let a remote worker claim jobs of kind `kind`.
+    pub fn may_work(&self, kind: &str) -> bool {
+        self.may(Access::Work, kind)
+    }
+
+    /// Whether a scope of `access` allows `name` (an unrestricted one allows any).
+    fn may(&self, access: Access, name: &str) -> bool {
+        self.0
+            .iter()
+            .any(|s| s.access == access && (s.only.is_empty() || s.only.iter().any(|o| o == name)))
     }
 }
 
@@ -341,7 +355,7 @@ mod tests {
             "{unknown}"
         );
         let list = "read:jobs".parse::<Scope>().unwrap_err();
-        assert!(list.message.contains("only enqueue"), "{list}");
+        assert!(list.message.contains("only enqueue and work"), "{list}");
         let empty = "enqueue:".parse::<Scope>().unwrap_err();
         assert!(empty.message.contains("must not be empty"), "{empty}");
         assert!(Scopes::parse([]).is_err());
@@ -365,6 +379,16 @@ mod tests {
         let both = Scopes::parse(["enqueue:email", "enqueue"]).unwrap();
         assert!(both.may_enqueue("report"));
         assert!(!Scopes::parse(["read"]).unwrap().may_enqueue("email"));
+    }
+
+    #[test]
+    fn a_restricted_work_allows_only_its_kinds() {
+        let some = Scopes::parse(["work:resize"]).unwrap();
+        assert!(some.allows(Access::Work));
+        assert!(some.may_work("resize") && !some.may_work("email"));
+        assert!(!some.may_enqueue("resize"));
+        assert!(Scopes::parse(["work"]).unwrap().may_work("email"));
+        assert_eq!(some.to_stored(), "work:resize");
     }
 
     #[test]

@@ -147,6 +147,14 @@ impl Catalog {
         &self.kinds
     }
 
+    /// The kinds remote workers run (`remote = true`), sorted.
+    pub fn remote_kinds(&self) -> impl Iterator<Item = &str> {
+        self.kinds
+            .iter()
+            .filter(|(_, policy)| policy.remote)
+            .map(|(name, _)| name.as_str())
+    }
+
     /// Every configured event name, sorted.
     pub fn event_names(&self) -> impl Iterator<Item = &str> {
         self.events.keys().map(String::as_str)

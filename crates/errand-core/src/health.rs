@@ -237,6 +237,11 @@ impl Store for WriteTracked {
         self.track(result, always)
     }
 
+    async fn drain_node(&self, name: &str) -> Result<bool, StoreError> {
+        let result = self.inner.drain_node(name).await;
+        self.track(result, always)
+    }
+
     async fn remove_node(&self, name: &str) -> Result<(), StoreError> {
         let result = self.inner.remove_node(name).await;
         self.track(result, always)

@@ -33,6 +33,7 @@ pub mod outcome;
 pub mod policy;
 pub mod progress;
 pub mod redact;
+pub mod remote;
 pub mod schedule;
 pub mod session;
 pub mod size;

@@ -32,6 +32,9 @@ pub struct KindPolicy {
     /// Global limits on running and starting jobs of the kind.
     #[serde(flatten)]
     pub limit: KindLimit,
+    /// Run by remote workers over the HTTP worker protocol, never by an
+    /// executor of errand's own nodes (`remote = true`).
+    pub remote: bool,
 }
 
 impl Default for KindPolicy {
@@ -44,6 +47,7 @@ impl Default for KindPolicy {
             backoff: Backoff::default(),
             unique_for: None,
             limit: KindLimit::default(),
+            remote: false,
         }
     }
 }

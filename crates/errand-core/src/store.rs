@@ -426,6 +426,14 @@ pub struct NodeInfo {
     /// them, or only a probe), by kind.
     #[serde(default)]
     pub breakers: BTreeMap<String, BreakerState>,
+    /// Set for a remote worker (one that claims over the HTTP worker
+    /// protocol): its host, process and library.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::remote::RemoteWorker>,
+    /// An operator asked it to stop ([`Store::drain_node`]); kept by the
+    /// store across its heartbeats ([`Store::register_node`] leaves it).
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// Where a kind's breaker stands on one node, when it is not closed.
@@ -548,6 +556,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records a node's heartbeat (insert or update; `last_seen` becomes now).
     async fn register_node(&self, node: &NodeInfo) -> Result<(), StoreError>;
+
+    /// Asks the node called `name` to drain (a remote worker's answers then
+    /// say `stop`); answers whether such a node is registered.
+    async fn drain_node(&self, name: &str) -> Result<bool, StoreError>;
 
     /// Removes a node that is shutting down.
     async fn remove_node(&self, name: &str) -> Result<(), StoreError>;

@@ -374,6 +374,10 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn drain_node(&self, name: &str) -> Result<bool, StoreError> {
+        nodes::drain(&self.client().await?, name).await
+    }
+
     async fn remove_node(&self, name: &str) -> Result<(), StoreError> {
         nodes::remove(&self.client().await?, name).await
     }

@@ -36,6 +36,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (16, include_str!("../migrations/0016_placeholder_merge.sql")),
     (17, include_str!("../migrations/0017_bulk_operations.sql")),
     (18, include_str!("../migrations/0018_job_counts.sql")),
+    (19, include_str!("../migrations/0019_remote_workers.sql")),
 ];
 
 /// The newest schema this build knows.

@@ -18,17 +18,21 @@ pub(crate) async fn register(
 ) -> Result<Timestamp, StoreError> {
     let stmt = client
         .prepare_cached(
-            "INSERT INTO nodes (name, started_at, last_seen, queues, running, http, breakers) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO nodes (name, started_at, last_seen, queues, running, http, breakers, remote) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen, \
                  queues = excluded.queues, running = excluded.running, http = excluded.http, \
-                 breakers = excluded.breakers \
+                 breakers = excluded.breakers, remote = excluded.remote \
              RETURNING statement_timestamp()",
         )
         .await
         .map_err(db_error)?;
     let queues = serde_json::to_value(&node.queues).expect("queue maps serialize");
     let breakers = serde_json::to_value(&node.breakers).expect("breaker maps serialize");
+    let remote = node
+        .remote
+        .as_ref()
+        .map(|r| serde_json::to_value(r).expect("remote worker infos serialize"));
     let row = client
         .query_one(
             &stmt,
@@ -40,11 +44,21 @@ pub(crate) async fn register(
                 &int(node.running),
                 &node.http,
                 &breakers,
+                &remote,
             ],
         )
         .await
         .map_err(db_error)?;
     time_column(&row, 0)
+}
+
+/// Asks a node to drain; answers whether it is registered.
+pub(crate) async fn drain(client: &Client, name: &str) -> Result<bool, StoreError> {
+    let n = client
+        .execute("UPDATE nodes SET draining = true WHERE name = $1", &[&name])
+        .await
+        .map_err(db_error)?;
+    Ok(n > 0)
 }
 
 /// Deletes a node's record.
@@ -72,7 +86,8 @@ pub(crate) async fn list(
         .map_err(db_error)?;
     let rows = client
         .query(
-            "SELECT name, started_at, last_seen, queues, running, http, breakers \
+            "SELECT name, started_at, last_seen, queues, running, http, breakers, remote, \
+                    draining \
              FROM nodes ORDER BY name",
             &[],
         )
@@ -90,6 +105,12 @@ pub(crate) async fn list(
                 http: r.get(5),
                 breakers: serde_json::from_value(r.get(6))
                     .map_err(|e| StoreError::Internal(format!("node breakers: {e}")))?,
+                remote: r
+                    .get::<_, Option<serde_json::Value>>(7)
+                    .map(serde_json::from_value)
+                    .transpose()
+                    .map_err(|e| StoreError::Internal(format!("node remote: {e}")))?,
+                draining: r.get(8),
             })
         })
         .collect()

@@ -527,6 +527,8 @@ async fn a_node_measures_its_clock_against_the_database() {
         running: 0,
         http: None,
         breakers: Default::default(),
+        remote: None,
+        draining: false,
     };
     store.register_node(&node).await.unwrap();
     let offset = store.clock_offset().expect("measured at the heartbeat");

@@ -451,6 +451,22 @@ impl Grant {
         }
     }
 
+    /// Refuses (403) claiming jobs of `kind`, at `field` of the body,
+    /// unless the token's `work` scope allows it.
+    pub(crate) fn may_work(&self, field: &str, kind: &str) -> Result<(), ApiError> {
+        match &self.0 {
+            Some(token) if !token.scopes.may_work(kind) => Err(forbidden(
+                Some(field),
+                format!(
+                    "token {:?} may not claim jobs of kind {kind:?} (its scopes: {})",
+                    &*token.actor.name, token.scopes
+                ),
+                Access::Work,
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// [`Grant::may_enqueue`] for each job's kind (`jobs[i].kind`).
     pub(crate) fn may_enqueue_jobs(&self, jobs: &[EnqueueRequest]) -> Result<(), ApiError> {
         jobs.iter()

@@ -32,6 +32,7 @@ mod status;
 mod tls;
 mod tokens;
 mod wait;
+mod worker;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -83,6 +84,9 @@ pub struct ServerConfig {
     /// The node's own gauges for `/metrics` (running jobs, pool
     /// processes); without it only the store's metrics are served.
     pub node_metrics: Option<Arc<dyn NodeMetrics>>,
+    /// Lease, heartbeat and breaker settings for remote workers (the
+    /// `[worker]` section's, as for the node's own worker).
+    pub remote: errand_worker::RemoteSettings,
 }
 
 impl Default for ServerConfig {
@@ -98,6 +102,7 @@ impl Default for ServerConfig {
             shutdown: CancellationToken::new(),
             bulk_starter: None,
             node_metrics: None,
+            remote: errand_worker::RemoteSettings::default(),
         }
     }
 }
@@ -115,6 +120,8 @@ pub(crate) struct App {
     /// The CSRF token `GET /v1/session` gives with auth off (not checked:
     /// there is no session; the cross-site rule protects such a server).
     local_csrf: String,
+    /// Serves remote workers' claims, heartbeats and finishes.
+    remote: errand_worker::RemoteWorkers,
 }
 
 /// The handlers' view of [`App`].
@@ -136,7 +143,7 @@ pub enum RouteAccess {
 /// OpenAPI document lists but this table lacks is refused (and a test
 /// keeps the two equal).
 pub fn route_scopes() -> Vec<(Method, &'static str, RouteAccess)> {
-    use Access::{Admin, Enqueue, Metrics, Read};
+    use Access::{Admin, Enqueue, Metrics, Read, Work};
     use RouteAccess::{Needs, Open};
     vec![
         (Method::POST, "/v1/jobs", Needs(Enqueue)),
@@ -155,6 +162,10 @@ pub fn route_scopes() -> Vec<(Method, &'static str, RouteAccess)> {
         (Method::GET, "/v1/batches/{id}", Needs(Read)),
         (Method::GET, "/v1/stats", Needs(Read)),
         (Method::GET, "/v1/nodes", Needs(Read)),
+        (Method::POST, "/v1/nodes/{name}/drain", Needs(Admin)),
+        (Method::POST, "/v1/worker/claim", Needs(Work)),
+        (Method::POST, "/v1/worker/heartbeat", Needs(Work)),
+        (Method::POST, "/v1/worker/finish", Needs(Work)),
         (Method::GET, "/v1/schedules", Needs(Read)),
         (Method::GET, "/v1/queues", Needs(Read)),
         (Method::POST, "/v1/queues/{name}/pause", Needs(Admin)),
@@ -187,7 +198,14 @@ pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
     let doc = openapi::finish(doc, &known_kinds, &known_events);
     // A document of strings and maps: serializing it cannot fail.
     let openapi = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+    let remote = errand_worker::RemoteWorkers::new(
+        store.clone(),
+        config.catalog.clone(),
+        config.remote.clone(),
+        config.shutdown.clone(),
+    );
     let app = Arc::new(App {
+        remote,
         store,
         known_kinds,
         known_events,
@@ -246,6 +264,10 @@ fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(batches::get))
         .routes(routes!(status::stats))
         .routes(routes!(status::nodes))
+        .routes(routes!(worker::drain))
+        .routes(routes!(worker::claim))
+        .routes(routes!(worker::heartbeat))
+        .routes(routes!(worker::finish))
         .routes(routes!(schedules::list))
         .routes(routes!(queues::list))
         .routes(routes!(queues::pause))

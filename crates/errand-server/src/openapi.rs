@@ -50,6 +50,7 @@ pub(crate) const SESSION: &str = "session";
         (name = "admin", description = "The audit log of admin actions, and API tokens"),
         (name = "status", description = "Stats, nodes, schedules, health and this document"),
         (name = "session", description = "Dashboard sessions: log in with a token for a cookie, who am I, log out"),
+        (name = "worker", description = "The remote worker protocol (docs/worker-protocol.md): claim with a long poll, heartbeat, fenced finish; needs the `work` scope"),
     )
 )]
 pub(crate) struct Base;

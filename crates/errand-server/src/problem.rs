@@ -66,6 +66,16 @@ impl ApiError {
         self
     }
 
+    /// Lists the leases a refused heartbeat no longer holds.
+    pub(crate) fn set_lost(&mut self, lost: Vec<errand_core::remote::LostJob>) {
+        self.0.lost = lost;
+    }
+
+    /// Lists what became of each finish of a refused finish.
+    pub(crate) fn set_results(&mut self, results: Vec<errand_core::remote::FinishResult>) {
+        self.0.results = results;
+    }
+
     /// Lists the configured events, for an unknown event name.
     pub(crate) fn with_known_events(mut self, events: &[String]) -> Self {
         self.0.known_events = events.to_vec();

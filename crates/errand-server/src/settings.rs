@@ -123,6 +123,8 @@ impl ServerSettings {
             bulk_starter: None,
             // The node adds its own gauges.
             node_metrics: None,
+            // The node sets it from `[worker]`.
+            remote: errand_worker::RemoteSettings::default(),
         }
     }
 }

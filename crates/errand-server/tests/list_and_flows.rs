@@ -188,6 +188,8 @@ async fn stats_show_the_breakers_live_nodes_hold_open() {
         running: 0,
         http: None,
         breakers: BTreeMap::new(),
+        remote: None,
+        draining: false,
     };
     let mut tripped = node("node-a");
     let breaker = BreakerState {

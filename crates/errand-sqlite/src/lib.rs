@@ -447,6 +447,14 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn drain_node(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_string();
+        self.inner
+            .writer
+            .submit(move |conn, _| nodes::drain(conn, &name))
+            .await
+    }
+
     async fn remove_node(&self, name: &str) -> Result<(), StoreError> {
         let name = name.to_string();
         self.inner

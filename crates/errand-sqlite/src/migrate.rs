@@ -26,6 +26,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (13, include_str!("../migrations/0013_placeholder_merge.sql")),
     (14, include_str!("../migrations/0014_bulk_operations.sql")),
     (15, include_str!("../migrations/0015_job_counts.sql")),
+    (16, include_str!("../migrations/0016_remote_workers.sql")),
 ];
 
 /// The newest schema this build knows.

@@ -14,11 +14,11 @@ pub(crate) fn register(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO nodes (name, started_at, last_seen, queues, running, http, breakers)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO nodes (name, started_at, last_seen, queues, running, http, breakers, remote)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen,
              queues = excluded.queues, running = excluded.running, http = excluded.http,
-             breakers = excluded.breakers",
+             breakers = excluded.breakers, remote = excluded.remote",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -28,11 +28,20 @@ pub(crate) fn register(
             to_json(&node.queues),
             node.running,
             node.http,
-            to_json(&node.breakers)
+            to_json(&node.breakers),
+            node.remote.as_ref().map(to_json)
         ])
     })
     .map_err(db_error)?;
     Ok(())
+}
+
+/// Asks a node to drain; answers whether it is registered.
+pub(crate) fn drain(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    let n = conn
+        .execute("UPDATE nodes SET draining = 1 WHERE name = ?1", [name])
+        .map_err(db_error)?;
+    Ok(n > 0)
 }
 
 /// Deletes a node's record.
@@ -53,7 +62,8 @@ pub(crate) fn list(
         .map_err(db_error)?;
     let mut st = conn
         .prepare_cached(
-            "SELECT name, started_at, last_seen, queues, running, http, breakers
+            "SELECT name, started_at, last_seen, queues, running, http, breakers, remote,
+                    draining
              FROM nodes ORDER BY name",
         )
         .map_err(db_error)?;
@@ -67,11 +77,14 @@ pub(crate) fn list(
                 r.get::<_, u32>(4)?,
                 r.get::<_, Option<String>>(5)?,
                 r.get::<_, String>(6)?,
+                r.get::<_, Option<String>>(7)?,
+                r.get::<_, bool>(8)?,
             ))
         })
         .map_err(db_error)?;
     rows.map(|row| {
-        let (name, started, seen, queues, running, http, breakers) = row.map_err(db_error)?;
+        let (name, started, seen, queues, running, http, breakers, remote, draining) =
+            row.map_err(db_error)?;
         Ok(NodeInfo {
             name,
             started_at: from_micros(started)?,
@@ -82,6 +95,11 @@ pub(crate) fn list(
             http,
             breakers: serde_json::from_str(&breakers)
                 .map_err(|e| StoreError::Internal(format!("node breakers: {e}")))?,
+            remote: remote
+                .map(|r| serde_json::from_str(&r))
+                .transpose()
+                .map_err(|e| StoreError::Internal(format!("node remote: {e}")))?,
+            draining,
         })
     })
     .collect()

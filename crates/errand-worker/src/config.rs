@@ -67,6 +67,8 @@ impl WorkerConfig {
             running: 0,
             http: self.http.clone(),
             breakers: BTreeMap::new(),
+            remote: None,
+            draining: false,
         }
     }
 

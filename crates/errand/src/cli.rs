@@ -61,8 +61,9 @@ pub enum Command {
     Jobs(JobsCommand),
     /// Job counts by queue, kind and state.
     Stats(ClientArgs),
-    /// The live nodes sharing the server's database.
-    Nodes(ClientArgs),
+    /// The live nodes sharing the server's database (remote workers too),
+    /// or ask one to drain.
+    Nodes(NodesArgs),
     /// The cron schedules with their next run and last tick.
     Schedules(ClientArgs),
     /// List, pause or resume queues (bare `errand queues` lists them).
@@ -390,6 +391,45 @@ pub enum QueuesCommand {
 #[derive(Debug, Args)]
 pub struct QueueArgs {
     /// The queue's name.
+    pub name: String,
+    /// Server and output.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `errand nodes [list|drain NAME]`
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct NodesArgs {
+    /// What to do; listing when absent.
+    #[command(subcommand)]
+    pub command: Option<NodesCommand>,
+    /// Server and output of the listing a bare `errand nodes` prints.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+impl NodesArgs {
+    /// The command meant: a bare `errand nodes` is `errand nodes list`.
+    pub fn command(self) -> NodesCommand {
+        self.command.unwrap_or(NodesCommand::List(self.client))
+    }
+}
+
+/// `errand nodes …`
+#[derive(Debug, Subcommand)]
+pub enum NodesCommand {
+    /// The live nodes and remote workers, with their last heartbeat.
+    List(ClientArgs),
+    /// Ask a remote worker to stop: its next claim or heartbeat answers
+    /// `stop` (it finishes its jobs and exits).
+    Drain(NodeNameArgs),
+}
+
+/// A command about one node.
+#[derive(Debug, Args)]
+pub struct NodeNameArgs {
+    /// The node's name (a remote worker's id).
     pub name: String,
     /// Server and output.
     #[command(flatten)]

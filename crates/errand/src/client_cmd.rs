@@ -1,7 +1,7 @@
 //! Client commands (`enqueue`, `jobs`, `stats`, `queues`, …): talk to a running server
 //! over HTTP and print what it says.
 
-use crate::cli::{ClientArgs, EnqueueArgs, JobsCommand, ListArgs, QueuesCommand};
+use crate::cli::{ClientArgs, EnqueueArgs, JobsCommand, ListArgs, NodesCommand, QueuesCommand};
 use crate::output;
 use anyhow::{Context, Result, anyhow, bail};
 use errand_client::Client;
@@ -196,10 +196,21 @@ pub async fn stats(args: ClientArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `errand nodes`
-pub async fn nodes(args: ClientArgs) -> Result<ExitCode> {
-    let nodes = connect(&args)?.nodes().await?;
-    print(&args, &nodes, |n| output::nodes_table(n))?;
+/// `errand nodes [list|drain NAME]`
+pub async fn nodes(cmd: NodesCommand) -> Result<ExitCode> {
+    match cmd {
+        NodesCommand::List(args) => {
+            let nodes = connect(&args)?.nodes().await?;
+            print(&args, &nodes, |n| output::nodes_table(n))?;
+        }
+        NodesCommand::Drain(args) => {
+            connect(&args.client)?.drain_node(&args.name).await?;
+            crate::logging::print(&format!(
+                "asked {} to drain: it stops claiming, finishes its jobs and exits\n",
+                args.name
+            ))?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -103,7 +103,8 @@ impl Default for QueueSection {
 }
 
 /// `[kinds.NAME]`: how one kind of work is enqueued, run and retried.
-/// Exactly one executor key (`command`, `pool`, `webhook`, `smtp`) is set.
+/// Exactly one executor key (`command`, `pool`, `webhook`, `smtp`, or
+/// `remote = true` for remote workers) is set.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KindSection {
@@ -115,6 +116,10 @@ pub struct KindSection {
     pub webhook: Option<WebhookConfig>,
     /// An SMTP server each job's email is sent through.
     pub smtp: Option<SmtpConfig>,
+    /// Run by remote workers over the HTTP worker protocol
+    /// (docs/worker-protocol.md) instead of an executor of this node.
+    #[serde(default)]
+    pub remote: bool,
     /// Working directory of the command (relative to the config file).
     pub cwd: Option<PathBuf>,
     /// Extra environment for the command.
@@ -162,6 +167,8 @@ pub enum ExecutorSpec {
     Webhook(WebhookConfig),
     /// An SMTP server.
     Smtp(SmtpConfig),
+    /// Remote workers claim the jobs over HTTP: nothing runs on this node.
+    Remote,
 }
 
 impl KindSection {
@@ -177,13 +184,15 @@ impl KindSection {
             ("pool", self.pool.is_some()),
             ("webhook", self.webhook.is_some()),
             ("smtp", self.smtp.is_some()),
+            ("remote", self.remote),
         ]
         .into_iter()
         .filter_map(|(key, on)| on.then_some(key))
         .collect();
         match set.as_slice() {
-            [] => return Err("missing executor: set one of `command` (a process per job, e.g. command = [\"php\", \"bin/console\", \"app:job\"]), `pool`, `webhook` or `smtp`".into()),
+            [] => return Err("missing executor: set one of `command` (a process per job, e.g. command = [\"php\", \"bin/console\", \"app:job\"]), `pool`, `webhook`, `smtp`, or `remote = true` for remote workers".into()),
             [_] => {}
+            [a, "remote"] => return Err(format!("both `{a}` and `remote = true` are set: a kind runs either on this node's `{a}` or on remote workers, not both")),
             [a, b] => return Err(format!("both `{a}` and `{b}` are set: a kind has exactly one executor")),
             many => return Err(format!("`{}` are all set: a kind has exactly one executor", many.join("`, `"))),
         }
@@ -206,6 +215,8 @@ impl KindSection {
         } else if let Some(webhook) = &self.webhook {
             webhook.validate().map_err(|e| e.to_string())?;
             ExecutorSpec::Webhook(webhook.clone())
+        } else if self.remote {
+            ExecutorSpec::Remote
         } else {
             let smtp = self.smtp.clone().expect("one executor is set");
             smtp.validate().map_err(|e| e.to_string())?;
@@ -263,6 +274,7 @@ impl KindSection {
                 max_running: self.max_running,
                 rate: self.rate,
             },
+            remote: self.remote,
         }
     }
 }
@@ -448,6 +460,28 @@ mod tests {
         assert_eq!(
             (q["media"], q["mail"], q["default"]),
             (3, DEFAULT_CONCURRENCY, DEFAULT_CONCURRENCY)
+        );
+    }
+
+    #[test]
+    fn remote_kinds_have_no_local_executor() {
+        let c = parse("[kinds.resize]\nremote = true\nmax_running = 3\n").unwrap();
+        assert!(matches!(c.executors["resize"], ExecutorSpec::Remote));
+        let policy = c.catalog.policy("resize").unwrap();
+        assert!(policy.remote && policy.limit.max_running == Some(3));
+        assert_eq!(c.catalog.remote_kinds().collect::<Vec<_>>(), ["resize"]);
+        let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
+        let e = err("[kinds.resize]\ncommand = [\"true\"]\nremote = true");
+        assert!(
+            e.contains("[kinds.resize] both `command` and `remote = true` are set: a kind runs either on this node's `command` or on remote workers, not both"),
+            "{e}"
+        );
+        let e = err("[kinds.resize]\nremote = false");
+        assert!(e.contains("[kinds.resize] missing executor"), "{e}");
+        let e = err("[kinds.resize]\nremote = true\nmax_processes = 2");
+        assert!(
+            e.contains("max_processes: only valid with `command`"),
+            "{e}"
         );
     }
 

@@ -41,7 +41,7 @@ fn main() -> ExitCode {
             Command::Enqueue(args) => client_cmd::enqueue(args).await,
             Command::Jobs(cmd) => client_cmd::jobs(cmd).await,
             Command::Stats(args) => client_cmd::stats(args).await,
-            Command::Nodes(args) => client_cmd::nodes(args).await,
+            Command::Nodes(args) => client_cmd::nodes(args.command()).await,
             Command::Schedules(args) => client_cmd::schedules(args).await,
             Command::Queues(args) => client_cmd::queues(args.command()).await,
             Command::Publish(args) => event_cmd::publish(args).await,

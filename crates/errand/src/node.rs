@@ -164,6 +164,15 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
             bulk.start(id)
         })));
         server_config.node_metrics = Some(gauges.clone());
+        // Remote workers get the leases and breakers of this node's own worker.
+        let own = plan.worker.worker_config(plan.queues.clone(), None);
+        server_config.remote = errand_worker::RemoteSettings {
+            node: own.name,
+            lease: own.lease,
+            heartbeat: own.heartbeat,
+            poll_interval: own.poll_interval,
+            breaker: own.breaker,
+        };
         if auth_required {
             info!("API tokens required (every route but /healthz)");
         } else if plan.unsafe_no_auth && !addr.ip().is_loopback() {
@@ -243,10 +252,12 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
 }
 
 /// Every kind's executor, built before the node touches the database so a
-/// bad executor stops start-up at once.
+/// bad executor stops start-up at once. Remote kinds have none here: remote
+/// workers claim them over the API.
 fn executors(plan: &NodePlan) -> Result<BTreeMap<String, Built>> {
     plan.executors
         .iter()
+        .filter(|(_, spec)| !matches!(spec, ExecutorSpec::Remote))
         .map(|(name, spec)| {
             let executor = executor_for(name, spec).with_context(|| format!("[kinds.{name}]"))?;
             Ok((name.clone(), executor))
@@ -273,6 +284,7 @@ fn executor_for(name: &str, spec: &ExecutorSpec) -> Result<Built> {
         }
         ExecutorSpec::Webhook(webhook) => Arc::new(WebhookExecutor::new(webhook.clone())?),
         ExecutorSpec::Smtp(smtp) => Arc::new(EmailExecutor::new(smtp.clone())?),
+        ExecutorSpec::Remote => anyhow::bail!("a remote kind has no executor on this node"),
     };
     Ok(Built {
         executor,

@@ -186,6 +186,7 @@ pub fn nodes_table(nodes: &[errand_core::NodeInfo]) -> String {
             let queues: Vec<String> = n.queues.iter().map(|(q, c)| format!("{q}={c}")).collect();
             vec![
                 n.name.clone(),
+                node_kind(n),
                 n.http.clone().unwrap_or_else(|| "-".into()),
                 queues.join(","),
                 n.running.to_string(),
@@ -197,6 +198,7 @@ pub fn nodes_table(nodes: &[errand_core::NodeInfo]) -> String {
     table(
         &[
             "NODE",
+            "WORKER",
             "HTTP",
             "QUEUES",
             "RUNNING",
@@ -205,6 +207,32 @@ pub fn nodes_table(nodes: &[errand_core::NodeInfo]) -> String {
         ],
         &rows,
     )
+}
+
+/// What runs a node's jobs: `errand` for errand's own, else the remote
+/// worker's library, version, host and pid; `(draining)` once asked to stop.
+fn node_kind(n: &errand_core::NodeInfo) -> String {
+    let mut text = match &n.remote {
+        None => "errand".to_string(),
+        Some(r) => {
+            let mut parts = vec![format!(
+                "remote {}",
+                r.library.as_deref().unwrap_or("(unnamed library)")
+            )];
+            parts.extend(r.version.clone());
+            match (&r.host, r.pid) {
+                (Some(host), Some(pid)) => parts.push(format!("{host}:{pid}")),
+                (Some(host), None) => parts.push(host.clone()),
+                (None, Some(pid)) => parts.push(format!("pid {pid}")),
+                (None, None) => {}
+            }
+            parts.join(" ")
+        }
+    };
+    if n.draining {
+        text.push_str(" (draining)");
+    }
+    text
 }
 
 /// One line per schedule; times in UTC, and the next run also on the

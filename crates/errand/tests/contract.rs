@@ -34,6 +34,10 @@ command = ["cat"]
 command = ["cat"]
 queue = "reports"
 
+# Claimed over the worker routes (which the fuzzer reaches with `work`).
+[kinds.thumb]
+remote = true
+
 [events."order.paid"]
 listeners = ["echo", "report"]
 
@@ -62,7 +66,7 @@ fn python() -> PathBuf {
 /// calls `DELETE /v1/tokens/{name}` with it, and may even hit its name:
 /// a token cannot revoke itself over the API (409), so the run keeps it.
 fn server_token(server: &Server) -> String {
-    server.create_token("contract", &["admin", "enqueue"])
+    server.create_token("contract", &["admin", "enqueue", "work"])
 }
 
 #[test]

@@ -617,9 +617,35 @@ pub(crate) async fn nodes(State(app): State<Shared>, viewer: Viewer) -> PageResu
         .map(|n| {
             let queues: Vec<String> = n.queues.iter().map(|(q, c)| format!("{q} ×{c}")).collect();
             let breakers: Vec<String> = n.breakers.iter().map(|(k, b)| format!("{k} ({:?})", b.state)).collect();
+            // A remote worker: its library and process, and a drain button.
+            let (worker, drain) = match &n.remote {
+                None => ("errand".to_string(), String::new()),
+                Some(r) => {
+                    let mut what = format!("remote: {}", r.library.as_deref().unwrap_or("?"));
+                    for part in [r.version.clone(), r.host.clone(), r.pid.map(|p| format!("pid {p}"))]
+                        .into_iter()
+                        .flatten()
+                    {
+                        what.push(' ');
+                        what.push_str(&part);
+                    }
+                    let drain = if n.draining {
+                        "<strong class=\"paused\">draining</strong>".to_string()
+                    } else {
+                        action(
+                            &format!("/v1/nodes/{}/drain", url_part(&n.name)),
+                            &format!("Drain {}", n.name),
+                            "",
+                            &format!("node-{}", url_part(&n.name)),
+                        )
+                    };
+                    (what, drain)
+                }
+            };
             format!(
-                "<tr><th scope=\"row\">{}</th><td>{}</td><td>{} ago</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{} ago</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{drain}</td></tr>",
                 esc(&n.name),
+                esc(&worker),
                 time(n.started_at),
                 age(now, n.last_seen),
                 esc(&queues.join(", ")),
@@ -632,12 +658,14 @@ pub(crate) async fn nodes(State(app): State<Shared>, viewer: Viewer) -> PageResu
     let mut body = table(
         &[
             "Node",
+            "Worker",
             "Started",
             "Last heartbeat",
             "Queues",
             "Running",
             "HTTP",
             "Breakers not closed",
+            "",
         ],
         &rows,
         "No live node: nothing claims jobs.",
