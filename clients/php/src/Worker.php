@@ -35,7 +35,8 @@ final class Worker
     /**
      * @param string|null $token a `work` token; null reads `ERRAND_TOKEN`
      * @param array{limit?: int|null, memory_limit?: int|string|null, time_limit?: float|null,
-     *   queues?: list<string>, wait?: float, id?: string} $options
+     *   queues?: list<string>, wait?: float, id?: string, log?: resource} $options (`log`: where
+     *   the worker writes its one-line messages, STDERR by default; never payloads)
      */
     public function __construct(string $baseUrl, ?string $token = null, private array $options = [])
     {
@@ -48,7 +49,7 @@ final class Worker
             'id' => substr($id, 0, 255), 'host' => $host, 'pid' => $pid,
             'library' => 'errand-php', 'version' => self::VERSION,
         ];
-        $this->log = STDERR;
+        $this->log = $options['log'] ?? STDERR;
     }
 
     /**
@@ -215,8 +216,12 @@ final class Worker
             if ($pcntl) {
                 pcntl_alarm(0);
             }
-            $this->current = null;
         }
+        if ($this->hasPendingProgress && !$job->isLost()) {
+            // The last progress report came too soon after a heartbeat to be sent: send it now.
+            $this->heartbeat();
+        }
+        $this->current = null;
         if ($job->isLost()) {
             $this->say("job {$job->id} was lost while it ran; its outcome is not reported");
             return $deadly;
