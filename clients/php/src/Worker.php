@@ -35,8 +35,9 @@ final class Worker
     /**
      * @param string|null $token a `work` token; null reads `ERRAND_TOKEN`
      * @param array{limit?: int|null, memory_limit?: int|string|null, time_limit?: float|null,
-     *   queues?: list<string>, wait?: float, id?: string, log?: resource} $options (`log`: where
-     *   the worker writes its one-line messages, STDERR by default; never payloads)
+     *   queues?: list<string>, wait?: float, id?: string, log?: resource, alarm?: bool} $options
+     *   (`log`: where the worker writes its one-line messages, STDERR by default, never payloads;
+     *   `alarm: false`: no SIGALRM heartbeats, only those from Job::progress(), as without pcntl)
      */
     public function __construct(string $baseUrl, ?string $token = null, private array $options = [])
     {
@@ -86,19 +87,22 @@ final class Worker
         if ($this->handlers === []) {
             throw new \LogicException('no handler registered');
         }
-        $pcntl = function_exists('pcntl_async_signals');
-        if ($pcntl) {
+        $signals = function_exists('pcntl_async_signals');
+        $pcntl = $signals && ($this->options['alarm'] ?? true);
+        if ($signals) {
             pcntl_async_signals(true);
             $onStop = fn (int $sig) => $this->stop($sig === SIGTERM ? 'SIGTERM' : 'SIGINT');
             pcntl_signal(SIGTERM, $onStop);
             pcntl_signal(SIGINT, $onStop);
+        }
+        if ($pcntl) {
             pcntl_signal(SIGALRM, fn () => $this->tick());
         }
         $limit = $this->options['limit'] ?? null;
         $memoryLimit = self::bytes($this->options['memory_limit'] ?? null);
         $timeLimit = $this->options['time_limit'] ?? null;
         $started = microtime(true);
-        $this->say('started: kinds ' . implode(',', array_keys($this->handlers)) . ($pcntl ? '' : ' (no pcntl: heartbeats from progress() only)'));
+        $this->say('started: kinds ' . implode(',', array_keys($this->handlers)) . ($pcntl ? '' : ' (no alarm: heartbeats from progress() only)'));
         $exit = 0;
         while (!$this->stopping) {
             if ($timeLimit !== null && microtime(true) - $started >= $timeLimit) {

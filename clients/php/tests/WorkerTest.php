@@ -90,6 +90,27 @@ final class WorkerTest extends TestCase
         $this->assertSame(0, $second->wait(10), $second->log());
     }
 
+    public function testWithoutAlarmHeartbeatsALateFinishIsRefused(): void
+    {
+        // --no-alarm is the fallback without pcntl: a handler that reports no progress sends no
+        // heartbeat, so nothing tells the paused worker before it finishes; errand's fence does.
+        $marker = $this->tempFile('quiet');
+        $job = $this->client->enqueue('slow', ['marker' => $marker, 'seconds' => 3, 'progress' => false]);
+        $first = new WorkerProcess($this->server, ['slow'], ['--limit', '1', '--no-alarm']);
+        $this->awaitFile($marker, 1);
+        $first->signal(SIGSTOP);
+        $second = new WorkerProcess($this->server, ['slow'], ['--limit', '1']);
+        $this->awaitFile($marker, 2, 15);
+        $first->signal(SIGCONT);
+
+        $this->assertSame(0, $first->wait(15), $first->log());
+        $this->assertStringContainsString("job {$job['id']} finish refused: reclaimed (state running)", $first->log());
+        $done = $this->awaitJob($job['id'], static fn ($j) => $j['state'] === 'completed');
+        $this->assertSame(['pid' => $second->pid], $done['result']);
+        $this->assertSame(2, $done['attempt']);
+        $this->assertSame(0, $second->wait(10), $second->log());
+    }
+
     public function testHeartbeatsKeepALongJobAliveAndCarryProgress(): void
     {
         // 4 s of work under a 2 s lease: only the SIGALRM heartbeats keep it.
