@@ -158,6 +158,14 @@ final class Client
     }
 
     /**
+     * Asks a node or remote worker to drain: finish what it runs and exit (`admin` scope).
+     */
+    public function drainNode(string $name): void
+    {
+        $this->http->request('POST', '/v1/nodes/' . rawurlencode($name) . '/drain', new \stdClass());
+    }
+
+    /**
      * @param array<string, mixed> $options
      * @return array<string, mixed>
      */

@@ -155,6 +155,22 @@ final class WorkerTest extends TestCase
         $this->client->cancelJob($next['id']);
     }
 
+    public function testADrainedWorkerFinishesItsJobAndExits(): void
+    {
+        $marker = $this->tempFile('drain');
+        $id = 'php-drain-' . bin2hex(random_bytes(3));
+        $job = $this->client->enqueue('term', ['marker' => $marker, 'seconds' => 2]);
+        $next = $this->client->enqueue('term', ['marker' => $marker, 'seconds' => 0]);
+        $worker = new WorkerProcess($this->server, ['term'], ['--id', $id]);
+        $this->awaitFile($marker, 1);
+        $this->client->drainNode($id);
+        $this->assertSame(0, $worker->wait(10), $worker->log());
+        $this->assertStringContainsString('stopping (drain requested) after 1 job(s)', $worker->log());
+        $this->assertSame('completed', $this->client->getJob($job['id'])['state']);
+        $this->assertSame('available', $this->client->getJob($next['id'])['state']);
+        $this->client->cancelJob($next['id']);
+    }
+
     public function testSigtermEndsAnIdleLongPollAtOnce(): void
     {
         $worker = new WorkerProcess($this->server, ['term']);
