@@ -28,6 +28,8 @@ final class Worker
     private bool $stopping = false;
     private string $stopReason = '';
     private bool $inTick = false;
+    private bool $inHandler = false;
+    private float $jobStarted = 0.0;
     private int $done = 0;
     /** @var resource */
     private $log;
@@ -188,7 +190,7 @@ final class Worker
         );
         $this->current = $job;
         $this->hasPendingProgress = false;
-        $this->lastBeat = microtime(true);
+        $this->lastBeat = $this->jobStarted = microtime(true);
         if ($pcntl) {
             pcntl_alarm($this->alarmSeconds());
         }
@@ -198,7 +200,9 @@ final class Worker
             if ($handler === null) {
                 $finish = ['outcome' => 'handback'];
             } else {
+                $this->inHandler = true;
                 $result = $handler($job);
+                $this->inHandler = false;
                 $finish = ['outcome' => 'success'];
                 if ($result !== null) {
                     $finish['result'] = $result;
@@ -217,6 +221,7 @@ final class Worker
             // Class and message only: a trace's arguments could carry the payload.
             $finish = ['outcome' => 'retry', 'error' => self::error($e)];
         } finally {
+            $this->inHandler = false;
             if ($pcntl) {
                 pcntl_alarm(0);
             }
@@ -273,15 +278,24 @@ final class Worker
         }
     }
 
-    /** SIGALRM: heartbeat the running job, then re-arm. */
+    /** SIGALRM: heartbeat the running job, then re-arm; past its timeout, interrupt the handler. */
     private function tick(): void
     {
-        if ($this->current === null) {
+        $job = $this->current;
+        if ($job === null) {
             return;
         }
         $this->heartbeat();
-        if ($this->current !== null) {
-            pcntl_alarm($this->alarmSeconds());
+        if ($this->current === null) {
+            return;
+        }
+        pcntl_alarm($this->alarmSeconds());
+        if ($this->inHandler && $job->timeoutMs !== null && !$job->isLost()
+            && (microtime(true) - $this->jobStarted) * 1000 >= $job->timeoutMs) {
+            $this->inHandler = false;
+            // Thrown from the signal handler, so it surfaces inside the handler's code: the only
+            // way to stop a single-threaded handler; runJob() reports it as a retry.
+            throw new JobTimeoutException("timed out after {$job->timeoutMs} ms");
         }
     }
 
@@ -324,13 +338,20 @@ final class Worker
     private function alarmSeconds(): int
     {
         // pcntl_alarm has whole seconds only: round down so the lease never runs short.
-        return max(1, intdiv($this->heartbeatMs, 1000));
+        $seconds = max(1, intdiv($this->heartbeatMs, 1000));
+        $job = $this->current;
+        if ($job !== null && $job->timeoutMs !== null) {
+            $left = $job->timeoutMs / 1000 - (microtime(true) - $this->jobStarted);
+            $seconds = max(1, min($seconds, (int) ceil($left)));
+        }
+        return $seconds;
     }
 
     private static function error(\Throwable $e): string
     {
         $message = $e->getMessage() !== '' ? $e->getMessage() : get_class($e);
-        return substr($e instanceof RetryException || $e instanceof PermanentException || $e instanceof DeadlyException
+        return substr($e instanceof RetryException || $e instanceof PermanentException
+            || $e instanceof DeadlyException || $e instanceof JobTimeoutException
             ? $message : get_class($e) . ': ' . $message, 0, 4000);
     }
 

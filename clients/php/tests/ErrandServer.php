@@ -57,6 +57,10 @@ final class ErrandServer
         [kinds.term]
         remote = true
 
+        [kinds.timeout]
+        remote = true
+        timeout = "1s"
+
         [kinds.opts]
         remote = true
 

@@ -125,6 +125,17 @@ final class WorkerTest extends TestCase
         $this->assertSame(0, $worker->wait(10), $worker->log());
     }
 
+    public function testAHandlerPastTheKindsTimeoutIsInterruptedAndRetried(): void
+    {
+        $job = $this->client->enqueue('timeout', null, ['max_attempts' => 1]);
+        $worker = new WorkerProcess($this->server, ['timeout'], ['--limit', '1']);
+        $start = microtime(true);
+        $failed = $this->awaitJob($job['id'], static fn ($j) => $j['state'] === 'failed');
+        $this->assertLessThan(4.0, microtime(true) - $start, 'interrupted, not run to its end');
+        $this->assertSame('timed out after 1000 ms', $failed['errors'][0]['error']);
+        $this->assertSame(0, $worker->wait(10), $worker->log());
+    }
+
     public function testLimitStopsAfterThatManyJobs(): void
     {
         $ids = array_column($this->client->enqueueMany([
