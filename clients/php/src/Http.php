@@ -87,7 +87,8 @@ final class Http
         }
         if ($raw === false) {
             $errno = curl_errno($ch);
-            throw new ErrandException(0, 'transport error', "{$method} {$path}: " . curl_error($ch), null, ['curl_errno' => $errno]);
+            $detail = "{$method} {$path}: " . curl_error($ch);
+            throw new ErrandException(0, 'transport error', $detail, null, ['curl_errno' => $errno]);
         }
         $status = (int) curl_getinfo($ch, CURLINFO_RESPONSE_CODE);
         $decoded = null;
@@ -96,7 +97,8 @@ final class Http
                 $decoded = json_decode((string) $raw, true, 512, JSON_THROW_ON_ERROR | JSON_BIGINT_AS_STRING);
             } catch (\JsonException $e) {
                 if ($status >= 200 && $status < 300) {
-                    throw new ErrandException($status, 'invalid JSON', "{$method} {$path}: " . $e->getMessage(), null, [], $e);
+                    $detail = "{$method} {$path}: " . $e->getMessage();
+                    throw new ErrandException($status, 'invalid JSON', $detail, null, [], $e);
                 }
                 $decoded = ['title' => 'HTTP ' . $status, 'detail' => substr((string) $raw, 0, 500)];
             }
@@ -110,6 +112,9 @@ final class Http
     /** JSON for the wire: slashes and Unicode as is, floats keep their fraction. */
     public static function encode(mixed $value): string
     {
-        return json_encode($value, JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_PRESERVE_ZERO_FRACTION);
+        return json_encode(
+            $value,
+            JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_PRESERVE_ZERO_FRACTION,
+        );
     }
 }

@@ -14,8 +14,11 @@ class RetryException extends \RuntimeException
      * @param float|null $delaySeconds a wish only: the protocol's `retry` outcome takes no delay
      *   (errand refuses one), so the kind's configured backoff decides; kept for handlers and logs
      */
-    public function __construct(string $error, public readonly ?float $delaySeconds = null, ?\Throwable $previous = null)
-    {
+    public function __construct(
+        string $error,
+        public readonly ?float $delaySeconds = null,
+        ?\Throwable $previous = null,
+    ) {
         parent::__construct($error, 0, $previous);
     }
 }

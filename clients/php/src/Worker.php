@@ -104,7 +104,8 @@ final class Worker
         $memoryLimit = self::bytes($this->options['memory_limit'] ?? null);
         $timeLimit = $this->options['time_limit'] ?? null;
         $started = microtime(true);
-        $this->say('started: kinds ' . implode(',', array_keys($this->handlers)) . ($pcntl ? '' : ' (no alarm: heartbeats from progress() only)'));
+        $this->say('started: kinds ' . implode(',', array_keys($this->handlers))
+            . ($pcntl ? '' : ' (no alarm: heartbeats from progress() only)'));
         $exit = 0;
         while (!$this->stopping) {
             if ($timeLimit !== null && microtime(true) - $started >= $timeLimit) {
@@ -157,7 +158,8 @@ final class Worker
         }
         try {
             // The abort callback lets SIGTERM end a held long poll at once instead of after `wait`.
-            [, $answer] = $this->http->request('POST', '/v1/worker/claim', $body, [], $wait + 15.0, [], fn () => $this->stopping);
+            $abort = fn (): bool => $this->stopping;
+            [, $answer] = $this->http->request('POST', '/v1/worker/claim', $body, [], $wait + 15.0, [], $abort);
         } catch (AuthException | ValidationException $e) {
             throw $e; // configuration errors: retrying cannot help
         } catch (ErrandException $e) {
@@ -183,8 +185,14 @@ final class Worker
     private function runJob(array $raw, bool $pcntl): bool
     {
         $job = new Job(
-            (int) $raw['id'], (int) $raw['fence'], (string) $raw['kind'], (string) $raw['queue'], $raw['payload'] ?? null,
-            (int) $raw['attempt'], (int) $raw['max_attempts'], array_values($raw['tags'] ?? []),
+            (int) $raw['id'],
+            (int) $raw['fence'],
+            (string) $raw['kind'],
+            (string) $raw['queue'],
+            $raw['payload'] ?? null,
+            (int) $raw['attempt'],
+            (int) $raw['max_attempts'],
+            array_values($raw['tags'] ?? []),
             isset($raw['timeout_ms']) ? (int) $raw['timeout_ms'] : null,
             fn (Job $j, mixed $value) => $this->progress($j, $value),
         );
@@ -247,7 +255,8 @@ final class Worker
      */
     private function finish(array $raw, array $finish): void
     {
-        $body = ['worker' => $this->identity, 'jobs' => [['id' => (int) $raw['id'], 'fence' => (int) $raw['fence']] + $finish]];
+        $lease = ['id' => (int) $raw['id'], 'fence' => (int) $raw['fence']];
+        $body = ['worker' => $this->identity, 'jobs' => [$lease + $finish]];
         for ($try = 1;; $try++) {
             try {
                 [, $answer] = $this->http->request('POST', '/v1/worker/finish', $body, [], 30.0, [409]);
@@ -255,7 +264,9 @@ final class Worker
                 if (($result['applied'] ?? false) === true) {
                     $this->say("job {$raw['id']} {$finish['outcome']}");
                 } else {
-                    $this->say("job {$raw['id']} finish refused: " . ($result['reason'] ?? '?') . ' (state ' . ($result['state'] ?? '?') . ')');
+                    $reason = $result['reason'] ?? '?';
+                    $state = $result['state'] ?? '?';
+                    $this->say("job {$raw['id']} finish refused: {$reason} (state {$state})");
                 }
                 return;
             } catch (ErrandException $e) {
@@ -290,8 +301,10 @@ final class Worker
             return;
         }
         pcntl_alarm($this->alarmSeconds());
-        if ($this->inHandler && $job->timeoutMs !== null && !$job->isLost()
-            && (microtime(true) - $this->jobStarted) * 1000 >= $job->timeoutMs) {
+        if (
+            $this->inHandler && $job->timeoutMs !== null && !$job->isLost()
+            && (microtime(true) - $this->jobStarted) * 1000 >= $job->timeoutMs
+        ) {
             $this->inHandler = false;
             // Thrown from the signal handler, so it surfaces inside the handler's code: the only
             // way to stop a single-threaded handler; runJob() reports it as a retry.
@@ -314,7 +327,8 @@ final class Worker
                 $held['progress'] = $this->pendingProgress;
             }
             $timeout = max(1.0, $this->heartbeatMs / 1000.0);
-            [, $answer] = $this->http->request('POST', '/v1/worker/heartbeat', ['worker' => $this->identity, 'jobs' => [$held]], [], $timeout, [409]);
+            $body = ['worker' => $this->identity, 'jobs' => [$held]];
+            [, $answer] = $this->http->request('POST', '/v1/worker/heartbeat', $body, [], $timeout, [409]);
             $this->lastBeat = microtime(true);
             $this->hasPendingProgress = false;
             $lost = $answer['lost'] ?? [];

@@ -124,7 +124,8 @@ final class ClientTest extends TestCase
 
     public function testATokenWithoutWorkCannotClaim(): void
     {
-        $worker = (new Worker($this->server->base, $this->server->tokens['enqueue'], ['wait' => 0, 'log' => fopen('php://memory', 'w+')]))
+        $options = ['wait' => 0, 'log' => fopen('php://memory', 'w+')];
+        $worker = (new Worker($this->server->base, $this->server->tokens['enqueue'], $options))
             ->handle('echo', static fn () => null);
         try {
             $worker->run();

@@ -80,7 +80,11 @@ final class ErrandServer
         }
         $this->process = proc_open(
             [$bin, 'serve', '--config', "{$dir}/errand.toml", '--listen', '127.0.0.1:0'],
-            [0 => ['file', '/dev/null', 'r'], 1 => ['file', "{$dir}/server.out", 'w'], 2 => ['file', "{$dir}/server.log", 'w']],
+            [
+                0 => ['file', '/dev/null', 'r'],
+                1 => ['file', "{$dir}/server.out", 'w'],
+                2 => ['file', "{$dir}/server.log", 'w'],
+            ],
             $pipes,
             $dir,
             $env,
@@ -101,7 +105,9 @@ final class ErrandServer
         if (self::$instance === null) {
             $bin = getenv('ERRAND_BIN') ?: dirname(__DIR__, 3) . '/target/release/errand';
             if (!is_file($bin) || !is_executable($bin)) {
-                throw new \RuntimeException("no errand binary at {$bin}: build it (cargo build --release) or set ERRAND_BIN");
+                throw new \RuntimeException(
+                    "no errand binary at {$bin}: build it (cargo build --release) or set ERRAND_BIN"
+                );
             }
             $dir = sys_get_temp_dir() . '/errand-php-' . getmypid() . '-' . bin2hex(random_bytes(4));
             mkdir($dir, 0700, true);

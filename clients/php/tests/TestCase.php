@@ -36,7 +36,8 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
             }
             usleep(50_000);
         } while (microtime(true) < $deadline);
-        $this->fail("job {$id} never reached the expected state: " . json_encode($job) . "\nserver log:\n" . substr($this->server->log(), -3000));
+        $this->fail("job {$id} never reached the expected state: " . json_encode($job)
+            . "\nserver log:\n" . substr($this->server->log(), -3000));
     }
 
     protected function tempFile(string $prefix): string

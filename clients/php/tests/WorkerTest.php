@@ -83,7 +83,8 @@ final class WorkerTest extends TestCase
         $first->signal(SIGCONT);
 
         $this->assertSame(0, $first->wait(15), $first->log());
-        $this->assertMatchesRegularExpression("/job {$job['id']} (lost: reclaimed|finish refused: reclaimed)/", $first->log());
+        $pattern = "/job {$job['id']} (lost: reclaimed|finish refused: reclaimed)/";
+        $this->assertMatchesRegularExpression($pattern, $first->log());
         $this->assertStringNotContainsString("job {$job['id']} success", $first->log());
         $done = $this->awaitJob($job['id'], static fn ($j) => $j['state'] === 'completed');
         $this->assertSame(['pid' => $second->pid], $done['result']);
