@@ -158,6 +158,16 @@ final class Client
     }
 
     /**
+     * Live nodes and remote workers (`remote`: host, pid, library, kinds…), as `GET /v1/nodes`.
+     *
+     * @return list<array<string, mixed>>
+     */
+    public function listNodes(): array
+    {
+        return $this->get('/v1/nodes')['nodes'];
+    }
+
+    /**
      * Asks a node or remote worker to drain: finish what it runs and exit (`admin` scope).
      */
     public function drainNode(string $name): void

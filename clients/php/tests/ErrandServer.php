@@ -61,6 +61,9 @@ final class ErrandServer
         remote = true
         timeout = "1s"
 
+        [kinds.progress]
+        remote = true
+
         [kinds.opts]
         remote = true
 

@@ -18,15 +18,23 @@ final class WorkerProcess
     /**
      * @param list<string> $kinds the handlers it registers
      * @param list<string> $args extra options (`--limit 2`…)
+     * @param list<string> $phpArgs options for php itself (`-d …`)
      */
-    public function __construct(ErrandServer $server, array $kinds, array $args = [], ?string $token = null)
-    {
+    public function __construct(
+        ErrandServer $server,
+        array $kinds,
+        array $args = [],
+        ?string $token = null,
+        array $phpArgs = [],
+    ) {
         $this->logFile = tempnam($server->dir, 'worker-');
         $env = ErrandServer::env();
         $env['ERRAND_TOKEN'] = $token ?? $server->tokens['work'];
         $env['ERRAND_TEST_KINDS'] = implode(',', $kinds);
         $cmd = array_merge(
-            [PHP_BINARY, dirname(__DIR__) . '/bin/errand-worker', '--url', $server->base],
+            [PHP_BINARY],
+            $phpArgs,
+            [dirname(__DIR__) . '/bin/errand-worker', '--url', $server->base],
             $args,
             [__DIR__ . '/fixtures/handlers.php'],
         );

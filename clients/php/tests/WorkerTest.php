@@ -137,6 +137,21 @@ final class WorkerTest extends TestCase
         $this->assertSame(0, $worker->wait(10), $worker->log());
     }
 
+    public function testWithoutPcntlProgressCallsAloneKeepTheLease(): void
+    {
+        // 4 s under a 2 s lease, pcntl disabled: only the progress() heartbeats renew it.
+        $job = $this->client->enqueue('progress', ['seconds' => 4]);
+        $noPcntl = ['-d', 'disable_functions=pcntl_async_signals,pcntl_signal,pcntl_alarm'];
+        $worker = new WorkerProcess($this->server, ['progress'], ['--limit', '1'], null, $noPcntl);
+        $done = $this->client->waitJob($job['id'], 20);
+        $this->assertSame('completed', $done['state'], $worker->log());
+        $this->assertSame(['pcntl' => false], $done['result']);
+        $this->assertSame(1, $done['attempt'], 'never rescued');
+        $this->assertGreaterThanOrEqual(10, $done['progress']['step']);
+        $this->assertStringContainsString('no alarm: heartbeats from progress() only', $worker->log());
+        $this->assertSame(0, $worker->wait(10), $worker->log());
+    }
+
     public function testLimitStopsAfterThatManyJobs(): void
     {
         $ids = array_column($this->client->enqueueMany([
@@ -175,6 +190,10 @@ final class WorkerTest extends TestCase
         $next = $this->client->enqueue('term', ['marker' => $marker, 'seconds' => 0]);
         $worker = new WorkerProcess($this->server, ['term'], ['--id', $id]);
         $this->awaitFile($marker, 1);
+        $entry = array_values(array_filter($this->client->listNodes(), static fn ($n) => $n['name'] === $id));
+        $this->assertCount(1, $entry, 'the worker is listed among the nodes');
+        $this->assertSame('errand-php', $entry[0]['remote']['library']);
+        $this->assertSame($worker->pid, $entry[0]['remote']['pid']);
         $this->client->drainNode($id);
         $this->assertSame(0, $worker->wait(10), $worker->log());
         $this->assertStringContainsString('stopping (drain requested) after 1 job(s)', $worker->log());
