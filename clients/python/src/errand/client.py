@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as _dt
+import ssl
+import threading
 import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 from urllib.parse import quote
 
 from ._http import Transport
 from ._types import Duration, duration, seconds, timestamp
+from .version import __version__
 
 #: A job, batch or event exactly as the API answers it (JSON object).
 Json = Dict[str, Any]
@@ -62,18 +65,41 @@ def job_request(
 
 
 class Client:
-    """A synchronous client of errand's HTTP API over one keep-alive connection.
+    """A synchronous client of errand's HTTP API over keep-alive connections.
 
-    Thread-safe: requests from several threads are sent one at a time.
+    Thread-safe: each thread gets its own connection, reused for its
+    requests, so a long `wait_job` in one thread never delays another.
     Every error answer raises a subclass of `errand.ErrandError`.
     """
 
-    def __init__(self, base_url: str, token: Optional[str] = None, timeout: float = 30.0) -> None:
-        self._http = Transport(base_url, token, timeout)
+    def __init__(
+        self,
+        base_url: str,
+        token: Optional[str] = None,
+        timeout: float = 30.0,
+        ssl_context: Optional[ssl.SSLContext] = None,
+    ) -> None:
+        self._args = (base_url, token, timeout, f"errand-python/{__version__}", ssl_context)
+        Transport(*self._args)  # check the URL now, not at the first request
+        self._local = threading.local()
+        self._all: List[Transport] = []
+        self._lock = threading.Lock()
+
+    @property
+    def _http(self) -> Transport:
+        http: Optional[Transport] = getattr(self._local, "http", None)
+        if http is None:
+            http = Transport(*self._args)
+            self._local.http = http
+            with self._lock:
+                self._all.append(http)
+        return http
 
     def close(self) -> None:
-        """Close the connection."""
-        self._http.close()
+        """Close every connection."""
+        with self._lock:
+            for http in self._all:
+                http.close()
 
     def __enter__(self) -> "Client":
         return self

@@ -20,6 +20,7 @@ import os
 import queue
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -163,6 +164,7 @@ class Worker:
         time_limit: Optional[Duration] = None,
         poll_wait: float = 30.0,
         timeout: float = 30.0,
+        ssl_context: Optional[ssl.SSLContext] = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -184,9 +186,10 @@ class Worker:
         self.poll_wait = min(max(poll_wait, 0.0), 30.0)
         self.handlers: Dict[str, Handler] = {}
         # One connection per role: a held long poll must not delay heartbeats.
-        self._claim_http = Transport(base_url, token, timeout, "errand-python-worker")
-        self._beat_http = Transport(base_url, token, timeout, "errand-python-worker")
-        self._finish_http = Transport(base_url, token, timeout, "errand-python-worker")
+        agent = f"{library}/{version}"
+        self._claim_http = Transport(base_url, token, timeout, agent, ssl_context)
+        self._beat_http = Transport(base_url, token, timeout, agent, ssl_context)
+        self._finish_http = Transport(base_url, token, timeout, agent, ssl_context)
         self._cond = threading.Condition()
         self._slots: Dict[Tuple[int, int], _Slot] = {}
         self._finishes: "queue.Queue[Optional[Tuple[_Slot, Dict[str, Any]]]]" = queue.Queue()
@@ -558,8 +561,12 @@ class Worker:
                 sent_progress.append(slot.ctx)
             leases.append(lease)
         try:
+            # A heartbeat stuck on a dead connection must not outlive the lease.
             answer = self._beat_http.request(
-                "POST", "/v1/worker/heartbeat", {"worker": self.identity, "jobs": leases}
+                "POST",
+                "/v1/worker/heartbeat",
+                {"worker": self.identity, "jobs": leases},
+                timeout=min(self._beat_http.timeout, max(1.0, self.lease_s / 3)),
             )
             lost = list(answer.get("lost", []))
             self._learn(answer)
@@ -573,19 +580,19 @@ class Worker:
         if lost:
             with self._cond:
                 for item in lost:
-                    slot = self._slots.get((item.get("id"), item.get("fence")))
-                    if slot is None or not slot.holding:
+                    owned = self._slots.get((item.get("id"), item.get("fence")))
+                    if owned is None or not owned.holding:
                         continue
-                    if slot.finishing and item.get("reason") == "finished":
+                    if owned.finishing and item.get("reason") == "finished":
                         continue  # our own finish got there first
                     log.warning(
                         "job %d lost (%s, now %s): abandoning it",
-                        slot.ctx.id,
+                        owned.ctx.id,
                         item.get("reason"),
                         item.get("state"),
                     )
-                    self._abandon(slot, str(item.get("reason")))
-                    slot.holding = False
+                    self._abandon(owned, str(item.get("reason")))
+                    owned.holding = False
                 self._reap_locked()
                 self._cond.notify_all()
         return True
