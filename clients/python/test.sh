@@ -6,7 +6,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 export ERRAND_BIN="${ERRAND_BIN:-$repo/target/release/errand}"
 python="${PYTHON:-python3}"
-venv="$here/.venv"
+venv="${VENV:-$here/.venv}"
 
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"

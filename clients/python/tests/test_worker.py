@@ -279,3 +279,21 @@ def test_events_reach_remote_listeners(client: Client, start_worker: Any) -> Non
 def test_worker_token_without_work_is_refused(server: Any, start_worker: Any) -> None:
     w = start_worker({"echo": lambda payload: None}, token=server.enqueue_only)
     assert w.join(10) == EXIT_CONFIG
+
+
+def test_batch_claims_and_finishes(client: Client, start_worker: Any) -> None:
+    jobs = client.enqueue_many([job_request("parts", {"n": n}) for n in range(6)])
+    gate = threading.Barrier(3, timeout=10)
+
+    def part(payload: Any) -> int:
+        gate.wait()  # three at once: the claim must have handed out several
+        return int(payload["n"])
+
+    w = start_worker({"parts": part}, concurrency=3)
+    for job in jobs:
+        assert client.wait_job(job["id"], timeout=15)["result"] == job["payload"]["n"]
+    stats = w.worker.stats
+    assert stats["jobs"] == 6
+    assert stats["claims"] < stats["jobs"], stats  # at least one claim took several jobs
+    until(lambda: stats["finished"] == 6, 5, "finishes counted")
+    assert stats["finish_requests"] <= 6

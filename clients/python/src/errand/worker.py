@@ -201,6 +201,16 @@ class Worker:
         self._taken = 0
         self.lease_s = 15.0
         self.heartbeat_s = 5.0
+        #: Counters for logs and tests: requests sent and jobs seen.
+        self.stats: Dict[str, int] = {
+            "claims": 0,
+            "jobs": 0,
+            "heartbeats": 0,
+            "lost": 0,
+            "finish_requests": 0,
+            "finished": 0,
+            "refused": 0,
+        }
 
     # Registration -------------------------------------------------------
 
@@ -319,6 +329,8 @@ class Worker:
         finally:
             self._in_claim = False
         self._learn(answer)
+        self.stats["claims"] += 1
+        self.stats["jobs"] += len(answer.get("jobs", []))
         return answer
 
     def _learn(self, answer: Dict[str, Any]) -> None:
@@ -494,6 +506,8 @@ class Worker:
                 pause = min(pause * 2, 5.0)
                 resent = True
         by_lease = {(r.get("id"), r.get("fence")): r for r in results}
+        self.stats["finish_requests"] += 1
+        self.stats["finished"] += len(batch)
         with self._cond:
             for slot, sent in batch:
                 r = by_lease.get((slot.ctx.id, slot.ctx.fence), {})
@@ -509,6 +523,7 @@ class Worker:
                         r.get("state"),
                     )
                     self._abandon(slot, str(r.get("reason")))
+                    self.stats["refused"] += 1
                 slot.holding = False
             self._reap_locked()
             self._cond.notify_all()
@@ -570,6 +585,7 @@ class Worker:
             )
             lost = list(answer.get("lost", []))
             self._learn(answer)
+            self.stats["heartbeats"] += 1
         except Conflict as exc:
             lost = exc.lost
         except ErrandError as exc:
@@ -593,6 +609,7 @@ class Worker:
                     )
                     self._abandon(owned, str(item.get("reason")))
                     owned.holding = False
+                    self.stats["lost"] += 1
                 self._reap_locked()
                 self._cond.notify_all()
         return True
