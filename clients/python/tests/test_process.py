@@ -98,6 +98,7 @@ def test_sigterm_stops_after_the_current_job(client: Client, spawn: Any) -> None
     assert done["result"]["pid"] == proc.pid
     waiting = client.get_job(second["id"])
     assert waiting["state"] == "available" and waiting["attempt"] == 0, waiting
+    client.cancel_job(second["id"])  # no later worker should take it
 
 
 def test_sigterm_while_idle_exits_at_once(spawn: Any) -> None:
@@ -137,3 +138,25 @@ def test_deadly_exits_for_the_supervisor(client: Client, spawn: Any) -> None:
     assert "cache server unreachable" in out
     after = client.get_job(job["id"])
     assert after["attempt"] == 0 and after["state"] in ("available", "running"), after
+    client.cancel_job(job["id"])  # no later worker should take it
+
+
+def test_second_signal_hands_back_at_once(client: Client, spawn: Any) -> None:
+    job = client.enqueue("slow", {"sleep": 20})
+    proc = spawn()
+    try:
+        wait_for(spawn.marks / f"started-{job['id']}")
+    except AssertionError:
+        proc.kill()
+        raise AssertionError(proc.communicate()[0])
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=10)
+    assert time.monotonic() - t0 < 5, out
+    assert proc.returncode == 0, out
+    after = client.get_job(job["id"])
+    # Handed back: available again at once, the attempt given back.
+    assert after["state"] == "available" and after["attempt"] == 0, after
+    client.cancel_job(job["id"])  # no later test should run it

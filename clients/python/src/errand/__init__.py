@@ -18,7 +18,7 @@ from .errors import (
 from .outcomes import Deadly, Outcome, Permanent, Retry, Snooze
 from .version import __version__
 from .protocol import WorkerAPI
-from .worker import EXIT_CONFIG, EXIT_DEADLY, EXIT_OK, EXIT_STUCK, JobContext, Worker, handler
+from ._worker import EXIT_CONFIG, EXIT_DEADLY, EXIT_OK, EXIT_STUCK, JobContext, Worker, handler
 
 __all__ = [
     "BadRequest",
