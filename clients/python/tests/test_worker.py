@@ -306,3 +306,14 @@ def test_batch_claims_and_finishes(client: Client, start_worker: Any) -> None:
     assert stats["claims"] < stats["jobs"], stats  # at least one claim took several jobs
     until(lambda: stats["finished"] == 6, 5, "finishes counted")
     assert stats["finish_requests"] <= 6
+
+
+def test_a_result_too_large_fails_the_job(client: Client, start_worker: Any) -> None:
+    # Over the server's 1 MiB body limit: the finish is refused (413), so the
+    # worker reports the job failed instead of letting its lease expire.
+    start_worker({"doomed": lambda payload: "x" * (2 * 1024 * 1024)})
+    job = client.enqueue("doomed", {})
+    done = client.wait_job(job["id"], timeout=15)
+    assert done["state"] == "failed", done
+    assert done["attempt"] == 1
+    assert done["errors"][-1]["error"].startswith("result refused by errand")

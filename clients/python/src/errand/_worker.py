@@ -482,7 +482,7 @@ class Worker:
             self._send_finishes(batch)
 
     def _send_finishes(self, batch: List[Tuple[_Slot, Dict[str, Any]]]) -> None:
-        body = {"worker": {"id": self.id}, "jobs": [b for _, b in batch]}
+        body: Dict[str, Any] = {"worker": {"id": self.id}, "jobs": [b for _, b in batch]}
         results: List[Dict[str, Any]] = []
         pause = 0.2
         give_up = time.monotonic() + max(self.lease_s, 5.0) * 4
@@ -499,6 +499,25 @@ class Worker:
                 # Sending the same finishes again is safe: an applied one then
                 # answers `applied: false, reason: finished`.
                 retryable = exc.status == 0 or exc.status >= 500
+                if exc.status in (413, 422) and len(batch) > 1:
+                    # One bad finish refuses the whole request: send each alone.
+                    for item in batch:
+                        self._send_finishes([item])
+                    return
+                if exc.status in (413, 422) and batch[0][1]["outcome"] == "success":
+                    # The result itself was refused (too large, …): fail the
+                    # job rather than let its lease expire, attempt after attempt.
+                    slot, sent = batch[0]
+                    log.error("job %d: result refused (%s); failing the job", slot.ctx.id, exc)
+                    failed: Dict[str, Any] = {
+                        "id": sent["id"],
+                        "fence": sent["fence"],
+                        "outcome": "permanent",
+                        "error": _cap(f"result refused by errand: {exc.detail}"),
+                    }
+                    body = {"worker": {"id": self.id}, "jobs": [failed]}
+                    batch = [(slot, failed)]
+                    continue
                 if not retryable or time.monotonic() > give_up:
                     log.error("finish of %d job(s) failed: %s", len(batch), exc)
                     break
