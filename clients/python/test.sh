@@ -11,8 +11,11 @@ venv="${VENV:-$here/.venv}"
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "pytest==8.3.3"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$here"
+pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+# Pinned, and the package built with this setuptools (no isolated build env
+# fetched at each run).
+"${pip[@]}" "pytest==8.3.3" "setuptools==75.6.0"
+"${pip[@]}" --no-build-isolation -e "$here"
 
 cd "$here"
 # pytest exits 5 when no test ran: that is a failure too.
