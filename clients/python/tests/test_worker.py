@@ -59,6 +59,19 @@ def test_progress_rides_on_heartbeats(client: Client, start_worker: Any) -> None
     assert done["progress"] == {"done": 1, "of": 2}
 
 
+def test_last_progress_is_stored_before_the_finish(client: Client, start_worker: Any) -> None:
+    def quick(payload: Any, ctx: JobContext) -> str:
+        ctx.progress("step 1")
+        ctx.progress({"done": 3, "of": 3})
+        return "done"
+
+    start_worker({"progress": quick})
+    job = client.enqueue("progress", None)
+    done = client.wait_job(job["id"], timeout=15)
+    assert done["state"] == "completed"
+    assert done["progress"] == {"done": 3, "of": 3}
+
+
 def test_retry_with_backoff_then_success(client: Client, start_worker: Any) -> None:
     attempts: List[int] = []
 

@@ -443,7 +443,28 @@ class Worker:
                 # moved on, so this outcome must not be reported.
                 self._cond.notify_all()
                 return
+        self._flush_progress(ctx)
+        with self._cond:
+            if slot.finishing or not slot.holding:
+                self._cond.notify_all()
+                return
             self._queue_finish_locked(slot, outcome)
+
+    def _flush_progress(self, ctx: JobContext) -> None:
+        """Store progress reported since the last heartbeat before finishing, as
+        errand's own workers do (the finish itself carries none)."""
+        dirty, value = ctx.take_progress()
+        if not dirty:
+            return
+        try:
+            self._beat_http.request(
+                "POST",
+                "/v1/worker/heartbeat",
+                {"worker": self.identity, "jobs": [{"id": ctx.id, "fence": ctx.fence, "progress": value}]},
+                timeout=min(self._beat_http.timeout, max(1.0, self.lease_s / 3)),
+            )
+        except ErrandError as exc:  # lost meanwhile, or unreachable: the finish says
+            log.debug("job %d: last progress not stored: %s", ctx.id, exc)
 
     def _abandon(self, slot: _Slot, reason: Optional[str]) -> None:
         if reason is not None:
