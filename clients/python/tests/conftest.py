@@ -27,6 +27,9 @@ database = "sqlite://errand.db"
 
 [server]
 auth = "required"
+# Idle kept-alive connections are closed soon, so the clients' reconnect
+# path runs throughout the tests.
+idle_timeout = "1s"
 
 [worker]
 lease = "2s"

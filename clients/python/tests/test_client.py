@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 
@@ -117,3 +118,20 @@ def test_worker_routes_validate(server) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValidationError) as err2:
         api.finish([{"id": 1, "fence": 1, "outcome": "explode"}])
     assert err2.value.field is not None and err2.value.field.startswith("jobs[0]")
+
+
+def test_keep_alive_reuses_and_reconnects(client: Client) -> None:
+    client.stats()
+    conn = client._http._conn
+    assert conn is not None and conn.sock is not None
+    port = conn.sock.getsockname()[1]
+    for _ in range(20):
+        client.stats()
+    assert client._http._conn is conn and conn.sock.getsockname()[1] == port
+    # The server closes connections idle for 1 s (idle_timeout): the next
+    # request goes out again on a new connection, transparently.
+    time.sleep(1.5)
+    client.stats()
+    new = client._http._conn
+    assert new is not None and new.sock is not None
+    assert new.sock.getsockname()[1] != port
