@@ -73,6 +73,16 @@ def _config() -> str:
     return text
 
 
+def _die_with_parent() -> None:
+    """In the child: be killed when pytest dies, even by SIGKILL (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -98,6 +108,7 @@ class Server:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={k: v for k, v in os.environ.items() if not k.startswith("ERRAND_")},
+            preexec_fn=_die_with_parent,
         )
         self._wait_healthy()
         self.admin = self.token("app", "admin", "enqueue", "read")
