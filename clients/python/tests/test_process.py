@@ -108,7 +108,7 @@ def test_sigterm_while_idle_exits_at_once(spawn: Any) -> None:
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0, out
-    assert time.monotonic() - t0 < 3, out
+    assert time.monotonic() - t0 < 5, out
 
 
 def test_stopped_past_the_lease_loses_the_job(client: Client, spawn: Any) -> None:
@@ -154,7 +154,7 @@ def test_second_signal_hands_back_at_once(client: Client, spawn: Any) -> None:
     t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=10)
-    assert time.monotonic() - t0 < 5, out
+    assert time.monotonic() - t0 < 10, out  # the handler sleeps 20 s
     assert proc.returncode == 0, out
     after = client.get_job(job["id"])
     # Handed back: available again at once, the attempt given back.

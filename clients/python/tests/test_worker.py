@@ -205,7 +205,9 @@ def test_long_poll_wakes_an_idle_worker(client: Client, start_worker: Any) -> No
         until(lambda: len(started) > 0, 5, "job start")
         latency = started.pop() - t0
         latencies.append(latency)
-        assert latency < 0.5, f"pickup took {latency:.3f}s"
+        # Milliseconds in practice; the bound only proves the held claim
+        # (30 s) was woken rather than run out, with room for a busy machine.
+        assert latency < 1.0, f"pickup took {latency:.3f}s"
         assert client.wait_job(job["id"], timeout=5)["state"] == "completed"
         time.sleep(0.3)
     print("pickup latencies (enqueue call to handler start):", [f"{x * 1000:.1f}ms" for x in latencies])
@@ -225,7 +227,7 @@ def test_memory_limit_stops_after_the_job(client: Client, start_worker: Any) -> 
     # The limit is checked before each claim: already over, it takes nothing.
     assert w.join(15) == EXIT_OK
     assert [client.get_job(i)["state"] for i in ids] == ["available", "available"]
-    w2 = start_worker({"fat": lambda payload: "ok"}, time_limit=1.0)
+    w2 = start_worker({"fat": lambda payload: "ok"}, time_limit=3.0)
     assert w2.join(15) == EXIT_OK
     assert [client.get_job(i)["state"] for i in ids] == ["completed", "completed"]
 
