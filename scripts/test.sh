@@ -5,6 +5,10 @@
 #   Debian's postgresql package (installed here when missing).
 # - The executors' tests run real PHP and Python pool workers (php-cli) and a
 #   real SMTP server (aiosmtpd, from PyPI).
+# - The PHP client (clients/php) runs its PHPUnit tests (Debian's phpunit,
+#   php-curl; composer only writes the autoloader) against the errand binary
+#   the cargo tests built; the Python client (clients/python) its pytest
+#   tests, in clients/python/.venv (pytest pinned, from PyPI).
 # - The API contract test (crates/errand/tests/contract.rs) runs schemathesis
 #   and openapi-spec-validator from PyPI, pinned, in the venv .venv.
 # - The metrics test (crates/errand/tests/metrics.rs) checks /metrics and
@@ -25,6 +29,10 @@ have_postgres() { have initdb || compgen -G '/usr/lib/postgresql/*/bin/initdb' >
 missing=()
 have_postgres || missing+=(postgresql)
 have php || missing+=(php-cli)
+if ! have php || ! php -r 'exit(extension_loaded("curl") ? 0 : 1);' 2>/dev/null; then missing+=(php-curl); fi
+have phpunit || missing+=(phpunit)
+have composer || missing+=(composer)
+[ -f /usr/share/php/Symfony/Component/Messenger/autoload.php ] || missing+=(php-symfony-messenger)
 have promtool || missing+=(prometheus)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
@@ -62,3 +70,8 @@ if ! have_contract_tools; then
 fi
 
 cargo test --workspace --release
+
+# The client libraries against the binary the tests above built.
+export ERRAND_BIN="$PWD/target/release/errand"
+bash clients/php/test.sh
+bash clients/python/test.sh
