@@ -159,7 +159,8 @@ final class ErrandTransport implements TransportInterface, MessageCountAwareInte
                 $envelope = $this->decode($raw['payload'] ?? null);
             } catch (\Throwable $e) {
                 // Not retried (the same bytes would fail again): failed at once, kept in errand for people to see.
-                $this->finish($stamp, ['outcome' => 'permanent', 'error' => 'undecodable message: ' . $e->getMessage()]);
+                $error = 'undecodable message: ' . $e->getMessage();
+                $this->finish($stamp, ['outcome' => 'permanent', 'error' => $error]);
                 throw $e instanceof MessageDecodingFailedException
                     ? $e : new MessageDecodingFailedException($e->getMessage(), 0, $e);
             }
@@ -191,7 +192,8 @@ final class ErrandTransport implements TransportInterface, MessageCountAwareInte
         $details = $envelope->last(ErrorDetailsStamp::class);
         $unrecoverable = $details instanceof ErrorDetailsStamp
             && is_a($details->getExceptionClass(), UnrecoverableExceptionInterface::class, true);
-        $this->finish($stamp, ['outcome' => $unrecoverable ? 'permanent' : 'retry', 'error' => self::errorOf($envelope)]);
+        $outcome = $unrecoverable ? 'permanent' : 'retry';
+        $this->finish($stamp, ['outcome' => $outcome, 'error' => self::errorOf($envelope)]);
     }
 
     /** Renews the leases this consumer holds now (Messenger 7.2+ calls it with `--keepalive`). */
@@ -346,7 +348,8 @@ final class ErrandTransport implements TransportInterface, MessageCountAwareInte
                 return;
             } catch (ErrandException $e) {
                 if (($e->status !== 0 && $e->status < 500) || $try >= 5) {
-                    throw new TransportException("errand: finish of job {$stamp->jobId} failed: " . $e->getMessage(), 0, $e);
+                    $message = "errand: finish of job {$stamp->jobId} failed: " . $e->getMessage();
+                    throw new TransportException($message, 0, $e);
                 }
                 usleep(200_000 * $try);
             }

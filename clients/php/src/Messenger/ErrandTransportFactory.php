@@ -41,7 +41,8 @@ final class ErrandTransportFactory implements TransportFactoryInterface
     {
         $parts = parse_url($dsn);
         if ($parts === false || !isset($parts['scheme'], $parts['host'])) {
-            throw new InvalidArgumentException('not an errand DSN (errand://host:7070?queue=…): ' . self::redact($dsn));
+            $shown = self::redact($dsn);
+            throw new InvalidArgumentException("not an errand DSN (errand://host:7070?queue=…): {$shown}");
         }
         if (!in_array($parts['scheme'], ['errand', 'errands'], true)) {
             throw new InvalidArgumentException("unsupported scheme {$parts['scheme']}: use errand:// or errands://");
@@ -72,14 +73,16 @@ final class ErrandTransportFactory implements TransportFactoryInterface
         foreach (['max_attempts', 'priority'] as $name) {
             if (isset($settings[$name])) {
                 if (filter_var($settings[$name], FILTER_VALIDATE_INT) === false) {
-                    throw new InvalidArgumentException("{$name} must be an integer, got " . var_export($settings[$name], true));
+                    $got = var_export($settings[$name], true);
+                    throw new InvalidArgumentException("{$name} must be an integer, got {$got}");
                 }
                 $settings[$name] = (int) $settings[$name];
             }
         }
         if (isset($settings['wait'])) {
             if (!is_numeric($settings['wait']) || (float) $settings['wait'] < 0 || (float) $settings['wait'] > 30) {
-                throw new InvalidArgumentException('wait must be between 0 and 30 seconds, got ' . var_export($settings['wait'], true));
+                $got = var_export($settings['wait'], true);
+                throw new InvalidArgumentException("wait must be between 0 and 30 seconds, got {$got}");
             }
             $settings['wait'] = (float) $settings['wait'];
         }
