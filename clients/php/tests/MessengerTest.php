@@ -177,7 +177,10 @@ final class MessengerTest extends TestCase
         );
         $options = ['token' => 'errand_x', 'transport_name' => 'async'];
         $tls = ErrandTransportFactory::parse('errands://errand.internal?max_attempts=3', $options);
-        $this->assertSame(['https://errand.internal', 3, 'errand_x'], [$tls['url'], $tls['max_attempts'], $tls['token']]);
+        $this->assertSame(
+            ['https://errand.internal', 3, 'errand_x'],
+            [$tls['url'], $tls['max_attempts'], $tls['token']],
+        );
         $this->assertSame('https://h:1', ErrandTransportFactory::parse('errand://h:1?tls=true')['url']);
 
         $this->expectException(InvalidArgumentException::class);
