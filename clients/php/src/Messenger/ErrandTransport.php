@@ -45,7 +45,9 @@ final class ErrandTransport implements TransportInterface, MessageCountAwareInte
     private bool $alarm;
     /** @var array<string, mixed> */
     private array $identity;
-    /** @var array<int, int> job id => fence of the leases this consumer holds (received, not yet finished) */
+    /** @var array<int, int> job id => fence of the messages received and not finished yet */
+    private array $received = [];
+    /** @var array<int, int> those of them still ours: heartbeated (errand said the others are lost) */
     private array $held = [];
     /** @var array<string, true> "id:fence" of leases already finished by a retry send: their reject is a no-op */
     private array $settled = [];
@@ -88,7 +90,7 @@ final class ErrandTransport implements TransportInterface, MessageCountAwareInte
         $received = $envelope->last(ErrandReceivedStamp::class);
         if (
             $received instanceof ErrandReceivedStamp
-            && ($this->held[$received->jobId] ?? null) === $received->fence
+            && ($this->received[$received->jobId] ?? null) === $received->fence
             && $envelope->last(RedeliveryStamp::class) !== null
             && $envelope->last(SentToFailureTransportStamp::class) === null
         ) {
@@ -258,6 +260,7 @@ final class ErrandTransport implements TransportInterface, MessageCountAwareInte
 
     private function hold(ErrandReceivedStamp $stamp): void
     {
+        $this->received[$stamp->jobId] = $stamp->fence;
         $this->held[$stamp->jobId] = $stamp->fence;
         if (!$this->alarm) {
             return;
@@ -273,8 +276,12 @@ final class ErrandTransport implements TransportInterface, MessageCountAwareInte
         pcntl_alarm($this->alarmSeconds());
     }
 
-    private function release(int $jobId): void
+    /** Stops heartbeating a lease; a finished one is also forgotten. */
+    private function release(int $jobId, bool $finished): void
     {
+        if ($finished) {
+            unset($this->received[$jobId]);
+        }
         unset($this->held[$jobId]);
         if ($this->held === []) {
             unset(self::$holding[spl_object_id($this)]);
@@ -320,9 +327,10 @@ final class ErrandTransport implements TransportInterface, MessageCountAwareInte
             $body = ['worker' => $this->identity, 'jobs' => $jobs];
             [, $answer] = $this->beat->request('POST', '/v1/worker/heartbeat', $body, [], 5.0, [409]);
             foreach ($answer['lost'] ?? [] as $lost) {
-                // Cancelled or re-claimed elsewhere: its finish would be refused by the fence anyway.
+                // Cancelled or re-claimed elsewhere: its finish will be refused by the fence. It
+                // stays received, so that a Messenger retry of it still enqueues no copy.
                 if (($this->held[(int) $lost['id']] ?? null) === (int) $lost['fence']) {
-                    $this->release((int) $lost['id']);
+                    $this->release((int) $lost['id'], false);
                 }
             }
         } catch (ErrandException) {
@@ -339,7 +347,7 @@ final class ErrandTransport implements TransportInterface, MessageCountAwareInte
      */
     private function finish(ErrandReceivedStamp $stamp, array $outcome): void
     {
-        $this->release($stamp->jobId);
+        $this->release($stamp->jobId, true);
         $body = ['worker' => $this->identity, 'jobs' => [['id' => $stamp->jobId, 'fence' => $stamp->fence] + $outcome]];
         for ($try = 1;; $try++) {
             try {
