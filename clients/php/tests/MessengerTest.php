@@ -16,8 +16,6 @@ use Symfony\Component\Messenger\Stamp\TransportMessageIdStamp;
 use Symfony\Component\Messenger\Transport\Sender\SendersLocator;
 use Symfony\Component\Messenger\Transport\Serialization\PhpSerializer;
 
-require_once __DIR__ . '/symfony.php';
-
 /**
  * The Symfony Messenger transport against a real errand, with Debian's Messenger 5.4.
  */
@@ -30,6 +28,7 @@ final class MessengerTest extends TestCase
 
     protected function setUp(): void
     {
+        require_once __DIR__ . '/symfony.php';
         parent::setUp();
         // One queue per test: consumers of one test never see another's messages.
         $this->queue = 'mq-' . bin2hex(random_bytes(4));
