@@ -9,9 +9,11 @@ use Errand\Messenger\ErrandTransport;
 use Errand\Messenger\ErrandTransportFactory;
 use Symfony\Component\Messenger\Envelope;
 use Symfony\Component\Messenger\Exception\InvalidArgumentException;
+use Symfony\Component\Messenger\Exception\MessageDecodingFailedException;
 use Symfony\Component\Messenger\MessageBus;
 use Symfony\Component\Messenger\Middleware\SendMessageMiddleware;
 use Symfony\Component\Messenger\Stamp\DelayStamp;
+use Symfony\Component\Messenger\Stamp\RedeliveryStamp;
 use Symfony\Component\Messenger\Stamp\TransportMessageIdStamp;
 use Symfony\Component\Messenger\Transport\Sender\SendersLocator;
 use Symfony\Component\Messenger\Transport\Serialization\PhpSerializer;
@@ -160,6 +162,34 @@ final class MessengerTest extends TestCase
         $this->assertSame(1, $job['attempt']);
         $this->assertStringContainsString('failed in Symfony Messenger', $job['errors'][0]['error']);
         $this->client->cancelJob($id);
+    }
+
+    public function testARetryOfALostLeaseEnqueuesNoCopy(): void
+    {
+        $id = $this->jobId($this->bus->dispatch(new MessengerMessage($this->tempFile('lost'))));
+        [$received] = $this->transport->get();
+        $this->client->cancelJob($id);
+        // The heartbeat (keepalive) learns that the lease is lost; Messenger's retry still comes after.
+        $this->transport->keepalive($received);
+        $retry = $received->with(new RedeliveryStamp(1), new DelayStamp(1000));
+        $this->assertSame($id, $this->jobId($this->transport->send($retry)));
+        $this->transport->reject($received);
+        $jobs = $this->client->listJobs(['queue' => $this->queue])['jobs'];
+        $this->assertSame([[$id, 'cancelled']], array_map(static fn ($j) => [$j['id'], $j['state']], $jobs));
+    }
+
+    public function testAnUndecodablePayloadFailsTheJob(): void
+    {
+        $job = $this->client->enqueue('messenger', ['not' => 'an envelope'], ['queue' => $this->queue]);
+        try {
+            $this->transport->get();
+            $this->fail('get() decoded a payload that is no envelope');
+        } catch (MessageDecodingFailedException $e) {
+            $this->assertStringContainsString('not {"body"', $e->getMessage());
+        }
+        $failed = $this->client->getJob($job['id']);
+        $this->assertSame('failed', $failed['state']);
+        $this->assertStringStartsWith('undecodable message: ', $failed['errors'][0]['error']);
     }
 
     public function testTheFactoryParsesDsnsAndRefusesUnknownOptions(): void
