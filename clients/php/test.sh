@@ -2,8 +2,10 @@
 # Runs the PHP client's PHPUnit tests against a real errand server.
 #
 # Needs: php-cli >= 8.1 with curl, json, pcntl and posix; phpunit (9.6+); composer (only to
-# generate the autoloader, offline). Missing Debian packages are installed with apt-get when
-# running as root: php-cli php-curl phpunit composer. Otherwise it fails, saying what to install.
+# generate the autoloader, offline); for the Symfony Messenger transport's tests Debian's
+# php-symfony-messenger, php-symfony-event-dispatcher (Messenger's worker events and retry
+# listener) and php-psr-container (5.4), loaded from /usr/share/php. Missing Debian packages are
+# installed with apt-get when running as root. Otherwise it fails, saying what to install.
 # The server binary: $ERRAND_BIN, default <repo>/target/release/errand (cargo build --release).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,6 +19,11 @@ if command -v php >/dev/null; then
 fi
 command -v phpunit >/dev/null || missing+=(phpunit)
 command -v composer >/dev/null || missing+=(composer)
+# Test-only dependencies of the Messenger transport, by the autoload.php files Debian ships.
+sf=/usr/share/php/Symfony/Component
+[[ -f $sf/Messenger/autoload.php ]] || missing+=(php-symfony-messenger)
+[[ -f $sf/EventDispatcher/autoload.php ]] || missing+=(php-symfony-event-dispatcher)
+[[ -f /usr/share/php/Psr/Container/autoload.php ]] || missing+=(php-psr-container)
 if ((${#missing[@]})); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
         echo "test.sh: installing ${missing[*]} with apt-get" >&2

@@ -70,6 +70,10 @@ final class ErrandServer
         [kinds.parts]
         remote = true
 
+        [kinds.messenger]
+        remote = true
+        backoff = { base = "1s", max = "1s", jitter = 0.0 }
+
         [events."thing.happened"]
         listeners = ["echo"]
         TOML;
@@ -100,6 +104,8 @@ final class ErrandServer
         $this->tokens['admin'] = $this->createToken('php-admin', ['admin', 'enqueue']);
         $this->tokens['work'] = $this->createToken('php-work', ['work']);
         $this->tokens['enqueue'] = $this->createToken('php-enqueue', ['enqueue']);
+        // The Messenger transport both sends (enqueue) and consumes (work), and counts (read).
+        $this->tokens['messenger'] = $this->createToken('php-messenger', ['enqueue', 'work', 'read']);
     }
 
     /** The server of this test run, started on first use and stopped at exit. */
