@@ -540,13 +540,18 @@ impl RemoteWorkers {
                     max_jobs,
                     claimed,
                 } => {
-                    seen.kinds = kinds.to_vec();
-                    seen.queues = queues
+                    let queues: BTreeMap<String, usize> = queues
                         .iter()
                         .map(|q| (q.clone(), max_jobs as usize))
                         .collect();
+                    // A worker first seen by a heartbeat (before its first
+                    // claim answered) is registered without kinds: what it
+                    // serves is news worth writing at once.
+                    let changed = seen.kinds != kinds || seen.queues != queues;
+                    seen.kinds = kinds.to_vec();
+                    seen.queues = queues;
                     seen.running = seen.running.saturating_add(claimed);
-                    false
+                    changed
                 }
                 Seeing::Heartbeat { running } => {
                     seen.running = running;
