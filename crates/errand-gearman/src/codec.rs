@@ -320,6 +320,9 @@ pub enum EncodeError {
 
 /// Something to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Moved once per write and packets are the common case: boxing them would
+// cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 pub enum Outgoing {
     /// A binary packet, written with the role's magic.
     Packet(Packet),

@@ -211,8 +211,7 @@ fn raw(magic: &[u8; 4], packet_type: u32, body: &[u8]) -> BytesMut {
 }
 
 fn decode_one(role: Role, mut buf: BytesMut) -> Result<Option<Frame>, DecodeError> {
-    let frame = GearmanCodec::new(role, CodecConfig::default()).decode(&mut buf);
-    frame
+    GearmanCodec::new(role, CodecConfig::default()).decode(&mut buf)
 }
 
 fn rejected(role: Role, buf: BytesMut) -> DecodeError {
@@ -592,7 +591,10 @@ fn a_number_argument_that_does_not_parse_is_rejected() {
         );
         assert!(!error.is_fatal());
     }
-    let error = rejected(Role::Client, raw(b"\0RES", 20, b"H:box:1\0yes\00\00\00"));
+    let error = rejected(
+        Role::Client,
+        raw(b"\0RES", 20, b"H:box:1\x00yes\x000\x000\x000"),
+    );
     assert_eq!(
         error,
         DecodeError::Malformed(BodyError::InvalidNumber {
