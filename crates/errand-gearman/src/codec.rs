@@ -51,6 +51,9 @@ pub const ARGUMENT_HEADROOM: u32 = 4096;
 /// The default longest admin text line, `\n` included.
 pub const DEFAULT_MAX_ADMIN_LINE: usize = 8192;
 
+/// The most the decoder reserves ahead of a body's bytes.
+const RESERVE_STEP: usize = 64 * 1024;
+
 /// Which end of a connection the codec serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -446,7 +449,9 @@ impl Decoder for GearmanCodec {
         // 64-bit targets.
         let total = HEADER_LEN + size as usize;
         if src.len() < total {
-            src.reserve(total - src.len());
+            // Grow towards the body in steps, so a header alone (an idle or
+            // hostile peer) pins at most `RESERVE_STEP` more bytes.
+            src.reserve((total - src.len()).min(RESERVE_STEP));
             return Ok(None);
         }
         let frame = src.split_to(total).freeze();
