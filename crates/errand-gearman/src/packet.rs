@@ -457,8 +457,8 @@ pub enum BodyError {
 }
 
 /// Splits `body` into `count` arguments: `count - 1` NUL-terminated ones,
-/// then the rest. `None` when the body holds fewer separators (or, for
-/// `count == 0`, is not empty).
+/// then the rest. `Err(arguments found)` when the body holds fewer
+/// separators (or, for `count == 0`, is not empty).
 fn split_args(body: &Bytes, count: usize) -> Result<Vec<Bytes>, usize> {
     if count == 0 {
         return if body.is_empty() {
