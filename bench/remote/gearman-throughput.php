@@ -22,7 +22,8 @@ $client = new GearmanClient();
 $client->addServer($host, (int) $port);
 $t = microtime(true);
 for ($i = 0; $i < $jobs; $i++) {
-    $client->doBackground('noop', '');
+    // The same payload as errand's jobs: JSON null (gearmand refuses an empty workload).
+    $client->doBackground('noop', 'null');
     if ($client->returnCode() !== GEARMAN_SUCCESS) {
         throw new RuntimeException('doBackground failed: ' . $client->error());
     }
