@@ -11,10 +11,10 @@
 #   bench/remote.sh [--runs N] [--jobs N] [--pickups N] [--batch N] [--errand PATH]
 #                   [--no-postgres] [--keep DIR]
 #
-# --runs N      rounds; each runs every scenario once (default 3)
-# --jobs N      jobs per throughput run, both sides (default 10000)
+# --runs N      rounds; each runs every scenario once (default 5)
+# --jobs N      jobs per throughput run, both sides (default 20000)
 # --pickups N   jobs per pickup-latency run (default 200)
-# --batch N     max jobs per claim for the errand workers (default 50; 1-100)
+# --batch N     max jobs per claim for the errand workers (default 100, the protocol's maximum)
 # --errand PATH the server binary (default $ERRAND_BIN, else target/release/errand)
 # --no-postgres SQLite and gearmand only
 # --keep DIR    keep the raw JSON lines and the logs in DIR
@@ -24,10 +24,10 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-runs=3
-jobs=10000
+runs=5
+jobs=20000
 pickups=200
-batch=50
+batch=100
 errand="${ERRAND_BIN:-$root/target/release/errand}"
 postgres=1
 keep=""
@@ -212,6 +212,6 @@ pg_version=""
 if ((postgres)); then
     pg_version=", $("$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/postgres" --version 2>/dev/null || echo PostgreSQL)"
 fi
-echo "errand $("$errand" --version 2>/dev/null | head -n 1) vs $("$gearmand" --version | head -n 1)$pg_version; PHP $(php -r 'echo PHP_VERSION;')"
+echo "errand $("$errand" --version 2>/dev/null | head -n 1) vs $("$gearmand" --version 2>&1 | head -n 1)$pg_version; PHP $(php -r 'echo PHP_VERSION;')"
 echo "started $started; $runs round(s); $jobs jobs per throughput run; errand workers --batch $batch; $pickups pickups per run"
 php "$root/bench/remote/summary.php" "$results"

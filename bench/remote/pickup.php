@@ -39,10 +39,11 @@ while (!str_contains((string) @file_get_contents($workerLog), 'started')) {
 }
 usleep(500_000);
 
-$sent = [];
+$sent = $acked = [];
 for ($seq = 1; $seq <= $count; $seq++) {
     $sent[$seq] = microtime(true);
     $job = $client->enqueue('noop', ['seq' => $seq]);
+    $acked[$seq] = microtime(true);
     $done = $client->waitJob($job['id'], 10);
     if ($done['state'] !== 'completed') {
         throw new RuntimeException("job {$job['id']} not completed within 10 s: {$done['state']}");
@@ -52,10 +53,13 @@ for ($seq = 1; $seq <= $count; $seq++) {
 }
 stopProcess($worker);
 
-$latencies = [];
+// Also split at the enqueue's acknowledgement, to tell the enqueue's commit from the wake-up.
+$latencies = $afterAck = $enqueue = [];
 foreach (file($log, FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES) as $line) {
     [$seq, $started] = explode(' ', $line);
     $latencies[] = ((float) $started - $sent[(int) $seq]) * 1000;
+    $afterAck[] = ((float) $started - $acked[(int) $seq]) * 1000;
+    $enqueue[] = ($acked[(int) $seq] - $sent[(int) $seq]) * 1000;
 }
 if (count($latencies) !== $count) {
     throw new RuntimeException("{$label}: " . count($latencies) . " handler starts for {$count} jobs");
@@ -63,4 +67,6 @@ if (count($latencies) !== $count) {
 emit([
     'scenario' => 'pickup', 'label' => $label, 'count' => $count,
     'p50_ms' => round(percentile($latencies, 50), 3), 'p99_ms' => round(percentile($latencies, 99), 3),
+    'enqueue_p50_ms' => round(percentile($enqueue, 50), 3),
+    'after_ack_p50_ms' => round(percentile($afterAck, 50), 3),
 ]);
