@@ -66,7 +66,7 @@ while ($queued() > 0) {
     if (microtime(true) > $deadline) {
         throw new RuntimeException("{$label}: jobs still queued after 600 s");
     }
-    usleep(5_000);
+    usleep(2_000);
 }
 $end = microtime(true);
 array_map('stopProcess', $children);
