@@ -1,7 +1,7 @@
 <?php
 
 // Reads the JSON lines of a bench/remote.sh run and prints the medians per scenario and the
-// ratios against gearmand's run in the same session.
+// ratios against gearmand's runs in the same session.
 //
 //   php summary.php RESULTS.jsonl
 
@@ -9,53 +9,51 @@ declare(strict_types=1);
 
 require __DIR__ . '/common.php';
 
-$rows = array_map(
-    static fn (string $line): array => json_decode($line, true, 512, JSON_THROW_ON_ERROR),
-    file($argv[1], FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES),
-);
-$by = [];
-foreach ($rows as $row) {
-    $by[$row['label']][] = $row;
-}
-$median = static fn (array $v): float => count($v) % 2
-    ? percentile($v, 50)
-    : (array_sum(array_slice(sorted($v), intdiv(count($v), 2) - 1, 2)) / 2);
-function sorted(array $v): array
+/** @param list<float> $values */
+function median(array $values): float
 {
-    sort($v);
-    return $v;
+    sort($values);
+    $n = count($values);
+    return $n % 2 ? $values[intdiv($n, 2)] : ($values[$n / 2 - 1] + $values[$n / 2]) / 2;
 }
 
-$gearman = isset($by['gearman-2']) ? $median(array_column($by['gearman-2'], 'jobs_per_s')) : null;
-printf("%-22s %5s %16s %10s %18s\n", 'THROUGHPUT', 'RUNS', 'MEDIAN jobs/s', 'vs GEARMAN', 'runs (jobs/s)');
+$by = [];
+foreach (file($argv[1], FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES) as $line) {
+    $row = json_decode($line, true, 512, JSON_THROW_ON_ERROR);
+    $by[$row['label']][] = $row;
+}
+
+$gearman = isset($by['gearman-2']) ? median(array_column($by['gearman-2'], 'jobs_per_s')) : null;
+printf("%-20s %4s %14s %10s   %s\n", 'THROUGHPUT', 'RUNS', 'MEDIAN jobs/s', 'vs GEARMAN', 'each run (jobs/s)');
 foreach ($by as $label => $list) {
     if ($list[0]['scenario'] !== 'throughput') {
         continue;
     }
     $values = array_column($list, 'jobs_per_s');
-    $m = $median($values);
-    $ratio = $gearman ? sprintf('%.2f×', $m / $gearman) : '';
+    $m = median($values);
     printf(
-        "%-22s %5d %16s %10s   %s\n",
+        "%-20s %4d %14s %10s   %s\n",
         $label,
         count($list),
         number_format($m),
-        $ratio,
+        $gearman ? sprintf('%.2f×', $m / $gearman) : '',
         implode(' ', array_map(static fn ($v) => number_format($v), $values)),
     );
 }
 echo "\n";
-printf("%-22s %5s %12s %12s   %s\n", 'PICKUP', 'RUNS', 'p50 ms', 'p99 ms', 'runs (p50/p99)');
+printf("%-26s %4s %8s %8s %14s   %s\n", 'PICKUP (ms)', 'RUNS', 'p50', 'p99', 'ack→start p50', 'each run (p50/p99)');
 foreach ($by as $label => $list) {
     if ($list[0]['scenario'] !== 'pickup') {
         continue;
     }
+    $afterAck = array_filter(array_column($list, 'after_ack_p50_ms'), 'is_numeric');
     printf(
-        "%-22s %5d %12.2f %12.2f   %s\n",
+        "%-26s %4d %8.2f %8.2f %14s   %s\n",
         $label,
         count($list),
-        $median(array_column($list, 'p50_ms')),
-        $median(array_column($list, 'p99_ms')),
+        median(array_column($list, 'p50_ms')),
+        median(array_column($list, 'p99_ms')),
+        $afterAck === [] ? '' : sprintf('%.2f', median(array_values($afterAck))),
         implode(' ', array_map(static fn ($r) => sprintf('%.2f/%.2f', $r['p50_ms'], $r['p99_ms']), $list)),
     );
 }
