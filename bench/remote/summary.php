@@ -23,8 +23,28 @@ foreach (file($argv[1], FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES) as $line)
     $by[$row['label']][] = $row;
 }
 
-$gearman = isset($by['gearman-2']) ? median(array_column($by['gearman-2'], 'jobs_per_s')) : null;
-printf("%-20s %4s %14s %10s   %s\n", 'THROUGHPUT', 'RUNS', 'MEDIAN jobs/s', 'vs GEARMAN', 'each run (jobs/s)');
+$gearmanRuns = isset($by['gearman-2']) ? array_column($by['gearman-2'], 'jobs_per_s') : [];
+$gearman = $gearmanRuns === [] ? null : median($gearmanRuns);
+// Run i of every label belongs to round i: the ratio within each round, where the load was the
+// same for both sides, and the median of those.
+$perRound = static function (array $values) use ($gearmanRuns): string {
+    $ratios = [];
+    foreach ($values as $i => $v) {
+        if (isset($gearmanRuns[$i])) {
+            $ratios[] = $v / $gearmanRuns[$i];
+        }
+    }
+    return $ratios === [] ? '' : sprintf('%.2f×', median($ratios));
+};
+printf(
+    "%-20s %4s %14s %10s %10s   %s\n",
+    'THROUGHPUT',
+    'RUNS',
+    'MEDIAN jobs/s',
+    'vs GEARMAN',
+    'per round',
+    'each run (jobs/s)',
+);
 foreach ($by as $label => $list) {
     if ($list[0]['scenario'] !== 'throughput') {
         continue;
@@ -32,11 +52,12 @@ foreach ($by as $label => $list) {
     $values = array_column($list, 'jobs_per_s');
     $m = median($values);
     printf(
-        "%-20s %4d %14s %10s   %s\n",
+        "%-20s %4d %14s %10s %10s   %s\n",
         $label,
         count($list),
         number_format($m),
         $gearman ? sprintf('%.2f×', $m / $gearman) : '',
+        $perRound($values),
         implode(' ', array_map(static fn ($v) => number_format($v), $values)),
     );
 }
