@@ -7,6 +7,8 @@
 # of one idle long-polling PHP worker: SQLite, PostgreSQL on the same node, and PostgreSQL
 # across two nodes (worker on node A, enqueue on node B). Rounds alternate errand and gearmand;
 # the summary gives medians and ratios. Every errand run gets a fresh server and database.
+# A script, not an errand-bench scenario: errand-bench measures errand in one process, while
+# here everything measured is a separate program (errand serve, PHP workers, gearmand).
 #
 #   bench/remote.sh [--runs N] [--jobs N] [--pickups N] [--batch N] [--errand PATH]
 #                   [--no-postgres] [--keep DIR]
