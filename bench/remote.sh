@@ -224,6 +224,6 @@ pg_version=""
 if ((postgres)); then
     pg_version=", $("$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/postgres" --version 2>/dev/null || echo PostgreSQL)"
 fi
-echo "$("$errand" --version 2>/dev/null | head -n 1) vs $("$gearmand" --version 2>&1 | head -n 1)$pg_version; PHP $(php -r 'echo PHP_VERSION;')"
+echo "$("$errand" --version 2>/dev/null | head -n 1) vs $("$gearmand" --version 2>&1 | grep -m 1 gearmand)$pg_version; PHP $(php -r 'echo PHP_VERSION;')"
 echo "started $started; $runs round(s); $jobs jobs per throughput run; errand workers --batch $batch; $pickups pickups per run"
 php "$root/bench/remote/summary.php" "$results"
