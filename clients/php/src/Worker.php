@@ -7,6 +7,8 @@ namespace Errand;
 /**
  * A remote worker: claims jobs of its kinds with a long poll, runs one at a time, heartbeats
  * its lease while the handler runs and reports each outcome (docs/worker-protocol.md).
+ * With `batch` > 1 it claims up to that many jobs at once, runs them one after the other and
+ * reports their outcomes in one finish request: fewer round trips for short jobs.
  */
 final class Worker
 {
@@ -21,6 +23,10 @@ final class Worker
     /** @var array<string, mixed> */
     private array $identity;
     private ?Job $current = null;
+    /** @var array<int, array{id: int, fence: int}> leases held (claimed, not yet reported), by job id */
+    private array $held = [];
+    /** @var array<int, true> held leases a heartbeat said are no longer ours, by job id */
+    private array $lost = [];
     private mixed $pendingProgress = null;
     private bool $hasPendingProgress = false;
     private float $lastBeat = 0.0;
@@ -37,9 +43,11 @@ final class Worker
     /**
      * @param string|null $token a `work` token; null reads `ERRAND_TOKEN`
      * @param array{limit?: int|null, memory_limit?: int|string|null, time_limit?: float|null,
-     *   queues?: list<string>, wait?: float, id?: string, log?: resource, alarm?: bool} $options
+     *   queues?: list<string>, wait?: float, id?: string, log?: resource, alarm?: bool, batch?: int} $options
      *   (`log`: where the worker writes its one-line messages, STDERR by default, never payloads;
-     *   `alarm: false`: no SIGALRM heartbeats, only those from Job::progress(), as without pcntl)
+     *   `alarm: false`: no SIGALRM heartbeats, only those from Job::progress(), as without pcntl;
+     *   `batch`: claim up to this many jobs at once (1–100, default 1) and report their outcomes
+     *   together once all have run; a stop hands back the ones not started)
      */
     public function __construct(string $baseUrl, ?string $token = null, private array $options = [])
     {
@@ -53,6 +61,10 @@ final class Worker
             'library' => 'errand-php', 'version' => self::VERSION,
         ];
         $this->log = $options['log'] ?? STDERR;
+        $batch = $options['batch'] ?? 1;
+        if (!is_int($batch) || $batch < 1 || $batch > 100) {
+            throw new \InvalidArgumentException('batch must be an integer from 1 to 100 (the protocol\'s max_jobs)');
+        }
     }
 
     /**
@@ -112,17 +124,40 @@ final class Worker
                 $this->stop('time limit');
                 break;
             }
-            $answer = $this->claim($timeLimit === null ? null : $started + $timeLimit - microtime(true));
+            // Never claim more than the limit leaves, so a limit hands nothing back.
+            $max = $this->options['batch'] ?? 1;
+            if ($limit !== null) {
+                $max = min($max, $limit - $this->done);
+            }
+            $answer = $this->claim($timeLimit === null ? null : $started + $timeLimit - microtime(true), $max);
             if ($answer === null) {
                 continue;
             }
-            foreach ($answer['jobs'] as $i => $raw) {
+            $this->held = $this->lost = [];
+            foreach ($answer['jobs'] as $raw) {
+                $this->held[(int) $raw['id']] = ['id' => (int) $raw['id'], 'fence' => (int) $raw['fence']];
+            }
+            // Outcomes wait here until every job of the claim has run: one finish request for all.
+            $finishes = [];
+            foreach ($answer['jobs'] as $raw) {
+                $id = (int) $raw['id'];
                 if ($this->stopping) {
                     // Claimed but not started (only when max_jobs > 1): give it back unused.
-                    $this->finish($raw, ['outcome' => 'handback']);
+                    $finishes[] = $this->held[$id] + ['outcome' => 'handback'];
                     continue;
                 }
-                $deadly = $this->runJob($raw, $pcntl);
+                if (count($this->held) > 1 && microtime(true) - $this->lastBeat >= $this->heartbeatMs / 1000) {
+                    // The jobs waiting their turn hold leases too: renew them between handlers.
+                    $this->heartbeat();
+                }
+                if (isset($this->lost[$id])) {
+                    $this->say("job {$id} was lost before it started; not run");
+                    continue;
+                }
+                [$deadly, $finish] = $this->runJob($raw, $pcntl);
+                if ($finish !== null) {
+                    $finishes[] = $this->held[$id] + $finish;
+                }
                 $this->done++;
                 if ($deadly) {
                     $this->stop('deadly outcome');
@@ -133,6 +168,18 @@ final class Worker
                     $this->stop('memory limit');
                 }
             }
+            // A heartbeat during a later job may have said an earlier one is no longer ours.
+            $finishes = array_values(array_filter($finishes, function (array $f): bool {
+                if (isset($this->lost[$f['id']])) {
+                    $this->say("job {$f['id']} was lost before its outcome was reported; not reported");
+                    return false;
+                }
+                return true;
+            }));
+            if ($finishes !== []) {
+                $this->finish($finishes);
+            }
+            $this->held = $this->lost = [];
         }
         if ($pcntl) {
             pcntl_alarm(0);
@@ -146,13 +193,16 @@ final class Worker
      *
      * @return array<string, mixed>|null
      */
-    private function claim(?float $remaining): ?array
+    private function claim(?float $remaining, int $maxJobs): ?array
     {
         $wait = (float) ($this->options['wait'] ?? 30.0);
         if ($remaining !== null) {
             $wait = max(0.0, min($wait, $remaining));
         }
-        $body = ['worker' => $this->identity, 'kinds' => array_keys($this->handlers), 'max_jobs' => 1, 'wait' => $wait];
+        $body = [
+            'worker' => $this->identity, 'kinds' => array_keys($this->handlers),
+            'max_jobs' => $maxJobs, 'wait' => $wait,
+        ];
         if (!empty($this->options['queues'])) {
             $body['queues'] = array_values($this->options['queues']);
         }
@@ -171,6 +221,7 @@ final class Worker
             return null;
         }
         $this->heartbeatMs = max(1000, (int) $answer['heartbeat_ms']);
+        $this->lastBeat = microtime(true);
         if ($answer['stop'] ?? false) {
             $this->stop('drain requested');
         }
@@ -178,11 +229,13 @@ final class Worker
     }
 
     /**
-     * Runs one claimed job and reports its outcome; true when the outcome was deadly.
+     * Runs one claimed job: whether the outcome was deadly, and the outcome to report (null when
+     * the job was lost while it ran).
      *
      * @param array<string, mixed> $raw
+     * @return array{0: bool, 1: array<string, mixed>|null}
      */
-    private function runJob(array $raw, bool $pcntl): bool
+    private function runJob(array $raw, bool $pcntl): array
     {
         $job = new Job(
             (int) $raw['id'],
@@ -198,9 +251,9 @@ final class Worker
         );
         $this->current = $job;
         $this->hasPendingProgress = false;
-        $this->lastBeat = $this->jobStarted = microtime(true);
+        $this->jobStarted = microtime(true);
         if ($pcntl) {
-            pcntl_alarm($this->alarmSeconds());
+            pcntl_alarm($this->alarmSeconds(true));
         }
         $deadly = false;
         try {
@@ -241,37 +294,41 @@ final class Worker
         $this->current = null;
         if ($job->isLost()) {
             $this->say("job {$job->id} was lost while it ran; its outcome is not reported");
-            return $deadly;
+            return [$deadly, null];
         }
-        $this->finish($raw, $finish);
-        return $deadly;
+        return [$deadly, $finish];
     }
 
     /**
-     * Reports one outcome, retrying transport failures (safe: an applied finish answers `finished`).
+     * Reports outcomes (lease + outcome each) in one request, retrying transport failures (safe:
+     * an applied finish answers `finished`).
      *
-     * @param array<string, mixed> $raw
-     * @param array<string, mixed> $finish
+     * @param list<array<string, mixed>> $finishes
      */
-    private function finish(array $raw, array $finish): void
+    private function finish(array $finishes): void
     {
-        $lease = ['id' => (int) $raw['id'], 'fence' => (int) $raw['fence']];
-        $body = ['worker' => $this->identity, 'jobs' => [$lease + $finish]];
+        $body = ['worker' => $this->identity, 'jobs' => $finishes];
+        $ids = implode(',', array_column($finishes, 'id'));
         for ($try = 1;; $try++) {
             try {
                 [, $answer] = $this->http->request('POST', '/v1/worker/finish', $body, [], 30.0, [409]);
-                $result = ($answer['results'] ?? [])[0] ?? [];
-                if (($result['applied'] ?? false) === true) {
-                    $this->say("job {$raw['id']} {$finish['outcome']}");
-                } else {
-                    $reason = $result['reason'] ?? '?';
-                    $state = $result['state'] ?? '?';
-                    $this->say("job {$raw['id']} finish refused: {$reason} (state {$state})");
+                if (count($finishes) > 1) {
+                    $this->say(count($finishes) . ' outcomes reported in one request');
+                }
+                foreach ($finishes as $i => $finish) {
+                    $result = ($answer['results'] ?? [])[$i] ?? [];
+                    if (($result['applied'] ?? false) === true) {
+                        $this->say("job {$finish['id']} {$finish['outcome']}");
+                    } else {
+                        $reason = $result['reason'] ?? '?';
+                        $state = $result['state'] ?? '?';
+                        $this->say("job {$finish['id']} finish refused: {$reason} (state {$state})");
+                    }
                 }
                 return;
             } catch (ErrandException $e) {
                 if (($e->status !== 0 && $e->status < 500) || $try >= 5) {
-                    $this->say("job {$raw['id']} finish failed: " . $e->getMessage());
+                    $this->say("job(s) {$ids} finish failed: " . $e->getMessage());
                     return;
                 }
                 usleep(200_000 * $try);
@@ -289,7 +346,7 @@ final class Worker
         }
     }
 
-    /** SIGALRM: heartbeat the running job, then re-arm; past its timeout, interrupt the handler. */
+    /** SIGALRM: heartbeat the held jobs, then re-arm; past its timeout, interrupt the handler. */
     private function tick(): void
     {
         $job = $this->current;
@@ -300,7 +357,7 @@ final class Worker
         if ($this->current === null) {
             return;
         }
-        pcntl_alarm($this->alarmSeconds());
+        pcntl_alarm($this->alarmSeconds(false));
         if (
             $this->inHandler && $job->timeoutMs !== null && !$job->isLost()
             && (microtime(true) - $this->jobStarted) * 1000 >= $job->timeoutMs
@@ -312,30 +369,42 @@ final class Worker
         }
     }
 
-    /** Renews the current job's lease (with its latest progress); marks it lost when errand says so. */
+    /**
+     * Renews every held lease (the running job's with its latest progress); marks the ones errand
+     * says are no longer ours as lost.
+     */
     private function heartbeat(): void
     {
         $job = $this->current;
         // Re-entrancy: a signal can arrive while our own handle is in use (e.g. a progress beat).
-        if ($job === null || $this->inTick || $this->http->busy()) {
+        if ($this->held === [] || $this->inTick || $this->http->busy()) {
             return;
         }
         $this->inTick = true;
         try {
-            $held = ['id' => $job->id, 'fence' => $job->fence];
-            if ($this->hasPendingProgress) {
-                $held['progress'] = $this->pendingProgress;
+            $leases = [];
+            foreach ($this->held as $id => $lease) {
+                if (isset($this->lost[$id])) {
+                    continue;
+                }
+                if ($job !== null && $id === $job->id && $this->hasPendingProgress) {
+                    $lease['progress'] = $this->pendingProgress;
+                }
+                $leases[] = $lease;
             }
             $timeout = max(1.0, $this->heartbeatMs / 1000.0);
-            $body = ['worker' => $this->identity, 'jobs' => [$held]];
+            $body = ['worker' => $this->identity, 'jobs' => $leases];
             [, $answer] = $this->http->request('POST', '/v1/worker/heartbeat', $body, [], $timeout, [409]);
             $this->lastBeat = microtime(true);
             $this->hasPendingProgress = false;
-            $lost = $answer['lost'] ?? [];
-            foreach ($lost as $l) {
-                if ((int) $l['id'] === $job->id && !$job->isLost()) {
+            foreach ($answer['lost'] ?? [] as $l) {
+                $id = (int) $l['id'];
+                if (isset($this->held[$id]) && !isset($this->lost[$id])) {
+                    $this->lost[$id] = true;
+                    $this->say("job {$id} lost: {$l['reason']}");
+                }
+                if ($job !== null && $id === $job->id) {
                     $job->markLost();
-                    $this->say("job {$job->id} lost: {$l['reason']}");
                 }
             }
             if ($answer['stop'] ?? false) {
@@ -349,10 +418,14 @@ final class Worker
         }
     }
 
-    private function alarmSeconds(): int
+    /** @param bool $sinceLastBeat at a job's start: in a batch the last heartbeat may be older */
+    private function alarmSeconds(bool $sinceLastBeat): int
     {
         // pcntl_alarm has whole seconds only: round down so the lease never runs short.
         $seconds = max(1, intdiv($this->heartbeatMs, 1000));
+        if ($sinceLastBeat) {
+            $seconds = max(1, $seconds - (int) floor(microtime(true) - $this->lastBeat));
+        }
         $job = $this->current;
         if ($job !== null && $job->timeoutMs !== null) {
             $left = $job->timeoutMs / 1000 - (microtime(true) - $this->jobStarted);
