@@ -255,7 +255,7 @@ impl Rng {
 /// Every job of `kind`, by id: state, attempt and result (pages of 1,000).
 fn all_jobs(server: &Server, kind: &str) -> HashMap<i64, Value> {
     let mut jobs = HashMap::new();
-    let mut cursor: Option<String> = None;
+    let mut cursor: Option<i64> = None;
     loop {
         let mut url = server.url(&format!("/v1/jobs?kind={kind}&limit=1000"));
         if let Some(c) = &cursor {
@@ -266,11 +266,21 @@ fn all_jobs(server: &Server, kind: &str) -> HashMap<i64, Value> {
         for j in page["jobs"].as_array().unwrap() {
             jobs.insert(j["id"].as_i64().unwrap(), j.clone());
         }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
+        match page["next_cursor"].as_i64() {
+            Some(c) => cursor = Some(c),
             None => return jobs,
         }
     }
+}
+
+/// An RFC 3339 time of the API in seconds since the epoch.
+fn api_time(v: &Value) -> f64 {
+    let t: jiff::Timestamp = v
+        .as_str()
+        .unwrap_or_else(|| panic!("not a time: {v}"))
+        .parse()
+        .unwrap();
+    t.as_microsecond() as f64 / 1e6
 }
 
 /// What a kill test saw, for its report.
@@ -280,16 +290,26 @@ struct KillReport {
     rerun_jobs: usize,
     killed_in_handler: usize,
     killed_before_finish: usize,
+    /// Seconds from a kill to the rescue of the job it cut short.
+    max_rescue_delay: f64,
+    /// Seconds from a kill to the re-run's start.
     max_rerun_delay: f64,
+    /// Seconds between a killed run's start and the re-run's.
     min_rerun_gap: f64,
     unstarted_claims: i64,
     elapsed: Duration,
 }
 
-/// The kill test on `server` (which runs the `tick` kind): `n` jobs, 3 PHP
-/// and 2 Python workers, one SIGKILLed at random every 2–3 s and replaced by
-/// a fresh one of its language until every job completed; then counts every
-/// handler run from the logs in `dir`.
+/// Jobs waiting in the queue at most: a rescued job goes to the back of it
+/// (it is available again from the rescue on, and claims take the oldest
+/// first), so a deep backlog would delay every re-run by the time to drain it.
+const BACKLOG: u64 = 500;
+
+/// The kill test on `server` (which runs the `tick` kind): `n` jobs,
+/// enqueued in batches as the queue drains, 3 PHP and 2 Python workers, one
+/// SIGKILLed at random every 2–3 s and replaced by a fresh one of its
+/// language until every job completed; then counts every handler run from
+/// the logs in `dir`.
 fn kill_test(server: &Server, dir: &Path, n: usize) -> KillReport {
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -298,7 +318,7 @@ fn kill_test(server: &Server, dir: &Path, n: usize) -> KillReport {
         | 1;
     eprintln!("kill test: seed {seed}");
     let mut rng = Rng(seed);
-    let ids = enqueue_batches(server, "tick", n);
+    let mut ids = Vec::with_capacity(n);
     let started = Instant::now();
 
     let mut spawned = 0;
@@ -327,6 +347,10 @@ fn kill_test(server: &Server, dir: &Path, n: usize) -> KillReport {
         if count("completed") >= n as u64 {
             break;
         }
+        if count("available") < BACKLOG && ids.len() < n {
+            let more = (n - ids.len()).min(BACKLOG as usize);
+            ids.extend(enqueue_batches_of(server, "tick", more, more));
+        }
         assert!(
             started.elapsed() < limit,
             "not done after {limit:?}: {stats}"
@@ -349,7 +373,7 @@ fn kill_test(server: &Server, dir: &Path, n: usize) -> KillReport {
             dead.push(std::mem::replace(&mut live[i], fresh));
             next_kill = Instant::now() + next_gap(&mut rng);
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(100));
     }
     let elapsed = started.elapsed();
     for w in live.iter_mut() {
@@ -387,6 +411,7 @@ fn kill_test(server: &Server, dir: &Path, n: usize) -> KillReport {
         rerun_jobs: 0,
         killed_in_handler: 0,
         killed_before_finish: 0,
+        max_rescue_delay: 0.0,
         max_rerun_delay: 0.0,
         min_rerun_gap: f64::MAX,
         unstarted_claims: 0,
@@ -417,6 +442,18 @@ fn kill_test(server: &Server, dir: &Path, n: usize) -> KillReport {
         if list.len() > 1 {
             report.rerun_jobs += 1;
         }
+        // Every earlier attempt ended by its lease expiring (never by a
+        // finish of a run that was not the last), recorded with its time.
+        let errors = job["errors"].as_array().unwrap();
+        assert_eq!(errors.len() as i64, attempt - 1, "job {id}: {job}");
+        let mut rescued_at: HashMap<i64, f64> = HashMap::new();
+        for e in errors {
+            assert!(
+                e["error"].as_str().unwrap().starts_with("lease expired"),
+                "job {id}: {job}"
+            );
+            rescued_at.insert(e["attempt"].as_i64().unwrap(), api_time(&e["at"]));
+        }
         for pair in list.windows(2) {
             let (early, next) = (&pair[0], &pair[1]);
             let killed = *kills.get(&early.worker).unwrap_or_else(|| {
@@ -437,17 +474,29 @@ fn kill_test(server: &Server, dir: &Path, n: usize) -> KillReport {
                 report.killed_in_handler += 1;
             }
             assert!(next.attempt > early.attempt, "job {id}: {list:?}");
-            // Never two attempts at once: the re-run starts after the kill,
-            // and only once the killed run's lease expired.
+            // Never two attempts at once: the lease expired after the kill
+            // (never under a live worker), and the re-run started after that.
+            let rescued = rescued_at[&early.attempt];
             assert!(
-                next.at > killed,
-                "job {id} re-ran before its worker was killed: {list:?}"
+                rescued > killed,
+                "job {id} was rescued from {} before it was killed: {job} {list:?}",
+                early.worker
+            );
+            assert!(
+                next.at > rescued,
+                "job {id} re-ran before its lease expired: {job} {list:?}"
+            );
+            assert!(
+                rescued - killed <= LEASE + 2.0,
+                "job {id} was rescued {:.2} s after the kill: {job} {list:?}",
+                rescued - killed
             );
             let delay = next.at - killed;
             assert!(
                 delay <= LEASE + 5.0,
                 "job {id} re-ran {delay:.2} s after the kill: {list:?}"
             );
+            report.max_rescue_delay = report.max_rescue_delay.max(rescued - killed);
             let gap = next.at - early.at;
             assert!(
                 gap >= LEASE - 1.0,
