@@ -115,36 +115,37 @@ impl Worker {
         let log = dir.join(format!("{id}.log"));
         let err = dir.join(format!("{id}.err"));
         let handlers = repo().join("crates/errand/tests/remote_clients");
-        let mut cmd = match lang {
+        let (mut cmd, handlers) = match lang {
             Lang::Php => {
                 let mut c = Command::new("php");
                 c.arg(repo().join("clients/php/bin/errand-worker"));
-                c
+                (c, handlers.join("handlers.php"))
             }
             Lang::Python => {
+                // The package is standard library only: run it from the source tree.
                 let mut c = Command::new("python3");
                 c.args(["-m", "errand.worker"])
                     .env("PYTHONPATH", repo().join("clients/python/src"))
                     .env("ERRAND_LOG", "INFO");
-                c
+                (c, handlers.join("handlers.py"))
             }
         };
         cmd.args(["--url", base, "--id", id])
             .args(extra)
-            .arg(handlers.join(match lang {
-                Lang::Php => "handlers.php",
-                Lang::Python => "handlers.py",
-            }))
+            .arg(handlers)
             .env_remove("ERRAND_TOKEN")
             .env_remove("ERRAND_URL")
             .env("ERRAND_TEST_WORKER", id)
             .env("ERRAND_TEST_LOG", &log)
-            .env("ERRAND_TEST_SLEEP_MS", "3")
+            // Over half of a tick job's time in its handler: most kills land
+            // there, few between jobs.
+            .env("ERRAND_TEST_SLEEP_MS", "4")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&err).unwrap());
-        // Killed with the test's thread even if the test process is SIGKILLed
-        // (the Drop below covers panics).
+        // Killed when the thread that spawns it (the test's) ends, even if
+        // the test process is SIGKILLed; the Drop below covers panics.
+        // SAFETY: prctl is async-signal-safe, as pre_exec requires.
         unsafe {
             cmd.pre_exec(|| {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
@@ -162,6 +163,7 @@ impl Worker {
         }
     }
 
+    /// Sends `sig` to the worker process.
     fn signal(&self, sig: Signal) {
         kill(Pid::from_raw(self.child.id() as i32), sig).unwrap();
     }
@@ -222,10 +224,8 @@ fn read_runs(path: &Path) -> Vec<Run> {
         .map(|line| {
             let f: Vec<&str> = line.split(' ').collect();
             assert_eq!(f.len(), 6, "{}: bad line {line:?}", path.display());
-            let n = |i: usize| -> i64 {
-                f[i].parse()
-                    .unwrap_or_else(|_| panic!("bad line {line:?}"))
-            };
+            let n =
+                |i: usize| -> i64 { f[i].parse().unwrap_or_else(|_| panic!("bad line {line:?}")) };
             assert!(matches!(f[0], "start" | "end"), "bad line {line:?}");
             Run {
                 end: f[0] == "end",
@@ -244,6 +244,7 @@ fn read_runs(path: &Path) -> Vec<Run> {
 struct Rng(u64);
 
 impl Rng {
+    /// The next number below `n`.
     fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
@@ -341,9 +342,9 @@ fn kill_test(server: &Server, dir: &Path, n: usize) -> KillReport {
     let mut next_kill = Instant::now() + next_gap(&mut rng);
     let limit = Duration::from_secs(240);
     loop {
-        let stats = stats(server);
-        let count = |state: &str| stats["kinds"]["tick"][state].as_u64().unwrap_or(0);
-        assert_eq!(count("failed"), 0, "jobs failed: {stats}");
+        let now = stats(server);
+        let count = |state: &str| now["kinds"]["tick"][state].as_u64().unwrap_or(0);
+        assert_eq!(count("failed"), 0, "jobs failed: {now}");
         if count("completed") >= n as u64 {
             break;
         }
@@ -351,10 +352,7 @@ fn kill_test(server: &Server, dir: &Path, n: usize) -> KillReport {
             let more = (n - ids.len()).min(BACKLOG as usize);
             ids.extend(enqueue_batches_of(server, "tick", more, more));
         }
-        assert!(
-            started.elapsed() < limit,
-            "not done after {limit:?}: {stats}"
-        );
+        assert!(started.elapsed() < limit, "not done after {limit:?}: {now}");
         for w in live.iter_mut() {
             if let Some(status) = w.child.try_wait().unwrap() {
                 panic!(
@@ -423,6 +421,7 @@ fn kill_test(server: &Server, dir: &Path, n: usize) -> KillReport {
         let list = runs
             .get(id)
             .unwrap_or_else(|| panic!("job {id} completed but its handler never ran: {job}"));
+        // A run a kill cut short must have been followed by another.
         let last = list.last().unwrap();
         assert!(
             ended.contains(&(*id, last.fence)),
@@ -506,32 +505,20 @@ fn kill_test(server: &Server, dir: &Path, n: usize) -> KillReport {
             report.min_rerun_gap = report.min_rerun_gap.min(gap);
         }
     }
-    // Conversely, every job a killed worker was inside ran again.
-    for (worker, _) in kills.iter() {
-        if let Some(&(job, fence)) = last_start.get(worker) {
-            if !ended.contains(&(job, fence)) {
-                let list = &runs[&job];
-                assert!(
-                    list.iter().any(|r| r.fence > fence),
-                    "job {job} was cut short by killing {worker} and never ran again: {list:?}"
-                );
-            }
-        }
-    }
     // Each kill interrupts at most one job (every worker runs one at a time).
     assert!(
         report.rerun_jobs as i64 + report.unstarted_claims <= report.kills as i64,
         "{report:?}"
     );
-    assert!(report.kills >= 3, "too few kills to mean anything: {report:?}");
     assert!(
-        report.killed_in_handler >= 1,
-        "no kill landed inside a handler: {report:?}"
+        report.kills >= 3,
+        "too few kills to mean anything: {report:?}"
     );
-    eprintln!(
-        "kill test: {n} jobs in {:.1?}, {report:?}",
-        report.elapsed
+    assert!(
+        report.rerun_jobs >= 1,
+        "no kill landed while a handler ran: {report:?}"
     );
+    eprintln!("kill test: {n} jobs in {:.1?}, {report:?}", report.elapsed);
     report
 }
 
@@ -639,7 +626,11 @@ fn stopped_worker_is_fenced(
     eprintln!("fencing ({name}): the resumed worker's outcome was {said}");
     let after = job(server, id);
     assert_eq!(after["state"], "completed", "{after}");
-    assert_eq!(after["result"], json!({"worker": b.id, "attempt": 2}), "{after}");
+    assert_eq!(
+        after["result"],
+        json!({"worker": b.id, "attempt": 2}),
+        "{after}"
+    );
     assert_eq!(after["attempt"], 2, "{after}");
 
     // The resumed worker is alive and well: with the re-runner gone, it
