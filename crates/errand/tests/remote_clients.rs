@@ -305,7 +305,7 @@ struct KillReport {
 /// Jobs waiting in the queue at most: a rescued job goes to the back of it
 /// (it is available again from the rescue on, and claims take the oldest
 /// first), so a deep backlog would delay every re-run by the time to drain it.
-const BACKLOG: u64 = 500;
+const BACKLOG: u64 = 250;
 
 /// The kill test on `server` (which runs the `tick` kind): `n` jobs,
 /// enqueued in batches as the queue drains, 3 PHP and 2 Python workers, one
