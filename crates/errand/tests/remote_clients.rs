@@ -54,6 +54,29 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A temporary directory for the workers' logs, kept (and named) when the
+/// test fails, to see what each worker did.
+struct LogDir(Option<tempfile::TempDir>);
+
+impl LogDir {
+    fn new() -> LogDir {
+        LogDir(Some(tempfile::tempdir().unwrap()))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.as_ref().unwrap().path()
+    }
+}
+
+impl Drop for LogDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let kept = self.0.take().unwrap().keep();
+            eprintln!("the workers' logs are in {}", kept.display());
+        }
+    }
+}
+
 /// The repository's root.
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -528,8 +551,8 @@ fn killed_workers_lose_no_job_on_sqlite() {
     require_runtimes();
     let _serial = serial();
     let server = Server::start(CONFIG);
-    let tmp = tempfile::tempdir().unwrap();
-    kill_test(&server, tmp.path(), 20_000);
+    let logs = LogDir::new();
+    kill_test(&server, logs.path(), 20_000);
 }
 
 #[test]
@@ -537,9 +560,9 @@ fn killed_workers_lose_no_job_on_postgres() {
     require_runtimes();
     let _serial = serial();
     let (_pg, url) = pg::fresh();
-    let tmp = tempfile::tempdir().unwrap();
-    let server = pg::serve(tmp.path(), &url, "errand", CONFIG);
-    kill_test(&server, tmp.path(), 20_000);
+    let logs = LogDir::new();
+    let server = pg::serve(logs.path(), &url, "errand", CONFIG);
+    kill_test(&server, logs.path(), 20_000);
 }
 
 /// How the stopped worker must tell its late outcome was not taken.
@@ -662,8 +685,8 @@ fn workers_stopped_past_their_lease_are_fenced_off() {
     require_runtimes();
     let _serial = serial();
     let server = Server::start(CONFIG);
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    let logs = LogDir::new();
+    let dir = logs.path();
     // Without the alarm no heartbeat runs beside the handler: on resuming
     // it returns and sends its finish, which the fence refuses.
     stopped_worker_is_fenced(
