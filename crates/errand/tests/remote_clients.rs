@@ -30,14 +30,15 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The lease of these tests' server, in seconds: short, so kills and stops
-/// are rescued quickly.
-const LEASE: f64 = 2.0;
+/// are rescued quickly, yet long enough that a live worker on a loaded
+/// machine (or a finish behind a slow disk write) never loses one.
+const LEASE: f64 = 3.0;
 
 /// Remote kinds with a short lease and a fast rescue sweep.
 const CONFIG: &str = r#"
 [worker]
-lease = "2s"
-heartbeat = "500ms"
+lease = "3s"
+heartbeat = "1s"
 maintenance_interval = "250ms"
 
 [kinds.tick]
@@ -47,7 +48,7 @@ remote = true
 remote = true
 "#;
 
-/// The tests are timing-sensitive (leases of 2 s) on a small machine: one at a time.
+/// The tests are timing-sensitive (leases of 3 s) on a small machine: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
