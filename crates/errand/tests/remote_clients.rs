@@ -373,8 +373,9 @@ fn kill_test(server: &Server, dir: &Path, n: usize) -> KillReport {
         if count("completed") >= n as u64 {
             break;
         }
-        if count("available") < BACKLOG && ids.len() < n {
-            let more = (n - ids.len()).min(BACKLOG as usize);
+        let waiting = count("available");
+        if waiting < BACKLOG / 2 && ids.len() < n {
+            let more = (n - ids.len()).min((BACKLOG - waiting) as usize);
             ids.extend(enqueue_batches_of(server, "tick", more, more));
         }
         assert!(started.elapsed() < limit, "not done after {limit:?}: {now}");
