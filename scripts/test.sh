@@ -9,6 +9,9 @@
 #   php-curl; composer only writes the autoloader) against the errand binary
 #   the cargo tests built; the Python client (clients/python) its pytest
 #   tests, in clients/python/.venv (pytest pinned, from PyPI).
+# - crates/errand/tests/remote_clients.rs runs both clients' workers as
+#   processes against the binary (php-cli with php-curl, python3), killing
+#   and stopping them; it fails without them.
 # - The API contract test (crates/errand/tests/contract.rs) runs schemathesis
 #   and openapi-spec-validator from PyPI, pinned, in the venv .venv.
 # - The metrics test (crates/errand/tests/metrics.rs) checks /metrics and
