@@ -16,7 +16,7 @@
 # --runs N      rounds; each runs every scenario once (default 5)
 # --jobs N      jobs per throughput run, both sides (default 20000)
 # --pickups N   jobs per pickup-latency run (default 200)
-# --batch N     max jobs per claim for the errand workers (default 100, the protocol's maximum)
+# --batch N     max jobs per claim for the errand workers (default 1000, the protocol's maximum)
 # --errand PATH the server binary (default $ERRAND_BIN, else target/release/errand)
 # --no-postgres SQLite and gearmand only
 # --keep DIR    keep the raw JSON lines and the logs in DIR
@@ -29,7 +29,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 runs=5
 jobs=20000
 pickups=200
-batch=100
+batch=1000
 errand="${ERRAND_BIN:-$root/target/release/errand}"
 postgres=1
 keep=""
@@ -54,7 +54,7 @@ done
 for n in runs jobs pickups batch; do
     [[ "${!n}" =~ ^[1-9][0-9]*$ ]] || die "--$n wants a positive integer, not '${!n}'"
 done
-((batch <= 100)) || die "--batch is at most 100 (the protocol's max_jobs)"
+((batch <= 1000)) || die "--batch is at most 1000 (the protocol's max_jobs)"
 
 # Every tool up front, so a missing one fails before anything starts.
 command -v php >/dev/null || die "php is missing (apt-get install php-cli)"

@@ -51,6 +51,11 @@ while ($completed() - $before < $jobs) {
     if (microtime(true) > $deadline) {
         throw new RuntimeException("{$label}: jobs still unfinished after 600 s");
     }
+    foreach ($children as $child) {
+        if (!proc_get_status($child)['running']) {
+            throw new RuntimeException("{$label}: a worker exited early, see {$scratch}/worker-{$label}.log");
+        }
+    }
     usleep(2_000);
 }
 $end = microtime(true);

@@ -46,7 +46,7 @@ final class Worker
      *   queues?: list<string>, wait?: float, id?: string, log?: resource, alarm?: bool, batch?: int} $options
      *   (`log`: where the worker writes its one-line messages, STDERR by default, never payloads;
      *   `alarm: false`: no SIGALRM heartbeats, only those from Job::progress(), as without pcntl;
-     *   `batch`: claim up to this many jobs at once (1–100, default 1) and report their outcomes
+     *   `batch`: claim up to this many jobs at once (1–1000, default 1) and report their outcomes
      *   together once all have run; a stop hands back the ones not started)
      */
     public function __construct(string $baseUrl, ?string $token = null, private array $options = [])
@@ -62,8 +62,8 @@ final class Worker
         ];
         $this->log = $options['log'] ?? STDERR;
         $batch = $options['batch'] ?? 1;
-        if (!is_int($batch) || $batch < 1 || $batch > 100) {
-            throw new \InvalidArgumentException('batch must be an integer from 1 to 100 (the protocol\'s max_jobs)');
+        if (!is_int($batch) || $batch < 1 || $batch > 1000) {
+            throw new \InvalidArgumentException('batch must be an integer from 1 to 1000 (the protocol\'s max_jobs)');
         }
     }
 

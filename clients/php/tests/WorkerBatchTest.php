@@ -79,7 +79,7 @@ final class WorkerBatchTest extends TestCase
 
     public function testABadBatchIsRefused(): void
     {
-        $bad = new WorkerProcess($this->server, ['limit'], ['--batch', '101']);
+        $bad = new WorkerProcess($this->server, ['limit'], ['--batch', '1001']);
         $this->assertSame(2, $bad->wait(5), $bad->log());
         $this->expectException(\InvalidArgumentException::class);
         new Worker('http://127.0.0.1:1', null, ['batch' => 0]);

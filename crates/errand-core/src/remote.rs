@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 /// Most jobs one claim may ask for.
-pub const MAX_CLAIM_JOBS: u32 = 100;
+pub const MAX_CLAIM_JOBS: u32 = 1000;
 /// Longest a claim may be held waiting for a job (long poll).
 pub const MAX_CLAIM_WAIT: Duration = Duration::from_secs(30);
 /// Most kinds or queues one claim may name.
@@ -93,8 +93,8 @@ pub struct WorkClaim {
     /// Queues to take from, in order; default: the kinds' configured queues.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queues: Vec<String>,
-    /// Most jobs to take (1–100, default 1).
-    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
+    /// Most jobs to take (1–1000, default 1).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
     #[serde(default = "one")]
     pub max_jobs: u32,
     /// How long to hold the request when there is no job (0–30 s, default 0).
@@ -715,7 +715,7 @@ mod tests {
         };
         assert!(claim(1, 30).validate().is_ok());
         assert_eq!(claim(0, 0).validate().unwrap_err().field, "max_jobs");
-        assert_eq!(claim(101, 0).validate().unwrap_err().field, "max_jobs");
+        assert_eq!(claim(MAX_CLAIM_JOBS + 1, 0).validate().unwrap_err().field, "max_jobs");
         assert_eq!(claim(1, 31).validate().unwrap_err().field, "wait");
         let mut bad = claim(1, 0);
         bad.worker.id = "a b".into();

@@ -42,7 +42,7 @@ impl From<RemoteError> for ApiError {
     responses(
         (status = 200, description = "The jobs now running under the worker's leases (none when the wait ran out)", body = WorkClaimed),
         (status = 403, description = "The token lacks `work`, or its `work:…` list lacks a kind (`field: kinds[i]`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is wrong: `max_jobs` outside 1–100, `wait` over 30 s, a kind not configured `remote = true` (`known_kinds` lists those)…", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is wrong: `max_jobs` outside 1–1000, `wait` over 30 s, a kind not configured `remote = true` (`known_kinds` lists those)…", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub(crate) async fn claim(
