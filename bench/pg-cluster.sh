@@ -52,19 +52,8 @@ as_owner() {
     fi
 }
 
-# A loopback port nobody listens on now; pg_ctl start is retried if it is
-# taken between this probe and the bind.
-free_port() {
-    local port
-    for _ in $(seq 1 50); do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-    die "no free loopback port found"
-}
+# free_port: a loopback port nobody listens on now.
+source "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
 require_cluster() {
     [[ -f "$1/$MARKER" ]] || die "$1 is not a cluster made by this script (no $MARKER)"

@@ -93,18 +93,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A loopback port nobody listens on now.
-free_port() {
-    local port
-    for _ in $(seq 1 50); do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-    die "no free loopback port found"
-}
+# free_port: a loopback port nobody listens on now.
+source "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
 # start_errand DIR DATABASE: `errand serve` with the default configuration plus one remote kind
 # (auth is off by default on a loopback address); sets $url and $server_pid.
