@@ -715,7 +715,10 @@ mod tests {
         };
         assert!(claim(1, 30).validate().is_ok());
         assert_eq!(claim(0, 0).validate().unwrap_err().field, "max_jobs");
-        assert_eq!(claim(MAX_CLAIM_JOBS + 1, 0).validate().unwrap_err().field, "max_jobs");
+        assert_eq!(
+            claim(MAX_CLAIM_JOBS + 1, 0).validate().unwrap_err().field,
+            "max_jobs"
+        );
         assert_eq!(claim(1, 31).validate().unwrap_err().field, "wait");
         let mut bad = claim(1, 0);
         bad.worker.id = "a b".into();
