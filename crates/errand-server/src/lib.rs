@@ -17,6 +17,7 @@ mod body;
 mod bulk;
 mod dashboard;
 mod events;
+mod gearman;
 mod jobs;
 mod listen;
 mod metrics;
@@ -51,6 +52,7 @@ use utoipa_axum::routes;
 
 pub use auth::{Actor, AuthMode, TOKEN_CACHE_TTL, auth_required};
 pub use bulk::BulkStarter;
+pub use gearman::{GearmanConfig, GearmanSettings, serve_gearman};
 pub use dashboard::route_scopes as dashboard_scopes;
 pub use listen::Connections;
 pub use metrics::{NodeMetrics, PoolProcessGauge};
