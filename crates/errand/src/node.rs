@@ -198,6 +198,7 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
                 remote: server_config.remote.clone(),
                 shutdown: shutdown.clone(),
                 version: format!("errand-{}", env!("CARGO_PKG_VERSION")),
+                payload_limit: server_config.body_limit,
             };
             gearman_task = Some(tokio::spawn(errand_server::serve_gearman(
                 gearman,

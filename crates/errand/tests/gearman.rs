@@ -91,6 +91,9 @@ $w->addFunction($fn, function (GearmanJob $job) use ($mode, &$ran) {
                 return null;
             }
             return 'second';
+        case 'exception':
+            $job->sendException('boom');
+            return null;
         case 'hang':
             file_put_contents(getenv('MARKER'), $job->handle());
             sleep(120);
@@ -151,10 +154,15 @@ impl Php {
         assert!(status.success(), "PHP worker failed: {err}");
     }
 
-    /// Runs a PHP client script (`$port` is set) to its end.
+    /// Runs a PHP client script (`$c` is a client of the server) to its end.
     fn client(&self, body: &str) -> Output {
+        self.client_with(true, body)
+    }
+
+    /// [`Php::client`], with the `exceptions` option on or off.
+    fn client_with(&self, exceptions: bool, body: &str) -> Output {
         let script = format!(
-            "<?php\n$port = {};\n$c = new GearmanClient();\n$c->addServer('127.0.0.1', $port);\n{body}\n",
+            "<?php\n$port = {};\n$c = new GearmanClient();\n$c->addServer('127.0.0.1', $port, {exceptions});\n{body}\n",
             self.port
         );
         let path = self.dir.join("client.php");
@@ -516,4 +524,97 @@ fn bad_input_gets_an_error_or_a_close_and_changes_nothing() {
 fn a_non_loopback_listen_address_is_refused() {
     let err = refused_config("[gearman]\nlisten = \"0.0.0.0:4730\"\n");
     assert!(err.contains("[gearman]") && err.contains("loopback"), "{err}");
+}
+
+#[test]
+fn exceptions_reach_clients_with_the_option_and_others_get_a_clean_fail() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    let mut php = Php::new(tmp.path(), port);
+    let w = php.worker("reverse", "exception", 2);
+    let tasks = r#"$c->setFailCallback(function ($t) { echo "fail\n"; });
+$c->setCompleteCallback(function ($t) { echo "complete\n"; });
+$c->addTask('reverse', 'x');
+$c->runTasks();"#;
+    let with = format!(
+        "$c->setExceptionCallback(function ($t) {{ echo 'exception:', $t->data(), \"\\n\"; }});\n{tasks}"
+    );
+    assert_eq!(text(&php.client(&with)), "exception:boom\n");
+    assert_eq!(text(&php.client_with(false, tasks)), "fail\n");
+    php.wait_ok(w, Duration::from_secs(10));
+    // A foreground job ends failed (its client was told), not retried.
+    let jobs = jobs_of(&server, "reverse");
+    assert_eq!(jobs.len(), 2);
+    for j in &jobs {
+        assert_eq!(j["state"], "failed", "{j}");
+        assert!(j["errors"][0]["error"].as_str().unwrap().contains("WORK_EXCEPTION: boom"));
+    }
+}
+
+#[test]
+fn a_repeated_unique_coalesces_onto_the_live_job() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    let php = Php::new(tmp.path(), port);
+    let out = php.client(
+        r#"echo $c->doBackground('reverse', 'one', 'same-key'), "\n";
+echo $c->doBackground('reverse', 'two', 'same-key'), "\n";
+echo $c->doBackground('reverse', 'three', 'other-key'), "\n";
+echo json_encode($c->jobStatusByUniqueKey('same-key')), "\n";"#,
+    );
+    let out = text(&out);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], lines[1], "{out}");
+    assert_ne!(lines[0], lines[2], "{out}");
+    assert_eq!(lines[3], "[true,false,0,0]", "{out}");
+    let jobs = jobs_of(&server, "reverse");
+    assert_eq!(jobs.len(), 2);
+    let first = job(&server, id_of(lines[0]));
+    assert_eq!(first["payload"], "one");
+}
+
+#[test]
+fn an_epoch_job_is_scheduled_for_its_time_and_runs_then() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let epoch = (now + 2).to_string();
+    let mut s = connect(port);
+    s.write_all(&req(36, &[b"reverse", b"", epoch.as_bytes(), b"later"]))
+        .unwrap();
+    let (kind, handle) = res(&mut s).unwrap();
+    assert_eq!(kind, 8, "JOB_CREATED");
+    let id = id_of(std::str::from_utf8(&handle).unwrap());
+    let j = job(&server, id);
+    assert_eq!(j["state"], "scheduled", "{j}");
+    // A sleeping worker is woken when it falls due, with no other job.
+    let mut php = Php::new(tmp.path(), port);
+    let w = php.worker("reverse", "reverse", 1);
+    let j = wait_state(&server, id, "completed", Duration::from_secs(20));
+    let started = j["started_at"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    assert!(started.as_second() >= (now + 2) as i64, "{j}");
+    php.wait_ok(w, Duration::from_secs(10));
+}
+
+#[test]
+fn a_foreground_client_learns_of_a_cancel_over_http() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    let mut s = connect(port);
+    s.write_all(&req(7, &[b"reverse", b"", b"waiting"])).unwrap();
+    let (kind, handle) = res(&mut s).unwrap();
+    assert_eq!(kind, 8, "JOB_CREATED");
+    let id = id_of(std::str::from_utf8(&handle).unwrap());
+    let (status, body) = post(&server.url(&format!("/v1/jobs/{id}/cancel")), &serde_json::json!({}));
+    assert_eq!(status, 200, "{body}");
+    let (kind, body) = res(&mut s).unwrap();
+    assert_eq!(kind, 14, "WORK_FAIL");
+    assert_eq!(body, handle);
 }

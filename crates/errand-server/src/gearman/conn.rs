@@ -12,7 +12,8 @@ use errand_core::remote::{FinishedJob, HeldJob, WorkClaim, WorkFinish, WorkHeart
 use errand_core::{EnqueueRequest, JobId, JobState, Lease, Outcome, StoreEvent};
 use errand_gearman::admin::{self, FunctionStatus, WorkerLine};
 use errand_gearman::{
-    Action, AdminCommand, ErrorReply, Frame, GearmanCodec, JobHandle, Outgoing, Packet, Priority,
+    Action, AdminCommand, CodecConfig, ErrorReply, Frame, GearmanCodec, JobHandle, Outgoing, Packet,
+    Priority, Role,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -84,7 +85,9 @@ pub(super) async fn run(hub: Arc<Hub>, id: u64, stream: TcpStream, peer: SocketA
         },
     );
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let (mut sink, mut frames) = Framed::new(stream, GearmanCodec::server()).split();
+    let limit = u32::try_from(hub.config.payload_limit).unwrap_or(u32::MAX);
+    let codec = GearmanCodec::new(Role::Server, CodecConfig::for_payload_limit(limit));
+    let (mut sink, mut frames) = Framed::new(stream, codec).split();
     let identity = WorkerIdentity {
         host: Some(peer.ip().to_string()),
         library: Some("gearman".into()),
@@ -255,9 +258,7 @@ impl Conn {
     }
 
     fn handle(&self, id: JobId) -> Bytes {
-        JobHandle::new(self.hub.handle_prefix.clone(), u64::try_from(id).unwrap_or(0))
-            .map(|h| h.to_bytes())
-            .unwrap_or_else(|_| Bytes::from(format!("H:errand:{id}")))
+        handle(&self.hub.handle_prefix, id)
     }
 
     /// A `SUBMIT_*`: enqueued (and committed) before `JOB_CREATED`.
@@ -508,11 +509,18 @@ impl Conn {
             id,
             fence: held.fence,
         };
-        if self.finish(lease, &outcome).await {
-            let terminal = !matches!(outcome, Outcome::Retry(_));
-            if terminal {
-                self.hub.forward(id, &packet, true);
-            }
+        lock(&self.hub.finishing).insert(id);
+        let applied = self.finish(lease, &outcome).await;
+        if applied && !matches!(outcome, Outcome::Retry(_)) {
+            self.hub.forward(id, &packet, true);
+        }
+        lock(&self.hub.finishing).remove(&id);
+        if applied && matches!(outcome, Outcome::Retry(_)) {
+            // A retry that used the last attempt ended the job: a client
+            // attached by unique learns it here (the watcher skipped it).
+            self.hub.ended(&[id]).await;
+        }
+        if applied {
             vec![]
         } else {
             vec![ErrorReply::job_not_found().to_packet().into()]
@@ -727,6 +735,13 @@ impl Conn {
         }
         lock(&self.hub.conns).remove(&self.id);
     }
+}
+
+/// The handle of job `id`: `<prefix>:<id>`.
+pub(super) fn handle(prefix: &str, id: JobId) -> Bytes {
+    JobHandle::new(prefix.to_string(), u64::try_from(id).unwrap_or(0))
+        .map(|h| h.to_bytes())
+        .unwrap_or_else(|_| Bytes::from(format!("H:errand:{id}")))
 }
 
 /// How a worker ended a job.

@@ -10,10 +10,10 @@ mod conn;
 mod data;
 
 use bytes::Bytes;
-use errand_core::{Catalog, JobId, Store};
+use errand_core::{Catalog, JobId, JobState, Store, StoreEvent};
 use errand_gearman::Packet;
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -63,6 +63,9 @@ pub struct GearmanConfig {
     pub shutdown: CancellationToken,
     /// The version `version` answers.
     pub version: String,
+    /// Largest workload in bytes (`[server] body_limit`, as over HTTP);
+    /// a larger packet gets `ERROR` before its body is read.
+    pub payload_limit: usize,
 }
 
 /// A foreground client waiting for a job's `WORK_*` packets.
@@ -96,6 +99,9 @@ struct Hub {
     listeners: Mutex<HashMap<JobId, Vec<Listener>>>,
     /// The last job submitted here with each unique.
     uniques: Mutex<HashMap<Bytes, JobId>>,
+    /// Jobs a connection here is finishing: it forwards their end itself
+    /// (with the exception data the store does not keep).
+    finishing: Mutex<HashSet<JobId>>,
 }
 
 impl Hub {
@@ -120,6 +126,60 @@ impl Hub {
         }
         if ends {
             listeners.remove(&job);
+        }
+    }
+
+    /// Tells the foreground listeners of jobs that ended some other way
+    /// (an errand executor, a cancel, attempts used up by lost leases) how
+    /// they ended.
+    async fn ended(&self, ids: &[JobId]) {
+        let waiting: Vec<JobId> = {
+            let listeners = lock(&self.listeners);
+            let finishing = lock(&self.finishing);
+            ids.iter()
+                .copied()
+                .filter(|id| listeners.contains_key(id) && !finishing.contains(id))
+                .collect()
+        };
+        for id in waiting {
+            let job = match self.store.get(id).await {
+                Ok(Some(job)) if job.state.is_terminal() => job,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, job = id, "gearman: ended job not read");
+                    continue;
+                }
+            };
+            let handle = conn::handle(&self.handle_prefix, id);
+            let packet = match job.state {
+                JobState::Completed => Packet::WorkComplete {
+                    handle,
+                    data: job.result.as_ref().map(data::to_bytes).unwrap_or_default(),
+                },
+                _ => Packet::WorkFail { handle },
+            };
+            self.forward(id, &packet, true);
+        }
+    }
+
+    /// Delivers the ends of jobs with listeners here as the store reports
+    /// them, until the node stops.
+    async fn watch_ends(self: Arc<Hub>) {
+        let mut events = self.store.subscribe();
+        loop {
+            let ids: Vec<JobId> = tokio::select! {
+                event = events.recv() => match event {
+                    Ok(StoreEvent::Finished(ids)) => ids.to_vec(),
+                    Ok(_) => continue,
+                    // Missed some: look at every job listened to.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        lock(&self.listeners).keys().copied().collect()
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = self.config.shutdown.cancelled() => return,
+            };
+            self.ended(&ids).await;
         }
     }
 }
@@ -148,8 +208,10 @@ pub async fn serve_gearman(
         conns: Mutex::new(BTreeMap::new()),
         listeners: Mutex::new(HashMap::new()),
         uniques: Mutex::new(HashMap::new()),
+        finishing: Mutex::new(HashSet::new()),
     });
     let tracker = TaskTracker::new();
+    tracker.spawn(hub.clone().watch_ends());
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
