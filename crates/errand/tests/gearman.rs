@@ -29,9 +29,11 @@ backoff = { base = "200ms", max = "1s", jitter = 0.0 }
 /// Fails (never skips) when a tool the tests drive is missing.
 fn require_tools() {
     let php = Command::new("php").arg("-m").output();
-    let has_ext = php
-        .as_ref()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == "gearman"));
+    let has_ext = php.as_ref().is_ok_and(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .any(|l| l.trim() == "gearman")
+    });
     assert!(
         has_ext,
         "the Gearman tests need PHP with the gearman extension: apt-get install php-cli php-gearman"
@@ -56,7 +58,10 @@ fn start(dir: &Path) -> (Server, u16) {
 fn gearman_port(server: &Server) -> u16 {
     eventually(Duration::from_secs(10), "the Gearman listener", || {
         let log = server.log_text();
-        let line = log.lines().rev().find(|l| l.contains("Gearman listener on "))?;
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("Gearman listener on "))?;
         let at = line.find("Gearman listener on ")? + "Gearman listener on ".len();
         let addr: String = line[at..]
             .chars()
@@ -146,7 +151,9 @@ impl Php {
     /// Waits for worker `i` to exit successfully.
     fn wait_ok(&mut self, i: usize, limit: Duration) {
         let child = &mut self.children[i];
-        let status = eventually(limit, "the PHP worker to exit", || child.try_wait().unwrap());
+        let status = eventually(limit, "the PHP worker to exit", || {
+            child.try_wait().unwrap()
+        });
         let mut err = String::new();
         if let Some(mut e) = child.stderr.take() {
             let _ = e.read_to_string(&mut err);
@@ -207,7 +214,15 @@ fn gearman_cli(port: u16, args: &[&str]) -> Output {
 
 fn gearadmin(port: u16, arg: &str) -> String {
     let out = Command::new("timeout")
-        .args(["10", "gearadmin", "-h", "127.0.0.1", "-p", &port.to_string(), arg])
+        .args([
+            "10",
+            "gearadmin",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            arg,
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "gearadmin {arg} failed");
@@ -239,7 +254,13 @@ fn cli_background_job_runs_on_a_php_worker_and_completes_in_errand() {
     let jobs = jobs_of(&server, "reverse");
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0]["payload"], "hello");
-    assert!(jobs[0]["tags"].as_array().unwrap().iter().any(|t| t == "gearman"));
+    assert!(
+        jobs[0]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "gearman")
+    );
     let id = jobs[0]["id"].as_i64().unwrap();
     let mut php = Php::new(tmp.path(), port);
     let w = php.worker("reverse", "reverse", 1);
@@ -320,10 +341,7 @@ $c->setCompleteCallback(function ($t) { echo "complete:", $t->data(), "\n"; });
 $c->addTask('reverse', 'x');
 $c->runTasks();"#,
     );
-    assert_eq!(
-        text(&out),
-        "data:d1\nstatus:1/2\ndata:d2\ncomplete:done\n"
-    );
+    assert_eq!(text(&out), "data:d1\nstatus:1/2\ndata:d2\ncomplete:done\n");
     php.wait_ok(w, Duration::from_secs(10));
 }
 
@@ -481,18 +499,14 @@ fn bad_input_gets_an_error_or_a_close_and_changes_nothing() {
     assert_eq!(job(&server, id)["state"], "running");
 
     // WORK_COMPLETE for another connection's job: ERROR, nothing changes.
-    client
-        .write_all(&req(13, &[&handle, b"stolen"]))
-        .unwrap();
+    client.write_all(&req(13, &[&handle, b"stolen"])).unwrap();
     let (kind, body) = res(&mut client).unwrap();
     assert_eq!(kind, ERROR);
     assert!(body.starts_with(b"JOB_NOT_FOUND\0"), "{body:?}");
     assert_eq!(job(&server, id)["state"], "running");
 
     // An unknown function: ERROR, nothing stored.
-    client
-        .write_all(&req(18, &[b"nope", b"", b"x"]))
-        .unwrap();
+    client.write_all(&req(18, &[b"nope", b"", b"x"])).unwrap();
     assert_eq!(res(&mut client).unwrap().0, ERROR);
 
     // An oversized size field: ERROR before any body is read.
@@ -523,7 +537,10 @@ fn bad_input_gets_an_error_or_a_close_and_changes_nothing() {
 #[test]
 fn a_non_loopback_listen_address_is_refused() {
     let err = refused_config("[gearman]\nlisten = \"0.0.0.0:4730\"\n");
-    assert!(err.contains("[gearman]") && err.contains("loopback"), "{err}");
+    assert!(
+        err.contains("[gearman]") && err.contains("loopback"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -548,7 +565,12 @@ $c->runTasks();"#;
     assert_eq!(jobs.len(), 2);
     for j in &jobs {
         assert_eq!(j["state"], "failed", "{j}");
-        assert!(j["errors"][0]["error"].as_str().unwrap().contains("WORK_EXCEPTION: boom"));
+        assert!(
+            j["errors"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("WORK_EXCEPTION: boom")
+        );
     }
 }
 
@@ -597,7 +619,11 @@ fn an_epoch_job_is_scheduled_for_its_time_and_runs_then() {
     let mut php = Php::new(tmp.path(), port);
     let w = php.worker("reverse", "reverse", 1);
     let j = wait_state(&server, id, "completed", Duration::from_secs(20));
-    let started = j["started_at"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    let started = j["started_at"]
+        .as_str()
+        .unwrap()
+        .parse::<jiff::Timestamp>()
+        .unwrap();
     assert!(started.as_second() >= (now + 2) as i64, "{j}");
     php.wait_ok(w, Duration::from_secs(10));
 }
@@ -608,11 +634,15 @@ fn a_foreground_client_learns_of_a_cancel_over_http() {
     let tmp = tempfile::tempdir().unwrap();
     let (server, port) = start(tmp.path());
     let mut s = connect(port);
-    s.write_all(&req(7, &[b"reverse", b"", b"waiting"])).unwrap();
+    s.write_all(&req(7, &[b"reverse", b"", b"waiting"]))
+        .unwrap();
     let (kind, handle) = res(&mut s).unwrap();
     assert_eq!(kind, 8, "JOB_CREATED");
     let id = id_of(std::str::from_utf8(&handle).unwrap());
-    let (status, body) = post(&server.url(&format!("/v1/jobs/{id}/cancel")), &serde_json::json!({}));
+    let (status, body) = post(
+        &server.url(&format!("/v1/jobs/{id}/cancel")),
+        &serde_json::json!({}),
+    );
     assert_eq!(status, 200, "{body}");
     let (kind, body) = res(&mut s).unwrap();
     assert_eq!(kind, 14, "WORK_FAIL");

@@ -8,12 +8,14 @@
 use super::data::{to_bytes, to_json};
 use super::{ConnInfo, Hub, Listener, MAX_UNIQUES, lock};
 use bytes::Bytes;
-use errand_core::remote::{FinishedJob, HeldJob, WorkClaim, WorkFinish, WorkHeartbeat, WorkerIdentity};
+use errand_core::remote::{
+    FinishedJob, HeldJob, WorkClaim, WorkFinish, WorkHeartbeat, WorkerIdentity,
+};
 use errand_core::{EnqueueRequest, JobId, JobState, Lease, Outcome, StoreEvent};
 use errand_gearman::admin::{self, FunctionStatus, WorkerLine};
 use errand_gearman::{
-    Action, AdminCommand, CodecConfig, ErrorReply, Frame, GearmanCodec, JobHandle, Outgoing, Packet,
-    Priority, Role,
+    Action, AdminCommand, CodecConfig, ErrorReply, Frame, GearmanCodec, JobHandle, Outgoing,
+    Packet, Priority, Role,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -219,7 +221,9 @@ impl Conn {
             } => self.work_status(handle, numerator, denominator),
             Packet::WorkData { handle, data } => self.work_data(handle, data, false),
             Packet::WorkWarning { handle, data } => self.work_data(handle, data, true),
-            Packet::WorkComplete { handle, data } => self.work_end(handle, End::Complete(data)).await,
+            Packet::WorkComplete { handle, data } => {
+                self.work_end(handle, End::Complete(data)).await
+            }
             Packet::WorkFail { handle } => self.work_end(handle, End::Fail).await,
             Packet::WorkException { handle, data } => {
                 self.work_end(handle, End::Exception(data)).await
@@ -267,7 +271,10 @@ impl Conn {
             return ErrorReply::command_not_expected().to_packet();
         };
         if s.reducer.is_some() {
-            return error("NOT_SUPPORTED", "map/reduce submits are not supported by errand");
+            return error(
+                "NOT_SUPPORTED",
+                "map/reduce submits are not supported by errand",
+            );
         }
         let catalog = &self.hub.config.catalog;
         let Some((kind, policy)) = std::str::from_utf8(s.function)
@@ -431,7 +438,12 @@ impl Conn {
         self.held.contains_key(&id).then_some(id)
     }
 
-    fn work_status(&mut self, handle: Bytes, numerator: Bytes, denominator: Bytes) -> Vec<Outgoing> {
+    fn work_status(
+        &mut self,
+        handle: Bytes,
+        numerator: Bytes,
+        denominator: Bytes,
+    ) -> Vec<Outgoing> {
         let Some(id) = self.held_id(&handle) else {
             return vec![ErrorReply::job_not_found().to_packet().into()];
         };
@@ -630,7 +642,12 @@ impl Conn {
             .iter()
             .filter_map(|k| catalog.policy(k).map(|p| p.queue.clone()))
             .collect();
-        let poll = self.hub.config.remote.poll_interval.max(Duration::from_millis(100));
+        let poll = self
+            .hub
+            .config
+            .remote
+            .poll_interval
+            .max(Duration::from_millis(100));
         Box::pin(async move {
             tokio::select! {
                 _ = work_event(&mut events, &queues) => {}
@@ -693,7 +710,8 @@ impl Conn {
                 let kind = String::from_utf8_lossy(&function).into_owned();
                 let of = |s| stats.of_kind(&kind, s);
                 let running = of(JobState::Running);
-                let queued = of(JobState::Available) + of(JobState::Scheduled) + of(JobState::Retryable);
+                let queued =
+                    of(JobState::Available) + of(JobState::Scheduled) + of(JobState::Retryable);
                 FunctionStatus {
                     function,
                     total: queued + running,
@@ -714,7 +732,9 @@ impl Conn {
             let outcome = if stopping {
                 Outcome::Handback
             } else {
-                Outcome::Retry("the Gearman worker's connection closed while it held the job".into())
+                Outcome::Retry(
+                    "the Gearman worker's connection closed while it held the job".into(),
+                )
             };
             let lease = Lease {
                 id,
@@ -762,7 +782,12 @@ fn error(code: &'static str, text: &str) -> Packet {
 /// `known`, `running`, numerator and denominator of a job (or none).
 fn status_of(job: Option<&errand_core::Job>) -> (bool, bool, Bytes, Bytes) {
     let Some(job) = job.filter(|j| !j.state.is_terminal()) else {
-        return (false, false, Bytes::from_static(b"0"), Bytes::from_static(b"0"));
+        return (
+            false,
+            false,
+            Bytes::from_static(b"0"),
+            Bytes::from_static(b"0"),
+        );
     };
     let part = |key: &str| {
         job.progress

@@ -260,7 +260,17 @@ mod tests {
         assert!(GearmanSettings::default().validate().is_ok());
         assert!(s("127.0.0.1:4730").validate().is_ok());
         assert!(s("[::1]:4730").validate().is_ok());
-        assert!(s("0.0.0.0:4730").validate().unwrap_err().contains("loopback"));
-        assert!(s("localhost:4730").validate().unwrap_err().contains("IP:port"));
+        assert!(
+            s("0.0.0.0:4730")
+                .validate()
+                .unwrap_err()
+                .contains("loopback")
+        );
+        assert!(
+            s("localhost:4730")
+                .validate()
+                .unwrap_err()
+                .contains("IP:port")
+        );
     }
 }
