@@ -20,10 +20,17 @@ listen = "127.0.0.1:0"
 
 [worker]
 poll_interval = "200ms"
+lease = "3s"
+heartbeat = "1s"
 
 [kinds.reverse]
 remote = true
 backoff = { base = "200ms", max = "1s", jitter = 0.0 }
+
+[kinds.slow]
+remote = true
+timeout = "1s"
+max_attempts = 1
 "#;
 
 /// Fails (never skips) when a tool the tests drive is missing.
@@ -410,7 +417,10 @@ fn admin_status_workers_and_version() {
     let mut php = Php::new(tmp.path(), port);
     gearman_cli(port, &["-b", "-f", "reverse", "a"]);
     gearman_cli(port, &["-b", "-f", "reverse", "b"]);
-    assert_eq!(gearadmin(port, "--status"), "reverse\t2\t0\t0\n.\n");
+    assert_eq!(
+        gearadmin(port, "--status"),
+        "reverse\t2\t0\t0\nslow\t0\t0\t0\n.\n"
+    );
     assert!(gearadmin(port, "--server-version").starts_with("errand-"));
     assert_eq!(
         gearadmin(port, "--getpid").trim(),
@@ -419,7 +429,7 @@ fn admin_status_workers_and_version() {
     let w = php.worker("reverse", "hang", 1);
     eventually(Duration::from_secs(10), "the worker's job to start", || {
         let status = gearadmin(port, "--status");
-        (status == "reverse\t2\t1\t1\n.\n").then_some(())
+        (status == "reverse\t2\t1\t1\nslow\t0\t0\t0\n.\n").then_some(())
     });
     let workers = gearadmin(port, "--workers");
     assert!(
@@ -647,4 +657,19 @@ fn a_foreground_client_learns_of_a_cancel_over_http() {
     let (kind, body) = res(&mut s).unwrap();
     assert_eq!(kind, 14, "WORK_FAIL");
     assert_eq!(body, handle);
+}
+
+#[test]
+fn a_gearman_worker_past_the_kinds_timeout_loses_the_job() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    let mut php = Php::new(tmp.path(), port);
+    let _hang = php.worker("slow", "hang", 1);
+    gearman_cli(port, &["-b", "-f", "slow", "forever"]);
+    let id = jobs_of(&server, "slow")[0]["id"].as_i64().unwrap();
+    // Its only attempt ends at the timeout although the worker is alive.
+    let j = wait_state(&server, id, "failed", Duration::from_secs(20));
+    let error = j["errors"][0]["error"].as_str().unwrap();
+    assert!(error.contains("timeout"), "{j}");
 }

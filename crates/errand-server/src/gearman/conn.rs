@@ -45,6 +45,8 @@ struct Held {
     foreground: bool,
     /// The last `WORK_STATUS` not yet stored.
     progress: Option<Value>,
+    /// When the kind's `timeout` ends the attempt (checked at each renewal).
+    deadline: Option<tokio::time::Instant>,
 }
 
 /// Which grab asked for a job: it decides the assign packet.
@@ -406,6 +408,9 @@ impl Conn {
                 fence: job.fence,
                 foreground,
                 progress: None,
+                deadline: job
+                    .timeout_ms
+                    .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms)),
             },
         );
         let handle = self.handle(job.id);
@@ -560,6 +565,7 @@ impl Conn {
         if self.held.is_empty() {
             return;
         }
+        self.time_out().await;
         let jobs = self
             .held
             .iter_mut()
@@ -580,6 +586,44 @@ impl Conn {
                 }
             }
             Err(e) => tracing::warn!(error = %e, conn = self.id, "gearman lease renewal failed"),
+        }
+    }
+
+    /// Ends the attempts that ran past their kind's `timeout` as a retry
+    /// (a foreground client is told it failed); the worker's later report
+    /// gets `ERROR JOB_NOT_FOUND`.
+    async fn time_out(&mut self) {
+        let now = tokio::time::Instant::now();
+        let late: Vec<JobId> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            let Some(held) = self.held.remove(&id) else {
+                continue;
+            };
+            let text = "the Gearman worker ran past the kind's timeout".to_string();
+            let outcome = if held.foreground {
+                Outcome::Permanent(text)
+            } else {
+                Outcome::Retry(text)
+            };
+            let lease = Lease {
+                id,
+                fence: held.fence,
+            };
+            lock(&self.hub.finishing).insert(id);
+            let applied = self.finish(lease, &outcome).await;
+            if applied && held.foreground {
+                let handle = self.handle(id);
+                self.hub.forward(id, &Packet::WorkFail { handle }, true);
+            }
+            lock(&self.hub.finishing).remove(&id);
+            if applied && !held.foreground {
+                self.hub.ended(&[id]).await;
+            }
         }
     }
 
