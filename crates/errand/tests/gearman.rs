@@ -400,12 +400,14 @@ fn background_jobs_survive_kill_9_of_errand() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut server, port) = start(tmp.path());
     let php = Php::new(tmp.path(), port);
-    php.client(r#"for ($i = 0; $i < 300; $i++) { $c->doBackground('reverse', "job$i"); if ($c->returnCode() != GEARMAN_SUCCESS) { exit(1); } }"#);
+    php.client(r#"for ($i = 0; $i < 1000; $i++) { $c->doBackground('reverse', "job$i"); if ($c->returnCode() != GEARMAN_SUCCESS) { exit(1); } }"#);
     server.kill9();
     let (server, port) = start(tmp.path());
+    // Every acknowledged submit is there.
+    assert_eq!(kind_count(&server, "reverse", "available"), 1000);
     let mut php = Php::new(tmp.path(), port);
-    let w = php.worker("reverse", "reverse", 300);
-    wait_completed(&server, "reverse", 300, Duration::from_secs(60));
+    let w = php.worker("reverse", "reverse", 1000);
+    wait_completed(&server, "reverse", 1000, Duration::from_secs(120));
     php.wait_ok(w, Duration::from_secs(10));
 }
 
@@ -672,4 +674,56 @@ fn a_gearman_worker_past_the_kinds_timeout_loses_the_job() {
     let j = wait_state(&server, id, "failed", Duration::from_secs(20));
     let error = j["errors"][0]["error"].as_str().unwrap();
     assert!(error.contains("timeout"), "{j}");
+}
+
+#[test]
+fn every_acknowledged_submit_survives_kill_9_mid_stream() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut server, port) = start(tmp.path());
+    let handles = tmp.path().join("handles.txt");
+    let script = tmp.path().join("stream.php");
+    std::fs::write(
+        &script,
+        format!(
+            r#"<?php
+$c = new GearmanClient();
+$c->addServer('127.0.0.1', {port});
+$f = fopen('{}', 'w');
+for ($i = 0; $i < 100000; $i++) {{
+    $h = @$c->doBackground('reverse', "job$i");
+    if ($c->returnCode() != GEARMAN_SUCCESS) {{ exit(0); }}
+    fwrite($f, "$h\n");
+    fflush($f);
+}}
+"#,
+            handles.display()
+        ),
+    )
+    .unwrap();
+    let mut client = Command::new("php")
+        .arg(&script)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(30), "200 acknowledged submits", || {
+        let n = std::fs::read_to_string(&handles)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        (n >= 200).then_some(())
+    });
+    server.kill9();
+    let _ = client.wait();
+    let acknowledged: Vec<i64> = std::fs::read_to_string(&handles)
+        .unwrap()
+        .lines()
+        .map(id_of)
+        .collect();
+    assert!(acknowledged.len() >= 200);
+    let (server, _) = start(tmp.path());
+    for id in acknowledged {
+        assert_eq!(job(&server, id)["kind"], "reverse");
+    }
 }
