@@ -727,3 +727,34 @@ for ($i = 0; $i < 100000; $i++) {{
         assert_eq!(job(&server, id)["kind"], "reverse");
     }
 }
+
+#[test]
+fn the_cli_worker_runs_http_and_gearman_jobs_and_the_cli_client_gets_its_result() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    // A job enqueued over HTTP, for a kind Gearman workers serve.
+    let (status, body) = post(
+        &server.url("/v1/jobs"),
+        &serde_json::json!({"kind": "reverse", "payload": "from http"}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let http_id = body["id"].as_i64().unwrap();
+    let mut worker = Command::new("gearman")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-w", "-c", "2", "-f", "reverse", "--", "tr", "a-z", "A-Z"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let j = wait_state(&server, http_id, "completed", Duration::from_secs(20));
+    assert_eq!(j["result"], "FROM HTTP");
+    // A foreground round trip through the CLI on both ends.
+    let out = gearman_cli(port, &["-f", "reverse", "shout"]);
+    assert_eq!(text(&out).trim(), "SHOUT");
+    let status = eventually(Duration::from_secs(10), "the CLI worker to exit", || {
+        worker.try_wait().unwrap()
+    });
+    assert!(status.success());
+}

@@ -76,6 +76,8 @@ struct Conn {
     events: Option<broadcast::Receiver<StoreEvent>>,
     /// Set by `PRE_SLEEP`.
     sleep: bool,
+    /// Set by a grab.
+    awake: bool,
 }
 
 /// Serves one connection until it closes or the node stops.
@@ -108,6 +110,7 @@ pub(super) async fn run(hub: Arc<Hub>, id: u64, stream: TcpStream, peer: SocketA
         listening: HashSet::new(),
         events: None,
         sleep: false,
+        awake: false,
     };
     let shutdown = hub.config.shutdown.clone();
     let mut beat = tokio::time::interval(hub.config.remote.heartbeat);
@@ -142,6 +145,10 @@ pub(super) async fn run(hub: Arc<Hub>, id: u64, stream: TcpStream, peer: SocketA
         if conn.sleep {
             conn.sleep = false;
             wake = Some(conn.wake());
+        } else if conn.awake {
+            // It grabbed: a wake-up armed for an earlier sleep is moot.
+            conn.awake = false;
+            wake = None;
         }
         let mut failed = false;
         for o in out {
@@ -380,6 +387,7 @@ impl Conn {
     async fn grab(&mut self, grab: Grab) -> Packet {
         // Before the claim: an enqueue after its snapshot stays in here.
         self.events = Some(self.hub.store.subscribe());
+        self.awake = true;
         let kinds = self.claimable();
         if kinds.is_empty() || self.hub.config.shutdown.is_cancelled() {
             return Packet::NoJob;
