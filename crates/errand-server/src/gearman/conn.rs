@@ -133,7 +133,12 @@ pub(super) async fn run(hub: Arc<Hub>, id: u64, stream: TcpStream, peer: SocketA
                 conn.renew().await;
                 continue;
             }
-            _ = async { wake.as_mut().expect("guarded").await }, if wake.is_some() => {
+            _ = async {
+                match wake.as_mut() {
+                    Some(w) => w.await,
+                    None => std::future::pending().await,
+                }
+            }, if wake.is_some() => {
                 wake = None;
                 vec![Packet::Noop.into()]
             }
