@@ -509,6 +509,17 @@ fn bad_input_gets_an_error_or_a_close_and_changes_nothing() {
     assert!(body.starts_with(&handle));
     let id = id_of(std::str::from_utf8(&handle).unwrap());
     assert_eq!(job(&server, id)["state"], "running");
+    // WORK_STATUS is stored with the next lease renewal; GET_STATUS from
+    // any connection reads it.
+    worker.write_all(&req(12, &[&handle, b"3", b"10"])).unwrap();
+    let mut expected = handle.clone();
+    expected.extend_from_slice(b"\x001\x001\x003\x0010");
+    eventually(Duration::from_secs(10), "the stored status", || {
+        client.write_all(&req(15, &[&handle])).unwrap();
+        let (kind, body) = res(&mut client).unwrap();
+        assert_eq!(kind, 20, "STATUS_RES");
+        (body == expected).then_some(())
+    });
 
     // WORK_COMPLETE for another connection's job: ERROR, nothing changes.
     client.write_all(&req(13, &[&handle, b"stolen"])).unwrap();
