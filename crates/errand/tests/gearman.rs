@@ -670,6 +670,37 @@ fn a_foreground_client_learns_of_a_cancel_over_http() {
     let (kind, body) = res(&mut s).unwrap();
     assert_eq!(kind, 14, "WORK_FAIL");
     assert_eq!(body, handle);
+
+    // The admin `cancel job`, as gearadmin sends it.
+    s.write_all(&req(18, &[b"reverse", b"", b"queued"]))
+        .unwrap();
+    let (_, handle) = res(&mut s).unwrap();
+    let id = id_of(std::str::from_utf8(&handle).unwrap());
+    let h = std::str::from_utf8(&handle).unwrap();
+    assert_eq!(gearadmin_args(port, &["--cancel-job", h]).trim(), "OK");
+    assert_eq!(job(&server, id)["state"], "cancelled");
+    let again = gearadmin_args(port, &["--cancel-job", h]);
+    assert!(!again.contains("OK"), "{again}");
+}
+
+fn gearadmin_args(port: u16, args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .args([
+            "10",
+            "gearadmin",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[test]

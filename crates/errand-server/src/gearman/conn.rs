@@ -8,6 +8,7 @@
 use super::data::{to_bytes, to_json};
 use super::{ConnInfo, Hub, Listener, MAX_UNIQUES, lock};
 use bytes::Bytes;
+use errand_core::audit::AuditActor;
 use errand_core::remote::{
     FinishedJob, HeldJob, WorkClaim, WorkFinish, WorkHeartbeat, WorkerIdentity,
 };
@@ -733,9 +734,29 @@ impl Conn {
             AdminCommand::Version => admin::format_version(&self.hub.config.version),
             AdminCommand::GetPid => admin::format_getpid(std::process::id()),
             AdminCommand::Verbose => admin::format_verbose("INFO"),
+            AdminCommand::CancelJob { handle } => self.admin_cancel(&handle).await,
             AdminCommand::InvalidArguments { command } => admin::format_invalid_arguments(command),
             AdminCommand::Unknown { command } => admin::format_unknown_command(&command),
             other => admin::format_unknown_command(admin_name(&other).as_bytes()),
+        }
+    }
+
+    /// `cancel job HANDLE`: errand's cancel (audited as the local actor,
+    /// as the HTTP API without auth on loopback); a waiting foreground
+    /// client gets `WORK_FAIL`.
+    async fn admin_cancel(&self, handle: &[u8]) -> Bytes {
+        let Some(id) = JobHandle::parse(handle)
+            .ok()
+            .and_then(|h| JobId::try_from(h.number()).ok())
+        else {
+            return admin::format_unknown_job();
+        };
+        match self.hub.store.cancel(id, &AuditActor::Local).await {
+            Ok(_) => admin::format_ok(),
+            Err(e) => {
+                tracing::debug!(error = %e, job = id, "gearman admin cancel refused");
+                admin::format_unknown_job()
+            }
         }
     }
 
@@ -868,7 +889,6 @@ fn admin_name(cmd: &AdminCommand) -> &'static str {
         AdminCommand::PriorityStatus => "prioritystatus",
         AdminCommand::ShowJobs | AdminCommand::ShowUniqueJobs => "show",
         AdminCommand::MaxQueue { .. } => "maxqueue",
-        AdminCommand::CancelJob { .. } => "cancel",
         AdminCommand::CreateFunction { .. } => "create",
         AdminCommand::DropFunction { .. } => "drop",
         AdminCommand::Shutdown { .. } => "shutdown",
