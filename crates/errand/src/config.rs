@@ -15,7 +15,7 @@ use errand_executors::email::SmtpConfig;
 use errand_executors::pool::PoolConfig;
 use errand_executors::webhook::WebhookConfig;
 use errand_postgres::PostgresOptions;
-use errand_server::ServerSettings;
+use errand_server::{GearmanSettings, ServerSettings};
 use errand_sqlite::SqliteOptions;
 use errand_worker::WorkerSettings;
 use serde::Deserialize;
@@ -39,6 +39,8 @@ pub struct ConfigFile {
     pub listen: String,
     /// `[server]`: HTTP API settings.
     pub server: ServerSettings,
+    /// `[gearman]`: the Gearman listener (off by default).
+    pub gearman: GearmanSettings,
     /// `[worker]`: in-process worker settings.
     pub worker: WorkerSettings,
     /// `[sqlite]`: SQLite engine settings.
@@ -63,6 +65,7 @@ impl Default for ConfigFile {
             database: DEFAULT_DATABASE.into(),
             listen: DEFAULT_LISTEN.into(),
             server: ServerSettings::default(),
+            gearman: GearmanSettings::default(),
             worker: WorkerSettings::default(),
             sqlite: SqliteOptions::default(),
             postgres: PostgresOptions::default(),

@@ -142,6 +142,7 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
     tokio::spawn(stop_on_signal(shutdown.clone()));
 
     let mut address = None;
+    let mut gearman_task = None;
     let server = if http {
         let listener = tokio::net::TcpListener::bind(&plan.listen)
             .await
@@ -187,6 +188,24 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
             server_config.connections.max_connections
         );
         let connections = server_config.connections.clone();
+        if let Some(listen) = &plan.gearman.listen {
+            let gearman = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("[gearman] cannot listen on {listen}"))?;
+            info!("Gearman listener on {}", gearman.local_addr()?);
+            let config = errand_server::GearmanConfig {
+                catalog: server_config.catalog.clone(),
+                remote: server_config.remote.clone(),
+                shutdown: shutdown.clone(),
+                version: format!("errand-{}", env!("CARGO_PKG_VERSION")),
+                payload_limit: server_config.body_limit,
+            };
+            gearman_task = Some(tokio::spawn(errand_server::serve_gearman(
+                gearman,
+                store.clone(),
+                config,
+            )));
+        }
         let router = errand_server::router(store.clone(), server_config);
         let stopped = shutdown.clone().cancelled_owned();
         Some(match tls {
@@ -240,6 +259,9 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
     }
     if let Some(server) = server {
         server.await?.context("HTTP server failed")?;
+    }
+    if let Some(gearman) = gearman_task {
+        gearman.await?.context("Gearman listener failed")?;
     }
     maintenance.await?;
     scheduler.await?;

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use errand_core::policy::DEFAULT_QUEUE;
 use errand_core::{Catalog, Retention};
 use errand_postgres::PostgresOptions;
-use errand_server::ServerSettings;
+use errand_server::{GearmanSettings, ServerSettings};
 use errand_sqlite::SqliteOptions;
 use errand_worker::WorkerSettings;
 use std::collections::BTreeMap;
@@ -50,6 +50,8 @@ pub struct NodePlan {
     pub listen: String,
     /// HTTP API settings.
     pub server: ServerSettings,
+    /// The Gearman listener's settings.
+    pub gearman: GearmanSettings,
     /// Allow `[server] auth = "off"` on a non-loopback address.
     pub unsafe_no_auth: bool,
     /// In-process worker and maintenance settings.
@@ -93,6 +95,9 @@ impl NodePlan {
         file.server
             .validate()
             .map_err(|e| anyhow!("[server] {e}"))?;
+        file.gearman
+            .validate()
+            .map_err(|e| anyhow!("[gearman] {e}"))?;
         file.worker
             .validate()
             .map_err(|e| match e.strip_prefix("breaker.") {
@@ -151,6 +156,7 @@ impl NodePlan {
             database_label,
             listen: overrides.listen.unwrap_or(file.listen),
             server,
+            gearman: file.gearman,
             unsafe_no_auth: overrides.unsafe_no_auth,
             worker: file.worker,
             sqlite: file.sqlite,

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use toml::{Table, Value};
 
 /// The keys of each section, as the file reference documents them.
-const SECTIONS: [(&str, &[&str]); 9] = [
+const SECTIONS: [(&str, &[&str]); 10] = [
     ("", &["database", "listen"]),
     (
         "server",
@@ -28,6 +28,7 @@ const SECTIONS: [(&str, &[&str]); 9] = [
         ],
     ),
     ("worker.breaker", &["threshold", "base", "max"]),
+    ("gearman", &["listen"]),
     ("sqlite", &["synchronous"]),
     (
         "postgres",

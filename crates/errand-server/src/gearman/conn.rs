@@ -1,0 +1,910 @@
+//! One Gearman connection: a client, a worker or both (gearmand keeps no
+//! role; each packet says what it is). Submits are enqueued and committed
+//! before `JOB_CREATED`; grabs claim through the remote-worker path with a
+//! lease this connection renews while it is open; `WORK_*` reports finish
+//! only jobs this connection holds; foreground results are forwarded to
+//! the submitting connections through the [`Hub`].
+
+use super::data::{to_bytes, to_json};
+use super::{ConnInfo, Hub, Listener, MAX_UNIQUES, lock};
+use bytes::Bytes;
+use errand_core::audit::AuditActor;
+use errand_core::remote::{
+    FinishedJob, HeldJob, WorkClaim, WorkFinish, WorkHeartbeat, WorkerIdentity,
+};
+use errand_core::{EnqueueRequest, JobId, JobState, Lease, Outcome, StoreEvent};
+use errand_gearman::admin::{self, FunctionStatus, WorkerLine};
+use errand_gearman::{
+    Action, AdminCommand, CodecConfig, ErrorReply, Frame, GearmanCodec, JobHandle, Outgoing,
+    Packet, Priority, Role,
+};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::codec::Framed;
+
+/// Tag on every job submitted over Gearman.
+const GEARMAN_TAG: &str = "gearman";
+/// Tag on a job submitted with a foreground `SUBMIT_JOB*`: its client
+/// waits for the outcome, so a `WORK_FAIL` ends it instead of retrying.
+const FOREGROUND_TAG: &str = "gearman:foreground";
+/// Longest `SET_CLIENT_ID` kept (gearmand's limit).
+const MAX_CLIENT_ID: usize = 127;
+/// Longest exception text kept in the job's error list.
+const MAX_EXCEPTION_TEXT: usize = 1024;
+
+/// A job this connection holds.
+struct Held {
+    fence: i64,
+    foreground: bool,
+    /// The last `WORK_STATUS` not yet stored.
+    progress: Option<Value>,
+    /// When the kind's `timeout` ends the attempt (checked at each renewal).
+    deadline: Option<tokio::time::Instant>,
+}
+
+/// Which grab asked for a job: it decides the assign packet.
+#[derive(Clone, Copy, PartialEq)]
+enum Grab {
+    Plain,
+    Uniq,
+    All,
+}
+
+type Wake = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The connection's state.
+struct Conn {
+    hub: Arc<Hub>,
+    id: u64,
+    tx: mpsc::UnboundedSender<Packet>,
+    identity: WorkerIdentity,
+    exceptions: bool,
+    /// Registered functions, duplicates kept (gearmand counts each).
+    functions: Vec<Bytes>,
+    held: HashMap<JobId, Held>,
+    /// Jobs this connection listens to as a foreground client.
+    listening: HashSet<JobId>,
+    /// Subscribed before the last grab's claim, so a job enqueued after it
+    /// wakes a worker that then sleeps.
+    events: Option<broadcast::Receiver<StoreEvent>>,
+    /// Set by `PRE_SLEEP`.
+    sleep: bool,
+    /// Set by a grab.
+    awake: bool,
+}
+
+/// Serves one connection until it closes or the node stops.
+pub(super) async fn run(hub: Arc<Hub>, id: u64, stream: TcpStream, peer: SocketAddr) {
+    lock(&hub.conns).insert(
+        id,
+        ConnInfo {
+            ip: peer.ip(),
+            client_id: None,
+            functions: Vec::new(),
+        },
+    );
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let limit = u32::try_from(hub.config.payload_limit).unwrap_or(u32::MAX);
+    let codec = GearmanCodec::new(Role::Server, CodecConfig::for_payload_limit(limit));
+    let (mut sink, mut frames) = Framed::new(stream, codec).split();
+    let identity = WorkerIdentity {
+        host: Some(peer.ip().to_string()),
+        library: Some("gearman".into()),
+        ..WorkerIdentity::new(worker_id(&hub.config.remote.node, id))
+    };
+    let mut conn = Conn {
+        hub: hub.clone(),
+        id,
+        tx,
+        identity,
+        exceptions: false,
+        functions: Vec::new(),
+        held: HashMap::new(),
+        listening: HashSet::new(),
+        events: None,
+        sleep: false,
+        awake: false,
+    };
+    let shutdown = hub.config.shutdown.clone();
+    let mut beat = tokio::time::interval(hub.config.remote.heartbeat);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut wake: Option<Wake> = None;
+    let mut stopping = false;
+    loop {
+        let out: Vec<Outgoing> = tokio::select! {
+            frame = frames.next() => match frame {
+                None => break,
+                Some(Ok(Frame::Packet(p))) => conn.packet(p).await,
+                Some(Ok(Frame::Admin(cmd))) => vec![Outgoing::Text(conn.admin(cmd).await)],
+                Some(Ok(Frame::Rejected(e))) | Some(Err(e)) => match e.action() {
+                    Action::Reply(reply) => vec![reply.to_packet().into()],
+                    Action::Close => break,
+                },
+            },
+            Some(p) = rx.recv() => vec![p.into()],
+            _ = beat.tick() => {
+                conn.renew().await;
+                continue;
+            }
+            _ = async {
+                match wake.as_mut() {
+                    Some(w) => w.await,
+                    None => std::future::pending().await,
+                }
+            }, if wake.is_some() => {
+                wake = None;
+                vec![Packet::Noop.into()]
+            }
+            _ = shutdown.cancelled() => {
+                stopping = true;
+                break;
+            }
+        };
+        if conn.sleep {
+            conn.sleep = false;
+            wake = Some(conn.wake());
+        } else if conn.awake {
+            // It grabbed: a wake-up armed for an earlier sleep is moot.
+            conn.awake = false;
+            wake = None;
+        }
+        let mut failed = false;
+        for o in out {
+            if sink.feed(o).await.is_err() {
+                failed = true;
+                break;
+            }
+        }
+        if failed || sink.flush().await.is_err() {
+            break;
+        }
+    }
+    conn.close(stopping).await;
+}
+
+/// The remote-worker id of connection `id`: `<node>.gearman.<id>`, made
+/// of name characters.
+fn worker_id(node: &str, id: u64) -> String {
+    let node: String = node
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(200)
+        .collect();
+    format!("{node}.gearman.{id}")
+}
+
+impl Conn {
+    async fn packet(&mut self, packet: Packet) -> Vec<Outgoing> {
+        let one = |p: Packet| vec![Outgoing::Packet(p)];
+        if packet.as_submit().is_some() {
+            return one(self.submit(&packet).await);
+        }
+        match packet {
+            Packet::OptionReq { option } if &option[..] == b"exceptions" => {
+                self.exceptions = true;
+                one(Packet::OptionRes { option })
+            }
+            Packet::OptionReq { .. } => one(ErrorReply::unknown_option().to_packet()),
+            Packet::EchoReq { data } => one(Packet::EchoRes { data }),
+            Packet::SetClientId { id } => {
+                let id = id.slice(..id.len().min(MAX_CLIENT_ID));
+                if let Some(info) = lock(&self.hub.conns).get_mut(&self.id) {
+                    info.client_id = Some(id);
+                }
+                vec![]
+            }
+            Packet::CanDo { function } | Packet::CanDoTimeout { function, .. } => {
+                self.functions.push(function);
+                self.abilities_changed();
+                vec![]
+            }
+            Packet::CantDo { function } => {
+                self.functions.retain(|f| *f != function);
+                self.abilities_changed();
+                vec![]
+            }
+            Packet::ResetAbilities => {
+                self.functions.clear();
+                self.abilities_changed();
+                vec![]
+            }
+            Packet::PreSleep => {
+                self.sleep = true;
+                vec![]
+            }
+            Packet::GrabJob => one(self.grab(Grab::Plain).await),
+            Packet::GrabJobUniq => one(self.grab(Grab::Uniq).await),
+            Packet::GrabJobAll => one(self.grab(Grab::All).await),
+            Packet::WorkStatus {
+                handle,
+                numerator,
+                denominator,
+            } => self.work_status(handle, numerator, denominator),
+            Packet::WorkData { handle, data } => self.work_data(handle, data, false),
+            Packet::WorkWarning { handle, data } => self.work_data(handle, data, true),
+            Packet::WorkComplete { handle, data } => {
+                self.work_end(handle, End::Complete(data)).await
+            }
+            Packet::WorkFail { handle } => self.work_end(handle, End::Fail).await,
+            Packet::WorkException { handle, data } => {
+                self.work_end(handle, End::Exception(data)).await
+            }
+            Packet::GetStatus { handle } => one(self.status(handle).await),
+            Packet::GetStatusUnique { unique } => one(self.status_unique(unique).await),
+            _ => one(ErrorReply::command_not_expected().to_packet()),
+        }
+    }
+
+    fn abilities_changed(&self) {
+        if let Some(info) = lock(&self.hub.conns).get_mut(&self.id) {
+            info.functions = self.functions.clone();
+        }
+    }
+
+    /// The registered functions errand hands jobs of to Gearman workers
+    /// (the `remote = true` kinds), each once, in registration order.
+    fn claimable(&self) -> Vec<String> {
+        let mut kinds = Vec::new();
+        for f in &self.functions {
+            let Ok(kind) = std::str::from_utf8(f) else {
+                continue;
+            };
+            let remote = self
+                .hub
+                .config
+                .catalog
+                .policy(kind)
+                .is_some_and(|p| p.remote);
+            if remote && !kinds.iter().any(|k| k == kind) {
+                kinds.push(kind.to_string());
+            }
+        }
+        kinds
+    }
+
+    fn handle(&self, id: JobId) -> Bytes {
+        handle(&self.hub.handle_prefix, id)
+    }
+
+    /// A `SUBMIT_*`: enqueued (and committed) before `JOB_CREATED`.
+    async fn submit(&mut self, packet: &Packet) -> Packet {
+        let Some(s) = packet.as_submit() else {
+            return ErrorReply::command_not_expected().to_packet();
+        };
+        if s.reducer.is_some() {
+            return error(
+                "NOT_SUPPORTED",
+                "map/reduce submits are not supported by errand",
+            );
+        }
+        let catalog = &self.hub.config.catalog;
+        let Some((kind, policy)) = std::str::from_utf8(s.function)
+            .ok()
+            .and_then(|k| Some((k, catalog.policy(k)?)))
+        else {
+            return error(
+                "INVALID_FUNCTION_NAME",
+                "unknown function: configure it as an errand kind ([kinds.NAME] with remote = true for Gearman workers)",
+            );
+        };
+        let unique = if s.unique.is_empty() {
+            None
+        } else {
+            match std::str::from_utf8(s.unique) {
+                Ok(u) => Some(u.to_string()),
+                Err(_) => return error("INVALID_ARGUMENT", "unique: must be UTF-8"),
+            }
+        };
+        let priority = match s.priority {
+            Priority::High => policy.priority.saturating_sub(1),
+            Priority::Normal => policy.priority,
+            Priority::Low => policy.priority.saturating_add(1),
+        };
+        let run_at = match s.epoch {
+            None => None,
+            Some(epoch) => match i64::try_from(epoch)
+                .ok()
+                .and_then(|e| jiff::Timestamp::from_second(e).ok())
+            {
+                Some(at) => Some(at),
+                None => return error("INVALID_ARGUMENT", "epoch: out of range"),
+            },
+        };
+        let mut tags = vec![GEARMAN_TAG.to_string()];
+        if !s.background {
+            tags.push(FOREGROUND_TAG.to_string());
+        }
+        let req = EnqueueRequest {
+            kind: kind.to_string(),
+            payload: to_json(s.data),
+            priority: Some(priority),
+            run_at,
+            unique_key: unique,
+            tags,
+            ..Default::default()
+        };
+        let now = self.hub.store.clock().now();
+        let job = match catalog.resolve(req, now) {
+            Ok(job) => job,
+            Err(e) => return error("INVALID_ARGUMENT", &e.to_string()),
+        };
+        let enqueued = match self.hub.store.enqueue(vec![job]).await {
+            Ok(mut e) => match e.pop() {
+                Some(e) => e,
+                None => return error("QUEUE_ERROR", "the job was not stored"),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, kind, "gearman submit not stored");
+                return error("QUEUE_ERROR", "the job was not stored; try again");
+            }
+        };
+        let job = enqueued.job;
+        let handle = self.handle(job.id);
+        if !s.unique.is_empty() {
+            let mut uniques = lock(&self.hub.uniques);
+            if uniques.len() >= MAX_UNIQUES {
+                uniques.clear();
+            }
+            uniques.insert(s.unique.clone(), job.id);
+        }
+        if !s.background {
+            if job.state.is_terminal() {
+                // A unique_for duplicate that already ended: its outcome now.
+                let end = match (&job.state, &job.result) {
+                    (JobState::Completed, result) => Packet::WorkComplete {
+                        handle: handle.clone(),
+                        data: result.as_ref().map(to_bytes).unwrap_or_default(),
+                    },
+                    _ => Packet::WorkFail {
+                        handle: handle.clone(),
+                    },
+                };
+                let _ = self.tx.send(end);
+            } else {
+                lock(&self.hub.listeners)
+                    .entry(job.id)
+                    .or_default()
+                    .push(Listener {
+                        conn: self.id,
+                        tx: self.tx.clone(),
+                        exceptions: self.exceptions,
+                    });
+                self.listening.insert(job.id);
+            }
+        }
+        Packet::JobCreated { handle }
+    }
+
+    /// A `GRAB_JOB*`: one job of the registered functions, or `NO_JOB`.
+    async fn grab(&mut self, grab: Grab) -> Packet {
+        // Before the claim: an enqueue after its snapshot stays in here.
+        self.events = Some(self.hub.store.subscribe());
+        self.awake = true;
+        let kinds = self.claimable();
+        if kinds.is_empty() || self.hub.config.shutdown.is_cancelled() {
+            return Packet::NoJob;
+        }
+        let claim = WorkClaim {
+            worker: self.identity.clone(),
+            kinds,
+            queues: Vec::new(),
+            max_jobs: 1,
+            wait: None,
+        };
+        let job = match self.hub.remote.claim(claim).await {
+            Ok(claimed) => match claimed.jobs.into_iter().next() {
+                Some(job) => job,
+                None => return Packet::NoJob,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, conn = self.id, "gearman grab failed");
+                return Packet::NoJob;
+            }
+        };
+        let foreground = job.tags.iter().any(|t| t == FOREGROUND_TAG);
+        self.held.insert(
+            job.id,
+            Held {
+                fence: job.fence,
+                foreground,
+                progress: None,
+                deadline: job
+                    .timeout_ms
+                    .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms)),
+            },
+        );
+        let handle = self.handle(job.id);
+        let function = Bytes::from(job.kind.clone());
+        let data = to_bytes(&job.payload);
+        if grab == Grab::Plain {
+            return Packet::JobAssign {
+                handle,
+                function,
+                data,
+            };
+        }
+        // The claim answer carries no unique key: read it.
+        let unique = match self.hub.store.get(job.id).await {
+            Ok(Some(job)) => job.unique_key.map(Bytes::from).unwrap_or_default(),
+            _ => Bytes::new(),
+        };
+        Packet::JobAssignUniq {
+            handle,
+            function,
+            unique,
+            data,
+        }
+    }
+
+    /// The job a worker's handle names, if this connection holds it.
+    fn held_id(&self, handle: &[u8]) -> Option<JobId> {
+        let number = JobHandle::parse(handle).ok()?.number();
+        let id = JobId::try_from(number).ok()?;
+        self.held.contains_key(&id).then_some(id)
+    }
+
+    fn work_status(
+        &mut self,
+        handle: Bytes,
+        numerator: Bytes,
+        denominator: Bytes,
+    ) -> Vec<Outgoing> {
+        let Some(id) = self.held_id(&handle) else {
+            return vec![ErrorReply::job_not_found().to_packet().into()];
+        };
+        let text = |b: &Bytes| String::from_utf8_lossy(&b[..b.len().min(32)]).into_owned();
+        if let Some(held) = self.held.get_mut(&id) {
+            held.progress =
+                Some(json!({"numerator": text(&numerator), "denominator": text(&denominator)}));
+        }
+        let handle = self.handle(id);
+        self.hub.forward(
+            id,
+            &Packet::WorkStatus {
+                handle,
+                numerator,
+                denominator,
+            },
+            false,
+        );
+        vec![]
+    }
+
+    /// `WORK_DATA` / `WORK_WARNING`: for foreground listeners only.
+    fn work_data(&mut self, handle: Bytes, data: Bytes, warning: bool) -> Vec<Outgoing> {
+        let Some(id) = self.held_id(&handle) else {
+            return vec![ErrorReply::job_not_found().to_packet().into()];
+        };
+        let handle = self.handle(id);
+        let packet = if warning {
+            Packet::WorkWarning { handle, data }
+        } else {
+            Packet::WorkData { handle, data }
+        };
+        self.hub.forward(id, &packet, false);
+        vec![]
+    }
+
+    /// `WORK_COMPLETE`, `WORK_FAIL`, `WORK_EXCEPTION`: ends the attempt
+    /// under this connection's lease; only an applied end reaches the
+    /// listeners.
+    async fn work_end(&mut self, handle: Bytes, end: End) -> Vec<Outgoing> {
+        let Some(id) = self.held_id(&handle) else {
+            return vec![ErrorReply::job_not_found().to_packet().into()];
+        };
+        let Some(held) = self.held.remove(&id) else {
+            return vec![ErrorReply::job_not_found().to_packet().into()];
+        };
+        let handle = self.handle(id);
+        // A foreground client is told the job failed: running it again
+        // would give a result nobody waits for. A background job retries.
+        let failed = |text: String| {
+            if held.foreground {
+                Outcome::Permanent(text)
+            } else {
+                Outcome::Retry(text)
+            }
+        };
+        let (outcome, packet) = match end {
+            End::Complete(data) => (
+                Outcome::Success(Some(to_json(&data))),
+                Packet::WorkComplete { handle, data },
+            ),
+            End::Fail => (
+                failed("the Gearman worker sent WORK_FAIL".into()),
+                Packet::WorkFail { handle },
+            ),
+            End::Exception(data) => {
+                let text = String::from_utf8_lossy(&data[..data.len().min(MAX_EXCEPTION_TEXT)]);
+                (
+                    failed(format!("the Gearman worker sent WORK_EXCEPTION: {text}")),
+                    Packet::WorkException { handle, data },
+                )
+            }
+        };
+        let lease = Lease {
+            id,
+            fence: held.fence,
+        };
+        lock(&self.hub.finishing).insert(id);
+        let applied = self.finish(lease, &outcome).await;
+        if applied && !matches!(outcome, Outcome::Retry(_)) {
+            self.hub.forward(id, &packet, true);
+        }
+        lock(&self.hub.finishing).remove(&id);
+        if applied && matches!(outcome, Outcome::Retry(_)) {
+            // A retry that used the last attempt ended the job: a client
+            // attached by unique learns it here (the watcher skipped it).
+            self.hub.ended(&[id]).await;
+        }
+        if applied {
+            vec![]
+        } else {
+            vec![ErrorReply::job_not_found().to_packet().into()]
+        }
+    }
+
+    /// Ends one attempt; whether the lease was still current.
+    async fn finish(&self, lease: Lease, outcome: &Outcome) -> bool {
+        let req = WorkFinish {
+            worker: self.identity.clone(),
+            jobs: vec![FinishedJob::new(lease, outcome)],
+        };
+        match self.hub.remote.finish(req).await {
+            Ok(results) => results.first().is_some_and(|r| r.applied),
+            Err(e) => {
+                tracing::warn!(error = %e, job = lease.id, "gearman finish failed");
+                false
+            }
+        }
+    }
+
+    /// Renews the leases held (with any `WORK_STATUS` since the last
+    /// renewal) and forgets the ones lost.
+    async fn renew(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        self.time_out().await;
+        let jobs = self
+            .held
+            .iter_mut()
+            .map(|(id, held)| HeldJob {
+                id: *id,
+                fence: held.fence,
+                progress: held.progress.take(),
+            })
+            .collect();
+        let req = WorkHeartbeat {
+            worker: self.identity.clone(),
+            jobs,
+        };
+        match self.hub.remote.heartbeat(req).await {
+            Ok(answer) => {
+                for lost in answer.lost {
+                    self.held.remove(&lost.id);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, conn = self.id, "gearman lease renewal failed"),
+        }
+    }
+
+    /// Ends the attempts that ran past their kind's `timeout` as a retry
+    /// (a foreground client is told it failed); the worker's later report
+    /// gets `ERROR JOB_NOT_FOUND`.
+    async fn time_out(&mut self) {
+        let now = tokio::time::Instant::now();
+        let late: Vec<JobId> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            let Some(held) = self.held.remove(&id) else {
+                continue;
+            };
+            let text = "the Gearman worker ran past the kind's timeout".to_string();
+            let outcome = if held.foreground {
+                Outcome::Permanent(text)
+            } else {
+                Outcome::Retry(text)
+            };
+            let lease = Lease {
+                id,
+                fence: held.fence,
+            };
+            lock(&self.hub.finishing).insert(id);
+            let applied = self.finish(lease, &outcome).await;
+            if applied && held.foreground {
+                let handle = self.handle(id);
+                self.hub.forward(id, &Packet::WorkFail { handle }, true);
+            }
+            lock(&self.hub.finishing).remove(&id);
+            if applied && !held.foreground {
+                self.hub.ended(&[id]).await;
+            }
+        }
+    }
+
+    /// `GET_STATUS`: from the store; a finished or unknown job is `0 0 0 0`.
+    async fn status(&self, handle: Bytes) -> Packet {
+        let job = match JobHandle::parse(&handle)
+            .ok()
+            .and_then(|h| JobId::try_from(h.number()).ok())
+        {
+            Some(id) => self.hub.store.get(id).await.ok().flatten(),
+            None => None,
+        };
+        let (known, running, numerator, denominator) = status_of(job.as_ref());
+        Packet::StatusRes {
+            handle,
+            known,
+            running,
+            numerator,
+            denominator,
+        }
+    }
+
+    /// `GET_STATUS_UNIQUE`: the last job submitted on this node with the
+    /// unique.
+    async fn status_unique(&self, unique: Bytes) -> Packet {
+        let id = lock(&self.hub.uniques).get(&unique).copied();
+        let job = match id {
+            Some(id) => self.hub.store.get(id).await.ok().flatten(),
+            None => None,
+        };
+        let (known, running, numerator, denominator) = status_of(job.as_ref());
+        let waiting_clients = match (&job, known) {
+            (Some(job), true) => lock(&self.hub.listeners)
+                .get(&job.id)
+                .map_or(0, |l| l.len() as u64),
+            _ => 0,
+        };
+        Packet::StatusResUnique {
+            unique,
+            known,
+            running,
+            numerator,
+            denominator,
+            waiting_clients,
+        }
+    }
+
+    /// The `NOOP` a sleeping worker waits for: at once if a job was
+    /// enqueued in its queues since its last grab, else at the next one,
+    /// or after the poll interval (a scheduled job coming due or a retry's
+    /// backoff ending sends no event; a spare `NOOP` only costs a grab).
+    fn wake(&mut self) -> Wake {
+        let mut events = self
+            .events
+            .take()
+            .unwrap_or_else(|| self.hub.store.subscribe());
+        let catalog = &self.hub.config.catalog;
+        let queues: Vec<String> = self
+            .claimable()
+            .iter()
+            .filter_map(|k| catalog.policy(k).map(|p| p.queue.clone()))
+            .collect();
+        let poll = self
+            .hub
+            .config
+            .remote
+            .poll_interval
+            .max(Duration::from_millis(100));
+        Box::pin(async move {
+            tokio::select! {
+                _ = work_event(&mut events, &queues) => {}
+                _ = tokio::time::sleep(poll) => {}
+            }
+        })
+    }
+
+    /// An admin text command.
+    async fn admin(&self, cmd: AdminCommand) -> Bytes {
+        match cmd {
+            AdminCommand::Status => self.admin_status().await,
+            AdminCommand::Workers => {
+                let conns = lock(&self.hub.conns);
+                let lines: Vec<WorkerLine> = conns
+                    .iter()
+                    .map(|(fd, c)| WorkerLine {
+                        fd: *fd,
+                        ip: c.ip,
+                        client_id: c.client_id.clone(),
+                        functions: c.functions.clone(),
+                    })
+                    .collect();
+                admin::format_workers(&lines)
+            }
+            AdminCommand::Version => admin::format_version(&self.hub.config.version),
+            AdminCommand::GetPid => admin::format_getpid(std::process::id()),
+            AdminCommand::Verbose => admin::format_verbose("INFO"),
+            AdminCommand::CancelJob { handle } => self.admin_cancel(&handle).await,
+            AdminCommand::InvalidArguments { command } => admin::format_invalid_arguments(command),
+            AdminCommand::Unknown { command } => admin::format_unknown_command(&command),
+            other => admin::format_unknown_command(admin_name(&other).as_bytes()),
+        }
+    }
+
+    /// `cancel job HANDLE`: errand's cancel (audited as the local actor,
+    /// as the HTTP API without auth on loopback); a waiting foreground
+    /// client gets `WORK_FAIL`.
+    async fn admin_cancel(&self, handle: &[u8]) -> Bytes {
+        let Some(id) = JobHandle::parse(handle)
+            .ok()
+            .and_then(|h| JobId::try_from(h.number()).ok())
+        else {
+            return admin::format_unknown_job();
+        };
+        match self.hub.store.cancel(id, &AuditActor::Local).await {
+            Ok(_) => admin::format_ok(),
+            Err(e) => {
+                tracing::debug!(error = %e, job = id, "gearman admin cancel refused");
+                admin::format_unknown_job()
+            }
+        }
+    }
+
+    /// `status`: every `remote = true` kind and every registered function,
+    /// with the store's counts and the connected workers.
+    async fn admin_status(&self) -> Bytes {
+        let mut workers: BTreeMap<Bytes, u64> = self
+            .hub
+            .config
+            .catalog
+            .remote_kinds()
+            .map(|k| (Bytes::from(k.to_string()), 0))
+            .collect();
+        for info in lock(&self.hub.conns).values() {
+            for f in &info.functions {
+                *workers.entry(f.clone()).or_default() += 1;
+            }
+        }
+        let stats = match self.hub.store.stats().await {
+            Ok(stats) => stats,
+            Err(e) => {
+                tracing::warn!(error = %e, "gearman status: counts not read");
+                Default::default()
+            }
+        };
+        let lines: Vec<FunctionStatus> = workers
+            .into_iter()
+            .map(|(function, available_workers)| {
+                let kind = String::from_utf8_lossy(&function).into_owned();
+                let of = |s| stats.of_kind(&kind, s);
+                let running = of(JobState::Running);
+                let queued =
+                    of(JobState::Available) + of(JobState::Scheduled) + of(JobState::Retryable);
+                FunctionStatus {
+                    function,
+                    total: queued + running,
+                    running,
+                    available_workers,
+                }
+            })
+            .collect();
+        admin::format_status(&lines)
+    }
+
+    /// The connection ended: its held jobs run again (a retry with
+    /// backoff, the attempt counted, as a worker that died mid-job; handed
+    /// back without counting when the node stops), and it listens no more.
+    async fn close(mut self, stopping: bool) {
+        let held: Vec<(JobId, Held)> = self.held.drain().collect();
+        for (id, held) in held {
+            let outcome = if stopping {
+                Outcome::Handback
+            } else {
+                Outcome::Retry(
+                    "the Gearman worker's connection closed while it held the job".into(),
+                )
+            };
+            let lease = Lease {
+                id,
+                fence: held.fence,
+            };
+            self.finish(lease, &outcome).await;
+        }
+        {
+            let mut listeners = lock(&self.hub.listeners);
+            for id in &self.listening {
+                if let Some(list) = listeners.get_mut(id) {
+                    list.retain(|l| l.conn != self.id);
+                    if list.is_empty() {
+                        listeners.remove(id);
+                    }
+                }
+            }
+        }
+        lock(&self.hub.conns).remove(&self.id);
+    }
+}
+
+/// The handle of job `id`: `<prefix>:<id>`.
+pub(super) fn handle(prefix: &str, id: JobId) -> Bytes {
+    JobHandle::new(prefix.to_string(), u64::try_from(id).unwrap_or(0))
+        .map(|h| h.to_bytes())
+        .unwrap_or_else(|_| Bytes::from(format!("H:errand:{id}")))
+}
+
+/// How a worker ended a job.
+enum End {
+    Complete(Bytes),
+    Fail,
+    Exception(Bytes),
+}
+
+fn error(code: &'static str, text: &str) -> Packet {
+    ErrorReply {
+        code,
+        text: text.to_string(),
+    }
+    .to_packet()
+}
+
+/// `known`, `running`, numerator and denominator of a job (or none).
+fn status_of(job: Option<&errand_core::Job>) -> (bool, bool, Bytes, Bytes) {
+    let Some(job) = job.filter(|j| !j.state.is_terminal()) else {
+        return (
+            false,
+            false,
+            Bytes::from_static(b"0"),
+            Bytes::from_static(b"0"),
+        );
+    };
+    let part = |key: &str| {
+        job.progress
+            .as_ref()
+            .and_then(|p| p.get(key))
+            .and_then(Value::as_str)
+            .map(|s| Bytes::from(s.to_string()))
+            .unwrap_or_else(|| Bytes::from_static(b"0"))
+    };
+    (
+        true,
+        job.state == JobState::Running,
+        part("numerator"),
+        part("denominator"),
+    )
+}
+
+/// The name of an admin command errand does not serve yet.
+fn admin_name(cmd: &AdminCommand) -> &'static str {
+    match cmd {
+        AdminCommand::PriorityStatus => "prioritystatus",
+        AdminCommand::ShowJobs | AdminCommand::ShowUniqueJobs => "show",
+        AdminCommand::MaxQueue { .. } => "maxqueue",
+        AdminCommand::CreateFunction { .. } => "create",
+        AdminCommand::DropFunction { .. } => "drop",
+        AdminCommand::Shutdown { .. } => "shutdown",
+        _ => "",
+    }
+}
+
+/// Resolves when jobs became available in one of `queues`, or events were
+/// missed.
+async fn work_event(events: &mut broadcast::Receiver<StoreEvent>, queues: &[String]) {
+    loop {
+        match events.recv().await {
+            Ok(StoreEvent::Enqueued(names)) if names.iter().any(|q| queues.contains(q)) => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
+    }
+}

@@ -1,0 +1,802 @@
+//! The Gearman listener end to end (issue 14, docs/gearman.md): the real
+//! binary on SQLite, driven by the real tools as separate processes: the
+//! `gearman` CLI and `gearadmin` (Debian `gearman-tools`) and PHP scripts on
+//! the `gearman` extension (Debian `php-gearman`), plus raw packets for bad
+//! input. The tools are required: a missing one fails the test, saying what
+//! to install.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+const CONFIG: &str = r#"
+[gearman]
+listen = "127.0.0.1:0"
+
+[worker]
+poll_interval = "200ms"
+lease = "3s"
+heartbeat = "1s"
+
+[kinds.reverse]
+remote = true
+backoff = { base = "200ms", max = "1s", jitter = 0.0 }
+
+[kinds.slow]
+remote = true
+timeout = "1s"
+max_attempts = 1
+"#;
+
+/// Fails (never skips) when a tool the tests drive is missing.
+fn require_tools() {
+    let php = Command::new("php").arg("-m").output();
+    let has_ext = php.as_ref().is_ok_and(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .any(|l| l.trim() == "gearman")
+    });
+    assert!(
+        has_ext,
+        "the Gearman tests need PHP with the gearman extension: apt-get install php-cli php-gearman"
+    );
+    for tool in ["gearman", "gearadmin"] {
+        let found = Command::new(tool).arg("-H").output().is_ok();
+        assert!(
+            found,
+            "the Gearman tests need `{tool}`: apt-get install gearman-tools"
+        );
+    }
+}
+
+/// A server with `CONFIG` and its Gearman port.
+fn start(dir: &Path) -> (Server, u16) {
+    let server = Server::start_in(dir, CONFIG);
+    let port = gearman_port(&server);
+    (server, port)
+}
+
+/// The port the server's log announces for the Gearman listener.
+fn gearman_port(server: &Server) -> u16 {
+    eventually(Duration::from_secs(10), "the Gearman listener", || {
+        let log = server.log_text();
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("Gearman listener on "))?;
+        let at = line.find("Gearman listener on ")? + "Gearman listener on ".len();
+        let addr: String = line[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | ':'))
+            .collect();
+        addr.rsplit(':').next()?.parse().ok()
+    })
+}
+
+/// The PHP worker: `worker.php PORT FUNCTION MODE COUNT`.
+const WORKER_PHP: &str = r#"<?php
+[$_, $port, $fn, $mode, $count] = $argv;
+$w = new GearmanWorker();
+$w->addServer('127.0.0.1', (int)$port);
+$w->setId("php-$mode");
+$ran = 0;
+$w->addFunction($fn, function (GearmanJob $job) use ($mode, &$ran) {
+    $ran++;
+    switch ($mode) {
+        case 'reverse':
+            return strrev($job->workload());
+        case 'data':
+            $job->sendData('d1');
+            $job->sendStatus(1, 2);
+            $job->sendData('d2');
+            return 'done';
+        case 'fail-once':
+            $marker = getenv('MARKER');
+            if (!file_exists($marker)) {
+                touch($marker);
+                $job->setReturn(GEARMAN_WORK_FAIL);
+                return null;
+            }
+            return 'second';
+        case 'exception':
+            $job->sendException('boom');
+            return null;
+        case 'hang':
+            file_put_contents(getenv('MARKER'), $job->handle());
+            sleep(120);
+            return 'late';
+    }
+});
+// Counted in the callback: after a failed job, work() answers false
+// (WORK_FAIL) and then once true without running anything.
+while ($ran < (int)$count) {
+    if (!$w->work() && $w->returnCode() != GEARMAN_WORK_FAIL) {
+        fwrite(STDERR, "work failed: " . $w->returnCode() . " " . $w->error() . "\n");
+        exit(1);
+    }
+}
+"#;
+
+/// Scripts and spawned processes of one test, killed when it ends.
+struct Php {
+    dir: PathBuf,
+    port: u16,
+    children: Vec<Child>,
+}
+
+impl Php {
+    fn new(dir: &Path, port: u16) -> Php {
+        std::fs::write(dir.join("worker.php"), WORKER_PHP).unwrap();
+        Php {
+            dir: dir.to_path_buf(),
+            port,
+            children: Vec::new(),
+        }
+    }
+
+    /// Starts a worker of `function` in `mode` for `count` jobs; answers
+    /// its index in `children`.
+    fn worker(&mut self, function: &str, mode: &str, count: u32) -> usize {
+        let child = Command::new("php")
+            .arg(self.dir.join("worker.php"))
+            .args([&self.port.to_string(), function, mode, &count.to_string()])
+            .env("MARKER", self.dir.join(format!("marker-{mode}")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start php");
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
+    /// Waits for worker `i` to exit successfully.
+    fn wait_ok(&mut self, i: usize, limit: Duration) {
+        let child = &mut self.children[i];
+        let status = eventually(limit, "the PHP worker to exit", || {
+            child.try_wait().unwrap()
+        });
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        assert!(status.success(), "PHP worker failed: {err}");
+    }
+
+    /// Runs a PHP client script (`$c` is a client of the server) to its end.
+    fn client(&self, body: &str) -> Output {
+        self.client_with(true, body)
+    }
+
+    /// [`Php::client`], with the `exceptions` option on or off.
+    fn client_with(&self, exceptions: bool, body: &str) -> Output {
+        let script = format!(
+            "<?php\n$port = {};\n$c = new GearmanClient();\n$c->addServer('127.0.0.1', $port, {exceptions});\n{body}\n",
+            self.port
+        );
+        let path = self.dir.join("client.php");
+        std::fs::write(&path, script).unwrap();
+        let out = Command::new("timeout")
+            .args(["30", "php"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "PHP client failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+impl Drop for Php {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn gearman_cli(port: u16, args: &[&str]) -> Output {
+    let out = Command::new("timeout")
+        .args(["30", "gearman", "-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "gearman {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn gearadmin(port: u16, arg: &str) -> String {
+    let out = Command::new("timeout")
+        .args([
+            "10",
+            "gearadmin",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            arg,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "gearadmin {arg} failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The errand job id in a handle `H:<node>:<id>`.
+fn id_of(handle: &str) -> i64 {
+    handle.trim().rsplit(':').next().unwrap().parse().unwrap()
+}
+
+fn jobs_of(server: &Server, kind: &str) -> Vec<serde_json::Value> {
+    let (status, body) = get(&server.url(&format!("/v1/jobs?kind={kind}&limit=1000")));
+    assert_eq!(status, 200, "{body}");
+    body["jobs"].as_array().unwrap().clone()
+}
+
+#[test]
+fn cli_background_job_runs_on_a_php_worker_and_completes_in_errand() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    gearman_cli(port, &["-b", "-f", "reverse", "hello"]);
+    // Durable before JOB_CREATED: the job is in the store already.
+    let jobs = jobs_of(&server, "reverse");
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0]["payload"], "hello");
+    assert!(
+        jobs[0]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "gearman")
+    );
+    let id = jobs[0]["id"].as_i64().unwrap();
+    let mut php = Php::new(tmp.path(), port);
+    let w = php.worker("reverse", "reverse", 1);
+    let job = wait_state(&server, id, "completed", Duration::from_secs(20));
+    assert_eq!(job["result"], "olleh");
+    php.wait_ok(w, Duration::from_secs(10));
+}
+
+#[test]
+fn php_client_background_normal_tasks_status_and_ping() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    let mut php = Php::new(tmp.path(), port);
+    // Background first, with no worker yet: queued, status known, not running.
+    let out = php.client(
+        r#"$h = $c->doBackground('reverse', 'bg1');
+echo $h, "\n";
+$s = $c->jobStatus($h);
+echo json_encode($s), "\n";
+var_export($c->ping('x'));"#,
+    );
+    let out = text(&out);
+    let mut lines = out.lines();
+    let handle = lines.next().unwrap();
+    assert!(handle.starts_with("H:"), "{out}");
+    assert_eq!(lines.next().unwrap(), "[true,false,0,0]", "{out}");
+    assert_eq!(lines.next().unwrap(), "true", "{out}");
+    let id = id_of(handle);
+    assert_eq!(job(&server, id)["state"], "available");
+
+    let w = php.worker("reverse", "reverse", 5);
+    wait_state(&server, id, "completed", Duration::from_secs(20));
+    // doNormal round trip, then three tasks on one connection.
+    let out = php.client(
+        r#"echo $c->doNormal('reverse', 'normal'), "|", $c->returnCode(), "\n";
+$c->setCompleteCallback(function ($t) { echo $t->unique(), '=', $t->data(), "\n"; });
+$c->addTask('reverse', 'abc', null, 'u1');
+$c->addTaskHigh('reverse', 'def', null, 'u2');
+$c->addTaskLow('reverse', 'ghi', null, 'u3');
+var_export($c->runTasks());
+echo "\n";
+$s = $c->jobStatus('H:nowhere:999999');
+echo json_encode($s), "\n";"#,
+    );
+    let out = text(&out);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "lamron|0", "{out}");
+    let mut results: Vec<&str> = lines[1..4].to_vec();
+    results.sort();
+    assert_eq!(results, ["u1=cba", "u2=fed", "u3=ihg"], "{out}");
+    assert_eq!(lines[4], "true", "{out}");
+    assert_eq!(lines[5], "[false,false,0,0]", "{out}");
+    php.wait_ok(w, Duration::from_secs(20));
+    let jobs = jobs_of(&server, "reverse");
+    assert_eq!(jobs.len(), 5);
+    assert!(jobs.iter().all(|j| j["state"] == "completed"));
+    // Priorities map onto errand's: high below normal below low.
+    let prio = |u: &str| {
+        jobs.iter().find(|j| j["unique_key"] == u).unwrap()["priority"]
+            .as_i64()
+            .unwrap()
+    };
+    assert!(prio("u2") < prio("u1") && prio("u1") < prio("u3"));
+}
+
+#[test]
+fn foreground_client_gets_data_status_and_the_result_in_order() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, port) = start(tmp.path());
+    let mut php = Php::new(tmp.path(), port);
+    let w = php.worker("reverse", "data", 1);
+    let out = php.client(
+        r#"$c->setDataCallback(function ($t) { echo "data:", $t->data(), "\n"; });
+$c->setStatusCallback(function ($t) { echo "status:", $t->taskNumerator(), "/", $t->taskDenominator(), "\n"; });
+$c->setCompleteCallback(function ($t) { echo "complete:", $t->data(), "\n"; });
+$c->addTask('reverse', 'x');
+$c->runTasks();"#,
+    );
+    assert_eq!(text(&out), "data:d1\nstatus:1/2\ndata:d2\ncomplete:done\n");
+    php.wait_ok(w, Duration::from_secs(10));
+}
+
+#[test]
+fn a_work_fail_on_a_background_job_is_retried() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    let mut php = Php::new(tmp.path(), port);
+    let out = gearman_cli(port, &["-b", "-f", "reverse", "again"]);
+    drop(out);
+    let id = jobs_of(&server, "reverse")[0]["id"].as_i64().unwrap();
+    let w = php.worker("reverse", "fail-once", 2);
+    let job = wait_state(&server, id, "completed", Duration::from_secs(20));
+    assert_eq!(job["attempt"], 2, "{job}");
+    assert_eq!(job["result"], "second");
+    let error = job["errors"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("WORK_FAIL"), "{job}");
+    php.wait_ok(w, Duration::from_secs(10));
+}
+
+#[test]
+fn a_worker_killed_mid_job_has_its_job_run_by_another() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    let mut php = Php::new(tmp.path(), port);
+    let hang = php.worker("reverse", "hang", 1);
+    gearman_cli(port, &["-b", "-f", "reverse", "rescue"]);
+    let id = jobs_of(&server, "reverse")[0]["id"].as_i64().unwrap();
+    wait_state(&server, id, "running", Duration::from_secs(20));
+    let marker = tmp.path().join("marker-hang");
+    eventually(Duration::from_secs(10), "the job to start", || {
+        marker.exists().then_some(())
+    });
+    // kill -9: the socket closes without a word.
+    php.children[hang].kill().unwrap();
+    let _ = php.children[hang].wait();
+    let w = php.worker("reverse", "reverse", 1);
+    let job = wait_state(&server, id, "completed", Duration::from_secs(30));
+    assert_eq!(job["result"], "eucser");
+    assert_eq!(job["attempt"], 2, "{job}");
+    php.wait_ok(w, Duration::from_secs(10));
+}
+
+#[test]
+fn background_jobs_survive_kill_9_of_errand() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut server, port) = start(tmp.path());
+    let php = Php::new(tmp.path(), port);
+    php.client(r#"for ($i = 0; $i < 1000; $i++) { $c->doBackground('reverse', "job$i"); if ($c->returnCode() != GEARMAN_SUCCESS) { exit(1); } }"#);
+    server.kill9();
+    let (server, port) = start(tmp.path());
+    // Every acknowledged submit is there.
+    assert_eq!(kind_count(&server, "reverse", "available"), 1000);
+    let mut php = Php::new(tmp.path(), port);
+    let w = php.worker("reverse", "reverse", 1000);
+    wait_completed(&server, "reverse", 1000, Duration::from_secs(120));
+    php.wait_ok(w, Duration::from_secs(10));
+}
+
+#[test]
+fn admin_status_workers_and_version() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, port) = start(tmp.path());
+    let mut php = Php::new(tmp.path(), port);
+    gearman_cli(port, &["-b", "-f", "reverse", "a"]);
+    gearman_cli(port, &["-b", "-f", "reverse", "b"]);
+    assert_eq!(
+        gearadmin(port, "--status"),
+        "reverse\t2\t0\t0\nslow\t0\t0\t0\n.\n"
+    );
+    assert!(gearadmin(port, "--server-version").starts_with("errand-"));
+    assert_eq!(
+        gearadmin(port, "--getpid").trim(),
+        _server.child.id().to_string()
+    );
+    let w = php.worker("reverse", "hang", 1);
+    eventually(Duration::from_secs(10), "the worker's job to start", || {
+        let status = gearadmin(port, "--status");
+        (status == "reverse\t2\t1\t1\nslow\t0\t0\t0\n.\n").then_some(())
+    });
+    let workers = gearadmin(port, "--workers");
+    assert!(
+        workers
+            .lines()
+            .any(|l| l.contains(" 127.0.0.1 php-hang : reverse")),
+        "{workers}"
+    );
+    let _ = w;
+    // An unknown command line, raw.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"frobnicate\r\n").unwrap();
+    let mut line = [0u8; 64];
+    let n = s.read(&mut line).unwrap();
+    assert_eq!(
+        &line[..n],
+        b"ERR UNKNOWN_COMMAND Unknown+server+commandfrobnicate\r\n"
+    );
+}
+
+/// A request packet: `\0REQ`, type, size, the arguments joined by NULs.
+fn req(kind: u32, args: &[&[u8]]) -> Vec<u8> {
+    let body = args.join(&0u8);
+    let mut out = b"\0REQ".to_vec();
+    out.extend_from_slice(&kind.to_be_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Reads one response packet: its type and body; `None` when the server
+/// closed the connection.
+fn res(s: &mut TcpStream) -> Option<(u32, Vec<u8>)> {
+    let mut header = [0u8; 12];
+    s.read_exact(&mut header).ok()?;
+    assert_eq!(&header[..4], b"\0RES");
+    let kind = u32::from_be_bytes(header[4..8].try_into().unwrap());
+    let size = u32::from_be_bytes(header[8..12].try_into().unwrap()) as usize;
+    let mut body = vec![0; size];
+    s.read_exact(&mut body).ok()?;
+    Some((kind, body))
+}
+
+fn connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Whether the server closed `s` (EOF, or a reset).
+fn closed(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(s.read(&mut b), Ok(0) | Err(_))
+}
+
+const ERROR: u32 = 19;
+
+#[test]
+fn bad_input_gets_an_error_or_a_close_and_changes_nothing() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    // A worker holds a job.
+    let mut worker = connect(port);
+    worker.write_all(&req(1, &[b"reverse"])).unwrap();
+    let mut client = connect(port);
+    client
+        .write_all(&req(18, &[b"reverse", b"", b"payload"]))
+        .unwrap();
+    let (kind, handle) = res(&mut client).unwrap();
+    assert_eq!(kind, 8, "JOB_CREATED");
+    worker.write_all(&req(9, &[])).unwrap();
+    let (kind, body) = res(&mut worker).unwrap();
+    assert_eq!(kind, 11, "JOB_ASSIGN");
+    assert!(body.starts_with(&handle));
+    let id = id_of(std::str::from_utf8(&handle).unwrap());
+    assert_eq!(job(&server, id)["state"], "running");
+    // WORK_STATUS is stored with the next lease renewal; GET_STATUS from
+    // any connection reads it.
+    worker.write_all(&req(12, &[&handle, b"3", b"10"])).unwrap();
+    let mut expected = handle.clone();
+    expected.extend_from_slice(b"\x001\x001\x003\x0010");
+    eventually(Duration::from_secs(10), "the stored status", || {
+        client.write_all(&req(15, &[&handle])).unwrap();
+        let (kind, body) = res(&mut client).unwrap();
+        assert_eq!(kind, 20, "STATUS_RES");
+        (body == expected).then_some(())
+    });
+
+    // WORK_COMPLETE for another connection's job: ERROR, nothing changes.
+    client.write_all(&req(13, &[&handle, b"stolen"])).unwrap();
+    let (kind, body) = res(&mut client).unwrap();
+    assert_eq!(kind, ERROR);
+    assert!(body.starts_with(b"JOB_NOT_FOUND\0"), "{body:?}");
+    assert_eq!(job(&server, id)["state"], "running");
+
+    // An unknown function: ERROR, nothing stored.
+    client.write_all(&req(18, &[b"nope", b"", b"x"])).unwrap();
+    assert_eq!(res(&mut client).unwrap().0, ERROR);
+
+    // An oversized size field: ERROR before any body is read.
+    let mut big = b"\0REQ".to_vec();
+    big.extend_from_slice(&18u32.to_be_bytes());
+    big.extend_from_slice(&0xFFFF_FFF0u32.to_be_bytes());
+    let mut s = connect(port);
+    s.write_all(&big).unwrap();
+    let (kind, body) = res(&mut s).unwrap();
+    assert_eq!(kind, ERROR, "{body:?}");
+
+    // Bad magic, and an unknown packet type: the connection is closed.
+    let mut s = connect(port);
+    s.write_all(b"\0XYZ\0\0\0\x01\0\0\0\0").unwrap();
+    assert!(closed(&mut s));
+    let mut s = connect(port);
+    s.write_all(&req(99, &[])).unwrap();
+    assert!(closed(&mut s));
+
+    // The server is fine, and the job finishes for its real worker.
+    worker.write_all(&req(13, &[&handle, b"daolyap"])).unwrap();
+    let job = wait_state(&server, id, "completed", Duration::from_secs(10));
+    assert_eq!(job["result"], "daolyap");
+    assert_eq!(jobs_of(&server, "reverse").len(), 1);
+    assert!(gearadmin(port, "--server-version").starts_with("errand-"));
+}
+
+#[test]
+fn a_non_loopback_listen_address_is_refused() {
+    let err = refused_config("[gearman]\nlisten = \"0.0.0.0:4730\"\n");
+    assert!(
+        err.contains("[gearman]") && err.contains("loopback"),
+        "{err}"
+    );
+}
+
+#[test]
+fn exceptions_reach_clients_with_the_option_and_others_get_a_clean_fail() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    let mut php = Php::new(tmp.path(), port);
+    let w = php.worker("reverse", "exception", 2);
+    let tasks = r#"$c->setFailCallback(function ($t) { echo "fail\n"; });
+$c->setCompleteCallback(function ($t) { echo "complete\n"; });
+$c->addTask('reverse', 'x');
+$c->runTasks();"#;
+    let with = format!(
+        "$c->setExceptionCallback(function ($t) {{ echo 'exception:', $t->data(), \"\\n\"; }});\n{tasks}"
+    );
+    assert_eq!(text(&php.client(&with)), "exception:boom\n");
+    assert_eq!(text(&php.client_with(false, tasks)), "fail\n");
+    php.wait_ok(w, Duration::from_secs(10));
+    // A foreground job ends failed (its client was told), not retried.
+    let jobs = jobs_of(&server, "reverse");
+    assert_eq!(jobs.len(), 2);
+    for j in &jobs {
+        assert_eq!(j["state"], "failed", "{j}");
+        assert!(
+            j["errors"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("WORK_EXCEPTION: boom")
+        );
+    }
+}
+
+#[test]
+fn a_repeated_unique_coalesces_onto_the_live_job() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    let php = Php::new(tmp.path(), port);
+    let out = php.client(
+        r#"echo $c->doBackground('reverse', 'one', 'same-key'), "\n";
+echo $c->doBackground('reverse', 'two', 'same-key'), "\n";
+echo $c->doBackground('reverse', 'three', 'other-key'), "\n";
+echo json_encode($c->jobStatusByUniqueKey('same-key')), "\n";"#,
+    );
+    let out = text(&out);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], lines[1], "{out}");
+    assert_ne!(lines[0], lines[2], "{out}");
+    assert_eq!(lines[3], "[true,false,0,0]", "{out}");
+    let jobs = jobs_of(&server, "reverse");
+    assert_eq!(jobs.len(), 2);
+    let first = job(&server, id_of(lines[0]));
+    assert_eq!(first["payload"], "one");
+}
+
+#[test]
+fn an_epoch_job_is_scheduled_for_its_time_and_runs_then() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let epoch = (now + 2).to_string();
+    let mut s = connect(port);
+    s.write_all(&req(36, &[b"reverse", b"", epoch.as_bytes(), b"later"]))
+        .unwrap();
+    let (kind, handle) = res(&mut s).unwrap();
+    assert_eq!(kind, 8, "JOB_CREATED");
+    let id = id_of(std::str::from_utf8(&handle).unwrap());
+    let j = job(&server, id);
+    assert_eq!(j["state"], "scheduled", "{j}");
+    // A sleeping worker is woken when it falls due, with no other job.
+    let mut php = Php::new(tmp.path(), port);
+    let w = php.worker("reverse", "reverse", 1);
+    let j = wait_state(&server, id, "completed", Duration::from_secs(20));
+    let started = j["started_at"]
+        .as_str()
+        .unwrap()
+        .parse::<jiff::Timestamp>()
+        .unwrap();
+    assert!(started.as_second() >= (now + 2) as i64, "{j}");
+    php.wait_ok(w, Duration::from_secs(10));
+}
+
+#[test]
+fn a_foreground_client_learns_of_a_cancel_over_http() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    let mut s = connect(port);
+    s.write_all(&req(7, &[b"reverse", b"", b"waiting"]))
+        .unwrap();
+    let (kind, handle) = res(&mut s).unwrap();
+    assert_eq!(kind, 8, "JOB_CREATED");
+    let id = id_of(std::str::from_utf8(&handle).unwrap());
+    let (status, body) = post(
+        &server.url(&format!("/v1/jobs/{id}/cancel")),
+        &serde_json::json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (kind, body) = res(&mut s).unwrap();
+    assert_eq!(kind, 14, "WORK_FAIL");
+    assert_eq!(body, handle);
+
+    // The admin `cancel job`, as gearadmin sends it.
+    s.write_all(&req(18, &[b"reverse", b"", b"queued"]))
+        .unwrap();
+    let (_, handle) = res(&mut s).unwrap();
+    let id = id_of(std::str::from_utf8(&handle).unwrap());
+    let h = std::str::from_utf8(&handle).unwrap();
+    assert_eq!(gearadmin_args(port, &["--cancel-job", h]).trim(), "OK");
+    assert_eq!(job(&server, id)["state"], "cancelled");
+    let again = gearadmin_args(port, &["--cancel-job", h]);
+    assert!(!again.contains("OK"), "{again}");
+}
+
+fn gearadmin_args(port: u16, args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .args([
+            "10",
+            "gearadmin",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_gearman_worker_past_the_kinds_timeout_loses_the_job() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    let mut php = Php::new(tmp.path(), port);
+    let _hang = php.worker("slow", "hang", 1);
+    gearman_cli(port, &["-b", "-f", "slow", "forever"]);
+    let id = jobs_of(&server, "slow")[0]["id"].as_i64().unwrap();
+    // Its only attempt ends at the timeout although the worker is alive.
+    let j = wait_state(&server, id, "failed", Duration::from_secs(20));
+    let error = j["errors"][0]["error"].as_str().unwrap();
+    assert!(error.contains("timeout"), "{j}");
+}
+
+#[test]
+fn every_acknowledged_submit_survives_kill_9_mid_stream() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut server, port) = start(tmp.path());
+    let handles = tmp.path().join("handles.txt");
+    let script = tmp.path().join("stream.php");
+    std::fs::write(
+        &script,
+        format!(
+            r#"<?php
+$c = new GearmanClient();
+$c->addServer('127.0.0.1', {port});
+$f = fopen('{}', 'w');
+for ($i = 0; $i < 100000; $i++) {{
+    $h = @$c->doBackground('reverse', "job$i");
+    if ($c->returnCode() != GEARMAN_SUCCESS) {{ exit(0); }}
+    fwrite($f, "$h\n");
+    fflush($f);
+}}
+"#,
+            handles.display()
+        ),
+    )
+    .unwrap();
+    let mut client = Command::new("php")
+        .arg(&script)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(30), "200 acknowledged submits", || {
+        let n = std::fs::read_to_string(&handles)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        (n >= 200).then_some(())
+    });
+    server.kill9();
+    let _ = client.wait();
+    let acknowledged: Vec<i64> = std::fs::read_to_string(&handles)
+        .unwrap()
+        .lines()
+        .map(id_of)
+        .collect();
+    assert!(acknowledged.len() >= 200);
+    let (server, _) = start(tmp.path());
+    for id in acknowledged {
+        assert_eq!(job(&server, id)["kind"], "reverse");
+    }
+}
+
+#[test]
+fn the_cli_worker_runs_http_and_gearman_jobs_and_the_cli_client_gets_its_result() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    // A job enqueued over HTTP, for a kind Gearman workers serve.
+    let (status, body) = post(
+        &server.url("/v1/jobs"),
+        &serde_json::json!({"kind": "reverse", "payload": "from http"}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let http_id = body["id"].as_i64().unwrap();
+    let mut worker = Command::new("gearman")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-w", "-c", "2", "-f", "reverse", "--", "tr", "a-z", "A-Z"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let j = wait_state(&server, http_id, "completed", Duration::from_secs(20));
+    assert_eq!(j["result"], "FROM HTTP");
+    // A foreground round trip through the CLI on both ends.
+    let out = gearman_cli(port, &["-f", "reverse", "shout"]);
+    assert_eq!(text(&out).trim(), "SHOUT");
+    let status = eventually(Duration::from_secs(10), "the CLI worker to exit", || {
+        worker.try_wait().unwrap()
+    });
+    assert!(status.success());
+}
