@@ -185,6 +185,7 @@ stop_server() {
 }
 
 results="$scratch/results.jsonl"
+bin="$root/bench/remote"
 record() {
     "$@" | tee -a "$results" >&2
 }
@@ -198,9 +199,9 @@ run() {
     gearmand-*) start_gearmand "${server#gearmand-}" ;;
     esac
     case "$scenario" in
-    throughput) record php "$root/bench/remote/gearman-throughput.php" "127.0.0.1:$gport" "$n" 2 "$scratch" "$label" ;;
-    roundtrip) record php "$root/bench/remote/gearman-roundtrip.php" "127.0.0.1:$gport" "$latency" "$scratch" "$label" ;;
-    pickup) record php "$root/bench/remote/gearman-pickup.php" "127.0.0.1:$gport" "$latency" "$scratch" "$label" ;;
+    throughput) record php "$bin/gearman-throughput.php" "127.0.0.1:$gport" "$n" 2 "$scratch" "$label" ;;
+    roundtrip) record php "$bin/gearman-roundtrip.php" "127.0.0.1:$gport" "$latency" "$scratch" "$label" ;;
+    pickup) record php "$bin/gearman-pickup.php" "127.0.0.1:$gport" "$latency" "$scratch" "$label" ;;
     esac
     stop_server
 }

@@ -19,7 +19,12 @@ if ($label === null) {
 [$host, $port] = explode(':', $server);
 $marks = "{$scratch}/marks-" . bin2hex(random_bytes(4));
 mkdir($marks);
-$worker = spawn(__DIR__ . '/gearman-worker.php', [$server], ['BENCH_MARKS' => $marks], "{$scratch}/gearman-worker-{$label}.log");
+$worker = spawn(
+    __DIR__ . '/gearman-worker.php',
+    [$server],
+    ['BENCH_MARKS' => $marks],
+    "{$scratch}/gearman-worker-{$label}.log",
+);
 $client = new GearmanClient();
 $client->addServer($host, (int) $port);
 // Let the worker register and go to sleep first, so every call finds it idle and waiting.

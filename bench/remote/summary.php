@@ -66,7 +66,15 @@ foreach ($by as $label => $list) {
     );
 }
 echo "\n";
-printf("%-28s %4s %8s %8s %14s   %s\n", 'PICKUP / ROUND TRIP (ms)', 'RUNS', 'p50', 'p99', 'ack→start p50', 'each run (p50/p99)');
+printf(
+    "%-28s %4s %8s %8s %14s   %s\n",
+    'PICKUP / ROUND TRIP (ms)',
+    'RUNS',
+    'p50',
+    'p99',
+    'ack→start p50',
+    'each run (p50/p99)',
+);
 foreach ($by as $label => $list) {
     if (!in_array($list[0]['scenario'], ['pickup', 'roundtrip'], true)) {
         continue;
