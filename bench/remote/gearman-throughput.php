@@ -1,8 +1,9 @@
 <?php
 
-// One gearmand throughput run (the baseline): submits N no-op jobs with doBackground from one
-// php-gearman client, starts K php-gearman workers, and times them from the first job's start
-// to the moment gearmand's admin `status` shows no `noop` job left. Prints one JSON line.
+// One Gearman throughput run on gearmand or errand's listener (both answer the admin `status`):
+// submits N no-op jobs with doBackground from one php-gearman client, starts K php-gearman
+// workers, and times them from the first job's start to the moment the server's admin `status`
+// shows no `noop` job left. Prints one JSON line.
 //
 //   php gearman-throughput.php HOST:PORT JOBS WORKERS SCRATCH_DIR LABEL
 
@@ -30,7 +31,8 @@ for ($i = 0; $i < $jobs; $i++) {
 }
 $enqueueSeconds = microtime(true) - $t;
 
-// gearmand's text admin protocol: `status` lists "function\ttotal\trunning\tworkers", then ".".
+// The text admin protocol: `status` lists "function\ttotal\trunning\tworkers", then ".";
+// errand's total counts queued, scheduled and running jobs, as gearmand's does.
 $admin = fsockopen($host, (int) $port, $errno, $error, 5);
 if ($admin === false) {
     throw new RuntimeException("admin connection failed: {$error}");
@@ -47,7 +49,7 @@ $queued = static function () use ($admin): int {
     return $total;
 };
 if ($queued() < $jobs) {
-    throw new RuntimeException("gearmand holds fewer than {$jobs} noop jobs before the workers start");
+    throw new RuntimeException("{$label}: the server holds fewer than {$jobs} noop jobs before the workers start");
 }
 
 $marks = "{$scratch}/marks-" . bin2hex(random_bytes(4));

@@ -1,9 +1,9 @@
 <?php
 
-// Reads the JSON lines of a bench/remote.sh run and prints the medians per scenario and the
-// ratios against gearmand's runs in the same session.
+// Reads the JSON lines of a bench/remote.sh or bench/gearman.sh run and prints the medians per
+// scenario and the ratios against the baseline's runs (gearmand) in the same session.
 //
-//   php summary.php RESULTS.jsonl
+//   php summary.php RESULTS.jsonl [BASELINE_LABEL]   (default gearman-2, bench/remote.sh's)
 
 declare(strict_types=1);
 
@@ -23,7 +23,8 @@ foreach (file($argv[1], FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES) as $line)
     $by[$row['label']][] = $row;
 }
 
-$gearmanRuns = isset($by['gearman-2']) ? array_column($by['gearman-2'], 'jobs_per_s') : [];
+$baseline = $argv[2] ?? 'gearman-2';
+$gearmanRuns = isset($by[$baseline]) ? array_column($by[$baseline], 'jobs_per_s') : [];
 $gearman = $gearmanRuns === [] ? null : median($gearmanRuns);
 // Run i of every label belongs to round i: the ratio within each round, where the load was the
 // same for both sides, and the median of those.
@@ -37,12 +38,13 @@ $perRound = static function (array $values) use ($gearmanRuns): string {
     return $ratios === [] ? '' : sprintf('%.2f×', median($ratios));
 };
 printf(
-    "%-20s %4s %14s %10s %10s   %s\n",
+    "%-28s %4s %14s %10s %10s %10s   %s\n",
     'THROUGHPUT',
     'RUNS',
     'MEDIAN jobs/s',
     'vs GEARMAN',
     'per round',
+    'submit/s',
     'each run (jobs/s)',
 );
 foreach ($by as $label => $list) {
@@ -52,24 +54,34 @@ foreach ($by as $label => $list) {
     $values = array_column($list, 'jobs_per_s');
     $m = median($values);
     printf(
-        "%-20s %4d %14s %10s %10s   %s\n",
+        "%-28s %4d %14s %10s %10s %10s   %s\n",
         $label,
         count($list),
         number_format($m),
         $gearman ? sprintf('%.2f×', $m / $gearman) : '',
         $perRound($values),
+        // The one-client doBackground rate of the same runs (median).
+        ($submit = array_column($list, 'enqueue_jobs_per_s')) === [] ? '' : number_format(median($submit)),
         implode(' ', array_map(static fn ($v) => number_format($v), $values)),
     );
 }
 echo "\n";
-printf("%-26s %4s %8s %8s %14s   %s\n", 'PICKUP (ms)', 'RUNS', 'p50', 'p99', 'ack→start p50', 'each run (p50/p99)');
+printf(
+    "%-28s %4s %8s %8s %14s   %s\n",
+    'PICKUP / ROUND TRIP (ms)',
+    'RUNS',
+    'p50',
+    'p99',
+    'ack→start p50',
+    'each run (p50/p99)',
+);
 foreach ($by as $label => $list) {
-    if ($list[0]['scenario'] !== 'pickup') {
+    if (!in_array($list[0]['scenario'], ['pickup', 'roundtrip'], true)) {
         continue;
     }
     $afterAck = array_filter(array_column($list, 'after_ack_p50_ms'), 'is_numeric');
     printf(
-        "%-26s %4d %8.2f %8.2f %14s   %s\n",
+        "%-28s %4d %8.2f %8.2f %14s   %s\n",
         $label,
         count($list),
         median(array_column($list, 'p50_ms')),
