@@ -44,6 +44,8 @@ die() {
     echo "gearman.sh: $*" >&2
     exit 1
 }
+# free_port, need_peer_tools, bench_scratch.
+source "$root/bench/lib.sh"
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -63,48 +65,16 @@ for n in runs jobs gjobs sjobs latency; do
 done
 
 # Every tool up front, so a missing one fails before anything starts.
-command -v php >/dev/null || die "php is missing (apt-get install php-cli)"
-for ext in pcntl posix gearman; do
-    php -r "exit(extension_loaded('$ext') ? 0 : 1);" ||
-        die "the PHP extension $ext is missing (apt-get install php-$ext; pcntl/posix come with Debian's php-cli)"
-done
-command -v gearmand >/dev/null || [[ -x /usr/sbin/gearmand ]] || die "gearmand is missing (apt-get install gearman-job-server)"
-gearmand=$(command -v gearmand || echo /usr/sbin/gearmand)
+need_peer_tools "$errand" pcntl posix gearman
 # A gearmand built without the libsqlite3 queue lacks the flag: that peer is then skipped.
 libsqlite3=1
 "$gearmand" --help 2>&1 | grep -q -- --libsqlite3-db || libsqlite3=0
 ((libsqlite3)) || echo "gearman.sh: this gearmand has no libsqlite3 queue; skipping that peer" >&2
-command -v curl >/dev/null || die "curl is missing (apt-get install curl)"
-[[ -x "$errand" ]] || die "no errand binary at $errand (cargo build --release -p errand, or --errand PATH)"
 if ((postgres)); then
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null ||
         die "PostgreSQL is missing (apt-get install postgresql, or leave out --postgres)"
 fi
-
-scratch=$(mktemp -d /tmp/errand-gearman.XXXXXX)
-cluster=$(mktemp -d -u /tmp/errand-gearman-pg.XXXXXX)
-pids=()
-cleanup() {
-    # Only the processes this script started, by pid.
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    if ((postgres)); then
-        "$root/bench/pg-cluster.sh" stop "$cluster" >/dev/null 2>&1 || true
-    fi
-    if [[ -n "$keep" ]]; then
-        mkdir -p "$keep" && cp -r "$scratch"/. "$keep"/ 2>/dev/null || true
-    fi
-    rm -rf "$scratch"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# free_port: a loopback port nobody listens on now.
-source "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
+bench_scratch gearman
 
 # wait_port PORT PID LOG: until something accepts on PORT, or PID exits.
 wait_port() {

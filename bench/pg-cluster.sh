@@ -53,7 +53,7 @@ as_owner() {
 }
 
 # free_port: a loopback port nobody listens on now.
-source "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 require_cluster() {
     [[ -f "$1/$MARKER" ]] || die "$1 is not a cluster made by this script (no $MARKER)"

@@ -38,6 +38,8 @@ die() {
     echo "remote.sh: $*" >&2
     exit 1
 }
+# free_port, need_peer_tools, bench_scratch.
+source "$root/bench/lib.sh"
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -57,44 +59,12 @@ done
 ((batch <= 1000)) || die "--batch is at most 1000 (the protocol's max_jobs)"
 
 # Every tool up front, so a missing one fails before anything starts.
-command -v php >/dev/null || die "php is missing (apt-get install php-cli)"
-for ext in curl pcntl posix gearman; do
-    php -r "exit(extension_loaded('$ext') ? 0 : 1);" ||
-        die "the PHP extension $ext is missing (apt-get install php-$ext; pcntl/posix come with Debian's php-cli)"
-done
-command -v gearmand >/dev/null || [[ -x /usr/sbin/gearmand ]] || die "gearmand is missing (apt-get install gearman-job-server)"
-gearmand=$(command -v gearmand || echo /usr/sbin/gearmand)
-command -v curl >/dev/null || die "curl is missing (apt-get install curl)"
-[[ -x "$errand" ]] || die "no errand binary at $errand (cargo build --release -p errand, or --errand PATH)"
+need_peer_tools "$errand" curl pcntl posix gearman
 if ((postgres)); then
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null ||
         die "PostgreSQL is missing (apt-get install postgresql, or --no-postgres)"
 fi
-
-scratch=$(mktemp -d /tmp/errand-remote.XXXXXX)
-cluster=$(mktemp -d -u /tmp/errand-remote-pg.XXXXXX)
-pids=()
-cleanup() {
-    # Only the processes this script started, by pid.
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    if ((postgres)); then
-        "$root/bench/pg-cluster.sh" stop "$cluster" >/dev/null 2>&1 || true
-    fi
-    if [[ -n "$keep" ]]; then
-        mkdir -p "$keep" && cp -r "$scratch"/. "$keep"/ 2>/dev/null || true
-    fi
-    rm -rf "$scratch"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# free_port: a loopback port nobody listens on now.
-source "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
+bench_scratch remote
 
 # start_errand DIR DATABASE: `errand serve` with the default configuration plus one remote kind
 # (auth is off by default on a loopback address); sets $url and $server_pid.

@@ -337,20 +337,8 @@ impl Client {
     /// Revokes the token `name` (`admin` scope): every node refuses it
     /// within a second.
     pub async fn revoke_token(&self, name: &str) -> Result<(), ClientError> {
-        let response = self
-            .request(Method::DELETE, &format!("v1/tokens/{name}"))
-            .send()
+        self.call_empty(self.request(Method::DELETE, &format!("v1/tokens/{name}")))
             .await
-            .map_err(|e| ClientError::transport(&self.base, &e))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::transport(&self.base, &e))?;
-        Err(ClientError::from_answer(status, &body))
     }
 
     /// Claims remote jobs (`work` scope; docs/worker-protocol.md), holding
@@ -380,20 +368,8 @@ impl Client {
 
     /// Asks node `name` (a remote worker) to drain (`admin` scope).
     pub async fn drain_node(&self, name: &str) -> Result<(), ClientError> {
-        let response = self
-            .request(Method::POST, &format!("v1/nodes/{name}/drain"))
-            .send()
+        self.call_empty(self.request(Method::POST, &format!("v1/nodes/{name}/drain")))
             .await
-            .map_err(|e| ClientError::transport(&self.base, &e))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::transport(&self.base, &e))?;
-        Err(ClientError::from_answer(status, &body))
     }
 
     /// Ok when the server and its store answer.
@@ -444,6 +420,23 @@ impl Client {
     }
 
     /// Sends a request and reads a JSON answer, or the problem of an error status.
+    /// Sends `request` for an answer with no body worth reading (204).
+    async fn call_empty(&self, request: reqwest::RequestBuilder) -> Result<(), ClientError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ClientError::transport(&self.base, &e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::transport(&self.base, &e))?;
+        Err(ClientError::from_answer(status, &body))
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
