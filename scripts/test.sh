@@ -18,6 +18,10 @@
 #   docs/prometheus/alerts.yml with promtool (Debian's prometheus package).
 # - The dashboard test (crates/errand/tests/dashboard.rs) drives Debian's
 #   chromium through chromium-driver with selenium (PyPI, pinned, in .venv).
+# - The Debian package test (packaging/deb/test.sh) builds the .deb from the
+#   release binary, installs and purges it with dpkg and checks its systemd
+#   unit with systemd-analyze (Debian's systemd package): it needs root and
+#   fails, not skips, without it.
 # Slow soak tests are #[ignore]d; run them with:
 #   cargo test --workspace --release -- --ignored
 set -euo pipefail
@@ -42,6 +46,7 @@ have promtool || missing+=(prometheus)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+have systemd-analyze || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && have apt-get; then
     echo "scripts/test.sh: installing ${missing[*]} (Debian packages)"
@@ -80,3 +85,6 @@ cargo test --workspace --release
 export ERRAND_BIN="$PWD/target/release/errand"
 bash clients/php/test.sh
 bash clients/python/test.sh
+
+# The Debian package, from the same binary.
+bash packaging/deb/test.sh
