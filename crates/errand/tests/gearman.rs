@@ -1,5 +1,6 @@
 //! The Gearman listener end to end (issue 14, docs/gearman.md): the real
-//! binary on SQLite, driven by the real tools as separate processes: the
+//! binary on SQLite (and, at the end, two nodes sharing one PostgreSQL
+//! database), driven by the real tools as separate processes: the
 //! `gearman` CLI and `gearadmin` (Debian `gearman-tools`) and PHP scripts on
 //! the `gearman` extension (Debian `php-gearman`), plus raw packets for bad
 //! input. The tools are required: a missing one fails the test, saying what
@@ -398,14 +399,20 @@ fn a_worker_killed_mid_job_has_its_job_run_by_another() {
 fn background_jobs_survive_kill_9_of_errand() {
     require_tools();
     let tmp = tempfile::tempdir().unwrap();
-    let (mut server, port) = start(tmp.path());
-    let php = Php::new(tmp.path(), port);
+    survive_kill_9(tmp.path(), || start(tmp.path()));
+}
+
+/// 1,000 background submits acknowledged by the server `start` starts
+/// survive its `kill -9` and all run once it is started again.
+fn survive_kill_9(dir: &Path, start: impl Fn() -> (Server, u16)) {
+    let (mut server, port) = start();
+    let php = Php::new(dir, port);
     php.client(r#"for ($i = 0; $i < 1000; $i++) { $c->doBackground('reverse', "job$i"); if ($c->returnCode() != GEARMAN_SUCCESS) { exit(1); } }"#);
     server.kill9();
-    let (server, port) = start(tmp.path());
+    let (server, port) = start();
     // Every acknowledged submit is there.
     assert_eq!(kind_count(&server, "reverse", "available"), 1000);
-    let mut php = Php::new(tmp.path(), port);
+    let mut php = Php::new(dir, port);
     let w = php.worker("reverse", "reverse", 1000);
     wait_completed(&server, "reverse", 1000, Duration::from_secs(120));
     php.wait_ok(w, Duration::from_secs(10));
@@ -799,4 +806,176 @@ fn the_cli_worker_runs_http_and_gearman_jobs_and_the_cli_client_gets_its_result(
         worker.try_wait().unwrap()
     });
     assert!(status.success());
+}
+
+// Several nodes on one PostgreSQL database act as one Gearman server.
+
+/// Node `name` (its handles `H:<name>:…`) on the PostgreSQL database
+/// `url`, with `CONFIG`, and its Gearman port.
+fn pg_node(dir: &Path, url: &str, name: &str) -> (Server, u16) {
+    let config = CONFIG.replacen("[worker]\n", &format!("[worker]\nname = \"{name}\"\n"), 1);
+    let server = pg::serve(dir, url, name, &config);
+    let port = gearman_port(&server);
+    (server, port)
+}
+
+/// Submits a foreground job on `s`: answers its handle.
+fn submit_foreground(s: &mut TcpStream, unique: &[u8], data: &[u8]) -> Vec<u8> {
+    s.write_all(&req(7, &[b"reverse", unique, data])).unwrap();
+    let (kind, handle) = res(s).unwrap();
+    assert_eq!(
+        kind,
+        8,
+        "JOB_CREATED: {:?}",
+        String::from_utf8_lossy(&handle)
+    );
+    handle
+}
+
+/// `handle` NUL `data`: the body of a `WORK_COMPLETE` or `WORK_EXCEPTION`.
+fn with_data(handle: &[u8], data: &[u8]) -> Vec<u8> {
+    [handle, data].join(&0u8)
+}
+
+const WORK_COMPLETE: u32 = 13;
+const WORK_FAIL: u32 = 14;
+
+#[test]
+fn a_client_on_one_postgres_node_gets_the_outcome_of_a_job_that_ends_on_another() {
+    require_tools();
+    let (_pg, url) = pg::fresh();
+    let tmp = tempfile::tempdir().unwrap();
+    let (_a, port_a) = pg_node(tmp.path(), &url, "a");
+    let (b, port_b) = pg_node(tmp.path(), &url, "b");
+    // The CLI client on a; the only worker on b.
+    let mut on_b = Php::new(tmp.path(), port_b);
+    let w = on_b.worker("reverse", "reverse", 1);
+    let out = gearman_cli(port_a, &["-f", "reverse", "across"]);
+    assert_eq!(text(&out).trim(), "ssorca");
+    on_b.wait_ok(w, Duration::from_secs(10));
+
+    // WORK_EXCEPTION on b reaches a PHP client on a with its text, and one
+    // without the option as a clean WORK_FAIL.
+    let w = on_b.worker("reverse", "exception", 2);
+    let on_a = Php::new(tmp.path(), port_a);
+    let tasks = r#"$c->setFailCallback(function ($t) { echo "fail\n"; });
+$c->setCompleteCallback(function ($t) { echo "complete\n"; });
+$c->addTask('reverse', 'x');
+$c->runTasks();"#;
+    let with = format!(
+        "$c->setExceptionCallback(function ($t) {{ echo 'exception:', $t->data(), \"\\n\"; }});\n{tasks}"
+    );
+    assert_eq!(text(&on_a.client(&with)), "exception:boom\n");
+    assert_eq!(text(&on_a.client_with(false, tasks)), "fail\n");
+    on_b.wait_ok(w, Duration::from_secs(10));
+
+    // A cancel on b: the client waiting on a gets WORK_FAIL.
+    let mut client = connect(port_a);
+    let handle = submit_foreground(&mut client, b"", b"waiting");
+    assert!(handle.starts_with(b"H:a:"));
+    let id = id_of(std::str::from_utf8(&handle).unwrap());
+    let (status, body) = post(
+        &b.url(&format!("/v1/jobs/{id}/cancel")),
+        &serde_json::json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(res(&mut client).unwrap(), (WORK_FAIL, handle));
+
+    // An end no node announces (here an UPDATE behind errand's back, as a
+    // NOTIFY lost while a's LISTEN connection reconnects): the waiting
+    // client still learns it, from the re-read.
+    let handle = submit_foreground(&mut client, b"", b"unannounced");
+    let id = id_of(std::str::from_utf8(&handle).unwrap());
+    pg::sql(
+        &url,
+        &format!(
+            "UPDATE jobs SET state = 'completed', result = '\"by hand\"', finished_at = now() \
+             WHERE id = {id}"
+        ),
+    );
+    assert_eq!(
+        res(&mut client).unwrap(),
+        (WORK_COMPLETE, with_data(&handle, b"by hand"))
+    );
+}
+
+#[test]
+fn a_unique_coalesces_across_postgres_nodes_and_both_clients_get_the_result() {
+    require_tools();
+    let (_pg, url) = pg::fresh();
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, port_a) = pg_node(tmp.path(), &url, "a");
+    let (_b, port_b) = pg_node(tmp.path(), &url, "b");
+    let mut client_a = connect(port_a);
+    let mut client_b = connect(port_b);
+    let handle_a = submit_foreground(&mut client_a, b"same-key", b"first");
+    let handle_b = submit_foreground(&mut client_b, b"same-key", b"second");
+    // One job, each node naming it with its own prefix.
+    let id = id_of(std::str::from_utf8(&handle_a).unwrap());
+    assert!(handle_a.starts_with(b"H:a:"));
+    assert!(handle_b.starts_with(b"H:b:"));
+    assert_eq!(id_of(std::str::from_utf8(&handle_b).unwrap()), id);
+    // A worker on b runs it once: its client hears on b, a's across nodes.
+    let mut on_b = Php::new(tmp.path(), port_b);
+    let w = on_b.worker("reverse", "reverse", 1);
+    assert_eq!(
+        res(&mut client_b).unwrap(),
+        (WORK_COMPLETE, with_data(&handle_b, b"tsrif"))
+    );
+    assert_eq!(
+        res(&mut client_a).unwrap(),
+        (WORK_COMPLETE, with_data(&handle_a, b"tsrif"))
+    );
+    on_b.wait_ok(w, Duration::from_secs(10));
+    let jobs = jobs_of(&a, "reverse");
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["attempt"], 1, "{jobs:?}");
+    assert_eq!(jobs[0]["result"], "tsrif");
+}
+
+#[test]
+fn background_jobs_survive_kill_9_of_errand_on_postgres() {
+    require_tools();
+    let (_pg, url) = pg::fresh();
+    let tmp = tempfile::tempdir().unwrap();
+    survive_kill_9(tmp.path(), || pg_node(tmp.path(), &url, "a"));
+}
+
+#[test]
+fn a_job_whose_worker_on_one_postgres_node_is_killed_runs_on_another() {
+    require_tools();
+    let (_pg, url) = pg::fresh();
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, port_a) = pg_node(tmp.path(), &url, "a");
+    let (_b, port_b) = pg_node(tmp.path(), &url, "b");
+    let mut on_b = Php::new(tmp.path(), port_b);
+    let hang = on_b.worker("reverse", "hang", 1);
+    // A foreground client on a waits through both attempts.
+    let mut client = connect(port_a);
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let handle = submit_foreground(&mut client, b"", b"rescue");
+    let id = id_of(std::str::from_utf8(&handle).unwrap());
+    let marker = tmp.path().join("marker-hang");
+    eventually(Duration::from_secs(20), "the job to start on b", || {
+        marker.exists().then_some(())
+    });
+    assert_eq!(job(&a, id)["state"], "running");
+    let holder = pg::sql(&url, &format!("SELECT worker FROM jobs WHERE id = {id}"));
+    assert!(holder.starts_with("b.gearman."), "{holder}");
+    // kill -9: the socket closes without a word.
+    on_b.children[hang].kill().unwrap();
+    let _ = on_b.children[hang].wait();
+    let mut on_a = Php::new(tmp.path(), port_a);
+    let w = on_a.worker("reverse", "reverse", 1);
+    assert_eq!(
+        res(&mut client).unwrap(),
+        (WORK_COMPLETE, with_data(&handle, b"eucser"))
+    );
+    on_a.wait_ok(w, Duration::from_secs(10));
+    let j = job(&a, id);
+    assert_eq!(j["attempt"], 2, "{j}");
+    let error = j["errors"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("connection closed"), "{j}");
 }

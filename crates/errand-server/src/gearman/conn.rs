@@ -6,7 +6,7 @@
 //! the submitting connections through the [`Hub`].
 
 use super::data::{to_bytes, to_json};
-use super::{ConnInfo, Hub, Listener, MAX_UNIQUES, lock};
+use super::{ConnInfo, EXCEPTION_ERROR, Hub, Listener, MAX_UNIQUES, lock};
 use bytes::Bytes;
 use errand_core::audit::AuditActor;
 use errand_core::remote::{
@@ -531,7 +531,7 @@ impl Conn {
             End::Exception(data) => {
                 let text = String::from_utf8_lossy(&data[..data.len().min(MAX_EXCEPTION_TEXT)]);
                 (
-                    failed(format!("the Gearman worker sent WORK_EXCEPTION: {text}")),
+                    failed(format!("{EXCEPTION_ERROR}{text}")),
                     Packet::WorkException { handle, data },
                 )
             }

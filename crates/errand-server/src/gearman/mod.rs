@@ -10,13 +10,14 @@ mod conn;
 mod data;
 
 use bytes::Bytes;
-use errand_core::{Catalog, JobId, JobState, Store, StoreEvent};
+use errand_core::{Catalog, Job, JobId, JobState, Store, StoreEvent};
 use errand_gearman::Packet;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -87,6 +88,17 @@ struct ConnInfo {
 /// forgotten (the jobs themselves stay in the store).
 const MAX_UNIQUES: usize = 100_000;
 
+/// How a job's error begins when its worker sent `WORK_EXCEPTION`: the
+/// rest is the exception text, which a foreground client on another node
+/// gets back as its `WORK_EXCEPTION` data.
+const EXCEPTION_ERROR: &str = "the Gearman worker sent WORK_EXCEPTION: ";
+
+/// While foreground clients wait, the jobs they wait for are re-read this
+/// often, in case their end was never announced here: a NOTIFY from
+/// another node lost while this node's LISTEN connection reconnected, or
+/// an end that came between a submit's commit and its listener.
+const SAFETY_REREAD: Duration = Duration::from_secs(1);
+
 /// What every connection of one listener shares.
 struct Hub {
     store: Arc<dyn Store>,
@@ -130,8 +142,8 @@ impl Hub {
     }
 
     /// Tells the foreground listeners of jobs that ended some other way
-    /// (an errand executor, a cancel, attempts used up by lost leases) how
-    /// they ended.
+    /// (a worker on another node, an errand executor, a cancel, attempts
+    /// used up by lost leases) how they ended.
     async fn ended(&self, ids: &[JobId]) {
         let waiting: Vec<JobId> = {
             let listeners = lock(&self.listeners);
@@ -150,37 +162,48 @@ impl Hub {
                     continue;
                 }
             };
+            // A connection here began finishing it meanwhile: it tells the
+            // listeners itself, with the worker's own data.
+            if lock(&self.finishing).contains(&id) {
+                continue;
+            }
             let handle = conn::handle(&self.handle_prefix, id);
-            let packet = match job.state {
-                JobState::Completed => Packet::WorkComplete {
-                    handle,
-                    data: job.result.as_ref().map(data::to_bytes).unwrap_or_default(),
-                },
-                _ => Packet::WorkFail { handle },
-            };
-            self.forward(id, &packet, true);
+            self.forward(id, &end_packet(&job, handle), true);
         }
     }
 
     /// Delivers the ends of jobs with listeners here as the store reports
-    /// them, until the node stops.
+    /// them, until the node stops. With PostgreSQL the store's `Finished`
+    /// events include the jobs that ended on other nodes (its NOTIFYs), so
+    /// a client here gets the outcome of a job run by a worker on another
+    /// node; while clients wait, a re-read every [`SAFETY_REREAD`] covers
+    /// an end that was never announced here.
     async fn watch_ends(self: Arc<Hub>) {
         let mut events = self.store.subscribe();
+        let mut reread = tokio::time::interval(SAFETY_REREAD);
+        reread.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let ids: Vec<JobId> = tokio::select! {
                 event = events.recv() => match event {
                     Ok(StoreEvent::Finished(ids)) => ids.to_vec(),
                     Ok(_) => continue,
                     // Missed some: look at every job listened to.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        lock(&self.listeners).keys().copied().collect()
-                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.waited(),
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
+                // Nobody waiting: no read.
+                _ = reread.tick() => self.waited(),
                 _ = self.config.shutdown.cancelled() => return,
             };
-            self.ended(&ids).await;
+            if !ids.is_empty() {
+                self.ended(&ids).await;
+            }
         }
+    }
+
+    /// The jobs foreground clients here wait for.
+    fn waited(&self) -> Vec<JobId> {
+        lock(&self.listeners).keys().copied().collect()
     }
 }
 
@@ -232,6 +255,30 @@ pub async fn serve_gearman(
     tracker.close();
     tracker.wait().await;
     Ok(())
+}
+
+/// The packet telling a foreground client how `job` (terminal) ended:
+/// `WORK_COMPLETE` with its result; `WORK_EXCEPTION` with the exception
+/// text kept in its last error when its worker sent one (a client without
+/// the `exceptions` option gets `WORK_FAIL` from [`Hub::forward`]);
+/// `WORK_FAIL` otherwise.
+fn end_packet(job: &Job, handle: Bytes) -> Packet {
+    if job.state == JobState::Completed {
+        return Packet::WorkComplete {
+            handle,
+            data: job.result.as_ref().map(data::to_bytes).unwrap_or_default(),
+        };
+    }
+    let exception = (job.state == JobState::Failed)
+        .then(|| job.errors.last()?.error.strip_prefix(EXCEPTION_ERROR))
+        .flatten();
+    match exception {
+        Some(text) => Packet::WorkException {
+            handle,
+            data: Bytes::from(text.to_string()),
+        },
+        None => Packet::WorkFail { handle },
+    }
 }
 
 /// `H:<node>` when the node name makes a valid prefix, else `H:errand`.
