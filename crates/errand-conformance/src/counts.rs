@@ -169,4 +169,55 @@ async fn stored_counts_follow_every_move(store: Arc<dyn Store>) {
     agree(store, "pruning").await;
 }
 
-crate::checks![stored_counts_follow_every_move];
+/// `waiting_by_priority` counts the scheduled, available and retryable
+/// jobs of the kinds asked by priority; running and ended jobs, and other
+/// kinds, are left out.
+async fn waiting_by_priority_counts_waiting_jobs(store: Arc<dyn Store>) {
+    let at = |kind: &str, queue: &str, priority: i16| NewJob {
+        priority,
+        ..job_in(queue, kind)
+    };
+    let later = plus(store.clock().now(), Duration::from_secs(3600));
+    enqueue(
+        &*store,
+        vec![
+            at("pa", "default", -1),
+            at("pa", "default", 0),
+            at("pa", "default", 0),
+            at("pa", "default", 3),
+            NewJob {
+                run_at: Some(later),
+                ..at("pa", "default", 0)
+            },
+            at("pb", "default", 0),
+            at("pc", "default", 0),
+        ],
+    )
+    .await;
+    // Running, then completed: not waiting.
+    let done = running(&*store, at("pa", "other", -1)).await;
+    let held = running(&*store, at("pa", "other", -1)).await;
+    assert!(finish(&*store, done.lease(), Outcome::Success(None)).await);
+    // Retryable (or available again): waiting.
+    let retried = running(&*store, at("pb", "third", 5)).await;
+    assert!(finish(&*store, retried.lease(), Outcome::Retry("again".into())).await);
+
+    let kinds = vec!["pa".to_string(), "pb".to_string(), "pz".to_string()];
+    let counts = store.waiting_by_priority(&kinds).await.expect("counts");
+    let expected: std::collections::BTreeMap<String, std::collections::BTreeMap<i16, u64>> = [
+        ("pa".to_string(), [(-1, 1), (0, 3), (3, 1)].into_iter().collect()),
+        ("pb".to_string(), [(0, 1), (5, 1)].into_iter().collect()),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(counts, expected);
+    assert!(store.waiting_by_priority(&[]).await.unwrap().is_empty());
+    // The running job ends: still not counted; nothing else changed.
+    assert!(finish(&*store, held.lease(), Outcome::Success(None)).await);
+    assert_eq!(store.waiting_by_priority(&kinds).await.unwrap(), expected);
+}
+
+crate::checks![
+    stored_counts_follow_every_move,
+    waiting_by_priority_counts_waiting_jobs,
+];

@@ -3,7 +3,7 @@
 //! or without one, an ended job's key is free again.
 
 use errand_core::audit::AuditActor;
-use crate::support::{claim, count_kind, finish, job, running};
+use crate::support::{claim, count_kind, finish, job, plus, running};
 use errand_core::{Enqueued, JobState, NewJob, Outcome, Store};
 use serde_json::json;
 use std::sync::Arc;
@@ -104,8 +104,74 @@ async fn without_unique_for_an_ended_key_is_free(store: Arc<dyn Store>) {
     assert_eq!(count_kind(&*store, "plain").await, 2);
 }
 
+/// `live_by_unique` finds the newest live job with a key among the kinds
+/// asked, whether scheduled, available or running; never an ended one, a
+/// kind not asked, or another key.
+async fn live_by_unique_finds_the_newest_live_job_of_the_kinds(store: Arc<dyn Store>) {
+    let kinds = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let lookup = |names: &'static [&'static str], key: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .live_by_unique(&kinds(names), key)
+                .await
+                .expect("live_by_unique")
+                .map(|j| j.id)
+        }
+    };
+    let a = enqueue_one(
+        &*store,
+        NewJob {
+            queue: "qa".into(),
+            ..keyed("ga", "k1", None)
+        },
+    )
+    .await
+    .job;
+    let later = plus(store.clock().now(), HOUR);
+    let b = enqueue_one(
+        &*store,
+        NewJob {
+            run_at: Some(later),
+            ..keyed("gb", "k1", None)
+        },
+    )
+    .await
+    .job;
+    assert_eq!(b.state, JobState::Scheduled);
+    let other = enqueue_one(&*store, keyed("ga", "k2", None)).await.job;
+    assert_eq!(lookup(&["ga", "gb"], "k1").await, Some(b.id), "the newest");
+    assert_eq!(lookup(&["gb", "ga"], "k1").await, Some(b.id), "any order");
+    assert_eq!(lookup(&["ga"], "k1").await, Some(a.id), "only the kinds asked");
+    assert_eq!(lookup(&["ga"], "k2").await, Some(other.id));
+    assert_eq!(lookup(&["gc"], "k1").await, None);
+    assert_eq!(lookup(&[], "k1").await, None);
+    assert_eq!(lookup(&["ga", "gb"], "nope").await, None);
+
+    // Running: still live.
+    let claimed = claim(&*store, "qa", 1).await.remove(0);
+    assert_eq!(claimed.id, a.id);
+    assert_eq!(lookup(&["ga"], "k1").await, Some(a.id));
+    let found = store
+        .live_by_unique(&kinds(&["ga"]), "k1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.state, JobState::Running);
+    // Ended: gone; the other kind's live job is what remains.
+    assert!(finish(&*store, claimed.lease(), Outcome::Success(None)).await);
+    assert_eq!(lookup(&["ga"], "k1").await, None);
+    store.cancel(b.id, &AuditActor::Local).await.expect("cancel");
+    assert_eq!(lookup(&["ga", "gb"], "k1").await, None);
+    // A new job with the freed key is found.
+    let again = enqueue_one(&*store, keyed("ga", "k1", None)).await.job;
+    assert!(again.id > b.id);
+    assert_eq!(lookup(&["ga", "gb"], "k1").await, Some(again.id));
+}
+
 crate::checks![
     unique_for_returns_the_job_within_the_window,
     unique_for_expires_after_the_window,
     without_unique_for_an_ended_key_is_free,
+    live_by_unique_finds_the_newest_live_job_of_the_kinds,
 ];

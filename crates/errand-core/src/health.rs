@@ -135,6 +135,17 @@ impl Store for WriteTracked {
         self.inner.list(filter).await
     }
 
+    async fn live_by_unique(&self, kinds: &[String], key: &str) -> Result<Option<Job>, StoreError> {
+        self.inner.live_by_unique(kinds, key).await
+    }
+
+    async fn waiting_by_priority(
+        &self,
+        kinds: &[String],
+    ) -> Result<BTreeMap<String, BTreeMap<i16, u64>>, StoreError> {
+        self.inner.waiting_by_priority(kinds).await
+    }
+
     async fn list_counts(
         &self,
         filter: &ListFilter,

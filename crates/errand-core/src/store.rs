@@ -597,6 +597,22 @@ pub trait Store: Send + Sync + 'static {
     /// index: one probe per distinct priority).
     async fn oldest_available(&self, queue: &str) -> Result<Option<jiff::Timestamp>, StoreError>;
 
+    /// The newest job of one of `kinds` whose unique key is `key` and that
+    /// has not ended (each kind has at most one such job: see
+    /// [`Store::enqueue`]), or `None`. One probe of the live-unique index
+    /// per kind.
+    async fn live_by_unique(&self, kinds: &[String], key: &str) -> Result<Option<Job>, StoreError>;
+
+    /// How many jobs of each of `kinds` wait to run (scheduled, available
+    /// or retryable), by kind and priority; kinds and priorities without
+    /// one are absent. Reads the claim index's entry of every waiting job
+    /// once (no stored count has priorities): for an operator's command,
+    /// not a hot path.
+    async fn waiting_by_priority(
+        &self,
+        kinds: &[String],
+    ) -> Result<BTreeMap<String, BTreeMap<i16, u64>>, StoreError>;
+
     /// Stores an event and enqueues one job per listener, all or nothing;
     /// each listener job's payload becomes [`Event::listener_payload`].
     /// With a `unique_key` already used by an event of the same name, stores

@@ -353,3 +353,20 @@ pub fn format_drop_function_busy() -> Bytes {
 pub fn format_function_not_found() -> Bytes {
     Bytes::from_static(b"ERR function not found\r\n")
 }
+
+/// `ERR <code> <text>\r\n`, gearmand's error line: the text with its
+/// spaces written as `+` (as in `Unknown+server+command`), and any line
+/// break or other control character dropped so the reply stays one line.
+/// For errand's own refusals, where gearmand has no such case.
+pub fn format_error(code: &str, text: &str) -> Bytes {
+    let mut out = b"ERR ".to_vec();
+    out.extend(code.bytes().filter(|b| b.is_ascii_graphic()));
+    out.push(b' ');
+    out.extend(text.bytes().filter_map(|b| match b {
+        b' ' => Some(b'+'),
+        b if b.is_ascii_control() => None,
+        b => Some(b),
+    }));
+    out.extend_from_slice(b"\r\n");
+    Bytes::from(out)
+}

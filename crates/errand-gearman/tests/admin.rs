@@ -253,3 +253,77 @@ fn error_lines_match_gearmand_exactly() {
         &b"ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+maxqueue\r\n"[..]
     );
 }
+
+#[test]
+fn errands_own_error_lines_are_one_gearmand_style_line() {
+    assert_eq!(
+        &admin::format_error("INVALID_FUNCTION_NAME", "not configured: add [kinds.x]")[..],
+        b"ERR INVALID_FUNCTION_NAME not+configured:+add+[kinds.x]\r\n"
+    );
+    // A line break in the text (a function name as typed) cannot split
+    // the reply, nor a space or control byte the code.
+    assert_eq!(
+        &admin::format_error("BAD CODE\n", "a\r\nb\tc")[..],
+        b"ERR BADCODE abc\r\n"
+    );
+}
+
+#[test]
+fn empty_lists_are_just_the_terminator() {
+    assert_eq!(&admin::format_priority_status(&[])[..], b".\n");
+    assert_eq!(&admin::format_show_jobs(&[])[..], b".\n");
+    assert_eq!(&admin::format_show_unique_jobs(&[])[..], b".\n");
+    let two = admin::format_priority_status(&[
+        PriorityStatusLine {
+            function: b(b"a"),
+            high: 0,
+            normal: 0,
+            low: 0,
+            workers: 0,
+        },
+        PriorityStatusLine {
+            function: b(b"b"),
+            high: 10,
+            normal: 0,
+            low: 1,
+            workers: 2,
+        },
+    ]);
+    assert_eq!(&two[..], b"a\t0\t0\t0\t0\nb\t10\t0\t1\t2\n.\n");
+}
+
+#[test]
+fn maxqueue_takes_negative_and_zero_caps_and_refuses_two_numbers() {
+    assert_eq!(
+        admin::parse_command(b"maxqueue f 0"),
+        AdminCommand::MaxQueue {
+            function: b(b"f"),
+            limits: MaxQueueLimits::All(0)
+        }
+    );
+    assert_eq!(
+        admin::parse_command(b"MAXQUEUE f -1 5 0"),
+        AdminCommand::MaxQueue {
+            function: b(b"f"),
+            limits: MaxQueueLimits::PerPriority {
+                high: -1,
+                normal: 5,
+                low: 0
+            }
+        }
+    );
+    for bad in [
+        &b"maxqueue f 1 2"[..],
+        b"maxqueue f ten",
+        b"maxqueue f 1 2 3 4",
+    ] {
+        assert_eq!(
+            admin::parse_command(bad),
+            AdminCommand::InvalidArguments {
+                command: "maxqueue"
+            },
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}

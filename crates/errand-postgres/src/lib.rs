@@ -262,6 +262,17 @@ impl Store for PostgresStore {
         read::list(&self.client().await?, filter).await
     }
 
+    async fn live_by_unique(&self, kinds: &[String], key: &str) -> Result<Option<Job>, StoreError> {
+        read::live_by_unique(&self.client().await?, kinds, key).await
+    }
+
+    async fn waiting_by_priority(
+        &self,
+        kinds: &[String],
+    ) -> Result<BTreeMap<String, BTreeMap<i16, u64>>, StoreError> {
+        read::waiting_by_priority(&self.client().await?, kinds).await
+    }
+
     async fn list_counts(&self, filter: &ListFilter) -> Result<ListCounts, StoreError> {
         counts::for_listing(&self.client().await?, filter).await
     }

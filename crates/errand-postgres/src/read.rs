@@ -7,6 +7,7 @@ use crate::rows::{
 use deadpool_postgres::Client;
 use errand_core::store::{LIST_VALUE_CAP, ListFilter, SCAN_LIMIT};
 use errand_core::{Job, JobId, JobState, StoreError};
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 /// One job by id.
@@ -140,4 +141,55 @@ pub(crate) async fn scan_floor(
     let stmt = client.prepare_cached(&sql).await.map_err(db_error)?;
     let row = client.query_opt(&stmt, &params).await.map_err(db_error)?;
     Ok(row.map(|r| r.get(0)))
+}
+
+/// The newest live job of one of `kinds` with unique key `key`, through
+/// `jobs_unique_live` (its condition repeated, so it is used).
+pub(crate) async fn live_by_unique(
+    client: &Client,
+    kinds: &[String],
+    key: &str,
+) -> Result<Option<Job>, StoreError> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE kind = ANY($1) AND unique_key = $2 \
+             AND state NOT IN ('completed', 'failed', 'cancelled') \
+             ORDER BY id DESC LIMIT 1"
+        ))
+        .await
+        .map_err(db_error)?;
+    client
+        .query_opt(&stmt, &[&kinds, &key])
+        .await
+        .map_err(db_error)?
+        .as_ref()
+        .map(job_from_row)
+        .transpose()
+}
+
+/// Waiting jobs of `kinds` by kind and priority.
+pub(crate) async fn waiting_by_priority(
+    client: &Client,
+    kinds: &[String],
+) -> Result<BTreeMap<String, BTreeMap<i16, u64>>, StoreError> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT kind, priority, count(*) FROM jobs \
+             WHERE state IN ('scheduled', 'available', 'retryable') AND kind = ANY($1) \
+             GROUP BY kind, priority",
+        )
+        .await
+        .map_err(db_error)?;
+    let rows = client.query(&stmt, &[&kinds]).await.map_err(db_error)?;
+    let mut counts: BTreeMap<String, BTreeMap<i16, u64>> = BTreeMap::new();
+    for row in rows {
+        let kind: String = row.try_get(0).map_err(db_error)?;
+        let priority: i16 = row.try_get(1).map_err(db_error)?;
+        let n: i64 = row.try_get(2).map_err(db_error)?;
+        counts
+            .entry(kind)
+            .or_default()
+            .insert(priority, u64::try_from(n).unwrap_or(0));
+    }
+    Ok(counts)
 }

@@ -289,6 +289,25 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn live_by_unique(&self, kinds: &[String], key: &str) -> Result<Option<Job>, StoreError> {
+        let (kinds, key) = (kinds.to_vec(), key.to_string());
+        self.inner
+            .readers
+            .read(move |conn| read::live_by_unique(conn, &kinds, &key))
+            .await
+    }
+
+    async fn waiting_by_priority(
+        &self,
+        kinds: &[String],
+    ) -> Result<BTreeMap<String, BTreeMap<i16, u64>>, StoreError> {
+        let kinds = kinds.to_vec();
+        self.inner
+            .readers
+            .read(move |conn| read::waiting_by_priority(conn, &kinds))
+            .await
+    }
+
     async fn list_counts(&self, filter: &ListFilter) -> Result<ListCounts, StoreError> {
         let filter = filter.clone();
         self.inner

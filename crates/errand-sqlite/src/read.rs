@@ -8,6 +8,7 @@ use errand_core::store::{LIST_VALUE_CAP, ListFilter, SCAN_LIMIT};
 use errand_core::{Job, JobId, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -216,4 +217,59 @@ pub(crate) fn scan_floor(
         Some(row) => Ok(Some(row.get(0).map_err(db_error)?)),
         None => Ok(None),
     }
+}
+
+/// The newest live job of one of `kinds` with unique key `key`: one probe
+/// of `jobs_unique_live` per kind (its condition repeated, so it is used).
+pub(crate) fn live_by_unique(
+    conn: &Connection,
+    kinds: &[String],
+    key: &str,
+) -> Result<Option<Job>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE kind = ?1 AND unique_key = ?2 \
+             AND state NOT IN ('completed', 'failed', 'cancelled')"
+        ))
+        .map_err(db_error)?;
+    let mut newest: Option<Job> = None;
+    for kind in kinds {
+        let found = collect_jobs(stmt.query((kind, key)).map_err(db_error)?)?;
+        for job in found {
+            if newest.as_ref().is_none_or(|n| job.id > n.id) {
+                newest = Some(job);
+            }
+        }
+    }
+    Ok(newest)
+}
+
+/// Waiting jobs of `kinds` by kind and priority: one walk of the claim
+/// index (every waiting job, whatever its kind), grouped.
+pub(crate) fn waiting_by_priority(
+    conn: &Connection,
+    kinds: &[String],
+) -> Result<BTreeMap<String, BTreeMap<i16, u64>>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT kind, priority, COUNT(*) FROM jobs INDEXED BY jobs_claim \
+             WHERE state IN ('scheduled', 'available', 'retryable') \
+             GROUP BY kind, priority",
+        )
+        .map_err(db_error)?;
+    let mut rows = stmt.query([]).map_err(db_error)?;
+    let mut counts: BTreeMap<String, BTreeMap<i16, u64>> = BTreeMap::new();
+    while let Some(row) = rows.next().map_err(db_error)? {
+        let kind: String = row.get(0).map_err(db_error)?;
+        if !kinds.contains(&kind) {
+            continue;
+        }
+        let priority: i16 = row.get(1).map_err(db_error)?;
+        let n: i64 = row.get(2).map_err(db_error)?;
+        counts
+            .entry(kind)
+            .or_default()
+            .insert(priority, u64::try_from(n).unwrap_or(0));
+    }
+    Ok(counts)
 }

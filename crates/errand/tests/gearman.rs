@@ -979,3 +979,333 @@ fn a_job_whose_worker_on_one_postgres_node_is_killed_runs_on_another() {
     let error = j["errors"][0]["error"].as_str().unwrap_or_default();
     assert!(error.contains("connection closed"), "{j}");
 }
+
+/// Sends one admin line on a new connection and reads the reply: one
+/// line, or a list up to its `.` line.
+fn admin_line(port: u16, line: &str) -> String {
+    let mut s = connect(port);
+    s.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let mut b = [0u8; 4096];
+    loop {
+        let n = s.read(&mut b).unwrap();
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&out));
+        out.extend_from_slice(&b[..n]);
+        let text = String::from_utf8_lossy(&out);
+        let single = text.starts_with("OK") || text.starts_with("ERR");
+        if (single && text.ends_with('\n')) || text == ".\n" || text.ends_with("\n.\n") {
+            return text.into_owned();
+        }
+    }
+}
+
+/// A background submit (SUBMIT_JOB_BG, or _HIGH_BG / _LOW_BG) on `s`:
+/// the reply's type and body.
+fn submit_bg(
+    s: &mut TcpStream,
+    kind: u32,
+    function: &str,
+    unique: &[u8],
+    data: &[u8],
+) -> (u32, Vec<u8>) {
+    s.write_all(&req(kind, &[function.as_bytes(), unique, data]))
+        .unwrap();
+    res(s).unwrap()
+}
+
+const SUBMIT_JOB_BG: u32 = 18;
+const SUBMIT_JOB_HIGH_BG: u32 = 32;
+const SUBMIT_JOB_LOW_BG: u32 = 34;
+const JOB_CREATED: u32 = 8;
+
+#[test]
+fn maxqueue_caps_a_functions_jobs_until_reset() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    assert_eq!(
+        admin_line(port, "maxqueue"),
+        "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+maxqueue\r\n"
+    );
+    // An unknown function: OK, and nothing changes (as gearmand).
+    assert_eq!(admin_line(port, "maxqueue nope 1"), "OK\r\n");
+    assert_eq!(admin_line(port, "maxqueue reverse 2"), "OK\r\n");
+    let mut s = connect(port);
+    let (kind, first) = submit_bg(&mut s, SUBMIT_JOB_BG, "reverse", b"k1", b"a");
+    assert_eq!(kind, JOB_CREATED);
+    assert_eq!(
+        submit_bg(&mut s, SUBMIT_JOB_LOW_BG, "reverse", b"", b"b").0,
+        JOB_CREATED
+    );
+    // Full: gearmand's error, nothing stored.
+    let (kind, body) = submit_bg(&mut s, SUBMIT_JOB_HIGH_BG, "reverse", b"", b"c");
+    assert_eq!(kind, ERROR);
+    assert_eq!(body, b"QUEUE_ERROR\0Job queue is full");
+    // A unique that coalesces onto a live job adds none: accepted.
+    let (kind, again) = submit_bg(&mut s, SUBMIT_JOB_BG, "reverse", b"k1", b"x");
+    assert_eq!(kind, JOB_CREATED);
+    assert_eq!(again, first);
+    // Another function is not capped.
+    assert_eq!(
+        submit_bg(&mut s, SUBMIT_JOB_BG, "slow", b"", b"s").0,
+        JOB_CREATED
+    );
+    assert_eq!(jobs_of(&server, "reverse").len(), 2);
+    // Per priority (HIGH NORMAL LOW; 0 is no cap): only normal is full.
+    assert_eq!(admin_line(port, "maxqueue reverse 0 2 3"), "OK\r\n");
+    assert_eq!(
+        submit_bg(&mut s, SUBMIT_JOB_BG, "reverse", b"", b"n").0,
+        ERROR
+    );
+    assert_eq!(
+        submit_bg(&mut s, SUBMIT_JOB_LOW_BG, "reverse", b"", b"l").0,
+        JOB_CREATED
+    );
+    assert_eq!(
+        submit_bg(&mut s, SUBMIT_JOB_LOW_BG, "reverse", b"", b"l2").0,
+        ERROR
+    );
+    assert_eq!(
+        submit_bg(&mut s, SUBMIT_JOB_HIGH_BG, "reverse", b"", b"h").0,
+        JOB_CREATED
+    );
+    // `maxqueue F` alone resets; so does a cap of 0.
+    assert_eq!(admin_line(port, "maxqueue reverse"), "OK\r\n");
+    assert_eq!(
+        submit_bg(&mut s, SUBMIT_JOB_BG, "reverse", b"", b"free").0,
+        JOB_CREATED
+    );
+    assert_eq!(admin_line(port, "maxqueue reverse 1"), "OK\r\n");
+    assert_eq!(
+        submit_bg(&mut s, SUBMIT_JOB_BG, "reverse", b"", b"no").0,
+        ERROR
+    );
+    assert_eq!(admin_line(port, "MAXQUEUE reverse 0"), "OK\r\n");
+    assert_eq!(
+        submit_bg(&mut s, SUBMIT_JOB_BG, "reverse", b"", b"yes").0,
+        JOB_CREATED
+    );
+    assert_eq!(jobs_of(&server, "reverse").len(), 6);
+}
+
+#[test]
+fn priority_status_and_show_jobs_list_the_waiting_and_running_jobs() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    assert_eq!(
+        gearadmin(port, "--priority-status"),
+        "reverse\t0\t0\t0\t0\nslow\t0\t0\t0\t0\n.\n"
+    );
+    assert_eq!(gearadmin(port, "--show-jobs"), ".\n");
+    let mut s = connect(port);
+    let mut handles = Vec::new();
+    for (kind, unique, data) in [
+        (SUBMIT_JOB_HIGH_BG, &b"u-high"[..], &b"h"[..]),
+        (SUBMIT_JOB_BG, b"u-normal", b"n1"),
+        (SUBMIT_JOB_BG, b"", b"n2"),
+        (SUBMIT_JOB_LOW_BG, b"u-low", b"l"),
+    ] {
+        let (k, handle) = submit_bg(&mut s, kind, "reverse", unique, data);
+        assert_eq!(k, JOB_CREATED);
+        handles.push(String::from_utf8(handle).unwrap());
+    }
+    // A job enqueued over HTTP below the kind's priority counts as high.
+    let (status, body) = post(
+        &server.url("/v1/jobs"),
+        &serde_json::json!({"kind": "reverse", "payload": "p", "priority": -5}),
+    );
+    assert_eq!(status, 201, "{body}");
+    handles.push(format!(
+        "{}:{}",
+        handles[0].rsplit_once(':').unwrap().0,
+        body["id"]
+    ));
+    assert_eq!(
+        gearadmin(port, "--priority-status"),
+        "reverse\t2\t2\t1\t0\nslow\t0\t0\t0\t0\n.\n"
+    );
+    let sorted = |text: &str| {
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        assert_eq!(lines.pop().as_deref(), Some("."), "{text}");
+        lines.sort();
+        lines
+    };
+    let mut expected: Vec<String> = handles.iter().map(|h| format!("{h}\t0\t0\t1")).collect();
+    expected.sort();
+    assert_eq!(sorted(&gearadmin(port, "--show-jobs")), expected);
+    assert_eq!(
+        sorted(&gearadmin(port, "--show-unique-jobs")),
+        ["u-high", "u-low", "u-normal"]
+    );
+    // A worker takes one (the HTTP job, first in claim order): running,
+    // listed, no longer waiting.
+    let mut worker = connect(port);
+    worker.write_all(&req(1, &[b"reverse"])).unwrap();
+    worker.write_all(&req(9, &[])).unwrap();
+    let (kind, _) = res(&mut worker).unwrap();
+    assert_eq!(kind, 11, "JOB_ASSIGN");
+    assert_eq!(
+        gearadmin(port, "--priority-status"),
+        "reverse\t1\t2\t1\t1\nslow\t0\t0\t0\t0\n.\n"
+    );
+    assert_eq!(sorted(&gearadmin(port, "--show-jobs")), expected);
+    // An ended job is not listed.
+    let h = handles[3].as_str();
+    assert_eq!(gearadmin_args(port, &["--cancel-job", h]).trim(), "OK");
+    let listed = gearadmin(port, "--show-jobs");
+    assert!(!listed.contains(&format!("{h}\t")), "{listed}");
+    assert_eq!(sorted(&listed).len(), 4, "{listed}");
+    assert_eq!(
+        sorted(&gearadmin(port, "--show-unique-jobs")),
+        ["u-high", "u-normal"]
+    );
+}
+
+#[test]
+fn create_and_drop_function_answer_for_configured_kinds_and_shutdown_is_refused() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, port) = start(tmp.path());
+    assert_eq!(admin_line(port, "create function reverse"), "OK\r\n");
+    assert_eq!(
+        gearadmin_args(port, &["--create-function", "reverse"]).trim(),
+        "OK"
+    );
+    let created = admin_line(port, "create function nope");
+    assert!(
+        created.starts_with("ERR INVALID_FUNCTION_NAME nope+is+not+an+errand+kind")
+            && created.ends_with("\r\n"),
+        "{created:?}"
+    );
+    let dropped = admin_line(port, "drop function reverse");
+    assert!(
+        dropped.starts_with("ERR INVALID_FUNCTION_NAME reverse+is+a+configured+errand+kind"),
+        "{dropped:?}"
+    );
+    assert_eq!(
+        admin_line(port, "drop function ghost"),
+        "ERR function not found\r\n"
+    );
+    // A name a connected worker registered: gearmand's busy answer.
+    let mut worker = connect(port);
+    worker.write_all(&req(1, &[b"ghost"])).unwrap();
+    eventually(Duration::from_secs(10), "the registration", || {
+        gearadmin(port, "--status")
+            .contains("ghost\t")
+            .then_some(())
+    });
+    assert_eq!(
+        admin_line(port, "drop function ghost"),
+        "ERR there are still connected workers or executing clients\r\n"
+    );
+    assert_eq!(
+        admin_line(port, "drop function"),
+        "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+drop\r\n"
+    );
+    assert_eq!(
+        admin_line(port, "shutdown graceful"),
+        "ERR UNKNOWN_COMMAND Unknown+server+commandshutdown\r\n"
+    );
+    // Nothing changed: the configured kinds are still served.
+    assert!(gearadmin(port, "--status").starts_with("ghost\t0\t0\t1\nreverse\t0\t0\t0\n"));
+}
+
+#[test]
+fn get_status_unique_reads_the_store_across_a_restart() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut server, port) = start(tmp.path());
+    let php = Php::new(tmp.path(), port);
+    let out = php.client(
+        r#"echo $c->doBackground('reverse', 'kept', 'keep-me'), "\n";
+echo $c->doBackground('slow', 'other', 'slow-key'), "\n";"#,
+    );
+    let id = id_of(text(&out).lines().next().unwrap());
+    server.kill9();
+    let (server, port) = start(tmp.path());
+    let php = Php::new(tmp.path(), port);
+    let status = r#"echo json_encode($c->jobStatusByUniqueKey('keep-me')), "\n";
+echo json_encode($c->jobStatusByUniqueKey('slow-key')), "\n";
+echo json_encode($c->jobStatusByUniqueKey('never-seen')), "\n";"#;
+    assert_eq!(
+        text(&php.client(status)),
+        "[true,false,0,0]\n[true,false,0,0]\n[false,false,0,0]\n"
+    );
+    // Running: known and running, with the stored WORK_STATUS.
+    let mut worker = connect(port);
+    worker.write_all(&req(1, &[b"reverse"])).unwrap();
+    worker.write_all(&req(9, &[])).unwrap();
+    let (kind, body) = res(&mut worker).unwrap();
+    assert_eq!(kind, 11, "JOB_ASSIGN");
+    // The handle names the node, which restarted; the job is the same.
+    let handle = body.split(|&b| b == 0).next().unwrap();
+    let handle = String::from_utf8(handle.to_vec()).unwrap();
+    assert_eq!(id_of(&handle), id);
+    worker
+        .write_all(&req(12, &[handle.as_bytes(), b"1", b"4"]))
+        .unwrap();
+    let one = r#"echo json_encode($c->jobStatusByUniqueKey('keep-me')), "\n";"#;
+    eventually(Duration::from_secs(10), "the stored status", || {
+        (text(&php.client(one)) == "[true,true,1,4]\n").then_some(())
+    });
+    // Ended: unknown again, as in gearmand.
+    worker
+        .write_all(&req(13, &[handle.as_bytes(), b"tpek"]))
+        .unwrap();
+    wait_state(
+        &server,
+        id_of(&handle),
+        "completed",
+        Duration::from_secs(10),
+    );
+    assert_eq!(text(&php.client(one)), "[false,false,0,0]\n");
+    // Raw: STATUS_RES_UNIQUE's six fields, for a live job of another kind.
+    let mut s = connect(port);
+    s.write_all(&req(41, &[b"slow-key"])).unwrap();
+    let (kind, body) = res(&mut s).unwrap();
+    assert_eq!(kind, 42, "STATUS_RES_UNIQUE");
+    assert_eq!(body, b"slow-key\x001\x000\x000\x000\x000");
+}
+
+#[test]
+fn a_dash_unique_coalesces_on_the_workload() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    let mut s = connect(port);
+    let (kind, a) = submit_bg(&mut s, SUBMIT_JOB_BG, "reverse", b"-", b"same");
+    assert_eq!(kind, JOB_CREATED);
+    let (_, b) = submit_bg(&mut s, SUBMIT_JOB_BG, "reverse", b"-", b"same");
+    let (_, c) = submit_bg(&mut s, SUBMIT_JOB_BG, "reverse", b"-", b"different");
+    assert_eq!(a, b, "the same workload: one job");
+    assert_ne!(a, c, "another workload: another job");
+    let key = |h: &[u8]| job(&server, id_of(std::str::from_utf8(h).unwrap()))["unique_key"].clone();
+    assert_eq!(key(&a), "same");
+    // The same workload under an explicit unique is the same job too.
+    let (_, d) = submit_bg(&mut s, SUBMIT_JOB_BG, "reverse", b"same", b"whatever");
+    assert_eq!(d, a);
+    // A long or binary workload: keyed by its SHA-256.
+    let long = vec![b'x'; 100];
+    let (_, e) = submit_bg(&mut s, SUBMIT_JOB_BG, "reverse", b"-", &long);
+    let (_, f) = submit_bg(&mut s, SUBMIT_JOB_BG, "reverse", b"-", &long);
+    let (_, g) = submit_bg(&mut s, SUBMIT_JOB_BG, "reverse", b"-", &[0xff, 0, 1]);
+    assert_eq!(e, f);
+    assert_ne!(e, g);
+    let e_key = key(&e);
+    let e_key = e_key.as_str().unwrap();
+    assert_eq!(e_key.len(), 64, "{e_key}");
+    assert!(e_key.chars().all(|c| c.is_ascii_hexdigit()), "{e_key}");
+    assert_ne!(key(&g), e_key);
+    // An empty workload has no unique: never coalesced.
+    let (_, h1) = submit_bg(&mut s, SUBMIT_JOB_BG, "reverse", b"-", b"");
+    let (_, h2) = submit_bg(&mut s, SUBMIT_JOB_BG, "reverse", b"-", b"");
+    assert_ne!(h1, h2);
+    assert!(key(&h1).is_null());
+    assert_eq!(jobs_of(&server, "reverse").len(), 6);
+    // GET_STATUS_UNIQUE with the workload as the unique finds it.
+    s.write_all(&req(41, &[b"same"])).unwrap();
+    let (kind, body) = res(&mut s).unwrap();
+    assert_eq!(kind, 42, "STATUS_RES_UNIQUE");
+    assert_eq!(body, b"same\x001\x000\x000\x000\x000");
+}

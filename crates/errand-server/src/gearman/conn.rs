@@ -6,20 +6,25 @@
 //! the submitting connections through the [`Hub`].
 
 use super::data::{to_bytes, to_json};
-use super::{ConnInfo, EXCEPTION_ERROR, Hub, Listener, MAX_UNIQUES, lock};
+use super::{ConnInfo, EXCEPTION_ERROR, Hub, Listener, lock};
 use bytes::Bytes;
 use errand_core::audit::AuditActor;
 use errand_core::remote::{
     FinishedJob, HeldJob, WorkClaim, WorkFinish, WorkHeartbeat, WorkerIdentity,
 };
+use errand_core::store::ListFilter;
 use errand_core::{EnqueueRequest, JobId, JobState, Lease, Outcome, StoreEvent};
-use errand_gearman::admin::{self, FunctionStatus, WorkerLine};
+use errand_gearman::admin::{
+    self, FunctionStatus, JobLine, MaxQueueLimits, PriorityStatusLine, WorkerLine,
+};
+use errand_gearman::packet::MAX_UNIQUE_LEN;
 use errand_gearman::{
     Action, AdminCommand, CodecConfig, ErrorReply, Frame, GearmanCodec, JobHandle, Outgoing,
     Packet, Priority, Role,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -39,6 +44,8 @@ const FOREGROUND_TAG: &str = "gearman:foreground";
 const MAX_CLIENT_ID: usize = 127;
 /// Longest exception text kept in the job's error list.
 const MAX_EXCEPTION_TEXT: usize = 1024;
+/// Most jobs `show jobs` and `show unique jobs` list.
+const SHOW_JOBS_LIMIT: usize = 10_000;
 
 /// A job this connection holds.
 struct Held {
@@ -301,14 +308,13 @@ impl Conn {
                 "unknown function: configure it as an errand kind ([kinds.NAME] with remote = true for Gearman workers)",
             );
         };
-        let unique = if s.unique.is_empty() {
-            None
-        } else {
-            match std::str::from_utf8(s.unique) {
-                Ok(u) => Some(u.to_string()),
-                Err(_) => return error("INVALID_ARGUMENT", "unique: must be UTF-8"),
-            }
+        let unique = match unique_key(s.unique, s.data) {
+            Ok(unique) => unique,
+            Err(why) => return error("INVALID_ARGUMENT", why),
         };
+        if let Some(full) = self.queue_full(kind, s.priority, unique.as_deref()).await {
+            return full;
+        }
         let priority = match s.priority {
             Priority::High => policy.priority.saturating_sub(1),
             Priority::Normal => policy.priority,
@@ -354,13 +360,6 @@ impl Conn {
         };
         let job = enqueued.job;
         let handle = self.handle(job.id);
-        if !s.unique.is_empty() {
-            let mut uniques = lock(&self.hub.uniques);
-            if uniques.len() >= MAX_UNIQUES {
-                uniques.clear();
-            }
-            uniques.insert(s.unique.clone(), job.id);
-        }
         if !s.background {
             if job.state.is_terminal() {
                 // A unique_for duplicate that already ended: its outcome now.
@@ -660,13 +659,24 @@ impl Conn {
         }
     }
 
-    /// `GET_STATUS_UNIQUE`: the last job submitted on this node with the
-    /// unique.
+    /// `GET_STATUS_UNIQUE`: from the store, the newest job of any
+    /// configured kind with the unique that has not ended (submitted on
+    /// any node, before or after a restart); the waiting clients are this
+    /// node's foreground listeners of it.
     async fn status_unique(&self, unique: Bytes) -> Packet {
-        let id = lock(&self.hub.uniques).get(&unique).copied();
-        let job = match id {
-            Some(id) => self.hub.store.get(id).await.ok().flatten(),
-            None => None,
+        let job = match std::str::from_utf8(&unique) {
+            Ok(key) if !key.is_empty() => {
+                let kinds: Vec<String> = self.hub.config.catalog.kinds().keys().cloned().collect();
+                match self.hub.store.live_by_unique(&kinds, key).await {
+                    Ok(job) => job,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "gearman GET_STATUS_UNIQUE: job not read");
+                        None
+                    }
+                }
+            }
+            // No job has an empty or non-UTF-8 key.
+            _ => None,
         };
         let (known, running, numerator, denominator) = status_of(job.as_ref());
         let waiting_clients = match (&job, known) {
@@ -735,9 +745,268 @@ impl Conn {
             AdminCommand::GetPid => admin::format_getpid(std::process::id()),
             AdminCommand::Verbose => admin::format_verbose("INFO"),
             AdminCommand::CancelJob { handle } => self.admin_cancel(&handle).await,
+            AdminCommand::MaxQueue { function, limits } => self.admin_max_queue(&function, limits),
+            AdminCommand::PriorityStatus => self.admin_priority_status().await,
+            AdminCommand::ShowJobs => match self.live_remote_jobs().await {
+                Ok(jobs) => admin::format_show_jobs(
+                    &jobs.iter().map(|j| self.job_line(j)).collect::<Vec<_>>(),
+                ),
+                Err(refused) => refused,
+            },
+            AdminCommand::ShowUniqueJobs => match self.live_remote_jobs().await {
+                Ok(jobs) => {
+                    let uniques: Vec<Bytes> = jobs
+                        .iter()
+                        .filter_map(|j| j.unique_key.as_deref())
+                        .map(one_line)
+                        .collect();
+                    admin::format_show_unique_jobs(&uniques)
+                }
+                Err(refused) => refused,
+            },
+            AdminCommand::CreateFunction { function } => self.admin_create_function(&function),
+            AdminCommand::DropFunction { function } => self.admin_drop_function(&function),
+            // gearmand 1.1.20 has no `shutdown` either; errand stops on a
+            // signal (decision 0032).
+            AdminCommand::Shutdown { .. } => admin::format_unknown_command(b"shutdown"),
             AdminCommand::InvalidArguments { command } => admin::format_invalid_arguments(command),
             AdminCommand::Unknown { command } => admin::format_unknown_command(&command),
-            other => admin::format_unknown_command(admin_name(&other).as_bytes()),
+        }
+    }
+
+    /// The configured kind called `function`, if any.
+    fn configured<'a>(&self, function: &'a [u8]) -> Option<&'a str> {
+        let kind = std::str::from_utf8(function).ok()?;
+        self.hub.config.catalog.policy(kind).map(|_| kind)
+    }
+
+    /// `maxqueue F [N | HIGH NORMAL LOW]`: sets (or with no number, or
+    /// only caps of 0 or below, removes) this node's caps for a configured
+    /// kind. gearmand answers `OK` for a function it does not know and
+    /// changes nothing; so does errand for a name that is not a kind.
+    fn admin_max_queue(&self, function: &[u8], limits: MaxQueueLimits) -> Bytes {
+        let Some(kind) = self.configured(function) else {
+            return admin::format_ok();
+        };
+        let caps = match limits {
+            MaxQueueLimits::Reset => [0; 3],
+            MaxQueueLimits::All(n) => [n; 3],
+            MaxQueueLimits::PerPriority { high, normal, low } => [high, normal, low],
+        };
+        let mut max_queue = lock(&self.hub.max_queue);
+        if caps.iter().all(|&c| c <= 0) {
+            max_queue.remove(kind);
+        } else {
+            max_queue.insert(kind.to_string(), caps);
+        }
+        admin::format_ok()
+    }
+
+    /// `ERROR QUEUE_ERROR "Job queue is full"` when `maxqueue` capped
+    /// `kind` for submits of `priority` and the kind has that many jobs
+    /// queued, scheduled or running (gearmand counts queued and running),
+    /// unless the submit's unique coalesces onto a live job (gearmand
+    /// looks the unique up first). The count is the store's, so every
+    /// node's jobs count; concurrent submits may pass it by a few.
+    async fn queue_full(
+        &self,
+        kind: &str,
+        priority: Priority,
+        unique: Option<&str>,
+    ) -> Option<Packet> {
+        let caps = lock(&self.hub.max_queue).get(kind).copied()?;
+        let cap = caps[priority_index(priority)];
+        let cap = u64::try_from(cap).ok().filter(|&c| c > 0)?;
+        let stats = match self.hub.store.stats().await {
+            Ok(stats) => stats,
+            Err(e) => {
+                // The enqueue that follows reports a store that is down.
+                tracing::warn!(error = %e, kind, "gearman maxqueue: counts not read");
+                return None;
+            }
+        };
+        let of = |state| stats.of_kind(kind, state);
+        let total = of(JobState::Available)
+            + of(JobState::Scheduled)
+            + of(JobState::Retryable)
+            + of(JobState::Running);
+        if total < cap {
+            return None;
+        }
+        if let Some(unique) = unique {
+            let kinds = [kind.to_string()];
+            if let Ok(Some(_)) = self.hub.store.live_by_unique(&kinds, unique).await {
+                return None;
+            }
+        }
+        Some(error("QUEUE_ERROR", "Job queue is full"))
+    }
+
+    /// The functions the admin lists show: every `remote = true` kind and
+    /// every function a connection registered, with its registrations.
+    fn admin_functions(&self) -> BTreeMap<Bytes, u64> {
+        let mut workers: BTreeMap<Bytes, u64> = self
+            .hub
+            .config
+            .catalog
+            .remote_kinds()
+            .map(|k| (Bytes::from(k.to_string()), 0))
+            .collect();
+        for info in lock(&self.hub.conns).values() {
+            for f in &info.functions {
+                *workers.entry(f.clone()).or_default() += 1;
+            }
+        }
+        workers
+    }
+
+    /// `prioritystatus`: the functions of `status`, each with its waiting
+    /// jobs (queued, scheduled or retryable; running ones are not counted,
+    /// as in gearmand) by priority: below the kind's own priority is HIGH,
+    /// the kind's is NORMAL, above it LOW (what a Gearman submit of each
+    /// gets; a job enqueued over HTTP falls where its priority puts it).
+    async fn admin_priority_status(&self) -> Bytes {
+        let functions = self.admin_functions();
+        let catalog = &self.hub.config.catalog;
+        let kinds: Vec<String> = functions
+            .keys()
+            .filter_map(|f| self.configured(f).map(str::to_string))
+            .collect();
+        let waiting = match self.hub.store.waiting_by_priority(&kinds).await {
+            Ok(waiting) => waiting,
+            Err(e) => {
+                tracing::warn!(error = %e, "gearman prioritystatus: counts not read");
+                return admin::format_error(
+                    "QUEUE_ERROR",
+                    "the job counts could not be read; try again",
+                );
+            }
+        };
+        let lines: Vec<PriorityStatusLine> = functions
+            .into_iter()
+            .map(|(function, workers)| {
+                let mut line = PriorityStatusLine {
+                    function,
+                    high: 0,
+                    normal: 0,
+                    low: 0,
+                    workers,
+                };
+                let kind = std::str::from_utf8(&line.function).unwrap_or_default();
+                if let (Some(policy), Some(counts)) = (catalog.policy(kind), waiting.get(kind)) {
+                    for (&priority, &n) in counts {
+                        match priority.cmp(&policy.priority) {
+                            std::cmp::Ordering::Less => line.high += n,
+                            std::cmp::Ordering::Equal => line.normal += n,
+                            std::cmp::Ordering::Greater => line.low += n,
+                        }
+                    }
+                }
+                line
+            })
+            .collect();
+        admin::format_priority_status(&lines)
+    }
+
+    /// The jobs `show jobs` and `show unique jobs` list: those of the
+    /// `remote = true` kinds that have not ended, at most
+    /// [`SHOW_JOBS_LIMIT`]: kind by kind, running ones first, then
+    /// available, retryable and scheduled, newest first in each.
+    async fn live_remote_jobs(&self) -> Result<Vec<errand_core::Job>, Bytes> {
+        let mut jobs = Vec::new();
+        let kinds: Vec<String> = self
+            .hub
+            .config
+            .catalog
+            .remote_kinds()
+            .map(str::to_string)
+            .collect();
+        for kind in kinds {
+            for state in [
+                JobState::Running,
+                JobState::Available,
+                JobState::Retryable,
+                JobState::Scheduled,
+            ] {
+                let room = SHOW_JOBS_LIMIT.saturating_sub(jobs.len());
+                if room == 0 {
+                    return Ok(jobs);
+                }
+                let filter = ListFilter {
+                    state: Some(state),
+                    kind: Some(kind.clone()),
+                    limit: u32::try_from(room).unwrap_or(u32::MAX),
+                    ..ListFilter::default()
+                };
+                match self.hub.store.list(&filter).await {
+                    Ok(found) => jobs.extend(found),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "gearman show jobs: jobs not read");
+                        return Err(admin::format_error(
+                            "QUEUE_ERROR",
+                            "the jobs could not be read; try again",
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// A `show jobs` line: the handle; retries are the attempts that ended
+    /// before the current one (or, for a waiting job, so far); never
+    /// ignored (errand runs a job whose client left); always persisted.
+    fn job_line(&self, job: &errand_core::Job) -> JobLine {
+        let retries = if job.state == JobState::Running {
+            job.attempt.saturating_sub(1)
+        } else {
+            job.attempt
+        };
+        JobLine {
+            handle: self.handle(job.id),
+            retries: u64::from(retries),
+            ignored: false,
+            persisted: true,
+        }
+    }
+
+    /// `create function F`: errand's functions are its configured kinds,
+    /// so `OK` for one (it exists already), and for any other name an
+    /// error saying how to make it one; nothing changes either way.
+    fn admin_create_function(&self, function: &[u8]) -> Bytes {
+        if self.configured(function).is_some() {
+            return admin::format_ok();
+        }
+        admin::format_error(
+            "INVALID_FUNCTION_NAME",
+            &format!(
+                "{} is not an errand kind: functions are configured ([kinds.NAME] with remote = true), not created",
+                String::from_utf8_lossy(function)
+            ),
+        )
+    }
+
+    /// `drop function F`: a configured kind cannot be dropped from here
+    /// (its jobs and policy are the configuration's); another name
+    /// registered by a connected worker gets gearmand's busy answer, and
+    /// any other `ERR function not found`. Nothing changes.
+    fn admin_drop_function(&self, function: &[u8]) -> Bytes {
+        if self.configured(function).is_some() {
+            return admin::format_error(
+                "INVALID_FUNCTION_NAME",
+                &format!(
+                    "{} is a configured errand kind: remove [kinds.{0}] from the configuration to drop it",
+                    String::from_utf8_lossy(function)
+                ),
+            );
+        }
+        let registered = lock(&self.hub.conns)
+            .values()
+            .any(|c| c.functions.iter().any(|f| &f[..] == function));
+        if registered {
+            admin::format_drop_function_busy()
+        } else {
+            admin::format_function_not_found()
         }
     }
 
@@ -763,18 +1032,7 @@ impl Conn {
     /// `status`: every `remote = true` kind and every registered function,
     /// with the store's counts and the connected workers.
     async fn admin_status(&self) -> Bytes {
-        let mut workers: BTreeMap<Bytes, u64> = self
-            .hub
-            .config
-            .catalog
-            .remote_kinds()
-            .map(|k| (Bytes::from(k.to_string()), 0))
-            .collect();
-        for info in lock(&self.hub.conns).values() {
-            for f in &info.functions {
-                *workers.entry(f.clone()).or_default() += 1;
-            }
-        }
+        let workers = self.admin_functions();
         let stats = match self.hub.store.stats().await {
             Ok(stats) => stats,
             Err(e) => {
@@ -883,16 +1141,56 @@ fn status_of(job: Option<&errand_core::Job>) -> (bool, bool, Bytes, Bytes) {
     )
 }
 
-/// The name of an admin command errand does not serve yet.
-fn admin_name(cmd: &AdminCommand) -> &'static str {
-    match cmd {
-        AdminCommand::PriorityStatus => "prioritystatus",
-        AdminCommand::ShowJobs | AdminCommand::ShowUniqueJobs => "show",
-        AdminCommand::MaxQueue { .. } => "maxqueue",
-        AdminCommand::CreateFunction { .. } => "create",
-        AdminCommand::DropFunction { .. } => "drop",
-        AdminCommand::Shutdown { .. } => "shutdown",
-        _ => "",
+/// `maxqueue`'s cap index of a submit's priority.
+fn priority_index(priority: Priority) -> usize {
+    match priority {
+        Priority::High => 0,
+        Priority::Normal => 1,
+        Priority::Low => 2,
+    }
+}
+
+/// A unique as one `show unique jobs` line: a line break or tab in it
+/// (possible in a unique sent by a client) becomes a space.
+fn one_line(unique: &str) -> Bytes {
+    Bytes::from(
+        unique
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>(),
+    )
+}
+
+/// The job's unique key from a submit's unique and workload. An empty
+/// unique has none. `-` is gearmand's "the workload is the unique": the
+/// workload itself when it is UTF-8 of at most 64 bytes (the longest
+/// unique a Gearman client sends, so `GET_STATUS_UNIQUE` can ask for it)
+/// without control characters, else its SHA-256 in lower-case hex (64
+/// characters); an empty workload has none (gearmand does not coalesce it
+/// either). Any other unique is the key as sent, and must be UTF-8 (the
+/// error says why not).
+fn unique_key(unique: &[u8], data: &[u8]) -> Result<Option<String>, &'static str> {
+    if unique.is_empty() {
+        return Ok(None);
+    }
+    if unique == b"-" {
+        if data.is_empty() {
+            return Ok(None);
+        }
+        let key = match std::str::from_utf8(data) {
+            Ok(text) if text.len() <= MAX_UNIQUE_LEN && !text.chars().any(char::is_control) => {
+                text.to_string()
+            }
+            _ => Sha256::digest(data)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        };
+        return Ok(Some(key));
+    }
+    match std::str::from_utf8(unique) {
+        Ok(u) => Ok(Some(u.to_string())),
+        Err(_) => Err("unique: must be UTF-8"),
     }
 }
 

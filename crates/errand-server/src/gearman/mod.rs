@@ -84,10 +84,6 @@ struct ConnInfo {
     functions: Vec<Bytes>,
 }
 
-/// Most uniques remembered for `GET_STATUS_UNIQUE` before they are
-/// forgotten (the jobs themselves stay in the store).
-const MAX_UNIQUES: usize = 100_000;
-
 /// How a job's error begins when its worker sent `WORK_EXCEPTION`: the
 /// rest is the exception text, which a foreground client on another node
 /// gets back as its `WORK_EXCEPTION` data.
@@ -109,8 +105,9 @@ struct Hub {
     next_conn: AtomicU64,
     conns: Mutex<BTreeMap<u64, ConnInfo>>,
     listeners: Mutex<HashMap<JobId, Vec<Listener>>>,
-    /// The last job submitted here with each unique.
-    uniques: Mutex<HashMap<Bytes, JobId>>,
+    /// `maxqueue`'s caps per configured kind, for HIGH, NORMAL and LOW
+    /// submits (above 0: a cap), on this node until it stops.
+    max_queue: Mutex<HashMap<String, [i64; 3]>>,
     /// Jobs a connection here is finishing: it forwards their end itself
     /// (with the exception data the store does not keep).
     finishing: Mutex<HashSet<JobId>>,
@@ -230,7 +227,7 @@ pub async fn serve_gearman(
         next_conn: AtomicU64::new(1),
         conns: Mutex::new(BTreeMap::new()),
         listeners: Mutex::new(HashMap::new()),
-        uniques: Mutex::new(HashMap::new()),
+        max_queue: Mutex::new(HashMap::new()),
         finishing: Mutex::new(HashSet::new()),
     });
     let tracker = TaskTracker::new();
