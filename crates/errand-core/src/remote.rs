@@ -208,6 +208,9 @@ pub struct ClaimedJob {
     /// The batch it belongs to.
     #[serde(default)]
     pub batch_id: Option<BatchId>,
+    /// Its unique key, when it was enqueued with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
 }
 
 impl ClaimedJob {
@@ -227,6 +230,7 @@ impl ClaimedJob {
             tags: job.tags,
             created_at: job.created_at,
             batch_id: job.batch_id,
+            unique_key: job.unique_key,
         }
     }
 

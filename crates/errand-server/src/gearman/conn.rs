@@ -5,13 +5,12 @@
 //! only jobs this connection holds; foreground results are forwarded to
 //! the submitting connections through the [`Hub`].
 
+use super::ahead::{AHEAD, Ending, Finisher, Pace};
 use super::data::{to_bytes, to_json};
 use super::{ConnInfo, EXCEPTION_ERROR, Hub, Listener, lock};
 use bytes::Bytes;
 use errand_core::audit::AuditActor;
-use errand_core::remote::{
-    FinishedJob, HeldJob, WorkClaim, WorkFinish, WorkHeartbeat, WorkerIdentity,
-};
+use errand_core::remote::{ClaimedJob, HeldJob, WorkClaim, WorkHeartbeat, WorkerIdentity};
 use errand_core::store::ListFilter;
 use errand_core::{EnqueueRequest, JobId, JobState, Lease, Outcome, StoreEvent};
 use errand_gearman::admin::{
@@ -25,7 +24,7 @@ use errand_gearman::{
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -33,6 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
 use tokio_util::codec::Framed;
 
 /// Tag on every job submitted over Gearman.
@@ -55,6 +55,8 @@ struct Held {
     progress: Option<Value>,
     /// When the kind's `timeout` ends the attempt (checked at each renewal).
     deadline: Option<tokio::time::Instant>,
+    /// When the worker got it.
+    assigned: tokio::time::Instant,
 }
 
 /// Which grab asked for a job: it decides the assign packet.
@@ -77,6 +79,18 @@ struct Conn {
     /// Registered functions, duplicates kept (gearmand counts each).
     functions: Vec<Bytes>,
     held: HashMap<JobId, Held>,
+    /// Jobs claimed ahead for the worker's next grabs, under this
+    /// connection's lease; handed back unrun when it closes.
+    ready: VecDeque<ClaimedJob>,
+    /// How many jobs a claim takes.
+    pace: Pace,
+    /// A claim running while the worker works through `ready`, so its
+    /// next grabs need not wait for a commit.
+    refill: Option<JoinHandle<Vec<ClaimedJob>>>,
+    /// Whether the last claim got all it asked for (more may be waiting).
+    full: bool,
+    /// Ends attempts without making the worker wait for the commit.
+    finisher: Finisher,
     /// Jobs this connection listens to as a foreground client.
     listening: HashSet<JobId>,
     /// Subscribed before the last grab's claim, so a job enqueued after it
@@ -111,10 +125,15 @@ pub(super) async fn run(hub: Arc<Hub>, id: u64, stream: TcpStream, peer: SocketA
         hub: hub.clone(),
         id,
         tx,
-        identity,
+        identity: identity.clone(),
         exceptions: false,
         functions: Vec::new(),
         held: HashMap::new(),
+        ready: VecDeque::new(),
+        pace: Pace::default(),
+        refill: None,
+        full: false,
+        finisher: Finisher::start(hub.clone(), identity.clone()),
         listening: HashSet::new(),
         events: None,
         sleep: false,
@@ -139,6 +158,21 @@ pub(super) async fn run(hub: Arc<Hub>, id: u64, stream: TcpStream, peer: SocketA
             Some(p) = rx.recv() => vec![p.into()],
             _ = beat.tick() => {
                 conn.renew().await;
+                continue;
+            }
+            _ = tokio::time::sleep_until(conn.slow_at().unwrap_or_else(tokio::time::Instant::now)),
+                if conn.slow_at().is_some() => {
+                conn.running_slow();
+                continue;
+            }
+            jobs = async {
+                match conn.refill.as_mut() {
+                    Some(claim) => claim.await.unwrap_or_default(),
+                    None => std::future::pending().await,
+                }
+            }, if conn.refill.is_some() => {
+                conn.refill = None;
+                conn.refilled(jobs);
                 continue;
             }
             _ = async {
@@ -243,23 +277,22 @@ impl Conn {
             } => self.work_status(handle, numerator, denominator),
             Packet::WorkData { handle, data } => self.work_data(handle, data, false),
             Packet::WorkWarning { handle, data } => self.work_data(handle, data, true),
-            Packet::WorkComplete { handle, data } => {
-                self.work_end(handle, End::Complete(data)).await
-            }
-            Packet::WorkFail { handle } => self.work_end(handle, End::Fail).await,
-            Packet::WorkException { handle, data } => {
-                self.work_end(handle, End::Exception(data)).await
-            }
+            Packet::WorkComplete { handle, data } => self.work_end(handle, End::Complete(data)),
+            Packet::WorkFail { handle } => self.work_end(handle, End::Fail),
+            Packet::WorkException { handle, data } => self.work_end(handle, End::Exception(data)),
             Packet::GetStatus { handle } => one(self.status(handle).await),
             Packet::GetStatusUnique { unique } => one(self.status_unique(unique).await),
             _ => one(ErrorReply::command_not_expected().to_packet()),
         }
     }
 
-    fn abilities_changed(&self) {
+    fn abilities_changed(&mut self) {
         if let Some(info) = lock(&self.hub.conns).get_mut(&self.id) {
             info.functions = self.functions.clone();
         }
+        // Jobs claimed ahead of a function it no longer does go back.
+        let kinds = self.claimable();
+        self.hand_back_ready(|job| !kinds.contains(&job.kind));
     }
 
     /// The registered functions errand hands jobs of to Gearman workers
@@ -388,46 +421,40 @@ impl Conn {
         Packet::JobCreated { handle }
     }
 
-    /// A `GRAB_JOB*`: one job of the registered functions, or `NO_JOB`.
+    /// A `GRAB_JOB*`: the next job claimed ahead, else a claim of
+    /// [`Pace::batch`] jobs of the registered functions, or `NO_JOB`.
     async fn grab(&mut self, grab: Grab) -> Packet {
-        // Before the claim: an enqueue after its snapshot stays in here.
-        self.events = Some(self.hub.store.subscribe());
         self.awake = true;
-        let kinds = self.claimable();
-        if kinds.is_empty() || self.hub.config.shutdown.is_cancelled() {
+        if self.hub.config.shutdown.is_cancelled() {
             return Packet::NoJob;
         }
-        let claim = WorkClaim {
-            worker: self.identity.clone(),
-            kinds,
-            queues: Vec::new(),
-            max_jobs: 1,
-            wait: None,
-        };
-        let job = match self.hub.remote.claim(claim).await {
-            Ok(claimed) => match claimed.jobs.into_iter().next() {
+        if self.ready.is_empty()
+            && let Some(refill) = self.refill.take()
+        {
+            let jobs = refill.await.unwrap_or_default();
+            self.refilled(jobs);
+        }
+        let job = match self.ready.pop_front() {
+            Some(job) => job,
+            None => match self.claim().await {
                 Some(job) => job,
                 None => return Packet::NoJob,
             },
-            Err(e) => {
-                tracing::warn!(error = %e, conn = self.id, "gearman grab failed");
-                return Packet::NoJob;
-            }
         };
-        let foreground = job.tags.iter().any(|t| t == FOREGROUND_TAG);
+        self.refill_if_low();
+        let now = tokio::time::Instant::now();
         self.held.insert(
             job.id,
             Held {
                 fence: job.fence,
-                foreground,
+                foreground: job.tags.iter().any(|t| t == FOREGROUND_TAG),
                 progress: None,
-                deadline: job
-                    .timeout_ms
-                    .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms)),
+                deadline: job.timeout_ms.map(|ms| now + Duration::from_millis(ms)),
+                assigned: now,
             },
         );
         let handle = self.handle(job.id);
-        let function = Bytes::from(job.kind.clone());
+        let function = Bytes::from(job.kind);
         let data = to_bytes(&job.payload);
         if grab == Grab::Plain {
             return Packet::JobAssign {
@@ -436,16 +463,93 @@ impl Conn {
                 data,
             };
         }
-        // The claim answer carries no unique key: read it.
-        let unique = match self.hub.store.get(job.id).await {
-            Ok(Some(job)) => job.unique_key.map(Bytes::from).unwrap_or_default(),
-            _ => Bytes::new(),
-        };
         Packet::JobAssignUniq {
             handle,
             function,
-            unique,
+            unique: job.unique_key.map(Bytes::from).unwrap_or_default(),
             data,
+        }
+    }
+
+    /// Claims jobs for this worker: the first to assign, the rest kept
+    /// ready.
+    async fn claim(&mut self) -> Option<ClaimedJob> {
+        // Before the claim: an enqueue after its snapshot stays in here.
+        self.events = Some(self.hub.store.subscribe());
+        let kinds = self.claimable();
+        if kinds.is_empty() {
+            return None;
+        }
+        let max_jobs = self.pace.batch();
+        let jobs = claim(&self.hub, self.identity.clone(), kinds, max_jobs).await;
+        self.full = jobs.len() == max_jobs as usize;
+        let mut jobs = jobs.into_iter();
+        let first = jobs.next();
+        self.ready.extend(jobs);
+        first
+    }
+
+    /// Starts claiming the next batch in the background once the jobs
+    /// claimed ahead are down to one batch and the last claim suggested
+    /// more are waiting: the claim's commit then overlaps a batch of work.
+    fn refill_if_low(&mut self) {
+        let batch = self.pace.batch();
+        if batch < 2 || !self.full || self.refill.is_some() || self.ready.len() > batch as usize {
+            return;
+        }
+        let kinds = self.claimable();
+        if kinds.is_empty() {
+            return;
+        }
+        let (hub, worker) = (self.hub.clone(), self.identity.clone());
+        self.refill = Some(tokio::spawn(async move {
+            claim(&hub, worker, kinds, batch).await
+        }));
+    }
+
+    /// Takes in what a background claim got (handing back what the worker
+    /// stopped doing meanwhile).
+    fn refilled(&mut self, jobs: Vec<ClaimedJob>) {
+        self.full = !jobs.is_empty() && jobs.len() >= self.pace.batch() as usize;
+        self.ready.extend(jobs);
+        let kinds = self.claimable();
+        self.hand_back_ready(|job| !kinds.contains(&job.kind));
+    }
+
+    /// When the job the worker runs has taken long enough that the jobs
+    /// claimed ahead should go to other workers.
+    fn slow_at(&self) -> Option<tokio::time::Instant> {
+        if self.ready.is_empty() {
+            return None;
+        }
+        self.held.values().map(|h| h.assigned + AHEAD).min()
+    }
+
+    /// The worker's job runs long: hands the jobs claimed ahead back (no
+    /// attempt counted) and claims one at a time until jobs are short.
+    fn running_slow(&mut self) {
+        self.pace.slowed();
+        self.hand_back_ready(|_| true);
+    }
+
+    /// Hands back the ready jobs `which` selects, unrun.
+    fn hand_back_ready(&mut self, which: impl Fn(&ClaimedJob) -> bool) {
+        let (back, keep): (Vec<_>, Vec<_>) = self.ready.drain(..).partition(|j| which(j));
+        self.ready = keep.into();
+        self.hand_back(back);
+    }
+
+    /// Hands `jobs` claimed ahead back to the queue, no attempt counted.
+    fn hand_back(&self, jobs: impl IntoIterator<Item = ClaimedJob>) {
+        for job in jobs {
+            self.finisher.end(
+                &self.hub,
+                Ending {
+                    lease: job.lease(),
+                    outcome: Outcome::Handback,
+                    tell: None,
+                },
+            );
         }
     }
 
@@ -499,15 +603,23 @@ impl Conn {
     }
 
     /// `WORK_COMPLETE`, `WORK_FAIL`, `WORK_EXCEPTION`: ends the attempt
-    /// under this connection's lease; only an applied end reaches the
-    /// listeners.
-    async fn work_end(&mut self, handle: Bytes, end: End) -> Vec<Outgoing> {
+    /// under this connection's lease, in the background (Gearman sends no
+    /// answer); only an applied end reaches the listeners.
+    fn work_end(&mut self, handle: Bytes, end: End) -> Vec<Outgoing> {
         let Some(id) = self.held_id(&handle) else {
             return vec![ErrorReply::job_not_found().to_packet().into()];
         };
         let Some(held) = self.held.remove(&id) else {
             return vec![ErrorReply::job_not_found().to_packet().into()];
         };
+        self.pace.ran(held.assigned.elapsed());
+        // Jobs grew slower: keep two batches' worth, let other workers
+        // have the rest.
+        let keep = 2 * self.pace.batch() as usize;
+        if self.ready.len() > keep {
+            let extra = self.ready.split_off(keep);
+            self.hand_back(extra);
+        }
         let handle = self.handle(id);
         // A foreground client is told the job failed: running it again
         // would give a result nobody waits for. A background job retries.
@@ -535,68 +647,49 @@ impl Conn {
                 )
             }
         };
+        let tell = (!matches!(outcome, Outcome::Retry(_))).then_some(packet);
         let lease = Lease {
             id,
             fence: held.fence,
         };
-        lock(&self.hub.finishing).insert(id);
-        let applied = self.finish(lease, &outcome).await;
-        if applied && !matches!(outcome, Outcome::Retry(_)) {
-            self.hub.forward(id, &packet, true);
-        }
-        lock(&self.hub.finishing).remove(&id);
-        if applied && matches!(outcome, Outcome::Retry(_)) {
-            // A retry that used the last attempt ended the job: a client
-            // attached by unique learns it here (the watcher skipped it).
-            self.hub.ended(&[id]).await;
-        }
-        if applied {
-            vec![]
-        } else {
-            vec![ErrorReply::job_not_found().to_packet().into()]
-        }
-    }
-
-    /// Ends one attempt; whether the lease was still current.
-    async fn finish(&self, lease: Lease, outcome: &Outcome) -> bool {
-        let req = WorkFinish {
-            worker: self.identity.clone(),
-            jobs: vec![FinishedJob::new(lease, outcome)],
-        };
-        match self.hub.remote.finish(req).await {
-            Ok(results) => results.first().is_some_and(|r| r.applied),
-            Err(e) => {
-                tracing::warn!(error = %e, job = lease.id, "gearman finish failed");
-                false
-            }
-        }
+        self.finisher.end(
+            &self.hub,
+            Ending {
+                lease,
+                outcome,
+                tell,
+            },
+        );
+        vec![]
     }
 
     /// Renews the leases held (with any `WORK_STATUS` since the last
     /// renewal) and forgets the ones lost.
     async fn renew(&mut self) {
-        if self.held.is_empty() {
+        self.time_out();
+        if self.held.is_empty() && self.ready.is_empty() {
             return;
         }
-        self.time_out().await;
-        let jobs = self
-            .held
-            .iter_mut()
-            .map(|(id, held)| HeldJob {
-                id: *id,
-                fence: held.fence,
-                progress: held.progress.take(),
-            })
-            .collect();
+        let held = self.held.iter_mut().map(|(id, held)| HeldJob {
+            id: *id,
+            fence: held.fence,
+            progress: held.progress.take(),
+        });
+        let ready = self.ready.iter().map(|job| HeldJob {
+            id: job.id,
+            fence: job.fence,
+            progress: None,
+        });
+        let jobs = held.chain(ready).collect();
         let req = WorkHeartbeat {
             worker: self.identity.clone(),
             jobs,
         };
         match self.hub.remote.heartbeat(req).await {
             Ok(answer) => {
-                for lost in answer.lost {
-                    self.held.remove(&lost.id);
-                }
+                let lost: HashSet<JobId> = answer.lost.iter().map(|l| l.id).collect();
+                self.held.retain(|id, _| !lost.contains(id));
+                self.ready.retain(|job| !lost.contains(&job.id));
             }
             Err(e) => tracing::warn!(error = %e, conn = self.id, "gearman lease renewal failed"),
         }
@@ -605,7 +698,7 @@ impl Conn {
     /// Ends the attempts that ran past their kind's `timeout` as a retry
     /// (a foreground client is told it failed); the worker's later report
     /// gets `ERROR JOB_NOT_FOUND`.
-    async fn time_out(&mut self) {
+    fn time_out(&mut self) {
         let now = tokio::time::Instant::now();
         let late: Vec<JobId> = self
             .held
@@ -623,20 +716,21 @@ impl Conn {
             } else {
                 Outcome::Retry(text)
             };
+            let tell = held.foreground.then(|| Packet::WorkFail {
+                handle: self.handle(id),
+            });
             let lease = Lease {
                 id,
                 fence: held.fence,
             };
-            lock(&self.hub.finishing).insert(id);
-            let applied = self.finish(lease, &outcome).await;
-            if applied && held.foreground {
-                let handle = self.handle(id);
-                self.hub.forward(id, &Packet::WorkFail { handle }, true);
-            }
-            lock(&self.hub.finishing).remove(&id);
-            if applied && !held.foreground {
-                self.hub.ended(&[id]).await;
-            }
+            self.finisher.end(
+                &self.hub,
+                Ending {
+                    lease,
+                    outcome,
+                    tell,
+                },
+            );
         }
     }
 
@@ -1063,6 +1157,12 @@ impl Conn {
     /// backoff, the attempt counted, as a worker that died mid-job; handed
     /// back without counting when the node stops), and it listens no more.
     async fn close(mut self, stopping: bool) {
+        if let Some(refill) = self.refill.take() {
+            let jobs = refill.await.unwrap_or_default();
+            self.ready.extend(jobs);
+        }
+        // Never given to the worker: back to the queue, no attempt counted.
+        self.hand_back_ready(|_| true);
         let held: Vec<(JobId, Held)> = self.held.drain().collect();
         for (id, held) in held {
             let outcome = if stopping {
@@ -1076,8 +1176,15 @@ impl Conn {
                 id,
                 fence: held.fence,
             };
-            self.finish(lease, &outcome).await;
+            let ending = Ending {
+                lease,
+                outcome,
+                tell: None,
+            };
+            self.finisher.end(&self.hub, ending);
         }
+        // Shutdown waits for these commits (the listener's task tracker).
+        self.finisher.close().await;
         {
             let mut listeners = lock(&self.hub.listeners);
             for id in &self.listening {
@@ -1090,6 +1197,29 @@ impl Conn {
             }
         }
         lock(&self.hub.conns).remove(&self.id);
+    }
+}
+
+/// Claims up to `max_jobs` jobs of `kinds` for `worker`, none on an error.
+async fn claim(
+    hub: &Hub,
+    worker: WorkerIdentity,
+    kinds: Vec<String>,
+    max_jobs: u32,
+) -> Vec<ClaimedJob> {
+    let claim = WorkClaim {
+        worker,
+        kinds,
+        queues: Vec::new(),
+        max_jobs,
+        wait: None,
+    };
+    match hub.remote.claim(claim).await {
+        Ok(claimed) => claimed.jobs,
+        Err(e) => {
+            tracing::warn!(error = %e, "gearman claim failed");
+            Vec::new()
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! breakers are the HTTP workers'. The wire is errand-gearman's; here are
 //! the sockets, the per-connection state and the foreground listeners.
 
+mod ahead;
 mod conn;
 mod data;
 
