@@ -53,7 +53,7 @@ use utoipa_axum::routes;
 pub use auth::{Actor, AuthMode, TOKEN_CACHE_TTL, auth_required};
 pub use bulk::BulkStarter;
 pub use dashboard::route_scopes as dashboard_scopes;
-pub use gearman::{GearmanConfig, GearmanSettings, serve_gearman};
+pub use gearman::{FunctionOutcomes, GearmanConfig, GearmanSettings, OnEnd, serve_gearman};
 pub use listen::Connections;
 pub use metrics::{NodeMetrics, PoolProcessGauge};
 pub use settings::ServerSettings;

@@ -199,6 +199,7 @@ async fn run_node(plan: NodePlan, http: bool) -> Result<ExitCode> {
                 shutdown: shutdown.clone(),
                 version: format!("errand-{}", env!("CARGO_PKG_VERSION")),
                 payload_limit: server_config.body_limit,
+                functions: plan.gearman.functions.clone(),
             };
             gearman_task = Some(tokio::spawn(errand_server::serve_gearman(
                 gearman,

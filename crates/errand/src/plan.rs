@@ -113,6 +113,21 @@ impl NodePlan {
             executors.insert(name.clone(), executor);
             policies.insert(name.clone(), kind.policy());
         }
+        for name in file.gearman.functions.keys() {
+            match policies.get(name) {
+                Some(policy) if policy.remote => {}
+                Some(_) => {
+                    return Err(anyhow!(
+                        "[gearman.functions.{name}] kind {name:?} is not run by remote workers, so Gearman workers never get its jobs; set remote = true in [kinds.{name}]"
+                    ));
+                }
+                None => {
+                    return Err(anyhow!(
+                        "[gearman.functions.{name}] no kind {name:?} is configured; add [kinds.{name}] with remote = true"
+                    ));
+                }
+            }
+        }
         let events = file
             .events
             .into_iter()

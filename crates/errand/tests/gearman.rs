@@ -372,6 +372,77 @@ fn a_work_fail_on_a_background_job_is_retried() {
 }
 
 #[test]
+fn each_functions_failures_end_its_background_jobs_as_configured() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{CONFIG}\n[gearman.functions.reverse]\non_fail = \"permanent\"\non_exception = \"deadly\"\non_disconnect = \"permanent\"\n"
+    );
+    let server = Server::start_in(tmp.path(), &config);
+    let port = gearman_port(&server);
+    let mut php = Php::new(tmp.path(), port);
+    // WORK_FAIL → permanent: failed after one attempt, no retry.
+    gearman_cli(port, &["-b", "-f", "reverse", "once"]);
+    let id = jobs_of(&server, "reverse")[0]["id"].as_i64().unwrap();
+    let w = php.worker("reverse", "fail-once", 1);
+    let job = wait_state(&server, id, "failed", Duration::from_secs(20));
+    assert_eq!(job["attempt"], 1, "{job}");
+    php.wait_ok(w, Duration::from_secs(10));
+    // WORK_EXCEPTION → deadly: back at once, the attempt not counted.
+    gearman_cli(port, &["-b", "-f", "reverse", "deadly"]);
+    let id = newest_id(&server, "reverse");
+    let w = php.worker("reverse", "exception", 1);
+    php.wait_ok(w, Duration::from_secs(20));
+    let job = wait_state(&server, id, "available", Duration::from_secs(20));
+    assert_eq!(job["attempt"], 0, "deadly refunds the attempt: {job}");
+    let error = job["errors"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("deadly") && error.contains("boom"), "{job}");
+    let w = php.worker("reverse", "reverse", 1);
+    let job = wait_state(&server, id, "completed", Duration::from_secs(20));
+    assert_eq!(job["attempt"], 1, "{job}");
+    assert_eq!(job["result"], "yldaed");
+    php.wait_ok(w, Duration::from_secs(10));
+    // A disconnect mid-job → permanent: failed at once, not run again.
+    let hang = php.worker("reverse", "hang", 1);
+    gearman_cli(port, &["-b", "-f", "reverse", "cut"]);
+    let id = newest_id(&server, "reverse");
+    eventually(Duration::from_secs(20), "the job to start", || {
+        tmp.path().join("marker-hang").exists().then_some(())
+    });
+    php.children[hang].kill().unwrap();
+    let _ = php.children[hang].wait();
+    let job = wait_state(&server, id, "failed", Duration::from_secs(10));
+    assert_eq!(job["attempt"], 1, "{job}");
+    let error = job["errors"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("connection closed"), "{job}");
+}
+
+#[test]
+fn outcome_settings_for_unknown_or_local_kinds_are_refused() {
+    let err = refused_config("[gearman.functions.nope]\non_fail = \"permanent\"\n");
+    assert!(
+        err.contains("[gearman.functions.nope]") && err.contains("no kind"),
+        "{err}"
+    );
+    let err = refused_config(
+        "[kinds.local]\ncommand = [\"true\"]\n[gearman.functions.local]\non_fail = \"retry\"\n",
+    );
+    assert!(err.contains("remote = true"), "{err}");
+    let err =
+        refused_config("[kinds.r]\nremote = true\n[gearman.functions.r]\non_fail = \"ignore\"\n");
+    assert!(err.contains("on_fail") || err.contains("ignore"), "{err}");
+}
+
+/// The id of the newest job of `kind`.
+fn newest_id(server: &Server, kind: &str) -> i64 {
+    jobs_of(server, kind)
+        .iter()
+        .filter_map(|j| j["id"].as_i64())
+        .max()
+        .unwrap()
+}
+
+#[test]
 fn a_worker_killed_mid_job_has_its_job_run_by_another() {
     require_tools();
     let tmp = tempfile::tempdir().unwrap();

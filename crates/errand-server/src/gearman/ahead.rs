@@ -76,7 +76,8 @@ pub(super) struct Ending {
     pub lease: Lease,
     pub outcome: Outcome,
     /// Sent to the job's foreground clients (and forgets them) when
-    /// applied; `None` for a retry (the job is not over) or a hand-back.
+    /// applied; `None` when the job may not be over (a retry, a deadly
+    /// end, a disconnect) or was handed back unrun.
     pub tell: Option<Packet>,
 }
 
@@ -132,6 +133,9 @@ async fn run(hub: Arc<Hub>, worker: WorkerIdentity, mut rx: mpsc::UnboundedRecei
                 Vec::new()
             }
         };
+        // Ended without a packet of their own (a retry, a deadly end, a
+        // disconnect): if that was their last attempt, their clients learn
+        // it from the store.
         let mut retried: Vec<JobId> = Vec::new();
         for (i, ending) in batch.drain(..).enumerate() {
             let id = ending.lease.id;
@@ -144,13 +148,12 @@ async fn run(hub: Arc<Hub>, worker: WorkerIdentity, mut rx: mpsc::UnboundedRecei
                 // Cancelled or timed out meanwhile: the store refused it,
                 // and Gearman has no answer to a report to send.
                 tracing::debug!(job = id, "gearman report refused: the lease was gone");
-            } else if matches!(ending.outcome, Outcome::Retry(_)) {
+            } else if ending.tell.is_none() && !matches!(ending.outcome, Outcome::Handback) {
                 retried.push(id);
             }
         }
         if !retried.is_empty() {
-            // A retry that used the last attempt ended the job: a client
-            // attached by unique learns it here (the watcher skipped it).
+            // The watcher skipped them while they were finishing here.
             hub.ended(&retried).await;
         }
     }

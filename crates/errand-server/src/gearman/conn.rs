@@ -7,7 +7,7 @@
 
 use super::ahead::{AHEAD, Ending, Finisher, Pace};
 use super::data::{to_bytes, to_json};
-use super::{ConnInfo, EXCEPTION_ERROR, Hub, Listener, lock};
+use super::{ConnInfo, EXCEPTION_ERROR, Hub, Listener, OnEnd, lock};
 use bytes::Bytes;
 use errand_core::audit::AuditActor;
 use errand_core::remote::{ClaimedJob, HeldJob, WorkClaim, WorkHeartbeat, WorkerIdentity};
@@ -50,6 +50,8 @@ const SHOW_JOBS_LIMIT: usize = 10_000;
 /// A job this connection holds.
 struct Held {
     fence: i64,
+    /// Its kind (the Gearman function).
+    kind: String,
     foreground: bool,
     /// The last `WORK_STATUS` not yet stored.
     progress: Option<Value>,
@@ -447,6 +449,7 @@ impl Conn {
             job.id,
             Held {
                 fence: job.fence,
+                kind: job.kind.clone(),
                 foreground: job.tags.iter().any(|t| t == FOREGROUND_TAG),
                 progress: None,
                 deadline: job.timeout_ms.map(|ms| now + Duration::from_millis(ms)),
@@ -622,12 +625,14 @@ impl Conn {
         }
         let handle = self.handle(id);
         // A foreground client is told the job failed: running it again
-        // would give a result nobody waits for. A background job retries.
-        let failed = |text: String| {
+        // would give a result nobody waits for. A background job ends as
+        // its function's `[gearman.functions]` entry says (retry unless set).
+        let outcomes = self.hub.config.outcomes(&held.kind);
+        let failed = |on: OnEnd, text: String| {
             if held.foreground {
                 Outcome::Permanent(text)
             } else {
-                Outcome::Retry(text)
+                on.outcome(text)
             }
         };
         let (outcome, packet) = match end {
@@ -636,18 +641,20 @@ impl Conn {
                 Packet::WorkComplete { handle, data },
             ),
             End::Fail => (
-                failed("the Gearman worker sent WORK_FAIL".into()),
+                failed(outcomes.on_fail, "the Gearman worker sent WORK_FAIL".into()),
                 Packet::WorkFail { handle },
             ),
             End::Exception(data) => {
                 let text = String::from_utf8_lossy(&data[..data.len().min(MAX_EXCEPTION_TEXT)]);
                 (
-                    failed(format!("{EXCEPTION_ERROR}{text}")),
+                    failed(outcomes.on_exception, format!("{EXCEPTION_ERROR}{text}")),
                     Packet::WorkException { handle, data },
                 )
             }
         };
-        let tell = (!matches!(outcome, Outcome::Retry(_))).then_some(packet);
+        // Only an end that is final has its own packet to tell; a retry's
+        // or a deadly end's listeners wait for the next attempt.
+        let tell = matches!(outcome, Outcome::Success(_) | Outcome::Permanent(_)).then_some(packet);
         let lease = Lease {
             id,
             fence: held.fence,
@@ -1165,13 +1172,14 @@ impl Conn {
         self.hand_back_ready(|_| true);
         let held: Vec<(JobId, Held)> = self.held.drain().collect();
         for (id, held) in held {
-            let outcome = if stopping {
-                Outcome::Handback
-            } else {
-                Outcome::Retry(
-                    "the Gearman worker's connection closed while it held the job".into(),
-                )
-            };
+            let outcome =
+                if stopping {
+                    Outcome::Handback
+                } else {
+                    self.hub.config.outcomes(&held.kind).on_disconnect.outcome(
+                        "the Gearman worker's connection closed while it held the job".into(),
+                    )
+                };
             let lease = Lease {
                 id,
                 fence: held.fence,

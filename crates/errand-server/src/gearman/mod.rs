@@ -9,6 +9,9 @@
 mod ahead;
 mod conn;
 mod data;
+mod outcomes;
+
+pub use outcomes::{FunctionOutcomes, OnEnd};
 
 use bytes::Bytes;
 use errand_core::{Catalog, Job, JobId, JobState, Store, StoreEvent};
@@ -30,6 +33,9 @@ pub struct GearmanSettings {
     /// Address of the Gearman port, e.g. "127.0.0.1:4730"; unset: no
     /// listener.
     pub listen: Option<String>,
+    /// `[gearman.functions.NAME]`: how Gearman failures end the background
+    /// jobs of function (kind) NAME; unlisted functions retry.
+    pub functions: BTreeMap<String, FunctionOutcomes>,
 }
 
 impl GearmanSettings {
@@ -68,6 +74,15 @@ pub struct GearmanConfig {
     /// Largest workload in bytes (`[server] body_limit`, as over HTTP);
     /// a larger packet gets `ERROR` before its body is read.
     pub payload_limit: usize,
+    /// Per-function outcome mapping (`[gearman.functions]`).
+    pub functions: BTreeMap<String, FunctionOutcomes>,
+}
+
+impl GearmanConfig {
+    /// How Gearman failures end background jobs of `kind`.
+    fn outcomes(&self, kind: &str) -> FunctionOutcomes {
+        self.functions.get(kind).copied().unwrap_or_default()
+    }
 }
 
 /// A foreground client waiting for a job's `WORK_*` packets.
