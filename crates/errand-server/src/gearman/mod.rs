@@ -316,6 +316,7 @@ mod tests {
     fn only_loopback_addresses_are_accepted() {
         let s = |l: &str| GearmanSettings {
             listen: Some(l.into()),
+            ..Default::default()
         };
         assert!(GearmanSettings::default().validate().is_ok());
         assert!(s("127.0.0.1:4730").validate().is_ok());
