@@ -111,6 +111,16 @@ $w->addFunction($fn, function (GearmanJob $job) use ($mode, &$ran) {
             file_put_contents(getenv('MARKER'), $job->handle());
             sleep(120);
             return 'late';
+        case 'log':
+            // One line per run: "pid handle workload"; "slow" first
+            // touches the marker and sleeps 3 s.
+            if ($job->workload() === 'slow') {
+                touch(getenv('MARKER'));
+                sleep(3);
+            }
+            $line = getmypid() . ' ' . $job->handle() . ' ' . $job->workload() . "\n";
+            file_put_contents(getenv('LOG'), $line, FILE_APPEND | LOCK_EX);
+            return 'ok';
     }
 });
 // Counted in the callback: after a failed job, work() answers false
@@ -147,6 +157,7 @@ impl Php {
             .arg(self.dir.join("worker.php"))
             .args([&self.port.to_string(), function, mode, &count.to_string()])
             .env("MARKER", self.dir.join(format!("marker-{mode}")))
+            .env("LOG", self.dir.join("runs.log"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -1379,4 +1390,205 @@ fn a_dash_unique_coalesces_on_the_workload() {
     let (kind, body) = res(&mut s).unwrap();
     assert_eq!(kind, 42, "STATUS_RES_UNIQUE");
     assert_eq!(body, b"same\x001\x000\x000\x000\x000");
+}
+
+/// Claim ahead (decision 0034): a lease far longer than the tests, so
+/// only a hand-back frees a claimed job promptly.
+const AHEAD_CONFIG: &str = r#"
+[gearman]
+listen = "127.0.0.1:0"
+
+[worker]
+poll_interval = "200ms"
+lease = "60s"
+heartbeat = "1s"
+
+[kinds.ahead]
+remote = true
+"#;
+
+/// Enqueues one job of `kind` per payload, in order, in one batch;
+/// answers their ids.
+fn enqueue_payloads(server: &Server, kind: &str, payloads: &[String]) -> Vec<i64> {
+    let jobs: Vec<serde_json::Value> = payloads
+        .iter()
+        .map(|p| serde_json::json!({"kind": kind, "payload": p}))
+        .collect();
+    let (status, body) = post(
+        &server.url("/v1/jobs/batch"),
+        &serde_json::json!({ "jobs": jobs }),
+    );
+    assert_eq!(status, 201, "{body}");
+    body["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_i64().unwrap())
+        .collect()
+}
+
+/// How many jobs of `kind` are in `state`, from the job list.
+fn in_state(jobs: &[serde_json::Value], state: &str) -> usize {
+    jobs.iter().filter(|j| j["state"] == state).count()
+}
+
+/// One run the `log` workers wrote to `runs.log`: pid, job id, workload.
+struct Run {
+    pid: u32,
+    id: i64,
+    workload: String,
+}
+
+/// The runs in `runs.log`, in the order they ended.
+fn runs(dir: &Path) -> Vec<Run> {
+    std::fs::read_to_string(dir.join("runs.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let mut parts = l.splitn(3, ' ');
+            Run {
+                pid: parts.next().unwrap().parse().unwrap(),
+                id: id_of(parts.next().unwrap()),
+                workload: parts.next().unwrap_or_default().to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Asserts every job in `ids` ran exactly once, and nothing else ran.
+fn ran_once_each(runs: &[Run], ids: &[i64]) {
+    let mut count: std::collections::HashMap<i64, usize> = Default::default();
+    for r in runs {
+        *count.entry(r.id).or_default() += 1;
+    }
+    let twice: Vec<_> = count.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "jobs run more than once: {twice:?}");
+    let mut ran: Vec<i64> = count.into_keys().collect();
+    ran.sort();
+    let mut want = ids.to_vec();
+    want.sort();
+    assert_eq!(ran, want, "the jobs run are not the jobs enqueued");
+}
+
+#[test]
+fn jobs_claimed_ahead_go_back_unrun_when_the_worker_leaves() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_in(tmp.path(), AHEAD_CONFIG);
+    let port = gearman_port(&server);
+    let payloads: Vec<String> = (0..60).map(|i| format!("j{i}")).collect();
+    let ids = enqueue_payloads(&server, "ahead", &payloads);
+    // A worker in raw packets, one no-op job at a time, until jobs are
+    // claimed ahead of it: between its jobs it holds none, so once its
+    // reports are committed, any running job is one claimed ahead (its
+    // pace grows above one job as its jobs take well under 20 ms; how
+    // soon depends on the machine's load).
+    let mut w = connect(port);
+    w.write_all(&req(1, &[b"ahead"])).unwrap();
+    let mut ran: Vec<i64> = Vec::new();
+    let jobs = loop {
+        assert!(ran.len() < 40, "no job claimed ahead in 40 jobs");
+        w.write_all(&req(9, &[])).unwrap();
+        let (kind, body) = res(&mut w).unwrap();
+        assert_eq!(kind, 11, "JOB_ASSIGN");
+        let handle = body.split(|b| *b == 0).next().unwrap().to_vec();
+        w.write_all(&req(13, &[&handle, b"ok"])).unwrap();
+        ran.push(id_of(std::str::from_utf8(&handle).unwrap()));
+        let jobs = eventually(Duration::from_secs(10), "its reports committed", || {
+            let jobs = jobs_of(&server, "ahead");
+            (in_state(&jobs, "completed") == ran.len()).then_some(jobs)
+        });
+        if in_state(&jobs, "running") > 0 {
+            break jobs;
+        }
+    };
+    assert_eq!(in_state(&jobs, "completed"), ran.len());
+
+    // It leaves (closes its connection; Gearman has no goodbye): long
+    // before the 60 s lease could run out, every job it did not run is
+    // available again, no attempt counted.
+    drop(w);
+    let left = 60 - ran.len();
+    let jobs = eventually(
+        Duration::from_secs(10),
+        "the jobs claimed ahead back",
+        || {
+            let jobs = jobs_of(&server, "ahead");
+            (in_state(&jobs, "available") == left).then_some(jobs)
+        },
+    );
+    for j in &jobs {
+        let id = j["id"].as_i64().unwrap();
+        if ran.contains(&id) {
+            assert_eq!(j["state"], "completed", "{j}");
+            assert_eq!(j["attempt"], 1, "{j}");
+        } else {
+            assert_eq!(j["state"], "available", "{j}");
+            assert_eq!(j["attempt"], 0, "a hand-back counted an attempt: {j}");
+        }
+    }
+
+    // A PHP worker runs the rest: every job ran once, in one attempt.
+    let mut php = Php::new(tmp.path(), port);
+    let second = php.worker("ahead", "log", left as u32);
+    wait_completed(&server, "ahead", 60, Duration::from_secs(30));
+    php.wait_ok(second, Duration::from_secs(10));
+    let mut all = runs(tmp.path());
+    all.extend(ran.iter().map(|&id| Run {
+        pid: 0,
+        id,
+        workload: String::new(),
+    }));
+    ran_once_each(&all, &ids);
+    for j in jobs_of(&server, "ahead") {
+        assert_eq!(j["state"], "completed", "{j}");
+        assert_eq!(j["attempt"], 1, "{j}");
+    }
+}
+
+#[test]
+fn a_slow_job_hands_the_jobs_claimed_ahead_to_another_worker() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_in(tmp.path(), AHEAD_CONFIG);
+    let port = gearman_port(&server);
+    let mut php = Php::new(tmp.path(), port);
+    // A alone: 20 fast jobs grow its pace, so it claims jobs after "slow"
+    // ahead (claim order is enqueue order here). Should they stay with
+    // A, B would wait for the 60 s lease.
+    let a = php.worker("ahead", "log", 21);
+    let mut payloads: Vec<String> = (0..20).map(|i| format!("f{i}")).collect();
+    payloads.push("slow".into());
+    payloads.extend((20..60).map(|i| format!("f{i}")));
+    let ids = enqueue_payloads(&server, "ahead", &payloads);
+    let slow = ids[20];
+    let marker = tmp.path().join("marker-log");
+    eventually(Duration::from_secs(20), "A to start the slow job", || {
+        marker.exists().then_some(())
+    });
+    // 20 ms into it, A hands back what it claimed ahead; B, started
+    // now, runs all 40 while A sleeps its 3 s (the lease is 60 s).
+    let b = php.worker("ahead", "log", 40);
+    eventually(
+        Duration::from_secs(30),
+        "the 40 jobs after the slow one",
+        || (runs(tmp.path()).len() >= 60).then_some(()),
+    );
+    php.wait_ok(b, Duration::from_secs(10));
+    php.wait_ok(a, Duration::from_secs(30));
+    wait_completed(&server, "ahead", 61, Duration::from_secs(10));
+    let runs = runs(tmp.path());
+    ran_once_each(&runs, &ids);
+    let a_pid = php.children[a].id();
+    let at = runs.iter().position(|r| r.id == slow).unwrap();
+    assert_eq!(runs[at].pid, a_pid);
+    assert_eq!(at, runs.len() - 1, "a fast job ended after the slow one");
+    for r in &runs[..at] {
+        let n: usize = r.workload[1..].parse().unwrap();
+        let by_a = r.pid == a_pid;
+        assert_eq!(by_a, n < 20, "{} ran on the wrong worker", r.workload);
+    }
+    for j in jobs_of(&server, "ahead") {
+        assert_eq!(j["attempt"], 1, "{j}");
+    }
 }

@@ -182,4 +182,19 @@ mod tests {
         pace.ran(Duration::from_secs(3));
         assert_eq!(pace.batch(), 1);
     }
+
+    #[test]
+    fn after_a_slow_job_short_ones_grow_the_batch_back() {
+        let mut pace = Pace::default();
+        pace.slowed();
+        assert_eq!(pace.batch(), 1, "slow before any report: one at a time");
+        let mut sizes = Vec::new();
+        for _ in 0..30 {
+            pace.ran(Duration::from_micros(30));
+            sizes.push(pace.batch());
+        }
+        assert_eq!(sizes[..3], [1, 1, 2], "back above one within a few jobs");
+        assert!(sizes.is_sorted(), "{sizes:?}");
+        assert_eq!(sizes[29], MAX_AHEAD, "{sizes:?}");
+    }
 }
