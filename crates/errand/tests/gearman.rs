@@ -1478,30 +1478,7 @@ fn jobs_claimed_ahead_go_back_unrun_when_the_worker_leaves() {
     let port = gearman_port(&server);
     let payloads: Vec<String> = (0..60).map(|i| format!("j{i}")).collect();
     let ids = enqueue_payloads(&server, "ahead", &payloads);
-    // A worker in raw packets, one no-op job at a time, until jobs are
-    // claimed ahead of it: between its jobs it holds none, so once its
-    // reports are committed, any running job is one claimed ahead (its
-    // pace grows above one job as its jobs take well under 20 ms; how
-    // soon depends on the machine's load).
-    let mut w = connect(port);
-    w.write_all(&req(1, &[b"ahead"])).unwrap();
-    let mut ran: Vec<i64> = Vec::new();
-    let jobs = loop {
-        assert!(ran.len() < 40, "no job claimed ahead in 40 jobs");
-        w.write_all(&req(9, &[])).unwrap();
-        let (kind, body) = res(&mut w).unwrap();
-        assert_eq!(kind, 11, "JOB_ASSIGN");
-        let handle = body.split(|b| *b == 0).next().unwrap().to_vec();
-        w.write_all(&req(13, &[&handle, b"ok"])).unwrap();
-        ran.push(id_of(std::str::from_utf8(&handle).unwrap()));
-        let jobs = eventually(Duration::from_secs(10), "its reports committed", || {
-            let jobs = jobs_of(&server, "ahead");
-            (in_state(&jobs, "completed") == ran.len()).then_some(jobs)
-        });
-        if in_state(&jobs, "running") > 0 {
-            break jobs;
-        }
-    };
+    let (w, ran, jobs) = raw_worker_until_claimed_ahead(&server, port);
     assert_eq!(in_state(&jobs, "completed"), ran.len());
 
     // It leaves (closes its connection; Gearman has no goodbye): long
@@ -1544,6 +1521,66 @@ fn jobs_claimed_ahead_go_back_unrun_when_the_worker_leaves() {
         assert_eq!(j["state"], "completed", "{j}");
         assert_eq!(j["attempt"], 1, "{j}");
     }
+}
+
+/// A worker in raw packets on `port` runs one no-op `ahead` job at a time
+/// until jobs are claimed ahead of it; answers its connection (holding no
+/// job), the jobs it ran and the jobs as the API then listed them.
+fn raw_worker_until_claimed_ahead(
+    server: &Server,
+    port: u16,
+) -> (TcpStream, Vec<i64>, Vec<serde_json::Value>) {
+    // A worker in raw packets, one no-op job at a time, until jobs are
+    // claimed ahead of it: between its jobs it holds none, so once its
+    // reports are committed, any running job is one claimed ahead (its
+    // pace grows above one job as its jobs take well under 20 ms; how
+    // soon depends on the machine's load).
+    let mut w = connect(port);
+    w.write_all(&req(1, &[b"ahead"])).unwrap();
+    let mut ran: Vec<i64> = Vec::new();
+    let jobs = loop {
+        assert!(ran.len() < 40, "no job claimed ahead in 40 jobs");
+        w.write_all(&req(9, &[])).unwrap();
+        let (kind, body) = res(&mut w).unwrap();
+        assert_eq!(kind, 11, "JOB_ASSIGN");
+        let handle = body.split(|b| *b == 0).next().unwrap().to_vec();
+        w.write_all(&req(13, &[&handle, b"ok"])).unwrap();
+        ran.push(id_of(std::str::from_utf8(&handle).unwrap()));
+        let jobs = eventually(Duration::from_secs(10), "its reports committed", || {
+            let jobs = jobs_of(&server, "ahead");
+            (in_state(&jobs, "completed") == ran.len()).then_some(jobs)
+        });
+        if in_state(&jobs, "running") > 0 {
+            break jobs;
+        }
+    };
+    (w, ran, jobs)
+}
+
+#[test]
+fn jobs_claimed_ahead_go_back_when_the_worker_stops_asking() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_in(tmp.path(), AHEAD_CONFIG);
+    let port = gearman_port(&server);
+    let payloads: Vec<String> = (0..60).map(|i| format!("j{i}")).collect();
+    enqueue_payloads(&server, "ahead", &payloads);
+    let (w, ran, _) = raw_worker_until_claimed_ahead(&server, port);
+    // Connected, holding nothing, not asking: after about a second (the
+    // lease is 60 s) the jobs claimed ahead are available to others.
+    let left = 60 - ran.len();
+    let jobs = eventually(
+        Duration::from_secs(10),
+        "the idle worker's jobs back",
+        || {
+            let jobs = jobs_of(&server, "ahead");
+            (in_state(&jobs, "available") == left).then_some(jobs)
+        },
+    );
+    for j in jobs.iter().filter(|j| j["state"] == "available") {
+        assert_eq!(j["attempt"], 0, "a hand-back counted an attempt: {j}");
+    }
+    drop(w);
 }
 
 #[test]

@@ -35,6 +35,11 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::codec::Framed;
 
+/// A worker that holds no job and has not asked for one this long (it
+/// does other work between jobs, or stopped) gives its jobs claimed ahead
+/// back; a Gearman worker loop asks again at once after each report.
+const IDLE: Duration = Duration::from_secs(1);
+
 /// Tag on every job submitted over Gearman.
 const GEARMAN_TAG: &str = "gearman";
 /// Tag on a job submitted with a foreground `SUBMIT_JOB*`: its client
@@ -91,6 +96,8 @@ struct Conn {
     refill: Option<JoinHandle<Vec<ClaimedJob>>>,
     /// Whether the last claim got all it asked for (more may be waiting).
     full: bool,
+    /// When the worker last reported the end of a job.
+    reported: tokio::time::Instant,
     /// Ends attempts without making the worker wait for the commit.
     finisher: Finisher,
     /// Jobs this connection listens to as a foreground client.
@@ -135,6 +142,7 @@ pub(super) async fn run(hub: Arc<Hub>, id: u64, stream: TcpStream, peer: SocketA
         pace: Pace::default(),
         refill: None,
         full: false,
+        reported: tokio::time::Instant::now(),
         finisher: Finisher::start(hub.clone(), identity.clone()),
         listening: HashSet::new(),
         events: None,
@@ -519,19 +527,25 @@ impl Conn {
         self.hand_back_ready(|job| !kinds.contains(&job.kind));
     }
 
-    /// When the job the worker runs has taken long enough that the jobs
-    /// claimed ahead should go to other workers.
+    /// When the jobs claimed ahead should go to other workers: once the
+    /// job the worker runs has taken [`AHEAD`], or once a worker holding
+    /// no job has not asked for one for [`IDLE`].
     fn slow_at(&self) -> Option<tokio::time::Instant> {
         if self.ready.is_empty() {
             return None;
         }
-        self.held.values().map(|h| h.assigned + AHEAD).min()
+        match self.held.values().map(|h| h.assigned + AHEAD).min() {
+            Some(at) => Some(at),
+            None => Some(self.reported + IDLE),
+        }
     }
 
-    /// The worker's job runs long: hands the jobs claimed ahead back (no
-    /// attempt counted) and claims one at a time until jobs are short.
+    /// Hands the jobs claimed ahead back (no attempt counted); when the
+    /// worker's job runs long, claims one at a time until jobs are short.
     fn running_slow(&mut self) {
-        self.pace.slowed();
+        if !self.held.is_empty() {
+            self.pace.slowed();
+        }
         self.hand_back_ready(|_| true);
     }
 
@@ -616,6 +630,7 @@ impl Conn {
             return vec![ErrorReply::job_not_found().to_packet().into()];
         };
         self.pace.ran(held.assigned.elapsed());
+        self.reported = tokio::time::Instant::now();
         // Jobs grew slower: keep two batches' worth, let other workers
         // have the rest.
         let keep = 2 * self.pace.batch() as usize;
