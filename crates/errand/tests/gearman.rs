@@ -454,6 +454,36 @@ fn newest_id(server: &Server, kind: &str) -> i64 {
 }
 
 #[test]
+fn jobs_whose_foreground_client_left_still_run() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, port) = start(tmp.path());
+    // A foreground job whose client leaves before any worker took it
+    // (gearmand drops it).
+    let mut a = connect(port);
+    let handle = submit_foreground(&mut a, b"", b"alone");
+    drop(a);
+    let alone = id_of(std::str::from_utf8(&handle).unwrap());
+    // A background job a foreground client attached to by unique, and left
+    // (gearmand drops that one too).
+    let mut b = connect(port);
+    let (_, created) = submit_bg(&mut b, SUBMIT_JOB_BG, "reverse", b"shared", b"attached");
+    let mut c = connect(port);
+    let attached = submit_foreground(&mut c, b"shared", b"attached");
+    assert_eq!(created, attached, "the foreground submit coalesced");
+    drop(c);
+    drop(b);
+    let shared = id_of(std::str::from_utf8(&attached).unwrap());
+    let mut php = Php::new(tmp.path(), port);
+    let w = php.worker("reverse", "reverse", 2);
+    let job = wait_state(&server, alone, "completed", Duration::from_secs(20));
+    assert_eq!(job["result"], "enola");
+    let job = wait_state(&server, shared, "completed", Duration::from_secs(20));
+    assert_eq!(job["result"], "dehcatta");
+    php.wait_ok(w, Duration::from_secs(10));
+}
+
+#[test]
 fn a_worker_killed_mid_job_has_its_job_run_by_another() {
     require_tools();
     let tmp = tempfile::tempdir().unwrap();
@@ -1547,7 +1577,7 @@ fn raw_worker_until_claimed_ahead(
         w.write_all(&req(13, &[&handle, b"ok"])).unwrap();
         ran.push(id_of(std::str::from_utf8(&handle).unwrap()));
         let jobs = eventually(Duration::from_secs(10), "its reports committed", || {
-            let jobs = jobs_of(&server, "ahead");
+            let jobs = jobs_of(server, "ahead");
             (in_state(&jobs, "completed") == ran.len()).then_some(jobs)
         });
         if in_state(&jobs, "running") > 0 {
