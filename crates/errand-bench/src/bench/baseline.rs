@@ -1,0 +1,385 @@
+//! `errand-bench --sqlite-baseline`: errand end to end on SQLite against
+//! what the store itself allows, in the same run (issue 15, goal 4).
+//!
+//! The baseline does the durable work of the end-to-end run with SQL
+//! alone, on one connection, in the largest transactions a perfect group
+//! commit would make. A fresh database gets `--jobs` no-op jobs through
+//! errand's own store (same schema, same rows, same job counts as the end
+//! to end run), which is then closed; the writer connection is reopened as
+//! the store opens it ([`errand_sqlite::baseline::open_writer`]: WAL,
+//! `synchronous=FULL`, its cache and plans) and drained: each transaction
+//! finishes the batch claimed by the one before (errand's fenced finish
+//! `UPDATE`, state `completed`, `finished_at`, no result), claims the next
+//! `--baseline-batch` jobs with errand's claim statements (due ids in claim
+//! order, then `UPDATE … RETURNING` to running with attempt, fence, lease
+//! and worker), adds its net job-count changes to `job_counts` as errand's
+//! commits do, and commits: one fsync per batch.
+//!
+//! Left out, because they are errand's runtime rather than the store's
+//! work: the writer thread and its queue, a savepoint per operation, the
+//! fenced point read before each finish (which the baseline knows from
+//! its claim), decoding claimed rows into jobs, the throughput history
+//! (written about once a second), batch settling, the async runtime, the
+//! worker's fetch loop, per-job tasks and handler calls, and the
+//! completions channel. Timed from the first claim's BEGIN to the last
+//! finish's COMMIT; the end-to-end run is timed from its first handler
+//! start to its last completion committed.
+
+use super::{Bench, enqueue_jobs, median};
+use anyhow::{Context, Result, bail, ensure};
+use errand_sqlite::baseline::{
+    COUNTS_SQL, FINISH_SQL, claim_due_sql, claim_start_sql, open_writer,
+};
+use errand_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+use rusqlite::{Connection, named_params};
+use serde::Serialize;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The kind (and queue) of the jobs, as in the end-to-end run.
+const KIND: &str = "noop";
+/// The worker name the baseline's claims record, as the end-to-end node's.
+const WORKER: &str = "bench-node-0";
+/// The issue's target for end to end ÷ baseline.
+const TARGET_RATIO: f64 = 0.7;
+
+/// What one baseline drain did.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(super) struct Drained {
+    /// Jobs claimed and finished.
+    pub jobs: usize,
+    /// Transactions committed (one fsync each).
+    pub commits: usize,
+    pub seconds: f64,
+}
+
+impl Drained {
+    pub fn jobs_per_s(&self) -> f64 {
+        self.jobs as f64 / self.seconds
+    }
+}
+
+/// Creates the database at `path` with errand's store and enqueues `jobs`
+/// no-op jobs as the end-to-end run does, then closes the store.
+pub(super) async fn prepare(path: &Path, jobs: usize) -> Result<()> {
+    let store = SqliteStore::open(path, SqliteOptions::default()).await?;
+    enqueue_jobs(&store, KIND, jobs, |i| serde_json::json!({ "n": i })).await?;
+    // Dropping the store lets its writer finish and releases the file's lock.
+    drop(store);
+    Ok(())
+}
+
+/// Claims and finishes every due job of the no-op queue on `conn`, `batch`
+/// per transaction, each transaction finishing the batch before it.
+pub(super) fn drain(conn: &Connection, batch: usize, lease: Duration) -> Result<Drained> {
+    ensure!(batch > 0, "--baseline-batch must be at least 1");
+    let mut due = conn.prepare(&claim_due_sql())?;
+    let mut start = conn.prepare(&claim_start_sql())?;
+    let mut finish = conn.prepare(FINISH_SQL)?;
+    let mut counts = conn.prepare(COUNTS_SQL)?;
+    let mut begin = conn.prepare("BEGIN IMMEDIATE")?;
+    let mut commit = conn.prepare("COMMIT")?;
+    let kinds = serde_json::json!([KIND]).to_string();
+    let lease_us = i64::try_from(lease.as_micros())?;
+    // (id, fence) of the jobs the previous transaction claimed.
+    let mut held: Vec<(i64, i64)> = Vec::new();
+    let (mut jobs, mut commits) = (0, 0);
+    let started = Instant::now();
+    loop {
+        let now = jiff::Timestamp::now().as_microsecond();
+        begin.execute([])?;
+        for &(id, fence) in &held {
+            let changed = finish.execute((
+                id,
+                fence,
+                "completed",
+                None::<i64>,
+                None::<String>,
+                None::<String>,
+                None::<String>,
+                0,
+                now,
+            ))?;
+            ensure!(changed == 1, "job {id} (fence {fence}) was not running");
+        }
+        let chosen: Vec<(i64, String)> = due
+            .query_map(
+                named_params! {
+                    ":queue": KIND,
+                    ":now": now,
+                    ":kinds": &kinds,
+                    ":exclude": None::<String>,
+                    ":limit": i64::try_from(batch)?,
+                },
+                |r| Ok((r.get::<_, i64>(2)?, r.get::<_, String>(3)?)),
+            )?
+            .collect::<Result<_, _>>()?;
+        let mut claimed = Vec::with_capacity(chosen.len());
+        if !chosen.is_empty() {
+            let ids = serde_json::to_string(&chosen.iter().map(|c| c.0).collect::<Vec<_>>())?;
+            let mut rows = start.query(named_params! {
+                ":now": now,
+                ":lease": now.saturating_add(lease_us),
+                ":worker": WORKER,
+                ":ids": ids,
+            })?;
+            while let Some(row) = rows.next()? {
+                claimed.push((row.get::<_, i64>("id")?, row.get::<_, i64>("fence")?));
+            }
+        }
+        ensure!(
+            claimed.len() == chosen.len(),
+            "started {} of {} chosen jobs",
+            claimed.len(),
+            chosen.len()
+        );
+        // The net changes, one upsert per (queue, kind, state) that moved,
+        // as errand's commits write them.
+        let mut deltas: Vec<(String, i64)> = Vec::new();
+        let mut add = |state: &str, n: i64| match deltas.iter_mut().find(|d| d.0 == state) {
+            Some(d) => d.1 += n,
+            None => deltas.push((state.to_string(), n)),
+        };
+        add("running", -(held.len() as i64));
+        add("completed", held.len() as i64);
+        for (_, state) in &chosen {
+            add(state, -1);
+        }
+        add("running", chosen.len() as i64);
+        for (state, n) in deltas.iter().filter(|d| d.1 != 0) {
+            counts.execute((KIND, KIND, state, n))?;
+        }
+        commit.execute([])?;
+        commits += 1;
+        jobs += held.len();
+        if claimed.is_empty() {
+            break;
+        }
+        held = claimed;
+    }
+    Ok(Drained {
+        jobs,
+        commits,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Checks that every job in the database is completed, `n` of them, and
+/// that the stored job counts say so too.
+pub(super) fn check_all_completed(conn: &Connection, n: usize) -> Result<()> {
+    let by_state = |sql: &str| -> Result<Vec<(String, i64)>> {
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    };
+    let jobs = by_state("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")?;
+    let counted = by_state(
+        "SELECT state, SUM(n) FROM job_counts GROUP BY state HAVING SUM(n) != 0 ORDER BY state",
+    )?;
+    let expected = vec![("completed".to_string(), i64::try_from(n)?)];
+    ensure!(
+        jobs == expected,
+        "jobs by state {jobs:?}, expected {expected:?}"
+    );
+    ensure!(
+        counted == expected,
+        "job_counts by state {counted:?}, expected {expected:?}"
+    );
+    Ok(())
+}
+
+/// One baseline measurement on a fresh database in a temporary directory.
+async fn baseline_once(jobs: usize, batch: usize) -> Result<Drained> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("baseline.db");
+    prepare(&path, jobs).await?;
+    let lease = errand_worker::WorkerConfig::default().lease;
+    tokio::task::spawn_blocking(move || {
+        let conn = open_writer(&path, Synchronous::Full)?;
+        let drained = drain(&conn, batch, lease)?;
+        check_all_completed(&conn, jobs)?;
+        ensure!(
+            drained.jobs == jobs,
+            "drained {} of {jobs} jobs",
+            drained.jobs
+        );
+        drop(dir);
+        Ok(drained)
+    })
+    .await
+    .context("the baseline's thread")?
+}
+
+/// One end-to-end measurement on a fresh database (a new server and store).
+async fn end_to_end_once(jobs: usize) -> Result<f64> {
+    let bench = Bench::start(None).await?;
+    bench.end_to_end(jobs, 1).await
+}
+
+/// One run: both measurements, in the order it took.
+#[derive(Debug, Serialize)]
+pub(super) struct RunPair {
+    baseline_first: bool,
+    e2e_jobs_per_s: f64,
+    baseline_jobs_per_s: f64,
+    baseline_commits: usize,
+    /// End to end ÷ baseline.
+    ratio: f64,
+}
+
+/// What `--sqlite-baseline` reports.
+#[derive(Debug, Serialize)]
+pub(super) struct BaselineReport {
+    jobs: usize,
+    /// Jobs the end-to-end node runs at once.
+    concurrency: usize,
+    /// Jobs the baseline claims (and finishes) per transaction.
+    batch: usize,
+    runs: Vec<RunPair>,
+    e2e_jobs_per_s: f64,
+    baseline_jobs_per_s: f64,
+    /// The median of the runs' ratios; the target is ≥ 0.7.
+    ratio: f64,
+}
+
+/// Measures the end-to-end run and the baseline `runs` times each,
+/// alternating which goes first, each on a fresh database.
+pub(super) async fn run(jobs: usize, batch: usize, runs: usize) -> Result<BaselineReport> {
+    if jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    let mut pairs = Vec::with_capacity(runs);
+    for run in 0..runs {
+        let baseline_first = run % 2 == 1;
+        let (mut e2e, mut base) = (None, None);
+        for step in 0..2 {
+            if (step == 0) == baseline_first {
+                eprintln!("store-only baseline, batch {batch} ({}/{runs})…", run + 1);
+                base = Some(baseline_once(jobs, batch).await?);
+            } else {
+                eprintln!("end to end ({}/{runs})…", run + 1);
+                e2e = Some(end_to_end_once(jobs).await?);
+            }
+        }
+        let (e2e, base) = (e2e.expect("measured"), base.expect("measured"));
+        pairs.push(RunPair {
+            baseline_first,
+            e2e_jobs_per_s: e2e,
+            baseline_jobs_per_s: base.jobs_per_s(),
+            baseline_commits: base.commits,
+            ratio: e2e / base.jobs_per_s(),
+        });
+    }
+    let of = |f: fn(&RunPair) -> f64| median(&pairs.iter().map(f).collect::<Vec<_>>());
+    Ok(BaselineReport {
+        jobs,
+        concurrency: super::E2E_CONCURRENCY,
+        batch,
+        e2e_jobs_per_s: of(|p| p.e2e_jobs_per_s),
+        baseline_jobs_per_s: of(|p| p.baseline_jobs_per_s),
+        ratio: of(|p| p.ratio),
+        runs: pairs,
+    })
+}
+
+/// Table rows: one per run, then the medians with the verdict.
+pub(super) fn rows(r: &BaselineReport) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = r
+        .runs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            vec![
+                format!(
+                    "{} ({})",
+                    i + 1,
+                    if p.baseline_first {
+                        "baseline first"
+                    } else {
+                        "end to end first"
+                    }
+                ),
+                format!("{:.0} jobs/s", p.e2e_jobs_per_s),
+                format!(
+                    "{:.0} jobs/s ({} commits)",
+                    p.baseline_jobs_per_s, p.baseline_commits
+                ),
+                format!("{:.2}×", p.ratio),
+            ]
+        })
+        .collect();
+    let word = if r.ratio >= TARGET_RATIO {
+        "meets"
+    } else {
+        "misses"
+    };
+    rows.push(vec![
+        "median".into(),
+        format!("{:.0} jobs/s", r.e2e_jobs_per_s),
+        format!("{:.0} jobs/s", r.baseline_jobs_per_s),
+        format!("{:.2}× ({word} the ≥ {TARGET_RATIO:.1}× target)", r.ratio),
+    ]);
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh database of `n` jobs and its writer connection.
+    async fn prepared(n: usize) -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("baseline.db");
+        prepare(&path, n).await.unwrap();
+        let conn = open_writer(&path, Synchronous::Off).unwrap();
+        (dir, conn)
+    }
+
+    #[tokio::test]
+    async fn drains_every_job_once_in_batches() {
+        for (n, batch, commits) in [(1000, 64, 17), (128, 64, 3), (5, 512, 2), (1, 1, 2)] {
+            let (_dir, conn) = prepared(n).await;
+            let drained = drain(&conn, batch, Duration::from_secs(15)).unwrap();
+            assert_eq!(drained.jobs, n, "{n} jobs in batches of {batch}");
+            // One per batch claimed, and the last that finishes it.
+            assert_eq!(drained.commits, commits, "{n} jobs in batches of {batch}");
+            check_all_completed(&conn, n).unwrap();
+            let (attempts, fences, open): (i64, i64, i64) = conn
+                .query_row(
+                    "SELECT SUM(attempt), SUM(fence), COUNT(lease_expires_at) + COUNT(worker) \
+                     FROM jobs WHERE finished_at IS NOT NULL AND started_at IS NOT NULL",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .unwrap();
+            assert_eq!((attempts, fences, open), (n as i64, n as i64, 0));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_empty_queue_takes_one_empty_commit() {
+        let (_dir, conn) = prepared(0).await;
+        let drained = drain(&conn, 64, Duration::from_secs(15)).unwrap();
+        assert_eq!((drained.jobs, drained.commits), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn the_check_sees_jobs_left_and_counts_off() {
+        let (_dir, conn) = prepared(10).await;
+        assert!(check_all_completed(&conn, 10).is_err(), "nothing ran yet");
+        drain(&conn, 4, Duration::from_secs(15)).unwrap();
+        check_all_completed(&conn, 10).unwrap();
+        conn.execute(
+            "UPDATE job_counts SET n = n + 1 WHERE state = 'completed'",
+            [],
+        )
+        .unwrap();
+        assert!(check_all_completed(&conn, 10).is_err(), "counts are off");
+    }
+
+    #[test]
+    fn a_batch_of_zero_is_refused() {
+        let conn = Connection::open_in_memory().unwrap();
+        assert!(drain(&conn, 0, Duration::from_secs(15)).is_err());
+    }
+}
