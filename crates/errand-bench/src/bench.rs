@@ -362,9 +362,22 @@ impl Bench {
         total: usize,
         nodes: usize,
     ) -> Result<f64> {
-        let before = self.completed(kind).await?;
         self.enqueue_many(kind, total, |i| serde_json::json!({ "n": i }))
             .await?;
+        self.run_enqueued(kind, policy, total, nodes).await
+    }
+
+    /// The running part of [`Bench::end_to_end_kind`]: `total` jobs of
+    /// `kind` already enqueued (and no others due in its queue) run to
+    /// completion; answers jobs/s from first start to last completion.
+    async fn run_enqueued(
+        &self,
+        kind: &str,
+        policy: KindPolicy,
+        total: usize,
+        nodes: usize,
+    ) -> Result<f64> {
+        let before = self.completed(kind).await?;
         let first = Arc::new(Mutex::new(None::<Instant>));
         let ran = Arc::new(AtomicUsize::new(0));
         let stop = CancellationToken::new();
