@@ -665,7 +665,8 @@ async fn run_sqlite_baseline(args: &BenchArgs, runs: usize) -> Result<ExitCode> 
                 "RUN",
                 "END TO END",
                 "STORE-ONLY BASELINE",
-                "END TO END ÷ BASELINE"
+                "BASELINE, IDLE",
+                "END TO END ÷ BASELINE (÷ IDLE)"
             ],
             &baseline::rows(&report)
         )
