@@ -61,8 +61,9 @@ pub struct BenchArgs {
     /// Instead of the usual scenarios, measure SQLite end to end (`--jobs`
     /// no-op jobs, concurrency 64) against a store-only baseline in the
     /// same run: the same jobs claimed and finished with errand's SQL
-    /// alone, one commit per claim batch; each run measures both on fresh
-    /// databases, alternating which goes first.
+    /// alone, one commit per claim batch (with a vCPU kept busy, and
+    /// without); each run measures all three on fresh databases, rotating
+    /// which goes first.
     #[arg(long, conflicts_with_all = ["database", "executors", "history", "events", "limits"])]
     pub sqlite_baseline: bool,
     /// With --sqlite-baseline: jobs the baseline claims per transaction
