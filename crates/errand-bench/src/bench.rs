@@ -9,8 +9,11 @@
 //! and a long transaction (see [`history`]), once. `--executors` measures
 //! the shipped executors instead (see [`executors`]); `--events` and
 //! `--limits` measure event publishing and the cost of global kind limits
-//! instead (see [`events`] and [`limits`]).
+//! instead (see [`events`] and [`limits`]); `--sqlite-baseline` measures
+//! the SQLite end-to-end run against the same work done with SQL alone
+//! (see [`baseline`]).
 
+mod baseline;
 mod events;
 mod executors;
 mod history;
@@ -359,9 +362,22 @@ impl Bench {
         total: usize,
         nodes: usize,
     ) -> Result<f64> {
-        let before = self.completed(kind).await?;
         self.enqueue_many(kind, total, |i| serde_json::json!({ "n": i }))
             .await?;
+        self.run_enqueued(kind, policy, total, nodes).await
+    }
+
+    /// The running part of [`Bench::end_to_end_kind`]: `total` jobs of
+    /// `kind` already enqueued (and no others due in its queue) run to
+    /// completion; answers jobs/s from first start to last completion.
+    async fn run_enqueued(
+        &self,
+        kind: &str,
+        policy: KindPolicy,
+        total: usize,
+        nodes: usize,
+    ) -> Result<f64> {
+        let before = self.completed(kind).await?;
         let first = Arc::new(Mutex::new(None::<Instant>));
         let ran = Arc::new(AtomicUsize::new(0));
         let stop = CancellationToken::new();
@@ -412,25 +428,14 @@ impl Bench {
         Ok(total as f64 / finished.duration_since(start).as_secs_f64())
     }
 
-    /// Enqueues `total` jobs of `kind` on the queue of the same name,
-    /// straight into the store, in chunks of 5,000.
+    /// Enqueues `total` jobs of `kind` with [`enqueue_jobs`].
     async fn enqueue_many(
         &self,
         kind: &str,
         total: usize,
         payload: impl Fn(usize) -> serde_json::Value,
     ) -> Result<()> {
-        for chunk in (0..total).collect::<Vec<_>>().chunks(5000) {
-            let jobs = chunk
-                .iter()
-                .map(|&i| NewJob {
-                    queue: kind.into(),
-                    ..NewJob::new(kind, payload(i))
-                })
-                .collect();
-            self.store.enqueue(jobs).await?;
-        }
-        Ok(())
+        enqueue_jobs(self.store.as_ref(), kind, total, payload).await
     }
 
     /// Completed jobs of `kind` so far.
@@ -511,6 +516,27 @@ impl Bench {
             },
         )
     }
+}
+
+/// Enqueues `total` jobs of `kind` on the queue of the same name,
+/// straight into `store`, in chunks of 5,000.
+async fn enqueue_jobs(
+    store: &dyn Store,
+    kind: &str,
+    total: usize,
+    payload: impl Fn(usize) -> serde_json::Value,
+) -> Result<()> {
+    for chunk in (0..total).collect::<Vec<_>>().chunks(5000) {
+        let jobs = chunk
+            .iter()
+            .map(|&i| NewJob {
+                queue: kind.into(),
+                ..NewJob::new(kind, payload(i))
+            })
+            .collect();
+        store.enqueue(jobs).await?;
+    }
+    Ok(())
 }
 
 impl Drop for Bench {
@@ -614,11 +640,48 @@ async fn run_events_and_limits(args: &BenchArgs, runs: usize) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+/// `errand-bench --sqlite-baseline`
+async fn run_sqlite_baseline(args: &BenchArgs, runs: usize) -> Result<ExitCode> {
+    let batch = match args.baseline_batch {
+        Some(b) => usize::try_from(b)?,
+        None => E2E_CONCURRENCY,
+    };
+    let report = baseline::run(args.jobs, batch, runs).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "errand-bench --sqlite-baseline: {} no-op jobs, end to end at concurrency \
+         {E2E_CONCURRENCY} against SQL alone in claim batches of {batch}, {runs} \
+         alternating run(s), SQLite synchronous=FULL, {}",
+        args.jobs,
+        jiff::Timestamp::now()
+    );
+    print!(
+        "{}",
+        errand_client::table(
+            &[
+                "RUN",
+                "END TO END",
+                "STORE-ONLY BASELINE",
+                "BASELINE, IDLE",
+                "END TO END ÷ BASELINE (÷ IDLE)"
+            ],
+            &baseline::rows(&report)
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `errand-bench`: the scenarios `args` ask for.
 pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     let runs = args.runs.max(1);
     if args.executors {
         return run_executors(&args, runs).await;
+    }
+    if args.sqlite_baseline {
+        return run_sqlite_baseline(&args, runs).await;
     }
     if args.events || args.limits {
         return run_events_and_limits(&args, runs).await;

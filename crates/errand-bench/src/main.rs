@@ -58,6 +58,19 @@ pub struct BenchArgs {
     /// unlimited kind (may join --events).
     #[arg(long, conflicts_with_all = ["executors", "history"])]
     pub limits: bool,
+    /// Instead of the usual scenarios, measure SQLite end to end (`--jobs`
+    /// no-op jobs, concurrency 64) against a store-only baseline in the
+    /// same run: the same jobs claimed and finished with errand's SQL
+    /// alone, one commit per claim batch (with a vCPU kept busy, and
+    /// without); each run measures all three on fresh databases, rotating
+    /// which goes first.
+    #[arg(long, conflicts_with_all = ["database", "executors", "history", "events", "limits"])]
+    pub sqlite_baseline: bool,
+    /// With --sqlite-baseline: jobs the baseline claims per transaction
+    /// (default: the end-to-end concurrency, the most one commit can claim
+    /// and finish for a node running that many jobs at once).
+    #[arg(long, requires = "sqlite_baseline", value_parser = clap::value_parser!(u64).range(1..))]
+    pub baseline_batch: Option<u64>,
 }
 
 fn main() -> ExitCode {

@@ -32,6 +32,11 @@ struct Change {
     delta: i64,
 }
 
+/// Adds `?4` to the count of queue `?1`, kind `?2`, state `?3`.
+pub(crate) const UPSERT: &str = "INSERT INTO job_counts (queue, kind, state, n) \
+     VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (queue, kind, state) DO UPDATE SET n = n + excluded.n";
+
 impl Changes {
     /// `n` jobs of `queue` and `kind` entered (`n` > 0) or left `state`.
     pub(crate) fn add(&mut self, queue: &str, kind: &str, state: JobState, n: i64) {
@@ -72,12 +77,7 @@ impl Changes {
         if changes.iter().all(|c| c.delta == 0) {
             return Ok(());
         }
-        let mut stmt = conn
-            .prepare_cached(
-                "INSERT INTO job_counts (queue, kind, state, n) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (queue, kind, state) DO UPDATE SET n = n + excluded.n",
-            )
-            .map_err(db_error)?;
+        let mut stmt = conn.prepare_cached(UPSERT).map_err(db_error)?;
         for c in changes.iter().filter(|c| c.delta != 0) {
             stmt.execute((&c.queue, &c.kind, c.state.as_str(), c.delta))
                 .map_err(db_error)?;

@@ -7,6 +7,8 @@
 //! connections.
 
 mod audit;
+#[cfg(feature = "baseline")]
+pub mod baseline;
 mod batches;
 mod bulk;
 mod counts;

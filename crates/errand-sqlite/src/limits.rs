@@ -116,12 +116,7 @@ pub(crate) fn due(
     limit: u64,
     tag: Option<usize>,
 ) -> Result<Vec<Candidate>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(&due_jobs(
-            &format!("{CLAIM_ORDER}, state, kind"),
-            "AND (:exclude IS NULL OR kind NOT IN (SELECT value FROM json_each(:exclude)))",
-        ))
-        .map_err(db_error)?;
+    let mut stmt = conn.prepare_cached(&due_sql()).map_err(db_error)?;
     stmt.query_map(
         named_params! {
             ":queue": &req.queue,
@@ -136,6 +131,23 @@ pub(crate) fn due(
     .map_err(db_error)
 }
 
+/// The statement [`due`] runs: the claim order's columns, state and kind
+/// of the due jobs (named parameters `:queue`, `:now`, `:kinds`,
+/// `:exclude`, `:limit`).
+pub(crate) fn due_sql() -> String {
+    due_jobs(
+        &format!("{CLAIM_ORDER}, state, kind"),
+        "AND (:exclude IS NULL OR kind NOT IN (SELECT value FROM json_each(:exclude)))",
+    )
+}
+
+/// The statement [`start`] runs: the jobs whose ids are in the JSON array
+/// `:ids` made running (named parameters `:now`, `:lease`, `:worker`),
+/// returning their columns.
+pub(crate) fn start_sql() -> String {
+    format!("{START} WHERE id IN (SELECT value FROM json_each(:ids)) RETURNING {JOB_COLUMNS}")
+}
+
 /// Makes the chosen candidates running under the request's lease.
 pub(crate) fn start(
     conn: &Connection,
@@ -148,11 +160,7 @@ pub(crate) fn start(
         return Ok(Vec::new());
     }
     let ids: Vec<JobId> = chosen.iter().map(|c| c.2).collect();
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "{START} WHERE id IN (SELECT value FROM json_each(:ids)) RETURNING {JOB_COLUMNS}"
-        ))
-        .map_err(db_error)?;
+    let mut stmt = conn.prepare_cached(&start_sql()).map_err(db_error)?;
     let jobs = collect_jobs(
         stmt.query(named_params! {
             ":now": micros(now),

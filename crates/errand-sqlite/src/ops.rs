@@ -419,6 +419,18 @@ pub(crate) fn rescue_expired(
     Ok(expired.into_iter().map(|(lease, _)| lease.id).collect())
 }
 
+/// Ends a running attempt, fenced to its claim: `?1` id, `?2` fence, `?3`
+/// the new state, `?4` run_at (NULL keeps it), `?5` result, `?6` error
+/// (NULL: none), `?7` its time, `?8` 1 to refund the attempt, `?9`
+/// finished_at.
+pub(crate) const END_ATTEMPT: &str = "UPDATE jobs SET state = ?3, \
+     run_at = COALESCE(?4, run_at), result = ?5, \
+     errors = CASE WHEN ?6 IS NULL THEN errors ELSE json_insert(errors, '$[#]', \
+         json_object('attempt', attempt, 'at', ?7, 'error', ?6)) END, \
+     attempt = attempt - ?8, finished_at = ?9, \
+     lease_expires_at = NULL, worker = NULL \
+     WHERE id = ?1 AND fence = ?2 AND state = 'running'";
+
 /// Applies the transition `resolve` picks for a running attempt; the WHERE
 /// clause fences it to that claim. True when the claim was current. An
 /// error is recorded under the attempt that ran, before a refund lowers it.
@@ -433,16 +445,7 @@ fn end_attempt(
 ) -> Result<bool, StoreError> {
     let ending = Ending::of(&outcome);
     let t: Transition = resolve(running.attempt, running.max_attempts, outcome, backoff, now);
-    let mut stmt = conn
-        .prepare_cached(
-            "UPDATE jobs SET state = ?3, run_at = COALESCE(?4, run_at), result = ?5, \
-                 errors = CASE WHEN ?6 IS NULL THEN errors ELSE json_insert(errors, '$[#]', \
-                     json_object('attempt', attempt, 'at', ?7, 'error', ?6)) END, \
-                 attempt = attempt - ?8, finished_at = ?9, \
-                 lease_expires_at = NULL, worker = NULL \
-             WHERE id = ?1 AND fence = ?2 AND state = 'running'",
-        )
-        .map_err(db_error)?;
+    let mut stmt = conn.prepare_cached(END_ATTEMPT).map_err(db_error)?;
     // `resolve` never answers `running`, so the lease always ends here.
     let changed = stmt
         .execute((
