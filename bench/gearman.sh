@@ -44,7 +44,7 @@ die() {
     echo "gearman.sh: $*" >&2
     exit 1
 }
-# free_port, need_peer_tools, bench_scratch.
+# free_port, need_peer_tools, bench_scratch, wait_port, start_gearmand, stop_server.
 source "$root/bench/lib.sh"
 
 while [[ $# -gt 0 ]]; do
@@ -75,16 +75,6 @@ if ((postgres)); then
         die "PostgreSQL is missing (apt-get install postgresql, or leave out --postgres)"
 fi
 bench_scratch gearman
-
-# wait_port PORT PID LOG: until something accepts on PORT, or PID exits.
-wait_port() {
-    for _ in $(seq 1 300); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    die "nothing listens on $1 after 30 s; see $3"
-}
 
 n_run=0
 # start_errand STORE: `errand serve` with the default configuration plus the Gearman listener and
@@ -125,33 +115,6 @@ TOML
             die "errand serve exited; see $dir/server.log: $(tail -n 5 "$dir/server.log")"
     done
     die "errand serve found no free port in 5 tries"
-}
-
-# start_gearmand QUEUE: a fresh gearmand, loopback only, its default 4 I/O threads; QUEUE is
-# builtin (in memory, gearmand's default) or libsqlite3 (a new database file per run, gearmand's
-# only durable queue that needs no other server); sets $gport and $server_pid.
-start_gearmand() {
-    local queue=$1 dir flags=()
-    n_run=$((n_run + 1))
-    dir="$scratch/gearmand-$n_run"
-    mkdir -p "$dir"
-    if [[ $queue == libsqlite3 ]]; then
-        flags=(-q libsqlite3 --libsqlite3-db "$dir/queue.db")
-    fi
-    for _ in 1 2 3 4 5; do
-        gport=$(free_port)
-        "$gearmand" --listen 127.0.0.1 --port "$gport" --threads 4 "${flags[@]}" \
-            --log-file "$dir/gearmand.log" --verbose ERROR >"$dir/stderr.log" 2>&1 &
-        server_pid=$!
-        pids+=("$server_pid")
-        wait_port "$gport" "$server_pid" "$dir/gearmand.log" && return
-    done
-    die "gearmand did not start in 5 tries; see $dir/gearmand.log and $dir/stderr.log"
-}
-
-stop_server() {
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
 }
 
 results="$scratch/results.jsonl"

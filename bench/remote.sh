@@ -38,7 +38,7 @@ die() {
     echo "remote.sh: $*" >&2
     exit 1
 }
-# free_port, need_peer_tools, bench_scratch.
+# free_port, need_peer_tools, bench_scratch, serve_errand.
 source "$root/bench/lib.sh"
 
 while [[ $# -gt 0 ]]; do
@@ -69,7 +69,7 @@ bench_scratch remote
 # start_errand DIR DATABASE: `errand serve` with the default configuration plus one remote kind
 # (auth is off by default on a loopback address); sets $url and $server_pid.
 start_errand() {
-    local dir=$1 database=$2 port
+    local dir=$1 database=$2
     mkdir -p "$dir"
     cat >"$dir/errand.toml" <<TOML
 database = "$database"
@@ -77,27 +77,7 @@ database = "$database"
 [kinds.noop]
 remote = true
 TOML
-    # A port found free can be taken (e.g. as a client's ephemeral port) before errand binds it:
-    # then try another.
-    for _ in 1 2 3 4 5; do
-        port=$(free_port)
-        "$errand" serve --config "$dir/errand.toml" --listen "127.0.0.1:$port" --log-level warn \
-            >"$dir/server.log" 2>&1 &
-        server_pid=$!
-        pids+=("$server_pid")
-        url="http://127.0.0.1:$port"
-        for _ in $(seq 1 300); do
-            curl -fs "$url/v1/stats" >/dev/null 2>&1 && return
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$server_pid" 2>/dev/null; then
-            die "errand serve did not answer within 30 s; see $dir/server.log"
-        fi
-        grep -q 'Address already in use' "$dir/server.log" ||
-            die "errand serve exited; see $dir/server.log: $(tail -n 5 "$dir/server.log")"
-    done
-    die "errand serve found no free port in 5 tries"
+    serve_errand "$dir"
 }
 
 stop_errand() {

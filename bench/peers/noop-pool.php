@@ -1,0 +1,27 @@
+<?php
+
+// A no-op errand pool worker (docs/pool-protocol.md) for bench/peers.sh: answers every job at
+// once. Like bench/remote/gearman-worker.php it writes its first job's start time to
+// BENCH_MARKS/first-<pid> and, with BENCH_PICKUP_LOG set, appends "<seq> <start time>" for every
+// job whose payload carries a seq.
+
+declare(strict_types=1);
+
+$marks = getenv('BENCH_MARKS') ?: null;
+$pickupLog = getenv('BENCH_PICKUP_LOG') ?: null;
+$first = true;
+fwrite(STDOUT, "{\"type\":\"ready\"}\n");
+fflush(STDOUT);
+while (($line = fgets(STDIN)) !== false) {
+    $started = microtime(true);
+    $job = json_decode($line, true, 512, JSON_THROW_ON_ERROR);
+    if ($pickupLog !== null && isset($job['payload']['seq'])) {
+        file_put_contents($pickupLog, sprintf("%d %.6f\n", $job['payload']['seq'], $started), FILE_APPEND);
+    }
+    if ($first && $marks !== null) {
+        $first = false;
+        file_put_contents("{$marks}/first-" . getmypid(), sprintf('%.6f', $started));
+    }
+    fwrite(STDOUT, '{"type":"result","id":' . $job['id'] . "}\n");
+    fflush(STDOUT);
+}
