@@ -95,7 +95,7 @@ server=""
 # Purge removes everything but the user.
 dpkg --purge errand >/dev/null || fail "dpkg --purge errand"
 for path in /usr/bin/errand "$unit" /etc/errand /var/lib/errand /etc/systemd/system/multi-user.target.wants/errand.service; do
-  [ ! -e "$path" ] && [ ! -L "$path" ] || fail "$path is left after purge"
+  if [ -e "$path" ] || [ -L "$path" ]; then fail "$path is left after purge"; fi
 done
 ! dpkg-statoverride --list /etc/errand/errand.toml >/dev/null || fail "the stat override is left after purge"
 
