@@ -670,19 +670,20 @@ impl Conn {
         // Only an end that is final has its own packet to tell; a retry's
         // or a deadly end's listeners wait for the next attempt.
         let tell = matches!(outcome, Outcome::Success(_) | Outcome::Permanent(_)).then_some(packet);
-        let lease = Lease {
-            id,
-            fence: held.fence,
-        };
-        self.finisher.end(
-            &self.hub,
-            Ending {
-                lease,
-                outcome,
-                tell,
-            },
-        );
+        self.end(id, held.fence, outcome, tell);
         vec![]
+    }
+
+    /// Ends this connection's attempt on job `id` (claim `fence`) with
+    /// `outcome`, in the background; `tell` goes to its foreground clients
+    /// once applied.
+    fn end(&self, id: JobId, fence: i64, outcome: Outcome, tell: Option<Packet>) {
+        let ending = Ending {
+            lease: Lease { id, fence },
+            outcome,
+            tell,
+        };
+        self.finisher.end(&self.hub, ending);
     }
 
     /// Renews the leases held (with any `WORK_STATUS` since the last
@@ -741,18 +742,7 @@ impl Conn {
             let tell = held.foreground.then(|| Packet::WorkFail {
                 handle: self.handle(id),
             });
-            let lease = Lease {
-                id,
-                fence: held.fence,
-            };
-            self.finisher.end(
-                &self.hub,
-                Ending {
-                    lease,
-                    outcome,
-                    tell,
-                },
-            );
+            self.end(id, held.fence, outcome, tell);
         }
     }
 
@@ -1195,16 +1185,7 @@ impl Conn {
                         "the Gearman worker's connection closed while it held the job".into(),
                     )
                 };
-            let lease = Lease {
-                id,
-                fence: held.fence,
-            };
-            let ending = Ending {
-                lease,
-                outcome,
-                tell: None,
-            };
-            self.finisher.end(&self.hub, ending);
+            self.end(id, held.fence, outcome, None);
         }
         // Shutdown waits for these commits (the listener's task tracker).
         self.finisher.close().await;
