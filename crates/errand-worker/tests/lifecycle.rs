@@ -259,12 +259,14 @@ async fn heartbeats_keep_a_job_longer_than_its_lease() {
     let id = enqueue(&store, job("slow", json!(null))).await;
     wait_state(&store, id, JobState::Running).await;
     // Three times two thirds of a lease: the first lease alone would have
-    // run out, each heartbeat pushes the expiry past the new now.
+    // run out, each heartbeat pushes the expiry a lease past the new now.
+    // Wait for that renewal (an expiry still a third of a lease ahead is
+    // the previous one's), or the next advance could outrun the heartbeat.
     for _ in 0..3 {
         clock.advance(lease * 2 / 3);
-        let now = clock.now();
+        let renewed = errand_core::duration::after(clock.now(), lease / 2).unwrap();
         wait_for(&store, id, |j| {
-            j.lease_expires_at.is_some_and(|at| at > now)
+            j.lease_expires_at.is_some_and(|at| at > renewed)
         })
         .await;
         assert!(
