@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # errand against the job servers its users would otherwise pick, same machine, same run (issue
 # 15): the same no-op jobs through each, three figures each, one markdown table.
-#   1. one client enqueuing one job at a time (jobs/s);
+#   1. one client enqueuing one job at a time (jobs/s); for errand also the same client sending
+#      GET /healthz (no write, no fsync): the HTTP round trip that bounds its enqueue rate;
 #   2. pickup p50: from just before the enqueue call to the idle worker's handler start (ms);
 #   3. no-op jobs processed by 2 worker processes (jobs/s): jobs enqueued first, then the workers
 #      start; timed from the first handler start until the server shows every job done.
@@ -136,7 +137,8 @@ new_dir() {
     mkdir -p "$dir"
 }
 
-# errand_round: the one-at-a-time enqueue on a server whose kind has no executor (the jobs wait),
+# errand_round: the one-at-a-time enqueue on a server whose kind has no executor (the jobs wait)
+# and GET /healthz on that server,
 # then that server restarted on the same database with a pool of 2 PHP processes, which run them;
 # the same with 2 Python processes on jobs enqueued in batches (POST /v1/jobs/batch, not timed);
 # the pickup with the PHP pool idle.
@@ -146,6 +148,7 @@ errand_round() {
     errand_config "$dir" remote
     serve_errand "$dir"
     record "$col_errand" '["enqueue"]' "${py[@]}" errand-enqueue "$url" "$jobs"
+    record "$col_errand" '["health"]' "${py[@]}" errand-health "$url" "$jobs"
     stop_server
     marks="$dir/marks" && mkdir "$marks"
     errand_config "$dir" php "BENCH_MARKS = \"$marks\""

@@ -4,6 +4,8 @@ and the summary table. Standard library only; each measuring command prints one 
 format of bench/remote/*.php (enqueue_jobs_per_s, jobs_per_s, p50_ms), so one summary reads all.
 
   peers.py errand-enqueue URL JOBS            one job at a time over one keep-alive connection
+  peers.py errand-health URL N               GET /healthz N times the same way: the HTTP round
+                                              trip with no write, the ceiling of errand-enqueue
   peers.py errand-fill URL JOBS               the same jobs in batches of 1,000 (not timed)
   peers.py errand-drain URL JOBS MARKS        waits until JOBS noop jobs completed; the time
                                               since the first handler start (MARKS/first-*)
@@ -120,6 +122,16 @@ def errand_enqueue(url, jobs):
         client.enqueue(None)
     seconds = time.time() - started
     emit({"scenario": "enqueue", "label": "errand", "jobs": jobs, "enqueue_jobs_per_s": round(jobs / seconds, 1)})
+
+
+def errand_health(url, requests):
+    client = Errand(url)
+    started = time.time()
+    for _ in range(requests):
+        client.request("GET", "/healthz")
+    seconds = time.time() - started
+    emit({"scenario": "health", "label": "errand", "requests": requests,
+          "health_per_s": round(requests / seconds, 1)})
 
 
 def errand_fill(url, jobs):
@@ -279,6 +291,7 @@ def beanstalk_pickup(address, count, scratch, label):
 
 ROWS = [
     ("one client enqueuing one job at a time (jobs/s)", "enqueue", ("enqueue_jobs_per_s", "enqueue_batch_jobs_per_s")),
+    ("the same client, GET /healthz: no write (requests/s)", "health", ("health_per_s",)),
     ("pickup p50 from the enqueue call (ms)", "pickup", ("p50_ms", "pickup_p50_ms")),
     ("no-op jobs processed by 2 worker processes (jobs/s)", "drain", ("jobs_per_s", "e2e_jobs_per_s")),
     ("the same with 2 Python worker processes (jobs/s)", "drain_py", ("jobs_per_s",)),
@@ -338,6 +351,8 @@ def main(argv):
     cmd, args = argv[1], argv[2:]
     if cmd == "errand-enqueue":
         errand_enqueue(args[0], int(args[1]))
+    elif cmd == "errand-health":
+        errand_health(args[0], int(args[1]))
     elif cmd == "errand-fill":
         errand_fill(args[0], int(args[1]))
     elif cmd == "errand-drain":
