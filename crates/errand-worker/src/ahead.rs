@@ -3,7 +3,7 @@
 //! instead of waiting for a claim's commit (docs/decisions/0037).
 //!
 //! A queue loop holds, per kind, up to [`AHEAD`] worth of jobs at the pace
-//! the kind's attempts ran so far, over all its processes (none until the
+//! the kind's attempts ran so far, for each of its processes (none until the
 //! first attempt ended, none while attempts take longer than [`AHEAD`]).
 //! An attempt that ends takes the next held job of its kind and runs it in
 //! its own place; when half the held jobs are gone the loop claims more in
@@ -16,7 +16,7 @@
 use crate::capacity::KindCapacity;
 use crate::running::Running;
 use errand_core::Job;
-use errand_core::pace::{AHEAD, MAX_AHEAD, Pace};
+use errand_core::pace::{AHEAD, Pace};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -49,13 +49,14 @@ struct Held {
 }
 
 impl Held {
-    /// Jobs to hold for `limit` processes: [`AHEAD`] worth at the pace, over
-    /// all of them, at most [`MAX_AHEAD`]; none while a job takes about
-    /// [`AHEAD`] or longer (each process then claims its own).
+    /// Jobs to hold for `limit` processes: [`AHEAD`] worth at the pace for
+    /// each (at most [`MAX_AHEAD`] each, as for a Gearman worker); none
+    /// while a job takes about [`AHEAD`] or longer (each process then
+    /// waits for a claim of its own).
     fn target(&self, limit: usize) -> usize {
         match self.pace.batch() as usize {
             0 | 1 => 0,
-            per => per.saturating_mul(limit).min(MAX_AHEAD as usize),
+            per => per.saturating_mul(limit),
         }
     }
 }
@@ -230,7 +231,7 @@ mod tests {
         assert_eq!(ahead.want("pool", 2), 0, "no pace yet: claim none ahead");
         assert!(ahead.hold(job(1), 2, &running).is_some(), "refused");
 
-        // Fast attempts: 20 ms worth for 2 processes, at most MAX_AHEAD.
+        // Fast attempts: 20 ms worth for each of 2 processes, at most MAX_AHEAD each.
         assert!(
             ahead
                 .next(
@@ -242,7 +243,10 @@ mod tests {
                 )
                 .is_none()
         );
-        assert_eq!(ahead.want("pool", 2), MAX_AHEAD as usize);
+        assert_eq!(
+            ahead.want("pool", 2),
+            2 * errand_core::pace::MAX_AHEAD as usize
+        );
         ahead.claiming(&[("pool".into(), 8)]);
         assert_eq!(ahead.want("pool", 2), 0, "asked for already");
         ahead.claimed(&[("pool".into(), 8)]);
