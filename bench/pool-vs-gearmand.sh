@@ -14,10 +14,13 @@
 # command gives before/after and errand ÷ gearmand per round. The order of the errand binaries
 # alternates between rounds.
 #
-#   bench/pool-vs-gearmand.sh [--runs N] [--jobs N] [--errand PATH] [--baseline PATH] [--keep DIR]
+#   bench/pool-vs-gearmand.sh [--runs N] [--jobs N] [--max-jobs N] [--errand PATH] [--baseline PATH]
+#                             [--keep DIR]
 #
 # --runs N         rounds (default 5)
 # --jobs N         jobs per run, every server (default 10000)
+# --max-jobs N     the pool's max_jobs (default: unset, errand's default 1,000; 0 = never recycle,
+#                  like the php-gearman workers, which run until stopped)
 # --errand PATH    the server binary (default $ERRAND_BIN, else target/release/errand)
 # --baseline PATH  an older errand binary to alternate with
 # --keep DIR       keep the raw JSON lines and the logs in DIR
@@ -31,6 +34,7 @@ runs=5
 jobs=10000
 errand="${ERRAND_BIN:-$root/target/release/errand}"
 baseline=""
+max_jobs=""
 postgres=0
 keep=""
 
@@ -46,6 +50,7 @@ while [[ $# -gt 0 ]]; do
     --jobs) jobs=${2:?}; shift 2 ;;
     --errand) errand=${2:?}; shift 2 ;;
     --baseline) baseline=${2:?}; shift 2 ;;
+    --max-jobs) max_jobs=${2:?}; shift 2 ;;
     --keep) keep=${2:?}; shift 2 ;;
     *) die "unknown argument '$1' (see the header of $0)" ;;
     esac
@@ -53,6 +58,9 @@ done
 for n in runs jobs; do
     [[ "${!n}" =~ ^[1-9][0-9]*$ ]] || die "$n wants a positive integer, not '${!n}'"
 done
+[[ -z "$max_jobs" || "$max_jobs" =~ ^[0-9]+$ ]] || die "--max-jobs wants a number, not '$max_jobs'"
+recycle=""
+if [[ -n "$max_jobs" ]]; then recycle="max_jobs = $max_jobs, "; fi
 absent=$(missing_packages gearman-job-server=/usr/sbin/gearmand php-cli=php php-cli=php:posix \
     php-cli=php:pcntl php-gearman=php:gearman python3=python3 curl=curl)
 [[ -z "$absent" ]] || die "missing Debian packages: apt-get install $absent"
@@ -78,8 +86,8 @@ errand_run() {
     stop_server
     {
         printf 'database = "sqlite://errand.db"\n\n[kinds.noop]\n'
-        printf 'pool = { command = ["php", "%s"], processes = 2, env = { BENCH_MARKS = "%s" } }\n' \
-            "$root/bench/peers/noop-pool.php" "$marks"
+        printf 'pool = { command = ["php", "%s"], processes = 2, %senv = { BENCH_MARKS = "%s" } }\n' \
+            "$root/bench/peers/noop-pool.php" "$recycle" "$marks"
     } >"$dir/errand.toml"
     serve_errand "$dir"
     line=$("${py[@]}" errand-drain "$url" "$jobs" "$marks" "$label")
@@ -112,7 +120,7 @@ for round in $(seq 1 "$runs"); do
 done
 
 echo "$("$new_binary" --version 2>/dev/null | head -n 1); $("$gearmand" --version 2>&1 | grep -m 1 gearmand); PHP $(php -r 'echo PHP_VERSION;')"
-echo "started $started; $runs round(s) of $jobs jobs; $(nproc) cores, load average $(cut -d ' ' -f 1-3 /proc/loadavg)"
+echo "started $started; $runs round(s) of $jobs jobs; pool max_jobs ${max_jobs:-1000 (default)}; $(nproc) cores, load average $(cut -d ' ' -f 1-3 /proc/loadavg)"
 echo
 python3 - "$results" <<'PY'
 import json, statistics, sys

@@ -2,21 +2,23 @@
 //! so a process that answered its job gets the next one from memory
 //! instead of waiting for a claim's commit (docs/decisions/0037).
 //!
-//! A queue loop holds, per kind, up to [`AHEAD`] worth of jobs at the pace
-//! the kind's attempts ran so far, for each of its processes (none until the
-//! first attempt ended, none while attempts take longer than [`AHEAD`]).
-//! An attempt that ends takes the next held job of its kind and runs it in
-//! its own place; when half the held jobs are gone the loop claims more in
-//! the background, so the commit overlaps the work. The held jobs' leases
-//! are renewed with the running ones. A job held longer than [`HOLD`] (every
-//! process busy with slower work than the pace promised, or the pool lost
-//! its processes) goes back to the queue without using an attempt, as do
-//! all held jobs at shutdown.
+//! A queue loop holds, per kind, [`AHEAD`] worth of jobs at the pace the
+//! kind's attempts ran so far for each of its processes, or twice the time
+//! its claims take to commit when that is longer (a slow disk), up to
+//! [`MOST_COVERED`] (none until the first attempt ended, none while
+//! attempts take longer than [`AHEAD`]). An attempt that ends takes the
+//! next held job of its kind and runs it in its own place; when half the
+//! held jobs are gone the loop claims more in the background, so the
+//! commit overlaps the work. The held jobs' leases are renewed with the
+//! running ones. When no held job of a kind has been taken for [`HOLD`]
+//! (every process busy with slower work than the pace promised, or the pool
+//! lost its processes) its held jobs go back to the queue without using an
+//! attempt, as do all held jobs at shutdown.
 
 use crate::capacity::KindCapacity;
 use crate::running::Running;
 use errand_core::Job;
-use errand_core::pace::{AHEAD, Pace};
+use errand_core::pace::{AHEAD, MAX_AHEAD, Pace};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -24,58 +26,75 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Longest a job waits held ahead before it goes back to the queue for
-/// another node: a few times [`AHEAD`], since at the pace none waits
-/// longer than about [`AHEAD`].
+/// How long held jobs may stay untouched (no process of their kind took
+/// one) before they go back to the queue for another node: a few times
+/// [`AHEAD`], since at the pace a process takes one far sooner.
 pub(crate) const HOLD: Duration = Duration::from_millis(AHEAD.as_millis() as u64 * 5);
+
+/// Most work held for a process when claims are slow to commit.
+pub(crate) const MOST_COVERED: Duration = Duration::from_millis(AHEAD.as_millis() as u64 * 4);
 
 /// One queue's jobs held ahead, by kind.
 #[derive(Debug, Default)]
 pub(crate) struct Ahead {
-    kinds: Mutex<HashMap<String, Held>>,
+    inner: Mutex<Inner>,
     /// Woken when a kind's held jobs fell to half their target, so the
     /// loop claims more.
     pub(crate) low: Notify,
 }
 
+#[derive(Debug, Default)]
+struct Inner {
+    kinds: HashMap<String, Held>,
+    /// How long this queue's claims take to answer: rises at once with a
+    /// slow one, decays by a quarter per claim.
+    round_trip: Duration,
+}
+
 /// One kind's held jobs and pace.
 #[derive(Debug, Default)]
 struct Held {
-    /// The jobs, oldest first, with when each was claimed.
-    jobs: VecDeque<(Job, Instant)>,
+    /// The jobs, oldest first.
+    jobs: VecDeque<Job>,
+    /// When a process last took one of them (or the first was held).
+    moved: Option<Instant>,
     pace: Pace,
     /// Jobs asked for ahead by claims still in flight.
     claiming: usize,
 }
 
 impl Held {
-    /// Jobs to hold for `limit` processes: [`AHEAD`] worth at the pace for
-    /// each (at most [`MAX_AHEAD`] each, as for a Gearman worker); none
-    /// while a job takes about [`AHEAD`] or longer (each process then
-    /// waits for a claim of its own).
-    fn target(&self, limit: usize) -> usize {
-        match self.pace.batch() as usize {
-            0 | 1 => 0,
-            per => per.saturating_mul(limit),
+    /// Jobs to hold for `limit` processes: for each, [`AHEAD`] worth at the
+    /// pace, or twice a claim's `round_trip` worth when longer (so a
+    /// process does not wait for a slow commit), up to [`MOST_COVERED`] and
+    /// 4 × [`MAX_AHEAD`] jobs; none while a job takes about [`AHEAD`] or
+    /// longer (each process then waits for a claim of its own).
+    fn target(&self, limit: usize, round_trip: Duration) -> usize {
+        let per = self.pace.batch() as usize;
+        if per <= 1 {
+            return 0;
         }
+        let cover = (round_trip * 2).clamp(AHEAD, MOST_COVERED);
+        let per = (per as f64 * cover.as_secs_f64() / AHEAD.as_secs_f64()) as usize;
+        per.min(4 * MAX_AHEAD as usize).saturating_mul(limit)
     }
 }
 
 impl Ahead {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // Plain data: a panic while holding the lock leaves it usable.
-        self.kinds.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// How many jobs of `kind` a claim should ask for ahead, for `limit`
     /// processes: none until the held and asked-for ones fall to half the
     /// target, then enough to fill it.
     pub(crate) fn want(&self, kind: &str, limit: usize) -> usize {
-        let kinds = self.lock();
-        let Some(held) = kinds.get(kind) else {
+        let inner = self.lock();
+        let Some(held) = inner.kinds.get(kind) else {
             return 0;
         };
-        let target = held.target(limit);
+        let target = held.target(limit, inner.round_trip);
         let have = held.jobs.len() + held.claiming;
         if have > target / 2 {
             return 0;
@@ -85,17 +104,18 @@ impl Ahead {
 
     /// Records jobs asked for ahead by a claim now in flight.
     pub(crate) fn claiming(&self, asks: &[(String, usize)]) {
-        let mut kinds = self.lock();
+        let mut inner = self.lock();
         for (kind, n) in asks {
-            kinds.entry(kind.clone()).or_default().claiming += n;
+            inner.kinds.entry(kind.clone()).or_default().claiming += n;
         }
     }
 
-    /// The claim of [`Ahead::claiming`] answered.
-    pub(crate) fn claimed(&self, asks: &[(String, usize)]) {
-        let mut kinds = self.lock();
+    /// A claim answered after `took`; it had asked for `asks` ahead.
+    pub(crate) fn claimed(&self, asks: &[(String, usize)], took: Duration) {
+        let mut inner = self.lock();
+        inner.round_trip = took.max((inner.round_trip * 3) / 4);
         for (kind, n) in asks {
-            if let Some(held) = kinds.get_mut(kind) {
+            if let Some(held) = inner.kinds.get_mut(kind) {
                 held.claiming = held.claiming.saturating_sub(*n);
             }
         }
@@ -105,13 +125,17 @@ impl Ahead {
     /// room for it (its lease then renewed with the running ones);
     /// otherwise gives it back to the caller.
     pub(crate) fn hold(&self, job: Job, limit: usize, running: &Running) -> Option<Job> {
-        let mut kinds = self.lock();
-        let held = kinds.entry(job.kind.clone()).or_default();
-        if held.jobs.len() >= held.target(limit) {
+        let mut inner = self.lock();
+        let round_trip = inner.round_trip;
+        let held = inner.kinds.entry(job.kind.clone()).or_default();
+        if held.jobs.len() >= held.target(limit, round_trip) {
             return Some(job);
         }
         running.insert(job.lease(), CancellationToken::new());
-        held.jobs.push_back((job, Instant::now()));
+        if held.jobs.is_empty() {
+            held.moved = Some(Instant::now());
+        }
+        held.jobs.push_back(job);
         None
     }
 
@@ -126,14 +150,15 @@ impl Ahead {
         running: &Running,
         stopping: bool,
     ) -> Option<Job> {
-        let mut kinds = self.lock();
-        let held = kinds.entry(kind.to_string()).or_default();
+        let mut inner = self.lock();
+        let round_trip = inner.round_trip;
+        let held = inner.kinds.entry(kind.to_string()).or_default();
         held.pace.ran(took);
         if stopping || capacity.over() {
             return None;
         }
         let job = take(held, running)?;
-        let target = held.target(capacity.limit());
+        let target = held.target(capacity.limit(), round_trip);
         if held.claiming == 0 && held.jobs.len() <= target / 2 {
             self.low.notify_one();
         }
@@ -142,30 +167,31 @@ impl Ahead {
 
     /// The next held job of `kind`, to start in a place that freed up.
     pub(crate) fn take(&self, kind: &str, running: &Running) -> Option<Job> {
-        let mut kinds = self.lock();
-        take(kinds.get_mut(kind)?, running)
+        let mut inner = self.lock();
+        take(inner.kinds.get_mut(kind)?, running)
     }
 
     /// The kinds that hold jobs.
     pub(crate) fn kinds(&self) -> Vec<String> {
-        let kinds = self.lock();
-        kinds
+        let inner = self.lock();
+        inner
+            .kinds
             .iter()
             .filter(|(_, held)| !held.jobs.is_empty())
             .map(|(kind, _)| kind.clone())
             .collect()
     }
 
-    /// Takes every held job of the kinds whose oldest has waited [`HOLD`]
-    /// by `now` (their processes are busy with slower work: those kinds
-    /// claim one job per process again until their jobs are short), and
-    /// says when the next may expire.
+    /// Takes every held job of the kinds none of whose held jobs was taken
+    /// for [`HOLD`] by `now` (their processes are busy with slower work:
+    /// those kinds claim one job per process again until their jobs are
+    /// short), and says when the next may expire.
     pub(crate) fn expired(&self, now: Instant, running: &Running) -> (Vec<Job>, Option<Instant>) {
-        let mut kinds = self.lock();
+        let mut inner = self.lock();
         let mut out = Vec::new();
         let mut next = None::<Instant>;
-        for held in kinds.values_mut() {
-            let Some(&(_, since)) = held.jobs.front() else {
+        for held in inner.kinds.values_mut() {
+            let Some(since) = held.moved.filter(|_| !held.jobs.is_empty()) else {
                 continue;
             };
             if since + HOLD <= now {
@@ -182,9 +208,9 @@ impl Ahead {
 
     /// Takes every held job (at shutdown).
     pub(crate) fn drain(&self, running: &Running) -> Vec<Job> {
-        let mut kinds = self.lock();
+        let mut inner = self.lock();
         let mut out = Vec::new();
-        for held in kinds.values_mut() {
+        for held in inner.kinds.values_mut() {
             while let Some(job) = take(held, running) {
                 out.push(job);
             }
@@ -196,8 +222,9 @@ impl Ahead {
 /// The oldest held job whose lease is still held; jobs whose lease was
 /// lost meanwhile (cancelled, rescued elsewhere) are dropped unrun.
 fn take(held: &mut Held, running: &Running) -> Option<Job> {
-    while let Some((job, _)) = held.jobs.pop_front() {
+    while let Some(job) = held.jobs.pop_front() {
         if running.remove(&job.lease()) {
+            held.moved = Some(Instant::now());
             return Some(job);
         }
         tracing::info!(
@@ -222,8 +249,8 @@ mod tests {
         .expect("a valid job")
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn held_jobs_follow_the_pace_run_in_order_and_expire() {
+    #[test]
+    fn held_jobs_follow_the_pace_run_in_order_and_expire() {
         let ahead = Ahead::default();
         let running = Running::default();
         let (_limit_tx, limit) = watch::channel(2);
@@ -236,7 +263,7 @@ mod tests {
             ahead
                 .next(
                     "pool",
-                    Duration::from_micros(100),
+                    Duration::from_micros(30),
                     &capacity,
                     &running,
                     false
@@ -247,9 +274,15 @@ mod tests {
             ahead.want("pool", 2),
             2 * errand_core::pace::MAX_AHEAD as usize
         );
-        ahead.claiming(&[("pool".into(), 8)]);
-        assert_eq!(ahead.want("pool", 2), 0, "asked for already");
-        ahead.claimed(&[("pool".into(), 8)]);
+        ahead.claiming(&[("pool".into(), 600)]);
+        assert_eq!(ahead.want("pool", 2), 0, "over half asked for already");
+        ahead.claimed(&[("pool".into(), 600)], Duration::from_millis(1));
+        // Slow commits: enough to cover two claims, at most 80 ms worth.
+        ahead.claimed(&[], Duration::from_millis(40));
+        assert_eq!(
+            ahead.want("pool", 2),
+            2 * 4 * errand_core::pace::MAX_AHEAD as usize
+        );
         for id in 1..=3 {
             assert!(ahead.hold(job(id), 2, &running).is_none());
         }
@@ -281,12 +314,16 @@ mod tests {
 
         // Held past HOLD: all go back and the kind claims none ahead.
         assert!(ahead.hold(job(4), 2, &running).is_none());
-        let (gone, next_at) = ahead.expired(Instant::now(), &running);
+        assert!(ahead.hold(job(5), 2, &running).is_none());
+        // Taking one counts as movement: the rest wait HOLD from then.
+        let before = Instant::now();
+        assert_eq!(ahead.take("pool", &running).map(|j| j.id), Some(4));
+        let (gone, next_at) = ahead.expired(before, &running);
         assert!(gone.is_empty());
-        assert_eq!(next_at, Some(Instant::now() + HOLD));
-        tokio::time::advance(HOLD).await;
-        let (gone, next_at) = ahead.expired(Instant::now(), &running);
-        assert_eq!(gone.iter().map(|j| j.id).collect::<Vec<_>>(), [4]);
+        let next_at = next_at.expect("a held job may expire");
+        assert!(next_at >= before + HOLD && next_at <= Instant::now() + HOLD);
+        let (gone, next_at) = ahead.expired(next_at, &running);
+        assert_eq!(gone.iter().map(|j| j.id).collect::<Vec<_>>(), [5]);
         assert_eq!(next_at, None);
         assert_eq!(ahead.want("pool", 2), 0, "slowed: one job per process");
         assert_eq!(running.len(), 0);

@@ -43,13 +43,14 @@ const LIMITED_CLAIMS_IN_FLIGHT: usize = 4;
 type Asks = Vec<(String, usize)>;
 
 /// What a claim task answers: the jobs, the slots reserved for them, the
-/// kind when the claim was that kind's breaker probe, and the jobs it
-/// asked for ahead.
+/// kind when the claim was that kind's breaker probe, the jobs it asked
+/// for ahead, and how long it took.
 type ClaimAnswer = (
     Result<Claimed, StoreError>,
     OwnedSemaphorePermit,
     Option<String>,
     Asks,
+    Duration,
 );
 
 /// Why the loop stopped claiming, which says what may wake it.
@@ -163,11 +164,11 @@ impl QueueLoop {
             });
             tokio::select! {
                 Some(claimed) = claims.join_next() => {
-                    let Ok((result, permits, probe, asks)) = claimed else {
+                    let Ok((result, permits, probe, asks, took)) = claimed else {
                         tracing::error!(queue = self.queue, "a claim task failed");
                         continue;
                     };
-                    self.ahead.claimed(&asks);
+                    self.ahead.claimed(&asks, took);
                     if let Some(kind) = &probe
                         && !matches!(&result, Ok(claimed) if !claimed.jobs.is_empty())
                     {
@@ -253,7 +254,11 @@ impl QueueLoop {
             limits: self.limits.clone(),
         };
         let store = self.store.clone();
-        claims.spawn(async move { (store.claim(&request).await, permits, probe, asks) });
+        claims.spawn(async move {
+            let sent = Instant::now();
+            let claimed = store.claim(&request).await;
+            (claimed, permits, probe, asks, sent.elapsed())
+        });
     }
 
     /// Runs claimed jobs, one slot each, or hands them back once shutdown
