@@ -3,7 +3,8 @@
 //! an exponential (capped) backoff that resets once processes stay healthy;
 //! a process that reached its job or memory limit is retired gracefully and
 //! replaced at once; a process nearing `max_jobs` gets its replacement
-//! started early, so its place stays filled while the replacement boots.
+//! started early, so its place stays filled while the replacement boots
+//! (stopped again if the process goes idle short of its limit).
 //! Every stop and start is a tracked task so shutdown can
 //! wait for all of them. While processes cannot start for lack of a
 //! resource (file descriptors, processes, memory), jobs that find no idle
@@ -24,6 +25,11 @@ const RESTART_MAX: Duration = Duration::from_secs(30);
 /// A process that ran this long before failing is not part of a crash
 /// loop: its place starts the backoff over.
 const HEALTHY: Duration = Duration::from_secs(60);
+
+/// Longest an early replacement waits for the process it replaces to
+/// leave: longer means that process went idle short of `max_jobs`, and the
+/// replacement is stopped rather than kept as an extra process.
+const SPARE_WAIT: Duration = Duration::from_secs(1);
 
 /// One of the pool's places and how often its processes failed in a row.
 #[derive(Debug, Clone, Copy)]
@@ -261,7 +267,10 @@ impl Supervisor {
                     this.tasks.spawn(process.stop());
                 }
                 Ok(process) => {
+                    let pid = process.pid();
                     spares.insert(slot.index, Spare::Ready(Box::new(process)));
+                    drop(spares);
+                    this.expire_spare(slot, pid);
                 }
                 Err(e) => {
                     spares.remove(&slot.index);
@@ -277,6 +286,28 @@ impl Supervisor {
                         this.spawn_process(slot, delay);
                     }
                 }
+            }
+        });
+    }
+
+    /// Stops the early replacement `pid` of `slot` if it is still unused
+    /// after [`SPARE_WAIT`].
+    fn expire_spare(self: &Arc<Self>, slot: Slot, pid: u32) {
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(SPARE_WAIT) => {}
+                _ = this.shutdown.cancelled() => return,
+            }
+            let unused = {
+                let mut spares = this.spares_map();
+                match spares.get(&slot.index) {
+                    Some(Spare::Ready(spare)) if spare.pid() == pid => spares.remove(&slot.index),
+                    _ => None,
+                }
+            };
+            if let Some(Spare::Ready(spare)) = unused {
+                spare.stop().await;
             }
         });
     }
