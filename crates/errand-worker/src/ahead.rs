@@ -157,8 +157,20 @@ impl Ahead {
         if stopping || capacity.over() {
             return None;
         }
-        let job = take(held, running)?;
         let target = held.target(capacity.limit(), round_trip);
+        let Some(job) = take(held, running) else {
+            if target > 0 {
+                // The claims did not keep up: this place now waits for one.
+                tracing::debug!(
+                    kind,
+                    ?round_trip,
+                    claiming = held.claiming,
+                    target,
+                    "held jobs ran out"
+                );
+            }
+            return None;
+        };
         if held.claiming == 0 && held.jobs.len() <= target / 2 {
             self.low.notify_one();
         }
