@@ -6,7 +6,7 @@
 //! duration and size parsing ([`duration`], [`size`]), events ([`event`]),
 //! batches ([`batch`]), global kind limits ([`limit`]), cron schedules
 //! ([`schedule`]), the catalogue of kinds, events and schedules ([`catalog`]),
-//! write health ([`health`]), attempt progress ([`progress`]), API tokens and scopes ([`auth`]),
+//! write health ([`health`]), how far ahead to claim ([`pace`]), attempt progress ([`progress`]), API tokens and scopes ([`auth`]),
 //! the audit log ([`audit`]), dashboard sessions ([`session`]), the [`clock::Clock`] all of them read time
 //! from, and the [`store::Store`] contract that each database engine
 //! implements. Nothing here does I/O: the time is an input, a timestamp or
@@ -30,6 +30,7 @@ pub mod load;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod outcome;
+pub mod pace;
 pub mod policy;
 pub mod progress;
 pub mod redact;

@@ -72,6 +72,10 @@ impl PoolExecutor {
             let why = format!("ran max_jobs = {}", config.max_jobs);
             return self.supervisor.retire(process, &why);
         }
+        if config.max_jobs > 0 && process.replacement_due(config.max_jobs) {
+            // Its place is not empty while the replacement boots.
+            self.supervisor.start_replacement(process.slot);
+        }
         if let Some(limit) = config.max_rss
             && let Some(rss) = process.rss()
             && rss > limit.0

@@ -45,6 +45,18 @@ impl KindCapacity {
         })
     }
 
+    /// The executor's limit now.
+    pub(crate) fn limit(&self) -> usize {
+        *self.limit.borrow()
+    }
+
+    /// Whether more attempts run than the limit allows now (a pool lost a
+    /// process): an ending attempt then frees its place instead of
+    /// passing it to a held job.
+    pub(crate) fn over(&self) -> bool {
+        self.running.load(Ordering::Acquire) > self.limit()
+    }
+
     /// A copy of the limit's receiver, to be told when it changes.
     pub(crate) fn watch(&self) -> watch::Receiver<usize> {
         self.limit.clone()

@@ -7,8 +7,12 @@
 //! it sleeps until a job ends somewhere (a finish event), the rate window
 //! reopens, or the poll interval passes. Kinds whose executor has no room
 //! on this node (every pool process busy) are left out of claims too, and a
-//! claim of only such kinds asks for no more jobs than they have room for.
+//! claim of only such kinds asks for no more jobs than they have room for,
+//! plus the jobs it holds ahead for them once their attempts proved short
+//! (`ahead`, docs/decisions/0037): an ended attempt then runs the next held
+//! job in its place without waiting for a claim.
 
+use crate::ahead::Ahead;
 use crate::breaker::Breakers;
 use crate::execution::{Attempts, Registration};
 use crate::retry_delay::RetryDelay;
@@ -35,12 +39,18 @@ const CLAIMS_IN_FLIGHT: usize = 2;
 /// flight share commits instead of leaving processes idle.
 const LIMITED_CLAIMS_IN_FLIGHT: usize = 4;
 
-/// What a claim task answers: the jobs, the slots reserved for them, and
-/// the kind when the claim was that kind's breaker probe.
+/// Jobs a claim asked for ahead, by kind.
+type Asks = Vec<(String, usize)>;
+
+/// What a claim task answers: the jobs, the slots reserved for them, the
+/// kind when the claim was that kind's breaker probe, the jobs it asked
+/// for ahead, and how long it took.
 type ClaimAnswer = (
     Result<Claimed, StoreError>,
     OwnedSemaphorePermit,
     Option<String>,
+    Asks,
+    Duration,
 );
 
 /// Why the loop stopped claiming, which says what may wake it.
@@ -71,6 +81,8 @@ pub(crate) struct QueueLoop {
     /// capacity changes.
     pub(crate) room_freed: Arc<Notify>,
     pub(crate) attempts: Arc<Attempts>,
+    /// Jobs held ahead of limited kinds' executors.
+    pub(crate) ahead: Arc<Ahead>,
     pub(crate) tracker: TaskTracker,
     pub(crate) shutdown: CancellationToken,
 }
@@ -92,6 +104,9 @@ impl QueueLoop {
         let mut idle = Idle::No;
         loop {
             let stopping = self.shutdown.is_cancelled();
+            if stopping {
+                self.hand_back(self.ahead.drain(&self.attempts.running));
+            }
             if stopping && claims.is_empty() {
                 return;
             }
@@ -99,9 +114,28 @@ impl QueueLoop {
             let room_freed = self.room_freed.notified();
             tokio::pin!(room_freed);
             room_freed.as_mut().enable();
+            let ahead_low = self.ahead.low.notified();
+            tokio::pin!(ahead_low);
+            ahead_low.as_mut().enable();
+            // Held jobs whose processes stayed busy go back; room that
+            // appeared (a process became ready) takes held jobs first.
+            let (expired, hold_until) = self.ahead.expired(Instant::now(), &self.attempts.running);
+            if !expired.is_empty() {
+                tracing::debug!(
+                    queue = self.queue,
+                    jobs = expired.len(),
+                    "jobs held ahead waited too long; handing them back"
+                );
+                self.hand_back(expired);
+            }
+            if !stopping {
+                self.start_held(&slots);
+            }
+            // Held jobs start when room appears, so its freeing must wake us.
+            let holding = !self.ahead.kinds().is_empty();
             if idle != Idle::No && claims.is_empty() {
-                let full = kinds.iter().any(|kind| self.room(kind) == Some(0));
-                self.wait_for_work(&mut events, idle, full.then_some(room_freed))
+                let full = holding || kinds.iter().any(|kind| self.room(kind) == Some(0));
+                self.wait_for_work(&mut events, idle, full.then_some(room_freed), hold_until)
                     .await;
                 idle = Idle::No;
                 continue;
@@ -111,7 +145,7 @@ impl QueueLoop {
             let (closed, full): (Vec<String>, Vec<String>) = plan
                 .closed
                 .into_iter()
-                .partition(|kind| self.room(kind) != Some(0));
+                .partition(|kind| self.room(kind) != Some(0) || self.want(kind) > 0);
             plan.closed = closed;
             plan.probe = plan.probe.filter(|kind| self.room(kind) != Some(0));
             let in_flight = if plan.closed.iter().all(|kind| self.room(kind).is_some()) {
@@ -130,10 +164,11 @@ impl QueueLoop {
             });
             tokio::select! {
                 Some(claimed) = claims.join_next() => {
-                    let Ok((result, permits, probe)) = claimed else {
+                    let Ok((result, permits, probe, asks, took)) = claimed else {
                         tracing::error!(queue = self.queue, "a claim task failed");
                         continue;
                     };
+                    self.ahead.claimed(&asks, took);
                     if let Some(kind) = &probe
                         && !matches!(&result, Ok(claimed) if !claimed.jobs.is_empty())
                     {
@@ -147,7 +182,7 @@ impl QueueLoop {
                             if probe.is_none() {
                                 idle = idle_after(&claimed);
                             }
-                            self.start(claimed.jobs, permits);
+                            self.start(claimed.jobs, permits, &slots);
                         }
                         Err(e) => {
                             drop(permits);
@@ -168,59 +203,126 @@ impl QueueLoop {
                         && self.breakers.take_probe(&kind, Instant::now())
                     {
                         let probe = permits.split(1).expect("at least one slot reserved");
-                        self.claim(&mut claims, vec![kind.clone()], probe, Some(kind));
+                        self.claim(&mut claims, vec![kind.clone()], probe, Some(kind), Vec::new());
                     }
-                    if !plan.closed.is_empty() && permits.num_permits() > 0 {
-                        // Only limited kinds: ask for no more than they have room for.
+                    if !plan.closed.is_empty() {
+                        // Only limited kinds: ask for no more than they have
+                        // room for, plus what they want held ahead.
                         let room = plan.closed.iter().map(|kind| self.room(kind)).sum::<Option<usize>>();
-                        if let Some(room) = room
-                            && permits.num_permits() > room
-                        {
-                            drop(permits.split(permits.num_permits() - room));
+                        let mut asks = Vec::new();
+                        if let Some(room) = room {
+                            if permits.num_permits() > room {
+                                drop(permits.split(permits.num_permits() - room));
+                            }
+                            asks = plan.closed.iter()
+                                .map(|kind| (kind.clone(), self.want(kind)))
+                                .filter(|(_, n)| *n > 0)
+                                .collect();
                         }
-                        self.claim(&mut claims, plan.closed, permits, None);
+                        if permits.num_permits() > 0 || !asks.is_empty() {
+                            self.claim(&mut claims, plan.closed, permits, None, asks);
+                        }
                     }
                 }
                 _ = tokio::time::sleep(blocked.unwrap_or_default()), if blocked.is_some() => {}
-                _ = &mut room_freed, if !full.is_empty() => {}
+                _ = &mut room_freed, if !full.is_empty() || holding => {}
+                _ = &mut ahead_low => {}
+                _ = tokio::time::sleep_until(hold_until.unwrap_or_else(Instant::now)), if hold_until.is_some() => {}
                 _ = self.shutdown.cancelled(), if !stopping => {}
             }
         }
     }
 
-    /// Claims up to one job per reserved slot, of `kinds`, in a task.
+    /// Claims up to one job per reserved slot, plus those asked for ahead,
+    /// of `kinds`, in a task.
     fn claim(
         &self,
         claims: &mut JoinSet<ClaimAnswer>,
         kinds: Vec<String>,
         permits: OwnedSemaphorePermit,
         probe: Option<String>,
+        asks: Asks,
     ) {
+        self.ahead.claiming(&asks);
+        let wanted = permits.num_permits() + asks.iter().map(|(_, n)| n).sum::<usize>();
         let request = ClaimRequest {
             queue: self.queue.clone(),
             kinds,
-            limit: u32::try_from(permits.num_permits()).unwrap_or(u32::MAX),
+            limit: u32::try_from(wanted).unwrap_or(u32::MAX),
             worker: self.worker.clone(),
             lease: self.lease,
             limits: self.limits.clone(),
         };
         let store = self.store.clone();
-        claims.spawn(async move { (store.claim(&request).await, permits, probe) });
+        claims.spawn(async move {
+            let sent = Instant::now();
+            let claimed = store.claim(&request).await;
+            (claimed, permits, probe, asks, sent.elapsed())
+        });
     }
 
     /// Runs claimed jobs, one slot each, or hands them back once shutdown
-    /// has begun; slots left over are freed.
-    fn start(&self, jobs: Vec<Job>, mut permits: OwnedSemaphorePermit) {
+    /// has begun; slots left over are freed. Jobs claimed ahead (beyond the
+    /// slots reserved) start when a slot and room are free, else are held.
+    fn start(&self, jobs: Vec<Job>, mut permits: OwnedSemaphorePermit, slots: &Arc<Semaphore>) {
         if self.shutdown.is_cancelled() {
             self.hand_back(jobs);
             return;
         }
         for job in jobs {
-            let permit = permits
+            match permits
                 .split(1)
-                .expect("claimed no more jobs than slots reserved");
-            self.spawn(job, permit);
+                .or_else(|| slots.clone().try_acquire_owned().ok())
+            {
+                Some(permit) => self.spawn(job, permit),
+                None => self.hold(job),
+            }
         }
+    }
+
+    /// Starts held jobs of the kinds that have room and slots for them.
+    fn start_held(&self, slots: &Arc<Semaphore>) {
+        for kind in self.ahead.kinds() {
+            while self.room(&kind).unwrap_or(0) > 0 {
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    return;
+                };
+                let Some(job) = self.ahead.take(&kind, &self.attempts.running) else {
+                    break;
+                };
+                self.spawn(job, permit);
+            }
+        }
+    }
+
+    /// Holds a job claimed ahead for its kind's executor, or hands it back
+    /// when the kind wants none held.
+    fn hold(&self, job: Job) {
+        let limit = self
+            .registrations
+            .get(&job.kind)
+            .and_then(|reg| reg.capacity.as_ref())
+            .map(|capacity| capacity.limit());
+        let refused = match limit {
+            Some(limit) => self.ahead.hold(job, limit, &self.attempts.running),
+            None => Some(job),
+        };
+        if let Some(job) = refused {
+            tracing::debug!(
+                job = job.id,
+                kind = job.kind,
+                "no room for the job on this node; handing it back"
+            );
+            self.hand_back(vec![job]);
+        }
+    }
+
+    /// Jobs of `kind` to claim ahead now (none for unlimited kinds).
+    fn want(&self, kind: &str) -> usize {
+        self.registrations
+            .get(kind)
+            .and_then(|reg| reg.capacity.as_ref())
+            .map_or(0, |capacity| self.ahead.want(kind, capacity.limit()))
     }
 
     fn spawn(&self, job: Job, permit: OwnedSemaphorePermit) {
@@ -241,21 +343,36 @@ impl QueueLoop {
                 None => {
                     // One claim over several limited kinds (or two queues
                     // sharing a kind) brought more than the kind has room
-                    // for: give the rest back at once, no attempt used,
-                    // rather than let them wait for a process.
-                    tracing::debug!(
-                        job = job.id,
-                        kind = job.kind,
-                        "no room for the job on this node; handing it back"
-                    );
-                    self.hand_back(vec![job]);
+                    // for: hold the rest for its next free place when it
+                    // wants jobs ahead, else give them back at once, no
+                    // attempt used, rather than let them wait for a process.
+                    drop(permit);
+                    self.hold(job);
                     return;
                 }
             },
         };
         let attempts = self.attempts.clone();
+        let ahead = self.ahead.clone();
+        let shutdown = self.shutdown.clone();
         self.tracker.spawn(async move {
-            attempts.run(job, reg).await;
+            let mut job = job;
+            loop {
+                let kind = job.kind.clone();
+                let started = Instant::now();
+                attempts.run(job, reg.clone()).await;
+                // A limited kind's place passes to its next held job, with
+                // the slot: no claim, no wake-up of the fetch loop.
+                let Some(capacity) = &reg.capacity else {
+                    break;
+                };
+                let took = started.elapsed();
+                let stopping = shutdown.is_cancelled();
+                match ahead.next(&kind, took, capacity, &attempts.running, stopping) {
+                    Some(next) => job = next,
+                    None => break,
+                }
+            }
             drop(running);
             drop(permit);
         });
@@ -287,11 +404,13 @@ impl QueueLoop {
     /// and when held back by a limit, any job's end or the rate window.
     /// With `room_freed` (a kind was left out for want of room), also when
     /// room frees up.
+    /// With `hold_until`, also when a held job may have waited too long.
     async fn wait_for_work(
         &self,
         events: &mut broadcast::Receiver<StoreEvent>,
         idle: Idle,
         room_freed: Option<Pin<&mut Notified<'_>>>,
+        hold_until: Option<Instant>,
     ) {
         let (on_finish, retry_at) = match idle {
             Idle::Held(retry_at) => (true, retry_at),
@@ -316,6 +435,7 @@ impl QueueLoop {
             _ = window_reopens => {}
             _ = work_event(events, &self.queue, on_finish) => {}
             _ = room => {}
+            _ = tokio::time::sleep_until(hold_until.unwrap_or_else(Instant::now)), if hold_until.is_some() => {}
         }
     }
 

@@ -7,6 +7,7 @@
 //!
 //! [`Store`]: errand_core::Store
 
+mod ahead;
 mod breaker;
 mod bulk;
 mod capacity;

@@ -146,6 +146,7 @@ impl Worker {
                         breakers: breakers.clone(),
                         room_freed: room_freed.clone(),
                         attempts: attempts.clone(),
+                        ahead: Default::default(),
                         tracker: tracker.clone(),
                         shutdown: shutdown.clone(),
                     }

@@ -34,6 +34,9 @@ pub(super) struct WorkerProcess {
     stdout: BufReader<ChildStdout>,
     line: Vec<u8>,
     started: Instant,
+    /// When it greeted, and how long it took to (spawn to handshake).
+    greeted: Instant,
+    start_took: Duration,
     /// Jobs answered so far.
     pub(super) jobs: u64,
     /// Which of the pool's places it fills, and that place's restart history.
@@ -71,6 +74,7 @@ impl WorkerProcess {
         if let Some(cwd) = &config.cwd {
             command.current_dir(cwd);
         }
+        let spawning = Instant::now();
         let Spawned {
             mut child,
             pid,
@@ -87,6 +91,8 @@ impl WorkerProcess {
             group,
             line: Vec::new(),
             started: Instant::now(),
+            greeted: Instant::now(),
+            start_took: Duration::ZERO,
             jobs: 0,
             slot,
         };
@@ -97,7 +103,11 @@ impl WorkerProcess {
             _ = stop.cancelled() => Err(Fault("was stopped before its handshake".into())),
         };
         match handshake {
-            Ok(()) => Ok(process),
+            Ok(()) => {
+                process.greeted = Instant::now();
+                process.start_took = spawning.elapsed();
+                Ok(process)
+            }
             Err(fault) => Err(program_fault(format!(
                 "{program:?} (pid {pid}) {}",
                 process.kill(fault).await
@@ -118,6 +128,19 @@ impl WorkerProcess {
     /// How long it has been running.
     pub(super) fn age(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// Whether its replacement should start now, so that it is ready when
+    /// this process reaches `max_jobs`: when the jobs it has left, at the
+    /// rate it answered them since it greeted (idle time included), take
+    /// less than twice its own start-up.
+    pub(super) fn replacement_due(&self, max_jobs: u64) -> bool {
+        let left = max_jobs.saturating_sub(self.jobs);
+        if left == 0 || self.jobs == 0 {
+            return false;
+        }
+        let per_job = self.greeted.elapsed() / u32::try_from(self.jobs).unwrap_or(u32::MAX);
+        per_job.saturating_mul(u32::try_from(left).unwrap_or(u32::MAX)) <= self.start_took * 2
     }
 
     /// Hands `job` over and reads until its answer, passing its progress

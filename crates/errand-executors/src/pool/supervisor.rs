@@ -2,7 +2,10 @@
 //! that crashed, hung or reported its infrastructure down is replaced after
 //! an exponential (capped) backoff that resets once processes stay healthy;
 //! a process that reached its job or memory limit is retired gracefully and
-//! replaced at once. Every stop and start is a tracked task so shutdown can
+//! replaced at once; a process nearing `max_jobs` gets its replacement
+//! started early, so its place stays filled while the replacement boots
+//! (stopped again if the process goes idle short of its limit).
+//! Every stop and start is a tracked task so shutdown can
 //! wait for all of them. While processes cannot start for lack of a
 //! resource (file descriptors, processes, memory), jobs that find no idle
 //! process are handed back rather than left to time out.
@@ -22,6 +25,11 @@ const RESTART_MAX: Duration = Duration::from_secs(30);
 /// A process that ran this long before failing is not part of a crash
 /// loop: its place starts the backoff over.
 const HEALTHY: Duration = Duration::from_secs(60);
+
+/// Longest an early replacement waits for the process it replaces to
+/// leave: longer means that process went idle short of `max_jobs`, and the
+/// replacement is stopped rather than kept as an extra process.
+const SPARE_WAIT: Duration = Duration::from_secs(1);
 
 /// One of the pool's places and how often its processes failed in a row.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +76,16 @@ pub(super) struct Supervisor {
     start_failed: Notify,
     /// The live processes by slot, for [`Supervisor::processes`].
     live: std::sync::Mutex<std::collections::BTreeMap<usize, Live>>,
+    /// Replacements started early for processes nearing `max_jobs`, by slot.
+    spares: std::sync::Mutex<std::collections::HashMap<usize, Spare>>,
+}
+
+/// A replacement started before the process it replaces left.
+enum Spare {
+    /// Booting; `wanted` once the process it replaces has left.
+    Starting { wanted: bool },
+    /// Greeted, waiting for the process it replaces to leave.
+    Ready(Box<WorkerProcess>),
 }
 
 /// A live process as [`Supervisor::processes`] reports it.
@@ -103,6 +121,7 @@ impl Supervisor {
             start_blocked: std::sync::Mutex::new(None),
             start_failed: Notify::new(),
             live: Default::default(),
+            spares: Default::default(),
         });
         for index in 0..supervisor.config.processes {
             supervisor.spawn_process(Slot { index, failures: 0 }, Duration::ZERO);
@@ -129,6 +148,10 @@ impl Supervisor {
     fn leaving(&self, slot: Slot) {
         self.ready.send_modify(|n| *n = n.saturating_sub(1));
         self.live_map().remove(&slot.index);
+    }
+
+    fn spares_map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<usize, Spare>> {
+        self.spares.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn live_map(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<usize, Live>> {
@@ -210,7 +233,116 @@ impl Supervisor {
         let slot = process.slot;
         self.leaving(slot);
         self.tasks.spawn(process.stop());
-        self.spawn_process(slot, Duration::ZERO);
+        self.refill(slot, Duration::ZERO);
+    }
+
+    /// Starts the replacement of the process in `slot` before it leaves
+    /// (it nears `max_jobs`); it takes the place when the process leaves.
+    pub(super) fn start_replacement(self: &Arc<Self>, slot: Slot) {
+        {
+            let mut spares = self.spares_map();
+            if spares.contains_key(&slot.index) || self.shutdown.is_cancelled() {
+                return;
+            }
+            spares.insert(slot.index, Spare::Starting { wanted: false });
+        }
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            let started = WorkerProcess::start(&this.pool, &this.config, slot, &this.shutdown).await;
+            let mut spares = this.spares_map();
+            let wanted = matches!(
+                spares.get(&slot.index),
+                Some(Spare::Starting { wanted: true })
+            );
+            match started {
+                Ok(process) if wanted => {
+                    spares.remove(&slot.index);
+                    drop(spares);
+                    this.enter(process);
+                }
+                // `stop` cancels before it takes the spares, under this lock.
+                Ok(process) if this.shutdown.is_cancelled() => {
+                    spares.remove(&slot.index);
+                    drop(spares);
+                    this.tasks.spawn(process.stop());
+                }
+                Ok(process) => {
+                    let pid = process.pid();
+                    spares.insert(slot.index, Spare::Ready(Box::new(process)));
+                    drop(spares);
+                    this.expire_spare(slot, pid);
+                }
+                Err(e) => {
+                    spares.remove(&slot.index);
+                    drop(spares);
+                    if this.shutdown.is_cancelled() {
+                        return;
+                    }
+                    tracing::warn!(pool = %this.pool, slot = slot.index, "early replacement failed to start: {}", e.error);
+                    if wanted {
+                        // The place is empty now: the usual restart, with backoff.
+                        let mut slot = slot;
+                        let delay = slot.after_failure(Duration::ZERO);
+                        this.spawn_process(slot, delay);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Stops the early replacement `pid` of `slot` if it is still unused
+    /// after [`SPARE_WAIT`].
+    fn expire_spare(self: &Arc<Self>, slot: Slot, pid: u32) {
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(SPARE_WAIT) => {}
+                _ = this.shutdown.cancelled() => return,
+            }
+            let unused = {
+                let mut spares = this.spares_map();
+                match spares.get(&slot.index) {
+                    Some(Spare::Ready(spare)) if spare.pid() == pid => spares.remove(&slot.index),
+                    _ => None,
+                }
+            };
+            if let Some(Spare::Ready(spare)) = unused {
+                spare.stop().await;
+            }
+        });
+    }
+
+    /// Fills the place `slot` left: with its early replacement when there
+    /// is one (at once, or as soon as it greets), else with a new process
+    /// after `delay`.
+    fn refill(self: &Arc<Self>, slot: Slot, delay: Duration) {
+        let mut spares = self.spares_map();
+        match spares.remove(&slot.index) {
+            Some(Spare::Ready(process)) => {
+                drop(spares);
+                self.enter(*process);
+            }
+            Some(Spare::Starting { .. }) => {
+                spares.insert(slot.index, Spare::Starting { wanted: true });
+            }
+            None => {
+                drop(spares);
+                self.spawn_process(slot, delay);
+            }
+        }
+    }
+
+    /// A greeted process takes its place: counted ready, idle.
+    fn enter(self: &Arc<Self>, process: WorkerProcess) {
+        let live = Live {
+            pid: process.pid(),
+            started: std::time::Instant::now(),
+            jobs: 0,
+        };
+        self.live_map().insert(process.slot.index, live);
+        self.set_blocked(None);
+        self.ready.send_modify(|n| *n += 1);
+        self.checkin(process);
     }
 
     /// Kills a process that failed and starts another after backoff.
@@ -222,7 +354,7 @@ impl Supervisor {
         self.tasks.spawn(async move {
             process.kill(fault).await;
         });
-        self.spawn_process(slot, delay);
+        self.refill(slot, delay);
     }
 
     /// Starts a process for `slot` after `delay`, retrying with backoff
@@ -236,17 +368,7 @@ impl Supervisor {
                     _ = this.shutdown.cancelled() => return,
                 }
                 match WorkerProcess::start(&this.pool, &this.config, slot, &this.shutdown).await {
-                    Ok(process) => {
-                        let live = Live {
-                            pid: process.pid(),
-                            started: std::time::Instant::now(),
-                            jobs: 0,
-                        };
-                        this.live_map().insert(slot.index, live);
-                        this.set_blocked(None);
-                        this.ready.send_modify(|n| *n += 1);
-                        return this.checkin(process);
-                    }
+                    Ok(process) => return this.enter(process),
                     Err(_) if this.shutdown.is_cancelled() => return,
                     Err(e) => {
                         delay = slot.after_failure(Duration::ZERO);
@@ -262,6 +384,12 @@ impl Supervisor {
     pub(super) async fn stop(&self) {
         self.shutdown.cancel();
         self.live_map().clear();
+        let spares: Vec<Spare> = self.spares_map().drain().map(|(_, spare)| spare).collect();
+        for spare in spares {
+            if let Spare::Ready(process) = spare {
+                self.tasks.spawn(process.stop());
+            }
+        }
         {
             let mut idle = self.idle_rx.lock().await;
             while let Ok(process) = idle.try_recv() {
