@@ -3,72 +3,23 @@
 //! `JOB_ASSIGN` → `WORK_COMPLETE` → `GRAB_JOB`…), and waiting for a claim
 //! and a finish commit on each would hold it to about one job per
 //! millisecond. So a connection claims a few jobs ahead of its worker
-//! ([`Pace`] decides how many, from how long its jobs take) and ends
+//! ([`Pace`], shared with the pool executor, decides how many, from how long its jobs take) and ends
 //! attempts in the background ([`Finisher`]): Gearman acknowledges no
 //! `WORK_*` report, so the worker's next grab need not wait for the last
 //! one's commit, and the reports that arrive while one commit runs share
 //! the next.
 
 use super::Hub;
+pub(super) use errand_core::pace::{AHEAD, Pace};
 use errand_core::remote::{FinishedJob, WorkFinish, WorkerIdentity};
 use errand_core::{JobId, Lease, Outcome};
 use errand_gearman::Packet;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// The work a connection holds claimed for its worker beyond the job it
-/// runs: about this long at the pace its jobs ran so far. Short enough
-/// that jobs wait behind a busy worker no longer than this when another
-/// worker is idle, long enough that a no-op worker claims in batches.
-pub(super) const AHEAD: Duration = Duration::from_millis(20);
-
-/// Most jobs claimed at once for one connection.
-pub(super) const MAX_AHEAD: u32 = 512;
-
 /// Most reports ended by one finish request (errand's per-request bound).
 const MAX_FINISH: usize = errand_core::remote::MAX_LEASES;
-
-/// How long a connection's jobs take, and so how many to claim at once.
-#[derive(Debug, Default)]
-pub(super) struct Pace {
-    /// Moving average of the time from assignment to the worker's report;
-    /// none before the first report (claim one job).
-    average: Option<Duration>,
-}
-
-impl Pace {
-    /// Counts one job that took `took` from assignment to report.
-    pub(super) fn ran(&mut self, took: Duration) {
-        self.average = Some(match self.average {
-            None => took,
-            // A quarter of the newest, itself at most 4× the average: a
-            // change shows within a few jobs, one scheduling hiccup barely.
-            Some(avg) => (avg * 3 + took.min(avg * 4)) / 4,
-        });
-    }
-
-    /// A job ran past [`AHEAD`]: claim one at a time until jobs are short
-    /// again.
-    pub(super) fn slowed(&mut self) {
-        self.average = Some(self.average.unwrap_or_default().max(AHEAD));
-    }
-
-    /// How many jobs the next claim takes: [`AHEAD`]'s worth at the
-    /// average pace, 1 to [`MAX_AHEAD`], rounded down to a power of two
-    /// (so the size a worker registers with changes seldom).
-    pub(super) fn batch(&self) -> u32 {
-        let Some(avg) = self.average else {
-            return 1;
-        };
-        let per = avg.as_nanos().max(1);
-        let n = u32::try_from(AHEAD.as_nanos() / per)
-            .unwrap_or(MAX_AHEAD)
-            .clamp(1, MAX_AHEAD);
-        1 << n.ilog2()
-    }
-}
 
 /// One attempt to end, and what to tell its foreground clients once the
 /// end is applied.
@@ -156,45 +107,5 @@ async fn run(hub: Arc<Hub>, worker: WorkerIdentity, mut rx: mpsc::UnboundedRecei
             // The watcher skipped them while they were finishing here.
             hub.ended(&retried).await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_batch_follows_the_pace() {
-        let mut pace = Pace::default();
-        assert_eq!(pace.batch(), 1, "nothing known: one job");
-        pace.ran(Duration::from_micros(30));
-        assert_eq!(pace.batch(), MAX_AHEAD, "no-op jobs: the most");
-        pace.ran(Duration::from_millis(30));
-        assert_eq!(pace.batch(), 256, "one hiccup: barely");
-        for _ in 0..20 {
-            pace.ran(Duration::from_millis(5));
-        }
-        assert_eq!(pace.batch(), 4, "5 ms jobs: 20 ms worth");
-        pace.ran(Duration::from_micros(3500));
-        assert_eq!(pace.batch(), 4, "rounded down to a power of two");
-        pace.slowed();
-        assert_eq!(pace.batch(), 1, "a slow job: one at a time");
-        pace.ran(Duration::from_secs(3));
-        assert_eq!(pace.batch(), 1);
-    }
-
-    #[test]
-    fn after_a_slow_job_short_ones_grow_the_batch_back() {
-        let mut pace = Pace::default();
-        pace.slowed();
-        assert_eq!(pace.batch(), 1, "slow before any report: one at a time");
-        let mut sizes = Vec::new();
-        for _ in 0..30 {
-            pace.ran(Duration::from_micros(30));
-            sizes.push(pace.batch());
-        }
-        assert_eq!(sizes[..3], [1, 1, 2], "back above one within a few jobs");
-        assert!(sizes.is_sorted(), "{sizes:?}");
-        assert_eq!(sizes[29], MAX_AHEAD, "{sizes:?}");
     }
 }
