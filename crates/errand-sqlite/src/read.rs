@@ -2,7 +2,8 @@
 //! run on tokio's blocking threads so they never wait for the writer.
 
 use crate::rows::{
-    JOB_COLUMNS, LIST_COLUMNS, collect_jobs, collect_with, db_error, listed_job_from_row, micros,
+    DUE_STATES, JOB_COLUMNS, LIST_COLUMNS, LIVE, collect_jobs, collect_with, db_error,
+    listed_job_from_row, micros,
 };
 use errand_core::store::{LIST_VALUE_CAP, ListFilter, SCAN_LIMIT};
 use errand_core::{Job, JobId, StoreError};
@@ -229,7 +230,7 @@ pub(crate) fn live_by_unique(
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE kind = ?1 AND unique_key = ?2 \
-             AND state NOT IN ('completed', 'failed', 'cancelled')"
+             AND {LIVE}"
         ))
         .map_err(db_error)?;
     let mut newest: Option<Job> = None;
@@ -251,11 +252,10 @@ pub(crate) fn waiting_by_priority(
     kinds: &[String],
 ) -> Result<BTreeMap<String, BTreeMap<i16, u64>>, StoreError> {
     let mut stmt = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT kind, priority, COUNT(*) FROM jobs INDEXED BY jobs_claim \
-             WHERE state IN ('scheduled', 'available', 'retryable') \
-             GROUP BY kind, priority",
-        )
+             WHERE {DUE_STATES} GROUP BY kind, priority"
+        ))
         .map_err(db_error)?;
     let mut rows = stmt.query([]).map_err(db_error)?;
     let mut counts: BTreeMap<String, BTreeMap<i16, u64>> = BTreeMap::new();
