@@ -30,3 +30,10 @@ CREATE INDEX jobs_batch_live ON jobs (batch_id)
 DROP INDEX jobs_lease;
 DROP INDEX jobs_running_kind;
 CREATE INDEX jobs_running ON jobs (kind, lease_expires_at) WHERE state = 'running';
+
+-- Listing by state leaves the running jobs to jobs_running (they are read
+-- through it and sorted by id), so a claim only removes the job's entry
+-- here and the end of its attempt only adds one, instead of each moving it.
+-- Queries by state repeat `state <> 'running'` or `state = 'running'`.
+DROP INDEX jobs_state_id;
+CREATE INDEX jobs_state_id ON jobs (state, id) WHERE state <> 'running';
