@@ -12,8 +12,8 @@
 
 use crate::ops::Inserter;
 use crate::rows::{
-    JOB_COLUMNS, collect_jobs, column, db_error, duration_micros, json_column, micros, parse_state,
-    required_time_column, time_column, timeout_from_micros, to_json,
+    JOB_COLUMNS, LIVE, collect_jobs, column, db_error, duration_micros, json_column, micros,
+    parse_state, required_time_column, time_column, timeout_from_micros, to_json,
 };
 use crate::writer::Events;
 use errand_core::batch::on_complete_payload;
@@ -163,10 +163,10 @@ fn finish_if_done(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let live: bool = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_batch_live WHERE batch_id = ?1 \
-                 AND state NOT IN ('completed', 'failed', 'cancelled'))",
-        )
+                 AND {LIVE})"
+        ))
         .and_then(|mut stmt| stmt.query_row([batch], |r| r.get(0)))
         .map_err(db_error)?;
     if live {

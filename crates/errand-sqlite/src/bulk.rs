@@ -164,7 +164,7 @@ fn next_chunk(
     op: &BulkOperation,
     chunk: u32,
 ) -> Result<(Vec<Target>, u64, Option<JobId>), StoreError> {
-    let (mut wher, hit, mut params, slice) = match &op.target {
+    let (source, mut wher, hit, mut params, slice) = match &op.target {
         BulkTarget::Filter(filter) => {
             let Conditions {
                 indexed,
@@ -176,7 +176,7 @@ fn next_chunk(
             } else {
                 scanned.join(" AND ")
             };
-            (indexed, hit, params, None)
+            (Conditions::source(filter), indexed, hit, params, None)
         }
         BulkTarget::Ids(ids) => {
             // The ids are sorted highest first: the chunk is a slice of them.
@@ -188,14 +188,20 @@ fn next_chunk(
                 .collect();
             let params = vec![Value::Text(to_json(&slice))];
             let condition = "id IN (SELECT value FROM json_each(?1))".to_string();
-            (vec![condition], "1".to_string(), params, Some(slice))
+            (
+                "jobs",
+                vec![condition],
+                "1".to_string(),
+                params,
+                Some(slice),
+            )
         }
     };
     params.push(Value::Integer(op.cursor));
     wher.push(format!("id < ?{}", params.len()));
     params.push(Value::Integer(chunk.into()));
     let sql = format!(
-        "SELECT id, state, attempt, max_attempts, queue, kind, ({hit}) FROM jobs WHERE {} \
+        "SELECT id, state, attempt, max_attempts, queue, kind, ({hit}) FROM {source} WHERE {} \
          ORDER BY id DESC LIMIT ?{}",
         wher.join(" AND "),
         params.len()

@@ -3,7 +3,7 @@
 //! inside a group commit about once a second (see [`crate::writer`]);
 //! reads sum the rows.
 
-use crate::rows::{db_error, micros};
+use crate::rows::{DUE_STATES, db_error, micros};
 use errand_core::StoreError;
 use errand_core::history::{
     HISTORY_TABLE, Key, TOTALS_TABLE, Tally, ThroughputBucket, ThroughputQuery, Total,
@@ -104,11 +104,10 @@ pub(crate) fn oldest_due(
     now: Timestamp,
 ) -> Result<BTreeMap<String, Timestamp>, StoreError> {
     let mut stmt = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT queue, MIN(run_at) FROM jobs INDEXED BY jobs_claim \
-             WHERE state IN ('scheduled', 'available', 'retryable') AND run_at <= ?1 \
-             GROUP BY queue",
-        )
+             WHERE {DUE_STATES} AND run_at <= ?1 GROUP BY queue"
+        ))
         .map_err(db_error)?;
     let mut rows = stmt.query([micros(now)]).map_err(db_error)?;
     let mut oldest = BTreeMap::new();

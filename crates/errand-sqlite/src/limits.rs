@@ -4,7 +4,7 @@
 //! needs no lock: the room of each limited kind is computed and used in
 //! the same transaction. Room for concurrency counts the kind's running
 //! jobs (expired leases not yet rescued included) through the partial index
-//! `jobs_running_kind`; room for a rate sums the kind's `kind_starts` rows
+//! `jobs_running`; room for a rate sums the kind's `kind_starts` rows
 //! inside the sliding window, after deleting the rows that left it. The
 //! log is bucketed by fixed slices of a hundredth of the window (migration
 //! 0006), so that sum reads at most about a hundred rows per claim. The
@@ -229,7 +229,7 @@ impl Usage {
         let running = match limit.max_running {
             Some(_) => conn
                 .prepare_cached(
-                    "SELECT COUNT(*) FROM jobs INDEXED BY jobs_running_kind \
+                    "SELECT COUNT(*) FROM jobs INDEXED BY jobs_running \
                      WHERE state = 'running' AND kind = ?1",
                 )
                 .and_then(|mut stmt| stmt.query_row([kind], |r| r.get::<_, i64>(0)))

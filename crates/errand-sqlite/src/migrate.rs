@@ -27,6 +27,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (14, include_str!("../migrations/0014_bulk_operations.sql")),
     (15, include_str!("../migrations/0015_job_counts.sql")),
     (16, include_str!("../migrations/0016_remote_workers.sql")),
+    (
+        17,
+        include_str!("../migrations/0017_cheaper_job_indexes.sql"),
+    ),
 ];
 
 /// The newest schema this build knows.

@@ -3,8 +3,8 @@
 //! [`errand_core::outcome::resolve`]; this module only applies them.
 
 use crate::rows::{
-    JOB_COLUMNS, after, collect_jobs, db_error, duration_micros, from_micros, job_from_row, micros,
-    parse_state, timeout_from_micros, to_json,
+    DUE_STATES, JOB_COLUMNS, LIVE, after, collect_jobs, db_error, duration_micros, from_micros,
+    job_from_row, micros, parse_state, timeout_from_micros, to_json,
 };
 use crate::writer::Events;
 use crate::{audit, batches, bulk, events, limits};
@@ -17,7 +17,7 @@ use errand_core::{
     Retention, StoreError, Transition,
 };
 use jiff::Timestamp;
-use rusqlite::{CachedStatement, Connection, ErrorCode, OptionalExtension};
+use rusqlite::{CachedStatement, Connection, ErrorCode, OptionalExtension, Statement};
 use std::time::Duration;
 
 /// Inserts `jobs`; a live job with the same kind and unique key is
@@ -34,6 +34,12 @@ pub(crate) fn enqueue(
         .map(|job| inserter.enqueue(events, job, None))
         .collect()
 }
+
+/// Inserts one job (`?1`…`?12`: kind, queue, payload, priority, state,
+/// max_attempts, run_at, created_at, timeout_us, unique_key, tags, batch_id).
+const INSERT: &str = "INSERT OR IGNORE INTO jobs (kind, queue, payload, priority, state, \
+     max_attempts, run_at, created_at, timeout_us, unique_key, tags, batch_id) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
 /// Inserts jobs one by one with its statements prepared once: every path
 /// that makes jobs (enqueue, publish, batches, their on-complete job,
@@ -54,17 +60,11 @@ impl<'c> Inserter<'c> {
         // abort needs no statement journal, which otherwise copies every
         // page each row touches. The inserted job is built from what was
         // bound, so nothing is read back.
-        let insert = conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO jobs (kind, queue, payload, priority, state, \
-                 max_attempts, run_at, created_at, timeout_us, unique_key, tags, batch_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )
-            .map_err(db_error)?;
+        let insert = conn.prepare_cached(INSERT).map_err(db_error)?;
         let live = conn
             .prepare_cached(&format!(
                 "SELECT {JOB_COLUMNS} FROM jobs WHERE kind = ?1 AND unique_key = ?2 \
-                 AND state NOT IN ('completed', 'failed', 'cancelled')"
+                 AND {LIVE}"
             ))
             .map_err(db_error)?;
         Ok(Inserter {
@@ -160,8 +160,8 @@ impl<'c> Inserter<'c> {
             .prepare_cached(&format!(
                 "SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_unique_recent \
                  WHERE kind = ?1 AND unique_key = ?2 \
-                   AND (created_at >= ?3 OR state NOT IN ('completed', 'failed', 'cancelled')) \
-                 ORDER BY state NOT IN ('completed', 'failed', 'cancelled') DESC, \
+                   AND (created_at >= ?3 OR {LIVE}) \
+                 ORDER BY {LIVE} DESC, \
                      created_at DESC, id DESC \
                  LIMIT 1"
             ))
@@ -224,7 +224,7 @@ pub(crate) const START: &str = "UPDATE jobs SET state = 'running', attempt = att
 pub(crate) fn due_jobs(columns: &str, extra: &str) -> String {
     format!(
         "SELECT {columns} FROM jobs \
-         WHERE state IN ('scheduled', 'available', 'retryable') \
+         WHERE {DUE_STATES} \
            AND queue = :queue AND run_at <= :now \
            AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds))) {extra} \
            AND NOT EXISTS (SELECT 1 FROM queues WHERE name = :queue AND paused) \
@@ -320,15 +320,20 @@ pub(crate) fn finish(
     now: Timestamp,
 ) -> Result<Vec<bool>, StoreError> {
     let mut applied = Vec::with_capacity(finishes.len());
+    // Looked up in the statement cache once per request, not per job: the
+    // lookup hashes the whole SQL text.
+    let mut read = conn.prepare_cached(RUNNING_ATTEMPT).map_err(db_error)?;
+    let mut end = conn.prepare_cached(END_ATTEMPT).map_err(db_error)?;
     for f in finishes {
-        let Some(attempt) = running_attempt(conn, f.lease)? else {
+        let Some(attempt) = running_attempt(&mut read, f.lease)? else {
             applied.push(false);
             continue;
         };
         applied.push(end_attempt(
-            conn, events, f.lease, &attempt, f.outcome, &f.backoff, now,
+            &mut end, events, f.lease, &attempt, f.outcome, &f.backoff, now,
         )?);
     }
+    drop((read, end));
     batches::settle(conn, events, now)?;
     Ok(applied)
 }
@@ -354,17 +359,19 @@ struct RunningAttempt {
     started_at: Option<i64>,
 }
 
-/// The attempt `lease` holds, if it is still the job's running claim.
-fn running_attempt(conn: &Connection, lease: Lease) -> Result<Option<RunningAttempt>, StoreError> {
-    conn.prepare_cached(
-        "SELECT attempt, max_attempts, kind, queue, started_at FROM jobs \
-         WHERE id = ?1 AND fence = ?2 AND state = 'running'",
-    )
-    .and_then(|mut s| {
-        s.query_row((lease.id, lease.fence), |r| running_attempt_at(r, 0))
-            .optional()
-    })
-    .map_err(db_error)
+/// Reads a [`RunningAttempt`]: `?1` id, `?2` the lease's fence.
+const RUNNING_ATTEMPT: &str = "SELECT attempt, max_attempts, kind, queue, started_at FROM jobs \
+     WHERE id = ?1 AND fence = ?2 AND state = 'running'";
+
+/// The attempt `lease` holds, if it is still the job's running claim
+/// (`read` is [`RUNNING_ATTEMPT`]).
+fn running_attempt(
+    read: &mut Statement,
+    lease: Lease,
+) -> Result<Option<RunningAttempt>, StoreError> {
+    read.query_row((lease.id, lease.fence), |r| running_attempt_at(r, 0))
+        .optional()
+        .map_err(db_error)
 }
 
 /// A [`RunningAttempt`] from five columns starting at `first`.
@@ -388,7 +395,7 @@ pub(crate) fn rescue_expired(
         let mut stmt = conn
             .prepare_cached(
                 "SELECT id, fence, attempt, max_attempts, kind, queue, started_at \
-                 FROM jobs INDEXED BY jobs_lease \
+                 FROM jobs INDEXED BY jobs_running \
                  WHERE state = 'running' AND lease_expires_at < ?1",
             )
             .map_err(db_error)?;
@@ -404,9 +411,10 @@ pub(crate) fn rescue_expired(
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(db_error)?
     };
+    let mut end = conn.prepare_cached(END_ATTEMPT).map_err(db_error)?;
     for (lease, attempt) in &expired {
         end_attempt(
-            conn,
+            &mut end,
             events,
             *lease,
             attempt,
@@ -415,6 +423,7 @@ pub(crate) fn rescue_expired(
             now,
         )?;
     }
+    drop(end);
     batches::settle(conn, events, now)?;
     Ok(expired.into_iter().map(|(lease, _)| lease.id).collect())
 }
@@ -432,10 +441,11 @@ pub(crate) const END_ATTEMPT: &str = "UPDATE jobs SET state = ?3, \
      WHERE id = ?1 AND fence = ?2 AND state = 'running'";
 
 /// Applies the transition `resolve` picks for a running attempt; the WHERE
-/// clause fences it to that claim. True when the claim was current. An
-/// error is recorded under the attempt that ran, before a refund lowers it.
+/// clause fences it to that claim (`end` is [`END_ATTEMPT`]). True when the
+/// claim was current. An error is recorded under the attempt that ran,
+/// before a refund lowers it.
 fn end_attempt(
-    conn: &Connection,
+    end: &mut Statement,
     events: &mut Events,
     lease: Lease,
     running: &RunningAttempt,
@@ -445,9 +455,8 @@ fn end_attempt(
 ) -> Result<bool, StoreError> {
     let ending = Ending::of(&outcome);
     let t: Transition = resolve(running.attempt, running.max_attempts, outcome, backoff, now);
-    let mut stmt = conn.prepare_cached(END_ATTEMPT).map_err(db_error)?;
     // `resolve` never answers `running`, so the lease always ends here.
-    let changed = stmt
+    let changed = end
         .execute((
             lease.id,
             lease.fence,
@@ -662,4 +671,34 @@ pub(crate) fn prune(
     crate::history::prune(conn, history_cutoff)?;
     crate::counts::forget_zeros(conn)?;
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statements run once per job (insert, the fenced finish, the
+    /// point read before it, heartbeat) must not build a temporary b-tree on
+    /// every execution, as a partial index conditioned on `state IN (…)`
+    /// with more than two values made them do (migration 0017).
+    #[test]
+    fn per_job_statements_build_no_temporary_btree() {
+        let mut conn = Connection::open_in_memory().expect("in-memory database");
+        crate::migrate::migrate(&mut conn, Timestamp::now()).expect("migrated");
+        let heartbeat = "UPDATE jobs SET lease_expires_at = ?1 \
+             WHERE id = ?2 AND fence = ?3 AND state = 'running'";
+        for sql in [INSERT, END_ATTEMPT, RUNNING_ATTEMPT, heartbeat] {
+            let mut explain = conn.prepare(&format!("EXPLAIN {sql}")).expect("explained");
+            // Unbound parameters are NULL, which EXPLAIN does not mind.
+            let mut rows = explain.raw_query();
+            let mut opcodes: Vec<String> = Vec::new();
+            while let Some(row) = rows.next().expect("an opcode") {
+                opcodes.push(row.get(1).expect("the opcode's name"));
+            }
+            assert!(
+                !opcodes.iter().any(|op| op == "OpenEphemeral"),
+                "{sql} builds a temporary b-tree: {opcodes:?}"
+            );
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Queue pause records: the claim (in [`crate::ops`]) refuses a paused
 //! queue, so a pause holds across restarts with no cache to invalidate.
 
-use crate::rows::{db_error, from_micros, micros};
+use crate::rows::{DUE_STATES, db_error, from_micros, micros};
 use crate::writer::Events;
 use crate::{audit, counts};
 use errand_core::audit::{AuditActor, NewAuditEntry};
@@ -60,7 +60,13 @@ pub(crate) fn oldest_available(
     conn: &Connection,
     queue: &str,
 ) -> Result<Option<Timestamp>, StoreError> {
-    let sql = OLDEST_AVAILABLE_SQL.replace("{q}", "?1");
+    // The shared text names the due states with IN; this schema's claim
+    // index is conditioned on DUE_STATES, which the planner matches only
+    // word for word.
+    let sql = OLDEST_AVAILABLE_SQL.replace("{q}", "?1").replace(
+        "state IN ('scheduled', 'available', 'retryable')",
+        DUE_STATES,
+    );
     let micros: Option<i64> = conn
         .prepare_cached(&sql)
         .and_then(|mut st| st.query_row([queue], |r| r.get(0)))

@@ -2,10 +2,11 @@
 //! run on tokio's blocking threads so they never wait for the writer.
 
 use crate::rows::{
-    JOB_COLUMNS, LIST_COLUMNS, collect_jobs, collect_with, db_error, listed_job_from_row, micros,
+    DUE_STATES, JOB_COLUMNS, LIST_COLUMNS, LIVE, collect_jobs, collect_with, db_error,
+    listed_job_from_row, micros,
 };
-use errand_core::store::{LIST_VALUE_CAP, ListFilter, SCAN_LIMIT};
-use errand_core::{Job, JobId, StoreError};
+use errand_core::store::{LIST_VALUE_CAP, ListColumn, ListFilter, SCAN_LIMIT};
+use errand_core::{Job, JobId, JobState, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 use std::collections::BTreeMap;
@@ -100,7 +101,15 @@ impl Conditions {
     pub(crate) fn of(filter: &ListFilter) -> Conditions {
         let mut c = Conditions::default();
         if let Some(state) = filter.state {
-            c.add(false, "state = ?", Value::Text(state.as_str().into()));
+            // The state repeated as text, so the planner sees which partial
+            // index serves it: `jobs_state_id` holds every state but running
+            // (migration 17), `jobs_running` only running.
+            let condition = if state == JobState::Running {
+                "(state = ? AND state = 'running')"
+            } else {
+                "(state = ? AND state <> 'running')"
+            };
+            c.add(false, condition, Value::Text(state.as_str().into()));
         }
         if let Some(kind) = &filter.kind {
             c.add(false, "kind = ?", Value::Text(kind.clone()));
@@ -142,6 +151,17 @@ impl Conditions {
         }
     }
 
+    /// The table a scan of `filter`'s matches in id order reads: running
+    /// jobs through their own index (the planner would walk the whole
+    /// table in id order instead, not knowing they are few), else `jobs`.
+    pub(crate) fn source(filter: &ListFilter) -> &'static str {
+        if filter.state == Some(JobState::Running) {
+            RUNNING_SOURCE
+        } else {
+            "jobs"
+        }
+    }
+
     fn wher(conditions: &[String]) -> String {
         if conditions.is_empty() {
             String::new()
@@ -150,6 +170,10 @@ impl Conditions {
         }
     }
 }
+
+/// Running jobs, few (bounded by the nodes' concurrency) and not in
+/// `jobs_state_id`: read through `jobs_running` and sorted.
+const RUNNING_SOURCE: &str = "jobs INDEXED BY jobs_running";
 
 /// Jobs matching `filter`, newest first, large values left out. Scanned
 /// filters are checked on the newest [`SCAN_LIMIT`] rows that pass the
@@ -162,6 +186,9 @@ pub(crate) fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<Job>, S
     // Every (column, id) index walks in id order; without statistics SQLite
     // cannot tell which of several filters is narrowest, the counts can.
     let table = match counts.narrowest() {
+        None | Some(ListColumn::State) if filter.state == Some(JobState::Running) => {
+            RUNNING_SOURCE.to_string()
+        }
         Some(column) => format!("jobs INDEXED BY jobs_{}_id", column.as_str()),
         None => "jobs".to_string(),
     };
@@ -205,7 +232,8 @@ pub(crate) fn scan_floor(
     // Only the indexed conditions' parameters, which come first.
     let params = &params[..indexed.len()];
     let sql = format!(
-        "SELECT id FROM jobs {} ORDER BY id DESC LIMIT 1 OFFSET {}",
+        "SELECT id FROM {} {} ORDER BY id DESC LIMIT 1 OFFSET {}",
+        Conditions::source(filter),
         Conditions::wher(&indexed),
         SCAN_LIMIT - 1
     );
@@ -229,7 +257,7 @@ pub(crate) fn live_by_unique(
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE kind = ?1 AND unique_key = ?2 \
-             AND state NOT IN ('completed', 'failed', 'cancelled')"
+             AND {LIVE}"
         ))
         .map_err(db_error)?;
     let mut newest: Option<Job> = None;
@@ -251,11 +279,10 @@ pub(crate) fn waiting_by_priority(
     kinds: &[String],
 ) -> Result<BTreeMap<String, BTreeMap<i16, u64>>, StoreError> {
     let mut stmt = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT kind, priority, COUNT(*) FROM jobs INDEXED BY jobs_claim \
-             WHERE state IN ('scheduled', 'available', 'retryable') \
-             GROUP BY kind, priority",
-        )
+             WHERE {DUE_STATES} GROUP BY kind, priority"
+        ))
         .map_err(db_error)?;
     let mut rows = stmt.query([]).map_err(db_error)?;
     let mut counts: BTreeMap<String, BTreeMap<i16, u64>> = BTreeMap::new();

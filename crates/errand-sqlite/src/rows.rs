@@ -24,6 +24,21 @@ macro_rules! job_columns {
     };
 }
 
+/// True for a job the claim takes once it is due (scheduled, available or
+/// retryable): the condition of the partial index `jobs_claim`, which a
+/// query repeats word for word to use it. Comparisons joined by OR rather
+/// than `state IN (…)`, which SQLite tests by building a temporary b-tree
+/// on every execution of a statement that changes a job's state (migration
+/// 0017, docs/decisions/0035).
+pub(crate) const DUE_STATES: &str =
+    "(state = 'scheduled' OR state = 'available' OR state = 'retryable')";
+
+/// True for a job that has not ended: the state condition of the partial
+/// indexes `jobs_unique_live` and `jobs_batch_live`, written without `NOT
+/// IN` for the same reason as [`DUE_STATES`].
+pub(crate) const LIVE: &str =
+    "(state <> 'completed' AND state <> 'failed' AND state <> 'cancelled')";
+
 /// Every column of a job, in the order [`job_from_row`] reads them.
 pub(crate) const JOB_COLUMNS: &str = job_columns!("payload", "result", "errors");
 
