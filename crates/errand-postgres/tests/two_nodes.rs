@@ -3,7 +3,8 @@
 //! claim that started a job before finding the last slot taken while it
 //! waited for the kind's lock takes it back and says the kind is held, and
 //! a batch whose last two jobs end at the same moment through different
-//! handles enqueues its on-complete job exactly once.
+//! handles enqueues its on-complete job exactly once, and claims far from
+//! a limit share the kind's lock yet stop exactly at the limit.
 
 use errand_core::batch::NewBatch;
 mod common;
@@ -271,4 +272,99 @@ async fn concurrent_last_finishes_on_two_handles_enqueue_on_complete_once() {
         assert_eq!(outcome["failed"], 1, "round {round}");
         assert_eq!(reports[0].1["payload"]["round"], round);
     }
+}
+
+/// A kind whose limits leave more room than every transaction the server
+/// can hold could take (migration 0020) is claimed under the kind's lock
+/// held shared, its starts logged per backend; nearer the limit, claims go
+/// back to the exclusive lock, and 8 tasks on two handles racing past the
+/// boundary end with exactly the limit running, never more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_far_from_a_limit_share_the_lock_and_stop_at_it() {
+    let (a, b, url) = two_nodes().await;
+    let admin = admin(&url).await;
+    let room: i64 = admin
+        .query_one("SELECT errand_limit_shared_room()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let per_claim: i64 = admin
+        .query_one("SELECT errand_limit_shared_claim()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // Shared while at most 3 claims' worth run, exclusive past that.
+    let cap = room + 3 * per_claim;
+    let due = cap + 2 * per_claim;
+    admin
+        .execute(
+            "INSERT INTO jobs (kind, queue, payload, priority, state, max_attempts, run_at, created_at) \
+             SELECT 'wide', 'default', '{}', 0, 'available', 3, now() - interval '1 minute', now() \
+             FROM generate_series(1, $1::bigint)",
+            &[&due],
+        )
+        .await
+        .unwrap();
+    let limits = BTreeMap::from([(
+        "wide".to_string(),
+        KindLimit {
+            max_running: Some(u32::try_from(cap).unwrap()),
+            // A rate that never binds, so that the start log shows which
+            // lock each claim held.
+            rate: Some(format!("{}/h", 100 * cap).parse().unwrap()),
+        },
+    )]);
+    let deadline = Instant::now() + PATIENCE;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let req = ClaimRequest {
+                limits: limits.clone(),
+                ..claim_req("default", u32::try_from(per_claim).unwrap())
+            };
+            tokio::spawn(async move {
+                let mut took = 0;
+                loop {
+                    assert!(
+                        Instant::now() < deadline,
+                        "claims still going after {PATIENCE:?}"
+                    );
+                    let claimed = node.claim(&req).await.unwrap();
+                    took += claimed.jobs.len();
+                    if claimed.held.is_some() {
+                        return took;
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut took = 0;
+    for t in tasks {
+        took += t.await.unwrap();
+    }
+    let running: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM jobs WHERE kind = 'wide' AND state = 'running'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(running, cap, "the limit is reached, never passed");
+    assert_eq!(took as i64, cap, "every claimed job was handed out once");
+    let (shared, exclusive): (i64, i64) = {
+        let row = admin
+            .query_one(
+                "SELECT coalesce(sum(starts) FILTER (WHERE slot <> 0), 0)::bigint, \
+                 coalesce(sum(starts) FILTER (WHERE slot = 0), 0)::bigint \
+                 FROM kind_starts WHERE kind = 'wide'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert!(shared > 0, "no claim took the shared lock");
+    assert!(exclusive > 0, "no claim took the exclusive lock");
+    assert_eq!(shared + exclusive, cap, "every start was logged once");
 }
