@@ -143,7 +143,11 @@ $$;
 -- The limited claim of 0010 (same signature and rows) with a third way in,
 -- tried first: far from every limit, the shared lock. Then, as before, the
 -- optimistic way (room for the whole claim: claim, then lock exclusively
--- and check) and the locked way.
+-- and check) and the locked way. Which way is first guessed from an
+-- unlocked usage read, except when every limit is at least twice the room
+-- the shared lock needs: such a kind is nearly always far from its limits,
+-- so the claim goes straight to the shared lock, whose own read decides
+-- (near the limit after all, it fails with EL001 and is made again locked).
 CREATE OR REPLACE FUNCTION errand_claim_limited(
     p_now timestamptz,
     p_lease_us bigint,
@@ -202,7 +206,16 @@ DECLARE
     -- Whether any limited kind has a rate (else there is no log to keep).
     v_rated boolean := EXISTS (SELECT 1 FROM unnest(p_rate_per_us) AS r WHERE r IS NOT NULL);
 BEGIN
-    IF NOT p_locked THEN
+    IF NOT p_locked AND p_limit <= errand_limit_shared_claim() AND NOT EXISTS (
+        SELECT 1 FROM unnest(p_concurrency, p_rate_count) AS l(concurrency, rate_count)
+        WHERE l.concurrency < 2 * errand_limit_shared_room()
+           OR l.rate_count < 2 * errand_limit_shared_room())
+    THEN
+        -- Limits so wide that a kind is nearly always far from them: no
+        -- unlocked guess (a usage read, counting the kind's running jobs),
+        -- straight to the shared lock, which checks.
+        v_room := errand_limit_shared_room();
+    ELSIF NOT p_locked THEN
         -- Unlocked, so only a guess at the way in; each way checks again.
         SELECT min(u.room) INTO v_room FROM errand_limit_usage(
             v_now, p_limited, p_concurrency, p_rate_count, p_rate_per_us) AS u;
@@ -221,12 +234,24 @@ BEGIN
                 MESSAGE = 'errand: a limit came near while the claim waited for its lock',
                 HINT = 'claim again with p_locked';
         END IF;
+        -- errand_claim's statement, inline: its rows go out once instead of
+        -- through errand_claim's result first.
         RETURN QUERY
-        SELECT c.id, c.kind, c.queue, c.payload, c.priority, c.state, c.attempt,
+        UPDATE jobs c SET state = 'running', attempt = c.attempt + 1, fence = c.fence + 1,
+            started_at = v_now, lease_expires_at = v_lease_until, worker = p_worker
+        WHERE c.id = ANY(ARRAY(
+            SELECT j.id FROM jobs j
+            WHERE j.state IN ('scheduled', 'available', 'retryable')
+              AND j.queue = p_queue AND j.run_at <= v_now
+              AND (cardinality(p_kinds) = 0 OR j.kind = ANY(p_kinds))
+              AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = p_queue AND q.paused)
+            ORDER BY j.priority, j.run_at, j.id
+            LIMIT p_limit
+            FOR UPDATE SKIP LOCKED))
+        RETURNING c.id, c.kind, c.queue, c.payload, c.priority, c.state, c.attempt,
             c.max_attempts, c.run_at, c.created_at, c.started_at, c.finished_at, c.timeout_us,
             c.unique_key, c.tags, c.result, c.errors, c.lease_expires_at, c.worker,
-            c.batch_id, c.fence, false, NULL::timestamptz
-        FROM errand_claim(v_now, v_lease_until, p_worker, p_queue, p_kinds, p_limit) AS c;
+            c.batch_id, c.fence, false, NULL::timestamptz;
         GET DIAGNOSTICS v_count = ROW_COUNT;
         IF v_rated AND v_count > 0 THEN
             IF cardinality(p_kinds) = 1 AND p_kinds = p_limited THEN
