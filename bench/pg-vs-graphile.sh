@@ -4,7 +4,8 @@
 # synchronous_commit on), runs graphile-worker's benchmark RUNS times, each
 # on a fresh database, and `errand-bench --json --runs RUNS` on another
 # fresh database, prints both side by side with the ratio, and stops the
-# cluster (also on failure or Ctrl-C).
+# cluster (also on failure or Ctrl-C). For end to end only, alternating
+# single runs of each side, see bench/pg-e2e-rounds.sh.
 #
 #   bench/pg-vs-graphile.sh [--runs N] [--jobs N] [--history] [--errand-bench PATH] [--keep-json DIR]
 #

@@ -94,6 +94,8 @@ struct Bench {
     token: String,
     http: reqwest::Client,
     stop: CancellationToken,
+    /// `--concurrency`: end-to-end slots per node instead of the default.
+    concurrency: Option<usize>,
 }
 
 const KINDS: [&str; 3] = ["bench_enqueue", "noop", "pickup"];
@@ -185,6 +187,7 @@ impl Bench {
             token: secret.expose().to_string(),
             http,
             stop,
+            concurrency: None,
         })
     }
 
@@ -337,7 +340,9 @@ impl Bench {
 
     /// Jobs each end-to-end worker node runs at once.
     fn e2e_concurrency(&self) -> usize {
-        if self.postgres.is_some() {
+        if let Some(n) = self.concurrency {
+            n
+        } else if self.postgres.is_some() {
             E2E_CONCURRENCY_POSTGRES
         } else {
             E2E_CONCURRENCY
@@ -594,6 +599,54 @@ async fn run_executors(args: &BenchArgs, runs: usize) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `errand-bench --e2e-only --json` prints.
+#[derive(Debug, Serialize)]
+struct E2eReport {
+    /// Median of `e2e_runs`.
+    e2e_jobs_per_s: f64,
+    /// Each run's end-to-end jobs/s, in order.
+    e2e_runs: Vec<f64>,
+    e2e_concurrency: usize,
+    jobs: usize,
+    runs: usize,
+    database: &'static str,
+}
+
+/// `errand-bench --e2e-only`: only the one-node end-to-end scenario, `runs`
+/// times, so that a comparison with a peer can alternate single runs.
+async fn run_e2e_only(bench: &Bench, args: &BenchArgs, runs: usize) -> Result<ExitCode> {
+    let mut e2e = Vec::with_capacity(runs);
+    for run in 1..=runs {
+        eprintln!("end to end, run {run}/{runs}…");
+        e2e.push(bench.end_to_end(args.jobs, 1).await?);
+    }
+    let report = E2eReport {
+        e2e_jobs_per_s: median(&e2e),
+        e2e_runs: e2e,
+        e2e_concurrency: bench.e2e_concurrency(),
+        jobs: args.jobs,
+        runs,
+        database: bench.database_name(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "end to end on {}, {} no-op jobs, concurrency {}: {:.0} jobs/s (median of {:?})",
+            bench.database_label(),
+            args.jobs,
+            report.e2e_concurrency,
+            report.e2e_jobs_per_s,
+            report
+                .e2e_runs
+                .iter()
+                .map(|v| v.round())
+                .collect::<Vec<_>>()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// What `errand-bench --events --limits --json` prints.
 #[derive(Debug, Serialize)]
 struct EventsLimitsReport {
@@ -605,7 +658,8 @@ struct EventsLimitsReport {
 
 /// `errand-bench --events` and/or `--limits`
 async fn run_events_and_limits(args: &BenchArgs, runs: usize) -> Result<ExitCode> {
-    let bench = Bench::start(args.database.as_deref()).await?;
+    let mut bench = Bench::start(args.database.as_deref()).await?;
+    bench.concurrency = args.concurrency.map(|n| n as usize);
     let report = EventsLimitsReport {
         events: if args.events {
             Some(events::run(&bench, args.enqueue_jobs, runs).await?)
@@ -686,7 +740,12 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     if args.events || args.limits {
         return run_events_and_limits(&args, runs).await;
     }
-    let bench = Arc::new(Bench::start(args.database.as_deref()).await?);
+    let mut bench = Bench::start(args.database.as_deref()).await?;
+    bench.concurrency = args.concurrency.map(|n| n as usize);
+    if args.e2e_only {
+        return run_e2e_only(&bench, &args, runs).await;
+    }
+    let bench = Arc::new(bench);
     let database = bench.database_label();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let idle_rss = rss_mb().0;

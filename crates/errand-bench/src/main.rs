@@ -35,6 +35,14 @@ pub struct BenchArgs {
     /// Repetitions of each scenario; medians are reported.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// End-to-end slots per worker node (default: 64 on SQLite, 512 on
+    /// PostgreSQL); applies to the end-to-end and `--limits` scenarios.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub concurrency: Option<u64>,
+    /// Only the one-node end-to-end scenario (`--jobs` no-op jobs, `--runs`
+    /// times), for comparisons that alternate single runs with a peer.
+    #[arg(long, conflicts_with_all = ["executors", "history", "events", "limits", "sqlite_baseline"])]
+    pub e2e_only: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -14,7 +14,10 @@
 //! about a hundred rows whatever the claim rate; a slice counts whole
 //! while its latest start is inside the window, which errs on the safe side.
 //!
-//! Far from its limits, a claim starts its jobs as `errand_claim` does and
+//! Far from every limit (more room than all transactions the server can
+//! hold could take under it, migration 0020), a claim takes the kinds'
+//! locks shared instead, so such claims commit side by side; otherwise:
+//! with room for the whole claim, it starts its jobs as `errand_claim` does and
 //! only then takes the lock, to check the limits and log its starts; if
 //! another claim got there first the statement fails with `EL001`, which
 //! rolls all of it back, and the claim is made again the locked way (lock,
@@ -42,6 +45,10 @@ const CLAIM: &str = "SELECT * FROM errand_claim_limited($1, $2, $3, $4, $5::text
 /// first and then found another claim had taken the room while it waited
 /// for the lock: nothing of it is left, and the claim is made again locked.
 const BEATEN_TO_THE_ROOM: &str = "EL001";
+
+/// Times a claim that PostgreSQL ended to break a deadlock is made again
+/// before the error is returned.
+const MAX_DEADLOCK_RETRIES: u32 = 3;
 
 /// Where `held` and `retry_at` are in a row of [`CLAIM`].
 const HELD_COLUMN: usize = 21;
@@ -105,9 +112,30 @@ pub(crate) async fn claim(
             )
             .await
     };
-    let rows = match claim(false).await {
-        Err(e) if e.code().map(SqlState::code) == Some(BEATEN_TO_THE_ROOM) => claim(true).await,
-        other => other,
+    let mut locked = false;
+    let mut deadlocks = 0;
+    let rows = loop {
+        match claim(locked).await {
+            Err(e) if !locked && e.code().map(SqlState::code) == Some(BEATEN_TO_THE_ROOM) => {
+                locked = true;
+            }
+            // A claim holding a kind's lock can wait for a row another
+            // claim has started (FOR UPDATE ... SKIP LOCKED still waits
+            // for the transaction behind a row's newer version), while that
+            // claim waits for the lock; PostgreSQL ends one of them, which
+            // left nothing behind and can simply claim again.
+            Err(e)
+                if deadlocks < MAX_DEADLOCK_RETRIES
+                    && e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED) =>
+            {
+                deadlocks += 1;
+                tracing::debug!(
+                    deadlocks,
+                    "limited claim chosen as a deadlock victim; claiming again"
+                );
+            }
+            other => break other,
+        }
     }
     .map_err(db_error)?;
     let mut jobs = Vec::with_capacity(rows.len());

@@ -37,6 +37,8 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (17, include_str!("../migrations/0017_bulk_operations.sql")),
     (18, include_str!("../migrations/0018_job_counts.sql")),
     (19, include_str!("../migrations/0019_remote_workers.sql")),
+    (20, include_str!("../migrations/0020_shared_limit_lock.sql")),
+    (21, include_str!("../migrations/0021_claim_kept_plan.sql")),
 ];
 
 /// The newest schema this build knows.

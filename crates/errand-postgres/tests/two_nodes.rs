@@ -3,7 +3,8 @@
 //! claim that started a job before finding the last slot taken while it
 //! waited for the kind's lock takes it back and says the kind is held, and
 //! a batch whose last two jobs end at the same moment through different
-//! handles enqueues its on-complete job exactly once.
+//! handles enqueues its on-complete job exactly once, and claims far from
+//! a limit share the kind's lock yet stop exactly at the limit.
 
 use errand_core::batch::NewBatch;
 mod common;
@@ -271,4 +272,194 @@ async fn concurrent_last_finishes_on_two_handles_enqueue_on_complete_once() {
         assert_eq!(outcome["failed"], 1, "round {round}");
         assert_eq!(reports[0].1["payload"]["round"], round);
     }
+}
+
+/// A kind whose limits leave more room than every transaction the server
+/// can hold could take (migration 0020) is claimed under the kind's lock
+/// held shared, its starts logged per backend; nearer the limit, claims go
+/// back to the exclusive lock, and 8 tasks on two handles racing past the
+/// boundary end with exactly the limit running, never more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_far_from_a_limit_share_the_lock_and_stop_at_it() {
+    const CLAIMERS: i64 = 8;
+    let (a, b, url) = two_nodes().await;
+    let admin = admin(&url).await;
+    let per_claim: i64 = admin
+        .query_one("SELECT errand_limit_shared_claim()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // The room the shared lock needs is sized for every connection the
+    // server allows (500 on the test cluster: half a million jobs). Only
+    // this test's claimers (and the admin connection, which claims
+    // nothing) use this database, so room for them is as safe and keeps
+    // the test small.
+    let room = (CLAIMERS + 1) * per_claim;
+    admin
+        .batch_execute(&format!(
+            "CREATE OR REPLACE FUNCTION errand_limit_shared_room() RETURNS bigint \
+             LANGUAGE sql STABLE AS $$ SELECT {room}::bigint $$"
+        ))
+        .await
+        .unwrap();
+    // Shared while at most 3 claims' worth run, exclusive past that.
+    let cap = room + 3 * per_claim;
+    let due = cap + 2 * per_claim;
+    admin
+        .execute(
+            "INSERT INTO jobs (kind, queue, payload, priority, state, max_attempts, run_at, created_at) \
+             SELECT 'wide', 'default', '{}', 0, 'available', 3, now() - interval '1 minute', now() \
+             FROM generate_series(1, $1::bigint)",
+            &[&due],
+        )
+        .await
+        .unwrap();
+    let limits = BTreeMap::from([(
+        "wide".to_string(),
+        KindLimit {
+            max_running: Some(u32::try_from(cap).unwrap()),
+            // A rate that never binds, so that the start log shows which
+            // lock each claim held.
+            rate: Some(format!("{}/h", 100 * cap).parse().unwrap()),
+        },
+    )]);
+    let deadline = Instant::now() + PATIENCE;
+    let tasks: Vec<_> = (0..CLAIMERS)
+        .map(|i| {
+            let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+            // Each its own worker: a claim recognises its own starts by
+            // worker, instant and lease.
+            let req = ClaimRequest {
+                limits: limits.clone(),
+                worker: format!("claimer-{i}"),
+                ..claim_req("default", u32::try_from(per_claim).unwrap())
+            };
+            tokio::spawn(async move {
+                let mut took = 0;
+                loop {
+                    assert!(
+                        Instant::now() < deadline,
+                        "claims still going after {PATIENCE:?}"
+                    );
+                    let claimed = node.claim(&req).await.unwrap();
+                    took += claimed.jobs.len();
+                    if claimed.held.is_some() {
+                        return took;
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut took = 0;
+    for t in tasks {
+        took += t.await.unwrap();
+    }
+    let running: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM jobs WHERE kind = 'wide' AND state = 'running'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(running, cap, "the limit is reached, never passed");
+    assert_eq!(took as i64, cap, "every claimed job was handed out once");
+    let (shared, exclusive): (i64, i64) = {
+        let row = admin
+            .query_one(
+                "SELECT coalesce(sum(starts) FILTER (WHERE slot <> 0), 0)::bigint, \
+                 coalesce(sum(starts) FILTER (WHERE slot = 0), 0)::bigint \
+                 FROM kind_starts WHERE kind = 'wide'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert!(shared > 0, "no claim took the shared lock");
+    assert!(exclusive > 0, "no claim took the exclusive lock");
+    assert_eq!(shared + exclusive, cap, "every start was logged once");
+}
+
+/// With limits of at least twice the room the shared lock needs, a claim
+/// goes straight to the shared lock (no unlocked usage read first); when
+/// the kind turns out to be near its limit after all, the lock's own read
+/// sends it the exclusive way, which still takes only the room left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wide_limit_near_its_end_is_claimed_the_locked_way() {
+    let (store, _, url) = two_nodes().await;
+    let admin = admin(&url).await;
+    let per_claim: i64 = admin
+        .query_one("SELECT errand_limit_shared_claim()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // As in the test above: room for this database's few connections.
+    let room = 4 * per_claim;
+    admin
+        .batch_execute(&format!(
+            "CREATE OR REPLACE FUNCTION errand_limit_shared_room() RETURNS bigint \
+             LANGUAGE sql STABLE AS $$ SELECT {room}::bigint $$"
+        ))
+        .await
+        .unwrap();
+    let cap = 2 * room;
+    // Running already: all but half a claim of the cap, so the shared lock
+    // finds too little room; then due jobs for two claims.
+    let running = cap - per_claim / 2;
+    let insert = "INSERT INTO jobs (kind, queue, payload, priority, state, max_attempts, run_at, \
+                  created_at, started_at, lease_expires_at, worker, attempt, fence) \
+                  SELECT $1, 'default', '{}', 0, $2, 3, now() - interval '1 minute', now(), \
+                  now(), CASE WHEN $2 = 'running' THEN now() + interval '1 hour' END, \
+                  CASE WHEN $2 = 'running' THEN 'elsewhere' END, \
+                  CASE WHEN $2 = 'running' THEN 1 ELSE 0 END, \
+                  CASE WHEN $2 = 'running' THEN 1 ELSE 0 END \
+                  FROM generate_series(1, $3::bigint)";
+    for (kind, state, n) in [
+        ("near", "running", running),
+        ("near", "available", 2 * per_claim),
+        ("far", "available", 2 * per_claim),
+    ] {
+        admin.execute(insert, &[&kind, &state, &n]).await.unwrap();
+    }
+    let wide = |kind: &str| ClaimRequest {
+        kinds: vec![kind.to_string()],
+        limits: BTreeMap::from([(
+            kind.to_string(),
+            KindLimit {
+                max_running: Some(u32::try_from(cap).unwrap()),
+                rate: Some(format!("{}/h", 100 * cap).parse().unwrap()),
+            },
+        )]),
+        ..claim_req("default", u32::try_from(per_claim).unwrap())
+    };
+    let logged = |kind: &'static str| {
+        let admin = &admin;
+        async move {
+            let row = admin
+                .query_one(
+                    "SELECT coalesce(sum(starts) FILTER (WHERE slot <> 0), 0)::bigint, \
+                     coalesce(sum(starts) FILTER (WHERE slot = 0), 0)::bigint \
+                     FROM kind_starts WHERE kind = $1",
+                    &[&kind],
+                )
+                .await
+                .unwrap();
+            (row.get::<_, i64>(0), row.get::<_, i64>(1))
+        }
+    };
+
+    let far = store.claim(&wide("far")).await.unwrap();
+    assert_eq!(far.jobs.len() as i64, per_claim, "a whole claim");
+    assert_eq!(far.held, None);
+    assert_eq!(logged("far").await, (per_claim, 0), "under the shared lock");
+
+    let near = store.claim(&wide("near")).await.unwrap();
+    assert_eq!(near.jobs.len() as i64, per_claim / 2, "only the room left");
+    assert!(near.held.is_some(), "the rest held back");
+    assert_eq!(
+        logged("near").await,
+        (0, per_claim / 2),
+        "under the exclusive lock"
+    );
 }
