@@ -76,11 +76,25 @@ impl PoolExecutor {
             // Its place is not empty while the replacement boots.
             self.supervisor.start_replacement(process.slot);
         }
-        if let Some(limit) = config.max_rss
+        if config.max_rss.0 > 0
+            && process.rss_due()
             && let Some(rss) = process.rss()
-            && rss > limit.0
+            && rss > config.max_rss.0
         {
-            let why = format!("resident memory {rss} bytes is above max_rss = {limit}");
+            let why = format!(
+                "resident memory {rss} bytes is above max_rss = {}",
+                config.max_rss
+            );
+            if process.jobs == 1 {
+                // Over the limit after one job: every process will be, and the
+                // pool would start one per job.
+                tracing::warn!(
+                    pool = self.supervisor.name(),
+                    pid = process.pid(),
+                    rss,
+                    "a pool process passed max_rss after its first job: raise max_rss above the worker's own size (or 0 = never)"
+                );
+            }
             return self.supervisor.retire(process, &why);
         }
         self.supervisor.checkin(process);

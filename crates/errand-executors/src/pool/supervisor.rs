@@ -134,6 +134,11 @@ impl Supervisor {
         &self.shutdown
     }
 
+    /// The pool's name (its kind), for logs.
+    pub(super) fn name(&self) -> &str {
+        &self.pool
+    }
+
     /// The pool's configuration.
     pub(super) fn config(&self) -> &PoolConfig {
         &self.config
