@@ -38,6 +38,8 @@ pub(super) struct WorkerProcess {
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
     line: Vec<u8>,
+    /// The job line being sent, reused from job to job.
+    out: Vec<u8>,
     started: Instant,
     /// When it greeted, and how long it took to (spawn to handshake).
     greeted: Instant,
@@ -97,6 +99,7 @@ impl WorkerProcess {
             pid,
             group,
             line: Vec::new(),
+            out: Vec::new(),
             started: Instant::now(),
             greeted: Instant::now(),
             start_took: Duration::ZERO,
@@ -158,13 +161,14 @@ impl WorkerProcess {
         job: &Job,
         progress: &ProgressSink,
     ) -> Result<Outcome, Fault> {
-        let line = protocol::job_line(job);
+        protocol::job_line(job, &mut self.out);
+        let line = &self.out;
         let stdin = self
             .stdin
             .as_mut()
             .expect("stdin is open until the process is stopped");
         if let Err(e) = async {
-            stdin.write_all(&line).await?;
+            stdin.write_all(line).await?;
             stdin.flush().await
         }
         .await
