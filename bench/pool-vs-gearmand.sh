@@ -3,7 +3,8 @@
 # (in memory) with 2 php-gearman workers, same machine, same run, alternating.
 #   errand: `errand serve` with its default configuration (SQLite, WAL, synchronous=FULL) plus
 #     `[kinds.noop] pool = { command = ["php", "bench/peers/noop-pool.php"], processes = 2 }`
-#     (max_jobs at its default 1,000); the jobs are enqueued first in batches of 1,000 on the
+#     (max_jobs and max_rss at their defaults: no recycling by count, a 512 MiB memory guard,
+#     decision 0040); the jobs are enqueued first in batches of 1,000 on the
 #     same database (not timed), then the server restarts with the pool; timed from the first
 #     job's start in a process to GET /v1/stats showing them all completed (every finish
 #     committed), as bench/peers.sh does;
@@ -19,8 +20,9 @@
 #
 # --runs N         rounds (default 5)
 # --jobs N         jobs per run, every server (default 10000)
-# --max-jobs N     the pool's max_jobs (default: unset, errand's default 1,000; 0 = never recycle,
-#                  like the php-gearman workers, which run until stopped)
+# --max-jobs N     the pool's max_jobs (default: unset, each binary's own default: 0 = never since
+#                  decision 0040, 1,000 before; 0 = never recycle, like the php-gearman workers,
+#                  which run until stopped)
 # --errand PATH    the server binary (default $ERRAND_BIN, else target/release/errand)
 # --baseline PATH  an older errand binary to alternate with
 # --keep DIR       keep the raw JSON lines and the logs in DIR
@@ -120,7 +122,7 @@ for round in $(seq 1 "$runs"); do
 done
 
 echo "$("$new_binary" --version 2>/dev/null | head -n 1); $("$gearmand" --version 2>&1 | grep -m 1 gearmand); PHP $(php -r 'echo PHP_VERSION;')"
-echo "started $started; $runs round(s) of $jobs jobs; pool max_jobs ${max_jobs:-1000 (default)}; $(nproc) cores, load average $(cut -d ' ' -f 1-3 /proc/loadavg)"
+echo "started $started; $runs round(s) of $jobs jobs; pool max_jobs ${max_jobs:-the default of each binary}; $(nproc) cores, load average $(cut -d ' ' -f 1-3 /proc/loadavg)"
 echo
 python3 - "$results" <<'PY'
 import json, statistics, sys
