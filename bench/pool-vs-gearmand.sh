@@ -5,7 +5,9 @@
 #     `[kinds.noop] pool = { command = ["php", "bench/peers/noop-pool.php"], processes = 2 }`
 #     (max_jobs and max_rss at their defaults: no recycling by count, a 512 MiB memory guard,
 #     decision 0040); the jobs are enqueued first in batches of 1,000 on the
-#     same database (not timed), then the server restarts with the pool; timed from the first
+#     same database (not timed), then the server restarts with the pool, whose processes greet
+#     errand only once the poller below runs (BENCH_GO: else a drain shorter than the server's
+#     start-up plus Python's would be timed to the poller's first look); timed from the first
 #     job's start in a process to GET /v1/stats showing them all completed (every finish
 #     committed), as bench/peers.sh does;
 #   gearmand 1.1.20, builtin in-memory queue, --threads 4: bench/remote/gearman-throughput.php
@@ -88,11 +90,11 @@ errand_run() {
     stop_server
     {
         printf 'database = "sqlite://errand.db"\n\n[kinds.noop]\n'
-        printf 'pool = { command = ["php", "%s"], processes = 2, %senv = { BENCH_MARKS = "%s" } }\n' \
-            "$root/bench/peers/noop-pool.php" "$recycle" "$marks"
+        printf 'pool = { command = ["php", "%s"], processes = 2, %senv = { BENCH_MARKS = "%s", BENCH_GO = "%s" } }\n' \
+            "$root/bench/peers/noop-pool.php" "$recycle" "$marks" "$dir/go"
     } >"$dir/errand.toml"
     serve_errand "$dir"
-    line=$("${py[@]}" errand-drain "$url" "$jobs" "$marks" "$label")
+    line=$("${py[@]}" errand-drain "$url" "$jobs" "$marks" "$label" "$dir/go")
     stop_server
     echo "  $label: $line" >&2
     printf '{"round":%d,"column":"%s","data":%s}\n' "$round" "$label" "$line" >>"$results"
