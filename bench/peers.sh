@@ -151,9 +151,10 @@ errand_round() {
     record "$col_errand" '["health"]' "${py[@]}" errand-health "$url" "$jobs"
     stop_server
     marks="$dir/marks" && mkdir "$marks"
-    errand_config "$dir" php "BENCH_MARKS = \"$marks\""
+    # BENCH_GO: the processes greet errand once the drain's poller runs (see peers.py).
+    errand_config "$dir" php "BENCH_MARKS = \"$marks\", BENCH_GO = \"$dir/go\""
     serve_errand "$dir"
-    record "$col_errand" '["drain"]' "${py[@]}" errand-drain "$url" "$jobs" "$marks" errand-php-pool
+    record "$col_errand" '["drain"]' "${py[@]}" errand-drain "$url" "$jobs" "$marks" errand-php-pool "$dir/go"
     stop_server
 
     new_dir errand
@@ -162,9 +163,9 @@ errand_round() {
     "${py[@]}" errand-fill "$url" "$jobs"
     stop_server
     marks="$dir/marks" && mkdir "$marks"
-    errand_config "$dir" python "BENCH_MARKS = \"$marks\""
+    errand_config "$dir" python "BENCH_MARKS = \"$marks\", BENCH_GO = \"$dir/go\""
     serve_errand "$dir"
-    record "$col_errand" '["drain_py"]' "${py[@]}" errand-drain "$url" "$jobs" "$marks" errand-python-pool
+    record "$col_errand" '["drain_py"]' "${py[@]}" errand-drain "$url" "$jobs" "$marks" errand-python-pool "$dir/go"
     stop_server
 
     new_dir errand

@@ -3,8 +3,11 @@
 # (in memory) with 2 php-gearman workers, same machine, same run, alternating.
 #   errand: `errand serve` with its default configuration (SQLite, WAL, synchronous=FULL) plus
 #     `[kinds.noop] pool = { command = ["php", "bench/peers/noop-pool.php"], processes = 2 }`
-#     (max_jobs at its default 1,000); the jobs are enqueued first in batches of 1,000 on the
-#     same database (not timed), then the server restarts with the pool; timed from the first
+#     (max_jobs and max_rss at their defaults: no recycling by count, a 512 MiB memory guard,
+#     decision 0040); the jobs are enqueued first in batches of 1,000 on the
+#     same database (not timed), then the server restarts with the pool, whose processes greet
+#     errand only once the poller below runs (BENCH_GO: else a drain shorter than the server's
+#     start-up plus Python's would be timed to the poller's first look); timed from the first
 #     job's start in a process to GET /v1/stats showing them all completed (every finish
 #     committed), as bench/peers.sh does;
 #   gearmand 1.1.20, builtin in-memory queue, --threads 4: bench/remote/gearman-throughput.php
@@ -19,8 +22,9 @@
 #
 # --runs N         rounds (default 5)
 # --jobs N         jobs per run, every server (default 10000)
-# --max-jobs N     the pool's max_jobs (default: unset, errand's default 1,000; 0 = never recycle,
-#                  like the php-gearman workers, which run until stopped)
+# --max-jobs N     the pool's max_jobs (default: unset, each binary's own default: 0 = never since
+#                  decision 0040, 1,000 before; 0 = never recycle, like the php-gearman workers,
+#                  which run until stopped)
 # --errand PATH    the server binary (default $ERRAND_BIN, else target/release/errand)
 # --baseline PATH  an older errand binary to alternate with
 # --keep DIR       keep the raw JSON lines and the logs in DIR
@@ -86,11 +90,11 @@ errand_run() {
     stop_server
     {
         printf 'database = "sqlite://errand.db"\n\n[kinds.noop]\n'
-        printf 'pool = { command = ["php", "%s"], processes = 2, %senv = { BENCH_MARKS = "%s" } }\n' \
-            "$root/bench/peers/noop-pool.php" "$recycle" "$marks"
+        printf 'pool = { command = ["php", "%s"], processes = 2, %senv = { BENCH_MARKS = "%s", BENCH_GO = "%s" } }\n' \
+            "$root/bench/peers/noop-pool.php" "$recycle" "$marks" "$dir/go"
     } >"$dir/errand.toml"
     serve_errand "$dir"
-    line=$("${py[@]}" errand-drain "$url" "$jobs" "$marks" "$label")
+    line=$("${py[@]}" errand-drain "$url" "$jobs" "$marks" "$label" "$dir/go")
     stop_server
     echo "  $label: $line" >&2
     printf '{"round":%d,"column":"%s","data":%s}\n' "$round" "$label" "$line" >>"$results"
@@ -120,7 +124,7 @@ for round in $(seq 1 "$runs"); do
 done
 
 echo "$("$new_binary" --version 2>/dev/null | head -n 1); $("$gearmand" --version 2>&1 | grep -m 1 gearmand); PHP $(php -r 'echo PHP_VERSION;')"
-echo "started $started; $runs round(s) of $jobs jobs; pool max_jobs ${max_jobs:-1000 (default)}; $(nproc) cores, load average $(cut -d ' ' -f 1-3 /proc/loadavg)"
+echo "started $started; $runs round(s) of $jobs jobs; pool max_jobs ${max_jobs:-the default of each binary}; $(nproc) cores, load average $(cut -d ' ' -f 1-3 /proc/loadavg)"
 echo
 python3 - "$results" <<'PY'
 import json, statistics, sys

@@ -10,6 +10,12 @@ declare(strict_types=1);
 $marks = getenv('BENCH_MARKS') ?: null;
 $pickupLog = getenv('BENCH_PICKUP_LOG') ?: null;
 $first = true;
+// With BENCH_GO set, greet errand only once that file exists (the drain's poller creates it when
+// it starts polling), as the gearmand benchmark starts its workers after its jobs are queued.
+$go = getenv('BENCH_GO') ?: null;
+while ($go !== null && !file_exists($go)) {
+    usleep(1000);
+}
 fwrite(STDOUT, "{\"type\":\"ready\"}\n");
 fflush(STDOUT);
 while (($line = fgets(STDIN)) !== false) {

@@ -7,8 +7,11 @@ format of bench/remote/*.php (enqueue_jobs_per_s, jobs_per_s, p50_ms), so one su
   peers.py errand-health URL N               GET /healthz N times the same way: the HTTP round
                                               trip with no write, the ceiling of errand-enqueue
   peers.py errand-fill URL JOBS               the same jobs in batches of 1,000 (not timed)
-  peers.py errand-drain URL JOBS MARKS        waits until JOBS noop jobs completed; the time
-                                              since the first handler start (MARKS/first-*)
+  peers.py errand-drain URL JOBS MARKS [LABEL [GO]]
+                                              waits until JOBS noop jobs completed; the time
+                                              since the first handler start (MARKS/first-*);
+                                              with GO, creates that file once it is polling
+                                              (the pool's processes wait for it: BENCH_GO)
   peers.py errand-pickup URL COUNT LOG        enqueue one job, wait for its line in LOG, repeat
   peers.py beanstalk-throughput HOST:PORT JOBS WORKERS SCRATCH
   peers.py beanstalk-pickup HOST:PORT COUNT SCRATCH
@@ -140,10 +143,14 @@ def errand_fill(url, jobs):
         client.request("POST", "/v1/jobs/batch", {"jobs": [{"kind": "noop", "payload": None}] * min(1000, left)})
 
 
-def errand_drain(url, jobs, marks, label):
+def errand_drain(url, jobs, marks, label, go=None):
     client = Errand(url)
     deadline = time.time() + DEADLINE_S
     while client.completed() < jobs:
+        if go is not None and not os.path.exists(go):
+            # Polling now: the processes may start, so the end is seen as soon as it comes
+            # (else a fast drain could end before this process even started polling).
+            open(go, "w").close()
         if time.time() > deadline:
             raise SystemExit(f"peers.py: {label}: jobs still unfinished after {DEADLINE_S} s")
         time.sleep(0.002)
@@ -356,7 +363,8 @@ def main(argv):
     elif cmd == "errand-fill":
         errand_fill(args[0], int(args[1]))
     elif cmd == "errand-drain":
-        errand_drain(args[0], int(args[1]), args[2], args[3] if len(args) > 3 else "errand")
+        errand_drain(args[0], int(args[1]), args[2], args[3] if len(args) > 3 else "errand",
+                     args[4] if len(args) > 4 else None)
     elif cmd == "errand-pickup":
         errand_pickup(args[0], int(args[1]), args[2])
     elif cmd == "beanstalk-throughput":

@@ -60,28 +60,42 @@ impl PoolExecutor {
     }
 
     /// Decides what happens to a process that answered a job.
-    fn after_answer(&self, mut process: WorkerProcess, outcome: &Outcome) {
+    fn after_answer(&self, mut process: Box<WorkerProcess>, outcome: &Outcome) {
         process.jobs += 1;
         if let Outcome::Deadly(error) = outcome {
             return self
                 .supervisor
-                .replace(process, Fault(format!("reported deadly: {error}")));
+                .replace(*process, Fault(format!("reported deadly: {error}")));
         }
         let config = self.supervisor.config();
         if config.max_jobs > 0 && process.jobs >= config.max_jobs {
             let why = format!("ran max_jobs = {}", config.max_jobs);
-            return self.supervisor.retire(process, &why);
+            return self.supervisor.retire(*process, &why);
         }
         if config.max_jobs > 0 && process.replacement_due(config.max_jobs) {
             // Its place is not empty while the replacement boots.
             self.supervisor.start_replacement(process.slot);
         }
-        if let Some(limit) = config.max_rss
+        if config.max_rss.0 > 0
+            && process.rss_due()
             && let Some(rss) = process.rss()
-            && rss > limit.0
+            && rss > config.max_rss.0
         {
-            let why = format!("resident memory {rss} bytes is above max_rss = {limit}");
-            return self.supervisor.retire(process, &why);
+            let why = format!(
+                "resident memory {rss} bytes is above max_rss = {}",
+                config.max_rss
+            );
+            if process.jobs == 1 {
+                // Over the limit after one job: every process will be, and the
+                // pool would start one per job.
+                tracing::warn!(
+                    pool = self.supervisor.name(),
+                    pid = process.pid(),
+                    rss,
+                    "a pool process passed max_rss after its first job: raise max_rss above the worker's own size (or 0 = never)"
+                );
+            }
+            return self.supervisor.retire(*process, &why);
         }
         self.supervisor.checkin(process);
     }
@@ -96,7 +110,7 @@ impl Executor for PoolExecutor {
         progress: ProgressSink,
     ) -> Outcome {
         let mut process = match self.supervisor.checkout(&cancel).await {
-            Checkout::Process(process) => *process,
+            Checkout::Process(process) => process,
             Checkout::Cancelled => {
                 return Outcome::Retry("cancelled while waiting for an idle pool process".into());
             }
@@ -117,7 +131,7 @@ impl Executor for PoolExecutor {
             }
             Err(fault) => {
                 let error = format!("worker process {pid} {}", fault.0);
-                self.supervisor.replace(process, fault);
+                self.supervisor.replace(*process, fault);
                 Outcome::Retry(error)
             }
         }

@@ -236,7 +236,7 @@ async fn processes_are_recycled_after_max_jobs(lang: Lang) {
 async fn a_process_over_max_rss_is_recycled(lang: Lang) {
     let run = PoolRun::start(lang, "max-rss", hour_backoff(None), |c| {
         c.processes = 1;
-        c.max_rss = Some("64MiB".parse().unwrap());
+        c.max_rss = "64MiB".parse().unwrap();
     })
     .await;
     let small = pid_of(&complete_job(&run, json!({"op": "echo"})).await);
@@ -245,12 +245,29 @@ async fn a_process_over_max_rss_is_recycled(lang: Lang) {
         small,
         "under the limit: kept"
     );
-    let grown = pid_of(&complete_job(&run, json!({"op": "grow", "mib": 100})).await);
-    assert_eq!(grown, small);
-    let next = pid_of(&complete_job(&run, json!({"op": "echo"})).await);
-    assert_ne!(next, grown, "the process over max_rss was replaced");
+    // Memory is read at most every 50 ms: after this pause the grow job's
+    // end is sure to be checked.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let grown = complete_job(&run, json!({"op": "grow", "mib": 100})).await;
+    assert_eq!(
+        pid_of(&grown),
+        small,
+        "the job that grew it completes on it"
+    );
+    assert_eq!((grown.attempt, grown.errors.len()), (1, 0));
+    // Replaced after its job, with none lost or run twice: every job after
+    // it completes at its first attempt, on the new process.
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(enqueue(&run.store, KIND, json!({"op": "echo", "data": i})).await);
+    }
+    for id in ids {
+        let job = wait_for(&run.store, id, |j| j.state == JobState::Completed).await;
+        assert_eq!((job.attempt, job.errors.len()), (1, 0), "{job:?}");
+        assert_ne!(pid_of(&job), small, "the process over max_rss was replaced");
+    }
     eventually(DEADLINE, "the grown process is gone", || async {
-        proc_of(grown).is_none()
+        proc_of(small).is_none()
     })
     .await;
     run.stop().await;

@@ -1,6 +1,6 @@
-//! One attempt from claim to finish: runs the executor in its own task (so a
-//! panic becomes an outcome), enforces the timeout, and decides what to
-//! report when the attempt was stopped by a lost lease or by shutdown.
+//! One attempt from claim to finish: runs the executor (a panic becomes an
+//! outcome), enforces the timeout, and decides what to report when the
+//! attempt was stopped by a lost lease or by shutdown.
 
 use crate::Executor;
 use crate::breaker::Breakers;
@@ -11,13 +11,16 @@ use crate::running::Running;
 use errand_core::store::Finish;
 use errand_core::{Backoff, Job, KindPolicy, Lease, Outcome};
 use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// How long an executor may take to return after being cancelled before its
-/// task is aborted, so one misbehaving handler cannot hang shutdown.
+/// How long an executor may take to return after being cancelled before it
+/// is dropped, so one misbehaving handler cannot hang shutdown.
 const CANCEL_GRACE: Duration = Duration::from_secs(10);
 
 /// Most characters of an attempt's error that go into a log line.
@@ -78,11 +81,12 @@ impl Attempts {
         let cancel = self.abort.child_token();
         self.running.insert(lease, cancel.clone());
         let timeout = job.timeout.or(reg.policy.timeout);
-        let executor = reg.executor.clone();
-        let token = cancel.clone();
         let progress = self.progress.open(lease);
-        let task = tokio::spawn(async move { executor.execute(&job, token, progress).await });
-        let outcome = supervise(task, &cancel, timeout).await;
+        // Polled in this task rather than spawned into its own: a task per
+        // attempt cost a spawn, a wake-up of the runtime and a join per job
+        // on the pool path (decision 0040); a panic is caught all the same.
+        let execute = std::pin::pin!(reg.executor.execute(&job, cancel.clone(), progress));
+        let outcome = supervise(CatchPanic(execute), &cancel, timeout).await;
         let held = self.running.remove(&lease);
         // The last progress is written before the finish, which ends the
         // attempt in the store and so would refuse it.
@@ -131,10 +135,29 @@ impl Attempts {
     }
 }
 
-/// Waits for the executor task; on timeout or cancellation (lost lease,
-/// shutdown) cancels it and gives it [`CANCEL_GRACE`] to clean up.
-async fn supervise(
-    mut task: JoinHandle<Outcome>,
+/// An executor's future whose panic, caught while polling it, becomes its
+/// output's `Err`. Once it panicked it is not polled again.
+struct CatchPanic<'a, F>(Pin<&'a mut F>);
+
+impl<F: Future<Output = Outcome>> Future for CatchPanic<'_, F> {
+    type Output = Result<Outcome, Box<dyn Any + Send>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let future = self.get_mut().0.as_mut();
+        // Nothing observes the executor's state after its panic: the
+        // future is dropped, so unwind safety is not at stake.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(outcome)) => Poll::Ready(Ok(outcome)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// Runs the executor; on timeout or cancellation (lost lease, shutdown)
+/// cancels it and gives it [`CANCEL_GRACE`] to clean up, then drops it.
+async fn supervise<F: Future<Output = Outcome>>(
+    mut task: CatchPanic<'_, F>,
     cancel: &CancellationToken,
     limit: Option<Duration>,
 ) -> Outcome {
@@ -153,8 +176,7 @@ async fn supervise(
     let outcome = match tokio::time::timeout(CANCEL_GRACE, &mut task).await {
         Ok(joined) => outcome_of(joined),
         Err(_) => {
-            task.abort();
-            tracing::warn!(grace = ?CANCEL_GRACE, "executor ignored cancellation; aborted it");
+            tracing::warn!(grace = ?CANCEL_GRACE, "executor ignored cancellation; dropped it");
             Outcome::Retry("did not stop after cancellation".into())
         }
     };
@@ -167,15 +189,9 @@ async fn supervise(
     }
 }
 
-/// The executor task's outcome, or a retry naming its panic.
-fn outcome_of(joined: Result<Outcome, tokio::task::JoinError>) -> Outcome {
-    match joined {
-        Ok(outcome) => outcome,
-        Err(e) if e.is_panic() => {
-            Outcome::Retry(format!("panicked: {}", panic_message(e.into_panic())))
-        }
-        Err(_) => Outcome::Retry("the attempt was aborted".into()),
-    }
+/// The executor's outcome, or a retry naming its panic.
+fn outcome_of(ran: Result<Outcome, Box<dyn Any + Send>>) -> Outcome {
+    ran.unwrap_or_else(|panic| Outcome::Retry(format!("panicked: {}", panic_message(panic))))
 }
 
 fn panic_message(payload: Box<dyn Any + Send>) -> String {

@@ -10,6 +10,16 @@ use std::path::PathBuf;
 /// Most processes one pool may run: a guard against a typo, not a tuning knob.
 const MAX_PROCESSES: usize = 1024;
 
+/// Default `max_rss`: far above a worker's usual size (a PHP or Python
+/// worker starts at 10–60 MB), low enough to stop a leak before it hurts a
+/// small machine (docs/decisions/0040).
+const DEFAULT_MAX_RSS: ByteSize = ByteSize(512 << 20);
+
+/// Smallest `max_rss` other than 0: below it every process would be
+/// replaced after each job (a bare number is bytes, so `max_rss = 512`
+/// is most likely meant as "512MiB").
+const MIN_RSS: ByteSize = ByteSize(1 << 20);
+
 /// Configuration of a [`PoolExecutor`](super::PoolExecutor).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,10 +43,10 @@ pub struct PoolConfig {
     /// Jobs a process runs before it is replaced; 0 = never.
     #[serde(default = "default_max_jobs")]
     pub max_jobs: u64,
-    /// Resident memory (the process and its children) above which a process
-    /// is replaced after its current job.
-    #[serde(default)]
-    pub max_rss: Option<ByteSize>,
+    /// Resident memory (the process and its descendants) above which a
+    /// process is replaced after its current job; 0 = never.
+    #[serde(default = "default_max_rss")]
+    pub max_rss: ByteSize,
 }
 
 fn default_processes() -> usize {
@@ -44,7 +54,11 @@ fn default_processes() -> usize {
 }
 
 fn default_max_jobs() -> u64 {
-    1000
+    0
+}
+
+fn default_max_rss() -> ByteSize {
+    DEFAULT_MAX_RSS
 }
 
 impl PoolConfig {
@@ -57,7 +71,7 @@ impl PoolConfig {
             env_allow: None,
             processes: default_processes(),
             max_jobs: default_max_jobs(),
-            max_rss: None,
+            max_rss: default_max_rss(),
         }
     }
 
@@ -80,8 +94,14 @@ impl PoolConfig {
             crate::process::check_env_allow(names)
                 .map_err(|e| ConfigError::new("pool.env_allow".to_string(), e))?;
         }
-        if self.max_rss == Some(ByteSize(0)) {
-            return bad("max_rss", "must be more than 0 bytes".into());
+        if self.max_rss.0 != 0 && self.max_rss < MIN_RSS {
+            return bad(
+                "max_rss",
+                format!(
+                    "must be 0 (never) or at least 1MiB, got {} (a bare number is bytes: write \"{}MiB\" for mebibytes)",
+                    self.max_rss, self.max_rss.0
+                ),
+            );
         }
         if let Some(cwd) = &self.cwd
             && !cwd.is_dir()
@@ -102,15 +122,34 @@ mod tests {
 
     #[test]
     fn defaults_and_sizes() {
+        let config = parse(r#"command = ["sh", "worker.sh"]"#).unwrap();
+        assert_eq!(config.processes, 4);
+        assert_eq!(config.max_jobs, 0, "no recycling by job count");
+        assert_eq!(
+            config.max_rss,
+            ByteSize(512 << 20),
+            "a memory guard instead"
+        );
+        assert_eq!(config, PoolConfig::new(["sh", "worker.sh"]));
         let config = parse(
             r#"command = ["sh", "worker.sh"]
+max_jobs = 500
 max_rss = "256MiB""#,
         )
         .unwrap();
-        assert_eq!(config.processes, 4);
-        assert_eq!(config.max_jobs, 1000);
-        assert_eq!(config.max_rss, Some(ByteSize(256 << 20)));
+        assert_eq!(config.max_jobs, 500);
+        assert_eq!(config.max_rss, ByteSize(256 << 20));
         config.validate().unwrap();
+        for never in ["0", "\"0MiB\""] {
+            let config = parse(&format!("command = [\"sh\"]\nmax_rss = {never}")).unwrap();
+            assert_eq!(config.max_rss, ByteSize(0));
+            config.validate().unwrap();
+        }
+        let smallest = PoolConfig {
+            max_rss: MIN_RSS,
+            ..PoolConfig::new(["sh"])
+        };
+        smallest.validate().unwrap();
     }
 
     #[test]
@@ -129,7 +168,14 @@ max_rss = "256MiB""#,
             ),
             (
                 PoolConfig {
-                    max_rss: Some(ByteSize(0)),
+                    max_rss: ByteSize(512),
+                    ..PoolConfig::new(["sh"])
+                },
+                "pool.max_rss",
+            ),
+            (
+                PoolConfig {
+                    max_rss: ByteSize(MIN_RSS.0 - 1),
                     ..PoolConfig::new(["sh"])
                 },
                 "pool.max_rss",
@@ -152,6 +198,15 @@ max_rss = "256MiB""#,
         for (config, key) in cases {
             assert_eq!(config.validate().unwrap_err().key, key, "{config:?}");
         }
+        let bytes = PoolConfig {
+            max_rss: ByteSize(512),
+            ..PoolConfig::new(["sh"])
+        };
+        let message = bytes.validate().unwrap_err().message;
+        assert!(
+            message.contains("at least 1MiB") && message.contains("\"512MiB\""),
+            "{message}"
+        );
     }
 
     #[test]
@@ -171,5 +226,10 @@ max_rss = "lots""#,
             err.contains("max_rss") && err.contains("invalid size"),
             "{err}"
         );
+        for bad in ["max_rss = -1", "max_jobs = -1", "max_jobs = \"many\""] {
+            let err = parse(&format!("command = [\"sh\"]\n{bad}")).unwrap_err();
+            let key = bad.split(' ').next().unwrap();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
     }
 }

@@ -24,6 +24,11 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 const EXIT_WAIT: Duration = Duration::from_secs(2);
 /// Longest stderr line logged whole.
 const MAX_STDERR_LINE: usize = 16 << 10;
+/// Least time between two reads of a process's memory from /proc (a few
+/// files per read): after every job when jobs are slower, after the first
+/// job this long after the last read when they are fast. A leak grows over
+/// many jobs, so the check needs no more (docs/decisions/0040).
+pub(super) const RSS_EVERY: Duration = Duration::from_millis(50);
 
 /// A running worker process that has sent its handshake.
 pub(super) struct WorkerProcess {
@@ -33,12 +38,16 @@ pub(super) struct WorkerProcess {
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
     line: Vec<u8>,
+    /// The job line being sent, reused from job to job.
+    out: Vec<u8>,
     started: Instant,
     /// When it greeted, and how long it took to (spawn to handshake).
     greeted: Instant,
     start_took: Duration,
     /// Jobs answered so far.
     pub(super) jobs: u64,
+    /// When its memory was last read (or it started).
+    rss_read: Instant,
     /// Which of the pool's places it fills, and that place's restart history.
     pub(super) slot: super::supervisor::Slot,
 }
@@ -90,10 +99,12 @@ impl WorkerProcess {
             pid,
             group,
             line: Vec::new(),
+            out: Vec::new(),
             started: Instant::now(),
             greeted: Instant::now(),
             start_took: Duration::ZERO,
             jobs: 0,
+            rss_read: Instant::now(),
             slot,
         };
         let handshake = tokio::select! {
@@ -150,13 +161,14 @@ impl WorkerProcess {
         job: &Job,
         progress: &ProgressSink,
     ) -> Result<Outcome, Fault> {
-        let line = protocol::job_line(job);
+        protocol::job_line(job, &mut self.out);
+        let line = &self.out;
         let stdin = self
             .stdin
             .as_mut()
             .expect("stdin is open until the process is stopped");
         if let Err(e) = async {
-            stdin.write_all(&line).await?;
+            stdin.write_all(line).await?;
             stdin.flush().await
         }
         .await
@@ -192,6 +204,17 @@ impl WorkerProcess {
             }
             Err(e) => Err(Fault(format!("could not be read from: {e}"))),
         }
+    }
+
+    /// Whether its memory is due to be read again ([`RSS_EVERY`]); counts
+    /// the read as done.
+    pub(super) fn rss_due(&mut self) -> bool {
+        let now = Instant::now();
+        if now.duration_since(self.rss_read) < RSS_EVERY {
+            return false;
+        }
+        self.rss_read = now;
+        true
     }
 
     /// Resident memory of the process and its descendants, when /proc tells.

@@ -22,8 +22,9 @@ struct JobMessage<'a> {
     payload: &'a Value,
 }
 
-/// The line (newline included) that hands `job` to a process.
-pub(super) fn job_line(job: &Job) -> Vec<u8> {
+/// Writes the line (newline included) that hands `job` to a process into
+/// `line`, cleared first (a buffer kept per process: no allocation per job).
+pub(super) fn job_line(job: &Job, line: &mut Vec<u8>) {
     let message = JobMessage {
         r#type: "job",
         id: job.id,
@@ -33,9 +34,9 @@ pub(super) fn job_line(job: &Job) -> Vec<u8> {
         payload: &job.payload,
     };
     // JSON escapes control characters, so the payload's newlines cannot end the line.
-    let mut line = serde_json::to_vec(&message).expect("a job serializes");
+    line.clear();
+    serde_json::to_writer(&mut *line, &message).expect("a job serializes");
     line.push(b'\n');
-    line
 }
 
 /// What a process may say. Unknown fields are ignored, for forward compatibility.

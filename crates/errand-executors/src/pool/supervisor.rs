@@ -54,8 +54,10 @@ impl Slot {
 pub(super) struct Supervisor {
     pool: Arc<str>,
     config: PoolConfig,
-    idle_tx: mpsc::UnboundedSender<WorkerProcess>,
-    idle_rx: Mutex<mpsc::UnboundedReceiver<WorkerProcess>>,
+    /// Idle processes, boxed so that handing one to a job and back moves a
+    /// pointer, not the process's state (twice per job).
+    idle_tx: mpsc::UnboundedSender<Box<WorkerProcess>>,
+    idle_rx: Mutex<mpsc::UnboundedReceiver<Box<WorkerProcess>>>,
     /// Processes that have sent their handshake and not been stopped: the
     /// jobs the pool can run at once now.
     ready: watch::Sender<usize>,
@@ -134,6 +136,11 @@ impl Supervisor {
         &self.shutdown
     }
 
+    /// The pool's name (its kind), for logs.
+    pub(super) fn name(&self) -> &str {
+        &self.pool
+    }
+
     /// The pool's configuration.
     pub(super) fn config(&self) -> &PoolConfig {
         &self.config
@@ -178,7 +185,7 @@ impl Supervisor {
         let wait = async { self.idle_rx.lock().await.recv().await };
         tokio::select! {
             biased;
-            process = wait => process.map_or(Checkout::Cancelled, |p| Checkout::Process(Box::new(p))),
+            process = wait => process.map_or(Checkout::Cancelled, Checkout::Process),
             error = self.blocked() => Checkout::CannotStart(error),
             _ = cancel.cancelled() => Checkout::Cancelled,
             _ = self.shutdown.cancelled() => Checkout::Cancelled,
@@ -214,16 +221,16 @@ impl Supervisor {
     }
 
     /// Makes a process that answered its job available again.
-    pub(super) fn checkin(self: &Arc<Self>, process: WorkerProcess) {
+    pub(super) fn checkin(self: &Arc<Self>, process: Box<WorkerProcess>) {
         if let Some(live) = self.live_map().get_mut(&process.slot.index) {
             live.jobs = process.jobs;
         }
         if self.shutdown.is_cancelled() {
-            self.tasks.spawn(process.stop());
+            self.tasks.spawn((*process).stop());
         } else if let Err(returned) = self.idle_tx.send(process) {
             // The receiver lives as long as the supervisor, so this cannot happen;
             // stop the process rather than leak it all the same.
-            self.tasks.spawn(returned.0.stop());
+            self.tasks.spawn((*returned.0).stop());
         }
     }
 
@@ -342,7 +349,7 @@ impl Supervisor {
         self.live_map().insert(process.slot.index, live);
         self.set_blocked(None);
         self.ready.send_modify(|n| *n += 1);
-        self.checkin(process);
+        self.checkin(Box::new(process));
     }
 
     /// Kills a process that failed and starts another after backoff.
@@ -393,7 +400,7 @@ impl Supervisor {
         {
             let mut idle = self.idle_rx.lock().await;
             while let Ok(process) = idle.try_recv() {
-                self.tasks.spawn(process.stop());
+                self.tasks.spawn((*process).stop());
             }
         }
         self.tasks.close();
