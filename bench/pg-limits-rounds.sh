@@ -11,7 +11,9 @@
 #   bench/pg-limits-rounds.sh [--rounds N] [--runs N] [--jobs N] [--errand-bench PATH] [--before PATH]
 #
 # --rounds N   invocations per build (default 5)
-# --runs N     end-to-end runs per variant within an invocation (default 1)
+# --runs N     end-to-end runs per variant within an invocation (default 3: errand-bench
+#              rotates which variant goes first per run, so fewer than 3 always runs
+#              the limited variants later, on a bigger table, than the unlimited one)
 # --jobs N     no-op jobs per end-to-end run (default errand-bench's)
 # --errand-bench PATH  the benchmark binary (default target/release/errand-bench,
 #              under $CARGO_TARGET_DIR when set)
@@ -20,7 +22,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 rounds=5
-runs=1
+runs=3
 jobs=""
 errand="${CARGO_TARGET_DIR:-$root/target}/release/errand-bench"
 before=""
