@@ -39,6 +39,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (19, include_str!("../migrations/0019_remote_workers.sql")),
     (20, include_str!("../migrations/0020_shared_limit_lock.sql")),
     (21, include_str!("../migrations/0021_claim_kept_plan.sql")),
+    (22, include_str!("../migrations/0022_one_limit_log.sql")),
 ];
 
 /// The newest schema this build knows.

@@ -422,6 +422,16 @@ async fn a_wide_limit_near_its_end_is_claimed_the_locked_way() {
     ] {
         admin.execute(insert, &[&kind, &state, &n]).await.unwrap();
     }
+    // Starts long out of the window, in slot 0 and in a shared holder's:
+    // either way of logging forgets them.
+    admin
+        .batch_execute(
+            "INSERT INTO kind_starts (kind, bucket, slot, started_at, starts) \
+             SELECT k, now() - interval '2 days', s, now() - interval '2 days', 7 \
+             FROM unnest(ARRAY['near', 'far']) AS k, unnest(ARRAY[0, 4242]) AS s",
+        )
+        .await
+        .unwrap();
     let wide = |kind: &str| ClaimRequest {
         kinds: vec![kind.to_string()],
         limits: BTreeMap::from([(
@@ -462,4 +472,13 @@ async fn a_wide_limit_near_its_end_is_claimed_the_locked_way() {
         (0, per_claim / 2),
         "under the exclusive lock"
     );
+    let old: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM kind_starts WHERE bucket < now() - interval '1 day'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(old, 0, "starts out of the window forgotten by both ways");
 }
