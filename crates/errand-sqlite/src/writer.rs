@@ -232,6 +232,7 @@ impl Writer {
         self.queue_op(Repeat(work)).await
     }
 
+    /// Queues `work` (either sort) and waits for its answer.
     async fn queue_op<T, W>(&self, work: W) -> Result<T, StoreError>
     where
         T: Send + 'static,
