@@ -331,7 +331,7 @@ impl Store for SqliteStore {
         let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, events| {
+            .submit_repeatable(move |conn, events| {
                 let now = clock.now();
                 let claimed = ops::claim(conn, events, &req, now)?;
                 events.history.claimed(now, &claimed.jobs);
@@ -345,7 +345,7 @@ impl Store for SqliteStore {
         let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, _| ops::heartbeat(conn, &leases, lease, clock.now()))
+            .submit_repeatable(move |conn, _| ops::heartbeat(conn, &leases, lease, clock.now()))
             .await
     }
 
@@ -353,7 +353,9 @@ impl Store for SqliteStore {
         let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, events| ops::finish(conn, events, finishes, clock.now()))
+            .submit_repeatable(move |conn, events| {
+                ops::finish(conn, events, &finishes, clock.now())
+            })
             .await
     }
 
@@ -363,7 +365,7 @@ impl Store for SqliteStore {
         }
         self.inner
             .writer
-            .submit(move |conn, _| ops::record_progress(conn, &updates))
+            .submit_repeatable(move |conn, _| ops::record_progress(conn, &updates))
             .await
     }
 
@@ -430,7 +432,7 @@ impl Store for SqliteStore {
         let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, events| ops::rescue_expired(conn, events, clock.now()))
+            .submit_repeatable(move |conn, events| ops::rescue_expired(conn, events, clock.now()))
             .await
     }
 
@@ -438,7 +440,7 @@ impl Store for SqliteStore {
         let clock = self.clock();
         self.inner
             .writer
-            .submit(move |conn, events| ops::promote_due(conn, events, clock.now()))
+            .submit_repeatable(move |conn, events| ops::promote_due(conn, events, clock.now()))
             .await
     }
 

@@ -316,7 +316,7 @@ pub(crate) fn record_progress(
 pub(crate) fn finish(
     conn: &Connection,
     events: &mut Events,
-    finishes: Vec<Finish>,
+    finishes: &[Finish],
     now: Timestamp,
 ) -> Result<Vec<bool>, StoreError> {
     let mut applied = Vec::with_capacity(finishes.len());
@@ -330,7 +330,13 @@ pub(crate) fn finish(
             continue;
         };
         applied.push(end_attempt(
-            &mut end, events, f.lease, &attempt, f.outcome, &f.backoff, now,
+            &mut end,
+            events,
+            f.lease,
+            &attempt,
+            f.outcome.clone(),
+            &f.backoff,
+            now,
         )?);
     }
     drop((read, end));

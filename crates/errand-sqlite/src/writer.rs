@@ -1,7 +1,12 @@
 //! The one writer: a dedicated thread owns the only write connection and
 //! commits every operation queued at the time in one transaction (group
-//! commit), each inside its own savepoint so a failing operation rolls back
-//! alone. Callers are answered, and events sent, only after the COMMIT.
+//! commit), where a failing operation rolls back alone. An operation that
+//! may run twice ([`Writer::submit_repeatable`]: claims, finishes,
+//! heartbeats) runs with its neighbours of that sort under one savepoint
+//! (none at the start of the transaction); should one fail, that group is
+//! rolled back and run again one operation per savepoint. Any other
+//! operation runs in its own savepoint. Callers are answered, and events
+//! sent, only after the COMMIT.
 //! The history counts the operations made ([`errand_core::history`]) are
 //! carried in memory and written by the first group commit at least
 //! [`HISTORY_EVERY`] after the previous write (or one that asks for it),
@@ -69,44 +74,91 @@ impl Events {
 trait Pending: Send {
     /// Runs inside the batch transaction; true when it succeeded.
     fn run(&mut self, conn: &Connection, events: &mut Events) -> bool;
+    /// Whether `run` may be called again after its writes were rolled back.
+    fn repeatable(&self) -> bool;
     /// Answers the caller once the batch's fate is known.
     fn answer(self: Box<Self>, commit: &Result<(), StoreError>);
 }
 
-struct Op<T, F> {
-    work: Option<F>,
+/// An operation and its answer: `W` is the work, an `Option` of a `FnOnce`
+/// for an operation that runs once, a `Fn` for a repeatable one.
+struct Op<T, W> {
+    work: W,
     outcome: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
 
-impl<T, F> Pending for Op<T, F>
+/// Runs `work`, turning a panic into an error: a bug in one operation must
+/// not take the writer (and every later write) down with it; it fails
+/// alone and its writes roll back.
+fn guarded<T>(work: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    std::panic::catch_unwind(AssertUnwindSafe(work))
+        .unwrap_or_else(|_| Err(StoreError::Internal("a write operation panicked".into())))
+}
+
+impl<T, F> Pending for Op<T, Option<F>>
 where
     T: Send,
     F: FnOnce(&Connection, &mut Events) -> Result<T, StoreError> + Send,
 {
     fn run(&mut self, conn: &Connection, events: &mut Events) -> bool {
         let work = self.work.take().expect("an operation runs once");
-        // A bug in one operation must not take the writer (and every later
-        // write) down with it: it fails alone and its savepoint rolls back.
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| work(conn, events)))
-            .unwrap_or_else(|_| Err(StoreError::Internal("a write operation panicked".into())));
+        let outcome = guarded(|| work(conn, events));
         let ok = outcome.is_ok();
         self.outcome = Some(outcome);
         ok
     }
 
-    fn answer(self: Box<Self>, commit: &Result<(), StoreError>) {
-        let outcome = match (self.outcome, commit) {
-            (Some(Err(e)), _) => Err(e),
-            // The batch's own error, as is: wrapping its message again would
-            // repeat "store unavailable:" and turn a bug into an outage.
-            (Some(Ok(_)), Err(e)) | (None, Err(e)) => Err(e.clone()),
-            (Some(Ok(v)), Ok(())) => Ok(v),
-            (None, Ok(())) => Err(StoreError::Internal("operation was not run".into())),
-        };
-        // The caller may have gone away; its work is committed regardless.
-        let _ = self.reply.send(outcome);
+    fn repeatable(&self) -> bool {
+        false
     }
+
+    fn answer(self: Box<Self>, commit: &Result<(), StoreError>) {
+        answer(self.outcome, self.reply, commit);
+    }
+}
+
+/// A repeatable operation's work (a newtype, so its `Pending` does not
+/// overlap the run-once one's).
+struct Repeat<F>(F);
+
+impl<T, F> Pending for Op<T, Repeat<F>>
+where
+    T: Send,
+    F: Fn(&Connection, &mut Events) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, conn: &Connection, events: &mut Events) -> bool {
+        let outcome = guarded(|| (self.work.0)(conn, events));
+        let ok = outcome.is_ok();
+        self.outcome = Some(outcome);
+        ok
+    }
+
+    fn repeatable(&self) -> bool {
+        true
+    }
+
+    fn answer(self: Box<Self>, commit: &Result<(), StoreError>) {
+        answer(self.outcome, self.reply, commit);
+    }
+}
+
+/// Sends an operation's caller its outcome, or the batch's error.
+fn answer<T>(
+    outcome: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+    commit: &Result<(), StoreError>,
+) {
+    let outcome = match (outcome, commit) {
+        (Some(Err(e)), _) => Err(e),
+        // The batch's own error, as is: wrapping its message again would
+        // repeat "store unavailable:" and turn a bug into an outage.
+        (Some(Ok(_)), Err(e)) | (None, Err(e)) => Err(e.clone()),
+        (Some(Ok(v)), Ok(())) => Ok(v),
+        (None, Ok(())) => Err(StoreError::Internal("operation was not run".into())),
+    };
+    // The caller may have gone away; its work is committed regardless.
+    let _ = reply.send(outcome);
 }
 
 /// The handle callers use to queue work for the writer thread.
@@ -166,9 +218,30 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection, &mut Events) -> Result<T, StoreError> + Send + 'static,
     {
+        self.queue_op(Some(work)).await
+    }
+
+    /// [`Writer::submit`] for work that may run twice, its first run's
+    /// writes and events rolled back: it must do nothing but write through
+    /// `conn` and record in its events. Saves the savepoint per operation.
+    pub(crate) async fn submit_repeatable<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection, &mut Events) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.queue_op(Repeat(work)).await
+    }
+
+    /// Queues `work` (either sort) and waits for its answer.
+    async fn queue_op<T, W>(&self, work: W) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        W: Send + 'static,
+        Op<T, W>: Pending,
+    {
         let (reply, answer) = oneshot::channel();
         let op = Op {
-            work: Some(work),
+            work,
             outcome: None,
             reply,
         };
@@ -296,9 +369,7 @@ fn run_batch(
     carry: &mut Carry,
 ) -> Result<(), StoreError> {
     exec(conn, "BEGIN IMMEDIATE")?;
-    let mut ran = batch
-        .iter_mut()
-        .try_for_each(|op| run_one(conn, op.as_mut(), done));
+    let mut ran = run_ops(conn, batch, done);
     let mut counted = std::mem::take(&mut done.history);
     let due = done.flush_history || carry.written.elapsed() >= HISTORY_EVERY;
     // With a write due, the carried counts are written with this batch's
@@ -351,6 +422,67 @@ fn write_history(conn: &Connection, history: &mut PendingHistory) -> Result<(), 
     exec(conn, "RELEASE history")
 }
 
+/// Runs the batch's operations in order: each run of repeatable ones as a
+/// group (see the module's header), every other in its own savepoint.
+fn run_ops(
+    conn: &Connection,
+    batch: &mut [Box<dyn Pending>],
+    done: &mut Events,
+) -> Result<(), StoreError> {
+    let mut start = 0;
+    while start < batch.len() {
+        let end = start
+            + batch[start..]
+                .iter()
+                .take_while(|op| op.repeatable())
+                .count();
+        if end == start {
+            run_one(conn, batch[start].as_mut(), done)?;
+            start += 1;
+        } else {
+            run_group(conn, &mut batch[start..end], start == 0, done)?;
+            start = end;
+        }
+    }
+    Ok(())
+}
+
+/// Runs repeatable operations together, under one savepoint, or none when
+/// they open the transaction (`first`); should one fail, undoes them all
+/// and runs each in its own savepoint, so the failing one rolls back alone.
+fn run_group(
+    conn: &Connection,
+    group: &mut [Box<dyn Pending>],
+    first: bool,
+    done: &mut Events,
+) -> Result<(), StoreError> {
+    if !first {
+        exec(conn, "SAVEPOINT ops")?;
+    }
+    let mut events = Events::default();
+    if group.iter_mut().all(|op| op.run(conn, &mut events)) {
+        done.absorb(events);
+        return if first {
+            Ok(())
+        } else {
+            exec(conn, "RELEASE ops")
+        };
+    }
+    if first {
+        // Nothing else is in the transaction yet: start it again.
+        if !conn.is_autocommit() {
+            exec(conn, "ROLLBACK")?;
+        }
+        exec(conn, "BEGIN IMMEDIATE")?;
+    } else {
+        exec(conn, "ROLLBACK TO ops")?;
+        exec(conn, "RELEASE ops")?;
+    }
+    group
+        .iter_mut()
+        .try_for_each(|op| run_one(conn, op.as_mut(), done))
+}
+
 fn run_one(conn: &Connection, op: &mut dyn Pending, done: &mut Events) -> Result<(), StoreError> {
     exec(conn, "SAVEPOINT op")?;
     let mut events = Events::default();
@@ -369,4 +501,147 @@ fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
         .and_then(|mut stmt| stmt.execute([]))
         .map(drop)
         .map_err(db_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::pin::Pin;
+
+    /// A writer on an in-memory database holding one table `t (op)`.
+    async fn writer() -> Arc<Writer> {
+        let open = || {
+            let conn = Connection::open_in_memory().map_err(db_error)?;
+            conn.execute_batch("CREATE TABLE t (op TEXT NOT NULL)")
+                .map_err(db_error)?;
+            Ok(conn)
+        };
+        Arc::new(Writer::start(open, broadcast::channel(16).0).await.unwrap())
+    }
+
+    /// Work that inserts `op` into `t`, then fails if `fails`.
+    fn insert(
+        op: &'static str,
+        fails: bool,
+    ) -> impl Fn(&Connection, &mut Events) -> Result<(), StoreError> {
+        move |conn, _| {
+            conn.execute("INSERT INTO t (op) VALUES (?1)", [op])
+                .map_err(db_error)?;
+            if fails {
+                return Err(StoreError::Internal(format!("{op} fails")));
+            }
+            Ok(())
+        }
+    }
+
+    /// Runs every operation of `ops` in one group commit, in that order:
+    /// the writer is held busy while they are queued one at a time.
+    async fn in_one_batch(writer: &Arc<Writer>, ops: Vec<Queue>) -> Vec<Result<(), StoreError>> {
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (go, go_rx) = std::sync::mpsc::channel::<()>();
+        let held = writer.clone();
+        let blocker = tokio::spawn(async move {
+            held.submit(move |_, _| {
+                started_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                Ok(())
+            })
+            .await
+        });
+        tokio::task::spawn_blocking(move || started.recv().unwrap())
+            .await
+            .unwrap();
+        let mut answers = Vec::new();
+        for (n, op) in ops.into_iter().enumerate() {
+            answers.push(tokio::spawn(op(writer.clone())));
+            while writer.load.queued.load(Ordering::Relaxed) <= n as u64 {
+                tokio::task::yield_now().await;
+            }
+        }
+        go.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        let mut results = Vec::new();
+        for answer in answers {
+            results.push(answer.await.unwrap());
+        }
+        results
+    }
+
+    /// The rows of `t`, sorted.
+    async fn rows(writer: &Writer) -> Vec<String> {
+        writer
+            .submit(|conn, _| {
+                let mut stmt = conn
+                    .prepare("SELECT op FROM t ORDER BY op")
+                    .map_err(db_error)?;
+                stmt.query_map([], |r| r.get(0))
+                    .and_then(|rows| rows.collect())
+                    .map_err(db_error)
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Queues one operation on the writer and answers its result.
+    type Queue = Box<
+        dyn FnOnce(Arc<Writer>) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>,
+    >;
+
+    /// [`insert`] as a repeatable operation.
+    fn repeatable(op: &'static str, fails: bool) -> Queue {
+        Box::new(move |w| Box::pin(async move { w.submit_repeatable(insert(op, fails)).await }))
+    }
+
+    /// [`insert`] as an operation that runs once.
+    fn once(op: &'static str, fails: bool) -> Queue {
+        Box::new(move |w| Box::pin(async move { w.submit(insert(op, fails)).await }))
+    }
+
+    /// A failing repeatable operation that opens the transaction, between
+    /// others that succeed: it alone is rolled back, and the others' writes
+    /// (undone with it, then run again) are there exactly once.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failing_repeatable_operation_first_in_its_transaction_rolls_back_alone() {
+        let writer = writer().await;
+        let results = in_one_batch(
+            &writer,
+            vec![
+                repeatable("a", false),
+                repeatable("b", true),
+                repeatable("c", false),
+            ],
+        )
+        .await;
+        assert!(results[0].is_ok(), "{results:?}");
+        assert!(
+            matches!(&results[1], Err(StoreError::Internal(m)) if m == "b fails"),
+            "{results:?}"
+        );
+        assert!(results[2].is_ok(), "{results:?}");
+        assert_eq!(rows(&writer).await, ["a", "c"]);
+    }
+
+    /// The same after operations that run once: those keep their writes,
+    /// and the repeatable group is rolled back to its own savepoint.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failing_repeatable_operation_after_others_rolls_back_alone() {
+        let writer = writer().await;
+        let results = in_one_batch(
+            &writer,
+            vec![
+                once("a", false),
+                once("b", true),
+                repeatable("c", false),
+                repeatable("d", true),
+                repeatable("e", false),
+                once("f", false),
+                repeatable("g", false),
+            ],
+        )
+        .await;
+        let failed: Vec<bool> = results.iter().map(Result::is_err).collect();
+        assert_eq!(failed, [false, true, false, true, false, false, false]);
+        assert_eq!(rows(&writer).await, ["a", "c", "e", "f", "g"]);
+    }
 }

@@ -20,7 +20,7 @@
 //! vCPU busy end to end) and alone (`baseline_idle`).
 //!
 //! Left out, because they are errand's runtime rather than the store's
-//! work: the writer thread and its queue, a savepoint per operation, the
+//! work: the writer thread and its queue, its savepoints, the
 //! fenced point read before each finish (which the baseline knows from
 //! its claim), decoding claimed rows into jobs, the throughput history
 //! (written about once a second), batch settling, the async runtime, the
