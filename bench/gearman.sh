@@ -40,10 +40,6 @@ errand="${ERRAND_BIN:-$root/target/release/errand}"
 postgres=0
 keep=""
 
-die() {
-    echo "gearman.sh: $*" >&2
-    exit 1
-}
 # free_port, need_peer_tools, bench_scratch, wait_port, start_gearmand, stop_server.
 source "$root/bench/lib.sh"
 
@@ -60,9 +56,11 @@ while [[ $# -gt 0 ]]; do
     *) die "unknown argument '$1' (see the header of $0)" ;;
     esac
 done
-for n in runs jobs gjobs sjobs latency; do
-    [[ "${!n}" =~ ^[1-9][0-9]*$ ]] || die "$n wants a positive integer, not '${!n}'"
-done
+positive_int --runs "$runs"
+positive_int --jobs "$jobs"
+positive_int --gearmand-jobs "$gjobs"
+positive_int --sqlite-jobs "$sjobs"
+positive_int --latency "$latency"
 
 # Every tool up front, so a missing one fails before anything starts.
 need_peer_tools "$errand" pcntl posix gearman

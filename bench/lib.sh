@@ -1,7 +1,42 @@
 # shellcheck shell=bash disable=SC2154 # root, postgres, keep, errand, gearmand: set by the caller
-# Sourced by the bench scripts: what they share. Each caller defines `die`
-# and sets `root`; the runners (remote.sh, gearman.sh, peers.sh) also
-# `postgres` and `keep` before calling bench_scratch.
+# Sourced by the bench scripts: what they share. The runners (remote.sh,
+# gearman.sh, peers.sh, pool-vs-gearmand.sh) set `root`, `postgres` and
+# `keep` before calling bench_scratch.
+
+# die MESSAGE...: prints "SCRIPT: MESSAGE" on stderr and exits 1.
+die() {
+    echo "${0##*/}: $*" >&2
+    exit 1
+}
+
+# positive_int OPTION VALUE...: dies unless every VALUE is a positive integer
+# (OPTION names the flag in the message).
+positive_int() {
+    local option=$1 value
+    shift
+    for value in "$@"; do
+        [[ "$value" =~ ^[1-9][0-9]*$ ]] || die "$option wants a positive integer, not '$value'"
+    done
+}
+
+# pg_bin: the newest installed PostgreSQL's bin directory (Debian layout),
+# else the one on PATH; dies if there is none.
+pg_bin() {
+    local dir
+    dir=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    if [[ -x "$dir/initdb" ]]; then
+        echo "$dir"
+    elif command -v initdb >/dev/null && command -v pg_ctl >/dev/null; then
+        dirname "$(command -v initdb)"
+    else
+        die "PostgreSQL not found (install Debian's postgresql package)"
+    fi
+}
+
+# pg_version: the server's version line, for a report's header.
+pg_version() {
+    "$(pg_bin)/postgres" --version 2>/dev/null || echo PostgreSQL
+}
 
 # free_port: prints a loopback port nobody listens on now (the caller
 # retries its start if the port is taken between this probe and its bind).

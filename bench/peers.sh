@@ -47,10 +47,6 @@ graphile=1
 postgres=0
 keep=""
 
-die() {
-    echo "peers.sh: $*" >&2
-    exit 1
-}
 # free_port, missing_packages, need_peer_tools, bench_scratch, wait_port, serve_errand,
 # start_gearmand, stop_server.
 source "$root/bench/lib.sh"
@@ -68,9 +64,10 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 sjobs=${sjobs:-$jobs}
-for n in runs jobs sjobs pickups; do
-    [[ "${!n}" =~ ^[1-9][0-9]*$ ]] || die "$n wants a positive integer, not '${!n}'"
-done
+positive_int --runs "$runs"
+positive_int --jobs "$jobs"
+positive_int --sqlite-jobs "$sjobs"
+positive_int --pickups "$pickups"
 
 # Every tool up front, so a missing one fails before anything starts.
 checks=(beanstalkd=beanstalkd gearman-job-server=/usr/sbin/gearmand php-cli=php php-cli=php:posix
@@ -246,7 +243,7 @@ versions="$("$errand" --version 2>/dev/null | head -n 1); $(beanstalkd -v); $("$
 versions+="; PHP $(php -r 'echo PHP_VERSION;'); $(python3 --version)"
 if ((graphile)); then
     versions+="; graphile-worker $(node -p "require('$graphile_dir/node_modules/graphile-worker/package.json').version")"
-    versions+=" on Node $(node --version), $("$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/postgres" --version)"
+    versions+=" on Node $(node --version), $(pg_version)"
 fi
 echo "$versions"
 echo "started $started; $runs round(s); $jobs jobs per enqueue and processing run (gearmand libsqlite3: $sjobs); $pickups pickups per run; $(nproc) cores, load average $(cut -d ' ' -f 1-3 /proc/loadavg)"

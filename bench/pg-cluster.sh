@@ -21,26 +21,11 @@ MARKER=.errand-bench-cluster
 SUPERUSER=postgres
 DATABASE=bench
 
-die() {
-    echo "pg-cluster.sh: $*" >&2
-    exit 1
-}
+# die, free_port, pg_bin.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
     die "usage: $0 start DIR | createdb DIR NAME | url DIR | stop DIR"
-}
-
-# The newest installed PostgreSQL's bin directory (Debian layout), else PATH.
-find_bin() {
-    local dir
-    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
-    if [[ -n "$dir" && -x "$dir/initdb" ]]; then
-        echo "$dir"
-    elif command -v initdb >/dev/null && command -v pg_ctl >/dev/null; then
-        dirname "$(command -v initdb)"
-    else
-        die "PostgreSQL not found (install Debian's postgresql package)"
-    fi
 }
 
 # Runs a server tool, as `postgres` when we are root.
@@ -52,8 +37,6 @@ as_owner() {
     fi
 }
 
-# free_port: a loopback port nobody listens on now.
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 require_cluster() {
     [[ -f "$1/$MARKER" ]] || die "$1 is not a cluster made by this script (no $MARKER)"
@@ -121,7 +104,7 @@ stop() {
 }
 
 [[ $# -ge 2 ]] || usage
-BIN=$(find_bin)
+BIN=$(pg_bin)
 case "$1" in
 start) [[ $# -eq 2 ]] || usage; start "$2" ;;
 createdb) [[ $# -eq 3 ]] || usage; require_cluster "$2"; create_database "$2" "$3" ;;

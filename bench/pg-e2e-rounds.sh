@@ -25,10 +25,7 @@ best=1024
 errand="${CARGO_TARGET_DIR:-$root/target}/release/errand-bench"
 before=""
 
-die() {
-    echo "pg-e2e-rounds.sh: $*" >&2
-    exit 1
-}
+source "$root/bench/lib.sh"
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -40,9 +37,9 @@ while [[ $# -gt 0 ]]; do
     *) die "unknown argument '$1' (see the header of $0)" ;;
     esac
 done
-for v in "$rounds" "$jobs" "$best"; do
-    [[ "$v" =~ ^[1-9][0-9]*$ ]] || die "'$v' is not a positive integer"
-done
+positive_int --rounds "$rounds"
+positive_int --jobs "$jobs"
+positive_int --best "$best"
 [[ -x "$errand" ]] || die "$errand not found: cargo build --release -p errand-bench"
 [[ -z "$before" || -x "$before" ]] || die "$before is not executable"
 command -v node >/dev/null || die "node is not installed (graphile-worker needs it)"
@@ -81,7 +78,7 @@ for r in $(seq 1 "$rounds"); do
         esac
     done
 done
-server=$("$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/postgres" --version 2>/dev/null || echo "PostgreSQL")
+server=$(pg_version)
 
 node - "$out" "$rounds" "$started" "$server" "$jobs" <<'JS'
 const fs = require("node:fs");

@@ -27,10 +27,7 @@ jobs=""
 errand="${CARGO_TARGET_DIR:-$root/target}/release/errand-bench"
 before=""
 
-die() {
-    echo "pg-limits-rounds.sh: $*" >&2
-    exit 1
-}
+source "$root/bench/lib.sh"
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -42,9 +39,9 @@ while [[ $# -gt 0 ]]; do
     *) die "unknown argument '$1' (see the header of $0)" ;;
     esac
 done
-for v in "$rounds" "$runs" ${jobs:+"$jobs"}; do
-    [[ "$v" =~ ^[1-9][0-9]*$ ]] || die "'$v' is not a positive integer"
-done
+positive_int --rounds "$rounds"
+positive_int --runs "$runs"
+positive_int --jobs ${jobs:+"$jobs"}
 [[ -x "$errand" ]] || die "$errand not found: cargo build --release -p errand-bench"
 [[ -z "$before" || -x "$before" ]] || die "$before is not executable"
 command -v python3 >/dev/null || die "python3 is needed for the summary"

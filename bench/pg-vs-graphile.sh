@@ -24,10 +24,7 @@ history=()
 errand="$root/target/release/errand-bench"
 keep=""
 
-die() {
-    echo "pg-vs-graphile.sh: $*" >&2
-    exit 1
-}
+source "$root/bench/lib.sh"
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -39,8 +36,8 @@ while [[ $# -gt 0 ]]; do
     *) die "unknown argument '$1' (see the header of $0)" ;;
     esac
 done
-[[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "--runs wants a positive integer, not '$runs'"
-[[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "--jobs wants a positive integer, not '$jobs'"
+positive_int --runs "$runs"
+positive_int --jobs "$jobs"
 [[ -x "$errand" ]] || die "$errand not found: cargo build --release -p errand-bench"
 command -v node >/dev/null || die "node is not installed (graphile-worker needs it)"
 
@@ -66,7 +63,7 @@ echo "errand-bench --runs $runs…" >&2
 url=$("$root/bench/pg-cluster.sh" createdb "$cluster" errand)
 "$errand" --database "$url" --json --runs "$runs" --jobs "$jobs" "${history[@]}" \
     >"$out/errand.json" 2> >(grep -v ' INFO ' >&2)
-server=$("$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/postgres" --version 2>/dev/null || echo "PostgreSQL")
+server=$(pg_version)
 
 # Side by side: medians of each side, and errand / graphile-worker.
 node - "$out" "$runs" "$started" "$server" <<'JS'

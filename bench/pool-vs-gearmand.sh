@@ -42,10 +42,6 @@ max_jobs=""
 postgres=0
 keep=""
 
-die() {
-    echo "pool-vs-gearmand.sh: $*" >&2
-    exit 1
-}
 source "$root/bench/lib.sh"
 
 while [[ $# -gt 0 ]]; do
@@ -59,9 +55,8 @@ while [[ $# -gt 0 ]]; do
     *) die "unknown argument '$1' (see the header of $0)" ;;
     esac
 done
-for n in runs jobs; do
-    [[ "${!n}" =~ ^[1-9][0-9]*$ ]] || die "$n wants a positive integer, not '${!n}'"
-done
+positive_int --runs "$runs"
+positive_int --jobs "$jobs"
 [[ -z "$max_jobs" || "$max_jobs" =~ ^[0-9]+$ ]] || die "--max-jobs wants a number, not '$max_jobs'"
 recycle=""
 if [[ -n "$max_jobs" ]]; then recycle="max_jobs = $max_jobs, "; fi

@@ -34,10 +34,6 @@ errand="${ERRAND_BIN:-$root/target/release/errand}"
 postgres=1
 keep=""
 
-die() {
-    echo "remote.sh: $*" >&2
-    exit 1
-}
 # free_port, need_peer_tools, bench_scratch, serve_errand.
 source "$root/bench/lib.sh"
 
@@ -53,9 +49,10 @@ while [[ $# -gt 0 ]]; do
     *) die "unknown argument '$1' (see the header of $0)" ;;
     esac
 done
-for n in runs jobs pickups batch; do
-    [[ "${!n}" =~ ^[1-9][0-9]*$ ]] || die "--$n wants a positive integer, not '${!n}'"
-done
+positive_int --runs "$runs"
+positive_int --jobs "$jobs"
+positive_int --pickups "$pickups"
+positive_int --batch "$batch"
 ((batch <= 1000)) || die "--batch is at most 1000 (the protocol's max_jobs)"
 
 # Every tool up front, so a missing one fails before anything starts.
@@ -160,10 +157,10 @@ for round in $(seq 1 "$runs"); do
     fi
 done
 
-pg_version=""
+pg_note=""
 if ((postgres)); then
-    pg_version=", $("$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/postgres" --version 2>/dev/null || echo PostgreSQL)"
+    pg_note=", $(pg_version)"
 fi
-echo "$("$errand" --version 2>/dev/null | head -n 1) vs $("$gearmand" --version 2>&1 | grep -m 1 gearmand)$pg_version; PHP $(php -r 'echo PHP_VERSION;')"
+echo "$("$errand" --version 2>/dev/null | head -n 1) vs $("$gearmand" --version 2>&1 | grep -m 1 gearmand)$pg_note; PHP $(php -r 'echo PHP_VERSION;')"
 echo "started $started; $runs round(s); $jobs jobs per throughput run; errand workers --batch $batch; $pickups pickups per run"
 php "$root/bench/remote/summary.php" "$results"
