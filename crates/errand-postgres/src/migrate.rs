@@ -40,6 +40,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (20, include_str!("../migrations/0020_shared_limit_lock.sql")),
     (21, include_str!("../migrations/0021_claim_kept_plan.sql")),
     (22, include_str!("../migrations/0022_one_limit_log.sql")),
+    (
+        23,
+        include_str!("../migrations/0023_claim_by_tid_end_by_key.sql"),
+    ),
 ];
 
 /// The newest schema this build knows.

@@ -372,24 +372,12 @@ async fn write_endings(
     let errors: Vec<Option<&str>> = endings.iter().map(|e| e.error.as_deref()).collect();
     let refunds: Vec<i32> = endings.iter().map(|e| e.refund).collect();
     let finished_at: Vec<Option<SystemTime>> = endings.iter().map(|e| e.finished_at).collect();
-    // `resolve` never answers `running`, so the lease always ends here. An
-    // error is recorded under the attempt that ran, before a refund lowers it.
+    // errand_end_attempts (migration 0023) looks each attempt up by its key.
     let stmt = client
         .prepare_cached(
-            "UPDATE jobs j SET state = u.state, run_at = COALESCE(u.run_at, j.run_at), \
-                 result = u.result, \
-                 errors = CASE WHEN u.error IS NULL THEN j.errors ELSE j.errors || \
-                     jsonb_build_array(jsonb_build_object('attempt', j.attempt, 'at', $9::text, \
-                         'error', u.error)) END, \
-                 attempt = j.attempt - u.refund, finished_at = u.finished_at, \
-                 lease_expires_at = NULL, worker = NULL \
-             FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], \
-                 $5::jsonb[], $6::text[], $7::int[], $8::timestamptz[]) \
-                 AS u(id, fence, state, run_at, result, error, refund, finished_at) \
-             WHERE j.id = u.id AND j.fence = u.fence AND j.state = 'running' \
-               AND ($10::timestamptz IS NULL OR j.lease_expires_at < $10) \
-               AND (NOT $11 OR j.batch_id IS NULL) \
-             RETURNING j.id, u.fence, j.state, j.queue, j.batch_id, j.kind, j.started_at",
+            "SELECT * FROM errand_end_attempts($1::bigint[], $2::bigint[], $3::text[], \
+                 $4::timestamptz[], $5::jsonb[], $6::text[], $7::int[], $8::timestamptz[], \
+                 $9::text, $10::timestamptz, $11::boolean)",
         )
         .await
         .map_err(db_error)?;
