@@ -40,6 +40,11 @@ use tokio_util::codec::Framed;
 /// back; a Gearman worker loop asks again at once after each report.
 const IDLE: Duration = Duration::from_secs(1);
 
+/// A job claimed ahead that waited this long for the worker says its jobs
+/// grew slower than the pace its claim was sized to: at a steady pace the
+/// last job of a claim waits about two batches, [`AHEAD`] each.
+const STALE: Duration = Duration::from_millis(4 * AHEAD.as_millis() as u64);
+
 /// Tag on every job submitted over Gearman.
 const GEARMAN_TAG: &str = "gearman";
 /// Tag on a job submitted with a foreground `SUBMIT_JOB*`: its client
@@ -66,6 +71,12 @@ struct Held {
     assigned: tokio::time::Instant,
 }
 
+/// A job claimed ahead of the worker, and when its claim answered.
+struct Ready {
+    job: ClaimedJob,
+    since: tokio::time::Instant,
+}
+
 /// Which grab asked for a job: it decides the assign packet.
 #[derive(Clone, Copy, PartialEq)]
 enum Grab {
@@ -88,7 +99,7 @@ struct Conn {
     held: HashMap<JobId, Held>,
     /// Jobs claimed ahead for the worker's next grabs, under this
     /// connection's lease; handed back unrun when it closes.
-    ready: VecDeque<ClaimedJob>,
+    ready: VecDeque<Ready>,
     /// How many jobs a claim takes.
     pace: Pace,
     /// A claim running while the worker works through `ready`, so its
@@ -445,7 +456,7 @@ impl Conn {
             self.refilled(jobs);
         }
         let job = match self.ready.pop_front() {
-            Some(job) => job,
+            Some(ready) => ready.job,
             None => match self.claim().await {
                 Some(job) => job,
                 None => return Packet::NoJob,
@@ -496,7 +507,7 @@ impl Conn {
         self.full = jobs.len() == max_jobs as usize;
         let mut jobs = jobs.into_iter();
         let first = jobs.next();
-        self.ready.extend(jobs);
+        self.keep_ready(jobs);
         first
     }
 
@@ -522,9 +533,16 @@ impl Conn {
     /// stopped doing meanwhile).
     fn refilled(&mut self, jobs: Vec<ClaimedJob>) {
         self.full = !jobs.is_empty() && jobs.len() >= self.pace.batch() as usize;
-        self.ready.extend(jobs);
+        self.keep_ready(jobs);
         let kinds = self.claimable();
         self.hand_back_ready(|job| !kinds.contains(&job.kind));
+    }
+
+    /// Keeps `jobs` for the worker's next grabs, claimed now.
+    fn keep_ready(&mut self, jobs: impl IntoIterator<Item = ClaimedJob>) {
+        let since = tokio::time::Instant::now();
+        self.ready
+            .extend(jobs.into_iter().map(|job| Ready { job, since }));
     }
 
     /// When the jobs claimed ahead should go to other workers: once the
@@ -551,14 +569,14 @@ impl Conn {
 
     /// Hands back the ready jobs `which` selects, unrun.
     fn hand_back_ready(&mut self, which: impl Fn(&ClaimedJob) -> bool) {
-        let (back, keep): (Vec<_>, Vec<_>) = self.ready.drain(..).partition(|j| which(j));
+        let (back, keep): (Vec<_>, Vec<_>) = self.ready.drain(..).partition(|r| which(&r.job));
         self.ready = keep.into();
         self.hand_back(back);
     }
 
     /// Hands `jobs` claimed ahead back to the queue, no attempt counted.
-    fn hand_back(&self, jobs: impl IntoIterator<Item = ClaimedJob>) {
-        for job in jobs {
+    fn hand_back(&self, jobs: impl IntoIterator<Item = Ready>) {
+        for Ready { job, .. } in jobs {
             self.finisher.end(
                 &self.hub,
                 Ending {
@@ -631,10 +649,19 @@ impl Conn {
         };
         self.pace.ran(held.assigned.elapsed());
         self.reported = tokio::time::Instant::now();
-        // Jobs grew slower: keep two batches' worth, let other workers
-        // have the rest.
+        // Jobs grew slower: once the oldest job claimed ahead has waited
+        // past STALE, keep two batches' worth at the new pace and let other
+        // workers have the rest. (Not on the count alone: a pace near a
+        // power of two halves and doubles the batch from one job to the
+        // next, and handing back and claiming again on every dip cost a
+        // second claim and a hand-back for most jobs.)
         let keep = 2 * self.pace.batch() as usize;
-        if self.ready.len() > keep {
+        if self.ready.len() > keep
+            && self
+                .ready
+                .front()
+                .is_some_and(|r| r.since.elapsed() >= STALE)
+        {
             let extra = self.ready.split_off(keep);
             self.hand_back(extra);
         }
@@ -698,9 +725,9 @@ impl Conn {
             fence: held.fence,
             progress: held.progress.take(),
         });
-        let ready = self.ready.iter().map(|job| HeldJob {
-            id: job.id,
-            fence: job.fence,
+        let ready = self.ready.iter().map(|r| HeldJob {
+            id: r.job.id,
+            fence: r.job.fence,
             progress: None,
         });
         let jobs = held.chain(ready).collect();
@@ -712,7 +739,7 @@ impl Conn {
             Ok(answer) => {
                 let lost: HashSet<JobId> = answer.lost.iter().map(|l| l.id).collect();
                 self.held.retain(|id, _| !lost.contains(id));
-                self.ready.retain(|job| !lost.contains(&job.id));
+                self.ready.retain(|r| !lost.contains(&r.job.id));
             }
             Err(e) => tracing::warn!(error = %e, conn = self.id, "gearman lease renewal failed"),
         }
@@ -1171,7 +1198,7 @@ impl Conn {
     async fn close(mut self, stopping: bool) {
         if let Some(refill) = self.refill.take() {
             let jobs = refill.await.unwrap_or_default();
-            self.ready.extend(jobs);
+            self.keep_ready(jobs);
         }
         // Never given to the worker: back to the queue, no attempt counted.
         self.hand_back_ready(|_| true);
