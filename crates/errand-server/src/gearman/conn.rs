@@ -5,7 +5,7 @@
 //! only jobs this connection holds; foreground results are forwarded to
 //! the submitting connections through the [`Hub`].
 
-use super::ahead::{AHEAD, Ending, Finisher, Pace};
+use super::ahead::{AHEAD, Ending, Finisher, Pace, surplus};
 use super::data::{to_bytes, to_json};
 use super::{ConnInfo, EXCEPTION_ERROR, Hub, Listener, OnEnd, lock};
 use bytes::Bytes;
@@ -39,11 +39,6 @@ use tokio_util::codec::Framed;
 /// does other work between jobs, or stopped) gives its jobs claimed ahead
 /// back; a Gearman worker loop asks again at once after each report.
 const IDLE: Duration = Duration::from_secs(1);
-
-/// A job claimed ahead that waited this long for the worker says its jobs
-/// grew slower than the pace its claim was sized to: at a steady pace the
-/// last job of a claim waits about two batches, [`AHEAD`] each.
-const STALE: Duration = Duration::from_millis(4 * AHEAD.as_millis() as u64);
 
 /// Tag on every job submitted over Gearman.
 const GEARMAN_TAG: &str = "gearman";
@@ -649,20 +644,12 @@ impl Conn {
         };
         self.pace.ran(held.assigned.elapsed());
         self.reported = tokio::time::Instant::now();
-        // Jobs grew slower: once the oldest job claimed ahead has waited
-        // past STALE, keep two batches' worth at the new pace and let other
-        // workers have the rest. (Not on the count alone: a pace near a
-        // power of two halves and doubles the batch from one job to the
-        // next, and handing back and claiming again on every dip cost a
-        // second claim and a hand-back for most jobs.)
-        let keep = 2 * self.pace.batch() as usize;
-        if self.ready.len() > keep
-            && self
-                .ready
-                .front()
-                .is_some_and(|r| r.since.elapsed() >= STALE)
-        {
-            let extra = self.ready.split_off(keep);
+        // Jobs grew slower: other workers may have what this one will not
+        // reach soon.
+        let waited = self.ready.front().map_or(Duration::ZERO, |r| r.since.elapsed());
+        let extra = surplus(self.ready.len(), waited, self.pace.batch());
+        if extra > 0 {
+            let extra = self.ready.split_off(self.ready.len() - extra);
             self.hand_back(extra);
         }
         let handle = self.handle(id);
