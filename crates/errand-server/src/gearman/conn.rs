@@ -646,7 +646,10 @@ impl Conn {
         self.reported = tokio::time::Instant::now();
         // Jobs grew slower: other workers may have what this one will not
         // reach soon.
-        let waited = self.ready.front().map_or(Duration::ZERO, |r| r.since.elapsed());
+        let waited = self
+            .ready
+            .front()
+            .map_or(Duration::ZERO, |r| r.since.elapsed());
         let extra = surplus(self.ready.len(), waited, self.pace.batch());
         if extra > 0 {
             let extra = self.ready.split_off(self.ready.len() - extra);
