@@ -15,11 +15,32 @@ use errand_core::remote::{FinishedJob, WorkFinish, WorkerIdentity};
 use errand_core::{JobId, Lease, Outcome};
 use errand_gearman::Packet;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Most reports ended by one finish request (errand's per-request bound).
 const MAX_FINISH: usize = errand_core::remote::MAX_LEASES;
+
+/// A job claimed ahead that waited this long for its worker says the
+/// worker's jobs grew slower than the pace its claim was sized to: at a
+/// steady pace the last job of a claim waits about two batches, [`AHEAD`]
+/// each.
+pub(super) const STALE: Duration = Duration::from_millis(4 * AHEAD.as_millis() as u64);
+
+/// How many of the `ready` jobs claimed ahead (the oldest of which has
+/// waited `oldest_waited`) a worker whose claims now take `batch` jobs
+/// should hand back, newest first: those beyond two batches, once the
+/// oldest is [`STALE`]. Not on the count alone: a pace near a power of two
+/// halves and doubles the batch from one job to the next, and handing the
+/// surplus back on every dip made most jobs cost a second claim and a
+/// hand-back (docs/benchmarks.md, "Gearman listener").
+pub(super) fn surplus(ready: usize, oldest_waited: Duration, batch: u32) -> usize {
+    if oldest_waited < STALE {
+        return 0;
+    }
+    ready.saturating_sub(2 * batch as usize)
+}
 
 /// One attempt to end, and what to tell its foreground clients once the
 /// end is applied.
@@ -107,5 +128,24 @@ async fn run(hub: Arc<Hub>, worker: WorkerIdentity, mut rx: mpsc::UnboundedRecei
             // The watcher skipped them while they were finishing here.
             hub.ended(&retried).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dip_of_the_batch_hands_nothing_back_until_jobs_wait_too_long() {
+        // 512 claimed while one batch of 512 was left; the next report
+        // halves the batch to 256.
+        let fresh = Duration::from_millis(5);
+        assert_eq!(surplus(1023, fresh, 256), 0, "a dip: all kept");
+        assert_eq!(surplus(1023, STALE - Duration::from_millis(1), 1), 0);
+        // The worker really slowed: the oldest waited past STALE.
+        assert_eq!(surplus(1023, STALE, 256), 511, "two batches kept");
+        assert_eq!(surplus(1023, STALE * 2, 1), 1021);
+        assert_eq!(surplus(300, STALE, 256), 0, "within two batches");
+        assert_eq!(surplus(0, STALE, 1), 0);
     }
 }

@@ -5,7 +5,7 @@
 //! only jobs this connection holds; foreground results are forwarded to
 //! the submitting connections through the [`Hub`].
 
-use super::ahead::{AHEAD, Ending, Finisher, Pace};
+use super::ahead::{AHEAD, Ending, Finisher, Pace, surplus};
 use super::data::{to_bytes, to_json};
 use super::{ConnInfo, EXCEPTION_ERROR, Hub, Listener, OnEnd, lock};
 use bytes::Bytes;
@@ -66,6 +66,12 @@ struct Held {
     assigned: tokio::time::Instant,
 }
 
+/// A job claimed ahead of the worker, and when its claim answered.
+struct Ready {
+    job: ClaimedJob,
+    since: tokio::time::Instant,
+}
+
 /// Which grab asked for a job: it decides the assign packet.
 #[derive(Clone, Copy, PartialEq)]
 enum Grab {
@@ -88,7 +94,7 @@ struct Conn {
     held: HashMap<JobId, Held>,
     /// Jobs claimed ahead for the worker's next grabs, under this
     /// connection's lease; handed back unrun when it closes.
-    ready: VecDeque<ClaimedJob>,
+    ready: VecDeque<Ready>,
     /// How many jobs a claim takes.
     pace: Pace,
     /// A claim running while the worker works through `ready`, so its
@@ -445,7 +451,7 @@ impl Conn {
             self.refilled(jobs);
         }
         let job = match self.ready.pop_front() {
-            Some(job) => job,
+            Some(ready) => ready.job,
             None => match self.claim().await {
                 Some(job) => job,
                 None => return Packet::NoJob,
@@ -496,7 +502,7 @@ impl Conn {
         self.full = jobs.len() == max_jobs as usize;
         let mut jobs = jobs.into_iter();
         let first = jobs.next();
-        self.ready.extend(jobs);
+        self.keep_ready(jobs);
         first
     }
 
@@ -522,9 +528,16 @@ impl Conn {
     /// stopped doing meanwhile).
     fn refilled(&mut self, jobs: Vec<ClaimedJob>) {
         self.full = !jobs.is_empty() && jobs.len() >= self.pace.batch() as usize;
-        self.ready.extend(jobs);
+        self.keep_ready(jobs);
         let kinds = self.claimable();
         self.hand_back_ready(|job| !kinds.contains(&job.kind));
+    }
+
+    /// Keeps `jobs` for the worker's next grabs, claimed now.
+    fn keep_ready(&mut self, jobs: impl IntoIterator<Item = ClaimedJob>) {
+        let since = tokio::time::Instant::now();
+        self.ready
+            .extend(jobs.into_iter().map(|job| Ready { job, since }));
     }
 
     /// When the jobs claimed ahead should go to other workers: once the
@@ -551,14 +564,14 @@ impl Conn {
 
     /// Hands back the ready jobs `which` selects, unrun.
     fn hand_back_ready(&mut self, which: impl Fn(&ClaimedJob) -> bool) {
-        let (back, keep): (Vec<_>, Vec<_>) = self.ready.drain(..).partition(|j| which(j));
+        let (back, keep): (Vec<_>, Vec<_>) = self.ready.drain(..).partition(|r| which(&r.job));
         self.ready = keep.into();
         self.hand_back(back);
     }
 
     /// Hands `jobs` claimed ahead back to the queue, no attempt counted.
-    fn hand_back(&self, jobs: impl IntoIterator<Item = ClaimedJob>) {
-        for job in jobs {
+    fn hand_back(&self, jobs: impl IntoIterator<Item = Ready>) {
+        for Ready { job, .. } in jobs {
             self.finisher.end(
                 &self.hub,
                 Ending {
@@ -631,11 +644,15 @@ impl Conn {
         };
         self.pace.ran(held.assigned.elapsed());
         self.reported = tokio::time::Instant::now();
-        // Jobs grew slower: keep two batches' worth, let other workers
-        // have the rest.
-        let keep = 2 * self.pace.batch() as usize;
-        if self.ready.len() > keep {
-            let extra = self.ready.split_off(keep);
+        // Jobs grew slower: other workers may have what this one will not
+        // reach soon.
+        let waited = self
+            .ready
+            .front()
+            .map_or(Duration::ZERO, |r| r.since.elapsed());
+        let extra = surplus(self.ready.len(), waited, self.pace.batch());
+        if extra > 0 {
+            let extra = self.ready.split_off(self.ready.len() - extra);
             self.hand_back(extra);
         }
         let handle = self.handle(id);
@@ -698,9 +715,9 @@ impl Conn {
             fence: held.fence,
             progress: held.progress.take(),
         });
-        let ready = self.ready.iter().map(|job| HeldJob {
-            id: job.id,
-            fence: job.fence,
+        let ready = self.ready.iter().map(|r| HeldJob {
+            id: r.job.id,
+            fence: r.job.fence,
             progress: None,
         });
         let jobs = held.chain(ready).collect();
@@ -712,7 +729,7 @@ impl Conn {
             Ok(answer) => {
                 let lost: HashSet<JobId> = answer.lost.iter().map(|l| l.id).collect();
                 self.held.retain(|id, _| !lost.contains(id));
-                self.ready.retain(|job| !lost.contains(&job.id));
+                self.ready.retain(|r| !lost.contains(&r.job.id));
             }
             Err(e) => tracing::warn!(error = %e, conn = self.id, "gearman lease renewal failed"),
         }
@@ -1171,7 +1188,7 @@ impl Conn {
     async fn close(mut self, stopping: bool) {
         if let Some(refill) = self.refill.take() {
             let jobs = refill.await.unwrap_or_default();
-            self.ready.extend(jobs);
+            self.keep_ready(jobs);
         }
         // Never given to the worker: back to the queue, no attempt counted.
         self.hand_back_ready(|_| true);
