@@ -24,10 +24,6 @@ errand="${ERRAND_BIN:-$root/target/release/errand}"
 postgres=0 # read by bench_cleanup
 keep=""
 
-die() {
-    echo "drain-cpu.sh: $*" >&2
-    exit 1
-}
 source "$root/bench/lib.sh"
 
 while [[ $# -gt 0 ]]; do
@@ -39,9 +35,8 @@ while [[ $# -gt 0 ]]; do
     *) die "unknown argument '$1' (see the header of $0)" ;;
     esac
 done
-for n in runs jobs; do
-    [[ "${!n}" =~ ^[1-9][0-9]*$ ]] || die "$n wants a positive integer, not '${!n}'"
-done
+positive_int --runs "$runs"
+positive_int --jobs "$jobs"
 need_peer_tools "$errand" pcntl posix gearman
 bench_scratch drain-cpu
 py=(python3 "$root/bench/peers/peers.py")
