@@ -326,6 +326,9 @@ pub struct Key {
     pub queue: String,
 }
 
+/// Most keys [`Pending`] searches by a scan before building a key.
+const SCAN_KEYS: usize = 8;
+
 /// Counts not yet written: engines add to it as jobs move and write it
 /// out (history rows and totals) with a later transaction.
 #[derive(Debug, Default)]
@@ -340,8 +343,20 @@ pub fn minute_of(t: Timestamp) -> i64 {
 
 impl Pending {
     fn at(&mut self, now: Timestamp, kind: &str, queue: &str) -> &mut Tally {
+        let minute = minute_of(now);
+        // An operation's counts fall under one key or a few: finding it by
+        // a scan spares the two strings of a new key per job, which the
+        // SQLite writer paid on every claimed and finished job.
+        let same = |k: &Key| k.minute == minute && k.kind == kind && k.queue == queue;
+        if self.tallies.len() <= SCAN_KEYS && self.tallies.keys().any(same) {
+            return self
+                .tallies
+                .iter_mut()
+                .find_map(|(k, t)| same(k).then_some(t))
+                .expect("the key was just found");
+        }
         let key = Key {
-            minute: minute_of(now),
+            minute,
             kind: kind.to_string(),
             queue: queue.to_string(),
         };
@@ -575,6 +590,40 @@ mod tests {
         let p50 = h.quantile(0.5).unwrap().as_secs_f64();
         assert!((p50 - 0.75).abs() < 1e-9, "{p50}");
         assert_eq!(Histogram::default().quantile(0.5), None);
+    }
+
+    /// Counts land under their own (minute, kind, queue) whether the key
+    /// is found by the scan of a few keys or through the map beyond them.
+    #[test]
+    fn counts_land_under_their_key_with_few_keys_and_many() {
+        let now = Timestamp::UNIX_EPOCH;
+        let next_minute = now + jiff::SignedDuration::from_secs(MINUTE_SECONDS);
+        let mut p = Pending::default();
+        let kinds: Vec<String> = (0..2 * SCAN_KEYS).map(|k| format!("k{k}")).collect();
+        for round in 1..=3 {
+            for kind in &kinds {
+                for _ in 0..round {
+                    p.count(now, kind, "q", Counter::Enqueued);
+                }
+                p.count(now, kind, "other", Counter::Cancelled);
+                p.count(next_minute, kind, "q", Counter::Enqueued);
+            }
+        }
+        let all = p.drain();
+        assert_eq!(all.len(), 3 * kinds.len());
+        for (key, tally) in all {
+            let expected = match (key.minute, key.queue.as_str()) {
+                (0, "q") => (6, 0),
+                (0, "other") => (0, 3),
+                (MINUTE_SECONDS, "q") => (3, 0),
+                other => panic!("unexpected key {other:?}"),
+            };
+            assert_eq!(
+                (tally.counts.enqueued, tally.counts.cancelled),
+                expected,
+                "{key:?}"
+            );
+        }
     }
 
     #[test]

@@ -126,7 +126,8 @@ fn counts(conn: &Connection, id: BatchId) -> Result<BTreeMap<JobState, u64>, Sto
     Ok(counts)
 }
 
-/// Called at the end of every operation that can end jobs, with
+/// Called at the end of every operation that can end jobs (but finishes
+/// and lease rescues, which call [`settle_batches`]), with
 /// `events.finished` holding the jobs it ended: finishes each of their
 /// batches that has no live job left and is not finished yet, enqueueing
 /// its on-complete job. One lookup covers all the ended jobs, so a finish
@@ -149,6 +150,20 @@ pub(crate) fn settle(
                 .collect()
         })
         .map_err(db_error)?;
+    settle_batches(conn, events, batches, now)
+}
+
+/// [`settle`] for callers that already know the batches of the jobs they
+/// ended (read with the jobs' rows): saves the lookup, one statement per
+/// finish of jobs outside any batch. Each batch is settled once.
+pub(crate) fn settle_batches(
+    conn: &Connection,
+    events: &mut Events,
+    mut batches: Vec<BatchId>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    batches.sort_unstable();
+    batches.dedup();
     for batch in batches {
         finish_if_done(conn, events, batch, now)?;
     }

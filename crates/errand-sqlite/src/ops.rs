@@ -324,6 +324,7 @@ pub(crate) fn finish(
     // lookup hashes the whole SQL text.
     let mut read = conn.prepare_cached(RUNNING_ATTEMPT).map_err(db_error)?;
     let mut end = conn.prepare_cached(END_ATTEMPT).map_err(db_error)?;
+    let mut ended_batches = Vec::new();
     for f in finishes {
         let Some(attempt) = running_attempt(&mut read, f.lease)? else {
             applied.push(false);
@@ -337,10 +338,11 @@ pub(crate) fn finish(
             f.outcome.clone(),
             &f.backoff,
             now,
+            &mut ended_batches,
         )?);
     }
     drop((read, end));
-    batches::settle(conn, events, now)?;
+    batches::settle_batches(conn, events, ended_batches, now)?;
     Ok(applied)
 }
 
@@ -363,11 +365,13 @@ struct RunningAttempt {
     kind: String,
     queue: String,
     started_at: Option<i64>,
+    /// Read here so that settling batches needs no lookup of its own.
+    batch_id: Option<BatchId>,
 }
 
 /// Reads a [`RunningAttempt`]: `?1` id, `?2` the lease's fence.
-const RUNNING_ATTEMPT: &str = "SELECT attempt, max_attempts, kind, queue, started_at FROM jobs \
-     WHERE id = ?1 AND fence = ?2 AND state = 'running'";
+const RUNNING_ATTEMPT: &str = "SELECT attempt, max_attempts, kind, queue, started_at, batch_id \
+     FROM jobs WHERE id = ?1 AND fence = ?2 AND state = 'running'";
 
 /// The attempt `lease` holds, if it is still the job's running claim
 /// (`read` is [`RUNNING_ATTEMPT`]).
@@ -380,7 +384,7 @@ fn running_attempt(
         .map_err(db_error)
 }
 
-/// A [`RunningAttempt`] from five columns starting at `first`.
+/// A [`RunningAttempt`] from six columns starting at `first`.
 fn running_attempt_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<RunningAttempt> {
     Ok(RunningAttempt {
         attempt: r.get(first)?,
@@ -388,6 +392,7 @@ fn running_attempt_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<R
         kind: r.get(first + 2)?,
         queue: r.get(first + 3)?,
         started_at: r.get(first + 4)?,
+        batch_id: r.get(first + 5)?,
     })
 }
 
@@ -400,7 +405,7 @@ pub(crate) fn rescue_expired(
     let expired = {
         let mut stmt = conn
             .prepare_cached(
-                "SELECT id, fence, attempt, max_attempts, kind, queue, started_at \
+                "SELECT id, fence, attempt, max_attempts, kind, queue, started_at, batch_id \
                  FROM jobs INDEXED BY jobs_running \
                  WHERE state = 'running' AND lease_expires_at < ?1",
             )
@@ -418,6 +423,7 @@ pub(crate) fn rescue_expired(
         .map_err(db_error)?
     };
     let mut end = conn.prepare_cached(END_ATTEMPT).map_err(db_error)?;
+    let mut ended_batches = Vec::new();
     for (lease, attempt) in &expired {
         end_attempt(
             &mut end,
@@ -427,10 +433,11 @@ pub(crate) fn rescue_expired(
             Outcome::LeaseExpired,
             &Backoff::default(),
             now,
+            &mut ended_batches,
         )?;
     }
     drop(end);
-    batches::settle(conn, events, now)?;
+    batches::settle_batches(conn, events, ended_batches, now)?;
     Ok(expired.into_iter().map(|(lease, _)| lease.id).collect())
 }
 
@@ -449,7 +456,9 @@ pub(crate) const END_ATTEMPT: &str = "UPDATE jobs SET state = ?3, \
 /// Applies the transition `resolve` picks for a running attempt; the WHERE
 /// clause fences it to that claim (`end` is [`END_ATTEMPT`]). True when the
 /// claim was current. An error is recorded under the attempt that ran,
-/// before a refund lowers it.
+/// before a refund lowers it. The batch of a job that ended for good goes
+/// into `ended_batches`, to be settled.
+#[allow(clippy::too_many_arguments)]
 fn end_attempt(
     end: &mut Statement,
     events: &mut Events,
@@ -458,6 +467,7 @@ fn end_attempt(
     outcome: Outcome,
     backoff: &Backoff,
     now: Timestamp,
+    ended_batches: &mut Vec<BatchId>,
 ) -> Result<bool, StoreError> {
     let ending = Ending::of(&outcome);
     let t: Transition = resolve(running.attempt, running.max_attempts, outcome, backoff, now);
@@ -487,6 +497,7 @@ fn end_attempt(
         .ended(now, &running.kind, &running.queue, started, ending, t.state);
     if t.is_terminal() {
         events.finished.push(lease.id);
+        ended_batches.extend(running.batch_id);
     } else if t.state == JobState::Available {
         events.enqueued.insert(running.queue.clone());
     }

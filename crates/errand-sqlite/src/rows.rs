@@ -99,7 +99,20 @@ pub(crate) fn json_column<T: serde::de::DeserializeOwned>(
     row: &Row,
     i: usize,
 ) -> Result<T, StoreError> {
-    parse_json(&column::<String>(row, i)?, i)
+    parse_json(
+        text_column(row, i)?.ok_or_else(|| StoreError::Internal(format!("column {i} is NULL")))?,
+        i,
+    )
+}
+
+/// A nullable text column, borrowed from the row: the claim decodes every
+/// column of each job it starts on the writer thread, and reading its
+/// JSON and state columns as owned strings cost an allocation each.
+fn text_column<'r>(row: &'r Row, i: usize) -> Result<Option<&'r str>, StoreError> {
+    row.get_ref(i)
+        .map_err(db_error)?
+        .as_str_or_null()
+        .map_err(|e| StoreError::Internal(format!("column {i}: {e}")))
 }
 
 /// A nullable timestamp column.
@@ -120,7 +133,9 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
         queue: column(row, 2)?,
         payload: optional_json(row, 3)?.unwrap_or_default(),
         priority: column(row, 4)?,
-        state: parse_state(&column::<String>(row, 5)?)?,
+        state: parse_state(
+            text_column(row, 5)?.ok_or_else(|| StoreError::Internal("column 5 is NULL".into()))?,
+        )?,
         attempt: column(row, 6)?,
         max_attempts: column(row, 7)?,
         run_at: required_time_column(row, 8)?,
@@ -161,8 +176,8 @@ fn optional_json<T: serde::de::DeserializeOwned>(
     row: &Row,
     i: usize,
 ) -> Result<Option<T>, StoreError> {
-    column::<Option<String>>(row, i)?
-        .map(|text| parse_json(&text, i))
+    text_column(row, i)?
+        .map(|text| parse_json(text, i))
         .transpose()
 }
 
