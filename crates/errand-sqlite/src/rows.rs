@@ -99,10 +99,17 @@ pub(crate) fn json_column<T: serde::de::DeserializeOwned>(
     row: &Row,
     i: usize,
 ) -> Result<T, StoreError> {
-    parse_json(
-        text_column(row, i)?.ok_or_else(|| StoreError::Internal(format!("column {i} is NULL")))?,
-        i,
-    )
+    parse_json(required_text(row, i)?, i)
+}
+
+/// The error for a NULL where the schema never stores one.
+fn null_in(i: usize) -> StoreError {
+    StoreError::Internal(format!("column {i} is NULL"))
+}
+
+/// A text column that is never NULL, borrowed from the row.
+fn required_text<'r>(row: &'r Row, i: usize) -> Result<&'r str, StoreError> {
+    text_column(row, i)?.ok_or_else(|| null_in(i))
 }
 
 /// A nullable text column, borrowed from the row: the claim decodes every
@@ -122,7 +129,7 @@ pub(crate) fn time_column(row: &Row, i: usize) -> Result<Option<Timestamp>, Stor
 
 /// A timestamp column that is never NULL.
 pub(crate) fn required_time_column(row: &Row, i: usize) -> Result<Timestamp, StoreError> {
-    time_column(row, i)?.ok_or_else(|| StoreError::Internal(format!("column {i} is NULL")))
+    time_column(row, i)?.ok_or_else(|| null_in(i))
 }
 
 /// A job from a row selected with [`JOB_COLUMNS`].
@@ -133,9 +140,7 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
         queue: column(row, 2)?,
         payload: optional_json(row, 3)?.unwrap_or_default(),
         priority: column(row, 4)?,
-        state: parse_state(
-            text_column(row, 5)?.ok_or_else(|| StoreError::Internal("column 5 is NULL".into()))?,
-        )?,
+        state: parse_state(required_text(row, 5)?)?,
         attempt: column(row, 6)?,
         max_attempts: column(row, 7)?,
         run_at: required_time_column(row, 8)?,
