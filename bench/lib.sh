@@ -151,6 +151,22 @@ start_gearmand() {
     die "gearmand did not start in 5 tries; see $dir/gearmand.log and $dir/stderr.log"
 }
 
+# start_beanstalkd DIR: a fresh beanstalkd, loopback only, its binlog in
+# DIR/binlog and an fsync on every write (-f 0), logging to DIR/beanstalkd.log;
+# sets $bport and $server_pid.
+start_beanstalkd() {
+    local dir=$1
+    mkdir -p "$dir/binlog"
+    for _ in 1 2 3 4 5; do
+        bport=$(free_port)
+        beanstalkd -l 127.0.0.1 -p "$bport" -b "$dir/binlog" -f 0 >"$dir/beanstalkd.log" 2>&1 &
+        server_pid=$!
+        pids+=("$server_pid")
+        wait_port "$bport" "$server_pid" "$dir/beanstalkd.log" && return
+    done
+    die "beanstalkd did not start in 5 tries; see $dir/beanstalkd.log"
+}
+
 # stop_server: stops the server start_gearmand or serve_errand last started.
 stop_server() {
     kill "$server_pid" 2>/dev/null || true

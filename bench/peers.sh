@@ -48,7 +48,7 @@ postgres=0
 keep=""
 
 # free_port, missing_packages, need_peer_tools, bench_scratch, wait_port, serve_errand,
-# start_gearmand, stop_server.
+# start_gearmand, start_beanstalkd, stop_server.
 source "$root/bench/lib.sh"
 
 while [[ $# -gt 0 ]]; do
@@ -173,27 +173,14 @@ errand_round() {
     stop_server
 }
 
-# start_beanstalkd: a fresh beanstalkd, loopback only, its binlog in a new directory and an
-# fsync on every write (-f 0); sets $bport and $server_pid.
-start_beanstalkd() {
-    new_dir beanstalkd
-    mkdir -p "$dir/binlog"
-    for _ in 1 2 3 4 5; do
-        bport=$(free_port)
-        beanstalkd -l 127.0.0.1 -p "$bport" -b "$dir/binlog" -f 0 >"$dir/beanstalkd.log" 2>&1 &
-        server_pid=$!
-        pids+=("$server_pid")
-        wait_port "$bport" "$server_pid" "$dir/beanstalkd.log" && return
-    done
-    die "beanstalkd did not start in 5 tries; see $dir/beanstalkd.log"
-}
-
 beanstalkd_round() {
-    start_beanstalkd
+    new_dir beanstalkd
+    start_beanstalkd "$dir"
     record "$col_beanstalkd" '["enqueue", "drain", "drain_py"]' \
         "${py[@]}" beanstalk-throughput "127.0.0.1:$bport" "$jobs" 2 "$dir"
     stop_server
-    start_beanstalkd
+    new_dir beanstalkd
+    start_beanstalkd "$dir"
     record "$col_beanstalkd" '["pickup"]' "${py[@]}" beanstalk-pickup "127.0.0.1:$bport" "$pickups" "$dir"
     stop_server
 }

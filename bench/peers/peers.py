@@ -6,6 +6,9 @@ format of bench/remote/*.php (enqueue_jobs_per_s, jobs_per_s, p50_ms), so one su
   peers.py errand-enqueue URL JOBS            one job at a time over one keep-alive connection
   peers.py errand-health URL N               GET /healthz N times the same way: the HTTP round
                                               trip with no write, the ceiling of errand-enqueue
+  peers.py errand-enqueue-lean URL JOBS       the same with a lean client (LeanHttp): one socket,
+                                              the request's bytes built once
+  peers.py errand-health-lean URL N          GET /healthz the same way
   peers.py errand-fill URL JOBS               the same jobs in batches of 1,000 (not timed)
   peers.py errand-drain URL JOBS MARKS [LABEL [GO]]
                                               waits until JOBS noop jobs completed; the time
@@ -15,9 +18,11 @@ format of bench/remote/*.php (enqueue_jobs_per_s, jobs_per_s, p50_ms), so one su
   peers.py errand-pickup URL COUNT LOG        enqueue one job, wait for its line in LOG, repeat
   peers.py beanstalk-throughput HOST:PORT JOBS WORKERS SCRATCH
   peers.py beanstalk-pickup HOST:PORT COUNT SCRATCH
+  peers.py beanstalk-enqueue HOST:PORT JOBS  one put at a time (the enqueue of beanstalk-throughput)
   peers.py beanstalk-worker HOST:PORT         reserve/delete until killed (BENCH_MARKS,
                                               BENCH_PICKUP_LOG as for the PHP workers)
   peers.py summary RESULTS.jsonl COLUMN...    the markdown table (medians, ratios vs errand)
+  peers.py enqueue-summary RESULTS.jsonl     bench/enqueue.sh's table
 
 Clocks: time.time() here and microtime(true) in PHP are both CLOCK_REALTIME on one machine.
 """
@@ -116,6 +121,56 @@ class Errand:
 
     def completed(self):
         return int(self.request("GET", "/v1/stats").get("kinds", {}).get("noop", {}).get("completed", 0))
+
+
+class LeanHttp:
+    """POST /v1/jobs as a lean client would send it: one keep-alive socket, the request's bytes
+    built once, the answer's status line, headers (for its length) and JSON body read back. The
+    weight of the minimal beanstalk client below, against http.client's header parsing."""
+
+    def __init__(self, url, path, body):
+        host, port = url.removeprefix("http://").rstrip("/").split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.reader = self.sock.makefile("rb")
+        if body is None:
+            self.request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+        else:
+            data = json.dumps(body).encode()
+            self.request = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                            f"Content-Length: {len(data)}\r\n\r\n").encode() + data
+
+    def call(self):
+        self.sock.sendall(self.request)
+        status = self.reader.readline()
+        length = None
+        while (line := self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        if length is None or not status.startswith(b"HTTP/1.1 2"):
+            raise SystemExit(f"peers.py: lean client: {status!r} without a length or not a success")
+        return json.loads(self.reader.read(length))
+
+
+def errand_enqueue_lean(url, jobs):
+    client = LeanHttp(url, "/v1/jobs", {"kind": "noop", "payload": None})
+    started = time.time()
+    for _ in range(jobs):
+        client.call()
+    seconds = time.time() - started
+    emit({"scenario": "enqueue", "label": "errand-lean", "jobs": jobs,
+          "enqueue_jobs_per_s": round(jobs / seconds, 1)})
+
+
+def errand_health_lean(url, requests):
+    client = LeanHttp(url, "/healthz", None)
+    started = time.time()
+    for _ in range(requests):
+        client.call()
+    seconds = time.time() - started
+    emit({"scenario": "health", "label": "errand-lean", "requests": requests,
+          "health_per_s": round(requests / seconds, 1)})
 
 
 def errand_enqueue(url, jobs):
@@ -275,6 +330,16 @@ def beanstalk_throughput(address, jobs, workers, scratch, label):
           "enqueue_jobs_per_s": round(jobs / enqueue_seconds, 1)})
 
 
+def beanstalk_enqueue(address, jobs):
+    client = Beanstalk(address)
+    started = time.time()
+    for _ in range(jobs):
+        client.put(b"null")
+    seconds = time.time() - started
+    emit({"scenario": "enqueue", "label": "beanstalkd", "jobs": jobs,
+          "enqueue_jobs_per_s": round(jobs / seconds, 1)})
+
+
 def beanstalk_pickup(address, count, scratch, label):
     log = os.path.join(scratch, f"pickup-{label}-{os.getpid()}")
     open(log, "w").close()
@@ -352,6 +417,34 @@ def summary(path, columns):
         print(f"- {col}: " + "; ".join(parts))
 
 
+# bench/enqueue.sh's table: each errand client's rate beside the beanstalkd client of its weight.
+ENQUEUE_PAIRS = [
+    ("python, lean", "python, lean"),
+    ("python, http.client", "python, lean"),
+    ("php", "php"),
+    ("healthz, lean", "python, lean"),
+]
+
+
+def enqueue_summary(path):
+    rates = {}  # {(server, client): {round: rate}}
+    with open(path) as f:
+        for line in f:
+            rec = json.loads(line)
+            rates.setdefault((rec["server"], rec["client"]), {})[rec["round"]] = rec["rate"]
+    print("| errand client | errand (jobs/s) | beanstalkd -f 0, same-weight client (jobs/s) "
+          "| errand ÷ beanstalkd, median per round | per round |")
+    print("| --- | --- | --- | --- | --- |")
+    for ours, theirs in ENQUEUE_PAIRS:
+        mine, peer = rates.get(("errand", ours), {}), rates.get(("beanstalkd", theirs), {})
+        rounds = sorted(r for r in mine if r in peer)
+        if not rounds:
+            continue
+        ratios = [mine[r] / peer[r] for r in rounds]
+        print(f"| {ours} | {median(list(mine.values())):,.0f} | {median(list(peer.values())):,.0f} ({theirs}) "
+              f"| {median(ratios):.2f}× | " + " / ".join(f"{x:.2f}" for x in ratios) + " |")
+
+
 def main(argv):
     if len(argv) < 2:
         raise SystemExit(__doc__)
@@ -360,6 +453,12 @@ def main(argv):
         errand_enqueue(args[0], int(args[1]))
     elif cmd == "errand-health":
         errand_health(args[0], int(args[1]))
+    elif cmd == "errand-enqueue-lean":
+        errand_enqueue_lean(args[0], int(args[1]))
+    elif cmd == "errand-health-lean":
+        errand_health_lean(args[0], int(args[1]))
+    elif cmd == "beanstalk-enqueue":
+        beanstalk_enqueue(args[0], int(args[1]))
     elif cmd == "errand-fill":
         errand_fill(args[0], int(args[1]))
     elif cmd == "errand-drain":
@@ -375,6 +474,8 @@ def main(argv):
         beanstalk_worker(args[0])
     elif cmd == "summary":
         summary(args[0], args[1:])
+    elif cmd == "enqueue-summary":
+        enqueue_summary(args[0])
     else:
         raise SystemExit(__doc__)
 
