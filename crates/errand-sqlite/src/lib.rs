@@ -34,7 +34,7 @@ mod writer;
 use crate::lock::DbLock;
 use crate::read::{BUSY_TIMEOUT, Readers};
 use crate::rows::db_error;
-use crate::writer::{Events, Writer};
+use crate::writer::Writer;
 use async_trait::async_trait;
 use errand_core::Clock;
 use errand_core::audit::{AuditActor, AuditEntry, AuditFilter};
@@ -59,11 +59,6 @@ use tokio::sync::broadcast;
 
 /// How many events a slow subscriber may fall behind before it lags.
 const EVENT_CAPACITY: usize = 1024;
-
-/// Most jobs an enqueue may commit on its caller's thread (decision 0043):
-/// a web request's job or a few, not a batch that would hold a runtime
-/// worker for milliseconds.
-const IN_PLACE_JOBS: usize = 16;
 
 /// How hard SQLite works to make each commit durable (`[sqlite]
 /// synchronous`: `full`, `normal` or `off`).
@@ -275,16 +270,10 @@ fn open_writer(
 impl Store for SqliteStore {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, StoreError> {
         let clock = self.clock();
-        let few = jobs.len() <= IN_PLACE_JOBS;
-        let work = move |conn: &Connection, events: &mut Events| {
-            ops::enqueue(conn, events, jobs, clock.now())
-        };
-        let writer = &self.inner.writer;
-        if few {
-            writer.submit_in_place(work).await
-        } else {
-            writer.submit(work).await
-        }
+        self.inner
+            .writer
+            .submit(move |conn, events| ops::enqueue(conn, events, jobs, clock.now()))
+            .await
     }
 
     async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {

@@ -1,15 +1,12 @@
 //! The one writer: a dedicated thread owns the only write connection and
 //! commits every operation queued at the time in one transaction (group
-//! commit); a short operation that finds nothing queued and no commit
-//! running commits alone on its caller's thread instead
-//! ([`Writer::submit_in_place`], decision 0043), sparing a lone request two
-//! thread hand-offs. Either way a failing operation rolls back alone. An
-//! operation that may run twice ([`Writer::submit_repeatable`]: claims,
-//! finishes, heartbeats) runs with its neighbours of that sort under one
-//! savepoint (none at the start of the transaction); should one fail, that
-//! group is rolled back and run again one operation per savepoint. Any
-//! other operation runs in its own savepoint. Callers are answered, and
-//! events sent, only after the COMMIT.
+//! commit), where a failing operation rolls back alone. An operation that
+//! may run twice ([`Writer::submit_repeatable`]: claims, finishes,
+//! heartbeats) runs with its neighbours of that sort under one savepoint
+//! (none at the start of the transaction); should one fail, that group is
+//! rolled back and run again one operation per savepoint. Any other
+//! operation runs in its own savepoint. Callers are answered, and events
+//! sent, only after the COMMIT.
 //! The history counts the operations made ([`errand_core::history`]) are
 //! carried in memory and written by the first group commit at least
 //! [`HISTORY_EVERY`] after the previous write (or one that asks for it),
@@ -26,7 +23,7 @@ use rusqlite::Connection;
 use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError, mpsc};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, oneshot};
@@ -169,71 +166,7 @@ fn answer<T>(
 pub(crate) struct Writer {
     queue: Option<mpsc::Sender<Box<dyn Pending>>>,
     thread: Option<JoinHandle<()>>,
-    shared: Arc<Shared>,
-}
-
-/// What the writer thread and a caller committing on its own thread share.
-struct Shared {
-    /// Held through each group commit, by whichever thread runs it.
-    core: Mutex<Core>,
-    events: broadcast::Sender<StoreEvent>,
-    load: Load,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("load", &self.load).finish()
-    }
-}
-
-/// The core a thread panicked holding (operations run guarded, so only a
-/// bug in the commit itself): its transaction, if one is open, rolled back.
-fn recovered(core: MutexGuard<'_, Core>) -> MutexGuard<'_, Core> {
-    if !core.conn.is_autocommit()
-        && let Err(e) = exec(&core.conn, "ROLLBACK")
-    {
-        tracing::error!(error = %e, "rollback after a panicked commit failed");
-    }
-    core
-}
-
-/// The only write connection and the history counts carried between commits.
-struct Core {
-    conn: Connection,
-    carry: Carry,
-}
-
-impl Shared {
-    /// The core, even if a thread panicked holding it ([`recovered`]).
-    fn lock(&self) -> MutexGuard<'_, Core> {
-        self.core
-            .lock()
-            .unwrap_or_else(|poisoned| recovered(poisoned.into_inner()))
-    }
-
-    /// The core, if no commit is running now.
-    fn try_lock(&self) -> Option<MutexGuard<'_, Core>> {
-        match self.core.try_lock() {
-            Ok(core) => Some(core),
-            Err(TryLockError::Poisoned(poisoned)) => Some(recovered(poisoned.into_inner())),
-            Err(TryLockError::WouldBlock) => None,
-        }
-    }
-
-    /// Runs `batch` in one transaction on `core`, answers each caller and,
-    /// once committed, sends the events.
-    fn commit(&self, core: &mut Core, batch: &mut Vec<Box<dyn Pending>>) {
-        let mut done = Events::default();
-        let started = Instant::now();
-        let commit = run_batch(&core.conn, batch, &mut done, &mut core.carry);
-        self.load.commits.observe(started.elapsed());
-        if commit.is_ok() {
-            done.publish(&self.events);
-        }
-        for op in batch.drain(..) {
-            op.answer(&commit);
-        }
-    }
+    load: Arc<Load>,
 }
 
 /// What the writer reports about its own work, for `/metrics`.
@@ -254,35 +187,29 @@ impl Writer {
     ) -> Result<Writer, StoreError> {
         let (queue, incoming) = mpsc::channel::<Box<dyn Pending>>();
         let (ready_tx, ready) = oneshot::channel();
+        let load = Arc::new(Load::default());
+        let thread_load = load.clone();
         let thread = std::thread::Builder::new()
             .name("errand-sqlite-writer".into())
             .spawn(move || match open() {
                 Ok(conn) => {
-                    let carry = Carry {
-                        pending: PendingHistory::default(),
-                        written: Instant::now(),
-                    };
-                    let shared = Arc::new(Shared {
-                        core: Mutex::new(Core { conn, carry }),
-                        events,
-                        load: Load::default(),
-                    });
-                    let _ = ready_tx.send(Ok(shared.clone()));
-                    run(&shared, incoming);
+                    let _ = ready_tx.send(Ok(()));
+                    run(conn, incoming, events, &thread_load);
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
                 }
             })
             .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
-        let shared = ready
+        let started = ready
             .await
-            .unwrap_or_else(|_| Err(StoreError::Internal("the writer thread died".into())))?;
-        Ok(Writer {
+            .unwrap_or_else(|_| Err(StoreError::Internal("the writer thread died".into())));
+        let writer = Writer {
             queue: Some(queue),
             thread: Some(thread),
-            shared,
-        })
+            load,
+        };
+        started.map(|()| writer)
     }
 
     /// Runs `work` in the next group commit and returns its result once committed.
@@ -291,17 +218,7 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection, &mut Events) -> Result<T, StoreError> + Send + 'static,
     {
-        self.queue_op(Some(work), false).await
-    }
-
-    /// [`Writer::submit`] for short work (a few inserts), committed on the
-    /// caller's thread when the writer is idle ([`Writer::commit_here`]).
-    pub(crate) async fn submit_in_place<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection, &mut Events) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.queue_op(Some(work), true).await
+        self.queue_op(Some(work)).await
     }
 
     /// [`Writer::submit`] for work that may run twice, its first run's
@@ -312,37 +229,28 @@ impl Writer {
         T: Send + 'static,
         F: Fn(&Connection, &mut Events) -> Result<T, StoreError> + Send + 'static,
     {
-        self.queue_op(Repeat(work), false).await
+        self.queue_op(Repeat(work)).await
     }
 
-    /// Queues `work` (either sort), or commits it here if `in_place` allows
-    /// ([`Writer::commit_here`]), and waits for its answer.
-    async fn queue_op<T, W>(&self, work: W, in_place: bool) -> Result<T, StoreError>
+    /// Queues `work` (either sort) and waits for its answer.
+    async fn queue_op<T, W>(&self, work: W) -> Result<T, StoreError>
     where
         T: Send + 'static,
         W: Send + 'static,
         Op<T, W>: Pending,
     {
         let (reply, answer) = oneshot::channel();
-        let op: Box<dyn Pending> = Box::new(Op {
+        let op = Op {
             work,
             outcome: None,
             reply,
-        });
-        let queued = if in_place {
-            self.commit_here(op)
-        } else {
-            Some(op)
         };
-        if let Some(op) = queued {
-            let queue = self.queue.as_ref().expect("queue lives until drop");
-            let load = &self.shared.load;
-            load.queued.fetch_add(1, Ordering::Relaxed);
-            queue.send(op).map_err(|_| {
-                load.queued.fetch_sub(1, Ordering::Relaxed);
-                StoreError::Unavailable("the writer thread has stopped".into())
-            })?;
-        }
+        let queue = self.queue.as_ref().expect("queue lives until drop");
+        self.load.queued.fetch_add(1, Ordering::Relaxed);
+        queue.send(Box::new(op)).map_err(|_| {
+            self.load.queued.fetch_sub(1, Ordering::Relaxed);
+            StoreError::Unavailable("the writer thread has stopped".into())
+        })?;
         answer.await.unwrap_or_else(|_| {
             Err(StoreError::Unavailable(
                 "the writer thread has stopped".into(),
@@ -352,37 +260,11 @@ impl Writer {
 }
 
 impl Writer {
-    /// Commits `op` alone on this thread, answering it, when nothing is
-    /// queued and no commit runs; else hands it back to be queued. The
-    /// writer thread would commit the same group of one, but after a
-    /// wake-up, and wake the caller after it: those two hand-offs cost a
-    /// lone enqueue a sixth of its rate. The commit blocks this runtime
-    /// worker, as a short one may: only on a runtime with other workers,
-    /// which keep serving meanwhile. (`block_in_place` would hand this
-    /// worker's tasks to another thread per commit, which cost more than it
-    /// saved.) Under load the writer thread's group commits take over, as
-    /// the queue is rarely empty.
-    fn commit_here(&self, op: Box<dyn Pending>) -> Option<Box<dyn Pending>> {
-        let spare_workers = tokio::runtime::Handle::try_current().is_ok_and(|rt| {
-            rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-                && rt.metrics().num_workers() > 1
-        });
-        if !spare_workers || self.shared.load.queued.load(Ordering::Relaxed) > 0 {
-            return Some(op);
-        }
-        let Some(mut core) = self.shared.try_lock() else {
-            return Some(op);
-        };
-        self.shared.commit(&mut core, &mut vec![op]);
-        None
-    }
-
     /// Commit latencies so far and operations waiting for the writer.
     pub(crate) fn load(&self) -> StoreLoad {
-        let load = &self.shared.load;
         StoreLoad {
-            commits: load.commits.snapshot(),
-            pending_writes: load.queued.load(Ordering::Relaxed),
+            commits: self.load.commits.snapshot(),
+            pending_writes: self.load.queued.load(Ordering::Relaxed),
         }
     }
 }
@@ -399,21 +281,31 @@ impl Drop for Writer {
     }
 }
 
-fn run(shared: &Shared, incoming: mpsc::Receiver<Box<dyn Pending>>) {
+fn run(
+    conn: Connection,
+    incoming: mpsc::Receiver<Box<dyn Pending>>,
+    events: broadcast::Sender<StoreEvent>,
+    load: &Load,
+) {
     let mut batch: Vec<Box<dyn Pending>> = Vec::with_capacity(MAX_BATCH);
+    let mut carry = Carry {
+        pending: PendingHistory::default(),
+        written: Instant::now(),
+    };
     loop {
-        // Wait no longer than carried counts are due (commits on callers'
-        // threads carry some too), so an idle store still writes them about
-        // a second late at most.
-        let due = HISTORY_EVERY.saturating_sub(shared.lock().carry.written.elapsed());
-        let first = match incoming.recv_timeout(due.max(Duration::from_millis(1))) {
+        // With counts carried, wait no longer than their write is due, so
+        // an idle store still writes them about a second late at most.
+        let first = if carry.pending.is_empty() {
+            incoming
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+        } else {
+            incoming.recv_timeout(HISTORY_EVERY.saturating_sub(carry.written.elapsed()))
+        };
+        let first = match first {
             Ok(op) => op,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                let mut core = shared.lock();
-                let Core { conn, carry } = &mut *core;
-                if carry.written.elapsed() >= HISTORY_EVERY {
-                    write_carried(conn, carry);
-                }
+                write_carried(&conn, &mut carry);
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -425,22 +317,26 @@ fn run(shared: &Shared, incoming: mpsc::Receiver<Box<dyn Pending>>) {
                 Err(_) => break,
             }
         }
-        let mut core = shared.lock();
-        let taken = batch.len() as u64;
-        shared.load.queued.fetch_sub(taken, Ordering::Relaxed);
-        shared.commit(&mut core, &mut batch);
+        load.queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+        let mut done = Events::default();
+        let started = Instant::now();
+        let commit = run_batch(&conn, &mut batch, &mut done, &mut carry);
+        load.commits.observe(started.elapsed());
+        if commit.is_ok() {
+            done.publish(&events);
+        }
+        for op in batch.drain(..) {
+            op.answer(&commit);
+        }
     }
     // The queue closed (the store is dropped): write what is carried.
-    let mut core = shared.lock();
-    let Core { conn, carry } = &mut *core;
-    write_carried(conn, carry);
+    write_carried(&conn, &mut carry);
 }
 
 /// Writes the carried counts in a transaction of their own (the writer is
 /// idle or closing).
 fn write_carried(conn: &Connection, carry: &mut Carry) {
     if carry.pending.is_empty() {
-        carry.written = Instant::now();
         return;
     }
     let written = exec(conn, "BEGIN IMMEDIATE")
@@ -659,7 +555,7 @@ mod tests {
         let mut answers = Vec::new();
         for (n, op) in ops.into_iter().enumerate() {
             answers.push(tokio::spawn(op(writer.clone())));
-            while writer.shared.load.queued.load(Ordering::Relaxed) <= n as u64 {
+            while writer.load.queued.load(Ordering::Relaxed) <= n as u64 {
                 tokio::task::yield_now().await;
             }
         }
@@ -700,62 +596,6 @@ mod tests {
     /// [`insert`] as an operation that runs once.
     fn once(op: &'static str, fails: bool) -> Queue {
         Box::new(move |w| Box::pin(async move { w.submit(insert(op, fails)).await }))
-    }
-
-    /// Short work that records the name of the thread it ran on.
-    fn thread_name(
-        conn: &Connection,
-        _: &mut Events,
-    ) -> Result<(String, std::thread::ThreadId), StoreError> {
-        let thread = std::thread::current();
-        conn.execute("INSERT INTO t (op) VALUES ('in place')", [])
-            .map_err(db_error)?;
-        Ok((thread.name().unwrap_or("").to_string(), thread.id()))
-    }
-
-    /// With nothing queued and no commit running, short work commits on
-    /// the caller's own thread, and is committed when answered.
-    #[tokio::test(flavor = "multi_thread")]
-    async fn an_idle_writer_lets_short_work_commit_on_the_callers_thread() {
-        let writer = writer().await;
-        let caller = std::thread::current().id();
-        let (_, ran_on) = writer.submit_in_place(thread_name).await.unwrap();
-        assert_eq!(ran_on, caller);
-        assert_eq!(rows(&writer).await, ["in place"]);
-        assert_eq!(writer.load().commits.count, 2);
-    }
-
-    /// A commit running: short work queues and the writer thread commits it
-    /// with the others queued, in order.
-    #[tokio::test(flavor = "multi_thread")]
-    async fn short_work_queues_behind_a_running_commit() {
-        let writer = writer().await;
-        let in_place: Queue = Box::new(|w| {
-            Box::pin(async move {
-                let (name, _) = w.submit_in_place(thread_name).await?;
-                assert_eq!(name, "errand-sqlite-writer");
-                Ok(())
-            })
-        });
-        let results = in_one_batch(&writer, vec![once("a", false), in_place]).await;
-        assert!(results.iter().all(Result::is_ok), "{results:?}");
-        assert_eq!(rows(&writer).await, ["a", "in place"]);
-    }
-
-    /// A runtime with one worker cannot spare it for a commit: short work
-    /// goes to the writer thread there.
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_single_threaded_runtime_hands_short_work_to_the_writer_thread() {
-        let writer = writer().await;
-        let (name, _) = writer.submit_in_place(thread_name).await.unwrap();
-        assert_eq!(name, "errand-sqlite-writer");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-    async fn a_runtime_of_one_worker_hands_short_work_to_the_writer_thread() {
-        let writer = writer().await;
-        let (name, _) = writer.submit_in_place(thread_name).await.unwrap();
-        assert_eq!(name, "errand-sqlite-writer");
     }
 
     /// A failing repeatable operation that opens the transaction, between
