@@ -14,12 +14,14 @@
 # Prints each round and a table: medians over rounds, and the median of errand ÷ beanstalkd
 # within each round.
 #
-#   bench/enqueue.sh [--runs N] [--jobs N] [--errand PATH] [--keep DIR]
+#   bench/enqueue.sh [--runs N] [--jobs N] [--errand PATH] [--baseline PATH] [--keep DIR]
 #
-# --runs N       rounds (default 5)
-# --jobs N       jobs per client run (default 5000)
-# --errand PATH  the server binary (default $ERRAND_BIN, else target/release/errand)
-# --keep DIR     keep the raw JSON lines and the logs in DIR
+# --runs N          rounds (default 5)
+# --jobs N          jobs per client run (default 5000)
+# --errand PATH     the server binary (default $ERRAND_BIN, else target/release/errand)
+# --baseline PATH   another errand binary, run the same way in each round after the first
+#                   (a change against the code before it); the table adds errand ÷ baseline
+# --keep DIR        keep the raw JSON lines and the logs in DIR
 #
 # Installs nothing: it names the missing Debian packages and stops.
 set -euo pipefail
@@ -28,6 +30,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 runs=5
 jobs=5000
 errand="${ERRAND_BIN:-$root/target/release/errand}"
+baseline=""
 postgres=0
 keep=""
 
@@ -40,6 +43,7 @@ while [[ $# -gt 0 ]]; do
     --runs) runs=${2:?}; shift 2 ;;
     --jobs) jobs=${2:?}; shift 2 ;;
     --errand) errand=${2:?}; shift 2 ;;
+    --baseline) baseline=${2:?}; shift 2 ;;
     --keep) keep=${2:?}; shift 2 ;;
     *) die "unknown argument '$1' (see the header of $0)" ;;
     esac
@@ -50,6 +54,7 @@ positive_int --jobs "$jobs"
 absent=$(missing_packages beanstalkd=beanstalkd php-cli=php php-curl=php:curl python3=python3 curl=curl)
 [[ -z "$absent" ]] || die "missing Debian packages: apt-get install $absent"
 [[ -x "$errand" ]] || die "no errand binary at $errand (cargo build --release -p errand, or --errand PATH)"
+[[ -z "$baseline" || -x "$baseline" ]] || die "no baseline binary at $baseline"
 bench_scratch enqueue
 
 results="$scratch/results.jsonl"
@@ -66,15 +71,25 @@ run() {
     printf '{"round":%d,"server":"%s","client":"%s","rate":%s}\n' "$round" "$server" "$client" "$rate" >>"$results"
 }
 
-for round in $(seq 1 "$runs"); do
-    dir="$scratch/errand-$round" && mkdir -p "$dir"
+# errand_runs SERVER: every errand client in turn on a fresh `$errand serve` (default
+# configuration plus a `noop` kind nothing runs, so the jobs wait), filed under SERVER.
+errand_runs() {
+    local server=$1 dir="$scratch/$1-$round"
+    mkdir -p "$dir"
     printf 'database = "sqlite://errand.db"\n\n[kinds.noop]\nremote = true\n' >"$dir/errand.toml"
     serve_errand "$dir"
-    run "$round" errand "python, lean" "${py[@]}" errand-enqueue-lean "$url" "$jobs"
-    run "$round" errand "python, http.client" "${py[@]}" errand-enqueue "$url" "$jobs"
-    run "$round" errand php "${php_enqueue[@]}" errand "$url" "$jobs"
-    run "$round" errand "healthz, lean" "${py[@]}" errand-health-lean "$url" "$jobs"
+    run "$round" "$server" "python, lean" "${py[@]}" errand-enqueue-lean "$url" "$jobs"
+    run "$round" "$server" "python, http.client" "${py[@]}" errand-enqueue "$url" "$jobs"
+    run "$round" "$server" php "${php_enqueue[@]}" errand "$url" "$jobs"
+    run "$round" "$server" "healthz, lean" "${py[@]}" errand-health-lean "$url" "$jobs"
     stop_server
+}
+
+for round in $(seq 1 "$runs"); do
+    errand_runs errand
+    if [[ -n "$baseline" ]]; then
+        errand=$baseline errand_runs baseline
+    fi
 
     dir="$scratch/beanstalkd-$round" && mkdir -p "$dir"
     start_beanstalkd "$dir"
@@ -83,7 +98,7 @@ for round in $(seq 1 "$runs"); do
     stop_server
 done
 
-echo "$("$errand" --version | head -n 1); $(beanstalkd -v); PHP $(php -r 'echo PHP_VERSION;'); $(python3 --version)"
+echo "$("$errand" --version | head -n 1)${baseline:+ (baseline: $baseline)}; $(beanstalkd -v); PHP $(php -r 'echo PHP_VERSION;'); $(python3 --version)"
 echo "$runs round(s) of $jobs jobs per client; $(nproc) cores, load average $(cut -d ' ' -f 1-3 /proc/loadavg)"
 echo
 "${py[@]}" enqueue-summary "$results"

@@ -432,17 +432,30 @@ def enqueue_summary(path):
         for line in f:
             rec = json.loads(line)
             rates.setdefault((rec["server"], rec["client"]), {})[rec["round"]] = rec["rate"]
-    print("| errand client | errand (jobs/s) | beanstalkd -f 0, same-weight client (jobs/s) "
+    servers = [s for s in ("errand", "baseline") if any(k[0] == s for k in rates)]
+    print("| server | errand client | errand (jobs/s) | beanstalkd -f 0, same-weight client (jobs/s) "
           "| errand ÷ beanstalkd, median per round | per round |")
-    print("| --- | --- | --- | --- | --- |")
-    for ours, theirs in ENQUEUE_PAIRS:
-        mine, peer = rates.get(("errand", ours), {}), rates.get(("beanstalkd", theirs), {})
-        rounds = sorted(r for r in mine if r in peer)
-        if not rounds:
-            continue
-        ratios = [mine[r] / peer[r] for r in rounds]
-        print(f"| {ours} | {median(list(mine.values())):,.0f} | {median(list(peer.values())):,.0f} ({theirs}) "
-              f"| {median(ratios):.2f}× | " + " / ".join(f"{x:.2f}" for x in ratios) + " |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for server in servers:
+        for ours, theirs in ENQUEUE_PAIRS:
+            mine, peer = rates.get((server, ours), {}), rates.get(("beanstalkd", theirs), {})
+            rounds = sorted(r for r in mine if r in peer)
+            if not rounds:
+                continue
+            ratios = [mine[r] / peer[r] for r in rounds]
+            print(f"| {server} | {ours} | {median(list(mine.values())):,.0f} "
+                  f"| {median(list(peer.values())):,.0f} ({theirs}) | {median(ratios):.2f}× | "
+                  + " / ".join(f"{x:.2f}" for x in ratios) + " |")
+    if "baseline" in servers:
+        print()
+        print("errand ÷ baseline, median per round (rounds ahead):")
+        for ours, _ in ENQUEUE_PAIRS:
+            new, old = rates.get(("errand", ours), {}), rates.get(("baseline", ours), {})
+            rounds = sorted(r for r in new if r in old)
+            if rounds:
+                ratios = [new[r] / old[r] for r in rounds]
+                ahead = sum(x > 1 for x in ratios)
+                print(f"- {ours}: {median(ratios):.3f}× ({ahead} of {len(ratios)})")
 
 
 def main(argv):

@@ -24,8 +24,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore};
-use tokio::time::Instant;
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -167,16 +167,20 @@ where
         .header_read_timeout(None)
         .serve_connection(io, service);
     tokio::pin!(conn);
+    let mut watchdog = Watchdog::new();
     let mut draining = false;
     loop {
         tokio::select! {
+            // The connection first: the watchdog then reads the state its
+            // poll left (see [`Watchdog`]).
+            biased;
             done = conn.as_mut() => {
                 if let Err(err) = done {
                     tracing::debug!("connection ended: {err}");
                 }
                 return;
             }
-            why = activity.expired(limits) => {
+            why = std::future::poll_fn(|cx| watchdog.poll_expired(cx, &activity, limits)) => {
                 tracing::debug!("closing connection: {why}");
                 return;
             }
@@ -205,7 +209,6 @@ async fn call(
 /// What a connection is doing, shared by its socket, its requests and its watchdog.
 struct Activity {
     state: Mutex<State>,
-    changed: Notify,
 }
 
 struct State {
@@ -228,7 +231,6 @@ impl Activity {
                 head_started: None,
                 served: false,
             }),
-            changed: Notify::new(),
         }
     }
 
@@ -242,8 +244,6 @@ impl Activity {
         let mut state = self.state();
         if state.in_flight == 0 && state.head_started.is_none() {
             state.head_started = Some(Instant::now());
-            drop(state);
-            self.changed.notify_one();
         }
     }
 
@@ -274,21 +274,46 @@ impl Activity {
             Some((state.idle_since + limits.idle_timeout, "idle keep-alive"))
         }
     }
+}
 
-    /// Resolves once the connection has passed a deadline.
-    async fn expired(&self, limits: &Connections) -> &'static str {
-        loop {
-            match self.deadline(limits) {
-                None => self.changed.notified().await,
-                Some((at, why)) if Instant::now() >= at => return why,
-                Some((at, _)) => {
-                    tokio::select! {
-                        _ = self.changed.notified() => {}
-                        _ = tokio::time::sleep_until(at) => {}
-                    }
-                }
-            }
+/// The connection's deadline as a timer, set again from [`Activity`] each
+/// time the connection's task runs. Every change to the activity happens
+/// inside that task (the socket's reads, a request's start and end), in the
+/// connection's poll, which runs first; so the timer always follows the
+/// latest state and nothing needs to wake the task. (It used a `Notify`:
+/// a task waking itself is taken by tokio as a yield, which queued the
+/// connection behind other work and woke a second runtime worker to steal
+/// it, twice per request.)
+struct Watchdog {
+    timer: Pin<Box<Sleep>>,
+    /// The deadline the timer is set to.
+    armed: Option<Instant>,
+}
+
+impl Watchdog {
+    fn new() -> Self {
+        Watchdog {
+            timer: Box::pin(tokio::time::sleep_until(Instant::now())),
+            armed: None,
         }
+    }
+
+    /// Ready with the reason once the connection has passed its deadline;
+    /// pending with no timer while a request is in progress.
+    fn poll_expired(
+        &mut self,
+        cx: &mut Context<'_>,
+        activity: &Activity,
+        limits: &Connections,
+    ) -> Poll<&'static str> {
+        let Some((at, why)) = activity.deadline(limits) else {
+            return Poll::Pending;
+        };
+        if self.armed != Some(at) {
+            self.timer.as_mut().reset(at);
+            self.armed = Some(at);
+        }
+        self.timer.as_mut().poll(cx).map(|()| why)
     }
 }
 
@@ -304,8 +329,6 @@ impl Drop for Busy {
             state.idle_since = Instant::now();
             state.served = true;
         }
-        drop(state);
-        self.0.changed.notify_one();
     }
 }
 
