@@ -123,6 +123,13 @@ class Errand:
         return int(self.request("GET", "/v1/stats").get("kinds", {}).get("noop", {}).get("completed", 0))
 
 
+def connect(host, port):
+    """One TCP connection with Nagle off (each request is one write), and a buffered reader on it."""
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock, sock.makefile("rb")
+
+
 class LeanHttp:
     """POST /v1/jobs as a lean client would send it: one keep-alive socket, the request's bytes
     built once, the answer's status line, headers (for its length) and JSON body read back. The
@@ -130,9 +137,7 @@ class LeanHttp:
 
     def __init__(self, url, path, body):
         host, port = url.removeprefix("http://").rstrip("/").split(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=30)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.reader = self.sock.makefile("rb")
+        self.sock, self.reader = connect(host, port)
         if body is None:
             self.request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
         else:
@@ -233,9 +238,7 @@ def errand_pickup(url, count, log):
 class Beanstalk:
     def __init__(self, address):
         host, port = address.split(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=30)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.reader = self.sock.makefile("rb")
+        self.sock, self.reader = connect(host, port)
 
     def call(self, line, body=None):
         data = line.encode() + b"\r\n"

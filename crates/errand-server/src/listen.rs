@@ -167,12 +167,14 @@ where
         .header_read_timeout(None)
         .serve_connection(io, service);
     tokio::pin!(conn);
-    let mut watchdog = Watchdog::new();
+    // The connection's deadline as a timer (see [`Activity::poll_expired`]).
+    let timer = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(timer);
     let mut draining = false;
     loop {
         tokio::select! {
             // The connection first: the watchdog then reads the state its
-            // poll left (see [`Watchdog`]).
+            // poll left (see [`Activity::poll_expired`]).
             biased;
             done = conn.as_mut() => {
                 if let Err(err) = done {
@@ -180,7 +182,7 @@ where
                 }
                 return;
             }
-            why = std::future::poll_fn(|cx| watchdog.poll_expired(cx, &activity, limits)) => {
+            why = std::future::poll_fn(|cx| activity.poll_expired(timer.as_mut(), cx, limits)) => {
                 tracing::debug!("closing connection: {why}");
                 return;
             }
@@ -274,46 +276,29 @@ impl Activity {
             Some((state.idle_since + limits.idle_timeout, "idle keep-alive"))
         }
     }
-}
 
-/// The connection's deadline as a timer, set again from [`Activity`] each
-/// time the connection's task runs. Every change to the activity happens
-/// inside that task (the socket's reads, a request's start and end), in the
-/// connection's poll, which runs first; so the timer always follows the
-/// latest state and nothing needs to wake the task. (It used a `Notify`:
-/// a task waking itself is taken by tokio as a yield, which queued the
-/// connection behind other work and woke a second runtime worker to steal
-/// it, twice per request.)
-struct Watchdog {
-    timer: Pin<Box<Sleep>>,
-    /// The deadline the timer is set to.
-    armed: Option<Instant>,
-}
-
-impl Watchdog {
-    fn new() -> Self {
-        Watchdog {
-            timer: Box::pin(tokio::time::sleep_until(Instant::now())),
-            armed: None,
-        }
-    }
-
-    /// Ready with the reason once the connection has passed its deadline;
-    /// pending with no timer while a request is in progress.
+    /// Ready with the reason once the connection has passed its deadline,
+    /// `timer` set to it; pending with no timer while a request is in
+    /// progress. Polled each time the connection's task runs, after the
+    /// connection: every change to the activity happens inside that task
+    /// (the socket's reads, a request's start and end), in the connection's
+    /// poll, so the timer always follows the latest state and nothing needs
+    /// to wake the task. (A `Notify` did: a task waking itself is taken by
+    /// tokio as a yield, which queued the connection behind other work and
+    /// woke a second runtime worker to steal it, twice per request.)
     fn poll_expired(
-        &mut self,
+        &self,
+        mut timer: Pin<&mut Sleep>,
         cx: &mut Context<'_>,
-        activity: &Activity,
         limits: &Connections,
     ) -> Poll<&'static str> {
-        let Some((at, why)) = activity.deadline(limits) else {
+        let Some((at, why)) = self.deadline(limits) else {
             return Poll::Pending;
         };
-        if self.armed != Some(at) {
-            self.timer.as_mut().reset(at);
-            self.armed = Some(at);
+        if timer.deadline() != at {
+            timer.as_mut().reset(at);
         }
-        self.timer.as_mut().poll(cx).map(|()| why)
+        timer.poll(cx).map(|()| why)
     }
 }
 
