@@ -11,6 +11,9 @@
 #   php           errand's PHP client (clients/php: one reused curl handle) against a PHP
 #                 stream socket speaking beanstalkd's protocol (bench/peers/enqueue.php);
 # plus GET /healthz from the lean client: the round trip with no write, the ceiling.
+# errand runs at its default (synchronous = full: every acknowledged job is on disk) and at its
+# fastest setting, synchronous = normal (fsync at checkpoints only: an acknowledged job survives
+# a crash of errand, not of the machine), each on a fresh server in every round.
 # Prints each round and a table: medians over rounds, and the median of errand ÷ beanstalkd
 # within each round.
 #
@@ -71,12 +74,17 @@ run() {
     printf '{"round":%d,"server":"%s","client":"%s","rate":%s}\n' "$round" "$server" "$client" "$rate" >>"$results"
 }
 
-# errand_runs SERVER: every errand client in turn on a fresh `$errand serve` (default
-# configuration plus a `noop` kind nothing runs, so the jobs wait), filed under SERVER.
+# errand_runs SERVER [SQLITE]: every errand client in turn on a fresh `$errand serve` (default
+# configuration, plus the [sqlite] table's line SQLITE if given, plus a `noop` kind nothing runs,
+# so the jobs wait), filed under SERVER.
 errand_runs() {
-    local server=$1 dir="$scratch/$1-$round"
+    local server=$1 sqlite=${2:-} dir="$scratch/$1-$round"
     mkdir -p "$dir"
-    printf 'database = "sqlite://errand.db"\n\n[kinds.noop]\nremote = true\n' >"$dir/errand.toml"
+    {
+        echo 'database = "sqlite://errand.db"'
+        [[ -z "$sqlite" ]] || printf '\n[sqlite]\n%s\n' "$sqlite"
+        printf '\n[kinds.noop]\nremote = true\n'
+    } >"$dir/errand.toml"
     serve_errand "$dir"
     run "$round" "$server" "python, lean" "${py[@]}" errand-enqueue-lean "$url" "$jobs"
     run "$round" "$server" "python, http.client" "${py[@]}" errand-enqueue "$url" "$jobs"
@@ -87,6 +95,7 @@ errand_runs() {
 
 for round in $(seq 1 "$runs"); do
     errand_runs errand
+    errand_runs "errand, normal" 'synchronous = "normal"'
     if [[ -n "$baseline" ]]; then
         errand=$baseline errand_runs baseline
     fi

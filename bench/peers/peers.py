@@ -434,7 +434,7 @@ def enqueue_summary(path):
         for line in f:
             rec = json.loads(line)
             rates.setdefault((rec["server"], rec["client"]), {})[rec["round"]] = rec["rate"]
-    servers = [s for s in ("errand", "baseline") if any(k[0] == s for k in rates)]
+    servers = [s for s in ("errand", "errand, normal", "baseline") if any(k[0] == s for k in rates)]
     print("| server | errand client | errand (jobs/s) | beanstalkd -f 0, same-weight client (jobs/s) "
           "| errand ÷ beanstalkd, median per round | per round |")
     print("| --- | --- | --- | --- | --- | --- |")
